@@ -1,0 +1,39 @@
+package esp
+
+import "sync/atomic"
+
+// Counters is a snapshot of an SA's counters. Bytes count inner packets (the
+// plaintext handed to Encap / returned by Decap), as IPsec byte lifetimes do.
+type Counters struct {
+	OutPackets, OutBytes uint64
+	InPackets, InBytes   uint64
+	// Errors counts refused packets by Reason, both directions together
+	// (each reason belongs to one direction, except no_room/too_big/wiped).
+	Errors [NumReasons]uint64
+}
+
+type counters struct {
+	outPackets, outBytes atomic.Uint64
+	inPackets, inBytes   atomic.Uint64
+	errors               [NumReasons]atomic.Uint64
+}
+
+// Counters returns a snapshot. Each field is read atomically; the fields are
+// not one consistent cut (nor need they be for lifetimes or metrics).
+func (sa *SA) Counters() Counters {
+	var c Counters
+	c.OutPackets = sa.ctr.outPackets.Load()
+	c.OutBytes = sa.ctr.outBytes.Load()
+	c.InPackets = sa.ctr.inPackets.Load()
+	c.InBytes = sa.ctr.inBytes.Load()
+	for i := range c.Errors {
+		c.Errors[i] = sa.ctr.errors[i].Load()
+	}
+	return c
+}
+
+// fail counts err's reason and returns it.
+func (sa *SA) fail(err *Error) (int, int, error) {
+	sa.ctr.errors[err.Reason].Add(1)
+	return 0, 0, err
+}

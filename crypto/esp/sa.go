@@ -1,0 +1,233 @@
+package esp
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/sha256"
+	"fmt"
+	"hash"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/xdpsec/xdpsec/crypto/replay"
+)
+
+// Buffer geometry. Encap and Decap take the packet at buf[off:off+n] and need
+// buf[off-Headroom:off] and buf[off+n:off+n+Tailroom] to exist; both regions
+// may be overwritten (the front one also serves as per-call scratch space, so
+// the hot path needs no heap and no per-SA scratch shared between workers).
+const (
+	// Headroom is the space Encap and Decap need in front of the packet:
+	// the largest encapsulation (outer IPv6 40 + UDP 8 + ESP 8 + CBC IV 16 =
+	// 72 bytes) plus 56 bytes of scratch.
+	Headroom = 128
+	// Tailroom is the space Encap needs behind the packet: padding (at most
+	// 15 bytes for a 16-byte block), pad length, next header and a 16-byte
+	// ICV, rounded up. TFC padding needs more (see Params.TFCPadTo).
+	Tailroom = 64
+	// MaxOverhead is the most bytes Encap adds to a packet (without TFC
+	// padding): the 72 bytes in front and 33 behind.
+	MaxOverhead = 72 + 15 + 2 + 16
+	// MaxPacket is the largest packet Encap produces or Decap accepts.
+	MaxPacket = 65535
+
+	scratchLen = 56 // buf[off-Headroom : off-Headroom+scratchLen]
+)
+
+// SA is one Security Association: one direction of one ESP flow. It exposes
+// both Encap (the outbound transform) and Decap (the inbound one); a dataplane
+// uses one of them per SA, the offline pcap tool either.
+//
+// Concurrency: Encap, Decap, Counters, NextSeq, ReplayTop and Wipe are safe to
+// call from any number of goroutines at once. Outbound sequence numbers come
+// from an atomic counter, so concurrent Encap calls never share one; the
+// replay window serialises on a short lock taken only after the ICV verified.
+type SA struct {
+	spi      uint32
+	mode     Mode
+	outer6   bool // outer (tunnel) or packet (transport) family is IPv6
+	src, dst [16]byte
+	esn      bool
+	udp      bool
+	sport    uint16
+	dport    uint16
+	ttl      uint8
+	df       DFPolicy
+	tfcPadTo int
+	ivLen    int
+	icvLen   int
+	align    int
+	kind     suiteKind
+	name     string
+	seqLimit uint64 // highest sequence number Encap may use
+
+	seq    atomic.Uint64 // last outbound sequence number used
+	window *replay.Window
+
+	st  atomic.Pointer[state]
+	ctr counters
+
+	// ivFunc, when set by tests, replaces IV generation (known-answer vectors
+	// carry arbitrary IVs).
+	ivFunc func(seq uint64, iv []byte)
+}
+
+// state is everything derived from key material. Wipe drops the SA's only
+// reference after zeroing keys, so in-flight calls finish with it and later
+// calls fail with ErrWiped.
+type state struct {
+	keys []byte      // one buffer holding every key copy the SA keeps
+	salt []byte      // aliases keys
+	aead cipher.AEAD // GCM, ChaCha20-Poly1305, GMAC
+	blk  cipher.Block
+	pool sync.Pool // *etmState for the encrypt-then-MAC suites
+}
+
+// etmState is per-goroutine state of an encrypt-then-MAC suite: HMAC and CBC
+// objects keep running state, so each call borrows one from the pool.
+type etmState struct {
+	mac  hash.Hash
+	enc  cipher.BlockMode
+	dec  cipher.BlockMode
+	ivs  [ivBatch * 16]byte // random CBC IVs, refilled in batches
+	next int
+}
+
+const ivBatch = 64
+
+type ivSetter interface{ SetIV([]byte) }
+
+// New validates p and returns an SA ready for Encap and Decap.
+func New(p Params) (*SA, error) {
+	spec, err := p.suite()
+	if err != nil {
+		return nil, fmt.Errorf("validate sa: %w", err)
+	}
+	sa := &SA{
+		spi:      p.SPI,
+		mode:     p.Mode,
+		outer6:   !p.Src.Unmap().Is4(),
+		src:      p.Src.Unmap().As16(),
+		dst:      p.Dst.Unmap().As16(),
+		esn:      p.ESN,
+		ttl:      p.TTL,
+		df:       p.DF,
+		tfcPadTo: int(p.TFCPadTo),
+		ivLen:    spec.ivLen,
+		icvLen:   spec.icvLen,
+		align:    spec.align,
+		kind:     spec.kind,
+		name:     spec.name,
+		seqLimit: 1<<32 - 1,
+	}
+	if sa.ttl == 0 {
+		sa.ttl = DefaultTTL
+	}
+	if p.ESN {
+		sa.seqLimit = 1<<64 - 1
+	}
+	if p.UDPEncap != nil {
+		sa.udp, sa.sport, sa.dport = true, p.UDPEncap.SrcPort, p.UDPEncap.DstPort
+	}
+	sa.seq.Store(p.Seq)
+	sa.window = replay.New(p.ReplayWindow, p.Seq)
+
+	st := &state{keys: make([]byte, 0, len(spec.cipher)+len(spec.salt)+len(spec.authKey))}
+	st.keys = append(st.keys, spec.cipher...)
+	st.keys = append(st.keys, spec.salt...)
+	st.keys = append(st.keys, spec.authKey...)
+	ck := st.keys[:len(spec.cipher)]
+	st.salt = st.keys[len(spec.cipher) : len(spec.cipher)+len(spec.salt)]
+	ak := st.keys[len(spec.cipher)+len(spec.salt):]
+
+	switch spec.kind {
+	case kindGCM, kindGMAC:
+		b, err := aes.NewCipher(ck)
+		if err != nil {
+			return nil, fmt.Errorf("create aes cipher: %w", err)
+		}
+		if st.aead, err = cipher.NewGCMWithTagSize(b, spec.icvLen); err != nil {
+			return nil, fmt.Errorf("create gcm: %w", err)
+		}
+	case kindChaCha:
+		if st.aead, err = chacha20poly1305.New(ck); err != nil {
+			return nil, fmt.Errorf("create chacha20-poly1305: %w", err)
+		}
+	case kindCBC, kindNull:
+		if spec.kind == kindCBC {
+			if st.blk, err = aes.NewCipher(ck); err != nil {
+				return nil, fmt.Errorf("create aes cipher: %w", err)
+			}
+		}
+		blk := st.blk
+		st.pool.New = func() any {
+			e := &etmState{mac: hmac.New(sha256.New, ak), next: ivBatch}
+			if blk != nil {
+				var zero [16]byte
+				e.enc = cipher.NewCBCEncrypter(blk, zero[:])
+				e.dec = cipher.NewCBCDecrypter(blk, zero[:])
+			}
+			return e
+		}
+	}
+	sa.st.Store(st)
+	return sa, nil
+}
+
+// SPI returns the SA's SPI.
+func (sa *SA) SPI() uint32 { return sa.spi }
+
+// Algorithm returns the canonical name of the SA's suite, e.g.
+// "rfc4106(gcm(aes))" or "cbc(aes)+hmac(sha256)".
+func (sa *SA) Algorithm() string { return sa.name }
+
+// Overhead returns how many bytes Encap adds to an inner packet of n bytes.
+func (sa *SA) Overhead(n int) int {
+	front, _ := sa.frontLen(n)
+	payload := n
+	if sa.mode == Tunnel && payload < sa.tfcPadTo {
+		payload = sa.tfcPadTo
+	}
+	return front + (sa.trailerLen(payload) + payload - n)
+}
+
+// NextSeq returns the sequence number the next Encap will use.
+func (sa *SA) NextSeq() uint64 { return sa.seq.Load() + 1 }
+
+// ReplayTop returns the highest sequence number Decap accepted so far (the
+// "replay-seq" state to save and restore through Params.Seq).
+func (sa *SA) ReplayTop() uint64 { return sa.window.Top() }
+
+// Wipe zeroes the SA's key material and drops its cipher objects; later Encap
+// and Decap calls fail with ErrWiped. Go cannot reach into the expanded key
+// schedules inside crypto/aes or x/crypto objects: dropping every reference
+// is the most it can do, after which the garbage collector frees them.
+// Safe to call concurrently with Encap and Decap (calls already running
+// finish with the old state) and more than once.
+func (sa *SA) Wipe() {
+	st := sa.st.Swap(nil)
+	if st == nil {
+		return
+	}
+	clear(st.keys)
+	st.aead, st.blk = nil, nil
+	st.pool.New = nil
+}
+
+// addrPrefix returns the SA's addresses as netip values (for diagnostics).
+func (sa *SA) addrs() (netip.Addr, netip.Addr) {
+	if sa.outer6 {
+		return netip.AddrFrom16(sa.src), netip.AddrFrom16(sa.dst)
+	}
+	return netip.AddrFrom16(sa.src).Unmap(), netip.AddrFrom16(sa.dst).Unmap()
+}
+
+// String describes the SA without key material.
+func (sa *SA) String() string {
+	s, d := sa.addrs()
+	return fmt.Sprintf("spi %#08x %s->%s %s %s", sa.spi, s, d, sa.mode, sa.name)
+}
