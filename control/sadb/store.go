@@ -1,0 +1,842 @@
+package sadb
+
+import (
+	"cmp"
+	"container/heap"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Sentinel errors callers test with errors.Is.
+var (
+	ErrExists    = errors.New("already exists")
+	ErrNotFound  = errors.New("not found")
+	ErrInvalid   = errors.New("invalid")
+	ErrImmutable = errors.New("cannot be changed on an existing SA")
+	ErrFull      = errors.New("no free index")
+)
+
+// Options configure a Store.
+type Options struct {
+	// Now is the clock (injected by tests); time.Now by default.
+	Now func() time.Time
+	// ValidateSA checks what only the ESP engine knows (algorithm names, key lengths). Optional.
+	ValidateSA func(*SA) error
+	// MaxSAs and MaxPolicies bound the index spaces (defaults 1<<20). The SAD may hold more SAs than the
+	// card: those the card cannot take are nacked, not refused here.
+	MaxSAs, MaxPolicies uint32
+	// OnChange is called, without locks held, after every change that the card may have to follow.
+	OnChange func()
+}
+
+type saRec struct {
+	e SAEntry
+}
+
+type polRec struct {
+	e PolicyEntry
+}
+
+// Store is the SPD and the SAD.
+type Store struct {
+	opts Options
+
+	mu       sync.Mutex
+	gen      uint64
+	serial   uint64
+	sas      map[uint32]*saRec
+	byID     map[SAID]uint32
+	byName   map[string]uint32
+	grave    map[uint32]*saRec
+	saIdx    indexAlloc
+	pols     map[uint32]*polRec
+	polByKey map[PolicyKey]uint32
+	polByNm  map[string]uint32
+	polIdx   indexAlloc
+}
+
+// New returns an empty store.
+func New(opts Options) *Store {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.MaxSAs == 0 {
+		opts.MaxSAs = 1 << 20
+	}
+	if opts.MaxPolicies == 0 {
+		opts.MaxPolicies = 1 << 20
+	}
+	return &Store{
+		opts:     opts,
+		sas:      map[uint32]*saRec{},
+		byID:     map[SAID]uint32{},
+		byName:   map[string]uint32{},
+		grave:    map[uint32]*saRec{},
+		saIdx:    indexAlloc{max: opts.MaxSAs},
+		pols:     map[uint32]*polRec{},
+		polByKey: map[PolicyKey]uint32{},
+		polByNm:  map[string]uint32{},
+		polIdx:   indexAlloc{max: opts.MaxPolicies},
+	}
+}
+
+// SetOnChange replaces the change hook (the offload engine installs itself here).
+func (s *Store) SetOnChange(f func()) {
+	s.mu.Lock()
+	s.opts.OnChange = f
+	s.mu.Unlock()
+}
+
+func (s *Store) changed() {
+	s.mu.Lock()
+	f := s.opts.OnChange
+	s.mu.Unlock()
+	if f != nil {
+		f()
+	}
+}
+
+// Gen returns a number that grows with every change to the SPD or SAD.
+func (s *Store) Gen() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gen
+}
+
+// --- SAs ---
+
+func normalizeSA(sa *SA) error {
+	if sa.Proto == 0 {
+		sa.Proto = ProtoESP
+	}
+	if sa.Proto != ProtoESP {
+		return fmt.Errorf("%w: proto %s: only esp is offloaded", ErrInvalid, ProtoName(sa.Proto))
+	}
+	if sa.SPI == 0 {
+		return fmt.Errorf("%w: spi 0 is reserved (RFC 4303 §2.1)", ErrInvalid)
+	}
+	if !sa.Src.IsValid() || !sa.Dst.IsValid() {
+		return fmt.Errorf("%w: src and dst addresses are required", ErrInvalid)
+	}
+	sa.Src, sa.Dst = sa.Src.Unmap(), sa.Dst.Unmap()
+	if sa.Src.Is4() != sa.Dst.Is4() {
+		return fmt.Errorf("%w: src %s and dst %s are of different address families", ErrInvalid, sa.Src, sa.Dst)
+	}
+	switch {
+	case sa.AEAD != nil && (sa.Enc != nil || sa.Auth != nil):
+		return fmt.Errorf("%w: aead excludes enc and auth", ErrInvalid)
+	case sa.AEAD == nil && sa.Enc == nil:
+		return fmt.Errorf("%w: an aead or an enc algorithm is required", ErrInvalid)
+	case sa.AEAD == nil && sa.Auth == nil:
+		// RFC 8221 §5: ESP without integrity is a MUST NOT for an SA of this kind.
+		return fmt.Errorf("%w: enc needs an auth algorithm (RFC 8221 §5)", ErrInvalid)
+	}
+	for _, a := range []*Algorithm{sa.AEAD, sa.Enc, sa.Auth} {
+		if a != nil && a.Name == "" {
+			return fmt.Errorf("%w: algorithm name missing", ErrInvalid)
+		}
+	}
+	if e := sa.Encap; e != nil {
+		if e.Type == "" {
+			e.Type = "espinudp"
+		}
+		if e.Type != "espinudp" {
+			return fmt.Errorf("%w: encap %q: only espinudp (RFC 3948)", ErrInvalid, e.Type)
+		}
+		if e.Sport == 0 || e.Dport == 0 {
+			return fmt.Errorf("%w: encap espinudp needs source and destination ports", ErrInvalid)
+		}
+	}
+	l := sa.Limits
+	for _, p := range [][3]any{
+		{"bytes", l.SoftBytes, l.HardBytes}, {"packets", l.SoftPackets, l.HardPackets},
+		{"add seconds", l.SoftAddSeconds, l.HardAddSeconds}, {"use seconds", l.SoftUseSeconds, l.HardUseSeconds},
+	} {
+		soft, hard := p[1].(uint64), p[2].(uint64)
+		if soft != 0 && hard != 0 && soft > hard {
+			return fmt.Errorf("%w: soft %s limit %d is above the hard one %d", ErrInvalid, p[0], soft, hard)
+		}
+	}
+	return nil
+}
+
+// AddSA adds an SA (ip xfrm state add). The key bytes are copied.
+func (s *Store) AddSA(in SA) (SAEntry, error) {
+	sa := in.clone(true)
+	if err := normalizeSA(&sa); err != nil {
+		return SAEntry{}, fmt.Errorf("add sa %s: %w", sa.ID(), err)
+	}
+	if s.opts.ValidateSA != nil {
+		if err := s.opts.ValidateSA(&sa); err != nil {
+			return SAEntry{}, fmt.Errorf("add sa %s: %w: %w", sa.ID(), ErrInvalid, err)
+		}
+	}
+	s.mu.Lock()
+	e, err := s.addSALocked(sa)
+	s.mu.Unlock()
+	if err != nil {
+		wipeSA(&sa)
+		return SAEntry{}, err
+	}
+	s.changed()
+	return e, nil
+}
+
+func (s *Store) addSALocked(sa SA) (SAEntry, error) {
+	if _, ok := s.byID[sa.ID()]; ok {
+		return SAEntry{}, fmt.Errorf("add sa %s: %w", sa.ID(), ErrExists)
+	}
+	if sa.Name != "" {
+		if _, ok := s.byName[sa.Name]; ok {
+			return SAEntry{}, fmt.Errorf("add sa %s: name %q: %w", sa.ID(), sa.Name, ErrExists)
+		}
+	}
+	idx, ok := s.saIdx.get()
+	if !ok {
+		return SAEntry{}, fmt.Errorf("add sa %s: %w (%d SAs)", sa.ID(), ErrFull, s.opts.MaxSAs)
+	}
+	s.gen++
+	s.serial++
+	r := &saRec{e: SAEntry{SA: sa, Index: idx, AddTime: s.opts.Now(), Gen: s.gen, Serial: s.serial}}
+	s.sas[idx] = r
+	s.byID[sa.ID()] = idx
+	if sa.Name != "" {
+		s.byName[sa.Name] = idx
+	}
+	return r.e.view(false), nil
+}
+
+func (s *Store) lookupLocked(ref Ref) (*saRec, error) {
+	var idx uint32
+	var ok bool
+	switch {
+	case ref.Name != "":
+		idx, ok = s.byName[ref.Name]
+	case ref.ID != nil:
+		id := *ref.ID
+		if id.Proto == 0 {
+			id.Proto = ProtoESP
+		}
+		id.Dst = id.Dst.Unmap()
+		idx, ok = s.byID[id]
+	case ref.Index != 0:
+		_, ok = s.sas[ref.Index]
+		idx = ref.Index
+	default:
+		return nil, fmt.Errorf("%w: empty sa reference", ErrInvalid)
+	}
+	if !ok {
+		return nil, fmt.Errorf("%s: %w", ref, ErrNotFound)
+	}
+	return s.sas[idx], nil
+}
+
+func algEqual(a, b *Algorithm) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Name == b.Name && a.Bits == b.Bits && string(a.Key) == string(b.Key)
+}
+
+// UpdateSA changes an existing SA (ip xfrm state update). The SA is found by name when the update names
+// one that exists, else by (SPI, dst, proto). Only the lifetime limits, the encapsulation ports, the
+// offload list and the name may change; anything else fails with ErrImmutable.
+func (s *Store) UpdateSA(in SA) (SAEntry, error) {
+	sa := in.clone(true)
+	defer wipeSA(&sa)
+	if err := normalizeSA(&sa); err != nil {
+		return SAEntry{}, fmt.Errorf("update sa %s: %w", sa.ID(), err)
+	}
+	s.mu.Lock()
+	e, changed, err := s.updateSALocked(sa)
+	s.mu.Unlock()
+	if err != nil {
+		return SAEntry{}, err
+	}
+	if changed {
+		s.changed()
+	}
+	return e, nil
+}
+
+func (s *Store) updateSALocked(sa SA) (SAEntry, bool, error) {
+	var r *saRec
+	if sa.Name != "" {
+		if idx, ok := s.byName[sa.Name]; ok {
+			r = s.sas[idx]
+		}
+	}
+	if r == nil {
+		idx, ok := s.byID[sa.ID()]
+		if !ok {
+			return SAEntry{}, false, fmt.Errorf("update sa %s: %w", sa.ID(), ErrNotFound)
+		}
+		r = s.sas[idx]
+	}
+	old := &r.e.SA
+	what := ""
+	switch {
+	case old.ID() != sa.ID():
+		what = "spi/dst/proto"
+	case old.Src != sa.Src:
+		what = "src"
+	case old.Mode != sa.Mode:
+		what = "mode"
+	case old.Reqid != sa.Reqid:
+		what = "reqid"
+	case old.Dir != sa.Dir:
+		what = "dir"
+	case old.ESN != sa.ESN:
+		what = "esn"
+	case old.ReplayWindow != sa.ReplayWindow:
+		what = "replay-window"
+	case !algEqual(old.AEAD, sa.AEAD) || !algEqual(old.Enc, sa.Enc) || !algEqual(old.Auth, sa.Auth):
+		what = "algorithms and keys"
+	case (old.Encap == nil) != (sa.Encap == nil):
+		what = "encap (on/off)"
+	}
+	if what != "" {
+		return SAEntry{}, false, fmt.Errorf("update sa %s: %s %w (add a new SA to rekey)", old.ID(), what, ErrImmutable)
+	}
+	if sa.Name != old.Name && sa.Name != "" {
+		if _, ok := s.byName[sa.Name]; ok {
+			return SAEntry{}, false, fmt.Errorf("update sa %s: name %q: %w", sa.ID(), sa.Name, ErrExists)
+		}
+	}
+	cardChanged := !slices.Equal(old.Offload, sa.Offload) || (sa.Encap != nil && *sa.Encap != *old.Encap)
+	limitsChanged := old.Limits != sa.Limits
+	nameChanged := sa.Name != "" && sa.Name != old.Name
+	if !cardChanged && !limitsChanged && !nameChanged {
+		return r.e.view(false), false, nil
+	}
+	if nameChanged {
+		if old.Name != "" {
+			delete(s.byName, old.Name)
+		}
+		old.Name = sa.Name
+		s.byName[sa.Name] = r.e.Index
+	}
+	old.Limits = sa.Limits
+	old.Offload = append([]string(nil), sa.Offload...)
+	if sa.Encap != nil {
+		e := *sa.Encap
+		old.Encap = &e
+	}
+	s.gen++
+	if cardChanged || nameChanged {
+		r.e.Gen = s.gen
+	}
+	return r.e.view(false), true, nil
+}
+
+// DeleteSA removes an SA from the SAD (ip xfrm state delete). It leaves every lookup at once; its index
+// and key wait in the graveyard until Reap.
+func (s *Store) DeleteSA(ref Ref) (SAEntry, error) {
+	s.mu.Lock()
+	r, err := s.lookupLocked(ref)
+	if err != nil {
+		s.mu.Unlock()
+		return SAEntry{}, fmt.Errorf("delete sa: %w", err)
+	}
+	s.buryLocked(r)
+	e := r.e.view(false)
+	s.mu.Unlock()
+	s.changed()
+	return e, nil
+}
+
+func (s *Store) buryLocked(r *saRec) {
+	delete(s.sas, r.e.Index)
+	delete(s.byID, r.e.ID())
+	if r.e.Name != "" {
+		delete(s.byName, r.e.Name)
+	}
+	s.gen++
+	r.e.State = StateDead
+	r.e.Gen = s.gen
+	s.grave[r.e.Index] = r
+}
+
+// FlushSAs deletes every SA (ip xfrm state flush) and returns what it deleted.
+func (s *Store) FlushSAs() []SAEntry {
+	s.mu.Lock()
+	var out []SAEntry
+	for _, r := range s.sas {
+		s.buryLocked(r)
+		out = append(out, r.e.view(false))
+	}
+	s.mu.Unlock()
+	sortSAs(out)
+	if len(out) > 0 {
+		s.changed()
+	}
+	return out
+}
+
+// GetSA returns one SA; keys are copied only if withKeys.
+func (s *Store) GetSA(ref Ref, withKeys bool) (SAEntry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, err := s.lookupLocked(ref)
+	if err != nil {
+		return SAEntry{}, fmt.Errorf("get sa: %w", err)
+	}
+	return r.e.view(withKeys), nil
+}
+
+// ListSAs returns every SA, ordered by index (ip xfrm state list).
+func (s *Store) ListSAs(withKeys bool) []SAEntry {
+	s.mu.Lock()
+	out := make([]SAEntry, 0, len(s.sas))
+	for _, r := range s.sas {
+		out = append(out, r.e.view(withKeys))
+	}
+	s.mu.Unlock()
+	sortSAs(out)
+	return out
+}
+
+func sortSAs(v []SAEntry) {
+	slices.SortFunc(v, func(a, b SAEntry) int { return cmp.Compare(a.Index, b.Index) })
+}
+
+func (e *SAEntry) view(withKeys bool) SAEntry {
+	c := *e
+	c.SA = e.SA.clone(withKeys)
+	return c
+}
+
+func wipeAlg(a *Algorithm) {
+	if a != nil {
+		clear(a.Key)
+	}
+}
+
+func wipeSA(sa *SA) {
+	wipeAlg(sa.AEAD)
+	wipeAlg(sa.Enc)
+	wipeAlg(sa.Auth)
+}
+
+// --- lifetime bookkeeping (called by the lifetime poller) ---
+
+// Usage records what an SA has used so far. firstUse is kept only the first time it is non-zero.
+// It returns the updated entry and false if the SA no longer exists.
+func (s *Store) Usage(index uint32, cur Current, firstUse time.Time) (SAEntry, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.sas[index]
+	if !ok {
+		return SAEntry{}, false
+	}
+	r.e.Cur = cur
+	if r.e.UseTime.IsZero() && !firstUse.IsZero() {
+		r.e.UseTime = firstUse
+	}
+	return r.e.view(false), true
+}
+
+// MarkDying moves a mature SA to the dying state and records that its soft expiry fired. It returns true
+// only the first time, so the soft expiry fires once.
+func (s *Store) MarkDying(index uint32) (SAEntry, bool) {
+	s.mu.Lock()
+	r, ok := s.sas[index]
+	if !ok || r.e.SoftFired {
+		s.mu.Unlock()
+		return SAEntry{}, false
+	}
+	r.e.SoftFired = true
+	r.e.State = StateDying
+	s.gen++
+	r.e.Gen = s.gen
+	e := r.e.view(false)
+	s.mu.Unlock()
+	s.changed()
+	return e, true
+}
+
+// Expire removes an SA whose hard limit was reached. It returns false if it was already gone.
+func (s *Store) Expire(index uint32) (SAEntry, bool) {
+	s.mu.Lock()
+	r, ok := s.sas[index]
+	if !ok {
+		s.mu.Unlock()
+		return SAEntry{}, false
+	}
+	s.buryLocked(r)
+	e := r.e.view(false)
+	s.mu.Unlock()
+	s.changed()
+	return e, true
+}
+
+// --- policies ---
+
+func normalizeSelector(sel *Selector) error {
+	if !sel.Src.IsValid() && !sel.Dst.IsValid() {
+		return fmt.Errorf("%w: selector needs src or dst", ErrInvalid)
+	}
+	if !sel.Src.IsValid() {
+		sel.Src = anyPrefix(sel.Dst.Addr())
+	}
+	if !sel.Dst.IsValid() {
+		sel.Dst = anyPrefix(sel.Src.Addr())
+	}
+	sel.Src = netip.PrefixFrom(sel.Src.Addr().Unmap(), min(sel.Src.Bits(), sel.Src.Addr().Unmap().BitLen())).Masked()
+	sel.Dst = netip.PrefixFrom(sel.Dst.Addr().Unmap(), min(sel.Dst.Bits(), sel.Dst.Addr().Unmap().BitLen())).Masked()
+	if sel.Src.Addr().Is4() != sel.Dst.Addr().Is4() {
+		return fmt.Errorf("%w: selector src %s and dst %s are of different address families", ErrInvalid, sel.Src, sel.Dst)
+	}
+	sel.Sport, sel.Dport = sel.Sport.norm(), sel.Dport.norm()
+	for _, r := range []PortRange{sel.Sport, sel.Dport} {
+		if r.Lo > r.Hi {
+			return fmt.Errorf("%w: port range %d-%d is reversed", ErrInvalid, r.Lo, r.Hi)
+		}
+	}
+	if (!sel.Sport.Any() || !sel.Dport.Any()) && !hasPorts(sel.Proto) {
+		return fmt.Errorf("%w: ports need proto tcp, udp, sctp (or icmp/ipv6-icmp for type and code), not %s",
+			ErrInvalid, ProtoName(sel.Proto))
+	}
+	return nil
+}
+
+func hasPorts(p uint8) bool { return p == 6 || p == 17 || p == 132 || p == 1 || p == 58 || p == 136 }
+
+func anyPrefix(a netip.Addr) netip.Prefix {
+	if a.Unmap().Is4() {
+		return netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+	}
+	return netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+}
+
+func normalizePolicy(p *Policy) error {
+	if p.Dir != DirIn && p.Dir != DirOut {
+		return fmt.Errorf("%w: dir in or out is required", ErrInvalid)
+	}
+	if err := normalizeSelector(&p.Sel); err != nil {
+		return err
+	}
+	if p.Action == ActionProtect {
+		if p.Tmpl == nil || (p.Tmpl.SA == "" && p.Tmpl.Reqid == 0) {
+			return fmt.Errorf("%w: a protect policy needs a template naming its SA (sa NAME or reqid N)", ErrInvalid)
+		}
+		t := p.Tmpl
+		if t.Proto == 0 {
+			t.Proto = ProtoESP
+		}
+		if t.Proto != ProtoESP {
+			return fmt.Errorf("%w: template proto %s: only esp", ErrInvalid, ProtoName(t.Proto))
+		}
+		t.Src, t.Dst = t.Src.Unmap(), t.Dst.Unmap()
+	} else if p.Tmpl != nil {
+		return fmt.Errorf("%w: only a protect policy has a template", ErrInvalid)
+	}
+	return nil
+}
+
+// AddPolicy adds a policy (ip xfrm policy add).
+func (s *Store) AddPolicy(in Policy) (PolicyEntry, error) {
+	p := in.clone()
+	if err := normalizePolicy(&p); err != nil {
+		return PolicyEntry{}, fmt.Errorf("add policy: %w", err)
+	}
+	key := PolicyKey{Dir: p.Dir, Sel: p.Sel}
+	s.mu.Lock()
+	if _, ok := s.polByKey[key]; ok {
+		s.mu.Unlock()
+		return PolicyEntry{}, fmt.Errorf("add policy dir %s %s: %w", p.Dir, p.Sel, ErrExists)
+	}
+	if p.Name != "" {
+		if _, ok := s.polByNm[p.Name]; ok {
+			s.mu.Unlock()
+			return PolicyEntry{}, fmt.Errorf("add policy %q: name %w", p.Name, ErrExists)
+		}
+	}
+	id, ok := s.polIdx.get()
+	if !ok {
+		s.mu.Unlock()
+		return PolicyEntry{}, fmt.Errorf("add policy: %w (%d policies)", ErrFull, s.opts.MaxPolicies)
+	}
+	s.gen++
+	r := &polRec{e: PolicyEntry{Policy: p, ID: id, AddTime: s.opts.Now(), Gen: s.gen}}
+	s.pols[id] = r
+	s.polByKey[key] = id
+	if p.Name != "" {
+		s.polByNm[p.Name] = id
+	}
+	e := r.e.view()
+	s.mu.Unlock()
+	s.changed()
+	return e, nil
+}
+
+// UpdatePolicy replaces a policy found by name, else by (dir, selector) (ip xfrm policy update). Its
+// policy id stays, so the card changes the entry in place.
+func (s *Store) UpdatePolicy(in Policy) (PolicyEntry, error) {
+	p := in.clone()
+	if err := normalizePolicy(&p); err != nil {
+		return PolicyEntry{}, fmt.Errorf("update policy: %w", err)
+	}
+	key := PolicyKey{Dir: p.Dir, Sel: p.Sel}
+	s.mu.Lock()
+	var r *polRec
+	if p.Name != "" {
+		if id, ok := s.polByNm[p.Name]; ok {
+			r = s.pols[id]
+		}
+	}
+	if r == nil {
+		if id, ok := s.polByKey[key]; ok {
+			r = s.pols[id]
+		}
+	}
+	if r == nil {
+		s.mu.Unlock()
+		return PolicyEntry{}, fmt.Errorf("update policy dir %s %s: %w", p.Dir, p.Sel, ErrNotFound)
+	}
+	if id, ok := s.polByKey[key]; ok && id != r.e.ID {
+		s.mu.Unlock()
+		return PolicyEntry{}, fmt.Errorf("update policy dir %s %s: another policy has this selector: %w", p.Dir, p.Sel, ErrExists)
+	}
+	if p.Name != "" && p.Name != r.e.Name {
+		if _, ok := s.polByNm[p.Name]; ok {
+			s.mu.Unlock()
+			return PolicyEntry{}, fmt.Errorf("update policy: name %q %w", p.Name, ErrExists)
+		}
+	}
+	delete(s.polByKey, PolicyKey{Dir: r.e.Dir, Sel: r.e.Sel})
+	if r.e.Name != "" {
+		delete(s.polByNm, r.e.Name)
+	}
+	if p.Name == "" {
+		p.Name = r.e.Name
+	}
+	s.gen++
+	r.e.Policy = p
+	r.e.Gen = s.gen
+	s.polByKey[key] = r.e.ID
+	if p.Name != "" {
+		s.polByNm[p.Name] = r.e.ID
+	}
+	e := r.e.view()
+	s.mu.Unlock()
+	s.changed()
+	return e, nil
+}
+
+func (s *Store) lookupPolicyLocked(ref PolicyRef) (*polRec, error) {
+	var id uint32
+	var ok bool
+	switch {
+	case ref.Name != "":
+		id, ok = s.polByNm[ref.Name]
+	case ref.Key != nil:
+		k := *ref.Key
+		p := Policy{Dir: k.Dir, Sel: k.Sel}
+		if err := normalizePolicy(&p); err != nil {
+			return nil, err
+		}
+		id, ok = s.polByKey[PolicyKey{Dir: p.Dir, Sel: p.Sel}]
+	case ref.ID != 0:
+		_, ok = s.pols[ref.ID]
+		id = ref.ID
+	default:
+		return nil, fmt.Errorf("%w: empty policy reference", ErrInvalid)
+	}
+	if !ok {
+		return nil, fmt.Errorf("%s: %w", ref, ErrNotFound)
+	}
+	return s.pols[id], nil
+}
+
+// DeletePolicy removes a policy (ip xfrm policy delete). Its id is freed at once: the engine removes the
+// card's entry by id before it installs anything new under that id (it applies removals of policies
+// before additions of policies in every pass).
+func (s *Store) DeletePolicy(ref PolicyRef) (PolicyEntry, error) {
+	s.mu.Lock()
+	r, err := s.lookupPolicyLocked(ref)
+	if err != nil {
+		s.mu.Unlock()
+		return PolicyEntry{}, fmt.Errorf("delete policy: %w", err)
+	}
+	s.dropPolicyLocked(r)
+	e := r.e.view()
+	s.mu.Unlock()
+	s.changed()
+	return e, nil
+}
+
+func (s *Store) dropPolicyLocked(r *polRec) {
+	delete(s.pols, r.e.ID)
+	delete(s.polByKey, PolicyKey{Dir: r.e.Dir, Sel: r.e.Sel})
+	if r.e.Name != "" {
+		delete(s.polByNm, r.e.Name)
+	}
+	s.polIdx.put(r.e.ID)
+	s.gen++
+}
+
+// FlushPolicies deletes every policy (ip xfrm policy flush).
+func (s *Store) FlushPolicies() []PolicyEntry {
+	s.mu.Lock()
+	var out []PolicyEntry
+	for _, r := range s.pols {
+		s.dropPolicyLocked(r)
+		out = append(out, r.e.view())
+	}
+	s.mu.Unlock()
+	sortPolicies(out)
+	if len(out) > 0 {
+		s.changed()
+	}
+	return out
+}
+
+// GetPolicy returns one policy.
+func (s *Store) GetPolicy(ref PolicyRef) (PolicyEntry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, err := s.lookupPolicyLocked(ref)
+	if err != nil {
+		return PolicyEntry{}, fmt.Errorf("get policy: %w", err)
+	}
+	return r.e.view(), nil
+}
+
+// ListPolicies returns every policy in the order the SPD is searched: by direction, then priority (lower
+// wins, as in ip xfrm), then id (older first).
+func (s *Store) ListPolicies() []PolicyEntry {
+	s.mu.Lock()
+	out := make([]PolicyEntry, 0, len(s.pols))
+	for _, r := range s.pols {
+		out = append(out, r.e.view())
+	}
+	s.mu.Unlock()
+	sortPolicies(out)
+	return out
+}
+
+func sortPolicies(v []PolicyEntry) {
+	slices.SortFunc(v, func(a, b PolicyEntry) int {
+		return cmp.Or(cmp.Compare(a.Dir, b.Dir), cmp.Compare(a.Priority, b.Priority), cmp.Compare(a.ID, b.ID))
+	})
+}
+
+func (e *PolicyEntry) view() PolicyEntry {
+	c := *e
+	c.Policy = e.Policy.clone()
+	return c
+}
+
+// --- the engine's view ---
+
+// Snapshot is a consistent copy of the SPD and SAD for the offload engine. Its SA entries share key
+// bytes with the store: the engine may read them until it Reaps the SA, and must not change them.
+type Snapshot struct {
+	Gen      uint64
+	SAs      []SAEntry // live SAs by index
+	Grave    []SAEntry // deleted SAs still waiting for Reap
+	Policies []PolicyEntry
+}
+
+// Snapshot returns the current SPD and SAD.
+func (s *Store) Snapshot() Snapshot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	snap := Snapshot{Gen: s.gen, SAs: make([]SAEntry, 0, len(s.sas)), Policies: make([]PolicyEntry, 0, len(s.pols))}
+	for _, r := range s.sas {
+		snap.SAs = append(snap.SAs, r.e)
+	}
+	for _, r := range s.grave {
+		snap.Grave = append(snap.Grave, r.e)
+	}
+	for _, r := range s.pols {
+		snap.Policies = append(snap.Policies, r.e.view())
+	}
+	sortSAs(snap.SAs)
+	sortSAs(snap.Grave)
+	sortPolicies(snap.Policies)
+	return snap
+}
+
+// Reap releases a deleted SA once the card no longer holds it: its key bytes are overwritten and its
+// index becomes free for a new SA. It reports whether the SA was in the graveyard.
+func (s *Store) Reap(index uint32) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.grave[index]
+	if !ok {
+		return false
+	}
+	wipeSA(&r.e.SA)
+	delete(s.grave, index)
+	s.saIdx.put(index)
+	return true
+}
+
+// Matches reports whether SA e can serve template t: same name or reqid, and the template's addresses,
+// mode and SPI where given. Dead SAs never match.
+func Matches(t *Tmpl, e *SAEntry) bool {
+	if t == nil || e.State == StateDead {
+		return false
+	}
+	if t.SA != "" && t.SA != e.Name {
+		return false
+	}
+	if t.Reqid != 0 && t.Reqid != e.Reqid {
+		return false
+	}
+	if t.SA == "" && t.Reqid == 0 {
+		return false
+	}
+	if t.Src.IsValid() && t.Src != e.Src {
+		return false
+	}
+	if t.Dst.IsValid() && t.Dst != e.Dst {
+		return false
+	}
+	if t.Mode != nil && *t.Mode != e.Mode {
+		return false
+	}
+	if t.SPI != 0 && t.SPI != e.SPI {
+		return false
+	}
+	return true
+}
+
+// indexAlloc hands out the lowest free index in 1..max.
+type indexAlloc struct {
+	max  uint32
+	next uint32 // highest index ever handed out
+	free u32heap
+}
+
+func (a *indexAlloc) get() (uint32, bool) {
+	if a.free.Len() > 0 {
+		return heap.Pop(&a.free).(uint32), true
+	}
+	if a.next >= a.max {
+		return 0, false
+	}
+	a.next++
+	return a.next, true
+}
+
+func (a *indexAlloc) put(i uint32) { heap.Push(&a.free, i) }
+
+type u32heap []uint32
+
+func (h u32heap) Len() int           { return len(h) }
+func (h u32heap) Less(i, j int) bool { return h[i] < h[j] }
+func (h u32heap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *u32heap) Push(x any)        { *h = append(*h, x.(uint32)) }
+func (h *u32heap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}

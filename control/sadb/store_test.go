@@ -1,0 +1,294 @@
+package sadb
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+func testSA(name string, spi uint32) SA {
+	return SA{
+		Name: name, SPI: spi,
+		Src: netip.MustParseAddr("198.18.0.1"), Dst: netip.MustParseAddr("198.19.0.1"),
+		Reqid: 7,
+		AEAD:  &Algorithm{Name: "rfc4106(gcm(aes))", Key: make(Key, 20), Bits: 128},
+	}
+}
+
+func TestAddDuplicateSPIRejected(t *testing.T) {
+	s := New(Options{})
+	if _, err := s.AddSA(testSA("a", 0x1001)); err != nil {
+		t.Fatal(err)
+	}
+	// Same (SPI, dst, proto) as ip xfrm: EEXIST even with another name.
+	if _, err := s.AddSA(testSA("b", 0x1001)); !errors.Is(err, ErrExists) {
+		t.Fatalf("duplicate spi/dst/proto: got %v, want ErrExists", err)
+	}
+	// Same name, other SPI.
+	if _, err := s.AddSA(testSA("a", 0x1002)); !errors.Is(err, ErrExists) {
+		t.Fatalf("duplicate name: got %v, want ErrExists", err)
+	}
+	// Same SPI, other destination: a different SA.
+	sa := testSA("c", 0x1001)
+	sa.Dst = netip.MustParseAddr("198.19.0.2")
+	if _, err := s.AddSA(sa); err != nil {
+		t.Fatalf("same spi, other dst: %v", err)
+	}
+}
+
+func TestAddInvalid(t *testing.T) {
+	s := New(Options{})
+	for name, mut := range map[string]func(*SA){
+		"spi 0":         func(sa *SA) { sa.SPI = 0 },
+		"no dst":        func(sa *SA) { sa.Dst = netip.Addr{} },
+		"mixed family":  func(sa *SA) { sa.Dst = netip.MustParseAddr("2001:2::1") },
+		"aead and enc":  func(sa *SA) { sa.Enc = &Algorithm{Name: "cbc(aes)"} },
+		"no alg":        func(sa *SA) { sa.AEAD = nil },
+		"enc no auth":   func(sa *SA) { sa.AEAD = nil; sa.Enc = &Algorithm{Name: "cbc(aes)"} },
+		"proto ah":      func(sa *SA) { sa.Proto = 51 },
+		"soft > hard":   func(sa *SA) { sa.Limits = Lifetime{SoftBytes: 10, HardBytes: 5} },
+		"encap no port": func(sa *SA) { sa.Encap = &Encap{Type: "espinudp"} },
+	} {
+		sa := testSA("x", 0x2000)
+		mut(&sa)
+		if _, err := s.AddSA(sa); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: got %v, want ErrInvalid", name, err)
+		}
+	}
+}
+
+func TestKeysCopiedAndHidden(t *testing.T) {
+	s := New(Options{})
+	sa := testSA("a", 0x1001)
+	sa.AEAD.Key[0] = 0xaa
+	if _, err := s.AddSA(sa); err != nil {
+		t.Fatal(err)
+	}
+	sa.AEAD.Key[0] = 0xbb // the caller's buffer is not the store's
+	got, err := s.GetSA(Ref{Name: "a"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.AEAD.Key != nil {
+		t.Fatalf("key returned without WithKeys")
+	}
+	got, _ = s.GetSA(Ref{Name: "a"}, true)
+	if got.AEAD.Key[0] != 0xaa {
+		t.Fatalf("key = %x, want the added one", got.AEAD.Key)
+	}
+	got.AEAD.Key[0] = 0xcc // nor is the reader's
+	again, _ := s.GetSA(Ref{Name: "a"}, true)
+	if again.AEAD.Key[0] != 0xaa {
+		t.Fatalf("reader changed the stored key")
+	}
+	for _, e := range s.ListSAs(false) {
+		if e.AEAD.Key != nil {
+			t.Fatalf("list leaked a key")
+		}
+	}
+}
+
+func TestUpdateSemantics(t *testing.T) {
+	s := New(Options{})
+	e, err := s.AddSA(testSA("a", 0x1001))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa := testSA("a", 0x1001)
+	sa.Limits.HardBytes = 1000
+	sa.Offload = []string{"eth1"}
+	u, err := s.UpdateSA(sa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Index != e.Index || u.Limits.HardBytes != 1000 || len(u.Offload) != 1 || u.Gen == e.Gen {
+		t.Fatalf("update did not apply: %+v", u)
+	}
+	bad := testSA("a", 0x1001)
+	bad.AEAD.Key[3] = 1
+	if _, err := s.UpdateSA(bad); !errors.Is(err, ErrImmutable) {
+		t.Fatalf("key change: got %v, want ErrImmutable", err)
+	}
+	bad = testSA("a", 0x1001)
+	bad.Reqid = 9
+	if _, err := s.UpdateSA(bad); !errors.Is(err, ErrImmutable) {
+		t.Fatalf("reqid change: got %v, want ErrImmutable", err)
+	}
+	if _, err := s.UpdateSA(testSA("zz", 0x9999)); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("update of a missing SA: got %v", err)
+	}
+	// An update that changes nothing keeps the generation (so the card is not touched).
+	same := testSA("a", 0x1001)
+	same.Limits.HardBytes = 1000
+	same.Offload = []string{"eth1"}
+	u2, err := s.UpdateSA(same)
+	if err != nil || u2.Gen != u.Gen {
+		t.Fatalf("no-op update changed gen %d → %d (%v)", u.Gen, u2.Gen, err)
+	}
+}
+
+func TestDeleteGraveyardAndReap(t *testing.T) {
+	s := New(Options{})
+	a, _ := s.AddSA(testSA("a", 0x1001))
+	b, _ := s.AddSA(testSA("b", 0x1002))
+	if a.Index != 1 || b.Index != 2 {
+		t.Fatalf("indices %d %d, want 1 2", a.Index, b.Index)
+	}
+	id := a.ID()
+	if _, err := s.DeleteSA(Ref{ID: &id}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetSA(Ref{Name: "a"}, false); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleted SA still found: %v", err)
+	}
+	// Re-adding the same SPI works at once, but the index is not reused before the card let go of it.
+	c, err := s.AddSA(testSA("a", 0x1001))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Index == a.Index {
+		t.Fatalf("index %d reused before Reap", c.Index)
+	}
+	snap := s.Snapshot()
+	if len(snap.Grave) != 1 || snap.Grave[0].State != StateDead {
+		t.Fatalf("graveyard = %+v", snap.Grave)
+	}
+	key := snap.Grave[0].AEAD.Key
+	key[0] = 0x55
+	if !s.Reap(a.Index) {
+		t.Fatal("reap failed")
+	}
+	for _, x := range key {
+		if x != 0 {
+			t.Fatalf("key not wiped on reap: %x", key)
+		}
+	}
+	d, _ := s.AddSA(testSA("d", 0x1004))
+	if d.Index != a.Index {
+		t.Fatalf("freed index not reused: got %d want %d", d.Index, a.Index)
+	}
+	if n := len(s.FlushSAs()); n != 3 {
+		t.Fatalf("flush removed %d, want 3", n)
+	}
+	if len(s.ListSAs(false)) != 0 {
+		t.Fatal("flush left SAs")
+	}
+}
+
+func TestLifetimeStates(t *testing.T) {
+	now := time.Unix(1000, 0)
+	s := New(Options{Now: func() time.Time { return now }})
+	a, _ := s.AddSA(testSA("a", 0x1001))
+	if a.State != StateMature || !a.AddTime.Equal(now) {
+		t.Fatalf("new SA %+v", a)
+	}
+	if _, ok := s.MarkDying(a.Index); !ok {
+		t.Fatal("first soft expiry did not fire")
+	}
+	if _, ok := s.MarkDying(a.Index); ok {
+		t.Fatal("soft expiry fired twice")
+	}
+	e, _ := s.GetSA(Ref{Index: a.Index}, false)
+	if e.State != StateDying {
+		t.Fatalf("state %s, want dying", e.State)
+	}
+	if _, ok := s.Expire(a.Index); !ok {
+		t.Fatal("expire failed")
+	}
+	if _, ok := s.Expire(a.Index); ok {
+		t.Fatal("expired twice")
+	}
+}
+
+func TestPolicySemantics(t *testing.T) {
+	s := New(Options{})
+	sel := Selector{Src: netip.MustParsePrefix("198.18.1.0/24"), Dst: netip.MustParsePrefix("198.18.2.7/24")}
+	p := Policy{Name: "out", Dir: DirOut, Sel: sel, Priority: 100, Action: ActionProtect, Tmpl: &Tmpl{Reqid: 7}}
+	e, err := s.AddPolicy(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Sel.Dst.String() != "198.18.2.0/24" {
+		t.Fatalf("selector not masked: %s", e.Sel.Dst)
+	}
+	// Same dir and selector, other priority: still the same policy to ip xfrm.
+	p2 := p
+	p2.Name, p2.Priority = "", 5
+	if _, err := s.AddPolicy(p2); !errors.Is(err, ErrExists) {
+		t.Fatalf("duplicate selector: %v", err)
+	}
+	p3 := p
+	p3.Name, p3.Dir = "", DirIn
+	if _, err := s.AddPolicy(p3); err != nil {
+		t.Fatalf("other direction: %v", err)
+	}
+	for name, bad := range map[string]Policy{
+		"no dir":         {Sel: sel},
+		"protect no sa":  {Dir: DirOut, Sel: sel, Action: ActionProtect},
+		"bypass tmpl":    {Dir: DirOut, Sel: sel, Tmpl: &Tmpl{Reqid: 1}},
+		"ports no proto": {Dir: DirOut, Sel: Selector{Src: sel.Src, Dst: sel.Dst, Dport: PortRange{80, 80}}},
+		"reversed":       {Dir: DirOut, Sel: Selector{Src: sel.Src, Dst: sel.Dst, Proto: 6, Dport: PortRange{90, 80}}},
+		"mixed family":   {Dir: DirOut, Sel: Selector{Src: sel.Src, Dst: netip.MustParsePrefix("2001:2::/48")}},
+	} {
+		if _, err := s.AddPolicy(bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: got %v, want ErrInvalid", name, err)
+		}
+	}
+	up := p
+	up.Priority = 50
+	u, err := s.UpdatePolicy(up)
+	if err != nil || u.ID != e.ID || u.Priority != 50 {
+		t.Fatalf("update: %+v %v", u, err)
+	}
+	key := PolicyKey{Dir: DirOut, Sel: sel}
+	if _, err := s.DeletePolicy(PolicyRef{Key: &key}); err != nil {
+		t.Fatalf("delete by selector: %v", err)
+	}
+	if _, err := s.DeletePolicy(PolicyRef{Name: "out"}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second delete: %v", err)
+	}
+	if n := len(s.FlushPolicies()); n != 1 {
+		t.Fatalf("flush removed %d", n)
+	}
+}
+
+func TestPolicyOrder(t *testing.T) {
+	s := New(Options{})
+	mk := func(dst string, prio uint32) Policy {
+		return Policy{Dir: DirOut, Sel: Selector{Src: netip.MustParsePrefix("0.0.0.0/0"), Dst: netip.MustParsePrefix(dst)}, Priority: prio}
+	}
+	s.AddPolicy(mk("198.18.0.0/16", 200))
+	s.AddPolicy(mk("198.18.1.0/24", 100))
+	s.AddPolicy(mk("198.18.2.0/24", 100))
+	l := s.ListPolicies()
+	if l[0].Priority != 100 || l[1].Priority != 100 || l[2].Priority != 200 || l[0].ID > l[1].ID {
+		t.Fatalf("order %+v", l)
+	}
+}
+
+func TestMatches(t *testing.T) {
+	e := SAEntry{SA: testSA("a", 0x1001)}
+	tr := ModeTransport
+	for _, c := range []struct {
+		t    Tmpl
+		want bool
+	}{
+		{Tmpl{Reqid: 7}, true},
+		{Tmpl{SA: "a"}, true},
+		{Tmpl{SA: "b"}, false},
+		{Tmpl{Reqid: 8}, false},
+		{Tmpl{Reqid: 7, Dst: netip.MustParseAddr("198.19.0.1")}, true},
+		{Tmpl{Reqid: 7, Dst: netip.MustParseAddr("198.19.0.2")}, false},
+		{Tmpl{Reqid: 7, Mode: &tr}, false},
+		{Tmpl{}, false},
+	} {
+		if got := Matches(&c.t, &e); got != c.want {
+			t.Errorf("Matches(%+v) = %v, want %v", c.t, got, c.want)
+		}
+	}
+	e.State = StateDead
+	if Matches(&Tmpl{Reqid: 7}, &e) {
+		t.Error("dead SA matched")
+	}
+}
