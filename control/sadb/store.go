@@ -24,8 +24,6 @@ var (
 type Options struct {
 	// Now is the clock (injected by tests); time.Now by default.
 	Now func() time.Time
-	// ValidateSA checks what only the ESP engine knows (algorithm names, key lengths). Optional.
-	ValidateSA func(*SA) error
 	// MaxSAs and MaxPolicies bound the index spaces (defaults 1<<20). The SAD may hold more SAs than the
 	// card: those the card cannot take are nacked, not refused here.
 	MaxSAs, MaxPolicies uint32
@@ -170,10 +168,9 @@ func (s *Store) AddSA(in SA) (SAEntry, error) {
 	if err := normalizeSA(&sa); err != nil {
 		return SAEntry{}, fmt.Errorf("add sa %s: %w", sa.ID(), err)
 	}
-	if s.opts.ValidateSA != nil {
-		if err := s.opts.ValidateSA(&sa); err != nil {
-			return SAEntry{}, fmt.Errorf("add sa %s: %w: %w", sa.ID(), ErrInvalid, err)
-		}
+	if err := sa.validateESP(); err != nil {
+		wipeSA(&sa)
+		return SAEntry{}, fmt.Errorf("add sa %s: %w: %w", sa.ID(), ErrInvalid, err)
 	}
 	s.mu.Lock()
 	e, err := s.addSALocked(sa)
@@ -294,6 +291,8 @@ func (s *Store) updateSALocked(sa SA) (SAEntry, bool, error) {
 		what = "esn"
 	case old.ReplayWindow != sa.ReplayWindow:
 		what = "replay-window"
+	case old.TTL != sa.TTL || old.DF != sa.DF || old.TFCPad != sa.TFCPad:
+		what = "ttl/df/tfc-pad"
 	case !algEqual(old.AEAD, sa.AEAD) || !algEqual(old.Enc, sa.Enc) || !algEqual(old.Auth, sa.Auth):
 		what = "algorithms and keys"
 	case (old.Encap == nil) != (sa.Encap == nil):

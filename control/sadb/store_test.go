@@ -49,6 +49,9 @@ func TestAddInvalid(t *testing.T) {
 		"proto ah":      func(sa *SA) { sa.Proto = 51 },
 		"soft > hard":   func(sa *SA) { sa.Limits = Lifetime{SoftBytes: 10, HardBytes: 5} },
 		"encap no port": func(sa *SA) { sa.Encap = &Encap{Type: "espinudp"} },
+		"unknown alg":   func(sa *SA) { sa.AEAD.Name = "rot13" },
+		"short key":     func(sa *SA) { sa.AEAD.Key = make(Key, 7) },
+		"spi reserved":  func(sa *SA) { sa.SPI = 255 },
 	} {
 		sa := testSA("x", 0x2000)
 		mut(&sa)

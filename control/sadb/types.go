@@ -269,6 +269,10 @@ type SA struct {
 	Seq     uint64   `json:"seq,omitempty"`
 	Limits  Lifetime `json:"lifetime"`
 	Offload []string `json:"offload,omitempty"` // interfaces it may be offloaded to; none = all
+	// Outer header settings of tunnel mode (the config's ttl, df, tfc_pad); zero values are defaults.
+	TTL    uint8  `json:"ttl,omitempty"`
+	DF     string `json:"df,omitempty"` // copy | set | clear
+	TFCPad uint16 `json:"tfc_pad,omitempty"`
 }
 
 // ID returns the SA's identity triple.
