@@ -1,0 +1,27 @@
+// Package testbed builds the four-namespace topology that the end-to-end test, `xdpsec demo` and
+// hack/bench.sh run on:
+//
+//	h1 ──veth── gw1 ══veth══ gw2 ──veth── h2
+//	   lan link      wire link      lan link
+//
+// Each node is a network namespace named <prefix>-<role>, where the prefix starts with "xs-" and
+// carries a random suffix, so that several tests can build testbeds on one machine at once. The
+// interfaces inside the namespaces have fixed names (h1-eth0, gw1-lan, gw1-wan, gw2-wan, gw2-lan,
+// h2-eth0): they are created directly inside their namespaces, so they never collide on the host.
+//
+// Addresses come only from the benchmarking ranges 198.18.0.0/15 and 2001:2::/48:
+//
+//	h1  lan  198.18.1.10/24  2001:2:0:1::10/64   default via gw1
+//	gw1 lan  198.18.1.1/24   2001:2:0:1::1/64
+//	gw1 wan  198.18.0.1/24   2001:2::1/64        198.18.2.0/24, 2001:2:0:2::/64 via gw2
+//	gw2 wan  198.18.0.2/24   2001:2::2/64        198.18.1.0/24, 2001:2:0:1::/64 via gw1
+//	gw2 lan  198.18.2.1/24   2001:2:0:2::1/64
+//	h2  lan  198.18.2.10/24  2001:2:0:2::10/64   default via gw2
+//
+// The gateways forward in the kernel, so before any XDP program is attached the testbed is a plain
+// routed path; that is the baseline the data path's figures are compared with. Every MTU is 1500
+// and no MSS clamping is configured, so TCP through a tunnel has to rely on path MTU discovery.
+//
+// New tears down whatever it created when any step fails; Close is idempotent; Sweep removes
+// leftovers of an earlier run that died before it could clean up.
+package testbed

@@ -1,0 +1,333 @@
+package testbed
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netns"
+)
+
+// Node names one namespace of the testbed.
+type Node string
+
+// The four nodes, in path order.
+const (
+	H1  Node = "h1"
+	GW1 Node = "gw1"
+	GW2 Node = "gw2"
+	H2  Node = "h2"
+)
+
+// Nodes lists the nodes in path order.
+var Nodes = []Node{H1, GW1, GW2, H2}
+
+// Interface names inside the namespaces. They are fixed because every namespace is private to one
+// testbed; the gateway names match the example configuration of the data path issue.
+const (
+	H1Eth  = "h1-eth0"
+	GW1LAN = "gw1-lan"
+	GW1WAN = "gw1-wan"
+	GW2WAN = "gw2-wan"
+	GW2LAN = "gw2-lan"
+	H2Eth  = "h2-eth0"
+)
+
+// Addresses and prefixes of the topology (see the package documentation for the picture).
+var (
+	H1Addr4     = netip.MustParseAddr("198.18.1.10")
+	GW1LANAddr4 = netip.MustParseAddr("198.18.1.1")
+	GW1WANAddr4 = netip.MustParseAddr("198.18.0.1")
+	GW2WANAddr4 = netip.MustParseAddr("198.18.0.2")
+	GW2LANAddr4 = netip.MustParseAddr("198.18.2.1")
+	H2Addr4     = netip.MustParseAddr("198.18.2.10")
+
+	H1Addr6     = netip.MustParseAddr("2001:2:0:1::10")
+	GW1LANAddr6 = netip.MustParseAddr("2001:2:0:1::1")
+	GW1WANAddr6 = netip.MustParseAddr("2001:2::1")
+	GW2WANAddr6 = netip.MustParseAddr("2001:2::2")
+	GW2LANAddr6 = netip.MustParseAddr("2001:2:0:2::1")
+	H2Addr6     = netip.MustParseAddr("2001:2:0:2::10")
+
+	LAN1Prefix4 = netip.MustParsePrefix("198.18.1.0/24")
+	WirePrefix4 = netip.MustParsePrefix("198.18.0.0/24")
+	LAN2Prefix4 = netip.MustParsePrefix("198.18.2.0/24")
+	LAN1Prefix6 = netip.MustParsePrefix("2001:2:0:1::/64")
+	WirePrefix6 = netip.MustParsePrefix("2001:2::/64")
+	LAN2Prefix6 = netip.MustParsePrefix("2001:2:0:2::/64")
+)
+
+// NamePrefix starts every namespace a testbed creates; the project's rule for shared machines.
+const NamePrefix = "xs-"
+
+// ErrNotRoot is returned by New when the process cannot create namespaces.
+var ErrNotRoot = errors.New("testbed needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN)")
+
+// Options configure New.
+type Options struct {
+	// Tag is a short word naming the user of the testbed ("e2e", "demo", "bench"); it goes into the
+	// namespace names after "xs-". Default "tb".
+	Tag string
+	// MTU of every link. Default 1500.
+	MTU int
+	// Log receives one line per step at debug level. Default: discard.
+	Log *slog.Logger
+}
+
+// Testbed is a built topology. Its methods are safe for concurrent use.
+type Testbed struct {
+	// Prefix is the common start of the namespace names, "xs-<tag>-<random>".
+	Prefix string
+	mtu    int
+	log    *slog.Logger
+
+	mu     sync.Mutex
+	made   []string // namespaces created, for teardown
+	closed bool
+}
+
+// New builds the topology: four namespaces, three veth pairs, addresses, routes and forwarding on
+// the gateways. On any failure it removes everything it created before returning the error.
+func New(ctx context.Context, opts Options) (*Testbed, error) {
+	if os.Geteuid() != 0 {
+		return nil, ErrNotRoot
+	}
+	if opts.Tag == "" {
+		opts.Tag = "tb"
+	}
+	if opts.MTU == 0 {
+		opts.MTU = 1500
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	var rnd [3]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return nil, fmt.Errorf("read random suffix: %w", err)
+	}
+	tb := &Testbed{
+		Prefix: NamePrefix + opts.Tag + "-" + hex.EncodeToString(rnd[:]),
+		mtu:    opts.MTU,
+		log:    opts.Log,
+	}
+	if err := tb.build(ctx); err != nil {
+		if cerr := tb.Close(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+		return nil, fmt.Errorf("build testbed %s: %w", tb.Prefix, err)
+	}
+	return tb, nil
+}
+
+// NetNS returns the name of node's namespace (as `ip netns` lists it).
+func (tb *Testbed) NetNS(n Node) string { return tb.Prefix + "-" + string(n) }
+
+// NsHandle opens node's namespace; the caller closes the handle.
+func (tb *Testbed) NsHandle(n Node) (netns.NsHandle, error) {
+	h, err := netns.GetFromName(tb.NetNS(n))
+	if err != nil {
+		return netns.None(), fmt.Errorf("open namespace %s: %w", tb.NetNS(n), err)
+	}
+	return h, nil
+}
+
+func (tb *Testbed) build(ctx context.Context) error {
+	for _, n := range Nodes {
+		name := tb.NetNS(n)
+		if err := tb.run(ctx, "ip", "netns", "add", name); err != nil {
+			return err
+		}
+		tb.mu.Lock()
+		tb.made = append(tb.made, name)
+		tb.mu.Unlock()
+	}
+	mtu := fmt.Sprint(tb.mtu)
+	// Each pair is created directly inside its two namespaces, so the fixed interface names never
+	// meet on the host, where another testbed may be using them at the same time.
+	pairs := []struct {
+		a    Node
+		aIf  string
+		b    Node
+		bIfn string
+	}{
+		{H1, H1Eth, GW1, GW1LAN},
+		{GW1, GW1WAN, GW2, GW2WAN},
+		{GW2, GW2LAN, H2, H2Eth},
+	}
+	for _, p := range pairs {
+		if err := tb.run(ctx, "ip", "-n", tb.NetNS(p.a), "link", "add", p.aIf, "mtu", mtu, "type", "veth",
+			"peer", "name", p.bIfn, "mtu", mtu, "netns", tb.NetNS(p.b)); err != nil {
+			return err
+		}
+	}
+	type addr struct {
+		n   Node
+		dev string
+		a   netip.Addr
+		p   netip.Prefix
+	}
+	addrs := []addr{
+		{H1, H1Eth, H1Addr4, LAN1Prefix4}, {H1, H1Eth, H1Addr6, LAN1Prefix6},
+		{GW1, GW1LAN, GW1LANAddr4, LAN1Prefix4}, {GW1, GW1LAN, GW1LANAddr6, LAN1Prefix6},
+		{GW1, GW1WAN, GW1WANAddr4, WirePrefix4}, {GW1, GW1WAN, GW1WANAddr6, WirePrefix6},
+		{GW2, GW2WAN, GW2WANAddr4, WirePrefix4}, {GW2, GW2WAN, GW2WANAddr6, WirePrefix6},
+		{GW2, GW2LAN, GW2LANAddr4, LAN2Prefix4}, {GW2, GW2LAN, GW2LANAddr6, LAN2Prefix6},
+		{H2, H2Eth, H2Addr4, LAN2Prefix4}, {H2, H2Eth, H2Addr6, LAN2Prefix6},
+	}
+	for _, a := range addrs {
+		cidr := netip.PrefixFrom(a.a, a.p.Bits()).String()
+		args := []string{"-n", tb.NetNS(a.n), "addr", "add", cidr, "dev", a.dev}
+		if a.a.Is6() {
+			// Duplicate address detection would keep the address tentative for a second or two
+			// and make the first pings fail; these links hold no one else.
+			args = append(args, "nodad")
+		}
+		if err := tb.run(ctx, "ip", args...); err != nil {
+			return err
+		}
+	}
+	for _, n := range Nodes {
+		if err := tb.run(ctx, "ip", "-n", tb.NetNS(n), "link", "set", "lo", "up"); err != nil {
+			return err
+		}
+	}
+	for _, l := range []struct {
+		n   Node
+		dev string
+	}{{H1, H1Eth}, {GW1, GW1LAN}, {GW1, GW1WAN}, {GW2, GW2WAN}, {GW2, GW2LAN}, {H2, H2Eth}} {
+		if err := tb.run(ctx, "ip", "-n", tb.NetNS(l.n), "link", "set", l.dev, "up"); err != nil {
+			return err
+		}
+	}
+	routes := []struct {
+		n    Node
+		args []string
+	}{
+		{H1, []string{"route", "add", "default", "via", GW1LANAddr4.String()}},
+		{H1, []string{"-6", "route", "add", "default", "via", GW1LANAddr6.String()}},
+		{GW1, []string{"route", "add", LAN2Prefix4.String(), "via", GW2WANAddr4.String()}},
+		{GW1, []string{"-6", "route", "add", LAN2Prefix6.String(), "via", GW2WANAddr6.String()}},
+		{GW2, []string{"route", "add", LAN1Prefix4.String(), "via", GW1WANAddr4.String()}},
+		{GW2, []string{"-6", "route", "add", LAN1Prefix6.String(), "via", GW1WANAddr6.String()}},
+		{H2, []string{"route", "add", "default", "via", GW2LANAddr4.String()}},
+		{H2, []string{"-6", "route", "add", "default", "via", GW2LANAddr6.String()}},
+	}
+	for _, r := range routes {
+		if err := tb.run(ctx, "ip", append([]string{"-n", tb.NetNS(r.n)}, r.args...)...); err != nil {
+			return err
+		}
+	}
+	for _, gw := range []Node{GW1, GW2} {
+		if _, err := tb.Run(ctx, gw, "sysctl", "-qw", "net.ipv4.ip_forward=1",
+			"net.ipv6.conf.all.forwarding=1"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Command returns a command that runs name inside node's namespace (through `ip netns exec`).
+// Note that `ip netns exec` gives the command a fresh /sys, without /sys/fs/bpf.
+func (tb *Testbed) Command(ctx context.Context, n Node, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", tb.NetNS(n), name}, args...)...)
+	cmd.WaitDelay = 2 * time.Second
+	return cmd
+}
+
+// Run runs name inside node's namespace and returns its combined output; the error carries the
+// output too.
+func (tb *Testbed) Run(ctx context.Context, n Node, name string, args ...string) (string, error) {
+	out, err := tb.Command(ctx, n, name, args...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("run %s in %s: %w: %s", name+" "+strings.Join(args, " "),
+			n, err, bytes.TrimSpace(out))
+	}
+	return string(out), nil
+}
+
+// Ping sends count echo requests from node to dst, 0.2 s apart, and fails unless every one is
+// answered.
+func (tb *Testbed) Ping(ctx context.Context, from Node, dst netip.Addr, count int) error {
+	_, err := tb.Run(ctx, from, "ping", "-n", "-q", "-c", fmt.Sprint(count), "-i", "0.2", "-W", "2",
+		dst.String())
+	return err
+}
+
+// Close removes the namespaces, and with them every link in them. It is idempotent and safe to
+// call on a partly built testbed.
+func (tb *Testbed) Close() error {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	if tb.closed {
+		return nil
+	}
+	tb.closed = true
+	var errs []error
+	for i := len(tb.made) - 1; i >= 0; i-- {
+		if err := removeNetNS(tb.made[i]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	tb.made = nil
+	return errors.Join(errs...)
+}
+
+// Sweep removes every namespace whose name starts with prefix, which must start with
+// "xs-<tag>-<random>" of a testbed: it is for scripts that lost their process (hack/bench.sh's
+// trap, `xdpsec demo --cleanup`).
+func Sweep(prefix string) error {
+	if !strings.HasPrefix(prefix, NamePrefix) || len(prefix) <= len(NamePrefix) {
+		return fmt.Errorf("sweep %q: prefix must start with %q and name a testbed", prefix, NamePrefix)
+	}
+	ents, err := os.ReadDir("/run/netns")
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("list namespaces: %w", err)
+	}
+	var errs []error
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), prefix) {
+			if err := removeNetNS(e.Name()); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func removeNetNS(name string) error {
+	if _, err := os.Stat("/run/netns/" + name); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	// A fresh context: teardown must run even when the caller's context is already done.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return run(ctx, "ip", "netns", "del", name)
+}
+
+func (tb *Testbed) run(ctx context.Context, name string, args ...string) error {
+	tb.log.Debug("testbed", "cmd", name+" "+strings.Join(args, " "))
+	return run(ctx, name, args...)
+}
+
+func run(ctx context.Context, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.WaitDelay = 2 * time.Second
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("run %s %s: %w: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return nil
+}

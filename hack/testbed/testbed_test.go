@@ -1,0 +1,113 @@
+package testbed
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: building network namespaces needs root")
+	}
+}
+
+// TestPlainForwarding builds the topology, checks that the kernel forwards IPv4 and IPv6 between
+// h1 and h2 both ways, and that Close leaves no namespace behind.
+func TestPlainForwarding(t *testing.T) {
+	needRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tb, err := New(ctx, Options{Tag: "tbt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tb.Close() })
+	if !strings.HasPrefix(tb.NetNS(GW1), "xs-tbt-") {
+		t.Fatalf("namespace %q does not carry the xs- prefix and tag", tb.NetNS(GW1))
+	}
+	for _, c := range []struct {
+		from Node
+		dst  string
+	}{
+		{H1, H2Addr4.String()}, {H1, H2Addr6.String()},
+		{H2, H1Addr4.String()}, {H2, H1Addr6.String()},
+	} {
+		if _, err := tb.Run(ctx, c.from, "ping", "-n", "-q", "-c", "2", "-i", "0.2", "-W", "2", c.dst); err != nil {
+			t.Errorf("ping %s from %s: %v", c.dst, c.from, err)
+		}
+	}
+	// The path is routed, not bridged: h2 sees h1's packets with the TTL lowered by both gateways.
+	out, err := tb.Run(ctx, H1, "ping", "-n", "-c", "1", "-W", "2", H2Addr4.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "ttl=62") {
+		t.Errorf("echo reply from h2 should arrive with ttl=62 (two hops each way): %s", out)
+	}
+	res, err := tb.Iperf3(ctx, IperfOptions{Duration: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Bytes == 0 || res.BitsPerSecond <= 0 {
+		t.Errorf("iperf3 measured nothing: %v", res)
+	}
+	t.Logf("plain forwarding, TCP 1 stream, 1 s: %v", res)
+
+	names := []string{}
+	for _, n := range Nodes {
+		names = append(names, tb.NetNS(n))
+	}
+	if err := tb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	for _, n := range names {
+		if _, err := os.Stat("/run/netns/" + n); err == nil {
+			t.Errorf("namespace %s left behind", n)
+		}
+	}
+}
+
+// TestNewCleansUpOnFailure makes the build fail half-way (an impossible MTU) and checks that the
+// namespaces created before the failure are gone.
+func TestNewCleansUpOnFailure(t *testing.T) {
+	needRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	before := countNetNS(t, "xs-tbf-")
+	_, err := New(ctx, Options{Tag: "tbf", MTU: 70000})
+	if err == nil {
+		t.Fatal("New with MTU 70000 succeeded")
+	}
+	if after := countNetNS(t, "xs-tbf-"); after != before {
+		t.Fatalf("failed New left %d namespaces behind: %v", after-before, err)
+	}
+}
+
+func TestSweepRefusesForeignPrefixes(t *testing.T) {
+	for _, p := range []string{"", "xs-", "foo", "/"} {
+		if err := Sweep(p); err == nil {
+			t.Errorf("Sweep(%q) accepted a prefix that is not a testbed's", p)
+		}
+	}
+}
+
+func countNetNS(t *testing.T, prefix string) int {
+	ents, err := os.ReadDir("/run/netns")
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), prefix) {
+			n++
+		}
+	}
+	return n
+}
