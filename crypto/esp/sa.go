@@ -42,8 +42,8 @@ const (
 // both Encap (the outbound transform) and Decap (the inbound one); a dataplane
 // uses one of them per SA, the offline pcap tool either.
 //
-// Concurrency: Encap, Decap, Counters, NextSeq, ReplayTop and Wipe are safe to
-// call from any number of goroutines at once. Outbound sequence numbers come
+// Concurrency: Encap, Decap, Counters, NextSeq and ReplayTop are safe to
+// call from any number of goroutines at once (see Wipe for its one rule). Outbound sequence numbers come
 // from an atomic counter, so concurrent Encap calls never share one; the
 // replay window serialises on a short lock taken only after the ICV verified.
 type SA struct {
@@ -206,16 +206,16 @@ func (sa *SA) ReplayTop() uint64 { return sa.window.Top() }
 // and Decap calls fail with ErrWiped. Go cannot reach into the expanded key
 // schedules inside crypto/aes or x/crypto objects: dropping every reference
 // is the most it can do, after which the garbage collector frees them.
-// Safe to call concurrently with Encap and Decap (calls already running
-// finish with the old state) and more than once.
+// Calls that start after Wipe fail with ErrWiped. Wipe zeroes bytes that a
+// call already running may still read, so the control plane should first
+// unpublish the SA from the workers (their next lookup misses it) and wipe
+// after that; Wipe itself is idempotent and safe from any goroutine.
 func (sa *SA) Wipe() {
 	st := sa.st.Swap(nil)
 	if st == nil {
 		return
 	}
 	clear(st.keys)
-	st.aead, st.blk = nil, nil
-	st.pool.New = nil
 }
 
 // addrPrefix returns the SA's addresses as netip values (for diagnostics).
