@@ -1,0 +1,90 @@
+// Package bpf is the card: the XDP programs that play an inline IPsec NIC, their maps, and the Go bindings
+// bpf2go generates from the C definitions (xdpsec.h holds every type shared with Go; card_bpfel.go and
+// card_bpfel.o are generated and committed; `go generate ./bpf/...` rebuilds them with Debian's clang).
+//
+// # Programs
+//
+// One collection, two XDP programs sharing all maps:
+//
+//   - xdpsec_out, attached to the PROTECTED-side interface, classifies every IP packet against the
+//     outbound SPD. BYPASS → XDP_PASS; DISCARD → XDP_DROP (OutPolBlock); PROTECT → the policy's SA from
+//     sa_table; an absent or invalid SA → XDP_DROP (OutNoStates) plus an ACQUIRE record in acquire_ring,
+//     at most one per policy per acquire interval; a usable SA → bpf_fib_lookup on the SA's outer
+//     destination, metadata, and bpf_redirect_map into xsks_out[rx queue]. No matching policy → the
+//     configured default (bypass unless set to discard; OutNoPols). Protected plaintext never reaches
+//     the kernel: an unresolved neighbour (BPF_FIB_LKUP_RET_NO_NEIGH) still goes to the worker with
+//     MetaNoNeigh set; any other FIB failure or a missing worker socket drops. bpf_fib_lookup checks that
+//     forwarding is enabled on the ingress (protected) interface, as for any router; if it is not, the
+//     packets are dropped and counted as FibFwdDisabled.
+//   - xdpsec_in, attached to the WIRE-side interface: ESP (IP protocol 50) and ESP-in-UDP (destination
+//     port 4500, RFC 3948: a zero non-ESP marker means IKE and a one-byte 0xff payload a NAT-keepalive,
+//     both treated as plain UDP) are looked up by (SPI, destination, 50) in sa_in_lookup. Not found →
+//     XDP_PASS (InNoStates: the SA was not offloaded, the kernel may handle it in software, as FreeBSD's
+//     ipsec_accel falls back); found but not valid → drop (InStateInvalid); encapsulation not the SA's →
+//     drop (InStateMismatch); otherwise metadata and bpf_redirect_map into xsks_in[rx queue]. Fragmented
+//     ESP is passed to the kernel (InESPFragment) — workers see whole packets only. Plaintext is checked
+//     against the inbound SPD: PROTECT → drop (InTmplMismatch, RFC 4301 §5.2), DISCARD → drop
+//     (InPolBlock), BYPASS → pass, no match → the configured default (InNoPols when discard).
+//
+// When no AF_XDP socket is bound on the packet's queue (the XSKMAP lookup fails) the card counts
+// OutNoSocket/InNoSocket; outbound it always drops, inbound it applies the configured verdict (drop by
+// default, or pass to the kernel).
+//
+// # Metadata
+//
+// struct xdpsec_meta (CardXdpsecMeta, MetaSize = 32 bytes, the kernel's maximum) sits right in front of the
+// packet (bpf_xdp_adjust_meta), in host byte order: magic 0x5853 and version 1 (check both: DecodeMeta),
+// direction, SA index, policy ID, L3 and L4 offsets and protocol, flags (IPv6, UDP encapsulation, VLAN,
+// no neighbour, outer IPv6), and for outbound the FIB result: egress ifindex, source and destination MAC.
+// AF_XDP copies the metadata area into the UMEM frame in copy mode too: it is the MetaSize bytes before
+// the RX descriptor's address.
+//
+// # Parsing
+//
+// Ethernet; up to two 802.1Q/802.1ad tags (a third is ParseVLANDepth); IPv4 with options (IHL, total
+// length and version checked); IPv6 with up to 8 extension headers (hop-by-hop, routing, destination
+// options, fragment; AH and ESP are upper-layer protocols, as selectors name them), the L4 header within
+// the first 1024 bytes; ports of TCP, UDP, SCTP, UDP-Lite and DCCP (4 bytes needed), ICMP/ICMPv6 type
+// and code (2 bytes needed), ESP SPI and sequence number (8 bytes). Every truncation or inconsistency
+// ends in XDP_DROP with a Parse* reason; non-IP frames (ARP, …) pass (NonIP).
+//
+// # SPD lookup
+//
+// Semantics are control/spd's (the Go reference; an equivalence test compares the two): SPD order is
+// (priority ascending, policy ID ascending), the first match wins, a selector matches one family, ports
+// apply to port-carrying protocols and to ICMP type/code. Non-first fragments have OPAQUE ports (RFC 4301
+// §7): the first policy matching their addresses and protocol decides; if it constrains ports the fragment
+// is ambiguous and dropped (FragAmbiguous), so a fragment never takes a path its first fragment would not.
+//
+// Structure: an LRU flow cache (flow_cache, keyed by direction, family, addresses, protocol, ports and the
+// non-first-fragment bit) in front of a linear scan of a sorted rule list (spd_rules). A cache entry holds
+// the outcome, the policy ID and the SPD generation it was computed under; the action and SA are read from
+// policy_table on every packet, so a rekey (a policy's SA changing) takes effect at once without
+// invalidating the cache. An established flow costs one hash lookup and two array lookups whatever the
+// SPD's size. A first packet (or any packet after an SPD change) scans the rule list of its direction and
+// family with bpf_loop: at most N iterations for N policies of that family, each one array lookup and
+// eight masked compares (measured figures in docs/bench-card.md).
+//
+// spd_rules holds two buffers per (direction, family); spd_state[dir] says which is live (gen & 1) and
+// how many rules each holds. The loader writes the idle buffer, then bumps gen; the card reads gen before
+// and after a scan (the closing read is atomic) and rescans once if it moved — a sequence lock — so a
+// torn rule list is never used, and entries cached under an older generation are ignored. Two changes
+// during two scans in a row drop the packet (SPDBusy), which policy updates at human rates never cause.
+//
+// # Tables and counters (pinned under /sys/fs/bpf/xdpsec/<instance>/)
+//
+//	sa_table      array, SA index → struct xdpsec_sa (SPI, outer addresses, mode, encap ports, flags, policy; no keys)
+//	sa_in_lookup  hash, struct xdpsec_sa_key (SPI, dst, family, proto) → SA index
+//	policy_table  array, policy ID → struct xdpsec_policy (action, SA, priority, dir)
+//	spd_rules     array, the sorted rule lists; spd_state: generation and counts per direction
+//	card_config   defaults per direction, no-socket verdict, ACQUIRE interval
+//	flow_cache    LRU hash of classified flows
+//	sa_stats      per-CPU array per SA: packets, bytes, first use (CLOCK_MONOTONIC ns)
+//	policy_stats  per-CPU array per policy: packets, bytes
+//	reasons       per-CPU array per enum xdpsec_reason
+//	worker_stats  mmap-able array per SA, written by the workers: packets, bytes, errors by crypto/esp.Reason
+//	acquire_ring  ring buffer of struct xdpsec_acquire; acquire_last: rate limit per policy
+//	xsks_out, xsks_in  XSKMAPs keyed by rx queue, one per side
+//
+// Key material never enters any of them.
+package bpf

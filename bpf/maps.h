@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* The card's maps. Sizes here are the defaults; the loader overrides max_entries from its configuration
+ * before loading. The names are the pin names under /sys/fs/bpf/xdpsec/<instance>/. */
+#ifndef XDPSEC_MAPS_H
+#define XDPSEC_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "xdpsec.h"
+
+#define XDPSEC_DEFAULT_POLICIES 16384
+#define XDPSEC_DEFAULT_SAS 65536
+
+/* Capacities the program must know (the rule list stride); set by the loader with the map sizes. */
+volatile const __u32 policy_capacity = XDPSEC_DEFAULT_POLICIES;
+/* UDP destination port of ESP-in-UDP (RFC 3948). */
+volatile const __u16 encap_port = 4500;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xdpsec_sa);
+	__uint(max_entries, XDPSEC_DEFAULT_SAS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sa_table SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct xdpsec_sa_key);
+	__type(value, __u32); /* SA index */
+	__uint(max_entries, XDPSEC_DEFAULT_SAS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sa_in_lookup SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xdpsec_policy);
+	__uint(max_entries, XDPSEC_DEFAULT_POLICIES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} policy_table SEC(".maps");
+
+/* Rule lists: index ((dir*2 + buffer)*2 + family)*policy_capacity + position. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xdpsec_rule);
+	__uint(max_entries, 8 * XDPSEC_DEFAULT_POLICIES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} spd_rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32); /* enum xdpsec_dir */
+	__type(value, struct xdpsec_spd);
+	__uint(max_entries, 2);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} spd_state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xdpsec_config);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} card_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct xdpsec_flow_key);
+	__type(value, struct xdpsec_flow);
+	__uint(max_entries, 65536);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} flow_cache SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xdpsec_sa_stats);
+	__uint(max_entries, XDPSEC_DEFAULT_SAS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sa_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xdpsec_policy_stats);
+	__uint(max_entries, XDPSEC_DEFAULT_POLICIES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} policy_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32); /* enum xdpsec_reason */
+	__type(value, __u64);
+	__uint(max_entries, XDPSEC_R_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} reasons SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xdpsec_worker_stats);
+	__uint(max_entries, XDPSEC_DEFAULT_SAS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} worker_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} acquire_ring SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64); /* CLOCK_MONOTONIC of the last ACQUIRE per policy */
+	__uint(max_entries, XDPSEC_DEFAULT_POLICIES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} acquire_last SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__type(key, __u32); /* rx queue index */
+	__type(value, __u32);
+	__uint(max_entries, 64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xsks_out SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xsks_in SEC(".maps");
+
+#endif
