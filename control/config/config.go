@@ -1,0 +1,399 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is one xdpsec configuration file: one instance of the gateway, its
+// two interfaces, the sizes of the card's tables, the SPD (policies) and the
+// SAD (sas). Parse fills in defaults, so every field holds the value in force.
+type Config struct {
+	// Instance scopes the BPF pins (/sys/fs/bpf/xdpsec/<instance>/) and the
+	// API socket, so several gateways can share one host.
+	Instance       string         `yaml:"instance" json:"instance"`
+	Interfaces     Interfaces     `yaml:"interfaces" json:"interfaces"`
+	Capacities     Capacities     `yaml:"capacities" json:"capacities"`
+	Dataplane      Dataplane      `yaml:"dataplane" json:"dataplane"`
+	Daemon         Daemon         `yaml:"daemon" json:"daemon"`
+	DefaultVerdict DefaultVerdict `yaml:"default_verdict" json:"default_verdict"`
+	Policies       []Policy       `yaml:"policies" json:"policies"`
+	SAs            []SA           `yaml:"sas" json:"sas"`
+
+	// File is the name the configuration was parsed under (for messages).
+	File string `yaml:"-" json:"-"`
+}
+
+// Interfaces are the two sides of the gateway: plaintext traffic enters and
+// leaves on Protected, ESP on Wire.
+type Interfaces struct {
+	Protected string `yaml:"protected" json:"protected"`
+	Wire      string `yaml:"wire" json:"wire"`
+}
+
+// Capacities size the card's tables (BPF maps are sized before load). The card
+// nacks an SA or policy that does not fit.
+type Capacities struct {
+	Policies  uint32 `yaml:"policies" json:"policies"`     // SPD entries per direction
+	SAs       uint32 `yaml:"sas" json:"sas"`               // SAD entries offloaded
+	FlowCache uint32 `yaml:"flow_cache" json:"flow_cache"` // classifier's flow → policy cache entries
+}
+
+// Dataplane tunes the card and the crypto workers.
+type Dataplane struct {
+	XDPMode XDPMode `yaml:"xdp_mode" json:"xdp_mode"`
+	// UMEMFrames is the number of AF_XDP frames shared by both interfaces.
+	UMEMFrames uint32 `yaml:"umem_frames" json:"umem_frames"`
+	// FrameSize is the size of one UMEM frame (2048 or 4096).
+	FrameSize uint32 `yaml:"frame_size" json:"frame_size"`
+	// Workers is the number of crypto workers; 0 means one per receive queue.
+	Workers uint32 `yaml:"workers" json:"workers"`
+	// BusyPoll makes workers spin on their rings instead of sleeping in poll.
+	BusyPoll bool `yaml:"busy_poll" json:"busy_poll"`
+}
+
+// Daemon configures the control plane of `xdpsec run`.
+type Daemon struct {
+	// Socket is the API's unix socket; default /run/xdpsec/<instance>.sock.
+	Socket string `yaml:"socket" json:"socket"`
+	// PollInterval is how often lifetimes are updated from the card's counters.
+	PollInterval Duration `yaml:"poll_interval" json:"poll_interval"`
+	// Metrics is an optional host:port for Prometheus metrics.
+	Metrics string `yaml:"metrics" json:"metrics,omitempty"`
+}
+
+// DefaultVerdict is what happens to traffic no policy matches, per direction.
+type DefaultVerdict struct {
+	In  Verdict `yaml:"in" json:"in"`
+	Out Verdict `yaml:"out" json:"out"`
+}
+
+// Policy is one SPD entry (RFC 4301 §4.4.1): selectors, a direction, a
+// priority (lower wins, as in ip xfrm) and an action. A protect policy names
+// the SA it uses (out) or expects traffic through (in), by name or by reqid.
+type Policy struct {
+	Name     string    `yaml:"name" json:"name"`
+	Dir      Dir       `yaml:"dir" json:"dir"`
+	Src      Prefix    `yaml:"src" json:"src"`
+	Dst      Prefix    `yaml:"dst" json:"dst"`
+	Proto    Proto     `yaml:"proto" json:"proto"`
+	Sport    PortRange `yaml:"sport" json:"sport"`
+	Dport    PortRange `yaml:"dport" json:"dport"`
+	ICMPType *uint8    `yaml:"icmp_type" json:"icmp_type,omitempty"`
+	ICMPCode *uint8    `yaml:"icmp_code" json:"icmp_code,omitempty"`
+	Priority uint32    `yaml:"priority" json:"priority"`
+	Action   Action    `yaml:"action" json:"action"`
+	SA       string    `yaml:"sa" json:"sa,omitempty"`
+	Reqid    uint32    `yaml:"reqid" json:"reqid,omitempty"`
+	// Offload lists the interfaces this policy may be offloaded to; empty
+	// means every interface of the instance.
+	Offload []string `yaml:"offload" json:"offload,omitempty"`
+}
+
+// SA is one Security Association: one direction of one ESP flow. The field
+// names follow ip xfrm state; keys are Key values that never print.
+type SA struct {
+	Name  string `yaml:"name" json:"name"`
+	SPI   SPI    `yaml:"spi" json:"spi"`
+	Src   Addr   `yaml:"src" json:"src"` // outer source (tunnel) or the sender (transport)
+	Dst   Addr   `yaml:"dst" json:"dst"`
+	Mode  Mode   `yaml:"mode" json:"mode"`
+	Reqid uint32 `yaml:"reqid" json:"reqid,omitempty"`
+
+	AEAD *AEAD `yaml:"aead" json:"aead,omitempty"`
+	Enc  *Enc  `yaml:"enc" json:"enc,omitempty"`
+	Auth *Auth `yaml:"auth" json:"auth,omitempty"`
+
+	ESN bool `yaml:"esn" json:"esn"`
+	// ReplayWindow is the anti-replay window in packets; 0 disables it.
+	// Omitted means DefaultReplayWindow.
+	ReplayWindow *uint32 `yaml:"replay_window" json:"replay_window"`
+	Encap        *Encap  `yaml:"encap" json:"encap,omitempty"`
+	// Seq restores state: outbound, the last sequence number already used;
+	// inbound, the highest one already received. It applies when the SA is
+	// added, never on a reload of an SA that already runs.
+	Seq uint64 `yaml:"seq" json:"seq"`
+
+	Lifetime Lifetime `yaml:"lifetime" json:"lifetime"`
+	// Offload lists the interfaces this SA may be offloaded to; empty means
+	// every interface of the instance.
+	Offload []string `yaml:"offload" json:"offload,omitempty"`
+
+	// TTL is the outer TTL / hop limit in tunnel mode (default 64).
+	TTL uint8 `yaml:"ttl" json:"ttl"`
+	// DF is the outer IPv4 Don't-Fragment policy in tunnel mode (default copy).
+	DF DF `yaml:"df" json:"df"`
+	// TFCPad pads every outbound inner packet up to this many bytes (RFC 4303
+	// §2.7 traffic flow confidentiality; tunnel mode only; 0 = off).
+	TFCPad uint16 `yaml:"tfc_pad" json:"tfc_pad,omitempty"`
+}
+
+// AEAD is a combined-mode algorithm. Key is key ‖ salt as ip xfrm takes it.
+type AEAD struct {
+	Alg     string `yaml:"alg" json:"alg"`
+	Key     Key    `yaml:"key" json:"key"`
+	ICVBits uint16 `yaml:"icv_bits" json:"icv_bits"`
+}
+
+// Enc is the cipher of an encrypt-then-MAC suite.
+type Enc struct {
+	Alg string `yaml:"alg" json:"alg"`
+	Key Key    `yaml:"key" json:"key"`
+}
+
+// Auth is the integrity algorithm of an encrypt-then-MAC suite.
+type Auth struct {
+	Alg       string `yaml:"alg" json:"alg"`
+	Key       Key    `yaml:"key" json:"key"`
+	TruncBits uint16 `yaml:"trunc_bits" json:"trunc_bits"`
+}
+
+// Encap is RFC 3948 UDP encapsulation.
+type Encap struct {
+	Type  EncapType `yaml:"type" json:"type"`
+	Sport uint16    `yaml:"sport" json:"sport"`
+	Dport uint16    `yaml:"dport" json:"dport"`
+}
+
+// Lifetime holds the soft and hard limits of RFC 4301 §4.4.2.1; 0 is no
+// limit. The *_add_seconds count from when the SA was added, *_use_seconds
+// from its first use.
+type Lifetime struct {
+	SoftBytes      uint64 `yaml:"soft_bytes" json:"soft_bytes,omitempty"`
+	HardBytes      uint64 `yaml:"hard_bytes" json:"hard_bytes,omitempty"`
+	SoftPackets    uint64 `yaml:"soft_packets" json:"soft_packets,omitempty"`
+	HardPackets    uint64 `yaml:"hard_packets" json:"hard_packets,omitempty"`
+	SoftAddSeconds uint64 `yaml:"soft_add_seconds" json:"soft_add_seconds,omitempty"`
+	HardAddSeconds uint64 `yaml:"hard_add_seconds" json:"hard_add_seconds,omitempty"`
+	SoftUseSeconds uint64 `yaml:"soft_use_seconds" json:"soft_use_seconds,omitempty"`
+	HardUseSeconds uint64 `yaml:"hard_use_seconds" json:"hard_use_seconds,omitempty"`
+}
+
+// Defaults filled in by Parse for fields left out.
+const (
+	DefaultInstance     = "xdpsec"
+	DefaultPolicies     = 1024
+	DefaultSAs          = 1024
+	DefaultFlowCache    = 65536
+	DefaultUMEMFrames   = 16384
+	DefaultFrameSize    = 4096
+	DefaultReplayWindow = 128
+	DefaultTTL          = 64
+	DefaultICVBits      = 128
+	DefaultTruncBits    = 128
+	DefaultNATTPort     = 4500 // RFC 3948 §2.1
+	DefaultPollInterval = time.Second
+	// MaxFileSize bounds what Load reads: a configuration is small.
+	MaxFileSize = 16 << 20
+)
+
+// Load reads, parses and validates a configuration file.
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("load config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("load config %s: %w", path, err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("load config %s: %w: larger than %d bytes", path, ErrInvalid, MaxFileSize)
+	}
+	c, err := Parse(path, data)
+	// The raw file held the keys in hex; the Config holds its own copies.
+	clear(data)
+	return c, err
+}
+
+// Parse decodes data strictly (unknown fields are errors), fills in defaults
+// and validates the whole configuration. name is used in messages. On error
+// it returns every problem found, joined (errors.Join), and no Config.
+func Parse(name string, data []byte) (*Config, error) {
+	var pos positions
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, syntaxErr(name, err)
+	}
+	pos.index(&root)
+
+	c := &Config{File: name}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	err := dec.Decode(c)
+	switch {
+	case errors.Is(err, io.EOF):
+		return nil, &Error{File: name, Err: fmt.Errorf("%w: the file is empty", ErrInvalid)}
+	case err != nil:
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, syntaxErr(name, err)
+		}
+		errs := make([]error, 0, len(te.Errors))
+		for _, msg := range te.Errors {
+			errs = append(errs, pos.typeError(name, msg))
+		}
+		return nil, errors.Join(errs...)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, &Error{File: name, Err: fmt.Errorf("%w: more than one YAML document", ErrInvalid)}
+	}
+	c.setDefaults()
+	if err := c.validate(&pos); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// syntaxErr locates one of yaml.v3's syntax errors ("yaml: line 3: …").
+func syntaxErr(name string, err error) *Error {
+	e := &Error{File: name}
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if m := lineRE.FindStringSubmatch(msg); m != nil {
+		e.Line, _ = strconv.Atoi(m[1])
+		msg = m[2]
+	}
+	e.Err = fmt.Errorf("%w: %s", ErrSyntax, msg)
+	return e
+}
+
+func (c *Config) setDefaults() {
+	if c.Instance == "" {
+		c.Instance = DefaultInstance
+	}
+	def32 := func(v *uint32, d uint32) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def32(&c.Capacities.Policies, DefaultPolicies)
+	def32(&c.Capacities.SAs, DefaultSAs)
+	def32(&c.Capacities.FlowCache, DefaultFlowCache)
+	def32(&c.Dataplane.UMEMFrames, DefaultUMEMFrames)
+	def32(&c.Dataplane.FrameSize, DefaultFrameSize)
+	if c.Dataplane.XDPMode == "" {
+		c.Dataplane.XDPMode = XDPAuto
+	}
+	if c.Daemon.Socket == "" {
+		c.Daemon.Socket = "/run/xdpsec/" + c.Instance + ".sock"
+	}
+	if c.Daemon.PollInterval.Duration == 0 {
+		c.Daemon.PollInterval.Duration = DefaultPollInterval
+	}
+	if c.DefaultVerdict.In == "" {
+		c.DefaultVerdict.In = VerdictBypass
+	}
+	if c.DefaultVerdict.Out == "" {
+		c.DefaultVerdict.Out = VerdictBypass
+	}
+	for i := range c.SAs {
+		c.SAs[i].setDefaults()
+	}
+}
+
+func (s *SA) setDefaults() {
+	if s.ReplayWindow == nil {
+		w := uint32(DefaultReplayWindow)
+		s.ReplayWindow = &w
+	}
+	if s.TTL == 0 {
+		s.TTL = DefaultTTL
+	}
+	if s.DF == "" {
+		s.DF = DFCopy
+	}
+	if s.AEAD != nil && s.AEAD.ICVBits == 0 {
+		s.AEAD.ICVBits = DefaultICVBits
+	}
+	if s.Auth != nil && s.Auth.TruncBits == 0 {
+		s.Auth.TruncBits = DefaultTruncBits
+	}
+	if s.Encap != nil {
+		if s.Encap.Sport == 0 {
+			s.Encap.Sport = DefaultNATTPort
+		}
+		if s.Encap.Dport == 0 {
+			s.Encap.Dport = DefaultNATTPort
+		}
+	}
+}
+
+// Window is the anti-replay window in force (0: disabled).
+func (s *SA) Window() uint32 {
+	if s.ReplayWindow == nil {
+		return DefaultReplayWindow
+	}
+	return *s.ReplayWindow
+}
+
+// SA returns the SA named name, or nil.
+func (c *Config) SA(name string) *SA {
+	for i := range c.SAs {
+		if c.SAs[i].Name == name {
+			return &c.SAs[i]
+		}
+	}
+	return nil
+}
+
+// Policy returns the policy named name, or nil.
+func (c *Config) Policy(name string) *Policy {
+	for i := range c.Policies {
+		if c.Policies[i].Name == name {
+			return &c.Policies[i]
+		}
+	}
+	return nil
+}
+
+// Keys returns every key of the SA (for wiping).
+func (s *SA) Keys() []Key {
+	var ks []Key
+	if s.AEAD != nil {
+		ks = append(ks, s.AEAD.Key)
+	}
+	if s.Enc != nil {
+		ks = append(ks, s.Enc.Key)
+	}
+	if s.Auth != nil {
+		ks = append(ks, s.Auth.Key)
+	}
+	return ks
+}
+
+// Wipe overwrites the key bytes of the SA (and of every copy sharing them).
+func (s *SA) Wipe() {
+	for _, k := range s.Keys() {
+		k.Wipe()
+	}
+}
+
+// Wipe overwrites every key in the configuration.
+func (c *Config) Wipe() {
+	for i := range c.SAs {
+		c.SAs[i].Wipe()
+	}
+}
+
+// RequireDataplane checks what `xdpsec run` needs beyond what Parse checks:
+// both interfaces named. The offline tools need only SAs.
+func (c *Config) RequireDataplane() error {
+	var errs []error
+	if c.Interfaces.Protected == "" {
+		errs = append(errs, &Error{File: c.File, Field: "interfaces.protected", Err: ErrMissing})
+	}
+	if c.Interfaces.Wire == "" {
+		errs = append(errs, &Error{File: c.File, Field: "interfaces.wire", Err: ErrMissing})
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,31 @@
+// Package config reads xdpsec's YAML configuration: the instance, its two
+// interfaces, the card's capacities, the SPD (policies) and the SAD (sas).
+// The schema, with a full example, is in docs/config.md.
+//
+// Parsing is strict and complete. Unknown fields are errors; every problem in
+// the file is reported at once (errors.Join of *Error values), each naming the
+// file, the line, the SA or policy and the field, e.g.
+//
+//	gw.yaml:14: sa "gw1-to-gw2": aead.key: rfc4106(gcm(aes)) needs 20, 28 or 36 bytes …
+//
+// and a configuration with any error yields no Config, so nothing starts on a
+// half-valid file. Sentinel errors (ErrKeyLength, ErrUnknownSA, …) let callers
+// and tests tell the problems apart with errors.Is.
+//
+// The algorithm names, key lengths and ranges the ESP engine accepts are
+// checked by the engine itself (esp.Params.Validate, through SA.ESPParams), so
+// there is one list of what is supported. Policies convert to the SPD's
+// selector type (Policy.Selector), so the file means exactly what the
+// reference classifier and the card do.
+//
+// Key material is held in Key values: every fmt verb, JSON and YAML print a
+// placeholder with the length, never the bytes; Reveal is the one explicit way
+// out (for `--show-keys`), and Wipe overwrites the bytes (copies of a Key share
+// them, so wiping one wipes all).
+//
+// Diff compares two configurations for a reload (SIGHUP, `xdpsec reload`): the
+// SAs and policies added, removed and changed, by name, and whether a change
+// needs a restart (instance, interfaces, capacities). An SA's seq field only
+// restores state when the SA is added, so a seq that differs alone is not a
+// change: a reload never moves a running SA's sequence number or window.
+package config

@@ -1,0 +1,270 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Sentinel errors, for callers and tests that check what kind of problem a
+// configuration has (errors.Is works on the joined error Parse returns).
+var (
+	ErrSyntax           = errors.New("not valid YAML")
+	ErrUnknownField     = errors.New("unknown field")
+	ErrInvalid          = errors.New("invalid value")
+	ErrMissing          = errors.New("missing field")
+	ErrDuplicate        = errors.New("duplicate")
+	ErrUnknownAlgorithm = errors.New("unknown algorithm")
+	ErrKeyLength        = errors.New("wrong key length")
+	ErrUnknownSA        = errors.New("unknown sa")
+	ErrFamilyMismatch   = errors.New("address family mismatch")
+	ErrConflict         = errors.New("conflicting fields")
+)
+
+// Error is one problem in a configuration file, located as precisely as the
+// file allows: the file, the line, the SA or policy, and the field.
+type Error struct {
+	File    string
+	Line    int    // 0 when unknown
+	Section string // "sa", "policy" or "" for the top level
+	Name    string // the SA's or policy's name, or "#3" for an unnamed entry
+	Field   string // e.g. "aead.key"
+	Err     error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		b.WriteString(":" + strconv.Itoa(e.Line))
+	}
+	b.WriteString(": ")
+	if e.Section != "" {
+		fmt.Fprintf(&b, "%s %s: ", e.Section, e.Name)
+	}
+	if e.Field != "" {
+		b.WriteString(e.Field + ": ")
+	}
+	b.WriteString(e.Err.Error())
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// positions remembers where things are in the file, so that errors found
+// after decoding (duplicates, key lengths, references) can name a line.
+type positions struct {
+	top   map[string]int // top-level path ("interfaces.wire") → line
+	items []item         // every entry of sas and policies, in file order
+}
+
+type item struct {
+	section string         // "sa" or "policy"
+	index   int            // position in its list
+	name    string         // the entry's name field, if any
+	line    int            // first line of the entry
+	fields  map[string]int // path inside the entry ("aead.key") → line
+}
+
+func (p *positions) index(root *yaml.Node) {
+	p.top = map[string]int{}
+	if root == nil || len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
+		return
+	}
+	m := root.Content[0]
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k, v := m.Content[i], m.Content[i+1]
+		p.top[k.Value] = k.Line
+		section := map[string]string{"sas": "sa", "policies": "policy"}[k.Value]
+		if section == "" {
+			walk(v, k.Value, p.top)
+			continue
+		}
+		if v.Kind != yaml.SequenceNode {
+			continue
+		}
+		for j, e := range v.Content {
+			it := item{section: section, index: j, line: e.Line, fields: map[string]int{}}
+			walk(e, "", it.fields)
+			if e.Kind == yaml.MappingNode {
+				for x := 0; x+1 < len(e.Content); x += 2 {
+					if e.Content[x].Value == "name" && e.Content[x+1].Kind == yaml.ScalarNode {
+						it.name = e.Content[x+1].Value
+					}
+				}
+			}
+			p.items = append(p.items, it)
+		}
+	}
+	sort.SliceStable(p.items, func(a, b int) bool { return p.items[a].line < p.items[b].line })
+}
+
+// walk records the line of every mapping key under n, by dotted path.
+func walk(n *yaml.Node, prefix string, out map[string]int) {
+	if n.Kind != yaml.MappingNode {
+		return
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		path := n.Content[i].Value
+		if prefix != "" {
+			path = prefix + "." + path
+		}
+		out[path] = n.Content[i].Line
+		walk(n.Content[i+1], path, out)
+	}
+}
+
+func (p *positions) find(section string, index int) *item {
+	for i := range p.items {
+		if p.items[i].section == section && p.items[i].index == index {
+			return &p.items[i]
+		}
+	}
+	return nil
+}
+
+// at returns the entry whose lines contain line, or nil.
+func (p *positions) at(line int) *item {
+	var found *item
+	for i := range p.items {
+		if p.items[i].line <= line {
+			found = &p.items[i]
+		}
+	}
+	if found == nil {
+		return nil
+	}
+	// An entry ends where its section's next top-level key begins.
+	for _, l := range p.top {
+		if l > found.line && l <= line {
+			return nil
+		}
+	}
+	return found
+}
+
+func entryName(name string, index int) string {
+	if name == "" {
+		return "#" + strconv.Itoa(index+1)
+	}
+	return strconv.Quote(name)
+}
+
+// fieldErr builds an Error for field of entry index of section ("sa" or
+// "policy"), or of the top level when section is "".
+func (p *positions) fieldErr(file, section string, index int, name, field string, err error) *Error {
+	e := &Error{File: file, Section: section, Field: field, Err: err}
+	if section == "" {
+		e.Line = p.lineOf(p.top, field)
+		return e
+	}
+	e.Name = entryName(name, index)
+	if it := p.find(section, index); it != nil {
+		e.Line = it.line
+		if l := p.lineOf(it.fields, field); l > 0 {
+			e.Line = l
+		}
+	}
+	return e
+}
+
+// lineOf finds the line of path, or of its nearest parent that is written out.
+func (p *positions) lineOf(m map[string]int, path string) int {
+	for path != "" {
+		if l, ok := m[path]; ok {
+			return l
+		}
+		i := strings.LastIndexByte(path, '.')
+		if i < 0 {
+			break
+		}
+		path = path[:i]
+	}
+	return 0
+}
+
+var (
+	lineRE    = regexp.MustCompile(`^line (\d+): (.*)$`)
+	unknownRE = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
+	castRE    = regexp.MustCompile("^cannot unmarshal !!(\\w+) `(.*)` into (\\S+)$")
+)
+
+// typeError turns one of yaml.v3's "line N: …" messages into an Error that
+// also names the SA or policy and the field on that line.
+func (p *positions) typeError(file, msg string) *Error {
+	e := &Error{File: file}
+	if m := lineRE.FindStringSubmatch(msg); m != nil {
+		e.Line, _ = strconv.Atoi(m[1])
+		msg = m[2]
+	}
+	fields := p.top
+	if it := p.at(e.Line); it != nil && e.Line > 0 {
+		e.Section, e.Name, fields = it.section, entryName(it.name, it.index), it.fields
+	}
+	if m := unknownRE.FindStringSubmatch(msg); m != nil {
+		e.Err = fmt.Errorf("%w %q", ErrUnknownField, m[1])
+		// Name the enclosing mapping when there is exactly one on that line.
+		e.Field = fieldOnLine(fields, e.Line, m[1])
+		return e
+	}
+	e.Field = fieldOnLine(fields, e.Line, "")
+	if m := castRE.FindStringSubmatch(msg); m != nil {
+		want := strings.TrimPrefix(m[3], "config.")
+		if strings.HasPrefix(want, "*") {
+			want = want[1:]
+		}
+		e.Err = fmt.Errorf("%w: want %s, got %s %q", ErrInvalid, describeType(want), m[1], m[2])
+		return e
+	}
+	e.Err = fmt.Errorf("%w: %s", ErrInvalid, msg)
+	return e
+}
+
+// fieldOnLine returns the one field path written on line (leaving out the
+// unknown field itself), or "" when there is none or several.
+func fieldOnLine(fields map[string]int, line int, unknown string) string {
+	var found []string
+	for path, l := range fields {
+		if l != line {
+			continue
+		}
+		if unknown != "" && (path == unknown || strings.HasSuffix(path, "."+unknown)) {
+			// The parent of the unknown field is what the user should look at.
+			if i := strings.LastIndexByte(path, '.'); i >= 0 {
+				return path[:i]
+			}
+			return ""
+		}
+		found = append(found, path)
+	}
+	if len(found) == 1 {
+		return found[0]
+	}
+	return ""
+}
+
+func describeType(t string) string {
+	switch t {
+	case "uint8":
+		return "a number 0-255"
+	case "uint16":
+		return "a number 0-65535"
+	case "uint32":
+		return "a number 0-4294967295"
+	case "uint64":
+		return "a number 0-18446744073709551615"
+	case "bool":
+		return "true or false"
+	case "string":
+		return "a string"
+	}
+	if strings.HasPrefix(t, "[]") {
+		return "a list"
+	}
+	return "a mapping (" + t + ")"
+}
