@@ -1,0 +1,89 @@
+package worker
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	"github.com/xdpsec/xdpsec/crypto/esp"
+)
+
+// NumErrorSlots is the length of SAStats.Errors (XDPSEC_WERR_MAX).
+const NumErrorSlots = 16
+
+// ReasonPolicyMismatch is the per-SA error slot for inner packets that failed
+// the post-decryption policy check (RFC 4301 §5.2). Slots below it are
+// esp.Reason values.
+const ReasonPolicyMismatch = esp.NumReasons
+
+// SAStats is one SA's counters as the workers write them: the layout of the
+// card's struct xdpsec_worker_stats (bpf/xdpsec.h), so that an element of the
+// mmap'd worker_stats map can be used in place, and bpftool and the control
+// plane read what the workers add. Every field is updated with atomic adds.
+type SAStats struct {
+	Packets atomic.Uint64 // packets sealed (outbound) or opened and policy-checked (inbound)
+	Bytes   atomic.Uint64 // their plaintext IP length
+	Errors  [NumErrorSlots]atomic.Uint64
+}
+
+// StatsTable is the per-SA counters array, indexed by SA index.
+type StatsTable struct {
+	s []SAStats
+}
+
+// NewStatsTable allocates a table in Go memory (for tests, and for a card
+// without the mmapable map).
+func NewStatsTable(capacity int) *StatsTable {
+	return &StatsTable{s: make([]SAStats, capacity)}
+}
+
+// Len is the number of SA indexes the table covers.
+func (t *StatsTable) Len() int { return len(t.s) }
+
+// SA returns the counters of index, or nil when out of range.
+func (t *StatsTable) SA(index uint32) *SAStats {
+	if int64(index) >= int64(len(t.s)) {
+		return nil
+	}
+	return &t.s[index]
+}
+
+// StatsTableFromMem views mem — the mmap'd value area of the card's
+// BPF_F_MMAPABLE worker_stats array map — as a StatsTable. mem must stay
+// mapped while workers use the table.
+func StatsTableFromMem(mem []byte) (*StatsTable, error) {
+	s, err := statsView(mem)
+	if err != nil {
+		return nil, fmt.Errorf("view worker stats: %w", err)
+	}
+	return &StatsTable{s: s}, nil
+}
+
+// Stats are one worker's ring and drop counters, readable from any
+// goroutine while it runs. Per-SA counters live in the StatsTable.
+type Stats struct {
+	RXPackets atomic.Uint64 // descriptors taken off both RX rings
+	TXPackets atomic.Uint64 // descriptors put on both TX rings
+	Sealed    atomic.Uint64 // outbound packets encrypted
+	Opened    atomic.Uint64 // inbound packets decrypted and accepted
+
+	BadMeta        atomic.Uint64 // metadata missing, wrong magic/version or offsets
+	WrongDir       atomic.Uint64 // metadata direction differs from the socket's side or the SA's
+	NoSA           atomic.Uint64 // no SA installed at the metadata's index
+	CryptoErrors   atomic.Uint64 // Encap or Decap refused (per reason in the SA's counters)
+	PolicyMismatch atomic.Uint64 // inner packet failed the post-decryption policy check
+	TTLExpired     atomic.Uint64 // inner TTL / hop limit would reach 0 when forwarded
+	NoNeighOut     atomic.Uint64 // outbound: the wire next hop is unresolved
+	NoNextHopIn    atomic.Uint64 // inbound: no route or unresolved neighbour for the inner destination
+	WrongEgress    atomic.Uint64 // the next hop is on an interface this worker has no socket on
+	TooBig         atomic.Uint64 // inner packets over the tunnel's MTU
+	PTBSent        atomic.Uint64 // ICMP frag-needed / packet-too-big sent back
+	Fragments      atomic.Uint64 // fragments made from IPv4 packets without DF
+	NoFrame        atomic.Uint64 // a free frame was needed (fragmenting) and none was left
+	TXRingFull     atomic.Uint64 // packets dropped because a TX ring was full
+	FrameErrors    atomic.Uint64 // a frame came back twice or from outside the pool (a bug)
+
+	Kicks     atomic.Uint64 // sendto calls to start TX
+	Wakeups   atomic.Uint64 // recvfrom calls for a fill ring that asked for it
+	Polls     atomic.Uint64 // times the worker slept in poll
+	Completed atomic.Uint64 // TX frames the kernel returned
+}

@@ -1,0 +1,146 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/xdpsec/xdpsec/control/spd"
+	"github.com/xdpsec/xdpsec/crypto/esp"
+)
+
+// Dir is an SA's direction, with the card's values (bpf/xdpsec.h XDPSEC_DIR_*).
+type Dir uint8
+
+const (
+	Out Dir = 0 // protected side → wire: Encap
+	In  Dir = 1 // wire → protected side: Decap and the post-decryption policy check
+)
+
+func (d Dir) String() string {
+	if d == Out {
+		return "out"
+	}
+	return "in"
+}
+
+// Entry is what the workers know of one offloaded SA: the engine's SA (the
+// keys), its direction, and for an inbound SA the selectors of the policy it
+// serves. Entries are immutable once installed.
+type Entry struct {
+	SA  *esp.SA
+	Dir Dir
+	// Selectors, inbound only: after decryption the inner packet must match
+	// one of them, or it is dropped and counted (RFC 4301 §5.2). Required for
+	// inbound entries.
+	Selectors []spd.Selector
+	// OuterDst, outbound only and optional: the SA's outer destination. When
+	// the card says the next hop is unresolved, the worker asks the resolver
+	// for it (which also starts resolution) instead of dropping at once.
+	OuterDst netip.Addr
+
+	innerMTU int // largest inner IP packet whose encapsulation fits the wire MTU
+}
+
+// Errors of SATable.
+var (
+	ErrIndex   = errors.New("sa index out of range")
+	ErrEntry   = errors.New("invalid sa entry")
+	ErrPresent = errors.New("sa index in use")
+)
+
+// SATable is the workers' SA array, indexed by the SA index that the card's
+// metadata names. Workers read it with one atomic load per packet; the
+// control plane installs and removes entries from any goroutine.
+//
+// Removal does not wipe: a worker may be inside Encap or Decap with the SA
+// it loaded just before the removal. The control plane first makes the card
+// stop naming the SA (deletes it from the card's tables), then removes it
+// here, and only then calls (*esp.SA).Wipe: a worker that still loads the
+// index finds nothing, and one that loaded it before gets ErrWiped at worst.
+type SATable struct {
+	entries []atomic.Pointer[Entry]
+	wireMTU int
+}
+
+// NewSATable makes a table for capacity SA indexes. wireMTU is the wire
+// interface's MTU (the largest outer IP packet), from which each outbound
+// SA's inner MTU follows.
+func NewSATable(capacity int, wireMTU int) (*SATable, error) {
+	if capacity <= 0 {
+		return nil, fmt.Errorf("create sa table: capacity %d", capacity)
+	}
+	if wireMTU < 1280 || wireMTU > 65535 {
+		return nil, fmt.Errorf("create sa table: wire mtu %d outside 1280-65535", wireMTU)
+	}
+	return &SATable{entries: make([]atomic.Pointer[Entry], capacity), wireMTU: wireMTU}, nil
+}
+
+// Capacity is the number of SA indexes.
+func (t *SATable) Capacity() int { return len(t.entries) }
+
+// Install publishes e at index. It fails if the index is taken: replace an
+// SA by removing the old one first (and wiping it once the card is updated).
+func (t *SATable) Install(index uint32, e *Entry) error {
+	if int64(index) >= int64(len(t.entries)) {
+		return fmt.Errorf("install sa %d: %w", index, ErrIndex)
+	}
+	if e == nil || e.SA == nil || (e.Dir != Out && e.Dir != In) {
+		return fmt.Errorf("install sa %d: %w: an SA and a direction are required", index, ErrEntry)
+	}
+	if e.Dir == In && len(e.Selectors) == 0 {
+		return fmt.Errorf("install sa %d: %w: an inbound SA needs the selectors of the policy it serves", index, ErrEntry)
+	}
+	for i, s := range e.Selectors {
+		if err := s.Validate(); err != nil {
+			return fmt.Errorf("install sa %d: selector %d: %w", index, i, err)
+		}
+	}
+	c := *e
+	c.Selectors = append([]spd.Selector(nil), e.Selectors...)
+	c.innerMTU = innerMTU(c.SA, t.wireMTU)
+	if !t.entries[index].CompareAndSwap(nil, &c) {
+		return fmt.Errorf("install sa %d: %w", index, ErrPresent)
+	}
+	return nil
+}
+
+// Remove unpublishes the entry at index and returns it (nil if none). It
+// does not wipe the SA: see SATable.
+func (t *SATable) Remove(index uint32) *Entry {
+	if int64(index) >= int64(len(t.entries)) {
+		return nil
+	}
+	return t.entries[index].Swap(nil)
+}
+
+// Lookup returns the entry at index or nil.
+func (t *SATable) Lookup(index uint32) *Entry {
+	if int64(index) >= int64(len(t.entries)) {
+		return nil
+	}
+	return t.entries[index].Load()
+}
+
+// InnerMTU returns the largest inner packet an installed SA can carry
+// without exceeding the wire MTU (0 if none is installed at index).
+func (t *SATable) InnerMTU(index uint32) int {
+	if e := t.Lookup(index); e != nil {
+		return e.innerMTU
+	}
+	return 0
+}
+
+// innerMTU is the largest n with n + Overhead(n) <= wireMTU. Overhead grows
+// with padding by at most a block, so start there and step down.
+func innerMTU(sa *esp.SA, wireMTU int) int {
+	n := wireMTU - sa.Overhead(wireMTU)
+	for n > 0 && n+sa.Overhead(n) > wireMTU {
+		n--
+	}
+	for n+1+sa.Overhead(n+1) <= wireMTU {
+		n++
+	}
+	return n
+}

@@ -1,0 +1,394 @@
+//go:build linux
+
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/xdpsec/xdpsec/loader/xsk"
+)
+
+// DefaultBatchSize is how many descriptors a worker takes off a ring at once.
+const DefaultBatchSize = 64
+
+// Config describes one worker: the pair of sockets on one receive queue of
+// the protected-side and the wire-side interface, and what it needs to
+// process packets.
+type Config struct {
+	// Protected and Wire are the sockets on the same queue index of the two
+	// interfaces, opened on one UMEM so frames cross without a copy.
+	Protected, Wire *xsk.Socket
+	// Pool is this worker's share of the UMEM's frames (xsk.UMEM.Pools).
+	Pool *xsk.FramePool
+	// SAs is the SA table shared by all workers.
+	SAs *SATable
+	// SAStats receives per-SA counters; nil allocates a private table.
+	SAStats *StatsTable
+	// Resolver gives inbound packets their next hop (required).
+	Resolver NextHopResolver
+	// PMTU handles too-big inner packets; nil drops and counts them.
+	PMTU PMTU
+	// ProtectedIfindex and WireIfindex, when non-zero, are checked against
+	// the next hops: a packet that should leave elsewhere is dropped and
+	// counted (the worker can only transmit on its two sockets). They
+	// default to the sockets' interfaces.
+	ProtectedIfindex, WireIfindex int
+
+	// BatchSize is the number of descriptors per ring operation (default
+	// DefaultBatchSize, at most 256).
+	BatchSize int
+	// BusyPoll makes the worker spin (non-blocking poll) instead of sleeping
+	// when its rings are empty: lower latency, one core burnt. Open the
+	// sockets with xsk.SocketConfig.BusyPoll as well.
+	BusyPoll bool
+	// LockOSThread locks the worker's goroutine to an OS thread.
+	LockOSThread bool
+	// CPU, when >= 0, pins that thread to the CPU (implies LockOSThread).
+	// Use -1 for no pinning.
+	CPU int
+}
+
+// Worker runs the ESP data path of one receive queue. Its rings, its frame
+// pool and its batches are used by its own goroutine only (Run); Stop,
+// Stats and the tables may be used from any goroutine.
+type Worker struct {
+	cfg      Config
+	umem     *xsk.UMEM
+	socks    [2]*xsk.Socket // sideProtected, sideWire
+	pool     *xsk.FramePool
+	sas      *SATable
+	saStats  *StatsTable
+	resolver NextHopResolver
+	pmtu     PMTU
+
+	protIfindex, wireIfindex int
+
+	rx      []xsk.Desc
+	tx      [2][]xsk.Desc
+	addrs   []uint64
+	fillOut [2]int // frames on each fill ring (given minus received)
+	txOut   [2]int // frames on each TX ring or in the kernel (queued minus completed)
+
+	stopper  *xsk.Stopper
+	poller   *xsk.Poller
+	stopping atomic.Bool
+	stats    Stats
+}
+
+// ErrConfig is wrapped by New for a configuration it refuses.
+var ErrConfig = errors.New("invalid worker configuration")
+
+// New checks cfg and prepares a worker; Run starts it.
+func New(cfg Config) (*Worker, error) {
+	if cfg.Protected == nil || cfg.Wire == nil || cfg.Pool == nil || cfg.SAs == nil || cfg.Resolver == nil {
+		return nil, fmt.Errorf("create worker: %w: sockets, pool, SA table and resolver are required", ErrConfig)
+	}
+	if cfg.Protected.UMEM() != cfg.Wire.UMEM() {
+		return nil, fmt.Errorf("create worker: %w: the two sockets must share one umem", ErrConfig)
+	}
+	if cfg.BatchSize == 0 {
+		cfg.BatchSize = DefaultBatchSize
+	}
+	if cfg.BatchSize < 1 || cfg.BatchSize > 256 {
+		return nil, fmt.Errorf("create worker: %w: batch size %d outside 1-256", ErrConfig, cfg.BatchSize)
+	}
+	// Frames on the fill rings and in flight on the TX rings come out of the
+	// same pool: if the rings could hold more than the pool, RX would starve
+	// TX (or the other way round).
+	if need := cfg.Protected.Fill.Size() + cfg.Wire.Fill.Size() + cfg.Protected.TX.Size() + cfg.Wire.TX.Size(); need > cfg.Pool.Size() {
+		return nil, fmt.Errorf("create worker: %w: fill and tx rings hold %d descriptors, more than the pool's %d frames",
+			ErrConfig, need, cfg.Pool.Size())
+	}
+	if cfg.SAStats == nil {
+		cfg.SAStats = NewStatsTable(cfg.SAs.Capacity())
+	}
+	if cfg.ProtectedIfindex == 0 {
+		cfg.ProtectedIfindex = cfg.Protected.Ifindex()
+	}
+	if cfg.WireIfindex == 0 {
+		cfg.WireIfindex = cfg.Wire.Ifindex()
+	}
+	stop, err := xsk.NewStopper()
+	if err != nil {
+		return nil, fmt.Errorf("create worker: %w", err)
+	}
+	w := &Worker{
+		cfg:         cfg,
+		umem:        cfg.Protected.UMEM(),
+		socks:       [2]*xsk.Socket{cfg.Protected, cfg.Wire},
+		pool:        cfg.Pool,
+		sas:         cfg.SAs,
+		saStats:     cfg.SAStats,
+		resolver:    cfg.Resolver,
+		pmtu:        cfg.PMTU,
+		protIfindex: cfg.ProtectedIfindex,
+		wireIfindex: cfg.WireIfindex,
+		rx:          make([]xsk.Desc, cfg.BatchSize),
+		addrs:       make([]uint64, max(cfg.BatchSize, 256)),
+		stopper:     stop,
+		poller:      xsk.NewPoller(stop, cfg.Protected, cfg.Wire),
+	}
+	// Room for a whole batch of both directions plus the fragments of a
+	// few packets.
+	for i := range w.tx {
+		w.tx[i] = make([]xsk.Desc, 0, 2*cfg.BatchSize+16)
+	}
+	return w, nil
+}
+
+// Stats returns the worker's counters.
+func (w *Worker) Stats() *Stats { return &w.stats }
+
+// Stop asks Run to return; safe from any goroutine, idempotent.
+func (w *Worker) Stop() {
+	w.stopping.Store(true)
+	_ = w.stopper.Stop()
+}
+
+// Close releases the stop eventfd. Call it after Run returned.
+func (w *Worker) Close() error { return w.stopper.Close() }
+
+// Run moves packets until Stop: it drains both RX rings batch by batch
+// until they are empty, then sleeps in poll(2) on both sockets and the stop
+// eventfd (or spins, with BusyPoll). Before returning it gives back every
+// frame it holds: received frames not yet processed return to the pool, and
+// it waits up to a second for the kernel to complete what it transmitted.
+// Frames on the fill rings stay there (the kernel owns them until the
+// sockets close). Run returns an error only when the kernel refuses a
+// sendto/poll for good (the interface went away, …).
+func (w *Worker) Run() error {
+	if w.cfg.LockOSThread || w.cfg.CPU >= 0 {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+	}
+	if w.cfg.CPU >= 0 {
+		var set unix.CPUSet
+		set.Set(w.cfg.CPU)
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			return fmt.Errorf("pin worker to cpu %d: %w", w.cfg.CPU, err)
+		}
+	}
+	var err error
+	for !w.stopping.Load() {
+		var n int
+		if n, err = w.Step(); err != nil {
+			break
+		}
+		if n > 0 {
+			continue
+		}
+		if w.cfg.BusyPoll {
+			if _, err = w.poller.Wait(0); err != nil {
+				break
+			}
+			continue
+		}
+		// Completions do not wake poll(2): with frames in flight, wake
+		// soon to reap them.
+		timeout := -1
+		for i := range w.socks {
+			if w.txOut[i] > 0 {
+				timeout = 1
+			}
+		}
+		w.stats.Polls.Add(1)
+		if _, err = w.poller.Wait(timeout); err != nil {
+			break
+		}
+	}
+	w.drain(time.Second)
+	return err
+}
+
+// Step does one round: reap completions, refill the fill rings, process at
+// most one batch from each RX ring, transmit. It returns how many packets it
+// took off the RX rings. Run calls it in a loop; tests call it directly.
+func (w *Worker) Step() (int, error) {
+	for i := range w.socks {
+		w.reap(i)
+	}
+	for i := range w.socks {
+		if err := w.refill(i); err != nil {
+			return 0, err
+		}
+	}
+	n := w.receive(sideProtected)
+	n += w.receive(sideWire)
+	for i := range w.socks {
+		if err := w.transmit(i); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// reap returns frames the kernel finished transmitting to the pool.
+func (w *Worker) reap(side int) {
+	s := w.socks[side]
+	for w.txOut[side] > 0 {
+		n := s.Completion.Consume(w.addrs)
+		if n == 0 {
+			return
+		}
+		w.txOut[side] -= n
+		w.stats.Completed.Add(uint64(n))
+		for _, a := range w.addrs[:n] {
+			w.free(a)
+		}
+	}
+}
+
+// refill tops up a fill ring from the pool.
+func (w *Worker) refill(side int) error {
+	s := w.socks[side]
+	free := s.Fill.Free()
+	for free > 0 && w.pool.Len() > 0 {
+		n := w.pool.GetN(w.addrs[:min(free, len(w.addrs))])
+		p := s.Fill.Produce(w.addrs[:n])
+		for _, a := range w.addrs[p:n] {
+			w.free(a)
+		}
+		w.fillOut[side] += p
+		free -= p
+		if p < n {
+			break
+		}
+	}
+	if did, err := s.WakeRX(); err != nil {
+		return err
+	} else if did {
+		w.stats.Wakeups.Add(1)
+	}
+	return nil
+}
+
+// receive processes one batch from a side's RX ring.
+func (w *Worker) receive(side int) int {
+	n := w.socks[side].RX.Consume(w.rx)
+	if n == 0 {
+		return 0
+	}
+	w.fillOut[side] -= n
+	w.stats.RXPackets.Add(uint64(n))
+	for _, d := range w.rx[:n] {
+		if side == sideProtected {
+			w.handleOut(d)
+		} else {
+			w.handleIn(d)
+		}
+	}
+	return n
+}
+
+// queue adds a frame to the batch bound for a side.
+func (w *Worker) queue(side int, d xsk.Desc) {
+	if len(w.tx[side]) == cap(w.tx[side]) {
+		w.stats.TXRingFull.Add(1)
+		w.free(d.Addr)
+		return
+	}
+	w.tx[side] = append(w.tx[side], d)
+}
+
+// transmit puts a side's batch on its TX ring, drops what does not fit, and
+// kicks the kernel when it asks for it.
+func (w *Worker) transmit(side int) error {
+	s := w.socks[side]
+	q := w.tx[side]
+	p := 0
+	if len(q) > 0 {
+		p = s.TX.Produce(q)
+		for _, d := range q[p:] {
+			w.stats.TXRingFull.Add(1)
+			w.free(d.Addr)
+		}
+		w.txOut[side] += p
+		w.stats.TXPackets.Add(uint64(p))
+		w.tx[side] = q[:0]
+	}
+	// Kick for new descriptors, and again while the kernel left some on the
+	// ring (one sendto transmits a bounded number in copy mode).
+	if p > 0 || (w.txOut[side] > 0 && s.TX.Free() < s.TX.Size()) {
+		did, err := s.Kick()
+		if did {
+			w.stats.Kicks.Add(1)
+		}
+		return err
+	}
+	return nil
+}
+
+// free returns a frame to the pool; a frame returned twice is a bug that
+// must not corrupt the pool, so it is counted instead.
+func (w *Worker) free(addr uint64) {
+	if !w.pool.Put(addr) {
+		w.stats.FrameErrors.Add(1)
+	}
+}
+
+// drain returns held frames to the pool at shutdown: unprocessed RX frames,
+// unsent batches, and (waiting up to timeout) TX frames in the kernel.
+func (w *Worker) drain(timeout time.Duration) {
+	for side, s := range w.socks {
+		for {
+			n := s.RX.Consume(w.rx)
+			if n == 0 {
+				break
+			}
+			w.fillOut[side] -= n
+			for _, d := range w.rx[:n] {
+				w.free(d.Addr)
+			}
+		}
+		for _, d := range w.tx[side] {
+			w.free(d.Addr)
+		}
+		w.tx[side] = w.tx[side][:0]
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		busy := false
+		for side, s := range w.socks {
+			w.reap(side)
+			if w.txOut[side] > 0 {
+				busy = true
+				if _, err := s.Kick(); err != nil {
+					return
+				}
+			}
+		}
+		if !busy || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+// FrameAccount says where a worker's frames are.
+type FrameAccount struct {
+	Total  int // frames in the worker's pool when it was cut
+	Free   int // in the pool
+	OnFill int // on the fill rings (or received and not yet taken off the RX rings)
+	InTX   int // queued for transmission and not completed
+}
+
+// Balanced reports whether every frame is free or on a fill ring, as it
+// must be after Run returned.
+func (a FrameAccount) Balanced() bool { return a.InTX == 0 && a.Free+a.OnFill == a.Total }
+
+// Frames reports where the worker's frames are. Call it from the goroutine
+// that runs the worker, or after Run returned.
+func (w *Worker) Frames() FrameAccount {
+	return FrameAccount{
+		Total:  w.pool.Size(),
+		Free:   w.pool.Len(),
+		OnFill: w.fillOut[0] + w.fillOut[1],
+		InTX:   w.txOut[0] + w.txOut[1] + len(w.tx[0]) + len(w.tx[1]),
+	}
+}
