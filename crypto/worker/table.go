@@ -8,6 +8,7 @@ import (
 
 	"github.com/xdpsec/xdpsec/control/spd"
 	"github.com/xdpsec/xdpsec/crypto/esp"
+	"github.com/xdpsec/xdpsec/crypto/pmtu"
 )
 
 // Dir is an SA's direction, with the card's values (bpf/xdpsec.h XDPSEC_DIR_*).
@@ -132,15 +133,5 @@ func (t *SATable) InnerMTU(index uint32) int {
 	return 0
 }
 
-// innerMTU is the largest n with n + Overhead(n) <= wireMTU. Overhead grows
-// with padding by at most a block, so start there and step down.
-func innerMTU(sa *esp.SA, wireMTU int) int {
-	n := wireMTU - sa.Overhead(wireMTU)
-	for n > 0 && n+sa.Overhead(n) > wireMTU {
-		n--
-	}
-	for n+1+sa.Overhead(n+1) <= wireMTU {
-		n++
-	}
-	return n
-}
+// innerMTU is the largest n with n + Overhead(n) <= wireMTU.
+func innerMTU(sa *esp.SA, wireMTU int) int { return pmtu.MaxInner(wireMTU, sa.Overhead) }
