@@ -533,3 +533,5 @@ func BenchmarkFragment1500(b *testing.B) {
 		}
 	}
 }
+
+var netipInvalid netip.Addr
