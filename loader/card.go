@@ -1,0 +1,364 @@
+package loader
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/features"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+
+	"github.com/xdpsec/xdpsec/bpf"
+	"github.com/xdpsec/xdpsec/control/spd"
+)
+
+// Default capacities.
+const (
+	DefaultPolicies  = 16384
+	DefaultSAs       = 65536
+	DefaultFlowCache = 65536
+	DefaultQueues    = 64
+	DefaultPinRoot   = "/sys/fs/bpf/xdpsec"
+	// MaxPolicies is the most policies a card can hold: policy IDs are 16 bits in the metadata and
+	// 0xffff means none.
+	MaxPolicies = 0xffff
+)
+
+// Config is what Load needs. Zero fields take the defaults.
+type Config struct {
+	// Instance scopes the pins: PinRoot/Instance/<map>. Empty means no pins at all (tests and
+	// benchmarks): the card lives as long as the process holds it.
+	Instance string
+	PinRoot  string // default DefaultPinRoot
+
+	Policies  uint32 // policy capacity (policy IDs below it), at most MaxPolicies
+	SAs       uint32 // SA capacity (SA indexes below it)
+	FlowCache uint32 // flow-cache entries
+	Queues    uint32 // XSKMAP size per side: the highest rx queue index + 1
+
+	// Defaults are the actions for packets that match no policy (bypass or discard).
+	Defaults spd.Defaults
+	// InNoSocketPass passes offloaded ESP to the kernel when no worker socket is bound on its queue,
+	// instead of dropping it. Outbound PROTECT traffic is always dropped in that case.
+	InNoSocketPass bool
+	// AcquireInterval is the least time between two ACQUIRE records of one policy (default 1s).
+	AcquireInterval time.Duration
+
+	Logger *slog.Logger // default slog.Default()
+}
+
+func (c *Config) setDefaults() {
+	if c.PinRoot == "" {
+		c.PinRoot = DefaultPinRoot
+	}
+	if c.Policies == 0 {
+		c.Policies = DefaultPolicies
+	}
+	if c.SAs == 0 {
+		c.SAs = DefaultSAs
+	}
+	if c.FlowCache == 0 {
+		c.FlowCache = DefaultFlowCache
+	}
+	if c.Queues == 0 {
+		c.Queues = DefaultQueues
+	}
+	if c.AcquireInterval == 0 {
+		c.AcquireInterval = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+func (c *Config) validate() error {
+	if c.Policies > MaxPolicies {
+		return fmt.Errorf("%w: policy capacity %d over %d", ErrInvalid, c.Policies, MaxPolicies)
+	}
+	if uint64(c.Policies)*8 > 1<<31 || c.SAs > 1<<28 {
+		return fmt.Errorf("%w: capacities too large", ErrInvalid)
+	}
+	for _, d := range []spd.Action{c.Defaults.Out, c.Defaults.In} {
+		if d != spd.ActionBypass && d != spd.ActionDiscard {
+			return fmt.Errorf("%w: default action %s (bypass or discard only)", ErrInvalid, d)
+		}
+	}
+	if c.Instance != "" && (strings.ContainsAny(c.Instance, "/\x00") || c.Instance == "." || c.Instance == "..") {
+		return fmt.Errorf("%w: instance name %q", ErrInvalid, c.Instance)
+	}
+	return nil
+}
+
+// Card is a loaded card: its maps and programs, the links that attach them, and the loader's view of the
+// offloaded SPD. Its methods are safe for concurrent use.
+type Card struct {
+	cfg  Config
+	log  *slog.Logger
+	objs bpf.CardObjects
+	dir  string   // pin directory, "" when not pinned
+	lock *os.File // flock on dir, held while open
+
+	mu     sync.Mutex
+	closed bool
+	links  [2]link.Link // per Side
+	modes  [2]AttachMode
+	pols   map[uint32]spd.Policy // installed policies by ID
+	ws     *WorkerStats
+}
+
+// Load loads the card with cfg's capacities. With an Instance it pins every map under
+// PinRoot/Instance and, when pins from an earlier run exist, reuses them (after checking they match
+// this build and configuration) and takes over the pinned links by swapping in the new programs, so
+// traffic never stops across a restart.
+func Load(cfg Config) (*Card, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if os.Geteuid() != 0 {
+		return nil, ErrNotRoot
+	}
+	if err := checkKernel(); err != nil {
+		return nil, err
+	}
+	spec, err := bpf.LoadCard()
+	if err != nil {
+		return nil, fmt.Errorf("load card spec: %w", err)
+	}
+	if err := sizeSpec(spec, &cfg); err != nil {
+		return nil, err
+	}
+
+	c := &Card{cfg: cfg, log: cfg.Logger, pols: make(map[uint32]spd.Policy)}
+	opts := &ebpf.CollectionOptions{}
+	if cfg.Instance != "" {
+		c.dir = filepath.Join(cfg.PinRoot, cfg.Instance)
+		if err := c.openPinDir(); err != nil {
+			return nil, err
+		}
+		opts.Maps.PinPath = c.dir
+	} else {
+		for _, m := range spec.Maps {
+			m.Pinning = ebpf.PinNone
+		}
+	}
+	if err := spec.LoadAndAssign(&c.objs, opts); err != nil {
+		c.unlock()
+		return nil, loadError(err)
+	}
+	if err := c.restore(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if err := c.writeConfig(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	ws, err := newWorkerStats(c.objs.WorkerStats)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	c.ws = ws
+	if c.dir != "" {
+		if err := c.adoptLinks(); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// checkKernel names the first missing kernel feature the card needs.
+func checkKernel() error {
+	probes := []struct {
+		what string
+		err  func() error
+	}{
+		{"XDP programs", func() error { return features.HaveProgramType(ebpf.XDP) }},
+		{"ring buffer maps (5.8)", func() error { return features.HaveMapType(ebpf.RingBuf) }},
+		{"XSKMAP", func() error { return features.HaveMapType(ebpf.XSKMap) }},
+		{"LRU hash maps", func() error { return features.HaveMapType(ebpf.LRUHash) }},
+		{"bpf_loop (5.17)", func() error { return features.HaveProgramHelper(ebpf.XDP, asm.FnLoop) }},
+		{"bpf_fib_lookup in XDP (4.18)", func() error { return features.HaveProgramHelper(ebpf.XDP, asm.FnFibLookup) }},
+		{"bpf_xdp_adjust_meta (4.15)", func() error { return features.HaveProgramHelper(ebpf.XDP, asm.FnXdpAdjustMeta) }},
+		{"the v3 instruction set with atomics (5.12)", features.HaveV3ISA},
+	}
+	for _, p := range probes {
+		err := p.err()
+		switch {
+		case err == nil:
+		case errors.Is(err, ebpf.ErrNotSupported):
+			return fmt.Errorf("%w: missing %s", ErrKernelTooOld, p.what)
+		case errors.Is(err, unix.EPERM):
+			return fmt.Errorf("probe %s: %w", p.what, ErrNotRoot)
+		default:
+			return fmt.Errorf("probe %s: %w", p.what, err)
+		}
+	}
+	return nil
+}
+
+// sizeSpec applies the capacities to the map specs and the program's constants.
+func sizeSpec(spec *ebpf.CollectionSpec, cfg *Config) error {
+	sizes := map[string]uint32{
+		bpf.CardMapSaTable:     cfg.SAs,
+		bpf.CardMapSaInLookup:  cfg.SAs,
+		bpf.CardMapSaStats:     cfg.SAs,
+		bpf.CardMapWorkerStats: cfg.SAs,
+		bpf.CardMapPolicyTable: cfg.Policies,
+		bpf.CardMapPolicyStats: cfg.Policies,
+		bpf.CardMapAcquireLast: cfg.Policies,
+		bpf.CardMapSpdRules:    8 * cfg.Policies,
+		bpf.CardMapFlowCache:   cfg.FlowCache,
+		bpf.CardMapXsksOut:     cfg.Queues,
+		bpf.CardMapXsksIn:      cfg.Queues,
+	}
+	for name, n := range sizes {
+		m, ok := spec.Maps[name]
+		if !ok {
+			return fmt.Errorf("card spec lacks map %s", name)
+		}
+		m.MaxEntries = n
+	}
+	if err := spec.Variables[bpf.CardVarPolicyCapacity].Set(cfg.Policies); err != nil {
+		return fmt.Errorf("set policy capacity: %w", err)
+	}
+	return nil
+}
+
+// loadError turns a load failure into the error a user can act on.
+func loadError(err error) error {
+	var ve *ebpf.VerifierError
+	switch {
+	case errors.As(err, &ve):
+		return fmt.Errorf("%w: %+v", ErrVerifier, ve)
+	case errors.Is(err, ebpf.ErrMapIncompatible):
+		return fmt.Errorf("%w: %v (destroy the instance's pins, or load with the capacities it was created with)", ErrIncompatiblePin, err)
+	case errors.Is(err, unix.EPERM):
+		return fmt.Errorf("load card: %w: %v", ErrNotRoot, err)
+	}
+	return fmt.Errorf("load card: %w", err)
+}
+
+// Objects exposes the loaded programs and maps (for tests, benchmarks and bpftool-like tools). Use the
+// typed methods to change tables.
+func (c *Card) Objects() *bpf.CardObjects { return &c.objs }
+
+// PinDir is the directory holding the pins, or "" for an unpinned card.
+func (c *Card) PinDir() string { return c.dir }
+
+// Capacities returns the policy and SA capacities the card was loaded with.
+func (c *Card) Capacities() (policies, sas uint32) { return c.cfg.Policies, c.cfg.SAs }
+
+// writeConfig stores the runtime settings.
+func (c *Card) writeConfig() error {
+	v := bpf.CardXdpsecConfig{
+		DefaultAction:     [2]uint8{uint8(c.cfg.Defaults.Out), uint8(c.cfg.Defaults.In)},
+		NoSocketVerdictIn: uint8(unixXDPDrop),
+		AcquireIntervalMs: uint32(c.cfg.AcquireInterval / time.Millisecond),
+	}
+	if c.cfg.InNoSocketPass {
+		v.NoSocketVerdictIn = uint8(unixXDPPass)
+	}
+	if err := c.objs.CardConfig.Put(uint32(0), &v); err != nil {
+		return fmt.Errorf("write card config: %w", err)
+	}
+	return nil
+}
+
+// XDP verdicts, as in linux/bpf.h.
+const (
+	unixXDPDrop = 1
+	unixXDPPass = 2
+)
+
+// SetDefaults changes the actions for packets that match no policy.
+func (c *Card) SetDefaults(d spd.Defaults) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.cfg.Defaults
+	c.cfg.Defaults = d
+	if err := c.cfg.validate(); err != nil {
+		c.cfg.Defaults = old
+		return err
+	}
+	return c.writeConfig()
+}
+
+// Close releases the process's hold on the card. A pinned card keeps running: its links and maps stay
+// pinned and traffic flows on; the next Load of the instance takes them over. An unpinned card is
+// detached and freed.
+func (c *Card) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	var errs []error
+	for i, l := range c.links {
+		if l != nil {
+			errs = append(errs, l.Close())
+			c.links[i] = nil
+		}
+	}
+	if c.ws != nil {
+		errs = append(errs, c.ws.close())
+	}
+	errs = append(errs, c.objs.Close())
+	c.unlock()
+	return errors.Join(errs...)
+}
+
+// Destroy detaches both programs, removes every pin of the instance and closes the card.
+func (c *Card) Destroy() error {
+	var errs []error
+	c.mu.Lock()
+	for i, l := range c.links {
+		if l != nil {
+			errs = append(errs, l.Unpin(), l.Close())
+			c.links[i] = nil
+		}
+	}
+	if c.dir != "" {
+		for _, m := range c.mapsByName() {
+			if m != nil && m.IsPinned() {
+				errs = append(errs, m.Unpin())
+			}
+		}
+		// Pins of links this process did not adopt, and anything else of ours left in the directory.
+		for _, n := range []string{linkPinName(SideProtected), linkPinName(SideWire)} {
+			if err := os.Remove(filepath.Join(c.dir, n)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+		if err := os.Remove(c.dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("remove pin directory: %w", err))
+		}
+	}
+	c.mu.Unlock()
+	errs = append(errs, c.Close())
+	return errors.Join(errs...)
+}
+
+func (c *Card) mapsByName() map[string]*ebpf.Map {
+	o := &c.objs.CardMaps
+	return map[string]*ebpf.Map{
+		bpf.CardMapAcquireLast: o.AcquireLast, bpf.CardMapAcquireRing: o.AcquireRing,
+		bpf.CardMapCardConfig: o.CardConfig, bpf.CardMapFlowCache: o.FlowCache,
+		bpf.CardMapPolicyStats: o.PolicyStats, bpf.CardMapPolicyTable: o.PolicyTable,
+		bpf.CardMapReasons: o.Reasons, bpf.CardMapSaInLookup: o.SaInLookup,
+		bpf.CardMapSaStats: o.SaStats, bpf.CardMapSaTable: o.SaTable,
+		bpf.CardMapSpdRules: o.SpdRules, bpf.CardMapSpdState: o.SpdState,
+		bpf.CardMapWorkerStats: o.WorkerStats, bpf.CardMapXsksIn: o.XsksIn, bpf.CardMapXsksOut: o.XsksOut,
+	}
+}

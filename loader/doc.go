@@ -1,0 +1,58 @@
+// Package loader is the driver side of the card (package bpf): it loads the XDP programs with capacities
+// from configuration, attaches them, pins everything for bpftool and restarts, and offers the typed API
+// the control plane drives — the "driver interface" of FreeBSD's ipsec_offload.
+//
+// # Lifecycle
+//
+//	c, err := loader.Load(loader.Config{Instance: "gw1", Defaults: spd.Defaults{}})
+//	mode, err := c.Attach(loader.SideProtected, "gw1-lan", loader.XDPAuto) // xdpsec_out
+//	mode, err = c.Attach(loader.SideWire, "gw1-wan", loader.XDPAuto)       // xdpsec_in
+//	...
+//	c.Destroy() // detach, unpin, close — or c.Close() to leave the card running for the next Load
+//
+// With an Instance, every map is pinned under /sys/fs/bpf/xdpsec/<instance>/<map> (names in package
+// bpf's doc) and the links as link_protected and link_wire. Load on an existing instance reuses the
+// pinned maps — cilium/ebpf checks each against the embedded spec and the configured capacities, and a
+// mismatch is ErrIncompatiblePin — rebuilds its view of the SPD from the live rule lists, and swaps the
+// new programs into the pinned links (BPF_LINK_UPDATE): traffic never stops across a restart. The
+// instance directory is flock'ed while a Card holds it.
+//
+// Attach uses bpf_link (link.AttachXDP): native mode first, generic only when asked (XDPGeneric) or when
+// the driver refuses native (XDPAuto); it returns and logs the mode obtained. Errors name the problem:
+// ErrNotRoot, ErrNoInterface, ErrXDPBusy (with the attached program's name and id), ErrVerifier (with
+// the verifier's whole log), ErrKernelTooOld (with the missing feature), ErrNotBPFFS.
+//
+// # The driver API
+//
+//   - PutSA/DeleteSA/GetSA/SAs: the SA table, indexed by the SA index the control plane allocates
+//     (capacity Config.SAs, default 65,536). An inbound SA is also keyed by (SPI, destination, ESP).
+//     Put writes the table before the key; Delete removes the key before the table entry. No key
+//     material: SA holds SPI, outer addresses, mode, UDP encapsulation ports, reqid, the policy served,
+//     and Larval.
+//   - PutPolicies/DeletePolicies/ReplaceSPD/Policies: the SPD, as control/spd.Policy values (IDs below
+//     Config.Policies, default 16,384, at most 65,535). Each call is one atomic SPD change: table entries
+//     first, then the rule lists of the directions touched are rewritten in the idle buffer and made live
+//     by one generation bump, which also invalidates the flow cache. Deletion clears table entries after
+//     the switch. Cost per call: O(policies in the directions touched) map writes in one batch.
+//     Make-before-break rekey: PutSA(new), then PutPolicies(policy with SA=new) (outbound switches at
+//     once), then DeleteSA(old).
+//   - SetDefaults: the actions for packets no policy matches (bypass or discard).
+//   - Reasons/ReasonCounts, SAStats, PolicyStats: per-CPU counters summed. Reason names follow
+//     /proc/net/xfrm_stat (InNoStates, InNoPols, InPolBlock, InTmplMismatch, OutNoStates, OutPolBlock, …)
+//     plus the card's own (Parse*, OutNoSocket/InNoSocket, Fib*, FragAmbiguous, …).
+//   - NewAcquireReader: ACQUIRE records (policy, SA, the packet's selector tuple) from the ring buffer,
+//     at most one per policy per Config.AcquireInterval.
+//   - WorkerStats: the workers' per-SA counters (packets, bytes, errors by crypto/esp.Reason) in an
+//     mmap'ed BPF array: workers call Add/AddError (atomic adds, no syscall), the control plane Read, and
+//     bpftool map dump pinned …/worker_stats shows the same numbers.
+//   - RegisterSocket/UnregisterSocket(side, queue, fd): the XSKMAPs; one AF_XDP socket per (side, rx
+//     queue).
+//
+// # Design points (shared with the worker and the control plane)
+//
+// The metadata contract (bpf.CardXdpsecMeta, bpf.DecodeMeta), the SPD semantics (control/spd) and the
+// counters' meaning are documented in package bpf. Counter semantics for lifetimes: sa_stats counts what
+// the card handed to workers (outbound: the plaintext IP length; inbound: the ESP packet's IP length);
+// worker_stats counts what the workers completed (plaintext IP length both ways). First use is
+// CLOCK_MONOTONIC.
+package loader

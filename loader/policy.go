@@ -1,0 +1,269 @@
+package loader
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/xdpsec/xdpsec/bpf"
+	"github.com/xdpsec/xdpsec/control/spd"
+)
+
+// PutPolicies installs or replaces policies (by ID) in one SPD change: the card switches from the old
+// rule lists to the new ones atomically, and every flow is classified again.
+//
+// Order of writes: the policy table entries first, then the rule lists, so a rule never names a policy
+// the table lacks. Cost: one batch write of the rule lists of each direction touched, O(policies of
+// that direction).
+func (c *Card) PutPolicies(ps ...spd.Policy) error {
+	return c.changeSPD(ps, nil)
+}
+
+// DeletePolicies removes policies by ID (unknown IDs are ignored): the rule lists drop them first, then
+// their table entries are cleared.
+func (c *Card) DeletePolicies(ids ...uint32) error {
+	return c.changeSPD(nil, ids)
+}
+
+// ReplaceSPD makes the card's SPD exactly ps.
+func (c *Card) ReplaceSPD(ps []spd.Policy) error {
+	c.mu.Lock()
+	var del []uint32
+	keep := make(map[uint32]bool, len(ps))
+	for _, p := range ps {
+		keep[p.ID] = true
+	}
+	for id := range c.pols {
+		if !keep[id] {
+			del = append(del, id)
+		}
+	}
+	c.mu.Unlock()
+	return c.changeSPD(ps, del)
+}
+
+// Policies returns the installed policies in SPD order per direction (out first).
+func (c *Card) Policies() []spd.Policy {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]spd.Policy, 0, len(c.pols))
+	for _, p := range c.pols {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b spd.Policy) int {
+		if a.Dir != b.Dir {
+			return int(a.Dir) - int(b.Dir)
+		}
+		return spd.Compare(&a, &b)
+	})
+	return out
+}
+
+func (c *Card) changeSPD(put []spd.Policy, del []uint32) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	seen := make(map[uint32]bool, len(put))
+	for i := range put {
+		p := &put[i]
+		if p.ID >= c.cfg.Policies {
+			return fmt.Errorf("put policy %d: %w (%d policies)", p.ID, ErrCapacity, c.cfg.Policies)
+		}
+		if err := p.Validate(); err != nil {
+			return fmt.Errorf("put policy: %w", err)
+		}
+		if p.Action == spd.ActionProtect && p.SA != spd.NoSA && p.SA >= c.cfg.SAs {
+			return fmt.Errorf("put policy %d: SA %d: %w", p.ID, p.SA, ErrCapacity)
+		}
+		if seen[p.ID] {
+			return fmt.Errorf("put policy %d: %w: given twice", p.ID, ErrInvalid)
+		}
+		seen[p.ID] = true
+	}
+	next := make(map[uint32]spd.Policy, len(c.pols)+len(put))
+	for id, p := range c.pols {
+		next[id] = p
+	}
+	var dirs [2]bool
+	var removed []uint32
+	for _, id := range del {
+		if p, ok := next[id]; ok && !seen[id] {
+			dirs[p.Dir] = true
+			delete(next, id)
+			removed = append(removed, id)
+		}
+	}
+	for _, p := range put {
+		old, existed := next[p.ID]
+		if existed {
+			dirs[old.Dir] = true
+		} else if err := c.resetPolicyCounters(p.ID); err != nil {
+			return err
+		}
+		dirs[p.Dir] = true
+		next[p.ID] = p
+		if err := c.objs.PolicyTable.Put(p.ID, policyEntry(&p)); err != nil {
+			return fmt.Errorf("write policy %d: %w", p.ID, err)
+		}
+	}
+	for d, touched := range dirs {
+		if touched {
+			if err := c.writeRules(spd.Dir(d), next); err != nil {
+				return err
+			}
+		}
+	}
+	for _, id := range removed {
+		if err := c.objs.PolicyTable.Put(id, &bpf.CardXdpsecPolicy{SaIndex: spd.NoSA}); err != nil {
+			return fmt.Errorf("clear policy %d: %w", id, err)
+		}
+	}
+	c.pols = next
+	return nil
+}
+
+func policyEntry(p *spd.Policy) *bpf.CardXdpsecPolicy {
+	sa := p.SA
+	if p.Action != spd.ActionProtect {
+		sa = spd.NoSA
+	}
+	return &bpf.CardXdpsecPolicy{
+		SaIndex:  sa,
+		Priority: p.Priority,
+		Action:   uint8(p.Action),
+		Dir:      uint8(p.Dir),
+		Flags:    uint8(bpf.CardXdpsecPolicyFlagsXDPSEC_POL_F_INSTALLED),
+	}
+}
+
+func ruleOf(p *spd.Policy) bpf.CardXdpsecRule {
+	s := &p.Selector
+	r := bpf.CardXdpsecRule{
+		SportLo: s.SrcPorts.Lo, SportHi: s.SrcPorts.Hi,
+		DportLo: s.DstPorts.Lo, DportHi: s.DstPorts.Hi,
+		PolicyId: uint16(p.ID),
+		Proto:    s.Proto,
+	}
+	r.Src, r.SrcMask = prefixWords(s.Src)
+	r.Dst, r.DstMask = prefixWords(s.Dst)
+	if s.ConstrainsPorts() {
+		r.Flags = uint8(bpf.CardXdpsecRuleFlagsXDPSEC_RULE_F_PORTS)
+	}
+	return r
+}
+
+func (c *Card) ruleBase(dir spd.Dir, buf, fam uint32) uint32 {
+	return ((uint32(dir)*2+buf)*2 + fam) * c.cfg.Policies
+}
+
+// writeRules rebuilds both families' rule lists of dir in the idle buffer and makes it live.
+func (c *Card) writeRules(dir spd.Dir, pols map[uint32]spd.Policy) error {
+	var st bpf.CardXdpsecSpd
+	if err := c.objs.SpdState.Lookup(uint32(dir), &st); err != nil {
+		return fmt.Errorf("read spd state: %w", err)
+	}
+	var lists [2][]*spd.Policy
+	for id := range pols {
+		p := pols[id]
+		if p.Dir != dir {
+			continue
+		}
+		fam := 0
+		if !p.Selector.Is4() {
+			fam = 1
+		}
+		lists[fam] = append(lists[fam], &p)
+	}
+	nb := (st.Gen + 1) & 1
+	for fam, l := range lists {
+		slices.SortFunc(l, spd.Compare)
+		base := c.ruleBase(dir, nb, uint32(fam))
+		keys := make([]uint32, len(l))
+		vals := make([]bpf.CardXdpsecRule, len(l))
+		for i, p := range l {
+			keys[i] = base + uint32(i)
+			vals[i] = ruleOf(p)
+		}
+		if err := putBatch(c.objs.SpdRules, keys, vals); err != nil {
+			return fmt.Errorf("write %s rules: %w", dir, err)
+		}
+		st.Count[nb][fam] = uint32(len(l))
+	}
+	// The idle buffer's counts first (the live ones are untouched), then the generation: one 32-bit
+	// store that makes the new lists live and invalidates the flow cache for this direction.
+	if err := c.objs.SpdState.Put(uint32(dir), &st); err != nil {
+		return fmt.Errorf("write spd state: %w", err)
+	}
+	st.Gen++
+	if err := c.objs.SpdState.Put(uint32(dir), &st); err != nil {
+		return fmt.Errorf("write spd state: %w", err)
+	}
+	return nil
+}
+
+func putBatch[V any](m *ebpf.Map, keys []uint32, vals []V) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	_, err := m.BatchUpdate(keys, vals, nil)
+	if errors.Is(err, ebpf.ErrNotSupported) {
+		for i := range keys {
+			if err := m.Put(keys[i], &vals[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return err
+}
+
+// restore rebuilds the loader's view of the SPD from a reopened card's live rule lists.
+func (c *Card) restore() error {
+	for _, dir := range []spd.Dir{spd.DirOut, spd.DirIn} {
+		var st bpf.CardXdpsecSpd
+		if err := c.objs.SpdState.Lookup(uint32(dir), &st); err != nil {
+			return fmt.Errorf("read spd state: %w", err)
+		}
+		buf := st.Gen & 1
+		for fam := uint32(0); fam < 2; fam++ {
+			n := st.Count[buf][fam]
+			if n > c.cfg.Policies {
+				return fmt.Errorf("%w: spd state counts %d rules", ErrIncompatiblePin, n)
+			}
+			base := c.ruleBase(dir, buf, fam)
+			family := uint8(4)
+			if fam == 1 {
+				family = 6
+			}
+			for i := uint32(0); i < n; i++ {
+				var r bpf.CardXdpsecRule
+				if err := c.objs.SpdRules.Lookup(base+i, &r); err != nil {
+					return fmt.Errorf("read rule: %w", err)
+				}
+				var e bpf.CardXdpsecPolicy
+				if err := c.objs.PolicyTable.Lookup(uint32(r.PolicyId), &e); err != nil {
+					return fmt.Errorf("read policy %d: %w", r.PolicyId, err)
+				}
+				p := spd.Policy{
+					ID: uint32(r.PolicyId), Dir: dir, Priority: e.Priority, Action: spd.Action(e.Action), SA: e.SaIndex,
+					Selector: spd.Selector{
+						Src:      wordsPrefix(r.Src, r.SrcMask, family),
+						Dst:      wordsPrefix(r.Dst, r.DstMask, family),
+						Proto:    r.Proto,
+						SrcPorts: spd.PortRange{Lo: r.SportLo, Hi: r.SportHi},
+						DstPorts: spd.PortRange{Lo: r.DportLo, Hi: r.DportHi},
+					},
+				}
+				c.pols[p.ID] = p
+			}
+		}
+	}
+	if len(c.pols) > 0 {
+		c.log.Info("card reopened with its offloaded SPD", "policies", len(c.pols))
+	}
+	return nil
+}

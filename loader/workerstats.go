@@ -1,0 +1,103 @@
+package loader
+
+import (
+	"fmt"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/xdpsec/xdpsec/bpf"
+)
+
+// NumWorkerErrors is the length of each SA's error array (room for crypto/esp's reasons and more).
+const NumWorkerErrors = int(bpf.CardXdpsecWorkerErrorXDPSEC_WERR_MAX)
+
+// WorkerStats is the workers' per-SA counters: the worker_stats map (an mmap-able BPF array, so bpftool
+// and other processes see the same numbers) mapped into this process. Workers add with atomic
+// operations and no syscall; the control plane reads. Indexes are SA indexes; an index beyond the
+// capacity is ignored by the adders and reads as zero.
+type WorkerStats struct {
+	mem []byte
+	s   []bpf.CardXdpsecWorkerStats
+}
+
+// WorkerSAStats is one SA's worker counters.
+type WorkerSAStats struct {
+	Packets, Bytes uint64
+	Errors         [NumWorkerErrors]uint64 // indexed by crypto/esp.Reason
+}
+
+func newWorkerStats(m *ebpf.Map) (*WorkerStats, error) {
+	n := int(m.MaxEntries())
+	size := n * int(unsafe.Sizeof(bpf.CardXdpsecWorkerStats{}))
+	if size == 0 {
+		return &WorkerStats{}, nil
+	}
+	mem, err := unix.Mmap(m.FD(), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("mmap worker stats: %w", err)
+	}
+	s := unsafe.Slice((*bpf.CardXdpsecWorkerStats)(unsafe.Pointer(&mem[0])), n)
+	return &WorkerStats{mem: mem, s: s}, nil
+}
+
+func (w *WorkerStats) close() error {
+	if w.mem == nil {
+		return nil
+	}
+	w.s = nil
+	m := w.mem
+	w.mem = nil
+	return unix.Munmap(m)
+}
+
+// WorkerStats returns the view of the workers' counters; it stays valid until Close.
+func (c *Card) WorkerStats() *WorkerStats { return c.ws }
+
+// Add counts packets and bytes the worker completed for SA sa.
+func (w *WorkerStats) Add(sa uint32, packets, bytes uint64) {
+	if int(sa) < len(w.s) {
+		e := &w.s[sa]
+		atomic.AddUint64(&e.Packets, packets)
+		atomic.AddUint64(&e.Bytes, bytes)
+	}
+}
+
+// AddError counts n packets of SA sa refused for reason (a crypto/esp.Reason value).
+func (w *WorkerStats) AddError(sa uint32, reason uint8, n uint64) {
+	if int(sa) < len(w.s) && int(reason) < NumWorkerErrors {
+		atomic.AddUint64(&w.s[sa].Errors[reason], n)
+	}
+}
+
+// Read returns SA sa's counters (each value read atomically).
+func (w *WorkerStats) Read(sa uint32) WorkerSAStats {
+	var out WorkerSAStats
+	if int(sa) >= len(w.s) {
+		return out
+	}
+	e := &w.s[sa]
+	out.Packets = atomic.LoadUint64(&e.Packets)
+	out.Bytes = atomic.LoadUint64(&e.Bytes)
+	for i := range out.Errors {
+		out.Errors[i] = atomic.LoadUint64(&e.Errors[i])
+	}
+	return out
+}
+
+// Len is the number of SA slots.
+func (w *WorkerStats) Len() int { return len(w.s) }
+
+func (w *WorkerStats) reset(sa uint32) {
+	if int(sa) >= len(w.s) {
+		return
+	}
+	e := &w.s[sa]
+	atomic.StoreUint64(&e.Packets, 0)
+	atomic.StoreUint64(&e.Bytes, 0)
+	for i := range e.Errors {
+		atomic.StoreUint64(&e.Errors[i], 0)
+	}
+}
