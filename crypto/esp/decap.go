@@ -140,21 +140,21 @@ func (sa *SA) Decap(buf []byte, off, n int) (start, end int, err error) {
 			}
 		}
 	case kindCBC, kindNull:
-		es := st.pool.Get().(*etmState)
+		es := st.pool.get()
 		// Keep the received ICV aside: with ESN the high half is written
 		// where it lies.
 		recv := scratch[40:56]
 		copy(recv, buf[icvPos:end])
 		sum := sa.hmacICV(es, buf, e, icvPos, seq, scratch)
 		if !hmac.Equal(sum[:sa.icvLen], recv[:sa.icvLen]) {
-			st.pool.Put(es)
+			st.pool.put(es)
 			return sa.fail(ErrICV)
 		}
 		if sa.kind == kindCBC {
 			es.dec.(ivSetter).SetIV(iv)
 			es.dec.CryptBlocks(buf[payloadStart:icvPos], buf[payloadStart:icvPos])
 		}
-		st.pool.Put(es)
+		st.pool.put(es)
 	}
 	if !sa.window.Accept(seq) {
 		return sa.fail(ErrReplay) // a concurrent worker accepted the same number

@@ -130,6 +130,9 @@ func (sa *SA) Encap(buf []byte, off, n int) (start, end int, err error) {
 	}
 	buf[t+padLen] = byte(padLen)
 	buf[t+padLen+1] = nh
+	if sa.trailerFunc != nil {
+		sa.trailerFunc(buf[t:icvPos])
+	}
 
 	be.PutUint32(buf[e:], sa.spi)
 	be.PutUint32(buf[e+4:], uint32(seq))
@@ -155,7 +158,7 @@ func (sa *SA) Encap(buf []byte, off, n int) (start, end int, err error) {
 			st.aead.Seal(buf[payloadStart:payloadStart], nonce, buf[payloadStart:icvPos], aad)
 		}
 	case kindCBC, kindNull:
-		es := st.pool.Get().(*etmState)
+		es := st.pool.get()
 		if sa.kind == kindCBC {
 			if sa.ivFunc != nil {
 				sa.ivFunc(seq, iv)
@@ -167,7 +170,7 @@ func (sa *SA) Encap(buf []byte, off, n int) (start, end int, err error) {
 		}
 		sum := sa.hmacICV(es, buf, e, icvPos, seq, scratch)
 		copy(buf[icvPos:end], sum[:sa.icvLen])
-		st.pool.Put(es)
+		st.pool.put(es)
 	}
 
 	if sa.udp {

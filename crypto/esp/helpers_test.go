@@ -199,3 +199,5 @@ func allCases() []saCase {
 	}
 	return cs
 }
+
+func newRand() *rand.Rand { return rand.New(rand.NewPCG(42, 42)) }

@@ -29,7 +29,7 @@ type espVector struct {
 // (Test Cases 1–13 plus the 192-bit case), given there as key, nonce (salt ‖
 // IV), AAD (SPI ‖ [ESN high ‖] sequence number), plaintext and ciphertext ‖ tag.
 var gcmVectors = []struct {
-	name                        string
+	name                       string
 	key, nonce, aad, pt, ctTag string
 }{
 	{"draft-mcgrew-gcm-test-01 §4 case 1 (ESN)",
@@ -314,7 +314,7 @@ func TestKnownAnswerHMAC(t *testing.T) {
 			t.Fatal(err)
 		}
 		st := sa.st.Load()
-		es := st.pool.Get().(*etmState)
+		es := st.pool.get()
 		es.mac.Reset()
 		es.mac.Write(mustHex(c.data))
 		got := es.mac.Sum(nil)

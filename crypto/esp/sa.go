@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"hash"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 
 	"golang.org/x/crypto/chacha20poly1305"
@@ -74,6 +73,9 @@ type SA struct {
 	// ivFunc, when set by tests, replaces IV generation (known-answer vectors
 	// carry arbitrary IVs).
 	ivFunc func(seq uint64, iv []byte)
+	// trailerFunc, when set by tests, may corrupt padding ‖ pad length ‖
+	// next header before encryption.
+	trailerFunc func(trailer []byte)
 }
 
 // state is everything derived from key material. Wipe drops the SA's only
@@ -84,7 +86,33 @@ type state struct {
 	salt []byte      // aliases keys
 	aead cipher.AEAD // GCM, ChaCha20-Poly1305, GMAC
 	blk  cipher.Block
-	pool sync.Pool // *etmState for the encrypt-then-MAC suites
+	pool etmPool // per-call state of the encrypt-then-MAC suites
+}
+
+// etmPool keeps etmStates for reuse in a few atomic slots. Unlike sync.Pool
+// it is never emptied by the garbage collector, so the hot path stays free
+// of allocations in steady state; a call finding every slot empty (more
+// concurrent callers than slots) allocates a state and returns it after.
+type etmPool struct {
+	slots [8]atomic.Pointer[etmState]
+	newFn func() *etmState
+}
+
+func (p *etmPool) get() *etmState {
+	for i := range p.slots {
+		if s := p.slots[i].Swap(nil); s != nil {
+			return s
+		}
+	}
+	return p.newFn()
+}
+
+func (p *etmPool) put(s *etmState) {
+	for i := range p.slots {
+		if p.slots[i].CompareAndSwap(nil, s) {
+			return
+		}
+	}
 }
 
 // etmState is per-goroutine state of an encrypt-then-MAC suite: HMAC and CBC
@@ -164,7 +192,7 @@ func New(p Params) (*SA, error) {
 			}
 		}
 		blk := st.blk
-		st.pool.New = func() any {
+		st.pool.newFn = func() *etmState {
 			e := &etmState{mac: hmac.New(sha256.New, ak), next: ivBatch}
 			if blk != nil {
 				var zero [16]byte
@@ -216,6 +244,9 @@ func (sa *SA) Wipe() {
 		return
 	}
 	clear(st.keys)
+	for i := range st.pool.slots {
+		st.pool.slots[i].Store(nil) // drop the pooled HMAC/CBC states
+	}
 }
 
 // addrPrefix returns the SA's addresses as netip values (for diagnostics).
