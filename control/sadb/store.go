@@ -839,3 +839,15 @@ func (h *u32heap) Pop() any {
 	*h = old[:len(old)-1]
 	return x
 }
+
+// WipeKeys overwrites the key bytes of every SA, live or deleted (the daemon is shutting down).
+func (s *Store) WipeKeys() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.sas {
+		wipeSA(&r.e.SA)
+	}
+	for _, r := range s.grave {
+		wipeSA(&r.e.SA)
+	}
+}

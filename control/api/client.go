@@ -1,0 +1,228 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+
+	"github.com/xdpsec/xdpsec/control/events"
+	"github.com/xdpsec/xdpsec/control/offload"
+	"github.com/xdpsec/xdpsec/control/sadb"
+)
+
+// Client talks to a daemon's API socket.
+type Client struct {
+	path string
+	hc   *http.Client
+}
+
+// NewClient returns a client for the socket at path. Nothing is dialled until the first call.
+func NewClient(path string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+	}
+	return &Client{path: path, hc: &http.Client{Transport: tr}}
+}
+
+// APIError is an error answer from the daemon.
+type APIError struct {
+	Status int
+	Kind   string
+	Msg    string
+}
+
+func (e *APIError) Error() string { return e.Msg }
+
+// Is lets errors.Is match the store's sentinels across the socket.
+func (e *APIError) Is(target error) bool {
+	switch e.Kind {
+	case "exists":
+		return target == sadb.ErrExists
+	case "not_found":
+		return target == sadb.ErrNotFound
+	case "invalid":
+		return target == sadb.ErrInvalid
+	case "immutable":
+		return target == sadb.ErrImmutable
+	case "full":
+		return target == sadb.ErrFull
+	}
+	return false
+}
+
+func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		defer clear(b) // may hold keys
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://xdpsec"+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("connect to daemon at %s (is `xdpsec run` running?): %w", c.path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		var e Error
+		if json.NewDecoder(io.LimitReader(resp.Body, maxBody)).Decode(&e) != nil || e.Error == "" {
+			e.Error = resp.Status
+		}
+		return &APIError{Status: resp.StatusCode, Kind: e.Kind, Msg: e.Error}
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decode answer: %w", err)
+	}
+	return nil
+}
+
+// AddSA adds an SA.
+func (c *Client) AddSA(ctx context.Context, sa sadb.SA) (SAView, error) {
+	var v SAView
+	return v, c.call(ctx, http.MethodPost, "/v1/sa", sa, &v)
+}
+
+// UpdateSA updates an SA.
+func (c *Client) UpdateSA(ctx context.Context, sa sadb.SA) (SAView, error) {
+	var v SAView
+	return v, c.call(ctx, http.MethodPut, "/v1/sa", sa, &v)
+}
+
+// DeleteSA deletes an SA.
+func (c *Client) DeleteSA(ctx context.Context, ref sadb.Ref) (SAView, error) {
+	var v SAView
+	return v, c.call(ctx, http.MethodPost, "/v1/sa/delete", ref, &v)
+}
+
+// GetSA returns one SA.
+func (c *Client) GetSA(ctx context.Context, ref sadb.Ref, showKeys bool) (SAView, error) {
+	var v SAView
+	return v, c.call(ctx, http.MethodPost, "/v1/sa/get", SAGet{Ref: ref, ShowKeys: showKeys}, &v)
+}
+
+// ListSAs returns every SA.
+func (c *Client) ListSAs(ctx context.Context, showKeys bool) ([]SAView, error) {
+	var v []SAView
+	p := "/v1/sa"
+	if showKeys {
+		p += "?show_keys=1"
+	}
+	return v, c.call(ctx, http.MethodGet, p, nil, &v)
+}
+
+// FlushSAs deletes every SA.
+func (c *Client) FlushSAs(ctx context.Context) ([]SAView, error) {
+	var v []SAView
+	return v, c.call(ctx, http.MethodPost, "/v1/sa/flush", nil, &v)
+}
+
+// AddPolicy adds a policy.
+func (c *Client) AddPolicy(ctx context.Context, p sadb.Policy) (PolicyView, error) {
+	var v PolicyView
+	return v, c.call(ctx, http.MethodPost, "/v1/sp", p, &v)
+}
+
+// UpdatePolicy updates a policy.
+func (c *Client) UpdatePolicy(ctx context.Context, p sadb.Policy) (PolicyView, error) {
+	var v PolicyView
+	return v, c.call(ctx, http.MethodPut, "/v1/sp", p, &v)
+}
+
+// DeletePolicy deletes a policy.
+func (c *Client) DeletePolicy(ctx context.Context, ref sadb.PolicyRef) (PolicyView, error) {
+	var v PolicyView
+	return v, c.call(ctx, http.MethodPost, "/v1/sp/delete", ref, &v)
+}
+
+// ListPolicies returns every policy in SPD order.
+func (c *Client) ListPolicies(ctx context.Context) ([]PolicyView, error) {
+	var v []PolicyView
+	return v, c.call(ctx, http.MethodGet, "/v1/sp", nil, &v)
+}
+
+// FlushPolicies deletes every policy.
+func (c *Client) FlushPolicies(ctx context.Context) ([]PolicyView, error) {
+	var v []PolicyView
+	return v, c.call(ctx, http.MethodPost, "/v1/sp/flush", nil, &v)
+}
+
+// Stats returns the global counters.
+func (c *Client) Stats(ctx context.Context) (Stats, error) {
+	var v Stats
+	return v, c.call(ctx, http.MethodGet, "/v1/stats", nil, &v)
+}
+
+// Check runs the consistency check between the SAD/SPD and the card.
+func (c *Client) Check(ctx context.Context) (offload.Report, error) {
+	var v offload.Report
+	return v, c.call(ctx, http.MethodPost, "/v1/check", nil, &v)
+}
+
+// Reload makes the daemon re-read its configuration file.
+func (c *Client) Reload(ctx context.Context) (ReloadResult, error) {
+	var v ReloadResult
+	return v, c.call(ctx, http.MethodPost, "/v1/reload", nil, &v)
+}
+
+// Monitor streams events to f until ctx ends, the daemon closes the stream, or f returns an error.
+func (c *Client) Monitor(ctx context.Context, f func(events.Event) error) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://xdpsec/v1/monitor", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("connect to daemon at %s (is `xdpsec run` running?): %w", c.path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("monitor: %s", resp.Status)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var ev events.Event
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			return fmt.Errorf("monitor: decode event: %w", err)
+		}
+		if err := f(ev); err != nil {
+			return err
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("monitor: %w", err)
+	}
+	return nil
+}

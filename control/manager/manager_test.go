@@ -1,0 +1,68 @@
+package manager
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/xdpsec/xdpsec/control/config"
+	"github.com/xdpsec/xdpsec/control/offload/fakecard"
+	"github.com/xdpsec/xdpsec/control/sadb"
+	"github.com/xdpsec/xdpsec/control/spd"
+)
+
+func loadConfig(t *testing.T, path string) *config.Config {
+	t.Helper()
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func startManager(t *testing.T, cfg *config.Config, card *fakecard.Card, opts Options) *Manager {
+	t.Helper()
+	if opts.Socket == "" && !opts.NoAPI {
+		opts.Socket = filepath.Join(t.TempDir(), "api.sock")
+	}
+	m, err := New(cfg, card, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() {
+		m.Close()
+		cancel()
+	})
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+	defer scancel()
+	if err := m.Sync(sctx); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestStartInstallsConfig(t *testing.T) {
+	card := fakecard.New("lan0", "wan0")
+	m := startManager(t, loadConfig(t, "testdata/gw.yaml"), card, Options{NoPoller: true})
+	rep, err := m.Check(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK || rep.SAs != 2 || rep.Policies != 3 || rep.CardSAs != 4 || rep.CardPolicies != 6 {
+		t.Fatalf("check: %+v", rep)
+	}
+	out, _ := m.store.GetPolicy(sadb.PolicyRef{Name: "lan-out"})
+	sa, _ := m.store.GetSA(sadb.Ref{Name: "gw1-to-gw2"}, false)
+	p, ok := card.Policy("lan0", out.ID)
+	if !ok || p.SA != sa.Index || p.Action != spd.ActionProtect {
+		t.Fatalf("card policy %+v, want pointing at sa index %d", p, sa.Index)
+	}
+	if v := card.Violations(); len(v) > 0 {
+		t.Fatalf("violations: %v", v)
+	}
+}

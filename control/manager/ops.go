@@ -1,0 +1,172 @@
+package manager
+
+import (
+	"context"
+
+	"github.com/xdpsec/xdpsec/control/api"
+	"github.com/xdpsec/xdpsec/control/events"
+	"github.com/xdpsec/xdpsec/control/offload"
+	"github.com/xdpsec/xdpsec/control/sadb"
+)
+
+// The Manager is the API's backend: every change goes through here so that it also becomes an event.
+var _ api.Backend = (*Manager)(nil)
+
+func saEvent(t events.Type, e *sadb.SAEntry) events.Event {
+	return events.Event{Type: t, SA: e.Name, SPI: e.SPI, Dst: e.Dst.String(), Index: e.Index, Reqid: e.Reqid}
+}
+
+func policyEvent(t events.Type, p *sadb.PolicyEntry) events.Event {
+	return events.Event{Type: t, Policy: policyLabel(p), PolicyID: p.ID}
+}
+
+func (m *Manager) saView(e sadb.SAEntry) api.SAView {
+	return api.SAView{SAEntry: e, OffloadState: m.engine.SAStates(e.Index, e.Serial)}
+}
+
+func (m *Manager) policyView(p sadb.PolicyEntry) api.PolicyView {
+	return api.PolicyView{PolicyEntry: p, OffloadState: m.engine.PolicyStates(p.ID)}
+}
+
+// AddSA adds an SA (ip xfrm state add).
+func (m *Manager) AddSA(sa sadb.SA) (api.SAView, error) {
+	e, err := m.store.AddSA(sa)
+	if err != nil {
+		return api.SAView{}, err
+	}
+	m.bus.Publish(saEvent(events.SAAdded, &e))
+	return m.saView(e), nil
+}
+
+// UpdateSA updates an SA (ip xfrm state update).
+func (m *Manager) UpdateSA(sa sadb.SA) (api.SAView, error) {
+	e, err := m.store.UpdateSA(sa)
+	if err != nil {
+		return api.SAView{}, err
+	}
+	m.bus.Publish(saEvent(events.SAUpdated, &e))
+	return m.saView(e), nil
+}
+
+// DeleteSA deletes an SA (ip xfrm state delete). The card lets go of it in the background, then its key
+// is overwritten.
+func (m *Manager) DeleteSA(ref sadb.Ref) (api.SAView, error) {
+	e, err := m.store.DeleteSA(ref)
+	if err != nil {
+		return api.SAView{}, err
+	}
+	m.bus.Publish(saEvent(events.SADeleted, &e))
+	return api.SAView{SAEntry: e}, nil
+}
+
+// GetSA returns one SA.
+func (m *Manager) GetSA(ref sadb.Ref, showKeys bool) (api.SAView, error) {
+	e, err := m.store.GetSA(ref, showKeys)
+	if err != nil {
+		return api.SAView{}, err
+	}
+	return m.saView(e), nil
+}
+
+// ListSAs returns every SA.
+func (m *Manager) ListSAs(showKeys bool) []api.SAView {
+	l := m.store.ListSAs(showKeys)
+	out := make([]api.SAView, len(l))
+	for i, e := range l {
+		out[i] = m.saView(e)
+	}
+	return out
+}
+
+// FlushSAs deletes every SA.
+func (m *Manager) FlushSAs() []api.SAView {
+	l := m.store.FlushSAs()
+	out := make([]api.SAView, len(l))
+	for i := range l {
+		m.bus.Publish(saEvent(events.SADeleted, &l[i]))
+		out[i] = api.SAView{SAEntry: l[i]}
+	}
+	return out
+}
+
+// AddPolicy adds a policy.
+func (m *Manager) AddPolicy(p sadb.Policy) (api.PolicyView, error) {
+	e, err := m.store.AddPolicy(p)
+	if err != nil {
+		return api.PolicyView{}, err
+	}
+	m.bus.Publish(policyEvent(events.PolicyAdded, &e))
+	return m.policyView(e), nil
+}
+
+// UpdatePolicy updates a policy.
+func (m *Manager) UpdatePolicy(p sadb.Policy) (api.PolicyView, error) {
+	e, err := m.store.UpdatePolicy(p)
+	if err != nil {
+		return api.PolicyView{}, err
+	}
+	m.bus.Publish(policyEvent(events.PolicyUpdate, &e))
+	return m.policyView(e), nil
+}
+
+// DeletePolicy deletes a policy.
+func (m *Manager) DeletePolicy(ref sadb.PolicyRef) (api.PolicyView, error) {
+	e, err := m.store.DeletePolicy(ref)
+	if err != nil {
+		return api.PolicyView{}, err
+	}
+	m.bus.Publish(policyEvent(events.PolicyDel, &e))
+	return api.PolicyView{PolicyEntry: e}, nil
+}
+
+// ListPolicies returns every policy in SPD order.
+func (m *Manager) ListPolicies() []api.PolicyView {
+	l := m.store.ListPolicies()
+	out := make([]api.PolicyView, len(l))
+	for i, e := range l {
+		out[i] = m.policyView(e)
+	}
+	return out
+}
+
+// FlushPolicies deletes every policy.
+func (m *Manager) FlushPolicies() []api.PolicyView {
+	l := m.store.FlushPolicies()
+	out := make([]api.PolicyView, len(l))
+	for i := range l {
+		m.bus.Publish(policyEvent(events.PolicyDel, &l[i]))
+		out[i] = api.PolicyView{PolicyEntry: l[i]}
+	}
+	return out
+}
+
+// Stats returns the global counters.
+func (m *Manager) Stats(ctx context.Context) (api.Stats, error) {
+	card, err := m.engine.GlobalCounters(ctx)
+	if err != nil {
+		return api.Stats{}, err
+	}
+	st := api.Stats{Card: card, Engine: m.engine.Stats(), SAStates: map[string]int{}, Offload: map[string]int{},
+		Events: api.EventStats{Published: m.bus.Published(), Dropped: m.bus.Dropped()}}
+	for _, v := range m.ListSAs(false) {
+		st.SAs++
+		st.SAStates[v.State.String()]++
+		for _, o := range v.OffloadState {
+			st.Offload[string(o.Status)]++
+		}
+	}
+	st.Policies = len(m.store.ListPolicies())
+	return st, nil
+}
+
+// Check compares the card with the SAD/SPD.
+func (m *Manager) Check(ctx context.Context) (offload.Report, error) { return m.engine.Check(ctx) }
+
+// Reload re-reads the configuration file (the API's reload).
+func (m *Manager) Reload(_ context.Context) (api.ReloadResult, error) {
+	r, err := m.ReloadFile()
+	return api.ReloadResult(r), err
+}
+
+// Subscribe returns an event subscription.
+func (m *Manager) Subscribe(buf int) *events.Sub { return m.bus.Subscribe(buf) }

@@ -1,0 +1,186 @@
+package manager
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/xdpsec/xdpsec/control/config"
+	"github.com/xdpsec/xdpsec/control/sadb"
+)
+
+// ReloadResult says what a reload did, by name.
+type ReloadResult struct {
+	SAsAdded        []string `json:"sas_added,omitempty"`
+	SAsUpdated      []string `json:"sas_updated,omitempty"`  // in place: lifetime, offload list
+	SAsReplaced     []string `json:"sas_replaced,omitempty"` // deleted and added again (keys, SPI, …)
+	SAsDeleted      []string `json:"sas_deleted,omitempty"`
+	SAsUnchanged    int      `json:"sas_unchanged"`
+	PoliciesAdded   []string `json:"policies_added,omitempty"`
+	PoliciesUpdated []string `json:"policies_updated,omitempty"`
+	PoliciesDeleted []string `json:"policies_deleted,omitempty"`
+	// Restart lists settings that changed but need a restart (instance, interfaces, capacities, …).
+	Restart []string `json:"restart,omitempty"`
+}
+
+// ReloadFile re-reads the configuration file and applies the differences (SIGHUP, `xdpsec reload`).
+func (m *Manager) ReloadFile() (ReloadResult, error) {
+	cfg, err := config.Load(m.opts.ConfigPath)
+	if err != nil {
+		return ReloadResult{}, fmt.Errorf("reload: %w", err)
+	}
+	return m.ReloadConfig(cfg)
+}
+
+// ReloadConfig applies the differences between the configuration in force and cfg, which the manager
+// keeps.
+func (m *Manager) ReloadConfig(cfg *config.Config) (ReloadResult, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	res, err := m.apply(m.cfg, cfg)
+	if err != nil {
+		return res, fmt.Errorf("reload: %w", err)
+	}
+	m.cfg = cfg
+	m.log.Info("configuration reloaded", "sas_added", len(res.SAsAdded), "sas_updated", len(res.SAsUpdated),
+		"sas_replaced", len(res.SAsReplaced), "sas_deleted", len(res.SAsDeleted),
+		"policies_added", len(res.PoliciesAdded), "policies_updated", len(res.PoliciesUpdated),
+		"policies_deleted", len(res.PoliciesDeleted), "restart_needed", res.Restart)
+	return res, nil
+}
+
+// saSame reports whether the store's SA is the config's SA in everything but the run-time state (seq).
+func saSame(cur *sadb.SAEntry, want *sadb.SA) (same, inPlace bool) {
+	a := cur.SA
+	b := *want
+	immutable := a.SPI == b.SPI && a.Src == b.Src && a.Dst == b.Dst && a.Mode == b.Mode && a.Reqid == b.Reqid &&
+		a.ESN == b.ESN && a.ReplayWindow == b.ReplayWindow && a.TTL == b.TTL && a.DF == b.DF && a.TFCPad == b.TFCPad &&
+		algSame(a.AEAD, b.AEAD) && algSame(a.Enc, b.Enc) && algSame(a.Auth, b.Auth) &&
+		(a.Encap == nil) == (b.Encap == nil)
+	if !immutable {
+		return false, false
+	}
+	encapSame := a.Encap == nil || *a.Encap == *b.Encap
+	return encapSame && a.Limits == b.Limits && slices.Equal(a.Offload, b.Offload), true
+}
+
+func algSame(a, b *sadb.Algorithm) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Name == b.Name && a.Bits == b.Bits && string(a.Key) == string(b.Key)
+}
+
+func policySame(cur *sadb.PolicyEntry, want *sadb.Policy) bool {
+	a, b := cur.Policy, *want
+	if a.Dir != b.Dir || a.Sel != b.Sel || a.Priority != b.Priority || a.Action != b.Action ||
+		!slices.Equal(a.Offload, b.Offload) || (a.Tmpl == nil) != (b.Tmpl == nil) {
+		return false
+	}
+	return a.Tmpl == nil || (a.Tmpl.SA == b.Tmpl.SA && a.Tmpl.Reqid == b.Tmpl.Reqid)
+}
+
+// apply moves the store from old (nil at start) to cfg, by name. Order: new and replacing SAs first, then
+// policies, then deletions of policies and SAs, so the offload engine can move every policy to its new SA
+// before the old one goes (make-before-break).
+func (m *Manager) apply(old, cfg *config.Config) (ReloadResult, error) {
+	var res ReloadResult
+	var errs []error
+	if old != nil {
+		res.Restart = config.Diff(old, cfg).Restart
+	}
+	wantSA := map[string]bool{}
+	for i := range cfg.SAs {
+		c := &cfg.SAs[i]
+		wantSA[c.Name] = true
+		sa := SAFromConfig(c)
+		cur, err := m.store.GetSA(sadb.Ref{Name: c.Name}, true)
+		switch {
+		case errors.Is(err, sadb.ErrNotFound):
+			if _, err := m.AddSA(sa); err != nil {
+				errs = append(errs, fmt.Errorf("sa %q: %w", c.Name, err))
+				continue
+			}
+			res.SAsAdded = append(res.SAsAdded, c.Name)
+		case err != nil:
+			errs = append(errs, fmt.Errorf("sa %q: %w", c.Name, err))
+		default:
+			same, inPlace := saSame(&cur, &sa)
+			switch {
+			case same:
+				res.SAsUnchanged++
+			case inPlace:
+				if _, err := m.UpdateSA(sa); err != nil {
+					errs = append(errs, fmt.Errorf("sa %q: %w", c.Name, err))
+					break
+				}
+				res.SAsUpdated = append(res.SAsUpdated, c.Name)
+			default:
+				// A new SA under the same name: the old one must leave the name (and, if the SPI and
+				// destination are the same, the identity) first.
+				if _, err := m.DeleteSA(sadb.Ref{Name: c.Name}); err != nil {
+					errs = append(errs, fmt.Errorf("sa %q: %w", c.Name, err))
+					break
+				}
+				if _, err := m.AddSA(sa); err != nil {
+					errs = append(errs, fmt.Errorf("sa %q: %w", c.Name, err))
+					break
+				}
+				res.SAsReplaced = append(res.SAsReplaced, c.Name)
+			}
+			wipeEntry(&cur)
+		}
+	}
+	wantPol := map[string]bool{}
+	for i := range cfg.Policies {
+		c := &cfg.Policies[i]
+		wantPol[c.Name] = true
+		p := PolicyFromConfig(c)
+		cur, err := m.store.GetPolicy(sadb.PolicyRef{Name: c.Name})
+		switch {
+		case errors.Is(err, sadb.ErrNotFound):
+			if _, err := m.AddPolicy(p); err != nil {
+				errs = append(errs, fmt.Errorf("policy %q: %w", c.Name, err))
+				continue
+			}
+			res.PoliciesAdded = append(res.PoliciesAdded, c.Name)
+		case err != nil:
+			errs = append(errs, fmt.Errorf("policy %q: %w", c.Name, err))
+		case !policySame(&cur, &p):
+			if _, err := m.UpdatePolicy(p); err != nil {
+				errs = append(errs, fmt.Errorf("policy %q: %w", c.Name, err))
+				continue
+			}
+			res.PoliciesUpdated = append(res.PoliciesUpdated, c.Name)
+		}
+	}
+	if old != nil {
+		for i := range old.Policies {
+			if n := old.Policies[i].Name; !wantPol[n] {
+				if _, err := m.DeletePolicy(sadb.PolicyRef{Name: n}); err != nil && !errors.Is(err, sadb.ErrNotFound) {
+					errs = append(errs, fmt.Errorf("policy %q: %w", n, err))
+					continue
+				}
+				res.PoliciesDeleted = append(res.PoliciesDeleted, n)
+			}
+		}
+		for i := range old.SAs {
+			if n := old.SAs[i].Name; !wantSA[n] {
+				if _, err := m.DeleteSA(sadb.Ref{Name: n}); err != nil && !errors.Is(err, sadb.ErrNotFound) {
+					errs = append(errs, fmt.Errorf("sa %q: %w", n, err))
+					continue
+				}
+				res.SAsDeleted = append(res.SAsDeleted, n)
+			}
+		}
+	}
+	return res, errors.Join(errs...)
+}
+
+func wipeEntry(e *sadb.SAEntry) {
+	for _, a := range []*sadb.Algorithm{e.AEAD, e.Enc, e.Auth} {
+		if a != nil {
+			clear(a.Key)
+		}
+	}
+}

@@ -1,0 +1,142 @@
+package offload
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/xdpsec/xdpsec/control/spd"
+)
+
+// Report is the result of a consistency check between the SAD/SPD and the card.
+type Report struct {
+	OK           bool     `json:"ok"`
+	Gen          uint64   `json:"gen"` // the store generation checked
+	SAs          int      `json:"sas"` // in the SAD
+	Policies     int      `json:"policies"`
+	CardSAs      int      `json:"card_sas"` // (SA, interface) entries in the card
+	CardPolicies int      `json:"card_policies"`
+	Problems     []string `json:"problems,omitempty"`
+}
+
+// Check runs a pass and then compares the card with the SAD and SPD of that pass: every SA the card acked
+// is in its table with the right SPI and destination, no other SA is; every policy is on every interface
+// it may use, with exactly the SA the SPD resolves to (or NoSA); and no policy points at an SA the card
+// lacks. It runs in the engine's goroutine, so concurrent API calls cannot make it see a half-applied
+// change.
+func (e *Engine) Check(ctx context.Context) (Report, error) {
+	var rep Report
+	var err error
+	if derr := e.do(ctx, func() {
+		v := e.pass()
+		rep, err = e.check(v)
+	}); derr != nil {
+		return Report{}, derr
+	}
+	return rep, err
+}
+
+func (e *Engine) check(v *view) (Report, error) {
+	card, err := e.drv.Dump()
+	if err != nil {
+		return Report{}, fmt.Errorf("check card: %w", err)
+	}
+	rep := Report{Gen: v.snap.Gen, SAs: len(v.snap.SAs), Policies: len(v.snap.Policies)}
+	bad := func(format string, args ...any) { rep.Problems = append(rep.Problems, fmt.Sprintf(format, args...)) }
+
+	wantSA := map[string]map[uint32]CardSA{}
+	e.mu.Lock()
+	for i := range v.snap.SAs {
+		sa := &v.snap.SAs[i]
+		for _, ifc := range e.ifaces {
+			st := e.sa[saKey{sa.Index, ifc}]
+			switch {
+			case st == nil || st.serial != sa.Serial || st.status == StatusPending:
+				bad("sa %s (index %d) on %s: still pending after a pass", sa.ID(), sa.Index, ifc)
+			case !allowed(sa.Offload, ifc):
+				if st.installed {
+					bad("sa %s (index %d) on %s: offloaded but the interface is not in its offload list", sa.ID(), sa.Index, ifc)
+				}
+			case st.installed && st.status == StatusOffloaded:
+				if wantSA[ifc] == nil {
+					wantSA[ifc] = map[uint32]CardSA{}
+				}
+				wantSA[ifc][sa.Index] = CardSA{Index: sa.Index, SPI: sa.SPI, Dst: sa.Dst}
+			case st.installed:
+				bad("sa %s (index %d) on %s: installed but marked %s", sa.ID(), sa.Index, ifc, st.status)
+			}
+		}
+	}
+	e.mu.Unlock()
+	for _, ifc := range e.ifaces {
+		have := card.SAs[ifc]
+		rep.CardSAs += len(have)
+		for idx, w := range wantSA[ifc] {
+			h, ok := have[idx]
+			switch {
+			case !ok:
+				bad("sa index %d (spi 0x%08x) on %s: in the SAD and acked, missing from the card", idx, w.SPI, ifc)
+			case h.SPI != w.SPI || h.Dst != w.Dst:
+				bad("sa index %d on %s: card has spi 0x%08x dst %s, SAD has spi 0x%08x dst %s", idx, ifc, h.SPI, h.Dst, w.SPI, w.Dst)
+			}
+		}
+		for idx, h := range have {
+			if _, ok := wantSA[ifc][idx]; !ok {
+				bad("sa index %d (spi 0x%08x dst %s) on %s: in the card, not an offloaded SA of the SAD", idx, h.SPI, h.Dst, ifc)
+			}
+		}
+	}
+
+	for _, ifc := range e.ifaces {
+		have := card.Policies[ifc]
+		rep.CardPolicies += len(have)
+		want := map[uint32]spd.Policy{}
+		for i := range v.snap.Policies {
+			p := &v.snap.Policies[i]
+			if !allowed(p.Offload, ifc) {
+				continue
+			}
+			e.mu.Lock()
+			st := e.pol[polKey{p.ID, ifc}]
+			refused := st != nil && !st.installed && st.status == StatusRefused
+			e.mu.Unlock()
+			if refused {
+				continue // nacked: reported by the policy's state, not here
+			}
+			want[p.ID] = spd.Policy{ID: p.ID, Dir: toSPDDir(p.Dir), Priority: p.Priority,
+				Selector: SPDSelector(p.Sel), Action: spdAction(p.Action), SA: e.resolve(v, p, ifc)}
+		}
+		for id, w := range want {
+			h, ok := have[id]
+			switch {
+			case !ok:
+				bad("policy %d on %s: in the SPD, missing from the card", id, ifc)
+			case h != w:
+				bad("policy %d on %s: card has %s, SPD wants %s", id, ifc, fmtPolicy(h), fmtPolicy(w))
+			}
+		}
+		for id, h := range have {
+			if _, ok := want[id]; !ok {
+				bad("policy %d on %s: in the card (%s), not in the SPD", id, ifc, fmtPolicy(h))
+			}
+			if h.SA != spd.NoSA {
+				if _, ok := card.SAs[ifc][h.SA]; !ok {
+					bad("policy %d on %s: points at sa index %d, which the card does not hold", id, ifc, h.SA)
+				}
+			}
+		}
+	}
+	slices.SortFunc(rep.Problems, cmp.Compare)
+	rep.OK = len(rep.Problems) == 0
+	return rep, nil
+}
+
+func fmtPolicy(p spd.Policy) string {
+	sa := "none"
+	if p.SA != spd.NoSA {
+		sa = fmt.Sprint(p.SA)
+	}
+	return fmt.Sprintf("{dir %s prio %d %s→%s proto %d sport %s dport %s %s sa %s}", p.Dir, p.Priority,
+		p.Selector.Src, p.Selector.Dst, p.Selector.Proto, p.Selector.SrcPorts, p.Selector.DstPorts, p.Action, sa)
+}

@@ -1,0 +1,134 @@
+package offload
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/xdpsec/xdpsec/control/sadb"
+	"github.com/xdpsec/xdpsec/control/spd"
+)
+
+// Reason is why the card refused (nacked) an SA or a policy on an interface. The names are stable: they
+// appear in the CLI, in events and in metrics.
+type Reason string
+
+const (
+	ReasonTableFull   Reason = "table_full"          // the card's table has no room
+	ReasonUnsupported Reason = "unsupported"         // an algorithm or mode the card cannot do
+	ReasonNotInList   Reason = "not_in_offload_list" // the interface is not in the SA's/policy's offload list
+	ReasonError       Reason = "error"               // the card failed for another reason (see the detail)
+)
+
+// NackError is how a Driver refuses an SA or policy. Any other error is treated as ReasonError.
+type NackError struct {
+	Reason Reason
+	Detail string
+}
+
+func (e *NackError) Error() string {
+	if e.Detail == "" {
+		return "nack: " + string(e.Reason)
+	}
+	return "nack: " + string(e.Reason) + ": " + e.Detail
+}
+
+// Nack returns a *NackError.
+func Nack(r Reason, format string, args ...any) error {
+	return &NackError{Reason: r, Detail: fmt.Sprintf(format, args...)}
+}
+
+// ReasonOf extracts the nack reason of err (ReasonError for a plain error).
+func ReasonOf(err error) (Reason, string) {
+	var ne *NackError
+	if errors.As(err, &ne) {
+		return ne.Reason, ne.Detail
+	}
+	return ReasonError, err.Error()
+}
+
+// SAOffload is what the card is asked to hold for one SA on one interface.
+type SAOffload struct {
+	Iface string
+	// Index is the SA's slot in the card's SA table (1..capacity).
+	Index uint32
+	// SA is the SAD's entry, keys included. The key bytes belong to the SAD: the driver copies what it keeps
+	// (esp.New does) and must not retain SA's slices after the call.
+	SA *sadb.SAEntry
+	// InSelectors are the selectors of the inbound PROTECT policies this SA serves: the worker's
+	// post-decryption check (RFC 4301 §5.2) accepts an inner packet only if it matches one of them.
+	InSelectors []spd.Selector
+}
+
+// PolicyOffload is one policy as the card holds it on one interface.
+type PolicyOffload struct {
+	Iface  string
+	Policy spd.Policy // Policy.SA is spd.NoSA when a PROTECT policy has no usable SA: the card drops and counts
+}
+
+// SACounters are an SA's totals since the driver installed it, summed over CPUs, interfaces and workers.
+type SACounters struct {
+	Packets, Bytes  uint64
+	FirstUse        time.Time // zero until the first packet
+	ReplayErrors    uint64
+	IntegrityErrors uint64
+	OtherErrors     uint64
+	// Seq is the highest sequence number used (outbound) or accepted (inbound).
+	Seq uint64
+	// SeqExhausted: the engine refused to send because the next sequence number would cycle (RFC 4303
+	// §3.3.3): a hard expiry.
+	SeqExhausted bool
+}
+
+// CardSA is an SA as read back from the card, for the consistency check.
+type CardSA struct {
+	Index uint32
+	SPI   uint32
+	Dst   netip.Addr
+}
+
+// CardState is what the card holds, per interface.
+type CardState struct {
+	SAs      map[string]map[uint32]CardSA     // iface → index → SA
+	Policies map[string]map[uint32]spd.Policy // iface → policy id → policy
+}
+
+// Driver is the card as the control plane sees it (FreeBSD's if_ipsec_accel driver methods). The offload
+// engine calls it from one goroutine only, so an implementation need not lock against itself.
+type Driver interface {
+	// Interfaces names the interfaces of this instance that SAs and policies can be offloaded to.
+	Interfaces() []string
+	// InstallSA puts the SA into the card on sa.Iface, or updates it in place when that index already holds
+	// the same SA (same SPI and destination): then its crypto state (sequence numbers, replay window) must
+	// survive. A new SA at an index starts with zeroed counters. Refusals are *NackError.
+	InstallSA(sa *SAOffload) error
+	// RemoveSA takes the SA at index out of the card on iface. When it leaves the last interface, the
+	// driver stops the workers using it and wipes its key (esp.SA.Wipe) before returning.
+	RemoveSA(index uint32, iface string) error
+	// InstallPolicy adds or replaces (by id) a policy on p.Iface.
+	InstallPolicy(p *PolicyOffload) error
+	// RemovePolicy removes the policy with id from iface.
+	RemovePolicy(id uint32, iface string) error
+	// Counters returns the totals of every installed SA, by index.
+	Counters() (map[uint32]SACounters, error)
+	// GlobalCounters returns the card's and the workers' drop and error reasons (xfrm_stat-like names).
+	GlobalCounters() (map[string]uint64, error)
+	// Dump reads back what the card holds.
+	Dump() (CardState, error)
+}
+
+// Acquire is one ACQUIRE record from the card: a packet matched a PROTECT policy that had no usable SA.
+type Acquire struct {
+	PolicyID uint32
+	Iface    string
+	Src, Dst netip.Addr
+	Proto    uint8
+}
+
+// AcquireReader is implemented by drivers whose card reports ACQUIREs (the card's ring buffer).
+type AcquireReader interface {
+	// ReadAcquire blocks until the next record, ctx's end (ctx.Err()) or the reader's close (ErrStopped).
+	ReadAcquire(ctx context.Context) (Acquire, error)
+}
