@@ -16,10 +16,10 @@ import (
 type Type string
 
 const (
-	Acquire      Type = "acquire"       // a packet matched a PROTECT policy with no usable SA
-	SAAdded      Type = "sa-added"      // ip xfrm monitor: "newsa"
-	SAUpdated    Type = "sa-updated"    // "updsa"
-	SADeleted    Type = "sa-deleted"    // "delsa"
+	Acquire      Type = "acquire"    // a packet matched a PROTECT policy with no usable SA
+	SAAdded      Type = "sa-added"   // ip xfrm monitor: "newsa"
+	SAUpdated    Type = "sa-updated" // "updsa"
+	SADeleted    Type = "sa-deleted" // "delsa"
 	SASoftExpire Type = "sa-soft-expired"
 	SAHardExpire Type = "sa-hard-expired"
 	OffloadAck   Type = "offload-acked"

@@ -50,8 +50,8 @@ type Stats struct {
 
 // Options configure an Engine.
 type Options struct {
-	Events *events.Bus   // acks and nacks; may be nil
-	Logger *slog.Logger  // default slog.Default()
+	Events *events.Bus  // acks and nacks; may be nil
+	Logger *slog.Logger // default slog.Default()
 	// RetryDelay is how long after a failed driver call the engine tries again (default 1 s).
 	RetryDelay time.Duration
 }
