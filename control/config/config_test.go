@@ -469,9 +469,9 @@ func TestDiff(t *testing.T) {
 	for _, r := range [][2]string{
 		{"cafebabe", "cafebabf"}, // gw1-to-gw2 key
 		{"    replay_window: 1024\n", "    replay_window: 1024\n    lifetime: {hard_packets: 10}\n"}, // gw2-to-gw1 lifetime
-		{"  - {name: ike-natt,", "  - {name: ike-nat-t,"},                                           // policy renamed
-		{"dport: 1024-65535", "dport: 2048-65535"},                                                  // policy changed
-		{"wire: gw1-wan}", "wire: gw1-wan2}"},                                                       // restart
+		{"  - {name: ike-natt,", "  - {name: ike-nat-t,"},                                            // policy renamed
+		{"dport: 1024-65535", "dport: 2048-65535"},                                                   // policy changed
+		{"wire: gw1-wan}", "wire: gw1-wan2}"},                                                        // restart
 		{"    offload: [gw1-wan]\n", "    offload: [gw1-wan2]\n"},
 		{"default_verdict: {in: bypass, out: bypass}", "default_verdict: {in: discard, out: bypass}"},
 	} {

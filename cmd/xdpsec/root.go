@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/xdpsec/xdpsec/control/config"
+)
+
+// Exit codes of the binary.
+const (
+	exitOK      = 0
+	exitFailure = 1 // the command ran and failed (or, for pcap, a packet failed)
+	exitUsage   = 2 // bad flags or arguments
+)
+
+// App is what every subcommand shares: the global flags, the output streams
+// and the logger. Subcommands receive it when the tree is built, and read the
+// flag values when they run (after cobra parsed them).
+type App struct {
+	// Global flags.
+	ConfigPath string // --config
+	Instance   string // --instance (overrides the config's instance)
+	Socket     string // --socket (overrides the API socket path)
+	Output     string // -o, --output: text or json
+	LogLevel   string // --log-level
+
+	In       io.Reader
+	Out, Err io.Writer
+	Log      *slog.Logger
+}
+
+// commands holds the constructors of the top-level subcommands, in
+// registration order. A subcommand file does
+//
+//	func init() { register(newFooCmd) }
+//
+// and builds its *cobra.Command from the App, reading a.Out, a.Log, … inside
+// RunE. Constructors must be cheap: no BPF, no sockets, no file access — they
+// run for every invocation, including --help.
+var commands []func(*App) *cobra.Command
+
+func register(newCmd func(*App) *cobra.Command) { commands = append(commands, newCmd) }
+
+// Output formats for -o.
+const (
+	outputText = "text"
+	outputJSON = "json"
+)
+
+// JSON reports whether the user asked for machine-readable output.
+func (a *App) JSON() bool { return a.Output == outputJSON }
+
+// LoadConfig reads and validates the file named by --config. --instance, when
+// given, overrides the file's instance.
+func (a *App) LoadConfig() (*config.Config, error) {
+	if a.ConfigPath == "" {
+		return nil, usageErrorf("no configuration file: give --config FILE")
+	}
+	c, err := config.Load(a.ConfigPath)
+	if err != nil {
+		return nil, err
+	}
+	if a.Instance != "" && a.Instance != c.Instance {
+		c.Instance = a.Instance
+		if err := c.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// InstanceName is the instance to act on: --instance, else the default.
+func (a *App) InstanceName() string {
+	if a.Instance != "" {
+		return a.Instance
+	}
+	return config.DefaultInstance
+}
+
+// SocketPath is the daemon's API socket: --socket, else the instance's default.
+func (a *App) SocketPath() string {
+	if a.Socket != "" {
+		return a.Socket
+	}
+	return "/run/xdpsec/" + a.InstanceName() + ".sock"
+}
+
+// usageError marks errors in how the binary was called (exit code 2).
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, args ...any) error {
+	return &usageError{fmt.Errorf(format, args...)}
+}
+
+// exitError carries an exit code for a failure that was already reported
+// (e.g. a pcap summary with failed packets): run prints nothing more.
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func newRoot(a *App) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "xdpsec",
+		Short: "Inline IPsec (ESP) offload dataplane: XDP classifies, Go workers encrypt over AF_XDP",
+		Long: `xdpsec is an inline IPsec (ESP) offload dataplane for Linux. An XDP program plays the
+part of an IPsec-offload NIC: it classifies every packet against the offloaded SPD and SAD and
+hands packets to be protected or decrypted over AF_XDP to Go crypto workers. The control plane
+keeps the authoritative SPD and SAD and offloads entries to the card, per interface.`,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: true},
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return a.setup()
+		},
+	}
+	root.SetIn(a.In)
+	root.SetOut(a.Out)
+	root.SetErr(a.Err)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+
+	f := root.PersistentFlags()
+	f.StringVarP(&a.ConfigPath, "config", "c", "", "configuration `file` (YAML; see docs/config.md)")
+	f.StringVar(&a.Instance, "instance", "", "instance `name` (scopes pins and the API socket; default: the config's, else \""+config.DefaultInstance+"\")")
+	f.StringVar(&a.Socket, "socket", "", "daemon API socket `path` (default /run/xdpsec/<instance>.sock)")
+	f.StringVarP(&a.Output, "output", "o", outputText, "output `format`: text or json")
+	f.StringVar(&a.LogLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+
+	for _, newCmd := range commands {
+		root.AddCommand(newCmd(a))
+	}
+	return root
+}
+
+// setup checks the global flags and installs the logger.
+func (a *App) setup() error {
+	switch a.Output {
+	case outputText, outputJSON:
+	default:
+		return usageErrorf("-o %q: want text or json", a.Output)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(a.LogLevel)); err != nil {
+		return usageErrorf("--log-level %q: want debug, info, warn or error", a.LogLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(a.Err, opts)
+	if a.JSON() {
+		h = slog.NewJSONHandler(a.Err, opts)
+	}
+	a.Log = slog.New(h)
+	slog.SetDefault(a.Log)
+	return nil
+}
+
+// run executes the command line args and returns the process's exit code.
+func run(args []string, in io.Reader, out, errOut io.Writer) int {
+	// All persistent pre-run hooks run, not only the nearest one, so a
+	// subcommand's own hook cannot skip the global setup.
+	cobra.EnableTraverseRunHooks = true
+	a := &App{In: in, Out: out, Err: errOut, Log: slog.New(slog.NewTextHandler(errOut, nil))}
+	root := newRoot(a)
+	root.SetArgs(args)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	fmt.Fprintf(errOut, "xdpsec: %v\n", err)
+	var ue *usageError
+	if errors.As(err, &ue) || isCobraUsageError(err) {
+		cmd, _, ferr := root.Find(args)
+		if ferr != nil || cmd == nil {
+			cmd = root
+		}
+		fmt.Fprintf(errOut, "Run '%s --help' for usage.\n", cmd.CommandPath())
+		return exitUsage
+	}
+	return exitFailure
+}
+
+// isCobraUsageError recognises the argument errors cobra returns as plain
+// errors (unknown command, wrong number of arguments).
+func isCobraUsageError(err error) bool {
+	msg := err.Error()
+	for _, s := range []string{"unknown command", "accepts ", "requires at least", "requires at most", "received ", "required flag"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
