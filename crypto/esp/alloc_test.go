@@ -39,15 +39,20 @@ func TestZeroAllocs(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		encap() // warm the pools
-		decap()
+		for range 70 { // warm the pools and pass one CBC IV batch refill
+			encap()
+			decap()
+		}
 		// testing.AllocsPerRun rounds down; count every allocation too (CBC
 		// refills its IV batch every 64 packets: that must not allocate).
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		a := testing.AllocsPerRun(200, func() { encap(); decap() })
 		runtime.ReadMemStats(&after)
-		if a != 0 || after.Mallocs-before.Mallocs > 2 { // ReadMemStats itself may allocate
+		// A few stray allocations may come from the runtime itself
+		// (ReadMemStats; crypto/rand's per-thread vDSO getrandom state when
+		// the goroutine lands on a new thread), never one per packet.
+		if a != 0 || after.Mallocs-before.Mallocs > 8 {
 			t.Errorf("%v: %.1f allocations per encap+decap, %d in all", c, a, after.Mallocs-before.Mallocs)
 		}
 	}

@@ -69,6 +69,11 @@ func (sa *SA) Encap(buf []byte, off, n int) (start, end int, err error) {
 			if be.Uint16(pkt[6:])&0x3fff != 0 {
 				return sa.fail(ErrFragment)
 			}
+			// The header is rewritten with a fresh checksum: a corrupt one
+			// must not be laundered.
+			if fold(sum16(pkt[:ihl], 0)) != 0xffff {
+				return sa.fail(ErrBadHeader)
+			}
 			hl, nh = ihl, pkt[9]
 		}
 	case 6:
