@@ -46,7 +46,10 @@ type App struct {
 //
 // and builds its *cobra.Command from the App, reading a.Out, a.Log, … inside
 // RunE. Constructors must be cheap: no BPF, no sockets, no file access — they
-// run for every invocation, including --help.
+// run for every invocation, including --help. cmd.Context() is cancelled on
+// SIGINT and SIGTERM; a RunE that returns usageErrorf(…) exits with status 2,
+// one that returns &exitError{code} exits with that code and prints nothing
+// more, any other error prints "xdpsec: <error>" and exits with status 1.
 var commands []func(*App) *cobra.Command
 
 func register(newCmd func(*App) *cobra.Command) { commands = append(commands, newCmd) }
@@ -112,6 +115,9 @@ type exitError struct{ code int }
 func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
 func newRoot(a *App) *cobra.Command {
+	// All persistent pre-run hooks run, not only the nearest one, so a
+	// subcommand's own hook cannot skip the global setup.
+	cobra.EnableTraverseRunHooks = true
 	root := &cobra.Command{
 		Use:   "xdpsec",
 		Short: "Inline IPsec (ESP) offload dataplane: XDP classifies, Go workers encrypt over AF_XDP",
@@ -167,9 +173,6 @@ func (a *App) setup() error {
 
 // run executes the command line args and returns the process's exit code.
 func run(args []string, in io.Reader, out, errOut io.Writer) int {
-	// All persistent pre-run hooks run, not only the nearest one, so a
-	// subcommand's own hook cannot skip the global setup.
-	cobra.EnableTraverseRunHooks = true
 	a := &App{In: in, Out: out, Err: errOut, Log: slog.New(slog.NewTextHandler(errOut, nil))}
 	root := newRoot(a)
 	root.SetArgs(args)

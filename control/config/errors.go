@@ -191,7 +191,7 @@ func (p *positions) lineOf(m map[string]int, path string) int {
 var (
 	lineRE    = regexp.MustCompile(`^line (\d+): (.*)$`)
 	unknownRE = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
-	castRE    = regexp.MustCompile("^cannot unmarshal !!(\\w+) `(.*)` into (\\S+)$")
+	castRE    = regexp.MustCompile("^cannot unmarshal !!(\\w+)(?: `(.*)`)? into (\\S+)$")
 )
 
 // typeError turns one of yaml.v3's "line N: …" messages into an Error that
@@ -218,7 +218,11 @@ func (p *positions) typeError(file, msg string) *Error {
 		if strings.HasPrefix(want, "*") {
 			want = want[1:]
 		}
-		e.Err = fmt.Errorf("%w: want %s, got %s %q", ErrInvalid, describeType(want), m[1], m[2])
+		got := kindWord(m[1])
+		if m[2] != "" {
+			got += " " + strconv.Quote(m[2])
+		}
+		e.Err = fmt.Errorf("%w: want %s, got %s", ErrInvalid, describeType(want), got)
 		return e
 	}
 	e.Err = fmt.Errorf("%w: %s", ErrInvalid, msg)
@@ -246,6 +250,21 @@ func fieldOnLine(fields map[string]int, line int, unknown string) string {
 		return found[0]
 	}
 	return ""
+}
+
+// kindWord names a YAML tag the way a user thinks of it.
+func kindWord(tag string) string {
+	switch tag {
+	case "seq":
+		return "a list"
+	case "map":
+		return "a mapping"
+	case "str":
+		return "the string"
+	case "int", "float":
+		return "the number"
+	}
+	return tag
 }
 
 func describeType(t string) string {
