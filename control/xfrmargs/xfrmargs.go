@@ -1,0 +1,630 @@
+// Package xfrmargs parses the argument grammar of `ip xfrm state` and `ip xfrm policy` (iproute2's
+// ip-xfrm(8)) for the parts that apply to xdpsec, so `xdpsec sa add …` and `xdpsec sp add …` accept what
+// users already type:
+//
+//	sa add src 198.18.0.1 dst 198.19.0.1 proto esp spi 0x1001 reqid 1 mode tunnel \
+//	    aead 'rfc4106(gcm(aes))' 0x… 128 replay-window 128 flag esn \
+//	    encap espinudp 4500 4500 0.0.0.0 limit byte-soft 1000000 limit time-hard 3600
+//	sp add src 198.18.1.0/24 dst 198.18.2.0/24 proto tcp dport 80 dir out priority 100 \
+//	    tmpl src 198.18.0.1 dst 198.19.0.1 proto esp reqid 1 mode tunnel
+//
+// Extensions, all optional: `name NAME` (the config's handle), `offload dev IFACE` (repeatable, or
+// `offload IFACE,IFACE`: the interfaces an SA or policy may be offloaded to), `sa NAME` in a policy (its
+// template names the SA, as the config's `sa:` does), port ranges `sport 1000-2000`, and `action
+// protect|bypass|discard` besides ip xfrm's allow/block. Differences: `auth ALG KEY` without a truncation
+// length uses the algorithm's RFC length (RFC 4868: 128 bits for hmac(sha256)), not Linux's historical 96.
+package xfrmargs
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/xdpsec/xdpsec/control/sadb"
+)
+
+type scanner struct {
+	args []string
+	i    int
+	what string // "sa add", … for messages
+}
+
+func (s *scanner) more() bool { return s.i < len(s.args) }
+func (s *scanner) peek() string {
+	if s.more() {
+		return s.args[s.i]
+	}
+	return ""
+}
+
+// next returns the value after keyword kw.
+func (s *scanner) next(kw string) (string, error) {
+	if !s.more() {
+		return "", fmt.Errorf("%s: %s needs a value", s.what, kw)
+	}
+	v := s.args[s.i]
+	s.i++
+	return v, nil
+}
+
+func (s *scanner) errf(kw, format string, args ...any) error {
+	return fmt.Errorf("%s: %s: %s", s.what, kw, fmt.Sprintf(format, args...))
+}
+
+func (s *scanner) addr(kw string) (netip.Addr, error) {
+	v, err := s.next(kw)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	a, err := netip.ParseAddr(v)
+	if err != nil {
+		return netip.Addr{}, s.errf(kw, "%q is not an IPv4 or IPv6 address", v)
+	}
+	return a.Unmap(), nil
+}
+
+func (s *scanner) prefix(kw string) (netip.Prefix, error) {
+	v, err := s.next(kw)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	if !strings.Contains(v, "/") {
+		a, err := netip.ParseAddr(v)
+		if err != nil {
+			return netip.Prefix{}, s.errf(kw, "%q is not an address or ADDR/PLEN", v)
+		}
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(v)
+	if err != nil {
+		return netip.Prefix{}, s.errf(kw, "%q is not an address or ADDR/PLEN", v)
+	}
+	return p.Masked(), nil
+}
+
+func (s *scanner) uint(kw string, bits int) (uint64, error) {
+	v, err := s.next(kw)
+	if err != nil {
+		return 0, err
+	}
+	n, err := parseUint(v, bits)
+	if err != nil {
+		return 0, s.errf(kw, "%q is not a number (decimal or 0x-hex) of at most %d bits", v, bits)
+	}
+	return n, nil
+}
+
+func parseUint(v string, bits int) (uint64, error) {
+	if h, ok := strings.CutPrefix(strings.ToLower(v), "0x"); ok {
+		return strconv.ParseUint(h, 16, bits)
+	}
+	return strconv.ParseUint(v, 10, bits)
+}
+
+func (s *scanner) ports(kw string) (sadb.PortRange, error) {
+	v, err := s.next(kw)
+	if err != nil {
+		return sadb.PortRange{}, err
+	}
+	lo, hi, isRange := strings.Cut(v, "-")
+	l, err1 := strconv.ParseUint(lo, 10, 16)
+	h := l
+	var err2 error
+	if isRange {
+		h, err2 = strconv.ParseUint(hi, 10, 16)
+	}
+	if err1 != nil || err2 != nil || l > h {
+		return sadb.PortRange{}, s.errf(kw, "%q is not a port 0-65535 or a range LO-HI", v)
+	}
+	return sadb.PortRange{Lo: uint16(l), Hi: uint16(h)}, nil
+}
+
+func (s *scanner) offload(list *[]string) error {
+	v, err := s.next("offload")
+	if err != nil {
+		return err
+	}
+	switch v {
+	case "dev":
+		if v, err = s.next("offload dev"); err != nil {
+			return err
+		}
+	case "crypto", "packet":
+		// ip xfrm's offload type: the card does "packet" offload; accept either and read on.
+		if v, err = s.next("offload"); err != nil {
+			return err
+		}
+		if v == "dev" {
+			if v, err = s.next("offload dev"); err != nil {
+				return err
+			}
+		}
+	}
+	for _, ifc := range strings.Split(v, ",") {
+		if ifc == "" {
+			return s.errf("offload", "empty interface name")
+		}
+		*list = append(*list, ifc)
+	}
+	// ip xfrm's "offload dev DEV dir in|out": the direction is the SA's own, read by the caller.
+	return nil
+}
+
+// ParseSA parses the arguments of `ip xfrm state add|update`.
+func ParseSA(what string, args []string) (sadb.SA, error) {
+	s := &scanner{args: args, what: what}
+	sa := sadb.SA{Proto: sadb.ProtoESP, ReplayWindow: 128}
+	for s.more() {
+		kw := s.args[s.i]
+		s.i++
+		var err error
+		switch kw {
+		case "src":
+			sa.Src, err = s.addr(kw)
+		case "dst":
+			sa.Dst, err = s.addr(kw)
+		case "proto":
+			var v string
+			if v, err = s.next(kw); err == nil && v != "esp" && v != "50" {
+				err = s.errf(kw, "%q: only esp is offloaded", v)
+			}
+		case "spi":
+			var n uint64
+			n, err = s.uint(kw, 32)
+			sa.SPI = uint32(n)
+		case "reqid":
+			var n uint64
+			n, err = s.uint(kw, 32)
+			sa.Reqid = uint32(n)
+		case "mode":
+			var v string
+			if v, err = s.next(kw); err == nil {
+				sa.Mode, err = sadb.ParseMode(v)
+				if err != nil {
+					err = s.errf(kw, "%q: want tunnel or transport", v)
+				}
+			}
+		case "name":
+			sa.Name, err = s.next(kw)
+		case "dir":
+			var v string
+			if v, err = s.next(kw); err == nil {
+				if sa.Dir, err = sadb.ParseDir(v); err != nil {
+					err = s.errf(kw, "%q: want in or out", v)
+				}
+			}
+		case "aead":
+			sa.AEAD, err = s.alg(kw, true)
+		case "enc":
+			sa.Enc, err = s.alg(kw, false)
+		case "auth":
+			sa.Auth, err = s.alg(kw, false)
+		case "auth-trunc":
+			sa.Auth, err = s.alg(kw, true)
+		case "replay-window":
+			var n uint64
+			n, err = s.uint(kw, 32)
+			sa.ReplayWindow = uint32(n)
+		case "replay-seq", "replay-oseq":
+			var lo uint64
+			lo, err = s.uint(kw, 32)
+			sa.Seq = sa.Seq&^0xffffffff | lo
+		case "replay-seq-hi", "replay-oseq-hi":
+			var hi uint64
+			hi, err = s.uint(kw, 32)
+			sa.Seq = sa.Seq&0xffffffff | hi<<32
+		case "flag":
+			var v string
+			if v, err = s.next(kw); err == nil {
+				for _, f := range strings.Split(v, ",") {
+					switch f {
+					case "esn":
+						sa.ESN = true
+					case "noecn", "decap-dscp", "nopmtudisc", "wildrecv", "icmp", "af-unspec", "align4":
+						err = s.errf(kw, "%q is not supported by xdpsec", f)
+					default:
+						err = s.errf(kw, "unknown flag %q", f)
+					}
+				}
+			}
+		case "encap":
+			err = s.encap(&sa)
+		case "limit":
+			err = s.limit(&sa.Limits)
+		case "offload":
+			err = s.offload(&sa.Offload)
+		case "ttl":
+			var n uint64
+			n, err = s.uint(kw, 8)
+			sa.TTL = uint8(n)
+		case "df":
+			sa.DF, err = s.next(kw)
+		case "tfc-pad":
+			var n uint64
+			n, err = s.uint(kw, 16)
+			sa.TFCPad = uint16(n)
+		case "sel":
+			err = s.errf(kw, "SA selectors are not used: the policy's selector applies (xdpsec checks inbound traffic against the policies the SA serves)")
+		default:
+			err = fmt.Errorf("%s: unknown keyword %q", what, kw)
+		}
+		if err != nil {
+			return sadb.SA{}, err
+		}
+	}
+	switch {
+	case !sa.Src.IsValid():
+		return sadb.SA{}, fmt.Errorf("%s: src ADDR is required", what)
+	case !sa.Dst.IsValid():
+		return sadb.SA{}, fmt.Errorf("%s: dst ADDR is required", what)
+	case sa.SPI == 0:
+		return sadb.SA{}, fmt.Errorf("%s: spi SPI is required", what)
+	case sa.AEAD == nil && sa.Enc == nil:
+		return sadb.SA{}, fmt.Errorf("%s: an algorithm is required: aead NAME KEY ICV-BITS, or enc NAME KEY with auth-trunc NAME KEY BITS", what)
+	}
+	return sa, nil
+}
+
+// alg reads NAME KEY [BITS].
+func (s *scanner) alg(kw string, withBits bool) (*sadb.Algorithm, error) {
+	name, err := s.next(kw)
+	if err != nil {
+		return nil, err
+	}
+	kv, err := s.next(kw + " " + name)
+	if err != nil {
+		return nil, err
+	}
+	key, err := sadb.ParseKey(kv)
+	if err != nil {
+		return nil, s.errf(kw, "key: want 0x followed by hex digits")
+	}
+	a := &sadb.Algorithm{Name: name, Key: key}
+	if withBits {
+		n, err := s.uint(kw+" "+name+" KEY", 16)
+		if err != nil {
+			return nil, err
+		}
+		a.Bits = int(n)
+	}
+	return a, nil
+}
+
+func (s *scanner) encap(sa *sadb.SA) error {
+	t, err := s.next("encap")
+	if err != nil {
+		return err
+	}
+	if t != "espinudp" {
+		return s.errf("encap", "%q: only espinudp (RFC 3948) is supported", t)
+	}
+	sp, err := s.uint("encap espinudp SPORT", 16)
+	if err != nil {
+		return err
+	}
+	dp, err := s.uint("encap espinudp SPORT DPORT", 16)
+	if err != nil {
+		return err
+	}
+	// OADDR, the original address for NAT-T checksum fixups, is not used: ESP carries no such checksum.
+	if _, err := s.addr("encap espinudp SPORT DPORT OADDR"); err != nil {
+		return err
+	}
+	sa.Encap = &sadb.Encap{Type: "espinudp", Sport: uint16(sp), Dport: uint16(dp)}
+	return nil
+}
+
+func (s *scanner) limit(l *sadb.Lifetime) error {
+	kind, err := s.next("limit")
+	if err != nil {
+		return err
+	}
+	n, err := s.uint("limit "+kind, 64)
+	if err != nil {
+		return err
+	}
+	switch kind {
+	case "byte-soft":
+		l.SoftBytes = n
+	case "byte-hard":
+		l.HardBytes = n
+	case "packet-soft":
+		l.SoftPackets = n
+	case "packet-hard":
+		l.HardPackets = n
+	case "time-soft":
+		l.SoftAddSeconds = n
+	case "time-hard":
+		l.HardAddSeconds = n
+	case "time-use-soft":
+		l.SoftUseSeconds = n
+	case "time-use-hard":
+		l.HardUseSeconds = n
+	default:
+		return s.errf("limit", "unknown limit %q: want byte-soft, byte-hard, packet-soft, packet-hard, time-soft, time-hard, time-use-soft or time-use-hard", kind)
+	}
+	return nil
+}
+
+// ParseSARef parses what names an SA for `ip xfrm state delete|get`: `src A dst B proto esp spi N`
+// (src is accepted and ignored: the SA's identity is (SPI, dst, proto)), or `name NAME`, or a bare NAME.
+func ParseSARef(what string, args []string) (sadb.Ref, error) {
+	if len(args) == 1 {
+		return sadb.Ref{Name: args[0]}, nil
+	}
+	s := &scanner{args: args, what: what}
+	var id sadb.SAID
+	var name string
+	for s.more() {
+		kw := s.args[s.i]
+		s.i++
+		var err error
+		switch kw {
+		case "src":
+			_, err = s.addr(kw)
+		case "dst":
+			id.Dst, err = s.addr(kw)
+		case "proto":
+			var v string
+			if v, err = s.next(kw); err == nil && v != "esp" && v != "50" {
+				err = s.errf(kw, "%q: only esp", v)
+			}
+		case "spi":
+			var n uint64
+			n, err = s.uint(kw, 32)
+			id.SPI = uint32(n)
+		case "name":
+			name, err = s.next(kw)
+		default:
+			err = fmt.Errorf("%s: unknown keyword %q", what, kw)
+		}
+		if err != nil {
+			return sadb.Ref{}, err
+		}
+	}
+	switch {
+	case name != "":
+		return sadb.Ref{Name: name}, nil
+	case id.SPI != 0 && id.Dst.IsValid():
+		id.Proto = sadb.ProtoESP
+		return sadb.Ref{ID: &id}, nil
+	}
+	return sadb.Ref{}, fmt.Errorf("%s: name the SA: NAME, name NAME, or dst ADDR proto esp spi SPI", what)
+}
+
+// ParsePolicy parses the arguments of `ip xfrm policy add|update`.
+func ParsePolicy(what string, args []string) (sadb.Policy, error) {
+	s := &scanner{args: args, what: what}
+	var p sadb.Policy
+	var action string
+	for s.more() {
+		kw := s.args[s.i]
+		s.i++
+		var err error
+		switch kw {
+		case "src", "dst", "proto", "sport", "dport", "type", "code", "dev":
+			s.i--
+			err = s.selector(&p.Sel)
+		case "dir":
+			var v string
+			if v, err = s.next(kw); err == nil {
+				if v == "fwd" {
+					err = s.errf(kw, "fwd: the card's inbound side covers forwarded traffic; use in")
+				} else if p.Dir, err = sadb.ParseDir(v); err != nil || p.Dir == sadb.DirUnspec {
+					err = s.errf(kw, "%q: want in or out", v)
+				}
+			}
+		case "priority":
+			var n uint64
+			n, err = s.uint(kw, 32)
+			p.Priority = uint32(n)
+		case "action":
+			action, err = s.next(kw)
+		case "name":
+			p.Name, err = s.next(kw)
+		case "sa":
+			if p.Tmpl == nil {
+				p.Tmpl = &sadb.Tmpl{}
+			}
+			p.Tmpl.SA, err = s.next(kw)
+		case "tmpl":
+			err = s.tmpl(&p)
+		case "offload":
+			err = s.offload(&p.Offload)
+		case "index", "ptype", "mark", "if_id", "ctx", "flag", "limit":
+			err = s.errf(kw, "not supported by xdpsec")
+		default:
+			err = fmt.Errorf("%s: unknown keyword %q", what, kw)
+		}
+		if err != nil {
+			return sadb.Policy{}, err
+		}
+	}
+	if p.Dir == sadb.DirUnspec {
+		return sadb.Policy{}, fmt.Errorf("%s: dir in|out is required", what)
+	}
+	switch action {
+	case "", "allow":
+		// ip xfrm: allow with a template protects, without one bypasses.
+		if p.Tmpl != nil {
+			p.Action = sadb.ActionProtect
+		} else {
+			p.Action = sadb.ActionBypass
+		}
+	default:
+		a, err := sadb.ParseAction(action)
+		if err != nil {
+			return sadb.Policy{}, fmt.Errorf("%s: action %q: want allow, block, protect, bypass or discard", what, action)
+		}
+		p.Action = a
+	}
+	if p.Action == sadb.ActionProtect && p.Tmpl == nil {
+		return sadb.Policy{}, fmt.Errorf("%s: action protect needs tmpl … reqid N or sa NAME", what)
+	}
+	if p.Action != sadb.ActionProtect && p.Tmpl != nil {
+		return sadb.Policy{}, fmt.Errorf("%s: a template only goes with action allow/protect", what)
+	}
+	if !p.Sel.Src.IsValid() && !p.Sel.Dst.IsValid() {
+		return sadb.Policy{}, fmt.Errorf("%s: the selector needs src or dst", what)
+	}
+	return p, nil
+}
+
+// selector reads SELECTOR keywords until a non-selector keyword.
+func (s *scanner) selector(sel *sadb.Selector) error {
+	for s.more() {
+		kw := s.peek()
+		var err error
+		switch kw {
+		case "src":
+			s.i++
+			sel.Src, err = s.prefix(kw)
+		case "dst":
+			s.i++
+			sel.Dst, err = s.prefix(kw)
+		case "proto":
+			s.i++
+			var v string
+			if v, err = s.next(kw); err == nil {
+				if sel.Proto, err = sadb.ParseProto(v); err != nil {
+					err = s.errf(kw, "%q: want any, tcp, udp, icmp, ipv6-icmp, sctp or a number", v)
+				}
+			}
+		case "sport":
+			s.i++
+			sel.Sport, err = s.ports(kw)
+		case "dport":
+			s.i++
+			sel.Dport, err = s.ports(kw)
+		case "type":
+			s.i++
+			var n uint64
+			n, err = s.uint(kw, 8)
+			sel.Sport = sadb.PortRange{Lo: uint16(n), Hi: uint16(n)}
+		case "code":
+			s.i++
+			var n uint64
+			n, err = s.uint(kw, 8)
+			sel.Dport = sadb.PortRange{Lo: uint16(n), Hi: uint16(n)}
+		case "dev":
+			return s.errf(kw, "selecting by device is not supported; use offload dev IFACE to limit where a policy is offloaded")
+		default:
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tmpl reads TMPL := ID [mode MODE] [reqid REQID] [level LEVEL].
+func (s *scanner) tmpl(p *sadb.Policy) error {
+	if p.Tmpl == nil {
+		p.Tmpl = &sadb.Tmpl{}
+	} else if p.Tmpl.Reqid != 0 || p.Tmpl.Dst.IsValid() {
+		return s.errf("tmpl", "only one template (ESP, one SA) per policy")
+	}
+	t := p.Tmpl
+	for s.more() {
+		kw := s.peek()
+		var err error
+		switch kw {
+		case "src":
+			s.i++
+			t.Src, err = s.addr("tmpl src")
+		case "dst":
+			s.i++
+			t.Dst, err = s.addr("tmpl dst")
+		case "proto":
+			s.i++
+			var v string
+			if v, err = s.next("tmpl proto"); err == nil && v != "esp" && v != "50" {
+				err = s.errf("tmpl proto", "%q: only esp", v)
+			}
+			t.Proto = sadb.ProtoESP
+		case "spi":
+			s.i++
+			var n uint64
+			n, err = s.uint("tmpl spi", 32)
+			t.SPI = uint32(n)
+		case "reqid":
+			s.i++
+			var n uint64
+			n, err = s.uint("tmpl reqid", 32)
+			t.Reqid = uint32(n)
+		case "mode":
+			s.i++
+			var v string
+			if v, err = s.next("tmpl mode"); err == nil {
+				var m sadb.Mode
+				if m, err = sadb.ParseMode(v); err != nil {
+					err = s.errf("tmpl mode", "%q: want tunnel or transport", v)
+				}
+				t.Mode = &m
+			}
+		case "level":
+			s.i++
+			var v string
+			if v, err = s.next("tmpl level"); err == nil && v != "required" {
+				err = s.errf("tmpl level", "%q: only required (an offloaded policy cannot fall back to plaintext)", v)
+			}
+		default:
+			if t.SA == "" && t.Reqid == 0 && t.SPI == 0 {
+				return s.errf("tmpl", "name the SA with reqid N (or sa NAME)")
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if t.SA == "" && t.Reqid == 0 && t.SPI == 0 {
+		return s.errf("tmpl", "name the SA with reqid N (or sa NAME)")
+	}
+	return nil
+}
+
+// ParsePolicyRef parses what names a policy for `ip xfrm policy delete|get`: `dir DIR SELECTOR`, or
+// `name NAME`, or a bare NAME.
+func ParsePolicyRef(what string, args []string) (sadb.PolicyRef, error) {
+	if len(args) == 1 {
+		return sadb.PolicyRef{Name: args[0]}, nil
+	}
+	s := &scanner{args: args, what: what}
+	var key sadb.PolicyKey
+	var name string
+	for s.more() {
+		kw := s.peek()
+		var err error
+		switch kw {
+		case "src", "dst", "proto", "sport", "dport", "type", "code", "dev":
+			err = s.selector(&key.Sel)
+		case "dir":
+			s.i++
+			var v string
+			if v, err = s.next(kw); err == nil {
+				if key.Dir, err = sadb.ParseDir(v); err != nil || key.Dir == sadb.DirUnspec {
+					err = s.errf(kw, "%q: want in or out", v)
+				}
+			}
+		case "name":
+			s.i++
+			name, err = s.next(kw)
+		default:
+			err = fmt.Errorf("%s: unknown keyword %q", what, kw)
+		}
+		if err != nil {
+			return sadb.PolicyRef{}, err
+		}
+	}
+	if name != "" {
+		return sadb.PolicyRef{Name: name}, nil
+	}
+	if key.Dir == sadb.DirUnspec || (!key.Sel.Src.IsValid() && !key.Sel.Dst.IsValid()) {
+		return sadb.PolicyRef{}, fmt.Errorf("%s: name the policy: NAME, name NAME, or dir DIR src … dst …", what)
+	}
+	return sadb.PolicyRef{Key: &key}, nil
+}

@@ -1,0 +1,149 @@
+package xfrmargs
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/xdpsec/xdpsec/control/sadb"
+)
+
+const key20 = "0x0102030405060708090a0b0c0d0e0f1011121314"
+
+func TestParseSAFull(t *testing.T) {
+	args := strings.Fields("src 198.18.0.1 dst 198.19.0.1 proto esp spi 0x1001 reqid 7 mode transport " +
+		"aead rfc4106(gcm(aes)) " + key20 + " 128 replay-window 64 flag esn " +
+		"encap espinudp 4500 4501 0.0.0.0 limit byte-soft 100 limit byte-hard 200 limit packet-soft 1 " +
+		"limit packet-hard 2 limit time-soft 3 limit time-hard 4 limit time-use-soft 5 limit time-use-hard 6 " +
+		"name x offload dev wan0 offload lan0,lan1 dir out replay-oseq 9")
+	sa, err := ParseSA("sa add", args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sadb.Lifetime{SoftBytes: 100, HardBytes: 200, SoftPackets: 1, HardPackets: 2, SoftAddSeconds: 3,
+		HardAddSeconds: 4, SoftUseSeconds: 5, HardUseSeconds: 6}
+	switch {
+	case sa.SPI != 0x1001 || sa.Reqid != 7 || sa.Mode != sadb.ModeTransport || !sa.ESN || sa.ReplayWindow != 64:
+		t.Fatalf("ids/flags: %+v", sa)
+	case sa.Src != netip.MustParseAddr("198.18.0.1") || sa.Dst != netip.MustParseAddr("198.19.0.1"):
+		t.Fatalf("addresses: %+v", sa)
+	case sa.AEAD == nil || sa.AEAD.Name != "rfc4106(gcm(aes))" || len(sa.AEAD.Key) != 20 || sa.AEAD.Bits != 128:
+		t.Fatalf("aead: %+v", sa.AEAD)
+	case sa.Encap == nil || sa.Encap.Sport != 4500 || sa.Encap.Dport != 4501:
+		t.Fatalf("encap: %+v", sa.Encap)
+	case sa.Limits != want:
+		t.Fatalf("limits: %+v", sa.Limits)
+	case sa.Name != "x" || strings.Join(sa.Offload, ",") != "wan0,lan0,lan1" || sa.Dir != sadb.DirOut || sa.Seq != 9:
+		t.Fatalf("extensions: %+v", sa)
+	}
+}
+
+func TestParseSAEncThenAuth(t *testing.T) {
+	sa, err := ParseSA("sa add", strings.Fields("src 2001:2::1 dst 2001:2::2 proto esp spi 300 "+
+		"enc cbc(aes) 0x00112233445566778899aabbccddeeff auth-trunc hmac(sha256) "+
+		"0x00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff 128"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sa.Enc == nil || len(sa.Enc.Key) != 16 || sa.Auth == nil || sa.Auth.Bits != 128 || sa.ReplayWindow != 128 {
+		t.Fatalf("%+v %+v %+v", sa, sa.Enc, sa.Auth)
+	}
+}
+
+func TestParseSAErrors(t *testing.T) {
+	for args, want := range map[string]string{
+		"src 198.18.0.1 dst 198.19.0.1 spi 1":                                "an algorithm is required",
+		"dst 198.19.0.1 spi 1 aead x 0x00 128":                               "src ADDR is required",
+		"src 198.18.0.1 dst 198.19.0.1 aead x 0x00 128":                      "spi SPI is required",
+		"src 198.18.0.1 dst nowhere":                                         `dst: "nowhere" is not an IPv4 or IPv6 address`,
+		"src 198.18.0.1 spi zz":                                              `spi: "zz" is not a number`,
+		"src 198.18.0.1 proto ah":                                            "only esp",
+		"src 198.18.0.1 aead rfc4106(gcm(aes)) 1234 128":                     "key: want 0x",
+		"src 198.18.0.1 aead rfc4106(gcm(aes))":                              "needs a value",
+		"src 198.18.0.1 limit byte-medium 5":                                 `unknown limit "byte-medium"`,
+		"src 198.18.0.1 encap espintcp 4500 4500 0.0.0.0":                    "only espinudp",
+		"src 198.18.0.1 flag wildrecv":                                       "not supported",
+		"src 198.18.0.1 mode beet":                                           "want tunnel or transport",
+		"src 198.18.0.1 frobnicate 1":                                        `unknown keyword "frobnicate"`,
+		"src 198.18.0.1 sel src 198.18.1.0/24":                               "SA selectors are not used",
+		"src 198.18.0.1 dst 198.19.0.1 spi 1 aead x 0x00 128 encap espinudp": "needs a value",
+	} {
+		_, err := ParseSA("sa add", strings.Fields(args))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: got %v, want …%s…", args, err, want)
+		}
+	}
+}
+
+func TestParseSARef(t *testing.T) {
+	r, err := ParseSARef("sa del", strings.Fields("src 198.18.0.1 dst 198.19.0.1 proto esp spi 0x1001"))
+	if err != nil || r.ID == nil || r.ID.SPI != 0x1001 || r.ID.Dst != netip.MustParseAddr("198.19.0.1") {
+		t.Fatalf("%+v %v", r, err)
+	}
+	if r, _ := ParseSARef("sa del", []string{"gw1"}); r.Name != "gw1" {
+		t.Fatalf("bare name: %+v", r)
+	}
+	if r, _ := ParseSARef("sa del", []string{"name", "gw1"}); r.Name != "gw1" {
+		t.Fatalf("name: %+v", r)
+	}
+	if _, err := ParseSARef("sa del", strings.Fields("spi 5")); err == nil {
+		t.Fatal("an SPI without dst must not name an SA")
+	}
+}
+
+func TestParsePolicy(t *testing.T) {
+	p, err := ParsePolicy("sp add", strings.Fields("src 198.18.1.0/24 dst 198.18.2.0/24 proto tcp sport 1000-2000 dport 80 "+
+		"dir out priority 100 tmpl src 198.18.0.1 dst 198.19.0.1 proto esp reqid 1 mode tunnel level required name web offload dev lan0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Dir != sadb.DirOut || p.Priority != 100 || p.Action != sadb.ActionProtect || p.Tmpl.Reqid != 1 ||
+		p.Sel.Proto != 6 || p.Sel.Sport != (sadb.PortRange{Lo: 1000, Hi: 2000}) || p.Sel.Dport != (sadb.PortRange{Lo: 80, Hi: 80}) ||
+		p.Name != "web" || p.Offload[0] != "lan0" || *p.Tmpl.Mode != sadb.ModeTunnel {
+		t.Fatalf("%+v %+v", p, p.Tmpl)
+	}
+	b, err := ParsePolicy("sp add", strings.Fields("src 0.0.0.0/0 dst 0.0.0.0/0 proto udp dport 500 dir in priority 10"))
+	if err != nil || b.Action != sadb.ActionBypass {
+		t.Fatalf("allow without tmpl is bypass: %+v %v", b, err)
+	}
+	d, err := ParsePolicy("sp add", strings.Fields("dst 198.18.9.0/24 dir out action block"))
+	if err != nil || d.Action != sadb.ActionDiscard {
+		t.Fatalf("block is discard: %+v %v", d, err)
+	}
+	i, err := ParsePolicy("sp add", strings.Fields("src 2001:2::/48 dst 2001:2::/48 proto ipv6-icmp type 128 code 0 dir in sa peer"))
+	if err != nil || i.Sel.Sport.Lo != 128 || i.Action != sadb.ActionProtect || i.Tmpl.SA != "peer" {
+		t.Fatalf("icmp type/code and sa NAME: %+v %v", i, err)
+	}
+}
+
+func TestParsePolicyErrors(t *testing.T) {
+	for args, want := range map[string]string{
+		"src 198.18.1.0/24 dst 198.18.2.0/24":                 "dir in|out is required",
+		"src 198.18.1.0/24 dir fwd":                           "fwd",
+		"src 198.18.1.0/24 dir out action protect":            "needs tmpl",
+		"src 198.18.1.0/24 dir out action block tmpl reqid 1": "template only goes",
+		"src 198.18.1.0/24 dir out tmpl mode tunnel":          "name the SA",
+		"src 198.18.1.0/24 dir out tmpl reqid 1 level use":    "only required",
+		"src 198.18.1.0/24 dir out action maybe":              `action "maybe"`,
+		"dir out":                                             "needs src or dst",
+		"src 198.18.1.0/24 dev eth0 dir out":                  "selecting by device",
+		"src 198.18.1.0/24 dir out mark 5":                    "not supported",
+		"src 198.18.1.0/24 dport 90-80 dir out":               "is not a port",
+		"src 198.18.1.0/33 dir out":                           "is not an address",
+	} {
+		_, err := ParsePolicy("sp add", strings.Fields(args))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: got %v, want …%s…", args, err, want)
+		}
+	}
+}
+
+func TestParsePolicyRef(t *testing.T) {
+	r, err := ParsePolicyRef("sp del", strings.Fields("dir out src 198.18.1.0/24 dst 198.18.2.0/24"))
+	if err != nil || r.Key == nil || r.Key.Dir != sadb.DirOut {
+		t.Fatalf("%+v %v", r, err)
+	}
+	if _, err := ParsePolicyRef("sp del", strings.Fields("src 198.18.1.0/24 dst 198.18.2.0/24")); err == nil {
+		t.Fatal("a selector without dir must not name a policy")
+	}
+}
