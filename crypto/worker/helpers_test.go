@@ -149,10 +149,7 @@ func newRig(t testing.TB, window uint32, sels []spd.Selector) *rig {
 		t.Fatal(err)
 	}
 	if sels == nil {
-		sels = []spd.Selector{{
-			Src: netip.MustParsePrefix("198.18.1.0/24"), Dst: netip.MustParsePrefix("198.18.2.0/24"),
-			SrcPorts: spd.AnyPort, DstPorts: spd.AnyPort,
-		}}
+		sels = lanSelectors()
 	}
 	// The worker's outbound SA and, with the same key, its inbound one: a
 	// packet it seals can be fed back in as if it came from the peer.
@@ -178,6 +175,14 @@ func newRig(t testing.TB, window uint32, sels []spd.Selector) *rig {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// lanSelectors is the inbound policy's selector: 198.18.1.0/24 → 198.18.2.0/24, any protocol.
+func lanSelectors() []spd.Selector {
+	return []spd.Selector{{
+		Src: netip.MustParsePrefix("198.18.1.0/24"), Dst: netip.MustParsePrefix("198.18.2.0/24"),
+		SrcPorts: spd.AnyPort, DstPorts: spd.AnyPort,
+	}}
 }
 
 type metaOpt struct {

@@ -25,7 +25,7 @@ func BenchmarkVethRX(b *testing.B) {
 			xsktest.RequireRoot(b)
 			ns := xsktest.NewNS(b, "xskbrx")
 			v := xsktest.AddVeth(b, ns, "xs-a", ns, "xs-b")
-			redir := xsktest.AttachRedirect(b, ns, v.Index, 0)
+			redir := xsktest.AttachRedirect(b, ns, v.Index, nil)
 			u, err := xsk.NewUMEM(xsk.UMEMConfig{FrameCount: benchFrames})
 			if err != nil {
 				b.Fatal(err)

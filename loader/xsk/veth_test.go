@@ -109,7 +109,10 @@ func TestVethRXTX(t *testing.T) {
 	ns := xsktest.NewNS(t, "xsk")
 	v := xsktest.AddVeth(t, ns, "xs-a", ns, "xs-b")
 	const magic = 0x5eca1fed
-	redir := xsktest.AttachRedirect(t, ns, v.Index, magic)
+	meta := make([]byte, 8)
+	binary.NativeEndian.PutUint32(meta, magic)
+	binary.NativeEndian.PutUint32(meta[4:], ^uint32(magic))
+	redir := xsktest.AttachRedirect(t, ns, v.Index, meta)
 
 	u, err := xsk.NewUMEM(xsk.UMEMConfig{FrameCount: 256})
 	if err != nil {
@@ -213,8 +216,8 @@ func TestVethSharedUMEM(t *testing.T) {
 	ns := xsktest.NewNS(t, "xskshared")
 	v1 := xsktest.AddVeth(t, ns, "xs-a1", ns, "xs-b1")
 	v2 := xsktest.AddVeth(t, ns, "xs-a2", ns, "xs-b2")
-	r1 := xsktest.AttachRedirect(t, ns, v1.Index, 0)
-	r2 := xsktest.AttachRedirect(t, ns, v2.Index, 0)
+	r1 := xsktest.AttachRedirect(t, ns, v1.Index, nil)
+	r2 := xsktest.AttachRedirect(t, ns, v2.Index, nil)
 
 	u, err := xsk.NewUMEM(xsk.UMEMConfig{FrameCount: 512})
 	if err != nil {

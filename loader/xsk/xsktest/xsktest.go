@@ -172,9 +172,9 @@ func (ns *NS) AddAddr(tb testing.TB, ifname, cidr string) {
 
 // Redirect is an XSKMAP and an XDP program attached to one interface that
 // redirects every packet to the socket in the map at its RX queue's index
-// (and passes it to the stack when there is none). When MetaMagic is non-zero
-// the program first puts those 8 bytes in front of the packet with
-// bpf_xdp_adjust_meta, to test how metadata reaches the socket.
+// (and passes it to the stack when there is none). With meta, the program
+// first puts those bytes (a multiple of 4, at most 32) in front of the
+// packet with bpf_xdp_adjust_meta: a stand-in for the card's metadata.
 type Redirect struct {
 	Map  *ebpf.Map
 	Prog *ebpf.Program
@@ -183,8 +183,11 @@ type Redirect struct {
 
 // AttachRedirect loads and attaches the redirect program in native mode to
 // ifindex inside ns.
-func AttachRedirect(tb testing.TB, ns *NS, ifindex int, metaMagic uint32) *Redirect {
+func AttachRedirect(tb testing.TB, ns *NS, ifindex int, meta []byte) *Redirect {
 	tb.Helper()
+	if len(meta)%4 != 0 || len(meta) > 32 {
+		tb.Fatalf("metadata of %d bytes: want a multiple of 4, at most 32", len(meta))
+	}
 	m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "xs_xsks", Type: ebpf.XSKMap, KeySize: 4, ValueSize: 4, MaxEntries: 64})
 	if err != nil {
 		tb.Fatalf("create xskmap: %v", err)
@@ -192,19 +195,21 @@ func AttachRedirect(tb testing.TB, ns *NS, ifindex int, metaMagic uint32) *Redir
 	tb.Cleanup(func() { m.Close() })
 	var insns asm.Instructions
 	insns = append(insns, asm.Mov.Reg(asm.R6, asm.R1))
-	if metaMagic != 0 {
+	if len(meta) > 0 {
 		insns = append(insns,
-			asm.Mov.Imm(asm.R2, -8),
+			asm.Mov.Imm(asm.R2, -int32(len(meta))),
 			asm.FnXdpAdjustMeta.Call(),
 			asm.JNE.Imm(asm.R0, 0, "redirect"),
 			asm.LoadMem(asm.R2, asm.R6, 8, asm.Word), // data_meta
 			asm.LoadMem(asm.R3, asm.R6, 0, asm.Word), // data
 			asm.Mov.Reg(asm.R4, asm.R2),
-			asm.Add.Imm(asm.R4, 8),
+			asm.Add.Imm(asm.R4, int32(len(meta))),
 			asm.JGT.Reg(asm.R4, asm.R3, "redirect"),
-			asm.StoreImm(asm.R2, 0, int64(int32(metaMagic)), asm.Word),
-			asm.StoreImm(asm.R2, 4, int64(int32(^metaMagic)), asm.Word),
 		)
+		for i := 0; i < len(meta); i += 4 {
+			w := binary.NativeEndian.Uint32(meta[i:])
+			insns = append(insns, asm.StoreImm(asm.R2, int16(i), int64(int32(w)), asm.Word))
+		}
 	}
 	insns = append(insns,
 		asm.LoadMem(asm.R2, asm.R6, 16, asm.Word).WithSymbol("redirect"), // rx_queue_index
