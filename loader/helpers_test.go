@@ -57,30 +57,47 @@ func runner(t testing.TB) *nsRunner {
 	t.Helper()
 	requireRoot(t)
 	testNSOnce.Do(func() {
-		r := &nsRunner{name: "xs-cardut-" + randHex(4), ch: make(chan func())}
-		ready := make(chan struct{})
-		go func() {
-			runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-			ns, err := netns.NewNamed(r.name)
-			if err != nil {
-				r.err = err
-				close(ready)
-				return
-			}
-			ns.Close()
-			r.err = r.setup()
-			close(ready)
-			for f := range r.ch {
-				f()
-			}
-		}()
-		<-ready
-		testNS = r
+		testNS = startNS("xs-cardut-"+randHex(4), (*nsRunner).setup)
 	})
 	if testNS.err != nil {
 		t.Fatalf("set up test namespace: %v", testNS.err)
 	}
 	return testNS
+}
+
+// startNS creates the named namespace on a locked thread that stays in it, runs setup there, and then
+// serves do.
+func startNS(name string, setup func(*nsRunner) error) *nsRunner {
+	r := &nsRunner{name: name, ch: make(chan func())}
+	ready := make(chan struct{})
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		ns, err := netns.NewNamed(r.name)
+		if err != nil {
+			r.err = err
+			close(ready)
+			return
+		}
+		ns.Close()
+		if setup != nil {
+			r.err = setup(r)
+		}
+		close(ready)
+		for f := range r.ch {
+			f()
+		}
+	}()
+	<-ready
+	return r
+}
+
+// stop ends the runner's thread and deletes its namespace.
+func (r *nsRunner) stop() {
+	if r.ch != nil {
+		close(r.ch)
+		r.ch = nil
+	}
+	netns.DeleteNamed(r.name)
 }
 
 func (r *nsRunner) setup() error {
@@ -141,7 +158,7 @@ func (r *nsRunner) do(f func()) {
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if testNS != nil {
-		netns.DeleteNamed(testNS.name)
+		testNS.stop()
 	}
 	os.Exit(code)
 }

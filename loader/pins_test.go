@@ -1,0 +1,222 @@
+package loader
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/xdpsec/xdpsec/bpf"
+	"github.com/xdpsec/xdpsec/control/spd"
+)
+
+func TestPinsReopenAndDestroy(t *testing.T) {
+	requireRoot(t)
+	cfg := Config{Instance: "t" + randHex(4), Policies: 128, SAs: 128, FlowCache: 256}
+	c, err := Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := c.PinDir()
+	t.Cleanup(func() { os.RemoveAll(dir) })
+
+	sa := SA{Dir: spd.DirIn, SPI: 0xc0ffee, Src: ip("2001:2::2"), Dst: ip("2001:2::1"), Mode: ModeTransport, EncapSrcPort: 4500, EncapDstPort: 4500, PolicyID: 7, ReqID: 42}
+	if err := c.PutSA(3, sa); err != nil {
+		t.Fatal(err)
+	}
+	sel := anySel("198.18.1.0/24", "198.18.2.0/25")
+	sel.Proto, sel.SrcPorts, sel.DstPorts = spd.ProtoTCP, spd.PortRange{Lo: 1000, Hi: 2000}, spd.PortRange{Lo: 443, Hi: 443}
+	pols := []spd.Policy{
+		{ID: 7, Dir: spd.DirIn, Priority: 5, Selector: anySel("2001:2:2::/48", "2001:2:1::/48"), Action: spd.ActionProtect, SA: 3},
+		{ID: 9, Dir: spd.DirOut, Priority: 5, Selector: sel, Action: spd.ActionDiscard, SA: spd.NoSA},
+	}
+	if err := c.PutPolicies(pols...); err != nil {
+		t.Fatal(err)
+	}
+	c.WorkerStats().Add(3, 10, 1500)
+	c.WorkerStats().AddError(3, uint8(bpf.CardXdpsecWorkerErrorXDPSEC_WERR_ICV), 2)
+
+	// A second process (here: a second Load) cannot drive the same instance.
+	if _, err := Load(cfg); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("second Load of a held instance: %v; want an in-use error", err)
+	}
+
+	// bpftool reads the pinned tables as structs with field names (BTF).
+	if _, err := exec.LookPath("bpftool"); err == nil {
+		out, err := exec.Command("bpftool", "map", "dump", "pinned", filepath.Join(dir, "worker_stats")).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), `"packets": 10`) || !strings.Contains(string(out), `"errors": [0,2,`) {
+			t.Errorf("bpftool dump of worker_stats (%v):\n%.600s", err, out)
+		}
+		out, err = exec.Command("bpftool", "map", "dump", "pinned", filepath.Join(dir, "sa_table")).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), `"reqid": 42`) {
+			t.Errorf("bpftool dump of sa_table (%v):\n%.400s", err, out)
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Other capacities do not fit the pins.
+	bad := cfg
+	bad.SAs = 256
+	if _, err := Load(bad); !errors.Is(err, ErrIncompatiblePin) {
+		t.Errorf("reopen with other capacities: %v; want ErrIncompatiblePin", err)
+	}
+
+	c, err = Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.Policies()
+	if len(got) != 2 || got[0] != pols[1] || got[1] != pols[0] {
+		t.Errorf("reopened policies %+v, want %+v", got, pols)
+	}
+	if g, err := c.GetSA(3); err != nil || g != sa {
+		t.Errorf("reopened SA %+v, %v; want %+v", g, err, sa)
+	}
+	if w := c.WorkerStats().Read(3); w.Packets != 10 || w.Bytes != 1500 || w.Errors[1] != 2 {
+		t.Errorf("reopened worker stats %+v", w)
+	}
+	if err := c.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Destroy left %s", dir)
+	}
+}
+
+func TestSATable(t *testing.T) {
+	c := newTestCard(t, Config{Policies: 16, SAs: 16})
+	in := SA{Dir: spd.DirIn, SPI: 0x11, Src: ip("198.18.0.2"), Dst: ip("198.18.0.1"), Mode: ModeTunnel, PolicyID: NoPolicy}
+	if err := c.PutSA(1, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.PutSA(2, in); !errors.Is(err, ErrSAExists) {
+		t.Errorf("duplicate (SPI, dst, ESP): %v; want ErrSAExists", err)
+	}
+	if err := c.PutSA(16, in); !errors.Is(err, ErrCapacity) {
+		t.Errorf("index beyond capacity: %v; want ErrCapacity", err)
+	}
+	bad := in
+	bad.Dst = ip("2001:2::1")
+	if err := c.PutSA(2, bad); !errors.Is(err, ErrInvalid) {
+		t.Errorf("mixed families: %v; want ErrInvalid", err)
+	}
+	// Changing the SPI moves the inbound key.
+	in2 := in
+	in2.SPI = 0x12
+	if err := c.PutSA(1, in2); err != nil {
+		t.Fatal(err)
+	}
+	if n := countKeys(t, c); n != 1 {
+		t.Errorf("%d inbound keys after an SPI change, want 1", n)
+	}
+	if err := c.PutSA(2, in); err != nil {
+		t.Errorf("old SPI should be free again: %v", err)
+	}
+	for _, i := range []uint32{1, 2, 5} {
+		if err := c.DeleteSA(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := countKeys(t, c); n != 0 {
+		t.Errorf("%d inbound keys after deleting every SA", n)
+	}
+	if _, err := c.GetSA(1); !errors.Is(err, ErrNotFound) {
+		t.Errorf("deleted SA: %v; want ErrNotFound", err)
+	}
+}
+
+func countKeys(t *testing.T, c *Card) int {
+	var (
+		k bpf.CardXdpsecSaKey
+		v uint32
+		n int
+	)
+	it := c.objs.SaInLookup.Iterate()
+	for it.Next(&k, &v) {
+		n++
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestPolicyValidation(t *testing.T) {
+	c := newTestCard(t, Config{Policies: 16, SAs: 16})
+	ok := spd.Policy{ID: 1, Dir: spd.DirOut, Selector: anySel("0.0.0.0/0", "0.0.0.0/0"), Action: spd.ActionBypass, SA: spd.NoSA}
+	for _, tc := range []struct {
+		name string
+		p    spd.Policy
+		want error
+	}{
+		{"id beyond capacity", func() spd.Policy { p := ok; p.ID = 16; return p }(), ErrCapacity},
+		{"SA beyond capacity", func() spd.Policy { p := ok; p.Action, p.SA = spd.ActionProtect, 16; return p }(), ErrCapacity},
+		{"bad selector", func() spd.Policy { p := ok; p.Selector.Dst = pfx("2001:2::/48"); return p }(), spd.ErrBadSelector},
+	} {
+		if err := c.PutPolicies(tc.p); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v; want %v", tc.name, err, tc.want)
+		}
+	}
+	if err := c.PutPolicies(ok, ok); !errors.Is(err, ErrInvalid) {
+		t.Errorf("same id twice: %v; want ErrInvalid", err)
+	}
+	if len(c.Policies()) != 0 {
+		t.Errorf("failed puts left policies: %+v", c.Policies())
+	}
+}
+
+// TestSPDChangeInvalidatesFlows classifies a flow, changes the SPD under it, and checks the next packet
+// of the same flow follows the new SPD (the flow cache entry is stale by generation).
+func TestSPDChangeInvalidatesFlows(t *testing.T) {
+	c := verdictCard(t, Config{})
+	r := runner(t)
+	flow := v4("198.18.1.1", "198.18.2.1", spd.ProtoUDP, ports(5000, 6000, 10)).build()
+	if v, out := r.run(t, c.program(SideProtected), flow); v != xdpDrop || decodeMeta(t, out).SaIndex != saOut {
+		t.Fatalf("flow not protected with SA %d", saOut)
+	}
+	// Rekey: point policy 1 at another SA; the cached flow follows at once.
+	if err := c.PutSA(30, SA{Dir: spd.DirOut, SPI: 0x3030, Src: ip("198.18.0.1"), Dst: ip("198.18.0.2"), Mode: ModeTunnel, PolicyID: 1}); err != nil {
+		t.Fatal(err)
+	}
+	var p spd.Policy
+	for _, q := range c.Policies() {
+		if q.ID == 1 {
+			p = q
+		}
+	}
+	p.SA = 30
+	if err := c.PutPolicies(p); err != nil {
+		t.Fatal(err)
+	}
+	if v, out := r.run(t, c.program(SideProtected), flow); v != xdpDrop || decodeMeta(t, out).SaIndex != 30 {
+		t.Errorf("after rekey the flow does not use SA 30")
+	}
+	// A higher-priority bypass for the flow.
+	byp := anySel("198.18.1.1/32", "198.18.2.1/32")
+	if err := c.PutPolicies(spd.Policy{ID: 100, Dir: spd.DirOut, Priority: 1, Selector: byp, Action: spd.ActionBypass, SA: spd.NoSA}); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := r.run(t, c.program(SideProtected), flow); v != xdpPass {
+		t.Errorf("after adding a bypass the flow got %s, want PASS", verdictName(v))
+	}
+	if err := c.DeletePolicies(100); err != nil {
+		t.Fatal(err)
+	}
+	if v, out := r.run(t, c.program(SideProtected), flow); v != xdpDrop || decodeMeta(t, out).SaIndex != 30 {
+		t.Errorf("after deleting the bypass the flow is not protected again")
+	}
+}
+
+func TestReasonNames(t *testing.T) {
+	seen := map[string]bool{}
+	for i, n := range reasonNames {
+		if n == "" || seen[n] {
+			t.Errorf("reason %d has no or a duplicate name %q", i, n)
+		}
+		seen[n] = true
+	}
+}
