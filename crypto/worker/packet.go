@@ -140,7 +140,8 @@ func (w *Worker) handleOut(d xsk.Desc) {
 	pkt = pkt[:ipLen]
 	// As a router would (Linux ip_forward): TTL first, then the MTU, then
 	// the decrement.
-	if ttlExpired(pkt) {
+	route := !e.Transport
+	if route && ttlExpired(pkt) {
 		w.stats.TTLExpired.Add(1)
 		w.free(d.Addr)
 		return
@@ -149,7 +150,9 @@ func (w *Worker) handleOut(d xsk.Desc) {
 		w.tooBig(d, frame, off, l3, ipLen, e, st, &smac, &dmac)
 		return
 	}
-	decTTL(pkt)
+	if route {
+		decTTL(pkt)
+	}
 	start, end, err := e.SA.Encap(frame, l3, ipLen)
 	if err != nil {
 		w.cryptoErr(st, err)
@@ -173,7 +176,9 @@ func (w *Worker) tooBig(d xsk.Desc, frame []byte, off, l3, ipLen int, e *Entry, 
 		return
 	}
 	if pkt[0]>>4 == 4 && be.Uint16(pkt[6:])&0x4000 == 0 {
-		decTTL(pkt)
+		if !e.Transport {
+			decTTL(pkt)
+		}
 		w.fragment(pkt, e, st, smac, dmac)
 		w.free(d.Addr)
 		return
@@ -267,7 +272,8 @@ func (w *Worker) handleIn(d xsk.Desc) {
 		w.free(d.Addr)
 		return
 	}
-	if ttlExpired(inner) {
+	route := !e.Transport
+	if route && ttlExpired(inner) {
 		w.stats.TTLExpired.Add(1)
 		w.free(d.Addr)
 		return
@@ -283,7 +289,9 @@ func (w *Worker) handleIn(d xsk.Desc) {
 		w.free(d.Addr)
 		return
 	}
-	decTTL(inner)
+	if route {
+		decTTL(inner)
+	}
 	w.queue(sideProtected, w.putEth(d, frame, start, end, &dst, &src, inner[0]>>4 == 6))
 	w.stats.Opened.Add(1)
 	countOK(st, end-start)

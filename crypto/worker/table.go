@@ -40,6 +40,12 @@ type Entry struct {
 	// the card says the next hop is unresolved, the worker asks the resolver
 	// for it (which also starts resolution) instead of dropping at once.
 	OuterDst netip.Addr
+	// Transport marks a transport-mode SA. In tunnel mode the worker is a
+	// router hop between the protected network and the wire and decrements
+	// the inner TTL / hop limit (dropping packets that expire, as Linux's
+	// forwarding does); in transport mode the packet is the gateway's own
+	// and keeps its TTL.
+	Transport bool
 
 	innerMTU int // largest inner IP packet whose encapsulation fits the wire MTU
 }

@@ -44,7 +44,7 @@ func (u *UMEM) NewMemSocket(cfg SocketConfig) (*Socket, *MemKernel, error) {
 		return nil, nil, ErrClosed
 	}
 	u.sockets++
-	s := &Socket{fd: -1, umem: u, mode: ModeCopy, ifindex: cfg.Ifindex, queue: cfg.QueueID}
+	s := &Socket{fd: -1, umem: u, mode: ModeCopy, ifindex: cfg.Ifindex, queue: cfg.QueueID, needWakeup: !cfg.NoNeedWakeup}
 	k := &MemKernel{umem: u}
 	s.mem = k
 	hdr := make([]memRingHeader, 4)

@@ -176,3 +176,16 @@ func TestMemKick(t *testing.T) {
 		t.Fatal("no rx wakeup with the fill flag set")
 	}
 }
+
+func TestKickWithoutNeedWakeup(t *testing.T) {
+	u := newTestUMEM(t, 16)
+	s, k, err := u.NewMemSocket(SocketConfig{FillSize: 4, CompletionSize: 4, RXSize: 4, TXSize: 4, NoNeedWakeup: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// The kernel never sets the flag for such a socket: every Kick must call.
+	if did, err := s.Kick(); !did || err != nil || k.Kicks != 1 {
+		t.Fatalf("kick without need-wakeup: did=%v err=%v kicks=%d", did, err, k.Kicks)
+	}
+}

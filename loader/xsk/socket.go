@@ -75,7 +75,10 @@ type Socket struct {
 	queue   int
 	maps    [][]byte
 	closed  bool
-	mem     *MemKernel // set for sockets whose rings live in Go memory
+	// needWakeup: bound with XDP_USE_NEED_WAKEUP (or sharing a UMEM whose
+	// first socket was), so the ring flags say when to kick.
+	needWakeup bool
+	mem        *MemKernel // set for sockets whose rings live in Go memory
 }
 
 func ringSize(v uint32, what string) (uint32, error) {
@@ -197,7 +200,9 @@ func (u *UMEM) Open(cfg SocketConfig) (s *Socket, err error) {
 	if first {
 		u.regFD = fd
 		u.zeroCopy = s.mode == ModeZeroCopy
+		u.needWakeup = !cfg.NoNeedWakeup
 	}
+	s.needWakeup = u.needWakeup
 	if cfg.BusyPoll {
 		if err := setBusyPoll(fd, cfg); err != nil {
 			return nil, err
@@ -295,13 +300,13 @@ func (s *Socket) QueueID() int { return s.queue }
 func (s *Socket) UMEM() *UMEM { return s.umem }
 
 // Kick asks the kernel to transmit what is on the TX ring, but only when the
-// ring's need-wakeup flag says the kernel is waiting for it. Without
-// XDP_USE_NEED_WAKEUP the flag is never set: such sockets use KickAlways.
+// ring's need-wakeup flag says the kernel is waiting for it (always, for a
+// socket bound without XDP_USE_NEED_WAKEUP, whose flag is never set).
 // It reports whether a syscall was made.
 // Transient refusals (the kernel is busy, out of buffers, or has more to do
 // than one call's budget) are not errors: the caller kicks again later.
 func (s *Socket) Kick() (bool, error) {
-	if !s.TX.NeedWakeup() {
+	if s.needWakeup && !s.TX.NeedWakeup() {
 		return false, nil
 	}
 	return true, s.KickAlways()

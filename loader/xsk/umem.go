@@ -50,11 +50,12 @@ type UMEM struct {
 	frameCount uint32
 	headroom   uint32
 
-	mu       sync.Mutex
-	regFD    int // socket that registered the UMEM, -1 before the first Open
-	zeroCopy bool
-	sockets  int
-	closed   bool
+	mu         sync.Mutex
+	regFD      int // socket that registered the UMEM, -1 before the first Open
+	zeroCopy   bool
+	needWakeup bool
+	sockets    int
+	closed     bool
 }
 
 // NewUMEM maps the memory for a UMEM. It needs no privileges; registering it

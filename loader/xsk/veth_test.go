@@ -105,6 +105,18 @@ func register(t *testing.T, r *xsktest.Redirect, s *xsk.Socket) {
 // peer sends (with the redirect program's metadata right before each), and
 // transmits them back to the peer.
 func TestVethRXTX(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		cfg  xsk.SocketConfig
+	}{
+		{"need-wakeup", xsk.SocketConfig{}},
+		{"no-need-wakeup+busy-poll", xsk.SocketConfig{NoNeedWakeup: true, BusyPoll: true}},
+	} {
+		t.Run(c.name, func(t *testing.T) { testVethRXTX(t, c.cfg) })
+	}
+}
+
+func testVethRXTX(t *testing.T, cfg xsk.SocketConfig) {
 	xsktest.RequireRoot(t)
 	ns := xsktest.NewNS(t, "xsk")
 	v := xsktest.AddVeth(t, ns, "xs-a", ns, "xs-b")
@@ -121,7 +133,9 @@ func TestVethRXTX(t *testing.T) {
 	t.Cleanup(func() { u.Close() })
 	pools, _ := u.Pools(1)
 	pool := pools[0]
-	s := openSocket(t, ns, u, xsk.SocketConfig{Ifindex: v.Index, FillSize: 64, CompletionSize: 64, RXSize: 64, TXSize: 64})
+	cfg.Ifindex = v.Index
+	cfg.FillSize, cfg.CompletionSize, cfg.RXSize, cfg.TXSize = 64, 64, 64, 64
+	s := openSocket(t, ns, u, cfg)
 	t.Logf("bound in %v mode", s.Mode())
 	if s.Mode() != xsk.ModeCopy {
 		t.Errorf("veth gave %v, expected copy mode", s.Mode())
@@ -332,5 +346,51 @@ func TestStopperWakesPoll(t *testing.T) {
 	// Stop stays signalled.
 	if stopped, _ := p.Wait(0); !stopped {
 		t.Fatal("stop did not stay signalled")
+	}
+}
+
+// TestVethModes: veth has no zero-copy, so asking for it fails clearly,
+// ModeAuto falls back to copy, and a socket sharing the UMEM cannot ask for
+// another mode than the first got.
+func TestVethModes(t *testing.T) {
+	xsktest.RequireRoot(t)
+	ns := xsktest.NewNS(t, "xskmode")
+	v1 := xsktest.AddVeth(t, ns, "xs-a1", ns, "xs-b1")
+	v2 := xsktest.AddVeth(t, ns, "xs-a2", ns, "xs-b2")
+	xsktest.AttachRedirect(t, ns, v1.Index, nil)
+	xsktest.AttachRedirect(t, ns, v2.Index, nil)
+	u, err := xsk.NewUMEM(xsk.UMEMConfig{FrameCount: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { u.Close() })
+	small := xsk.SocketConfig{FillSize: 16, CompletionSize: 16, RXSize: 16, TXSize: 16}
+	zc := small
+	zc.Ifindex, zc.Mode = v1.Index, xsk.ModeZeroCopy
+	if err := ns.Do(func() error {
+		s, err := u.Open(zc)
+		if err == nil {
+			s.Close()
+		}
+		return err
+	}); err == nil {
+		t.Fatal("zero-copy on veth succeeded")
+	} else {
+		t.Logf("zero-copy refused as expected: %v", err)
+	}
+	auto := small
+	auto.Ifindex = v1.Index
+	s1 := openSocket(t, ns, u, auto)
+	if s1.Mode() != xsk.ModeCopy || u.ZeroCopy() {
+		t.Fatalf("auto mode gave %v", s1.Mode())
+	}
+	zc.Ifindex = v2.Index
+	if err := ns.Do(func() error { _, err := u.Open(zc); return err }); err == nil {
+		t.Fatal("shared socket asking for zero-copy on a copy-mode umem succeeded")
+	}
+	big := small
+	big.Ifindex, big.FillSize = v2.Index, 64
+	if err := ns.Do(func() error { _, err := u.Open(big); return err }); err == nil {
+		t.Fatal("fill ring of all the frames accepted")
 	}
 }
