@@ -96,7 +96,7 @@ func ringSize(v uint32, what string) (uint32, error) {
 // and get fill and completion rings of their own, as the kernel requires
 // since 5.10 for a socket on another device or queue. Every socket of a UMEM
 // must be bound to a distinct (interface, queue).
-func (u *UMEM) Open(cfg SocketConfig) (s *Socket, err error) {
+func (u *UMEM) Open(cfg SocketConfig) (_ *Socket, err error) {
 	var sizes [4]uint32
 	for i, v := range []struct {
 		n    uint32
@@ -122,7 +122,7 @@ func (u *UMEM) Open(cfg SocketConfig) (s *Socket, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("open xsk: create AF_XDP socket: %w", err)
 	}
-	s = &Socket{fd: fd, umem: u, ifindex: cfg.Ifindex, queue: cfg.QueueID}
+	s := &Socket{fd: fd, umem: u, ifindex: cfg.Ifindex, queue: cfg.QueueID}
 	defer func() {
 		if err != nil {
 			s.unmap()
