@@ -271,17 +271,16 @@ func (sa *SA) frontHdrLen(hl int) int {
 	return f
 }
 
-// frontLen returns the bytes Encap adds in front of an n-byte packet (for a
-// transport-mode IPv6 packet with extension headers the kept headers do not
-// count: they move, they are not added).
-func (sa *SA) frontLen(n int) (int, int) {
+// frontLen returns the bytes Encap adds in front of a packet (in transport
+// mode the packet's own headers move forward; they are not added).
+func (sa *SA) frontLen() int {
 	f := 8 + sa.ivLen
 	if sa.mode == Tunnel {
 		f += sa.frontHdrLen(0)
 	} else if sa.udp {
 		f += 8
 	}
-	return f, 0
+	return f
 }
 
 // trailerLen returns padding + pad length + next header + ICV for an

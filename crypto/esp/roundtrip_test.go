@@ -35,6 +35,9 @@ func TestRoundTrip(t *testing.T) {
 					t.Fatalf("size %d: Encap: %v", size, err)
 				}
 				checkOuter(t, c, buf[s:e], uint64(i+1))
+				if got := e - s - len(pkt); got != out.Overhead(len(pkt)) {
+					t.Fatalf("size %d: Encap added %d bytes, Overhead says %d", size, got, out.Overhead(len(pkt)))
+				}
 				if bytes.Contains(buf[s:e], pkt[28:]) && c.suite.enc.Name != AlgNull && c.suite.aead.Name != AlgGMAC && size > 16 {
 					t.Fatalf("size %d: plaintext visible in ciphertext", size)
 				}

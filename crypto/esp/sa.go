@@ -213,14 +213,19 @@ func (sa *SA) SPI() uint32 { return sa.spi }
 // "rfc4106(gcm(aes))" or "cbc(aes)+hmac(sha256)".
 func (sa *SA) Algorithm() string { return sa.name }
 
-// Overhead returns how many bytes Encap adds to an inner packet of n bytes.
+// Overhead returns how many bytes Encap adds to an inner packet of n bytes
+// (in transport mode: a packet whose IP header has no options or extension
+// headers).
 func (sa *SA) Overhead(n int) int {
-	front, _ := sa.frontLen(n)
-	payload := n
-	if sa.mode == Tunnel && payload < sa.tfcPadTo {
-		payload = sa.tfcPadTo
+	if sa.mode == Transport {
+		hl := 20
+		if sa.outer6 {
+			hl = 40
+		}
+		return sa.frontLen() + sa.trailerLen(n-hl)
 	}
-	return front + (sa.trailerLen(payload) + payload - n)
+	padded := max(n, sa.tfcPadTo)
+	return sa.frontLen() + padded - n + sa.trailerLen(padded)
 }
 
 // NextSeq returns the sequence number the next Encap will use.
