@@ -1,0 +1,94 @@
+// Package worker is xdpsec's crypto worker: the goroutines that do ESP on
+// the packets the card (the XDP program in bpf/) hands over AF_XDP, and
+// transmit the result on the other interface.
+//
+// # One worker per receive queue
+//
+// A Worker owns two sockets opened on one UMEM (loader/xsk): queue q of the
+// protected-side interface and queue q of the wire-side interface, plus its
+// own FramePool, cut from the shared UMEM. A frame received on one socket is
+// processed in place and transmitted on the other, so frames never leave
+// the worker that owns them and no ring, pool or batch is shared between
+// goroutines. The daemon starts one worker per queue index.
+//
+// Run loops: reap completions, top up both fill rings, take one batch
+// (default 64) off each RX ring and process it, put the results on the TX
+// rings and kick the kernel when need-wakeup asks; it repeats while packets
+// come and, once both RX rings are empty, sleeps in poll(2) on both sockets
+// and a stop eventfd (xsk.Stopper). Busy polling (Config.BusyPoll) spins
+// instead. LockOSThread and CPU pinning are options, off by default: on this
+// 2-core machine, where veth runs the receiver's XDP on the sender's CPU,
+// there is no core to give a worker, and no measurement has shown a gain yet.
+//
+// # Outbound (protected side → wire)
+//
+// The card's metadata (bpf.DecodeMeta: magic, version, direction, SA index,
+// L3 offset, and its bpf_fib_lookup result for the SA's outer destination)
+// sits right before the packet. The worker checks it, loads the SA from the
+// SATable (one atomic load), drops packets whose TTL would expire, sends an
+// ICMP error or fragments when the packet is too big for the tunnel (below),
+// decrements the TTL (tunnel mode: the worker is a router hop), encrypts in
+// place (esp.Encap, which uses the frame's headroom and tailroom), writes
+// the outer Ethernet header from the metadata's MACs and queues the frame on
+// the wire socket. When the card flags the neighbour as unresolved, the
+// worker asks the NextHopResolver for the SA's outer destination (which
+// also starts resolution) and drops and counts the packet if it has no
+// answer.
+//
+// # Inbound (wire → protected side)
+//
+// esp.Decap does anti-replay, ICV and decryption in place. The inner packet
+// must then pass the post-decryption policy check (RFC 4301 §5.2): it must
+// match one of the selectors of the policy the SA serves (Entry.Selectors;
+// a non-first fragment matches only selectors that do not constrain ports,
+// as in control/spd), else it is dropped and counted (error slot
+// ReasonPolicyMismatch). The NextHopResolver — which must never block, and
+// starts resolution itself for unknown neighbours — gives the Ethernet
+// addresses for the inner destination; without an answer the packet is
+// dropped and counted. The frame is queued on the protected socket.
+//
+// # Path MTU
+//
+// Each outbound SA's inner MTU is the largest packet whose encapsulation
+// fits the wire MTU (computed at Install). A bigger inner packet goes to the
+// PMTU hook: IPv4 without DF is fragmented before encryption (each fragment
+// in a frame of its own from the pool, encrypted on its own, so the peer's
+// card sees whole ESP packets); IPv4 with DF gets ICMP "fragmentation
+// needed" and IPv6 gets Packet Too Big, built in place and sent back out of
+// the protected side to the sender's MAC. PMTUResponder implements the hook
+// with crypto/pmtu.
+//
+// # SA table and key lifetime
+//
+// The control plane installs an Entry (the *esp.SA, its direction, the
+// selectors for inbound SAs) at the SA index the card uses, and removes it.
+// Remove does not wipe keys, because a worker may be using the SA it loaded
+// just before: the control plane first deletes the SA from the card, then
+// removes it here, then calls (*esp.SA).Wipe; a worker still holding it
+// fails with esp.ErrWiped at worst.
+//
+// # Counters
+//
+// Per SA: packets, bytes (plaintext IP length) and errors by reason
+// (esp.Reason values, then ReasonPolicyMismatch) in a StatsTable whose
+// element has the layout of the card's struct xdpsec_worker_stats, so the
+// daemon can hand the worker the mmap'd BPF_F_MMAPABLE worker_stats map
+// (StatsTableFromMem) and bpftool and the control plane read what workers
+// add with atomic adds. Per worker: ring and drop counters by reason (Stats).
+// The engine keeps its own per-SA counters too (esp.SA.Counters).
+//
+// # Frames
+//
+// Every frame a worker takes off an RX ring is either queued for TX (and
+// returns to the pool from the completion ring) or put back into the pool at
+// once. Run's shutdown returns unprocessed RX frames and waits up to a
+// second for the kernel to complete transmissions; afterwards Frames()
+// shows every frame in the pool or on a fill ring. Remove the sockets from
+// the card's XSKMAPs before stopping the workers.
+//
+// # Cost
+//
+// Per packet there are no heap allocations (TestZeroAllocs); the work is the
+// engine's Encap/Decap plus a few dozen nanoseconds of metadata, lookup and
+// header writing (BenchmarkHandleOut/In beside BenchmarkEncapOnly).
+package worker
