@@ -88,8 +88,11 @@ func (sa *SA) Decap(buf []byte, off, n int) (start, end int, err error) {
 			return sa.fail(ErrTruncated)
 		}
 		u := pkt[hl:]
-		if be.Uint16(u[2:]) != sa.dport || int(be.Uint16(u[4:])) != n-hl {
+		if be.Uint16(u[2:]) != sa.dport {
 			return sa.fail(ErrNotESP)
+		}
+		if int(be.Uint16(u[4:])) != n-hl {
+			return sa.fail(ErrBadHeader)
 		}
 		u = u[8:]
 		// RFC 3948 §2.2/§2.3: a zero non-ESP marker means IKE; one 0xff
