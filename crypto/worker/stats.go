@@ -1,8 +1,12 @@
+//go:build linux
+
 package worker
 
 import (
 	"fmt"
 	"sync/atomic"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/xdpsec/xdpsec/crypto/esp"
 )
@@ -86,4 +90,23 @@ type Stats struct {
 	Wakeups   atomic.Uint64 // recvfrom calls for a fill ring that asked for it
 	Polls     atomic.Uint64 // times the worker slept in poll
 	Completed atomic.Uint64 // TX frames the kernel returned
+}
+
+// MapStats mmaps the card's worker_stats map — a BPF_F_MMAPABLE array of
+// entries elements of struct xdpsec_worker_stats, open as fd — and returns
+// it as a StatsTable, with the function that unmaps it (call it after the
+// workers stopped).
+func MapStats(fd, entries int) (*StatsTable, func() error, error) {
+	size := entries * int(statsSize)
+	page := unix.Getpagesize()
+	mem, err := unix.Mmap(fd, 0, (size+page-1)/page*page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mmap worker stats map: %w", err)
+	}
+	t, err := StatsTableFromMem(mem[:size])
+	if err != nil {
+		_ = unix.Munmap(mem)
+		return nil, nil, err
+	}
+	return t, func() error { return unix.Munmap(mem) }, nil
 }

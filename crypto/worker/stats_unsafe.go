@@ -8,6 +8,9 @@ import (
 	"unsafe"
 )
 
+// statsSize is the size of one SAStats, and of one struct xdpsec_worker_stats.
+const statsSize = unsafe.Sizeof(SAStats{})
+
 func statsView(mem []byte) ([]SAStats, error) {
 	size := int(unsafe.Sizeof(SAStats{}))
 	if len(mem) < size || len(mem)%size != 0 {
