@@ -155,7 +155,8 @@ func (s *scanner) offload(list *[]string) error {
 // ParseSA parses the arguments of `ip xfrm state add|update`.
 func ParseSA(what string, args []string) (sadb.SA, error) {
 	s := &scanner{args: args, what: what}
-	sa := sadb.SA{Proto: sadb.ProtoESP, ReplayWindow: 128}
+	// ip xfrm's defaults: transport mode; the window is xdpsec's default (ip xfrm's 0 disables anti-replay).
+	sa := sadb.SA{Proto: sadb.ProtoESP, ReplayWindow: 128, Mode: sadb.ModeTransport}
 	for s.more() {
 		kw := s.args[s.i]
 		s.i++

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+func init() { register(newCheckCmd) }
+
+func newCheckCmd(a *App) *cobra.Command {
+	return &cobra.Command{
+		Use:   "check",
+		Short: "Check that the card's tables equal the daemon's SAD and SPD (exit 1 if not)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.apiClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), callTimeout)
+			defer cancel()
+			rep, err := c.Check(ctx)
+			if err != nil {
+				return err
+			}
+			if a.JSON() {
+				if err := a.printJSON(rep); err != nil {
+					return err
+				}
+			} else if rep.OK {
+				fmt.Fprintf(a.Out, "ok: the card matches %d SAs and %d policies (%d SA and %d policy entries across interfaces)\n",
+					rep.SAs, rep.Policies, rep.CardSAs, rep.CardPolicies)
+			} else {
+				fmt.Fprintf(a.Out, "the card differs from the SAD/SPD (%d problems):\n", len(rep.Problems))
+				for _, p := range rep.Problems {
+					fmt.Fprintf(a.Out, "  %s\n", p)
+				}
+			}
+			if !rep.OK {
+				return &exitError{code: exitFailure}
+			}
+			return nil
+		},
+	}
+}
+

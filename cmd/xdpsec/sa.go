@@ -1,0 +1,305 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/xdpsec/xdpsec/control/api"
+	"github.com/xdpsec/xdpsec/control/config"
+	"github.com/xdpsec/xdpsec/control/offload"
+	"github.com/xdpsec/xdpsec/control/sadb"
+	"github.com/xdpsec/xdpsec/control/xfrmargs"
+)
+
+func init() { register(newSACmd) }
+
+// apiClient connects to the daemon: --socket, else the socket of --config's file, else the instance's
+// default socket.
+func (a *App) apiClient() (*api.Client, error) {
+	path := a.Socket
+	if path == "" && a.ConfigPath != "" {
+		c, err := config.Load(a.ConfigPath)
+		if err != nil {
+			return nil, err
+		}
+		path = c.Daemon.Socket
+		c.Wipe()
+	}
+	if path == "" {
+		path = a.SocketPath()
+	}
+	return api.NewClient(path), nil
+}
+
+// callTimeout bounds one API call of the CLI.
+const callTimeout = 30 * time.Second
+
+func (a *App) printJSON(v any) error {
+	enc := json.NewEncoder(a.Out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newSACmd(a *App) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "sa",
+		Short: "Manage the daemon's Security Associations (like ip xfrm state)",
+		Long: `Add, update, delete, show and flush the SAs of a running daemon (xdpsec run), through its API
+socket. The arguments follow ip xfrm state; see docs/control.md.`,
+	}
+	var showKeys, stats bool
+	add := &cobra.Command{
+		Use:   "add src ADDR dst ADDR proto esp spi SPI [reqid N] [mode tunnel|transport] ALGO... [options]",
+		Short: "Add an SA (ip xfrm state add grammar)",
+		Example: `  xdpsec sa add src 198.18.0.1 dst 198.19.0.1 proto esp spi 0x1001 reqid 1 mode tunnel \
+      aead 'rfc4106(gcm(aes))' 0x0102030405060708090a0b0c0d0e0f1011121314 128 \
+      replay-window 128 limit byte-soft 1000000000 limit time-hard 3600 name gw1-to-gw2`,
+		Args:               cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.saChange(cmd.Context(), "sa add", args, false)
+		},
+	}
+	update := &cobra.Command{
+		Use:   "update src ADDR dst ADDR proto esp spi SPI ... (same arguments as add)",
+		Short: "Update an SA's lifetime, offload list or encapsulation ports (ip xfrm state update)",
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.saChange(cmd.Context(), "sa update", args, true)
+		},
+	}
+	del := &cobra.Command{
+		Use:     "del NAME | name NAME | [src ADDR] dst ADDR proto esp spi SPI",
+		Aliases: []string{"delete"},
+		Short:   "Delete an SA; its offload ends before its key is overwritten",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ref, err := xfrmargs.ParseSARef("sa del", args)
+			if err != nil {
+				return &usageError{err}
+			}
+			c, err := a.apiClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), callTimeout)
+			defer cancel()
+			v, err := c.DeleteSA(ctx, ref)
+			if err != nil {
+				return err
+			}
+			if a.JSON() {
+				return a.printJSON(v)
+			}
+			return nil
+		},
+	}
+	get := &cobra.Command{
+		Use:   "get NAME | name NAME | [src ADDR] dst ADDR proto esp spi SPI",
+		Short: "Show one SA",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ref, err := xfrmargs.ParseSARef("sa get", args)
+			if err != nil {
+				return &usageError{err}
+			}
+			c, err := a.apiClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), callTimeout)
+			defer cancel()
+			v, err := c.GetSA(ctx, ref, showKeys)
+			if err != nil {
+				return err
+			}
+			if a.JSON() {
+				return a.printJSON(v)
+			}
+			printSA(a.Out, &v, true, showKeys)
+			return nil
+		},
+	}
+	get.Flags().BoolVar(&showKeys, "show-keys", false, "print key material")
+	list := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"show", "ls"},
+		Short:   "List the SAs (-s: with statistics, like ip -s xfrm state)",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.apiClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), callTimeout)
+			defer cancel()
+			l, err := c.ListSAs(ctx, showKeys)
+			if err != nil {
+				return err
+			}
+			if a.JSON() {
+				if l == nil {
+					l = []api.SAView{}
+				}
+				return a.printJSON(l)
+			}
+			for i := range l {
+				printSA(a.Out, &l[i], stats, showKeys)
+			}
+			return nil
+		},
+	}
+	list.Flags().BoolVarP(&stats, "stats", "s", false, "show lifetimes, counters and offload state")
+	list.Flags().BoolVar(&showKeys, "show-keys", false, "print key material")
+	flush := &cobra.Command{
+		Use:   "flush",
+		Short: "Delete every SA",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.apiClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), callTimeout)
+			defer cancel()
+			l, err := c.FlushSAs(ctx)
+			if err != nil {
+				return err
+			}
+			if a.JSON() {
+				return a.printJSON(map[string]int{"deleted": len(l)})
+			}
+			fmt.Fprintf(a.Out, "deleted %d SAs\n", len(l))
+			return nil
+		},
+	}
+	cmd.AddCommand(add, update, del, get, list, flush)
+	return cmd
+}
+
+func (a *App) saChange(ctx context.Context, what string, args []string, update bool) error {
+	sa, err := xfrmargs.ParseSA(what, args)
+	if err != nil {
+		return &usageError{err}
+	}
+	c, err := a.apiClient()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	var v api.SAView
+	if update {
+		v, err = c.UpdateSA(ctx, sa)
+	} else {
+		v, err = c.AddSA(ctx, sa)
+	}
+	for _, al := range []*sadb.Algorithm{sa.AEAD, sa.Enc, sa.Auth} {
+		if al != nil {
+			clear(al.Key)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if a.JSON() {
+		return a.printJSON(v)
+	}
+	return nil
+}
+
+func keyText(al *sadb.Algorithm, show bool) string {
+	if show && al.Key != nil {
+		k, _ := al.Key.MarshalText()
+		return string(k)
+	}
+	return "[key hidden]"
+}
+
+// printSA prints an SA the way ip xfrm state does, plus xdpsec's own lines (name, index, offload).
+func printSA(w io.Writer, v *api.SAView, stats, showKeys bool) {
+	fmt.Fprintf(w, "src %s dst %s\n", v.Src, v.Dst)
+	fmt.Fprintf(w, "\tproto esp spi 0x%08x reqid %d mode %s\n", v.SPI, v.Reqid, v.Mode)
+	flags := ""
+	if v.ESN {
+		flags = " flag esn"
+	}
+	fmt.Fprintf(w, "\treplay-window %d%s\n", v.ReplayWindow, flags)
+	if al := v.AEAD; al != nil {
+		fmt.Fprintf(w, "\taead %s %s %d\n", al.Name, keyText(al, showKeys), al.Bits)
+	}
+	if al := v.Enc; al != nil {
+		fmt.Fprintf(w, "\tenc %s %s\n", al.Name, keyText(al, showKeys))
+	}
+	if al := v.Auth; al != nil {
+		fmt.Fprintf(w, "\tauth-trunc %s %s %d\n", al.Name, keyText(al, showKeys), al.Bits)
+	}
+	if e := v.Encap; e != nil {
+		fmt.Fprintf(w, "\tencap type %s sport %d dport %d addr 0.0.0.0\n", e.Type, e.Sport, e.Dport)
+	}
+	if v.Dir != sadb.DirUnspec {
+		fmt.Fprintf(w, "\tdir %s\n", v.Dir)
+	}
+	name := v.Name
+	if name == "" {
+		name = "-"
+	}
+	fmt.Fprintf(w, "\tname %s index %d state %s\n", name, v.Index, v.State)
+	fmt.Fprintf(w, "\toffload %s\n", offloadText(v.OffloadState, v.Offload))
+	if !stats {
+		return
+	}
+	l := v.Limits
+	fmt.Fprintf(w, "\tlifetime config:\n")
+	fmt.Fprintf(w, "\t  limit: soft %s(bytes), hard %s(bytes)\n", limitText(l.SoftBytes), limitText(l.HardBytes))
+	fmt.Fprintf(w, "\t  limit: soft %s(packets), hard %s(packets)\n", limitText(l.SoftPackets), limitText(l.HardPackets))
+	fmt.Fprintf(w, "\t  expire add: soft %d(sec), hard %d(sec)\n", l.SoftAddSeconds, l.HardAddSeconds)
+	fmt.Fprintf(w, "\t  expire use: soft %d(sec), hard %d(sec)\n", l.SoftUseSeconds, l.HardUseSeconds)
+	fmt.Fprintf(w, "\tlifetime current:\n")
+	fmt.Fprintf(w, "\t  %d(bytes), %d(packets)\n", v.Cur.Bytes, v.Cur.Packets)
+	use := "-"
+	if !v.UseTime.IsZero() {
+		use = v.UseTime.Format(time.DateTime)
+	}
+	fmt.Fprintf(w, "\t  add %s use %s\n", v.AddTime.Format(time.DateTime), use)
+	fmt.Fprintf(w, "\tstats:\n")
+	fmt.Fprintf(w, "\t  seq 0x%x replay %d integrity %d other %d\n", v.Cur.Seq, v.Cur.ReplayErrors,
+		v.Cur.IntegrityErrors, v.Cur.OtherErrors)
+}
+
+func limitText(n uint64) string {
+	if n == 0 {
+		return "(INF)"
+	}
+	return fmt.Sprint(n)
+}
+
+func offloadText(states []offload.IfaceState, list []string) string {
+	if len(states) == 0 {
+		return "-"
+	}
+	parts := make([]string, 0, len(states))
+	for _, s := range states {
+		p := s.Iface + " " + string(s.Status)
+		if s.Reason != "" {
+			p += " (" + string(s.Reason)
+			if s.Detail != "" {
+				p += ": " + s.Detail
+			}
+			p += ")"
+		} else if s.Detail != "" {
+			p += " (" + s.Detail + ")"
+		}
+		parts = append(parts, p)
+	}
+	out := strings.Join(parts, ", ")
+	if len(list) > 0 {
+		out += " [list " + strings.Join(list, ",") + "]"
+	}
+	return out
+}
