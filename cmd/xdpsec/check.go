@@ -45,4 +45,3 @@ func newCheckCmd(a *App) *cobra.Command {
 		},
 	}
 }
-

@@ -50,4 +50,3 @@ changed keys or SPIs replace the SA (the new one is offloaded before the old one
 		},
 	}
 }
-

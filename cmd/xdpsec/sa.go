@@ -60,7 +60,7 @@ socket. The arguments follow ip xfrm state; see docs/control.md.`,
 		Example: `  xdpsec sa add src 198.18.0.1 dst 198.19.0.1 proto esp spi 0x1001 reqid 1 mode tunnel \
       aead 'rfc4106(gcm(aes))' 0x0102030405060708090a0b0c0d0e0f1011121314 128 \
       replay-window 128 limit byte-soft 1000000000 limit time-hard 3600 name gw1-to-gw2`,
-		Args:               cobra.ArbitraryArgs,
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.saChange(cmd.Context(), "sa add", args, false)
 		},

@@ -178,4 +178,3 @@ func printPolicy(w io.Writer, v *api.PolicyView) {
 	}
 	fmt.Fprintf(w, "\toffload %s\n", offloadText(v.OffloadState, v.Offload))
 }
-

@@ -58,4 +58,3 @@ func newStatsCmd(a *App) *cobra.Command {
 		},
 	}
 }
-
