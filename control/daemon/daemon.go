@@ -1,0 +1,452 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/xdpsec/xdpsec/bpf"
+	"github.com/xdpsec/xdpsec/control/config"
+	"github.com/xdpsec/xdpsec/control/manager"
+	"github.com/xdpsec/xdpsec/control/spd"
+	"github.com/xdpsec/xdpsec/crypto/pmtu"
+	"github.com/xdpsec/xdpsec/crypto/worker"
+	"github.com/xdpsec/xdpsec/loader"
+	"github.com/xdpsec/xdpsec/loader/neigh"
+	"github.com/xdpsec/xdpsec/loader/xsk"
+)
+
+// Options tune Start beyond the configuration.
+type Options struct {
+	// NetNS is the network namespace the interfaces live in (the testbed's gateways); 0 means the
+	// caller's. Pins and the API socket stay in the caller's mount namespace, so bpftool on the
+	// host sees the card's tables.
+	NetNS netns.NsHandle
+	// PinRoot overrides loader.DefaultPinRoot.
+	PinRoot string
+	// NoAPI runs without the unix-socket API (tests, the demo's in-process gateways).
+	NoAPI bool
+	// Socket overrides the configuration's API socket path.
+	Socket string
+	// Log receives what was attached, in which mode, and shutdown. Default slog.Default().
+	Log *slog.Logger
+	// ICMPRate bounds the ICMP "too big" replies per second (default 1000, burst 100).
+	ICMPRate int
+	// SyncTimeout bounds the wait for the card to hold the configuration (default 10 s).
+	SyncTimeout time.Duration
+}
+
+// Daemon is a running gateway: the card attached to both interfaces, one worker per receive
+// queue on a shared UMEM, the neighbour cache, and the control plane that keeps the card's
+// tables equal to the SAD/SPD.
+type Daemon struct {
+	cfg  *config.Config
+	log  *slog.Logger
+	ns   netns.NsHandle
+	card *loader.Card
+	umem *xsk.UMEM
+	socks    []*xsk.Socket
+	workers  []*worker.Worker
+	wg       sync.WaitGroup
+	werrs    chan error
+	statsMem []byte
+	cache    *neigh.Cache
+	pmtu     *pmtu.Responder
+	drv      *driver
+	mgr      *manager.Manager
+
+	// What Start found and obtained, for logs and callers.
+	Info Info
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Info is what the daemon attached and opened.
+type Info struct {
+	Instance        string
+	Protected, Wire Iface
+	Queues          int
+	SocketMode      string // AF_XDP copy or zero-copy
+	PinDir          string
+	WireMTU         int
+}
+
+// Iface is one side of the gateway.
+type Iface struct {
+	Name    string
+	Index   int
+	Mode    loader.AttachMode
+	Addrs   []netip.Addr
+	RXQueue int
+}
+
+// ErrNoQueues means an interface reports no receive queue.
+var ErrNoQueues = errors.New("interface has no receive queue")
+
+// Start assembles and starts the gateway described by cfg. On any failure it undoes what it did
+// (nothing stays attached or pinned) and returns the error. The caller closes the Daemon; cfg
+// belongs to the daemon from now on (its keys are wiped at Close).
+func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, err error) {
+	if err := cfg.RequireDataplane(); err != nil {
+		return nil, fmt.Errorf("start gateway: %w", err)
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.ICMPRate == 0 {
+		opts.ICMPRate = 1000
+	}
+	if opts.SyncTimeout == 0 {
+		opts.SyncTimeout = 10 * time.Second
+	}
+	d := &Daemon{cfg: cfg, log: opts.Log.With("instance", cfg.Instance), ns: netns.None()}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	if opts.NetNS > 0 {
+		fd, err := unix.FcntlInt(uintptr(opts.NetNS), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("start gateway: duplicate namespace handle: %w", err)
+		}
+		d.ns = netns.NsHandle(fd)
+	}
+	d.Info.Instance = cfg.Instance
+	if err := d.inspect(); err != nil {
+		return nil, fmt.Errorf("start gateway: %w", err)
+	}
+	// Channels in use, where the driver says (veth, most NICs); else what netlink reported.
+	_ = inNS(d.ns, func() error {
+		for _, ifc := range []*Iface{&d.Info.Protected, &d.Info.Wire} {
+			if n, err := rxQueues(ifc.Name); err == nil && n > 0 {
+				ifc.RXQueue = n
+			}
+		}
+		return nil
+	})
+	defaults := spd.Defaults{Out: spd.ActionBypass, In: spd.ActionBypass}
+	if cfg.DefaultVerdict.Out == config.VerdictDiscard {
+		defaults.Out = spd.ActionDiscard
+	}
+	if cfg.DefaultVerdict.In == config.VerdictDiscard {
+		defaults.In = spd.ActionDiscard
+	}
+	queues := min(d.Info.Protected.RXQueue, d.Info.Wire.RXQueue)
+	if n := int(cfg.Dataplane.Workers); n > 0 {
+		queues = min(queues, n)
+	}
+	d.Info.Queues = queues
+	d.card, err = loader.Load(loader.Config{
+		Instance:  cfg.Instance,
+		PinRoot:   opts.PinRoot,
+		Policies:  cfg.Capacities.Policies,
+		SAs:       cfg.Capacities.SAs,
+		FlowCache: cfg.Capacities.FlowCache,
+		Queues:    uint32(max(d.Info.Protected.RXQueue, d.Info.Wire.RXQueue)),
+		Defaults:  defaults,
+		Logger:    d.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start gateway: load card: %w", err)
+	}
+	d.Info.PinDir = d.card.PinDir()
+
+	// The workers' per-SA counters live in the card's mmap-able worker_stats map, so that the
+	// control plane, bpftool and this process read the same numbers.
+	ws := d.card.Objects().WorkerStats
+	size := int(ws.MaxEntries()) * int(unsafe.Sizeof(bpf.CardXdpsecWorkerStats{}))
+	d.statsMem, err = unix.Mmap(ws.FD(), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("start gateway: map worker stats: %w", err)
+	}
+	stats, err := worker.StatsTableFromMem(d.statsMem)
+	if err != nil {
+		return nil, fmt.Errorf("start gateway: %w", err)
+	}
+	sas, err := worker.NewSATable(int(cfg.Capacities.SAs), d.Info.WireMTU)
+	if err != nil {
+		return nil, fmt.Errorf("start gateway: %w", err)
+	}
+	d.cache, err = neigh.New(neigh.Options{NetNS: d.ns, Log: d.log})
+	if err != nil {
+		return nil, fmt.Errorf("start gateway: start neighbour cache: %w", err)
+	}
+	var src4, src6 netip.Addr
+	for _, a := range d.Info.Protected.Addrs {
+		if a.Is4() && !src4.IsValid() {
+			src4 = a
+		}
+		if a.Is6() && !a.IsLinkLocalUnicast() && !src6.IsValid() {
+			src6 = a
+		}
+	}
+	d.pmtu = pmtu.NewResponder(src4, src6, opts.ICMPRate, max(opts.ICMPRate/10, 1))
+
+	if err := inNS(d.ns, func() error { return d.openSockets(queues, sas, stats) }); err != nil {
+		return nil, fmt.Errorf("start gateway: %w", err)
+	}
+	// Sockets are registered before the programs attach, so the first packet already finds a
+	// worker.
+	mode := loader.XDPAuto
+	switch cfg.Dataplane.XDPMode {
+	case config.XDPNative:
+		mode = loader.XDPNative
+	case config.XDPGeneric:
+		mode = loader.XDPGeneric
+	}
+	err = inNS(d.ns, func() error {
+		var err error
+		if d.Info.Protected.Mode, err = d.card.Attach(loader.SideProtected, cfg.Interfaces.Protected, mode); err != nil {
+			return err
+		}
+		d.Info.Wire.Mode, err = d.card.Attach(loader.SideWire, cfg.Interfaces.Wire, mode)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start gateway: %w", err)
+	}
+	d.werrs = make(chan error, len(d.workers))
+	for _, w := range d.workers {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			if err := w.Run(); err != nil {
+				d.werrs <- err
+			}
+		}()
+	}
+
+	local := func(a netip.Addr) bool {
+		return slices.Contains(d.Info.Wire.Addrs, a) || slices.Contains(d.Info.Protected.Addrs, a)
+	}
+	d.drv = newDriver(d.card, sas, stats, []string{cfg.Interfaces.Protected, cfg.Interfaces.Wire}, local)
+	mopts := manager.Options{Logger: opts.Log, NoAPI: opts.NoAPI, Socket: opts.Socket}
+	d.mgr, err = manager.New(cfg, d.drv, mopts)
+	if err != nil {
+		return nil, fmt.Errorf("start gateway: %w", err)
+	}
+	if err := d.mgr.Start(ctx); err != nil {
+		return nil, fmt.Errorf("start gateway: %w", err)
+	}
+	sctx, cancel := context.WithTimeout(ctx, opts.SyncTimeout)
+	defer cancel()
+	if err := d.mgr.Sync(sctx); err != nil {
+		return nil, fmt.Errorf("start gateway: wait for the card to hold the configuration: %w", err)
+	}
+	d.log.Info("gateway running",
+		"protected", d.Info.Protected.Name, "protected_xdp", string(d.Info.Protected.Mode),
+		"wire", d.Info.Wire.Name, "wire_xdp", string(d.Info.Wire.Mode),
+		"queues", queues, "af_xdp", d.Info.SocketMode, "wire_mtu", d.Info.WireMTU,
+		"pins", d.Info.PinDir, "sas", len(d.drv.list()))
+	return d, nil
+}
+
+// inspect reads the two interfaces: index, receive queues, addresses, the wire MTU.
+func (d *Daemon) inspect() error {
+	var h *netlink.Handle
+	var err error
+	if d.ns > 0 {
+		h, err = netlink.NewHandleAt(d.ns)
+	} else {
+		h, err = netlink.NewHandle()
+	}
+	if err != nil {
+		return fmt.Errorf("open netlink: %w", err)
+	}
+	defer h.Close()
+	for _, side := range []struct {
+		name string
+		out  *Iface
+	}{{d.cfg.Interfaces.Protected, &d.Info.Protected}, {d.cfg.Interfaces.Wire, &d.Info.Wire}} {
+		l, err := h.LinkByName(side.name)
+		if err != nil {
+			return fmt.Errorf("find interface %s: %w: %w", side.name, loader.ErrNoInterface, err)
+		}
+		a := l.Attrs()
+		side.out.Name, side.out.Index, side.out.RXQueue = side.name, a.Index, a.NumRxQueues
+		if side.out.RXQueue <= 0 {
+			return fmt.Errorf("inspect %s: %w", side.name, ErrNoQueues)
+		}
+		addrs, err := h.AddrList(l, netlink.FAMILY_ALL)
+		if err != nil {
+			return fmt.Errorf("list addresses of %s: %w", side.name, err)
+		}
+		for _, ad := range addrs {
+			if ip, ok := netip.AddrFromSlice(ad.IP); ok {
+				side.out.Addrs = append(side.out.Addrs, ip.Unmap())
+			}
+		}
+		if side.out == &d.Info.Wire {
+			d.Info.WireMTU = a.MTU
+		}
+	}
+	return nil
+}
+
+// openSockets opens, per queue, one socket on each interface, all on one UMEM, registers them
+// with the card and makes the workers. It runs inside the gateway's namespace.
+func (d *Daemon) openSockets(queues int, sas *worker.SATable, stats *worker.StatsTable) error {
+	dp := d.cfg.Dataplane
+	var err error
+	d.umem, err = xsk.NewUMEM(xsk.UMEMConfig{FrameCount: dp.UMEMFrames, FrameSize: dp.FrameSize})
+	if err != nil {
+		return fmt.Errorf("create umem: %w", err)
+	}
+	pools, err := d.umem.Pools(queues)
+	if err != nil {
+		return err
+	}
+	// Each worker's fill and TX rings on both sockets must fit its share of the frames.
+	ring := uint32(1)
+	for ring*2*4 <= uint32(pools[0].Size()) && ring < 4096 {
+		ring *= 2
+	}
+	for q := 0; q < queues; q++ {
+		var pair [2]*xsk.Socket
+		for i, ifc := range []*Iface{&d.Info.Protected, &d.Info.Wire} {
+			s, err := d.umem.Open(xsk.SocketConfig{Ifindex: ifc.Index, QueueID: q,
+				FillSize: ring, CompletionSize: ring, RXSize: ring, TXSize: ring, BusyPoll: dp.BusyPoll})
+			if err != nil {
+				return fmt.Errorf("open AF_XDP socket on %s queue %d: %w", ifc.Name, q, err)
+			}
+			d.socks = append(d.socks, s)
+			pair[i] = s
+		}
+		d.Info.SocketMode = pair[0].Mode().String()
+		if err := d.card.RegisterSocket(loader.SideProtected, uint32(q), pair[0].FD()); err != nil {
+			return err
+		}
+		if err := d.card.RegisterSocket(loader.SideWire, uint32(q), pair[1].FD()); err != nil {
+			return err
+		}
+		w, err := worker.New(worker.Config{Protected: pair[0], Wire: pair[1], Pool: pools[q], SAs: sas,
+			SAStats: stats, Resolver: d.cache, PMTU: d.pmtu, BusyPoll: dp.BusyPoll, CPU: -1})
+		if err != nil {
+			return err
+		}
+		d.workers = append(d.workers, w)
+	}
+	return nil
+}
+
+// Manager is the control plane (SAD/SPD, offload engine, lifetimes, events, API).
+func (d *Daemon) Manager() *manager.Manager { return d.mgr }
+
+// Card is the loaded card.
+func (d *Daemon) Card() *loader.Card { return d.card }
+
+// Neighbours is the next-hop cache the workers use.
+func (d *Daemon) Neighbours() *neigh.Cache { return d.cache }
+
+// PMTU is the ICMP responder the workers use.
+func (d *Daemon) PMTU() *pmtu.Responder { return d.pmtu }
+
+// SAs lists the SAs the card and workers hold, with their counters.
+func (d *Daemon) SAs() []SAInfo { return d.drv.list() }
+
+// WorkerStats sums the workers' counters.
+func (d *Daemon) WorkerStats() map[string]uint64 {
+	out := map[string]uint64{}
+	for _, w := range d.workers {
+		s := w.Stats()
+		for name, v := range map[string]uint64{
+			"rx_packets": s.RXPackets.Load(), "tx_packets": s.TXPackets.Load(),
+			"sealed": s.Sealed.Load(), "opened": s.Opened.Load(),
+			"bad_meta": s.BadMeta.Load(), "wrong_dir": s.WrongDir.Load(), "no_sa": s.NoSA.Load(),
+			"crypto_errors": s.CryptoErrors.Load(), "policy_mismatch": s.PolicyMismatch.Load(),
+			"ttl_expired": s.TTLExpired.Load(), "no_neigh_out": s.NoNeighOut.Load(),
+			"no_next_hop_in": s.NoNextHopIn.Load(), "wrong_egress": s.WrongEgress.Load(),
+			"too_big": s.TooBig.Load(), "ptb_sent": s.PTBSent.Load(), "fragments": s.Fragments.Load(),
+			"no_frame": s.NoFrame.Load(), "tx_ring_full": s.TXRingFull.Load(),
+			"frame_errors": s.FrameErrors.Load(),
+		} {
+			out[name] += v
+		}
+	}
+	return out
+}
+
+// Wait blocks until ctx is done or a worker fails, and returns the worker's error if one did.
+func (d *Daemon) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-d.werrs:
+		return fmt.Errorf("worker stopped: %w", err)
+	}
+}
+
+// Close stops the control plane and the workers, detaches the card from both interfaces, removes
+// its pins and closes the sockets: nothing of the gateway stays behind. It is idempotent.
+func (d *Daemon) Close() error {
+	d.closeOnce.Do(func() {
+		var errs []error
+		if d.mgr != nil {
+			if err := d.mgr.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		// Detach first: the card stops handing packets to sockets that are about to go.
+		if d.card != nil {
+			for _, s := range []loader.Side{loader.SideProtected, loader.SideWire} {
+				if err := d.card.Detach(s); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+		for _, w := range d.workers {
+			w.Stop()
+		}
+		d.wg.Wait()
+		for _, w := range d.workers {
+			_ = w.Close()
+		}
+		if d.drv != nil {
+			d.drv.wipeAll()
+		}
+		for _, s := range d.socks {
+			if err := s.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if d.umem != nil {
+			if err := d.umem.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if d.cache != nil {
+			_ = d.cache.Close()
+		}
+		if d.statsMem != nil {
+			_ = unix.Munmap(d.statsMem)
+		}
+		if d.card != nil {
+			// Destroy unpins: a stopped gateway leaves no pinned map behind.
+			if err := d.card.Destroy(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if d.ns > 0 {
+			_ = d.ns.Close()
+		}
+		d.cfg.Wipe()
+		d.closeErr = errors.Join(errs...)
+		if d.closeErr == nil {
+			d.log.Info("gateway stopped; card detached and unpinned")
+		}
+	})
+	return d.closeErr
+}
+

@@ -1,0 +1,108 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/xdpsec/xdpsec/control/config"
+	"github.com/xdpsec/xdpsec/crypto/worker"
+	"github.com/xdpsec/xdpsec/hack/testbed"
+)
+
+// The daemon plugs these into the workers.
+var (
+	_ worker.NextHopResolver = (*neighCache)(nil)
+	_ worker.PMTU            = (*pmtuResponder)(nil)
+)
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: starting a gateway needs root (XDP, AF_XDP, namespaces)")
+	}
+}
+
+// startPair builds a testbed and starts both gateways in it, in-process.
+func startPair(t *testing.T, tunnels []testbed.Tunnel) (*testbed.Testbed, *Daemon, *Daemon) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tb, err := testbed.New(ctx, testbed.Options{Tag: "dmn"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tb.Close() })
+	y1, y2, err := tb.GatewayConfigs(tunnels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ds [2]*Daemon
+	for i, y := range []string{y1, y2} {
+		gw := []testbed.Node{testbed.GW1, testbed.GW2}[i]
+		cfg, err := config.Parse(string(gw)+".yaml", []byte(y))
+		if err != nil {
+			t.Fatalf("parse %s config: %v\n%s", gw, err, y)
+		}
+		ns, err := tb.NsHandle(gw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := Start(ctx, cfg, Options{NetNS: ns, NoAPI: true,
+			Log: slog.New(slog.NewTextHandler(testWriter{t}, nil)).With("gw", string(gw))})
+		ns.Close()
+		if err != nil {
+			t.Fatalf("start %s: %v", gw, err)
+		}
+		t.Cleanup(func() {
+			if err := d.Close(); err != nil {
+				t.Errorf("close %s: %v", gw, err)
+			}
+		})
+		ds[i] = d
+	}
+	return tb, ds[0], ds[1]
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+
+func TestGatewayPairPing(t *testing.T) {
+	needRoot(t)
+	tb, d1, d2 := startPair(t, testbed.DefaultTunnels)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// The first packets may find the next hop unresolved (counted, dropped): warm up, then
+	// require every echo to come back.
+	_ = tb.Ping(ctx, testbed.H1, testbed.H2Addr4, 3)
+	_ = tb.Ping(ctx, testbed.H1, testbed.H2Addr6, 3)
+	for _, dst := range []struct {
+		from testbed.Node
+		a    string
+	}{{testbed.H1, testbed.H2Addr4.String()}, {testbed.H1, testbed.H2Addr6.String()},
+		{testbed.H2, testbed.H1Addr4.String()}, {testbed.H2, testbed.H1Addr6.String()}} {
+		if _, err := tb.Run(ctx, dst.from, "ping", "-n", "-q", "-c", "3", "-i", "0.2", "-W", "2", dst.a); err != nil {
+			t.Errorf("ping %s from %s: %v", dst.a, dst.from, err)
+		}
+	}
+	for _, d := range []*Daemon{d1, d2} {
+		t.Logf("%s: SAs %+v", d.Info.Instance, d.SAs())
+		t.Logf("%s: workers %v", d.Info.Instance, d.WorkerStats())
+		if g, err := d.drv.GlobalCounters(); err == nil {
+			t.Logf("%s: card %v", d.Info.Instance, nonzero(g))
+		}
+	}
+}
+
+func nonzero(m map[string]uint64) map[string]uint64 {
+	out := map[string]uint64{}
+	for k, v := range m {
+		if v != 0 {
+			out[k] = v
+		}
+	}
+	return out
+}

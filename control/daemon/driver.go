@@ -1,0 +1,352 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/xdpsec/xdpsec/control/offload"
+	"github.com/xdpsec/xdpsec/control/spd"
+	"github.com/xdpsec/xdpsec/crypto/esp"
+	"github.com/xdpsec/xdpsec/crypto/worker"
+	"github.com/xdpsec/xdpsec/loader"
+)
+
+// driver is the card as the control plane's offload engine sees it (offload.Driver): the XDP card's
+// tables (loader.Card, selectors and SPIs, never keys) and the workers' SA table (the keys). One card
+// serves both interfaces of the instance, so an SA or policy offloaded to both is held once and
+// counted per interface; it leaves the card when it leaves its last interface.
+type driver struct {
+	card   *loader.Card
+	sas    *worker.SATable
+	stats  *worker.StatsTable
+	ifaces []string
+	local  func(netip.Addr) bool // is the address one of this gateway's (decides an SA's direction)
+
+	mu   sync.Mutex
+	held map[uint32]*heldSA
+	pols map[uint32]*heldPolicy
+}
+
+type heldSA struct {
+	name   string
+	spi    uint32
+	dst    netip.Addr
+	dir    worker.Dir
+	sa     *esp.SA
+	sels   []spd.Selector
+	ifaces map[string]bool
+}
+
+type heldPolicy struct {
+	p      spd.Policy
+	ifaces map[string]bool
+}
+
+var _ offload.Driver = (*driver)(nil)
+
+func newDriver(card *loader.Card, sas *worker.SATable, stats *worker.StatsTable, ifaces []string,
+	local func(netip.Addr) bool) *driver {
+	return &driver{card: card, sas: sas, stats: stats, ifaces: ifaces, local: local,
+		held: map[uint32]*heldSA{}, pols: map[uint32]*heldPolicy{}}
+}
+
+func (d *driver) Interfaces() []string { return slices.Clone(d.ifaces) }
+
+func (d *driver) known(iface string) error {
+	if !slices.Contains(d.ifaces, iface) {
+		return fmt.Errorf("no interface %q in this instance", iface)
+	}
+	return nil
+}
+
+// InstallSA puts the SA's keys into the workers' table before the card may name it, and the card's
+// entry after. An SA already held (same SPI and destination) is updated in place: the same esp.SA
+// keeps its sequence numbers and replay window.
+func (d *driver) InstallSA(o *offload.SAOffload) error {
+	if err := d.known(o.Iface); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e := o.SA
+	if h, ok := d.held[o.Index]; ok {
+		if h.spi != e.SPI || h.dst != e.Dst {
+			return fmt.Errorf("install sa %d: index holds spi 0x%x dst %s", o.Index, h.spi, h.dst)
+		}
+		h.ifaces[o.Iface] = true
+		if h.dir == worker.In && !slices.Equal(h.sels, o.InSelectors) && len(o.InSelectors) > 0 {
+			// Entries are immutable: republish with the new selectors, same engine state.
+			old := d.sas.Remove(o.Index)
+			ent := &worker.Entry{SA: h.sa, Dir: worker.In, Selectors: o.InSelectors}
+			if err := d.sas.Install(o.Index, ent); err != nil {
+				if old != nil {
+					_ = d.sas.Install(o.Index, old)
+				}
+				return fmt.Errorf("update sa %d selectors: %w", o.Index, err)
+			}
+			h.sels = slices.Clone(o.InSelectors)
+		}
+		return nil
+	}
+	params, err := e.ESPParams()
+	if err != nil {
+		return offload.Nack(offload.ReasonUnsupported, "%v", err)
+	}
+	esa, err := esp.New(params)
+	if err != nil {
+		return offload.Nack(offload.ReasonUnsupported, "%v", err)
+	}
+	dir := d.direction(o)
+	if dir == worker.In && len(o.InSelectors) == 0 {
+		// No inbound PROTECT policy serves it yet: the post-decryption check would have nothing
+		// to accept. The engine re-offers it with selectors once a policy points at it.
+		esa.Wipe()
+		return offload.Nack(offload.ReasonError, "inbound sa %s has no policy to check against", e.ID())
+	}
+	ent := &worker.Entry{SA: esa, Dir: dir, Selectors: o.InSelectors}
+	if dir == worker.Out {
+		ent.OuterDst = e.Dst
+	}
+	if err := d.sas.Install(o.Index, ent); err != nil {
+		esa.Wipe()
+		if errors.Is(err, worker.ErrIndex) {
+			return offload.Nack(offload.ReasonTableFull, "%v", err)
+		}
+		return fmt.Errorf("install sa %d in the workers: %w", o.Index, err)
+	}
+	mode := loader.ModeTunnel
+	if params.Mode == esp.Transport {
+		mode = loader.ModeTransport
+	}
+	csa := loader.SA{Dir: spd.DirOut, SPI: e.SPI, Src: e.Src, Dst: e.Dst, Mode: mode,
+		PolicyID: loader.NoPolicy, ReqID: e.Reqid}
+	if dir == worker.In {
+		csa.Dir = spd.DirIn
+	}
+	if e.Encap != nil {
+		csa.EncapSrcPort, csa.EncapDstPort = e.Encap.Sport, e.Encap.Dport
+	}
+	if err := d.card.PutSA(o.Index, csa); err != nil {
+		d.sas.Remove(o.Index)
+		esa.Wipe()
+		if errors.Is(err, loader.ErrCapacity) {
+			return offload.Nack(offload.ReasonTableFull, "%v", err)
+		}
+		return fmt.Errorf("install sa %d in the card: %w", o.Index, err)
+	}
+	d.held[o.Index] = &heldSA{name: e.Name, spi: e.SPI, dst: e.Dst, dir: dir, sa: esa,
+		sels: slices.Clone(o.InSelectors), ifaces: map[string]bool{o.Iface: true}}
+	return nil
+}
+
+// direction: the SA's own dir when the SAD has one; else inbound when an inbound policy's
+// selectors came with it or its destination is one of ours.
+func (d *driver) direction(o *offload.SAOffload) worker.Dir {
+	switch o.SA.Dir.String() {
+	case "in":
+		return worker.In
+	case "out":
+		return worker.Out
+	}
+	if len(o.InSelectors) > 0 || (d.local != nil && d.local(o.SA.Dst)) {
+		return worker.In
+	}
+	return worker.Out
+}
+
+// RemoveSA takes the SA out of the card first (no packet can name it any more), then out of the
+// workers' table, and wipes the key last: a worker that loaded the entry just before finds
+// ErrWiped at worst.
+func (d *driver) RemoveSA(index uint32, iface string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	h, ok := d.held[index]
+	if !ok || !h.ifaces[iface] {
+		return fmt.Errorf("remove sa %d on %s: not in the card", index, iface)
+	}
+	delete(h.ifaces, iface)
+	if len(h.ifaces) > 0 {
+		return nil
+	}
+	if err := d.card.DeleteSA(index); err != nil {
+		h.ifaces[iface] = true
+		return fmt.Errorf("remove sa %d from the card: %w", index, err)
+	}
+	d.sas.Remove(index)
+	h.sa.Wipe()
+	delete(d.held, index)
+	return nil
+}
+
+func (d *driver) InstallPolicy(p *offload.PolicyOffload) error {
+	if err := d.known(p.Iface); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	h := d.pols[p.Policy.ID]
+	if h != nil && h.p == p.Policy {
+		h.ifaces[p.Iface] = true
+		return nil
+	}
+	if err := d.card.PutPolicies(p.Policy); err != nil {
+		if errors.Is(err, loader.ErrCapacity) {
+			return offload.Nack(offload.ReasonTableFull, "%v", err)
+		}
+		return fmt.Errorf("install policy %d: %w", p.Policy.ID, err)
+	}
+	if h == nil {
+		h = &heldPolicy{ifaces: map[string]bool{}}
+		d.pols[p.Policy.ID] = h
+	}
+	h.p = p.Policy
+	h.ifaces[p.Iface] = true
+	return nil
+}
+
+func (d *driver) RemovePolicy(id uint32, iface string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	h := d.pols[id]
+	if h == nil || !h.ifaces[iface] {
+		return fmt.Errorf("remove policy %d on %s: not in the card", id, iface)
+	}
+	delete(h.ifaces, iface)
+	if len(h.ifaces) > 0 {
+		return nil
+	}
+	if err := d.card.DeletePolicies(id); err != nil {
+		h.ifaces[iface] = true
+		return fmt.Errorf("remove policy %d from the card: %w", id, err)
+	}
+	delete(d.pols, id)
+	return nil
+}
+
+// Counters: packets and bytes are what the workers completed (sealed, or opened and
+// policy-checked); the first use is the card's.
+func (d *driver) Counters() (map[uint32]offload.SACounters, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make(map[uint32]offload.SACounters, len(d.held))
+	monoNow, wallNow := monotonicNow(), time.Now()
+	for idx, h := range d.held {
+		c := saCounters(d.stats.SA(idx))
+		if cs, err := d.card.SAStats(idx); err == nil && cs.FirstUse != 0 {
+			c.FirstUse = wallNow.Add(cs.FirstUse - monoNow)
+		}
+		if h.dir == worker.Out {
+			c.Seq = h.sa.NextSeq() - 1
+		} else {
+			c.Seq = h.sa.ReplayTop()
+		}
+		out[idx] = c
+	}
+	return out, nil
+}
+
+func saCounters(s *worker.SAStats) offload.SACounters {
+	var c offload.SACounters
+	if s == nil {
+		return c
+	}
+	c.Packets, c.Bytes = s.Packets.Load(), s.Bytes.Load()
+	for r := range s.Errors {
+		n := s.Errors[r].Load()
+		switch esp.Reason(r) {
+		case esp.ReasonReplay:
+			c.ReplayErrors += n
+		case esp.ReasonICV:
+			c.IntegrityErrors += n
+		case esp.ReasonSeqExhausted:
+			c.SeqExhausted = c.SeqExhausted || n > 0
+			c.OtherErrors += n
+		default:
+			c.OtherErrors += n
+		}
+	}
+	return c
+}
+
+func monotonicNow() time.Duration {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return time.Duration(ts.Nano())
+}
+
+// GlobalCounters are the card's drop and error reasons; the daemon adds the workers' (see
+// Daemon.GlobalCounters).
+func (d *driver) GlobalCounters() (map[string]uint64, error) { return d.card.ReasonCounts() }
+
+func (d *driver) Dump() (offload.CardState, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := offload.CardState{SAs: map[string]map[uint32]offload.CardSA{},
+		Policies: map[string]map[uint32]spd.Policy{}}
+	for _, ifc := range d.ifaces {
+		st.SAs[ifc] = map[uint32]offload.CardSA{}
+		st.Policies[ifc] = map[uint32]spd.Policy{}
+	}
+	// Read the card itself, not our bookkeeping: the check is there to find where they differ.
+	inCard := map[uint32]loader.SA{}
+	if err := d.card.SAs(func(idx uint32, sa loader.SA) bool { inCard[idx] = sa; return true }); err != nil {
+		return st, fmt.Errorf("dump card sas: %w", err)
+	}
+	for idx, sa := range inCard {
+		h := d.held[idx]
+		for _, ifc := range d.ifaces {
+			if h == nil || h.ifaces[ifc] {
+				st.SAs[ifc][idx] = offload.CardSA{Index: idx, SPI: sa.SPI, Dst: sa.Dst}
+			}
+		}
+	}
+	for _, p := range d.card.Policies() {
+		h := d.pols[p.ID]
+		for _, ifc := range d.ifaces {
+			if h == nil || h.ifaces[ifc] {
+				st.Policies[ifc][p.ID] = p
+			}
+		}
+	}
+	return st, nil
+}
+
+// SAInfo describes one SA the driver holds, for the daemon's counters.
+type SAInfo struct {
+	Index uint32
+	Name  string
+	SPI   uint32
+	Dst   netip.Addr
+	Dir   string
+	offload.SACounters
+}
+
+func (d *driver) list() []SAInfo {
+	cs, _ := d.Counters()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]SAInfo, 0, len(d.held))
+	for idx, h := range d.held {
+		out = append(out, SAInfo{Index: idx, Name: h.name, SPI: h.spi, Dst: h.dst, Dir: h.dir.String(),
+			SACounters: cs[idx]})
+	}
+	slices.SortFunc(out, func(a, b SAInfo) int { return int(a.Index) - int(b.Index) })
+	return out
+}
+
+// wipeAll wipes every key the workers hold, at shutdown, after the workers stopped.
+func (d *driver) wipeAll() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for idx, h := range d.held {
+		d.sas.Remove(idx)
+		h.sa.Wipe()
+		delete(d.held, idx)
+	}
+}

@@ -1,0 +1,107 @@
+package testbed
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// ESP algorithm names as ip xfrm spells them (crypto/esp accepts these).
+const (
+	AlgAESGCM = "rfc4106(gcm(aes))"
+	AlgChaCha = "rfc7539esp(chacha20,poly1305)"
+)
+
+// Tunnel is one pair of SAs between gw1 and gw2 protecting h1's LAN to h2's LAN for one IP
+// version.
+type Tunnel struct {
+	Name    string // short word; SA and policy names derive from it
+	IPv6    bool   // outer and inner IPv6 (else IPv4)
+	Alg     string // AlgAESGCM or AlgChaCha
+	KeyBits int    // AES key size: 128 (default) or 256; ignored for ChaCha20
+	SPI     uint32 // SPI of gw1→gw2; gw2→gw1 uses SPI+1
+}
+
+// DefaultTunnels are the demo's: one IPv4 and one IPv6 tunnel with AES-GCM-128.
+var DefaultTunnels = []Tunnel{
+	{Name: "v4", Alg: AlgAESGCM, SPI: 0x1000},
+	{Name: "v6", IPv6: true, Alg: AlgAESGCM, SPI: 0x2000},
+}
+
+// GatewayConfigs returns the configuration files (YAML, as `xdpsec run --config` reads them) of
+// gw1 and gw2 for the tunnels, with fresh random keys shared by the two. The instances are named
+// after the testbed's prefix, so their pins never meet another test's.
+func (tb *Testbed) GatewayConfigs(tunnels []Tunnel) (gw1, gw2 string, err error) {
+	var b1, b2 strings.Builder
+	for _, b := range []*strings.Builder{&b1, &b2} {
+		gw := "gw1"
+		lan, wan := GW1LAN, GW1WAN
+		if b == &b2 {
+			gw, lan, wan = "gw2", GW2LAN, GW2WAN
+		}
+		fmt.Fprintf(b, "instance: %s\ninterfaces: {protected: %s, wire: %s}\n", tb.Instance(Node(gw)), lan, wan)
+		fmt.Fprintf(b, "capacities: {policies: 64, sas: 64, flow_cache: 4096}\n")
+		fmt.Fprintf(b, "dataplane: {umem_frames: 16384, frame_size: 4096}\n")
+		fmt.Fprintf(b, "daemon: {socket: /run/xdpsec/%s.sock}\n", tb.Instance(Node(gw)))
+	}
+	var pol1, pol2, sa1, sa2 strings.Builder
+	for _, t := range tunnels {
+		l1, l2 := LAN1Prefix4, LAN2Prefix4
+		w1, w2 := GW1WANAddr4, GW2WANAddr4
+		if t.IPv6 {
+			l1, l2 = LAN1Prefix6, LAN2Prefix6
+			w1, w2 = GW1WANAddr6, GW2WANAddr6
+		}
+		out, in := t.Name+"-gw1-to-gw2", t.Name+"-gw2-to-gw1"
+		k12, err := key(t)
+		if err != nil {
+			return "", "", err
+		}
+		k21, err := key(t)
+		if err != nil {
+			return "", "", err
+		}
+		policy(&pol1, t.Name+"-out", "out", l1, l2, out)
+		policy(&pol1, t.Name+"-in", "in", l2, l1, in)
+		policy(&pol2, t.Name+"-out", "out", l2, l1, in)
+		policy(&pol2, t.Name+"-in", "in", l1, l2, out)
+		for _, b := range []*strings.Builder{&sa1, &sa2} {
+			sa(b, out, t.SPI, w1, w2, t, k12)
+			sa(b, in, t.SPI+1, w2, w1, t, k21)
+		}
+	}
+	return b1.String() + "policies:\n" + pol1.String() + "sas:\n" + sa1.String(),
+		b2.String() + "policies:\n" + pol2.String() + "sas:\n" + sa2.String(), nil
+}
+
+// Instance is the xdpsec instance name of a gateway of this testbed (its pins go under
+// /sys/fs/bpf/xdpsec/<instance>).
+func (tb *Testbed) Instance(gw Node) string { return tb.Prefix + "-" + string(gw) }
+
+func policy(b *strings.Builder, name, dir string, src, dst netip.Prefix, saName string) {
+	fmt.Fprintf(b, "  - {name: %s, dir: %s, src: %s, dst: %s, proto: any, priority: 100, action: protect, sa: %s}\n",
+		name, dir, src, dst, saName)
+}
+
+func sa(b *strings.Builder, name string, spi uint32, src, dst netip.Addr, t Tunnel, k string) {
+	fmt.Fprintf(b, "  - name: %s\n    spi: 0x%08x\n    src: %s\n    dst: %s\n    mode: tunnel\n", name, spi, src, dst)
+	fmt.Fprintf(b, "    aead: {alg: %q, key: %q, icv_bits: 128}\n", t.Alg, k)
+}
+
+// key returns a fresh key ‖ 4-byte salt as 0x-hex (RFC 4106 §8.1, RFC 7634 §2).
+func key(t Tunnel) (string, error) {
+	n := 16 + 4
+	switch {
+	case t.Alg == AlgChaCha:
+		n = 32 + 4
+	case t.KeyBits == 256:
+		n = 32 + 4
+	}
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generate key: %w", err)
+	}
+	return "0x" + hex.EncodeToString(b), nil
+}
