@@ -50,11 +50,11 @@ type Options struct {
 // queue on a shared UMEM, the neighbour cache, and the control plane that keeps the card's
 // tables equal to the SAD/SPD.
 type Daemon struct {
-	cfg  *config.Config
-	log  *slog.Logger
-	ns   netns.NsHandle
-	card *loader.Card
-	umem *xsk.UMEM
+	cfg      *config.Config
+	log      *slog.Logger
+	ns       netns.NsHandle
+	card     *loader.Card
+	umem     *xsk.UMEM
 	socks    []*xsk.Socket
 	workers  []*worker.Worker
 	wg       sync.WaitGroup
@@ -449,4 +449,3 @@ func (d *Daemon) Close() error {
 	})
 	return d.closeErr
 }
-
