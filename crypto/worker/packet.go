@@ -51,30 +51,17 @@ func (w *Worker) readMeta(frame []byte, off, n int, want Dir, m *bpf.CardXdpsecM
 }
 
 // lookup finds the SA the metadata names and checks its direction.
-func (w *Worker) lookup(index uint32, want Dir) (*Entry, *SAStats) {
+func (w *Worker) lookup(index uint32, want Dir) *Entry {
 	e := w.sas.Lookup(index)
 	if e == nil {
 		w.stats.NoSA.Add(1)
-		return nil, nil
+		return nil
 	}
 	if e.Dir != want {
 		w.stats.WrongDir.Add(1)
-		return nil, nil
+		return nil
 	}
-	return e, w.saStats.SA(index)
-}
-
-func countErr(st *SAStats, r esp.Reason) {
-	if st != nil && int(r) < NumErrorSlots {
-		st.Errors[r].Add(1)
-	}
-}
-
-func countOK(st *SAStats, bytes int) {
-	if st != nil {
-		st.Packets.Add(1)
-		st.Bytes.Add(uint64(bytes))
-	}
+	return e
 }
 
 // putEth writes an Ethernet header in the 14 bytes before frame[start] and
@@ -104,7 +91,8 @@ func (w *Worker) handleOut(d xsk.Desc) {
 		w.free(d.Addr)
 		return
 	}
-	e, st := w.lookup(m.SaIndex, Out)
+	e := w.lookup(m.SaIndex, Out)
+	sa := m.SaIndex
 	if e == nil {
 		w.free(d.Addr)
 		return
@@ -132,7 +120,7 @@ func (w *Worker) handleOut(d xsk.Desc) {
 	pkt := frame[l3 : off+n]
 	ipLen, ok := ipLength(pkt)
 	if !ok {
-		countErr(st, esp.ReasonBadHeader)
+		w.saStats.AddError(sa, uint8(esp.ReasonBadHeader), 1)
 		w.stats.CryptoErrors.Add(1)
 		w.free(d.Addr)
 		return
@@ -147,7 +135,7 @@ func (w *Worker) handleOut(d xsk.Desc) {
 		return
 	}
 	if ipLen > e.innerMTU {
-		w.tooBig(d, frame, off, l3, ipLen, e, st, &smac, &dmac)
+		w.tooBig(d, frame, off, l3, ipLen, e, sa, &smac, &dmac)
 		return
 	}
 	if route {
@@ -155,21 +143,21 @@ func (w *Worker) handleOut(d xsk.Desc) {
 	}
 	start, end, err := e.SA.Encap(frame, l3, ipLen)
 	if err != nil {
-		w.cryptoErr(st, err)
+		w.cryptoErr(sa, err)
 		w.free(d.Addr)
 		return
 	}
 	w.queue(sideWire, w.putEth(d, frame, start, end, &dmac, &smac, frame[start]>>4 == 6))
 	w.stats.Sealed.Add(1)
-	countOK(st, ipLen)
+	w.saStats.Add(sa, 1, uint64(ipLen))
 }
 
 // tooBig handles an inner packet whose encapsulation would exceed the wire
 // MTU: IPv4 without DF is fragmented before encryption; anything else gets
 // an ICMP frag-needed / Packet Too Big back out of the protected side.
-func (w *Worker) tooBig(d xsk.Desc, frame []byte, off, l3, ipLen int, e *Entry, st *SAStats, smac, dmac *[6]byte) {
+func (w *Worker) tooBig(d xsk.Desc, frame []byte, off, l3, ipLen int, e *Entry, sa uint32, smac, dmac *[6]byte) {
 	w.stats.TooBig.Add(1)
-	countErr(st, esp.ReasonTooBig)
+	w.saStats.AddError(sa, uint8(esp.ReasonTooBig), 1)
 	pkt := frame[l3 : l3+ipLen]
 	if w.pmtu == nil {
 		w.free(d.Addr)
@@ -179,7 +167,7 @@ func (w *Worker) tooBig(d xsk.Desc, frame []byte, off, l3, ipLen int, e *Entry, 
 		if !e.Transport {
 			decTTL(pkt)
 		}
-		w.fragment(pkt, e, st, smac, dmac)
+		w.fragment(pkt, e, sa, smac, dmac)
 		w.free(d.Addr)
 		return
 	}
@@ -198,7 +186,7 @@ func (w *Worker) tooBig(d xsk.Desc, frame []byte, off, l3, ipLen int, e *Entry, 
 
 // fragment splits an IPv4 packet into fragments that fit the tunnel, each
 // in a frame of its own, and encrypts and queues each for the wire.
-func (w *Worker) fragment(pkt []byte, e *Entry, st *SAStats, smac, dmac *[6]byte) {
+func (w *Worker) fragment(pkt []byte, e *Entry, sa uint32, smac, dmac *[6]byte) {
 	off := int(w.umem.RXOffset()) + ethLen
 	for next := 0; ; {
 		if len(w.tx[sideWire]) == cap(w.tx[sideWire]) {
@@ -218,14 +206,14 @@ func (w *Worker) fragment(pkt []byte, e *Entry, st *SAStats, smac, dmac *[6]byte
 		}
 		start, end, err := e.SA.Encap(frame, off, n)
 		if err != nil {
-			w.cryptoErr(st, err)
+			w.cryptoErr(sa, err)
 			w.free(addr)
 			return
 		}
 		w.queue(sideWire, w.putEth(xsk.Desc{Addr: addr}, frame, start, end, dmac, smac, frame[start]>>4 == 6))
 		w.stats.Fragments.Add(1)
 		w.stats.Sealed.Add(1)
-		countOK(st, n)
+		w.saStats.Add(sa, 1, uint64(n))
 		if nxt == 0 {
 			return
 		}
@@ -247,27 +235,28 @@ func (w *Worker) handleIn(d xsk.Desc) {
 		w.free(d.Addr)
 		return
 	}
-	e, st := w.lookup(m.SaIndex, In)
+	e := w.lookup(m.SaIndex, In)
+	sa := m.SaIndex
 	if e == nil {
 		w.free(d.Addr)
 		return
 	}
 	start, end, err := e.SA.Decap(frame, l3, off+n-l3)
 	if err != nil {
-		w.cryptoErr(st, err)
+		w.cryptoErr(sa, err)
 		w.free(d.Addr)
 		return
 	}
 	inner := frame[start:end]
 	var t spd.Tuple
 	if !innerTuple(inner, &t) {
-		countErr(st, esp.ReasonBadHeader)
+		w.saStats.AddError(sa, uint8(esp.ReasonBadHeader), 1)
 		w.stats.CryptoErrors.Add(1)
 		w.free(d.Addr)
 		return
 	}
 	if !selectorsMatch(e.Selectors, &t) {
-		countErr(st, ReasonPolicyMismatch)
+		w.saStats.AddError(sa, uint8(ReasonPolicyMismatch), 1)
 		w.stats.PolicyMismatch.Add(1)
 		w.free(d.Addr)
 		return
@@ -294,15 +283,15 @@ func (w *Worker) handleIn(d xsk.Desc) {
 	}
 	w.queue(sideProtected, w.putEth(d, frame, start, end, &dst, &src, inner[0]>>4 == 6))
 	w.stats.Opened.Add(1)
-	countOK(st, end-start)
+	w.saStats.Add(sa, 1, uint64(end-start))
 }
 
-func (w *Worker) cryptoErr(st *SAStats, err error) {
+func (w *Worker) cryptoErr(sa uint32, err error) {
 	w.stats.CryptoErrors.Add(1)
 	// The engine returns its sentinels unwrapped: a type assertion finds
 	// the reason without errors.As's allocation-free but slower walk.
 	if e, ok := err.(*esp.Error); ok {
-		countErr(st, e.Reason)
+		w.saStats.AddError(sa, uint8(e.Reason), 1)
 	}
 }
 

@@ -29,6 +29,19 @@ type SAStats struct {
 	Errors  [NumErrorSlots]atomic.Uint64
 }
 
+// SACounters receives the workers' per-SA counters. loader.WorkerStats (the
+// card's mmap'd worker_stats map) implements it, and so does StatsTable.
+// Both methods are called per packet, from several workers at once: they
+// must be atomic, non-blocking and allocation-free, and ignore an index
+// beyond their capacity.
+type SACounters interface {
+	// Add counts packets completed for SA sa and their plaintext bytes.
+	Add(sa uint32, packets, bytes uint64)
+	// AddError counts n packets of SA sa refused for reason (an esp.Reason
+	// value, or ReasonPolicyMismatch).
+	AddError(sa uint32, reason uint8, n uint64)
+}
+
 // StatsTable is the per-SA counters array, indexed by SA index.
 type StatsTable struct {
 	s []SAStats
@@ -49,6 +62,21 @@ func (t *StatsTable) SA(index uint32) *SAStats {
 		return nil
 	}
 	return &t.s[index]
+}
+
+// Add implements SACounters.
+func (t *StatsTable) Add(sa uint32, packets, bytes uint64) {
+	if s := t.SA(sa); s != nil {
+		s.Packets.Add(packets)
+		s.Bytes.Add(bytes)
+	}
+}
+
+// AddError implements SACounters.
+func (t *StatsTable) AddError(sa uint32, reason uint8, n uint64) {
+	if s := t.SA(sa); s != nil && int(reason) < NumErrorSlots {
+		s.Errors[reason].Add(n)
+	}
 }
 
 // StatsTableFromMem views mem — the mmap'd value area of the card's

@@ -28,8 +28,9 @@ type Config struct {
 	Pool *xsk.FramePool
 	// SAs is the SA table shared by all workers.
 	SAs *SATable
-	// SAStats receives per-SA counters; nil allocates a private table.
-	SAStats *StatsTable
+	// SAStats receives per-SA counters: the card's loader.WorkerStats in
+	// the daemon; nil allocates a private StatsTable.
+	SAStats SACounters
 	// Resolver gives inbound packets their next hop (required).
 	Resolver NextHopResolver
 	// PMTU handles too-big inner packets; nil drops and counts them.
@@ -63,7 +64,7 @@ type Worker struct {
 	socks    [2]*xsk.Socket // sideProtected, sideWire
 	pool     *xsk.FramePool
 	sas      *SATable
-	saStats  *StatsTable
+	saStats  SACounters
 	resolver NextHopResolver
 	pmtu     PMTU
 

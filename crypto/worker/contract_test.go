@@ -1,0 +1,16 @@
+//go:build linux
+
+package worker
+
+import (
+	"github.com/xdpsec/xdpsec/loader"
+	"github.com/xdpsec/xdpsec/loader/neigh"
+)
+
+// The daemon plugs these in: the card's mmap'd counters and the netlink
+// route/neighbour cache.
+var (
+	_ SACounters      = (*loader.WorkerStats)(nil)
+	_ NextHopResolver = (*neigh.Cache)(nil)
+	_ PMTU            = (*PMTUResponder)(nil)
+)
