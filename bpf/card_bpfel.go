@@ -183,6 +183,11 @@ type CardXdpsecRule struct {
 	Flags    uint8
 }
 
+type CardXdpsecRuleBlock struct {
+	_    structs.HostLayout
+	Rule [8]CardXdpsecRule
+}
+
 type CardXdpsecRuleFlags uint32
 
 const (
@@ -297,6 +302,7 @@ const (
 	CardVarWorkerError    = "_worker_error"
 	CardVarEncapPort      = "encap_port"
 	CardVarPolicyCapacity = "policy_capacity"
+	CardVarRuleBlocks     = "rule_blocks"
 )
 
 // LoadCard returns the embedded CollectionSpec for Card.
@@ -384,6 +390,7 @@ type CardVariableSpecs struct {
 	WorkerError    *ebpf.VariableSpec `ebpf:"_worker_error"`
 	EncapPort      *ebpf.VariableSpec `ebpf:"encap_port"`
 	PolicyCapacity *ebpf.VariableSpec `ebpf:"policy_capacity"`
+	RuleBlocks     *ebpf.VariableSpec `ebpf:"rule_blocks"`
 }
 
 // CardObjects contains all objects after they have been loaded into the kernel.
@@ -461,6 +468,7 @@ type CardVariables struct {
 	WorkerError    *ebpf.Variable `ebpf:"_worker_error"`
 	EncapPort      *ebpf.Variable `ebpf:"encap_port"`
 	PolicyCapacity *ebpf.Variable `ebpf:"policy_capacity"`
+	RuleBlocks     *ebpf.Variable `ebpf:"rule_blocks"`
 }
 
 // CardPrograms contains all programs after they have been loaded into the kernel.

@@ -41,12 +41,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } policy_table SEC(".maps");
 
-/* Rule lists: index ((dir*2 + buffer)*2 + family)*policy_capacity + position. */
+/* Rule lists, in blocks: index ((dir*2 + buffer)*2 + family)*rule_blocks + position/XDPSEC_RULE_BLOCK. */
+volatile const __u32 rule_blocks = XDPSEC_DEFAULT_POLICIES / XDPSEC_RULE_BLOCK;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
-	__type(value, struct xdpsec_rule);
-	__uint(max_entries, 8 * XDPSEC_DEFAULT_POLICIES);
+	__type(value, struct xdpsec_rule_block);
+	__uint(max_entries, 8 * XDPSEC_DEFAULT_POLICIES / XDPSEC_RULE_BLOCK);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } spd_rules SEC(".maps");
 

@@ -202,26 +202,28 @@ static __always_inline __u32 parse(struct xdp_md *ctx, struct pkt *p)
 struct scan_ctx {
 	__u32 src[4];
 	__u32 dst[4];
-	__u32 base;
+	__u32 base; /* first block of the list */
+	__u32 n;    /* rules in the list */
 	__u16 sport, dport;
 	__u16 policy_id;
 	__u8 proto;
 	__u8 nonfirst_frag;
 	__u8 outcome;
+	__u8 v6;
 };
 
-static long scan_rule(__u32 i, struct scan_ctx *c)
+/* match_rule reports whether rule r decides the packet (and records how in c). */
+static __always_inline int match_rule(const struct xdpsec_rule *r, struct scan_ctx *c)
 {
-	__u32 idx = c->base + i;
-	struct xdpsec_rule *r = bpf_map_lookup_elem(&spd_rules, &idx);
-	if (!r)
-		return 1;
 	if (r->proto && r->proto != c->proto)
 		return 0;
-	if ((c->src[0] & r->src_mask[0]) != r->src[0] || (c->dst[0] & r->dst_mask[0]) != r->dst[0] ||
-	    (c->src[1] & r->src_mask[1]) != r->src[1] || (c->dst[1] & r->dst_mask[1]) != r->dst[1] ||
-	    (c->src[2] & r->src_mask[2]) != r->src[2] || (c->dst[2] & r->dst_mask[2]) != r->dst[2] ||
-	    (c->src[3] & r->src_mask[3]) != r->src[3] || (c->dst[3] & r->dst_mask[3]) != r->dst[3])
+	if ((c->src[0] & r->src_mask[0]) != r->src[0] || (c->dst[0] & r->dst_mask[0]) != r->dst[0])
+		return 0;
+	/* IPv4 lists hold only IPv4 rules, whose other words are zero. */
+	if (c->v6 &&
+	    ((c->src[1] & r->src_mask[1]) != r->src[1] || (c->dst[1] & r->dst_mask[1]) != r->dst[1] ||
+	     (c->src[2] & r->src_mask[2]) != r->src[2] || (c->dst[2] & r->dst_mask[2]) != r->dst[2] ||
+	     (c->src[3] & r->src_mask[3]) != r->src[3] || (c->dst[3] & r->dst_mask[3]) != r->dst[3]))
 		return 0;
 	if (c->nonfirst_frag) {
 		/* RFC 4301 §7: ports are OPAQUE; a port selector cannot be decided, so the fragment is
@@ -237,8 +239,27 @@ static long scan_rule(__u32 i, struct scan_ctx *c)
 	return 1;
 }
 
+static long scan_block(__u32 b, struct scan_ctx *c)
+{
+	__u32 idx = c->base + b;
+	struct xdpsec_rule_block *blk = bpf_map_lookup_elem(&spd_rules, &idx);
+	if (!blk)
+		return 1;
+	__u32 first = b * XDPSEC_RULE_BLOCK;
+	int j;
+#pragma unroll
+	for (j = 0; j < XDPSEC_RULE_BLOCK; j++) {
+		if (first + j >= c->n)
+			return 1;
+		if (match_rule(&blk->rule[j], c))
+			return 1;
+	}
+	return 0;
+}
+
 /* scan walks the live rule list of (dir, family) in SPD order; the first match wins. Cost: one array
- * lookup and a few compares per rule up to the first match — O(number of rules of the family). */
+ * lookup per block of XDPSEC_RULE_BLOCK rules and a few compares per rule up to the first match —
+ * O(number of rules of the family). */
 static __always_inline void scan(struct xdpsec_spd *st, __u32 gen, __u32 dir, struct pkt *p, struct scan_ctx *c)
 {
 	__u32 buf = gen & 1;
@@ -246,10 +267,12 @@ static __always_inline void scan(struct xdpsec_spd *st, __u32 gen, __u32 dir, st
 	__u32 n = st->count[buf][fam];
 	if (n > policy_capacity)
 		n = policy_capacity;
-	c->base = ((dir * 2 + buf) * 2 + fam) * policy_capacity;
+	c->n = n;
+	c->v6 = fam;
+	c->base = ((dir * 2 + buf) * 2 + fam) * rule_blocks;
 	c->outcome = XDPSEC_FLOW_NOMATCH;
 	c->policy_id = XDPSEC_NONE_U16;
-	bpf_loop(n, scan_rule, c, 0);
+	bpf_loop((n + XDPSEC_RULE_BLOCK - 1) / XDPSEC_RULE_BLOCK, scan_block, c, 0);
 }
 
 /* classify returns the flow outcome and fills *policy_id; it consults the flow cache first. Returns

@@ -118,6 +118,14 @@ struct xdpsec_rule {
 	__u8 flags;       /* enum xdpsec_rule_flags */
 };
 
+/* Rules are stored in blocks so that one map lookup (and one bpf_loop iteration) covers
+ * XDPSEC_RULE_BLOCK rules: the scan's per-rule cost is then a few compares. */
+#define XDPSEC_RULE_BLOCK 8
+
+struct xdpsec_rule_block {
+	struct xdpsec_rule rule[XDPSEC_RULE_BLOCK];
+};
+
 /* State of the SPD of one direction: which of two rule buffers is live (gen & 1) and how many rules each
  * family's list holds in each buffer. The loader writes the idle buffer, its counts, then bumps gen; the
  * card reads gen before and after a scan and retries when it moved (a sequence lock), and tags flow-cache

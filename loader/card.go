@@ -217,7 +217,7 @@ func sizeSpec(spec *ebpf.CollectionSpec, cfg *Config) error {
 		bpf.CardMapPolicyTable: cfg.Policies,
 		bpf.CardMapPolicyStats: cfg.Policies,
 		bpf.CardMapAcquireLast: cfg.Policies,
-		bpf.CardMapSpdRules:    8 * cfg.Policies,
+		bpf.CardMapSpdRules:    8 * ruleBlocks(cfg.Policies),
 		bpf.CardMapFlowCache:   cfg.FlowCache,
 		bpf.CardMapXsksOut:     cfg.Queues,
 		bpf.CardMapXsksIn:      cfg.Queues,
@@ -231,6 +231,9 @@ func sizeSpec(spec *ebpf.CollectionSpec, cfg *Config) error {
 	}
 	if err := spec.Variables[bpf.CardVarPolicyCapacity].Set(cfg.Policies); err != nil {
 		return fmt.Errorf("set policy capacity: %w", err)
+	}
+	if err := spec.Variables[bpf.CardVarRuleBlocks].Set(ruleBlocks(cfg.Policies)); err != nil {
+		return fmt.Errorf("set rule blocks: %w", err)
 	}
 	return nil
 }

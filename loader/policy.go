@@ -156,8 +156,15 @@ func ruleOf(p *spd.Policy) bpf.CardXdpsecRule {
 	return r
 }
 
+// ruleBlock is how many rules one spd_rules entry holds.
+const ruleBlock = len(bpf.CardXdpsecRuleBlock{}.Rule)
+
+// ruleBlocks is the number of blocks one rule list needs for a policy capacity.
+func ruleBlocks(policies uint32) uint32 { return (policies + uint32(ruleBlock) - 1) / uint32(ruleBlock) }
+
+// ruleBase is the first block of the list of (dir, buffer, family).
 func (c *Card) ruleBase(dir spd.Dir, buf, fam uint32) uint32 {
-	return ((uint32(dir)*2+buf)*2 + fam) * c.cfg.Policies
+	return ((uint32(dir)*2+buf)*2 + fam) * ruleBlocks(c.cfg.Policies)
 }
 
 // writeRules rebuilds both families' rule lists of dir in the idle buffer and makes it live.
@@ -182,11 +189,14 @@ func (c *Card) writeRules(dir spd.Dir, pols map[uint32]spd.Policy) error {
 	for fam, l := range lists {
 		slices.SortFunc(l, spd.Compare)
 		base := c.ruleBase(dir, nb, uint32(fam))
-		keys := make([]uint32, len(l))
-		vals := make([]bpf.CardXdpsecRule, len(l))
-		for i, p := range l {
+		nblk := (len(l) + ruleBlock - 1) / ruleBlock
+		keys := make([]uint32, nblk)
+		vals := make([]bpf.CardXdpsecRuleBlock, nblk)
+		for i := range keys {
 			keys[i] = base + uint32(i)
-			vals[i] = ruleOf(p)
+		}
+		for i, p := range l {
+			vals[i/ruleBlock].Rule[i%ruleBlock] = ruleOf(p)
 		}
 		if err := putBatch(c.objs.SpdRules, keys, vals); err != nil {
 			return fmt.Errorf("write %s rules: %w", dir, err)
@@ -239,11 +249,14 @@ func (c *Card) restore() error {
 			if fam == 1 {
 				family = 6
 			}
+			var blk bpf.CardXdpsecRuleBlock
 			for i := uint32(0); i < n; i++ {
-				var r bpf.CardXdpsecRule
-				if err := c.objs.SpdRules.Lookup(base+i, &r); err != nil {
-					return fmt.Errorf("read rule: %w", err)
+				if i%uint32(ruleBlock) == 0 {
+					if err := c.objs.SpdRules.Lookup(base+i/uint32(ruleBlock), &blk); err != nil {
+						return fmt.Errorf("read rules: %w", err)
+					}
 				}
+				r := &blk.Rule[i%uint32(ruleBlock)]
 				var e bpf.CardXdpsecPolicy
 				if err := c.objs.PolicyTable.Lookup(uint32(r.PolicyId), &e); err != nil {
 					return fmt.Errorf("read policy %d: %w", r.PolicyId, err)
