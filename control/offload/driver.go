@@ -19,7 +19,8 @@ const (
 	ReasonTableFull   Reason = "table_full"          // the card's table has no room
 	ReasonUnsupported Reason = "unsupported"         // an algorithm or mode the card cannot do
 	ReasonNotInList   Reason = "not_in_offload_list" // the interface is not in the SA's/policy's offload list
-	ReasonError       Reason = "error"               // the card failed for another reason (see the detail)
+	ReasonNoPolicy    Reason = "no_inbound_policy"   // an inbound SA no policy covers yet (re-offered when one does)
+	ReasonError       Reason = "error"               // the card failed for another reason (see the detail); retried
 )
 
 // NackError is how a Driver refuses an SA or policy. Any other error is treated as ReasonError.

@@ -518,8 +518,11 @@ func (e *Engine) installSAs(v *view, retryDeferred bool) []saKey {
 			case st.status == StatusPending:
 				need = true
 			case st.status == StatusRefused:
+				// Re-offer what could now succeed: the SA changed, room was freed, it was outside the
+				// list, the failure may have been transient, or the policies it serves changed (a card
+				// may refuse an inbound SA that no policy covers yet: ReasonNoPolicy).
 				need = st.gen != sa.Gen || (st.reason == ReasonTableFull && st.epoch < e.epoch) ||
-					st.reason == ReasonNotInList || st.reason == ReasonError
+					st.reason == ReasonNotInList || st.reason == ReasonError || !slices.Equal(st.sels, sels)
 			}
 			if !need {
 				continue
@@ -548,6 +551,9 @@ func (e *Engine) installSAs(v *view, retryDeferred bool) []saKey {
 					e.mu.Unlock()
 					continue
 				}
+				e.mu.Lock()
+				st.sels = slices.Clone(sels) // what was offered, so a change of policies re-offers it
+				e.mu.Unlock()
 				e.setSA(k, sa, st, StatusRefused, r, d)
 				continue
 			}

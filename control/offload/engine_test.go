@@ -391,3 +391,28 @@ func TestCheckDetectsDrift(t *testing.T) {
 	}
 	t.Log(rep.Problems)
 }
+
+// A card that refuses inbound SAs without selectors gets them again as soon as a policy covers them.
+func TestNoPolicyNackReoffered(t *testing.T) {
+	card := fakecard.New("wan0")
+	r := newRig(t, card)
+	sa := mkSA("a", 0x1001, 1)
+	sa.Dir = sadb.DirIn
+	card.RequireSelectors = true
+	a := r.add(t, sa)
+	r.sync(t)
+	if s := state(t, r, a, "wan0"); s.Reason != offload.ReasonNoPolicy {
+		t.Fatalf("inbound SA without a policy: %+v", s)
+	}
+	before := r.engine.Stats().SANacks
+	time.Sleep(50 * time.Millisecond) // several RetryDelays: a no-policy nack is not retried blindly
+	if n := r.engine.Stats().SANacks; n != before {
+		t.Fatalf("no-policy nack retried %d times without a change", n-before)
+	}
+	r.addPolicy(t, mkPolicy("in", sadb.DirIn, "198.18.2.0/24", 1))
+	r.sync(t)
+	if s := state(t, r, a, "wan0"); s.Status != offload.StatusOffloaded {
+		t.Fatalf("after a policy covers it: %+v", s)
+	}
+	r.check(t)
+}

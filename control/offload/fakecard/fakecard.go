@@ -37,6 +37,9 @@ type Card struct {
 	Fail func(op string, iface string, id uint32) error
 	// OnRemoveSA, if set, runs inside RemoveSA before the SA leaves (tests check the order of events).
 	OnRemoveSA func(index uint32, iface string)
+	// RequireSelectors makes the card nack a new inbound SA (Dir in) that comes without selectors, as
+	// the real card does: the workers' post-decryption check would have nothing to accept.
+	RequireSelectors bool
 
 	sas        map[string]map[uint32]*SA
 	pols       map[string]map[uint32]spd.Policy
@@ -117,6 +120,9 @@ func (c *Card) InstallSA(o *offload.SAOffload) error {
 		old.Sels = slices.Clone(o.InSelectors)
 		old.Installs++
 		return nil
+	}
+	if c.RequireSelectors && o.SA.Dir == sadb.DirIn && len(o.InSelectors) == 0 {
+		return offload.Nack(offload.ReasonNoPolicy, "inbound sa %s", o.SA.ID())
 	}
 	if c.SACapacity > 0 && len(t) >= c.SACapacity {
 		return offload.Nack(offload.ReasonTableFull, "%d SAs", c.SACapacity)
