@@ -3,14 +3,15 @@
 package worker
 
 import (
+	"github.com/xdpsec/xdpsec/crypto/pmtu"
 	"github.com/xdpsec/xdpsec/loader"
 	"github.com/xdpsec/xdpsec/loader/neigh"
 )
 
-// The daemon plugs these in: the card's mmap'd counters and the netlink
-// route/neighbour cache.
+// The daemon plugs these in: the card's mmap'd counters, the netlink
+// route/neighbour cache and the ICMP responder.
 var (
 	_ SACounters      = (*loader.WorkerStats)(nil)
 	_ NextHopResolver = (*neigh.Cache)(nil)
-	_ PMTU            = (*PMTUResponder)(nil)
+	_ PMTU            = (*pmtu.Responder)(nil)
 )

@@ -55,8 +55,8 @@
 // in a frame of its own from the pool, encrypted on its own, so the peer's
 // card sees whole ESP packets); IPv4 with DF gets ICMP "fragmentation
 // needed" and IPv6 gets Packet Too Big, built in place and sent back out of
-// the protected side to the sender's MAC. PMTUResponder implements the hook
-// with crypto/pmtu.
+// the protected side to the sender's MAC. crypto/pmtu's Responder implements
+// the hook (rate-limited, stateless, shared by all workers).
 //
 // # SA table and key lifetime
 //

@@ -16,8 +16,9 @@ type NextHopResolver interface {
 }
 
 // PMTU handles inner packets too big for the tunnel (their encapsulation
-// would exceed the wire MTU). crypto/pmtu implements it. Both methods work
-// on caller-owned buffers and must not allocate or keep them.
+// would exceed the wire MTU). crypto/pmtu.Responder implements it. Both
+// methods work on caller-owned buffers, must not allocate or keep them, and
+// are called from several workers at once.
 type PMTU interface {
 	// PacketTooBig turns the inner packet at buf[off:off+n] in place into the
 	// ICMP error for its sender — IPv4 "fragmentation needed" (type 3 code 4)

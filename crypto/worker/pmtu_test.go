@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/xdpsec/xdpsec/crypto/esp"
+	"github.com/xdpsec/xdpsec/crypto/pmtu"
 )
 
 func csumOK(b []byte, acc uint32) bool {
@@ -38,11 +39,12 @@ func ipv6UDP(ipLen int, src, dst netip.Addr) []byte {
 	return p
 }
 
-// TestPMTUResponder runs the too-big paths with crypto/pmtu behind them.
+// TestPMTUResponder runs the too-big paths with crypto/pmtu's Responder,
+// the hook the daemon uses.
 func TestPMTUResponder(t *testing.T) {
 	r := newRig(t, 128, nil)
 	gw4, gw6 := netip.MustParseAddr("198.18.1.1"), netip.MustParseAddr("2001:2::1")
-	r.w.pmtu = &PMTUResponder{Src4: gw4, Src6: gw6}
+	r.w.pmtu = pmtu.NewResponder(gw4, gw6, 0, 0)
 	mtu := r.sas.InnerMTU(outIdx)
 
 	r.prot.Receive(outMeta(), outFrame(ipv4UDP(1500, innerSrc, innerDst, 1, 2, true, 64)))
