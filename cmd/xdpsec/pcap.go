@@ -372,14 +372,25 @@ var (
 	errLinkType = errors.New("unsupported link type")
 )
 
-func openCapture(r io.Reader) (*capture, error) {
+// maxSnaplen bounds what a capture may claim: gopacket allocates a buffer of
+// the claimed snapshot length, so a corrupt header must not ask for gigabytes.
+const maxSnaplen = outSnaplen
+
+func openCapture(r io.ReadSeeker) (*capture, error) {
 	br := bufio.NewReaderSize(r, 1<<16)
 	hdr, err := br.Peek(pcapHdrLen)
 	if err != nil && len(hdr) < 4 {
 		return nil, fmt.Errorf("%w: only %d bytes", errNotCapture, len(hdr))
 	}
 	c := &capture{}
-	if binary.BigEndian.Uint32(hdr) == 0x0a0d0d0a { // pcapng section header block
+	if binary.BigEndian.Uint32(hdr) == pcapngSHB {
+		if err := checkPcapng(br); err != nil {
+			return nil, err
+		}
+		if _, err := r.Seek(0, io.SeekStart); err != nil {
+			return nil, fmt.Errorf("rewind: %w", err)
+		}
+		br.Reset(r)
 		if c.ng, err = pcapgo.NewNgReader(br, pcapgo.DefaultNgReaderOptions); err != nil {
 			return nil, fmt.Errorf("%w: %w", errNotCapture, err)
 		}
@@ -395,11 +406,104 @@ func openCapture(r io.Reader) (*capture, error) {
 		if c.pcap, err = pcapgo.NewReader(br); err != nil {
 			return nil, fmt.Errorf("%w: %w", errNotCapture, err)
 		}
+		if c.pcap.Snaplen() > maxSnaplen || c.pcap.Snaplen() == 0 {
+			// Records longer than this are refused one by one ("capture
+			// length exceeds snap length"); IP packets are shorter anyway.
+			c.pcap.SetSnaplen(maxSnaplen)
+		}
 	}
 	if lt := c.linkType(); !supportedLink(lt) {
 		return nil, fmt.Errorf("%w: %s; want Ethernet, raw IP, Linux cooked or BSD loopback", errLinkType, lt)
 	}
 	return c, nil
+}
+
+// pcapng block types (draft-ietf-opsawg-pcapng §4).
+const (
+	pcapngSHB = 0x0a0d0d0a // section header
+	pcapngIDB = 1          // interface description
+	pcapngOPB = 2          // packet (obsolete)
+	pcapngSPB = 3          // simple packet
+	pcapngEPB = 6          // enhanced packet
+	// maxBlock bounds one block: a packet of maxSnaplen plus generous options.
+	maxBlock = 16 << 20
+)
+
+// checkPcapng walks the blocks of a pcapng file before gopacket reads it.
+// gopacket allocates what the headers claim (an interface's snapshot length,
+// a packet's captured length) without checking it against the block, so a
+// corrupt or hostile file could make it allocate gigabytes; here every claim
+// is checked against the block that carries it.
+func checkPcapng(r io.Reader) error {
+	var (
+		order    binary.ByteOrder = binary.LittleEndian
+		b        [28]byte
+		snap0    uint32 // first interface's snapshot length in this section
+		nIfaces  int
+		blockNum int
+	)
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: block %d: %s", errNotCapture, blockNum, fmt.Sprintf(format, args...))
+	}
+	for blockNum = 1; ; blockNum++ {
+		if _, err := io.ReadFull(r, b[:8]); errors.Is(err, io.EOF) {
+			return nil
+		} else if err != nil {
+			return bad("truncated header")
+		}
+		typ, read := order.Uint32(b[:4]), 8
+		if typ == pcapngSHB {
+			if _, err := io.ReadFull(r, b[8:12]); err != nil {
+				return bad("truncated section header")
+			}
+			read = 12
+			switch binary.LittleEndian.Uint32(b[8:12]) {
+			case 0x1a2b3c4d:
+				order = binary.LittleEndian
+			case 0x4d3c2b1a:
+				order = binary.BigEndian
+			default:
+				return bad("bad byte-order magic")
+			}
+			snap0, nIfaces = 0, 0
+		}
+		length := order.Uint32(b[4:8])
+		if length < 12 || length%4 != 0 || length > maxBlock {
+			return bad("length %d", length)
+		}
+		need := map[uint32]int{pcapngIDB: 16, pcapngOPB: 28, pcapngSPB: 12, pcapngEPB: 28}[typ]
+		if need > int(length) {
+			return bad("length %d too short for its type", length)
+		}
+		if need > read {
+			if _, err := io.ReadFull(r, b[read:need]); err != nil {
+				return bad("truncated")
+			}
+			read = need
+		}
+		switch typ {
+		case pcapngIDB:
+			snap := order.Uint32(b[12:16])
+			if snap > maxSnaplen {
+				return bad("snapshot length %d over %d", snap, maxSnaplen)
+			}
+			if nIfaces == 0 {
+				snap0 = snap
+			}
+			nIfaces++
+		case pcapngOPB, pcapngEPB:
+			if caplen := order.Uint32(b[20:24]); caplen > length-32 {
+				return bad("captured length %d does not fit the block", caplen)
+			}
+		case pcapngSPB:
+			if orig := order.Uint32(b[8:12]); (snap0 == 0 || orig < snap0) && orig > length-16 {
+				return bad("packet length %d does not fit the block", orig)
+			}
+		}
+		if _, err := io.CopyN(io.Discard, r, int64(length)-int64(read)); err != nil {
+			return bad("truncated")
+		}
+	}
 }
 
 func (c *capture) linkType() linkType {
