@@ -71,3 +71,22 @@ func TestGlobalFlagErrors(t *testing.T) {
 		}
 	}
 }
+
+// --instance renames the configured instance and moves its default socket.
+func TestLoadConfigInstance(t *testing.T) {
+	a := &App{ConfigPath: "testdata/sample.yaml", Instance: "t1"}
+	c, err := a.LoadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Instance != "t1" || c.Daemon.Socket != "/run/xdpsec/t1.sock" || a.SocketPath() != "/run/xdpsec/t1.sock" {
+		t.Fatalf("instance %q socket %q / %q", c.Instance, c.Daemon.Socket, a.SocketPath())
+	}
+	a.Instance = "bad/name"
+	if _, err := a.LoadConfig(); err == nil || !strings.Contains(err.Error(), `--instance "bad/name"`) {
+		t.Fatalf("bad instance: %v", err)
+	}
+	if _, err := (&App{}).LoadConfig(); err == nil || !strings.Contains(err.Error(), "--config") {
+		t.Fatalf("no config: %v", err)
+	}
+}

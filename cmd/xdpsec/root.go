@@ -74,9 +74,8 @@ func (a *App) LoadConfig() (*config.Config, error) {
 		return nil, err
 	}
 	if a.Instance != "" && a.Instance != c.Instance {
-		c.Instance = a.Instance
-		if err := c.Validate(); err != nil {
-			return nil, err
+		if err := c.SetInstance(a.Instance); err != nil {
+			return nil, fmt.Errorf("--instance %q: %w", a.Instance, err)
 		}
 	}
 	return c, nil
@@ -95,7 +94,7 @@ func (a *App) SocketPath() string {
 	if a.Socket != "" {
 		return a.Socket
 	}
-	return "/run/xdpsec/" + a.InstanceName() + ".sock"
+	return config.DefaultSocket(a.InstanceName())
 }
 
 // usageError marks errors in how the binary was called (exit code 2).

@@ -285,7 +285,7 @@ func (c *Config) setDefaults() {
 		c.Dataplane.XDPMode = XDPAuto
 	}
 	if c.Daemon.Socket == "" {
-		c.Daemon.Socket = "/run/xdpsec/" + c.Instance + ".sock"
+		c.Daemon.Socket = DefaultSocket(c.Instance)
 	}
 	if c.Daemon.PollInterval.Duration == 0 {
 		c.Daemon.PollInterval.Duration = DefaultPollInterval
@@ -326,6 +326,19 @@ func (s *SA) setDefaults() {
 			s.Encap.Dport = DefaultNATTPort
 		}
 	}
+}
+
+// DefaultSocket is the API socket of an instance whose file names none.
+func DefaultSocket(instance string) string { return "/run/xdpsec/" + instance + ".sock" }
+
+// SetInstance renames the instance (the --instance flag) and moves a
+// defaulted API socket along with it, then validates the result.
+func (c *Config) SetInstance(name string) error {
+	if c.Daemon.Socket == DefaultSocket(c.Instance) {
+		c.Daemon.Socket = DefaultSocket(name)
+	}
+	c.Instance = name
+	return c.Validate()
 }
 
 // Window is the anti-replay window in force (0: disabled).

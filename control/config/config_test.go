@@ -101,6 +101,12 @@ sas:
 		sa.Window() != DefaultReplayWindow || sa.TTL != DefaultTTL || sa.DF != DFCopy || sa.Auth.TruncBits != 128 {
 		t.Fatalf("defaults not applied: %+v", c)
 	}
+	if err := c.SetInstance("gw9"); err != nil || c.Daemon.Socket != "/run/xdpsec/gw9.sock" {
+		t.Fatalf("SetInstance: %v, socket %s", err, c.Daemon.Socket)
+	}
+	if err := c.SetInstance("../x"); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("SetInstance(../x) = %v", err)
+	}
 	if err := c.RequireDataplane(); !errors.Is(err, ErrMissing) || !strings.Contains(err.Error(), "interfaces.protected") {
 		t.Fatalf("RequireDataplane = %v, want missing interfaces", err)
 	}
