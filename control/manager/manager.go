@@ -34,6 +34,12 @@ type Options struct {
 	ConfigPath string
 	// AcquireInterval bounds ACQUIRE events per policy (default 1 s).
 	AcquireInterval time.Duration
+	// Acquires is the card's ACQUIRE source (see package loaderacq); when nil, the driver's own, if it
+	// implements offload.AcquireReader.
+	Acquires offload.AcquireReader
+	// ExtraCounters adds global counters the driver does not report (the workers'), for `xdpsec stats`
+	// and the metrics. Called from API requests and metric scrapes; must be safe for concurrent use.
+	ExtraCounters func() map[string]uint64
 }
 
 // Manager is the running control plane.
@@ -135,7 +141,11 @@ func (m *Manager) Start(ctx context.Context) error {
 	if !m.opts.NoPoller {
 		m.wg.Go(func() { m.poller.Run(ctx) })
 	}
-	if ar, ok := m.drv.(offload.AcquireReader); ok {
+	ar := m.opts.Acquires
+	if ar == nil {
+		ar, _ = m.drv.(offload.AcquireReader)
+	}
+	if ar != nil {
 		m.wg.Go(func() { m.readAcquires(ctx, ar) })
 	}
 	if err := m.startServers(ctx); err != nil {

@@ -142,7 +142,7 @@ func (m *Manager) FlushPolicies() []api.PolicyView {
 
 // Stats returns the global counters.
 func (m *Manager) Stats(ctx context.Context) (api.Stats, error) {
-	card, err := m.engine.GlobalCounters(ctx)
+	card, err := m.GlobalCounters(ctx)
 	if err != nil {
 		return api.Stats{}, err
 	}
@@ -170,3 +170,20 @@ func (m *Manager) Reload(_ context.Context) (api.ReloadResult, error) {
 
 // Subscribe returns an event subscription.
 func (m *Manager) Subscribe(buf int) *events.Sub { return m.bus.Subscribe(buf) }
+
+// GlobalCounters returns the card's counters plus Options.ExtraCounters (the workers').
+func (m *Manager) GlobalCounters(ctx context.Context) (map[string]uint64, error) {
+	card, err := m.engine.GlobalCounters(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if card == nil {
+		card = map[string]uint64{}
+	}
+	if m.opts.ExtraCounters != nil {
+		for k, v := range m.opts.ExtraCounters() {
+			card[k] += v
+		}
+	}
+	return card, nil
+}
