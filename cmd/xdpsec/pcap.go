@@ -180,15 +180,14 @@ func (a *App) runPcap(op, saName, inPath, outPath string) error {
 	if err := out.Close(); err != nil && runErr == nil {
 		runErr = fmt.Errorf("write %s: %w", outPath, err)
 	}
-	if runErr != nil {
-		return runErr
-	}
 	a.Log.Debug("pcap done", "op", op, "sa", csa.Name, "counters", sa.Counters())
-
+	// The summary shows what was done also when the input broke off.
 	if err := a.printSummary(sum); err != nil {
 		return err
 	}
 	switch {
+	case runErr != nil:
+		return runErr
 	case sum.Failed > 0:
 		return fmt.Errorf("pcap %s: %d of %d packets failed", op, sum.Failed, sum.Packets)
 	case sum.OK == 0 && sum.Skipped > 0:

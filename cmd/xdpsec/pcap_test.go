@@ -561,3 +561,19 @@ func FuzzPcapRead(f *testing.F) {
 		}
 	})
 }
+
+// A capture that breaks off still gets its summary, and the packets before
+// the break are written.
+func TestPcapTruncatedSummary(t *testing.T) {
+	dir := t.TempDir()
+	whole, _ := os.ReadFile(samplePcap)
+	in, out := filepath.Join(dir, "cut.pcap"), filepath.Join(dir, "out.pcap")
+	_ = os.WriteFile(in, whole[:len(whole)-10], 0o644)
+	code, s, errOut := pcapJSON(t, "pcap", "encrypt", "--config", sampleConfig, "--sa", "gcm-tunnel", in, out)
+	if code != exitFailure || s.OK != 9 || !strings.Contains(errOut, "read packet 10") {
+		t.Fatalf("exit %d, %+v, %s", code, s, errOut)
+	}
+	if n := len(readCapture(t, out)); n != 9 {
+		t.Fatalf("%d packets written, want 9", n)
+	}
+}
