@@ -257,14 +257,18 @@ const (
 	CardXdpsecWorkerErrorXDPSEC_WERR_DUMMY           CardXdpsecWorkerError = 12
 	CardXdpsecWorkerErrorXDPSEC_WERR_ECN             CardXdpsecWorkerError = 13
 	CardXdpsecWorkerErrorXDPSEC_WERR_WIPED           CardXdpsecWorkerError = 14
-	CardXdpsecWorkerErrorXDPSEC_WERR_MAX             CardXdpsecWorkerError = 16
+	CardXdpsecWorkerErrorXDPSEC_WERR_POLICY          CardXdpsecWorkerError = 16
+	CardXdpsecWorkerErrorXDPSEC_WERR_NO_NEIGH        CardXdpsecWorkerError = 17
+	CardXdpsecWorkerErrorXDPSEC_WERR_TX_FULL         CardXdpsecWorkerError = 18
+	CardXdpsecWorkerErrorXDPSEC_WERR_PMTU            CardXdpsecWorkerError = 19
+	CardXdpsecWorkerErrorXDPSEC_WERR_MAX             CardXdpsecWorkerError = 24
 )
 
 type CardXdpsecWorkerStats struct {
 	_       structs.HostLayout
 	Packets uint64
 	Bytes   uint64
-	Errors  [16]uint64
+	Errors  [24]uint64
 }
 
 // Names of all BPF objects in the ELF.

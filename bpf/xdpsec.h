@@ -178,7 +178,8 @@ struct xdpsec_policy_stats {
 	__u64 bytes;
 };
 
-/* The workers' per-SA errors; the order and names are crypto/esp.Reason's. */
+/* The workers' per-SA errors: 0..15 are crypto/esp.Reason's values (same order and names), 16.. the
+ * worker's own. */
 enum xdpsec_worker_error {
 	XDPSEC_WERR_REPLAY = 0,
 	XDPSEC_WERR_ICV,
@@ -195,7 +196,11 @@ enum xdpsec_worker_error {
 	XDPSEC_WERR_DUMMY,
 	XDPSEC_WERR_ECN,
 	XDPSEC_WERR_WIPED,
-	XDPSEC_WERR_MAX = 16, /* room for reasons to come; the array is this long */
+	XDPSEC_WERR_POLICY = 16, /* post-decryption policy check failed (RFC 4301 §5.2) */
+	XDPSEC_WERR_NO_NEIGH,    /* next hop unresolved: dropped, resolution asked */
+	XDPSEC_WERR_TX_FULL,     /* no room on the TX ring or no free frame */
+	XDPSEC_WERR_PMTU,        /* too big for the path MTU: ICMP sent back */
+	XDPSEC_WERR_MAX = 24,    /* room for reasons to come; the array is this long */
 };
 
 /* Per SA, written by the workers with atomic adds through the mmap'd map, read by the control plane and by

@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"log/slog"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -149,6 +150,9 @@ func (r *nsRunner) setup() error {
 	return nil
 }
 
+// quiet keeps the loader's attach and reopen messages out of test output.
+var quiet = slog.New(slog.DiscardHandler)
+
 func (r *nsRunner) do(f func()) {
 	done := make(chan struct{})
 	r.ch <- func() { defer close(done); f() }
@@ -196,6 +200,7 @@ func newTestCard(t testing.TB, cfg Config) *Card {
 	if cfg.FlowCache == 0 {
 		cfg.FlowCache = 4096
 	}
+	cfg.Logger = quiet
 	c, err := Load(cfg)
 	if err != nil {
 		t.Fatalf("load card: %v", err)

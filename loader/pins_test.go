@@ -10,11 +10,12 @@ import (
 
 	"github.com/xdpsec/xdpsec/bpf"
 	"github.com/xdpsec/xdpsec/control/spd"
+	"github.com/xdpsec/xdpsec/crypto/esp"
 )
 
 func TestPinsReopenAndDestroy(t *testing.T) {
 	requireRoot(t)
-	cfg := Config{Instance: "t" + randHex(4), Policies: 128, SAs: 128, FlowCache: 256}
+	cfg := Config{Instance: "t" + randHex(4), Policies: 128, SAs: 128, FlowCache: 256, Logger: quiet}
 	c, err := Load(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -218,5 +219,41 @@ func TestReasonNames(t *testing.T) {
 			t.Errorf("reason %d has no or a duplicate name %q", i, n)
 		}
 		seen[n] = true
+	}
+}
+
+func TestWorkerErrorNamesMatchESP(t *testing.T) {
+	if int(esp.NumReasons) > int(WorkerErrPolicy) {
+		t.Fatalf("crypto/esp has %d reasons; the worker's own start at %d: move them", esp.NumReasons, WorkerErrPolicy)
+	}
+	for r := esp.Reason(0); r < esp.NumReasons; r++ {
+		if got := WorkerErrorName(uint8(r)); got != r.String() {
+			t.Errorf("worker error %d is %q, crypto/esp calls it %q", r, got, r.String())
+		}
+	}
+}
+
+func TestWorkerStatsView(t *testing.T) {
+	c := newTestCard(t, Config{Policies: 16, SAs: 16})
+	w := c.WorkerStats()
+	w.Add(15, 2, 300)
+	w.AddError(15, WorkerErrPolicy, 1)
+	w.Add(16, 1, 1) // beyond the capacity: ignored
+	var v bpf.CardXdpsecWorkerStats
+	if err := c.objs.WorkerStats.Lookup(uint32(15), &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.Packets != 2 || v.Bytes != 300 || v.Errors[WorkerErrPolicy] != 1 {
+		t.Errorf("the map (as bpftool sees it) holds %+v", v)
+	}
+	if r := w.Read(15); r.Packets != 2 || r.Errors[WorkerErrPolicy] != 1 {
+		t.Errorf("Read = %+v", r)
+	}
+	// A new SA at a used index starts from zero.
+	if err := c.PutSA(15, SA{Dir: spd.DirOut, SPI: 1, Src: ip("198.18.0.1"), Dst: ip("198.18.0.2"), Mode: ModeTunnel}); err != nil {
+		t.Fatal(err)
+	}
+	if r := w.Read(15); r.Packets != 0 || r.Errors[WorkerErrPolicy] != 0 {
+		t.Errorf("after PutSA of a new SA: %+v", r)
 	}
 }

@@ -148,7 +148,7 @@ func xdpAttached(t *testing.T, r *nsRunner, name string) bool {
 func TestVeth(t *testing.T) {
 	a, b := vethPair(t)
 	inst := "t" + randHex(4)
-	cfg := Config{Instance: inst, Policies: 256, SAs: 256, FlowCache: 1024}
+	cfg := Config{Instance: inst, Policies: 256, SAs: 256, FlowCache: 1024, Logger: quiet}
 	c, err := Load(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -11,8 +11,32 @@ import (
 	"github.com/xdpsec/xdpsec/bpf"
 )
 
-// NumWorkerErrors is the length of each SA's error array (room for crypto/esp's reasons and more).
+// NumWorkerErrors is the length of each SA's error array: crypto/esp's reasons at their own values
+// (0..15), the worker's own from 16 (WorkerErrPolicy, …), room to grow.
 const NumWorkerErrors = int(bpf.CardXdpsecWorkerErrorXDPSEC_WERR_MAX)
+
+// The worker's own error reasons (beside crypto/esp.Reason's values).
+const (
+	WorkerErrPolicy  = uint8(bpf.CardXdpsecWorkerErrorXDPSEC_WERR_POLICY)   // post-decryption policy check failed
+	WorkerErrNoNeigh = uint8(bpf.CardXdpsecWorkerErrorXDPSEC_WERR_NO_NEIGH) // next hop unresolved
+	WorkerErrTXFull  = uint8(bpf.CardXdpsecWorkerErrorXDPSEC_WERR_TX_FULL)  // no TX room or frame
+	WorkerErrPMTU    = uint8(bpf.CardXdpsecWorkerErrorXDPSEC_WERR_PMTU)     // too big: ICMP sent
+)
+
+var workerErrorNames = [NumWorkerErrors]string{
+	"replay", "icv", "bad_padding", "bad_next_header", "truncated", "seq_exhausted", "wrong_spi",
+	"not_esp", "bad_header", "fragment", "no_room", "too_big", "dummy", "ecn", "wiped", "",
+	"policy_mismatch", "no_neigh", "tx_full", "pmtu",
+}
+
+// WorkerErrorName is the stable name of a worker error reason ("" for unused slots): crypto/esp's
+// Reason.String for 0..15 (a test keeps them equal).
+func WorkerErrorName(r uint8) string {
+	if int(r) < NumWorkerErrors {
+		return workerErrorNames[r]
+	}
+	return ""
+}
 
 // WorkerStats is the workers' per-SA counters: the worker_stats map (an mmap-able BPF array, so bpftool
 // and other processes see the same numbers) mapped into this process. Workers add with atomic
