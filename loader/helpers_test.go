@@ -1,10 +1,10 @@
 package loader
 
 import (
-	"log/slog"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"

@@ -160,7 +160,9 @@ func ruleOf(p *spd.Policy) bpf.CardXdpsecRule {
 const ruleBlock = len(bpf.CardXdpsecRuleBlock{}.Rule)
 
 // ruleBlocks is the number of blocks one rule list needs for a policy capacity.
-func ruleBlocks(policies uint32) uint32 { return (policies + uint32(ruleBlock) - 1) / uint32(ruleBlock) }
+func ruleBlocks(policies uint32) uint32 {
+	return (policies + uint32(ruleBlock) - 1) / uint32(ruleBlock)
+}
 
 // ruleBase is the first block of the list of (dir, buffer, family).
 func (c *Card) ruleBase(dir spd.Dir, buf, fam uint32) uint32 {
