@@ -60,6 +60,8 @@ type Manager struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	closers []func() error
+	// metricsAddr is where the metrics server listens, once started.
+	metricsAddr string
 }
 
 // New builds a manager for cfg (which it keeps: do not change or wipe it) on the card drv.

@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/xdpsec/xdpsec/control/api"
+	"github.com/xdpsec/xdpsec/control/metrics"
+	"github.com/xdpsec/xdpsec/control/offload"
 )
 
 // startServers starts the API server (and the metrics server, when asked for).
@@ -18,4 +20,30 @@ func (m *Manager) startServers(ctx context.Context) error {
 	return m.startMetrics(ctx)
 }
 
-func (m *Manager) startMetrics(context.Context) error { return nil }
+func (m *Manager) startMetrics(context.Context) error {
+	if m.opts.Metrics == "" {
+		return nil
+	}
+	srv, err := metrics.Serve(m.opts.Metrics, m, m.opts.Logger)
+	if err != nil {
+		return err
+	}
+	m.metricsAddr = srv.Addr()
+	m.closers = append(m.closers, srv.Close)
+	return nil
+}
+
+// MetricsAddr is the address the metrics server listens on ("" without one).
+func (m *Manager) MetricsAddr() string {
+	m.runMu.Lock()
+	defer m.runMu.Unlock()
+	return m.metricsAddr
+}
+
+// EngineStats returns the offload engine's counters.
+func (m *Manager) EngineStats() offload.Stats { return m.engine.Stats() }
+
+// EventStats returns the event stream's counters.
+func (m *Manager) EventStats() api.EventStats {
+	return api.EventStats{Published: m.bus.Published(), Dropped: m.bus.Dropped()}
+}
