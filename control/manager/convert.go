@@ -3,6 +3,7 @@ package manager
 import (
 	"github.com/xdpsec/xdpsec/control/config"
 	"github.com/xdpsec/xdpsec/control/sadb"
+	"github.com/xdpsec/xdpsec/control/spd"
 )
 
 // SAFromConfig converts a config SA to a SAD SA. The key slices share the config's bytes; the store
@@ -44,8 +45,7 @@ func PolicyFromConfig(c *config.Policy) sadb.Policy {
 	p := sadb.Policy{
 		Name: c.Name, Priority: c.Priority,
 		Sel: sadb.Selector{Src: sel.Src, Dst: sel.Dst, Proto: sel.Proto,
-			Sport: sadb.PortRange{Lo: sel.SrcPorts.Lo, Hi: sel.SrcPorts.Hi},
-			Dport: sadb.PortRange{Lo: sel.DstPorts.Lo, Hi: sel.DstPorts.Hi}},
+			Sport: portRange(sel.SrcPorts), Dport: portRange(sel.DstPorts)},
 		Offload: append([]string(nil), c.Offload...),
 	}
 	if c.Dir == config.DirIn {
@@ -63,4 +63,12 @@ func PolicyFromConfig(c *config.Policy) sadb.Policy {
 		p.Action = sadb.ActionBypass
 	}
 	return p
+}
+
+// portRange converts the SPD's port range; the SAD spells "any" as the zero range.
+func portRange(r spd.PortRange) sadb.PortRange {
+	if r.IsAny() {
+		return sadb.PortRange{}
+	}
+	return sadb.PortRange{Lo: r.Lo, Hi: r.Hi}
 }

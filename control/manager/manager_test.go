@@ -66,3 +66,12 @@ func TestStartInstallsConfig(t *testing.T) {
 		t.Fatalf("violations: %v", v)
 	}
 }
+
+func (m *Manager) sync(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := m.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,104 @@
+package manager
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/xdpsec/xdpsec/control/offload/fakecard"
+	"github.com/xdpsec/xdpsec/control/sadb"
+)
+
+func writeConfig(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReloadAppliesOnlyDifferences(t *testing.T) {
+	base, err := os.ReadFile("testdata/gw.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "gw.yaml")
+	writeConfig(t, path, string(base))
+	card := fakecard.New("lan0", "wan0")
+	m := startManager(t, loadConfig(t, path), card, Options{NoPoller: true, NoAPI: true, Logger: slog.New(slog.DiscardHandler)})
+	out0, _ := m.Store().GetSA(sadb.Ref{Name: "gw1-to-gw2"}, false)
+	in0, _ := m.Store().GetSA(sadb.Ref{Name: "gw2-to-gw1"}, false)
+	card.Traffic(in0.Index, 10, 1000, in0.AddTime) // the inbound SA has state that must survive
+
+	// 1. Same file: nothing changes.
+	res, err := m.ReloadFile()
+	if err != nil || res.SAsUnchanged != 2 || len(res.SAsAdded)+len(res.SAsUpdated)+len(res.SAsReplaced)+
+		len(res.PoliciesAdded)+len(res.PoliciesUpdated)+len(res.PoliciesDeleted) != 0 {
+		t.Fatalf("reload of the same file: %+v %v", res, err)
+	}
+	// 2. New key for the outbound SA (a replacement), new lifetime for the inbound one (in place),
+	//    the bypass policy gone, its priority changed elsewhere.
+	cfg := strings.Replace(string(base), "0x0102030405060708090a0b0c0d0e0f1011121314", "0x9902030405060708090a0b0c0d0e0f1011121314", 1)
+	cfg = strings.Replace(cfg, "    aead: {alg: \"rfc4106(gcm(aes))\", key: \"0x1102", "    lifetime: {hard_packets: 100}\n    aead: {alg: \"rfc4106(gcm(aes))\", key: \"0x1102", 1)
+	cfg = strings.Replace(cfg, "  - {name: ike, dir: in, src: 0.0.0.0/0, dst: 0.0.0.0/0, proto: udp, dport: 500, priority: 10, action: bypass}\n", "", 1)
+	writeConfig(t, path, cfg)
+	res, err = m.ReloadFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.SAsReplaced, []string{"gw1-to-gw2"}) || !slices.Equal(res.SAsUpdated, []string{"gw2-to-gw1"}) ||
+		!slices.Equal(res.PoliciesDeleted, []string{"ike"}) {
+		t.Fatalf("reload result %+v", res)
+	}
+	m.sync(t)
+	out1, _ := m.Store().GetSA(sadb.Ref{Name: "gw1-to-gw2"}, false)
+	in1, _ := m.Store().GetSA(sadb.Ref{Name: "gw2-to-gw1"}, false)
+	if out1.Serial == out0.Serial {
+		t.Fatal("a new key did not make a new SA")
+	}
+	if in1.Serial != in0.Serial || in1.Index != in0.Index || in1.Limits.HardPackets != 100 {
+		t.Fatalf("inbound SA not updated in place: %+v → %+v", in0, in1)
+	}
+	// A lifetime is the SAD's business: the card's entry (and its counters, sequence numbers, replay
+	// window) is not touched.
+	if sa, ok := card.SA("wan0", in0.Index); !ok || sa.Installs != 1 {
+		t.Fatalf("the card's entry of an SA whose lifetime changed was rewritten: %+v", sa)
+	}
+	if c, _ := card.Counters(); c[in0.Index].Packets != 10 {
+		t.Fatalf("counters of the updated SA lost: %+v", c[in0.Index])
+	}
+	if v := card.Violations(); len(v) > 0 {
+		t.Fatal(v)
+	}
+	rep, err := m.Check(t.Context())
+	if err != nil || !rep.OK || rep.Policies != 2 {
+		t.Fatalf("check after reload: %+v %v", rep, err)
+	}
+	// 3. A file with an error changes nothing.
+	writeConfig(t, path, "instance: [\n")
+	if _, err := m.ReloadFile(); err == nil {
+		t.Fatal("a broken file reloaded")
+	}
+	if len(m.Store().ListSAs(false)) != 2 {
+		t.Fatal("a failed reload changed the SAD")
+	}
+}
+
+func TestCloseWipesKeys(t *testing.T) {
+	m := startManager(t, loadConfig(t, "testdata/gw.yaml"), fakecard.New("lan0", "wan0"),
+		Options{NoPoller: true, NoAPI: true, Logger: slog.New(slog.DiscardHandler)})
+	snap := m.Store().Snapshot()
+	keys := [][]byte{snap.SAs[0].AEAD.Key, snap.SAs[1].AEAD.Key}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		for _, b := range k {
+			if b != 0 {
+				t.Fatalf("key not wiped at close: %x", k)
+			}
+		}
+	}
+}
