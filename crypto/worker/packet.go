@@ -108,6 +108,7 @@ func (w *Worker) handleOut(d xsk.Desc) {
 		}
 		if !nhOK {
 			w.stats.NoNeighOut.Add(1)
+			w.saStats.AddError(sa, ReasonNoNeigh, 1)
 			w.free(d.Addr)
 			return
 		}
@@ -147,7 +148,7 @@ func (w *Worker) handleOut(d xsk.Desc) {
 		w.free(d.Addr)
 		return
 	}
-	w.queue(sideWire, w.putEth(d, frame, start, end, &dmac, &smac, frame[start]>>4 == 6))
+	w.queue(sideWire, sa, w.putEth(d, frame, start, end, &dmac, &smac, frame[start]>>4 == 6))
 	w.stats.Sealed.Add(1)
 	w.saStats.Add(sa, 1, uint64(ipLen))
 }
@@ -157,9 +158,9 @@ func (w *Worker) handleOut(d xsk.Desc) {
 // an ICMP frag-needed / Packet Too Big back out of the protected side.
 func (w *Worker) tooBig(d xsk.Desc, frame []byte, off, l3, ipLen int, e *Entry, sa uint32, smac, dmac *[6]byte) {
 	w.stats.TooBig.Add(1)
-	w.saStats.AddError(sa, uint8(esp.ReasonTooBig), 1)
 	pkt := frame[l3 : l3+ipLen]
 	if w.pmtu == nil {
+		w.saStats.AddError(sa, ReasonPMTU, 1)
 		w.free(d.Addr)
 		return
 	}
@@ -175,12 +176,13 @@ func (w *Worker) tooBig(d xsk.Desc, frame []byte, off, l3, ipLen int, e *Entry, 
 	var sender, us [6]byte
 	copy(sender[:], frame[off+6:off+12])
 	copy(us[:], frame[off:off+6])
+	w.saStats.AddError(sa, ReasonPMTU, 1)
 	start, end, ok := w.pmtu.PacketTooBig(frame, l3, ipLen, e.innerMTU)
 	if !ok || start < ethLen || end > len(frame) || start >= end {
 		w.free(d.Addr)
 		return
 	}
-	w.queue(sideProtected, w.putEth(d, frame, start, end, &sender, &us, frame[start]>>4 == 6))
+	w.queue(sideProtected, sa, w.putEth(d, frame, start, end, &sender, &us, frame[start]>>4 == 6))
 	w.stats.PTBSent.Add(1)
 }
 
@@ -191,11 +193,13 @@ func (w *Worker) fragment(pkt []byte, e *Entry, sa uint32, smac, dmac *[6]byte) 
 	for next := 0; ; {
 		if len(w.tx[sideWire]) == cap(w.tx[sideWire]) {
 			w.stats.TXRingFull.Add(1)
+			w.saStats.AddError(sa, ReasonTXFull, 1)
 			return
 		}
 		addr, ok := w.pool.Get()
 		if !ok {
 			w.stats.NoFrame.Add(1)
+			w.saStats.AddError(sa, ReasonTXFull, 1)
 			return
 		}
 		frame := w.umem.Frame(addr)
@@ -210,7 +214,7 @@ func (w *Worker) fragment(pkt []byte, e *Entry, sa uint32, smac, dmac *[6]byte) 
 			w.free(addr)
 			return
 		}
-		w.queue(sideWire, w.putEth(xsk.Desc{Addr: addr}, frame, start, end, dmac, smac, frame[start]>>4 == 6))
+		w.queue(sideWire, sa, w.putEth(xsk.Desc{Addr: addr}, frame, start, end, dmac, smac, frame[start]>>4 == 6))
 		w.stats.Fragments.Add(1)
 		w.stats.Sealed.Add(1)
 		w.saStats.Add(sa, 1, uint64(n))
@@ -270,6 +274,7 @@ func (w *Worker) handleIn(d xsk.Desc) {
 	ifindex, src, dst, ok := w.resolver.NextHop(t.Dst)
 	if !ok {
 		w.stats.NoNextHopIn.Add(1)
+		w.saStats.AddError(sa, ReasonNoNeigh, 1)
 		w.free(d.Addr)
 		return
 	}
@@ -281,7 +286,7 @@ func (w *Worker) handleIn(d xsk.Desc) {
 	if route {
 		decTTL(inner)
 	}
-	w.queue(sideProtected, w.putEth(d, frame, start, end, &dst, &src, inner[0]>>4 == 6))
+	w.queue(sideProtected, sa, w.putEth(d, frame, start, end, &dst, &src, inner[0]>>4 == 6))
 	w.stats.Opened.Add(1)
 	w.saStats.Add(sa, 1, uint64(end-start))
 }

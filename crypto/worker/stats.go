@@ -8,16 +8,28 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/xdpsec/xdpsec/crypto/esp"
+	"github.com/xdpsec/xdpsec/bpf"
 )
 
 // NumErrorSlots is the length of SAStats.Errors (XDPSEC_WERR_MAX).
-const NumErrorSlots = 16
+const NumErrorSlots = int(bpf.CardXdpsecWorkerErrorXDPSEC_WERR_MAX)
 
-// ReasonPolicyMismatch is the per-SA error slot for inner packets that failed
-// the post-decryption policy check (RFC 4301 §5.2). Slots below it are
-// esp.Reason values.
-const ReasonPolicyMismatch = esp.NumReasons
+// The per-SA error slots of the worker's own reasons (enum
+// xdpsec_worker_error); the slots below XDPSEC_WERR_POLICY are esp.Reason
+// values.
+const (
+	// ReasonPolicyMismatch: the inner packet failed the post-decryption
+	// policy check (RFC 4301 §5.2).
+	ReasonPolicyMismatch = uint8(bpf.CardXdpsecWorkerErrorXDPSEC_WERR_POLICY)
+	// ReasonNoNeigh: no next hop (outbound: the wire neighbour; inbound:
+	// the inner destination's route or neighbour); resolution was asked.
+	ReasonNoNeigh = uint8(bpf.CardXdpsecWorkerErrorXDPSEC_WERR_NO_NEIGH)
+	// ReasonTXFull: no room on the TX ring, or no free frame for a fragment.
+	ReasonTXFull = uint8(bpf.CardXdpsecWorkerErrorXDPSEC_WERR_TX_FULL)
+	// ReasonPMTU: the inner packet was too big for the tunnel and was not
+	// fragmented: an ICMP error went back (or was suppressed).
+	ReasonPMTU = uint8(bpf.CardXdpsecWorkerErrorXDPSEC_WERR_PMTU)
+)
 
 // SAStats is one SA's counters as the workers write them: the layout of the
 // card's struct xdpsec_worker_stats (bpf/xdpsec.h), so that an element of the
@@ -38,7 +50,7 @@ type SACounters interface {
 	// Add counts packets completed for SA sa and their plaintext bytes.
 	Add(sa uint32, packets, bytes uint64)
 	// AddError counts n packets of SA sa refused for reason (an esp.Reason
-	// value, or ReasonPolicyMismatch).
+	// value, or one of the worker's own Reason constants).
 	AddError(sa uint32, reason uint8, n uint64)
 }
 

@@ -23,8 +23,8 @@ func TestStatsLayout(t *testing.T) {
 		len(c.Errors) != len(s.Errors) || unsafe.Offsetof(c.Bytes) != unsafe.Offsetof(s.Bytes) {
 		t.Fatalf("SAStats (%d bytes) differs from xdpsec_worker_stats (%d bytes)", unsafe.Sizeof(s), unsafe.Sizeof(c))
 	}
-	if int(ReasonPolicyMismatch) >= NumErrorSlots || int(esp.NumReasons) > NumErrorSlots {
-		t.Fatal("reasons do not fit the error slots")
+	if int(ReasonPMTU) >= NumErrorSlots || int(esp.NumReasons) > int(ReasonPolicyMismatch) {
+		t.Fatal("the engine's and the worker's reasons overlap or do not fit the error slots")
 	}
 	if _, err := StatsTableFromMem(make([]byte, 100)); err == nil {
 		t.Fatal("odd-sized memory accepted")

@@ -72,6 +72,7 @@ type Worker struct {
 
 	rx      []xsk.Desc
 	tx      [2][]xsk.Desc
+	txSA    [2][]uint32 // SA index of each queued frame, to count TX drops per SA
 	addrs   []uint64
 	fillOut [2]int // frames on each fill ring (given minus received)
 	txOut   [2]int // frames on each TX ring or in the kernel (queued minus completed)
@@ -139,6 +140,7 @@ func New(cfg Config) (*Worker, error) {
 	// few packets.
 	for i := range w.tx {
 		w.tx[i] = make([]xsk.Desc, 0, 2*cfg.BatchSize+16)
+		w.txSA[i] = make([]uint32, 0, 2*cfg.BatchSize+16)
 	}
 	return w, nil
 }
@@ -287,14 +289,16 @@ func (w *Worker) receive(side int) int {
 	return n
 }
 
-// queue adds a frame to the batch bound for a side.
-func (w *Worker) queue(side int, d xsk.Desc) {
+// queue adds a frame of SA sa to the batch bound for a side.
+func (w *Worker) queue(side int, sa uint32, d xsk.Desc) {
 	if len(w.tx[side]) == cap(w.tx[side]) {
 		w.stats.TXRingFull.Add(1)
+		w.saStats.AddError(sa, ReasonTXFull, 1)
 		w.free(d.Addr)
 		return
 	}
 	w.tx[side] = append(w.tx[side], d)
+	w.txSA[side] = append(w.txSA[side], sa)
 }
 
 // transmit puts a side's batch on its TX ring, drops what does not fit, and
@@ -305,13 +309,15 @@ func (w *Worker) transmit(side int) error {
 	p := 0
 	if len(q) > 0 {
 		p = s.TX.Produce(q)
-		for _, d := range q[p:] {
+		for i, d := range q[p:] {
 			w.stats.TXRingFull.Add(1)
+			w.saStats.AddError(w.txSA[side][p+i], ReasonTXFull, 1)
 			w.free(d.Addr)
 		}
 		w.txOut[side] += p
 		w.stats.TXPackets.Add(uint64(p))
 		w.tx[side] = q[:0]
+		w.txSA[side] = w.txSA[side][:0]
 	}
 	// Kick for new descriptors, and again while the kernel left some on the
 	// ring (one sendto transmits a bounded number in copy mode).
@@ -351,6 +357,7 @@ func (w *Worker) drain(timeout time.Duration) {
 			w.free(d.Addr)
 		}
 		w.tx[side] = w.tx[side][:0]
+		w.txSA[side] = w.txSA[side][:0]
 	}
 	deadline := time.Now().Add(timeout)
 	for {

@@ -220,6 +220,9 @@ func TestNeighbourUnresolved(t *testing.T) {
 	if w, _ := r.step(t); len(w) != 0 || r.w.stats.NoNeighOut.Load() != 1 || r.res.calls != 1 {
 		t.Fatalf("sent %d, noneigh %d, resolver calls %d", len(w), r.w.stats.NoNeighOut.Load(), r.res.calls)
 	}
+	if got := r.stats.SA(outIdx).Errors[ReasonNoNeigh].Load(); got != 1 {
+		t.Fatalf("outbound SA no-neigh counter %d", got)
+	}
 	// Inbound to a destination the resolver cannot reach.
 	ip := ipv4UDP(100, innerSrc, netip.MustParseAddr("198.18.2.99"), 1, 2, true, 64)
 	r.res.prefix = netip.MustParsePrefix("198.18.3.0/24")
@@ -276,6 +279,11 @@ func TestTooBig(t *testing.T) {
 	}
 	if r.w.stats.TooBig.Load() != 2 || r.w.stats.PTBSent.Load() != 1 || r.w.stats.Fragments.Load() != 2 {
 		t.Fatalf("stats %v", statsOf(r.w))
+	}
+	// Only the packet answered with ICMP counts as an SA error; the
+	// fragmented one went through.
+	if got := r.stats.SA(outIdx).Errors[ReasonPMTU].Load(); got != 1 {
+		t.Fatalf("pmtu counter %d", got)
 	}
 	r.checkFrames(t)
 }
