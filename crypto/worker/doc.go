@@ -69,13 +69,15 @@
 //
 // # Counters
 //
-// Per SA: packets, bytes (plaintext IP length) and errors by reason
-// (esp.Reason values, then ReasonPolicyMismatch) in a StatsTable whose
-// element has the layout of the card's struct xdpsec_worker_stats, so the
-// daemon can hand the worker the mmap'd BPF_F_MMAPABLE worker_stats map
-// (StatsTableFromMem) and bpftool and the control plane read what workers
-// add with atomic adds. Per worker: ring and drop counters by reason (Stats).
-// The engine keeps its own per-SA counters too (esp.SA.Counters).
+// Per SA: packets, bytes (plaintext IP length) and errors by reason — the
+// esp.Reason values, then the worker's own (ReasonPolicyMismatch,
+// ReasonNoNeigh, ReasonTXFull, ReasonPMTU) — through SACounters, with the
+// slots of the card's struct xdpsec_worker_stats. In the daemon that is the
+// card's mmap'd BPF_F_MMAPABLE worker_stats map (loader.WorkerStats, or
+// StatsTableFromMem / MapStats over the same memory), so bpftool and the
+// control plane read what the workers add with atomic adds. Per worker:
+// ring and drop counters by reason (Stats). The engine keeps its own per-SA
+// counters too (esp.SA.Counters).
 //
 // # Frames
 //
