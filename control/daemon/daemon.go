@@ -173,7 +173,12 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, er
 	}
 	stats, err := worker.StatsTableFromMem(d.statsMem)
 	if err != nil {
-		return nil, fmt.Errorf("start gateway: %w", err)
+		// The card's struct xdpsec_worker_stats and crypto/worker.SAStats disagree (a build
+		// whose two halves are out of step): count in Go memory so the gateway still runs and
+		// its own counters stay right; bpftool then shows zeros in worker_stats.
+		d.log.Warn("worker counters kept in process memory, not in the card's worker_stats map",
+			"err", err)
+		stats = worker.NewStatsTable(int(cfg.Capacities.SAs))
 	}
 	sas, err := worker.NewSATable(int(cfg.Capacities.SAs), d.Info.WireMTU)
 	if err != nil {

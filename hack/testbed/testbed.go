@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -82,14 +83,28 @@ type Options struct {
 	MTU int
 	// Log receives one line per step at debug level. Default: discard.
 	Log *slog.Logger
+	// WireTap puts a fifth namespace, "sw", in the middle of the wire link: gw1-wan and gw2-wan
+	// then connect to a bridge there (ports sw-gw1, sw-gw2) instead of to each other. Packets a
+	// gateway transmits over AF_XDP skip the packet taps of its own interface, and the peer's XDP
+	// program takes them before its taps: only a hop in between can capture or inject them.
+	WireTap bool
 }
+
+// SW is the wire tap's namespace (Options.WireTap), and its ports towards the gateways.
+const (
+	SW    Node = "sw"
+	SWGW1      = "sw-gw1"
+	SWGW2      = "sw-gw2"
+	SWBr       = "sw-br0"
+)
 
 // Testbed is a built topology. Its methods are safe for concurrent use.
 type Testbed struct {
 	// Prefix is the common start of the namespace names, "xs-<tag>-<random>".
-	Prefix string
-	mtu    int
-	log    *slog.Logger
+	Prefix  string
+	mtu     int
+	log     *slog.Logger
+	wireTap bool
 
 	mu     sync.Mutex
 	made   []string // namespaces created, for teardown
@@ -116,9 +131,10 @@ func New(ctx context.Context, opts Options) (*Testbed, error) {
 		return nil, fmt.Errorf("read random suffix: %w", err)
 	}
 	tb := &Testbed{
-		Prefix: NamePrefix + opts.Tag + "-" + hex.EncodeToString(rnd[:]),
-		mtu:    opts.MTU,
-		log:    opts.Log,
+		Prefix:  NamePrefix + opts.Tag + "-" + hex.EncodeToString(rnd[:]),
+		mtu:     opts.MTU,
+		log:     opts.Log,
+		wireTap: opts.WireTap,
 	}
 	if err := tb.build(ctx); err != nil {
 		if cerr := tb.Close(); cerr != nil {
@@ -141,8 +157,15 @@ func (tb *Testbed) NsHandle(n Node) (netns.NsHandle, error) {
 	return h, nil
 }
 
+func (tb *Testbed) nodes() []Node {
+	if tb.wireTap {
+		return append(slices.Clone(Nodes), SW)
+	}
+	return Nodes
+}
+
 func (tb *Testbed) build(ctx context.Context) error {
-	for _, n := range Nodes {
+	for _, n := range tb.nodes() {
 		name := tb.NetNS(n)
 		if err := tb.run(ctx, "ip", "netns", "add", name); err != nil {
 			return err
@@ -163,6 +186,20 @@ func (tb *Testbed) build(ctx context.Context) error {
 		{H1, H1Eth, GW1, GW1LAN},
 		{GW1, GW1WAN, GW2, GW2WAN},
 		{GW2, GW2LAN, H2, H2Eth},
+	}
+	if tb.wireTap {
+		pairs[1] = struct {
+			a    Node
+			aIf  string
+			b    Node
+			bIfn string
+		}{GW1, GW1WAN, SW, SWGW1}
+		pairs = append(pairs, struct {
+			a    Node
+			aIf  string
+			b    Node
+			bIfn string
+		}{GW2, GW2WAN, SW, SWGW2})
 	}
 	for _, p := range pairs {
 		if err := tb.run(ctx, "ip", "-n", tb.NetNS(p.a), "link", "add", p.aIf, "mtu", mtu, "type", "veth",
@@ -196,9 +233,22 @@ func (tb *Testbed) build(ctx context.Context) error {
 			return err
 		}
 	}
-	for _, n := range Nodes {
+	for _, n := range tb.nodes() {
 		if err := tb.run(ctx, "ip", "-n", tb.NetNS(n), "link", "set", "lo", "up"); err != nil {
 			return err
+		}
+	}
+	if tb.wireTap {
+		sw := tb.NetNS(SW)
+		for _, args := range [][]string{
+			{"link", "add", SWBr, "mtu", mtu, "type", "bridge", "stp_state", "0"},
+			{"link", "set", SWGW1, "master", SWBr, "up"},
+			{"link", "set", SWGW2, "master", SWBr, "up"},
+			{"link", "set", SWBr, "up"},
+		} {
+			if err := tb.run(ctx, "ip", append([]string{"-n", sw}, args...)...); err != nil {
+				return err
+			}
 		}
 	}
 	for _, l := range []struct {
@@ -328,6 +378,25 @@ func run(ctx context.Context, name string, args ...string) error {
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("run %s %s: %w: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// HostChecksumOffloadOff turns transmit checksum offload off on h1's and h2's interfaces. A veth
+// hands locally generated TCP and UDP packets on with the checksum left for "the hardware" to
+// fill in (CHECKSUM_PARTIAL); a gateway whose XDP program redirects them to AF_XDP copies the
+// bytes as they are, so they would leave the tunnel with a wrong checksum and be dropped by the
+// receiver. Real traffic arriving from a NIC always carries complete checksums; on a host that
+// sends through a veth into the card's protected side, the veth's own end needs the same setting.
+// It also turns TSO off with it (the kernel requires checksum offload for TSO).
+func (tb *Testbed) HostChecksumOffloadOff(ctx context.Context) error {
+	for _, h := range []struct {
+		n   Node
+		dev string
+	}{{H1, H1Eth}, {H2, H2Eth}} {
+		if _, err := tb.Run(ctx, h.n, "ethtool", "-K", h.dev, "tx", "off"); err != nil {
+			return err
+		}
 	}
 	return nil
 }

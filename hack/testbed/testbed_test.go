@@ -111,3 +111,29 @@ func countNetNS(t *testing.T, prefix string) int {
 	}
 	return n
 }
+
+// TestWireTap checks that the bridge in the middle of the wire link forwards, and that a capture
+// there sees the gateways' traffic.
+func TestWireTap(t *testing.T) {
+	needRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tb, err := New(ctx, Options{Tag: "tbw", WireTap: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tb.Close() })
+	if err := tb.Ping(ctx, H1, H2Addr4, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.Ping(ctx, H2, H1Addr6, 2); err != nil {
+		t.Fatal(err)
+	}
+	sw := tb.NetNS(SW)
+	if err := tb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat("/run/netns/" + sw); err == nil {
+		t.Errorf("wire tap namespace %s left behind", sw)
+	}
+}

@@ -1,0 +1,608 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/google/gopacket/pcapgo"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/xdpsec/xdpsec/control/daemon"
+	"github.com/xdpsec/xdpsec/hack/testbed"
+	"github.com/xdpsec/xdpsec/hack/testbed/pair"
+)
+
+// The tunnels: IPv4 with AES-GCM-128, IPv6 with ChaCha20-Poly1305.
+var tunnels = []testbed.Tunnel{
+	{Name: "v4", Alg: testbed.AlgAESGCM, SPI: 0x1000},
+	{Name: "v6", IPv6: true, Alg: testbed.AlgChaCha, SPI: 0x2000},
+}
+
+// marker is written into the payload every 4 KiB; it must never appear on the wire.
+var marker = []byte("XDPSEC-E2E-PLAINTEXT-MARKER-5f3a9c")
+
+func TestEndToEnd(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: the end-to-end test needs root (namespaces, XDP, AF_XDP)")
+	}
+	if _, err := os.Stat("/sys/fs/bpf"); err != nil {
+		t.Skip("skipping: no /sys/fs/bpf")
+	}
+	for _, tool := range []string{"ip", "ping", "tcpdump"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("skipping: %s is not installed (hack/deps.sh installs it)", tool)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+	tb, err := testbed.New(ctx, testbed.Options{Tag: "e2e", WireTap: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nsNames []string
+	for _, n := range append(testbed.Nodes, testbed.SW) {
+		nsNames = append(nsNames, tb.NetNS(n))
+	}
+	t.Cleanup(func() { _ = tb.Close() })
+	gws, err := pair.Start(ctx, tb, tunnels, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	t.Cleanup(func() {
+		if !closed {
+			_ = gws.Close()
+		}
+	})
+	for _, d := range []*daemon.Daemon{gws.GW1, gws.GW2} {
+		t.Logf("%s: protected %s (%s XDP), wire %s (%s XDP), %d queue(s), AF_XDP %s", d.Info.Instance,
+			d.Info.Protected.Name, d.Info.Protected.Mode, d.Info.Wire.Name, d.Info.Wire.Mode, d.Info.Queues, d.Info.SocketMode)
+	}
+	progIDs := programIDs(t, gws.GW1, gws.GW2)
+	pins := []string{gws.GW1.Info.PinDir, gws.GW2.Info.PinDir}
+
+	// Warm up: the first packets to a host may meet an unresolved neighbour (dropped and
+	// counted, while the cache resolves it), before the capture and the counter baseline.
+	for _, c := range []struct {
+		from testbed.Node
+		dst  netip.Addr
+	}{{testbed.H1, testbed.H2Addr4}, {testbed.H1, testbed.H2Addr6}, {testbed.H2, testbed.H1Addr4}, {testbed.H2, testbed.H1Addr6}} {
+		_ = tb.Ping(ctx, c.from, c.dst, 2)
+	}
+
+	pcapFile := filepath.Join(t.TempDir(), "wire.pcap")
+	capture := startCapture(ctx, t, tb, pcapFile)
+	before := snapshot(gws)
+
+	t.Run("ping", func(t *testing.T) {
+		for _, c := range []struct {
+			from testbed.Node
+			dst  netip.Addr
+		}{{testbed.H1, testbed.H2Addr4}, {testbed.H1, testbed.H2Addr6}, {testbed.H2, testbed.H1Addr4}, {testbed.H2, testbed.H1Addr6}} {
+			if err := tb.Ping(ctx, c.from, c.dst, 5); err != nil {
+				t.Errorf("ping %s from %s: %v", c.dst, c.from, err)
+			}
+		}
+	})
+	t.Run("tcp", func(t *testing.T) {
+		for _, c := range []struct {
+			dst  netip.Addr
+			size int64
+		}{{testbed.H2Addr4, 128 << 20}, {testbed.H2Addr6, 16 << 20}} {
+			start := time.Now()
+			sent, got, n, pmtu, err := transfer(ctx, tb, c.dst, c.size)
+			if err != nil {
+				t.Fatalf("transfer to %s: %v", c.dst, err)
+			}
+			el := time.Since(start)
+			t.Logf("TCP to %s: %d bytes in %v (%.2f Gbit/s), sender's path MTU %d", c.dst, n, el.Round(time.Millisecond),
+				float64(n)*8/el.Seconds()/1e9, pmtu)
+			if n != c.size || sent != got {
+				t.Errorf("transfer to %s: received %d of %d bytes, checksum match %v", c.dst, n, c.size, sent == got)
+			}
+			// 1500-byte MTUs everywhere, no MSS clamping: the sender learnt the tunnel's inner MTU
+			// from the gateway's ICMP error.
+			if pmtu >= 1500 || pmtu < 1280 {
+				t.Errorf("sender's path MTU to %s is %d: the gateway's ICMP too-big did not reach it", c.dst, pmtu)
+			}
+		}
+		if n := gws.GW1.WorkerStats()["ptb_sent"]; n == 0 {
+			t.Error("gw1 sent no ICMP fragmentation-needed / packet-too-big")
+		}
+	})
+
+	// Let in-flight packets land, then compare the counters with the capture.
+	time.Sleep(time.Second)
+	after := snapshot(gws)
+	drops := capture.stop(t)
+	wire := readCapture(t, pcapFile)
+
+	t.Run("capture", func(t *testing.T) {
+		t.Logf("capture: %d ESP packets, %d ARP/ND, kernel drops %d, largest ESP packet %d bytes",
+			wire.esp, wire.linkLocal, drops, wire.maxLen)
+		for _, p := range wire.plain {
+			t.Errorf("not ESP on the wire: %s", p)
+		}
+		if wire.marker > 0 {
+			t.Errorf("the plaintext marker appears in %d packets on the wire", wire.marker)
+		}
+		for spi, n := range wire.reordered {
+			t.Errorf("SPI 0x%x: %d sequence numbers not above their predecessor", spi, n)
+		}
+		if wire.maxLen < 1480 || wire.maxLen > 1500 {
+			t.Errorf("largest ESP packet %d bytes: want full-size packets (1480-1500)", wire.maxLen)
+		}
+	})
+	t.Run("counters", func(t *testing.T) {
+		for _, tun := range tunnels {
+			for _, dir := range []struct {
+				spi      uint32
+				from, to string
+			}{{tun.SPI, "gw1", "gw2"}, {tun.SPI + 1, "gw2", "gw1"}} {
+				sealed := after[dir.from][dir.spi].out - before[dir.from][dir.spi].out
+				opened := after[dir.to][dir.spi].in - before[dir.to][dir.spi].in
+				seen := wire.perSPI[dir.spi]
+				t.Logf("SPI 0x%x %s→%s: sealed %d, on the wire %d, opened %d", dir.spi, dir.from, dir.to, sealed, seen, opened)
+				if sealed == 0 || sealed != opened {
+					t.Errorf("SPI 0x%x: %s sealed %d packets, %s opened %d", dir.spi, dir.from, sealed, dir.to, opened)
+				}
+				if drops == 0 && uint64(seen) != sealed {
+					t.Errorf("SPI 0x%x: the capture holds %d packets, %s sealed %d", dir.spi, seen, dir.from, sealed)
+				}
+			}
+		}
+	})
+	t.Run("inject", func(t *testing.T) {
+		if wire.last == nil || wire.old == nil {
+			t.Fatal("no ESP frames of SPI 0x1000 captured to inject")
+		}
+		inject(ctx, t, tb, gws, wire)
+	})
+
+	// Teardown: nothing may stay behind.
+	closed = true
+	if err := gws.Close(); err != nil {
+		t.Errorf("close gateways: %v", err)
+	}
+	for _, id := range progIDs {
+		if p, err := ebpf.NewProgramFromID(id); err == nil {
+			p.Close()
+			t.Errorf("XDP program %d still loaded after the gateways stopped", id)
+		}
+	}
+	for _, p := range pins {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("pin directory %s left behind", p)
+		}
+	}
+	if err := tb.Close(); err != nil {
+		t.Errorf("tear down testbed: %v", err)
+	}
+	for _, n := range nsNames {
+		if _, err := os.Stat("/run/netns/" + n); err == nil {
+			t.Errorf("namespace %s left behind", n)
+		}
+	}
+}
+
+// inject sends, from the wire tap towards gw2, five ESP packets each with an unknown SPI, a
+// flipped ICV bit and a replayed sequence number, while h1 pings h2; each kind must be dropped
+// and counted under its reason and the ping must not lose a packet.
+func inject(ctx context.Context, t *testing.T, tb *testbed.Testbed, gws *pair.Pair, wire *wireStats) {
+	sa0 := saCounters(gws.GW2, tunnels[0].SPI, "in")
+	card0, err := gws.GW2.Card().ReasonCounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pingDone := make(chan error, 1)
+	go func() {
+		out, err := tb.Run(ctx, testbed.H1, "ping", "-n", "-q", "-c", "40", "-i", "0.05", "-W", "2", testbed.H2Addr4.String())
+		if err == nil && !strings.Contains(out, " 0% packet loss") {
+			err = fmt.Errorf("packets lost: %s", out)
+		}
+		pingDone <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	var frames [][]byte
+	for i := 0; i < 5; i++ {
+		unknown := bytes.Clone(wire.last)
+		binary.BigEndian.PutUint32(unknown[wire.lastESP:], 0xdead0001+uint32(i))
+		badICV := bytes.Clone(wire.last)
+		// A sequence number ahead of the window passes the replay check; the ICV then fails.
+		binary.BigEndian.PutUint32(badICV[wire.lastESP+4:], wire.lastSeq+100000+uint32(i))
+		badICV[len(badICV)-1] ^= 0x01
+		frames = append(frames, unknown, badICV, bytes.Clone(wire.old))
+	}
+	if err := sendFrames(tb, testbed.SW, testbed.SWGW2, frames); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-pingDone; err != nil {
+		t.Errorf("ping during injection: %v", err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	sa1 := saCounters(gws.GW2, tunnels[0].SPI, "in")
+	card1, err := gws.GW2.Card().ReasonCounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("gw2 after injection: replay %d→%d, integrity %d→%d, InNoStates %d→%d", sa0.ReplayErrors, sa1.ReplayErrors,
+		sa0.IntegrityErrors, sa1.IntegrityErrors, card0["InNoStates"], card1["InNoStates"])
+	if d := sa1.ReplayErrors - sa0.ReplayErrors; d != 5 {
+		t.Errorf("replayed packets counted %d times, want 5", d)
+	}
+	if d := sa1.IntegrityErrors - sa0.IntegrityErrors; d != 5 {
+		t.Errorf("packets with a flipped ICV bit counted %d times, want 5", d)
+	}
+	if d := card1["InNoStates"] - card0["InNoStates"]; d < 5 {
+		t.Errorf("packets with an unknown SPI counted %d times under InNoStates, want 5", d)
+	}
+	if sa1.Packets-sa0.Packets < 40 {
+		t.Errorf("the SA opened %d packets during the injection, want at least the 40 echo requests", sa1.Packets-sa0.Packets)
+	}
+}
+
+type dirCount struct{ out, in uint64 }
+
+// snapshot reads every SA's packet counter on both gateways: gateway → SPI → counts.
+func snapshot(p *pair.Pair) map[string]map[uint32]dirCount {
+	out := map[string]map[uint32]dirCount{}
+	for name, d := range map[string]*daemon.Daemon{"gw1": p.GW1, "gw2": p.GW2} {
+		m := map[uint32]dirCount{}
+		for _, sa := range d.SAs() {
+			c := m[sa.SPI]
+			if sa.Dir == "out" {
+				c.out = sa.Packets
+			} else {
+				c.in = sa.Packets
+			}
+			m[sa.SPI] = c
+		}
+		out[name] = m
+	}
+	return out
+}
+
+func saCounters(d *daemon.Daemon, spi uint32, dir string) daemon.SAInfo {
+	for _, sa := range d.SAs() {
+		if sa.SPI == spi && sa.Dir == dir {
+			return sa
+		}
+	}
+	return daemon.SAInfo{}
+}
+
+func programIDs(t *testing.T, ds ...*daemon.Daemon) []ebpf.ProgramID {
+	var ids []ebpf.ProgramID
+	for _, d := range ds {
+		for _, p := range []*ebpf.Program{d.Card().Objects().XdpsecOut, d.Card().Objects().XdpsecIn} {
+			info, err := p.Info()
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, ok := info.ID()
+			if !ok {
+				t.Fatal("program has no ID")
+			}
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// inNS runs fn on a thread inside node's namespace; sockets fn opens stay there.
+func inNS(tb *testbed.Testbed, n testbed.Node, fn func() error) error {
+	h, err := tb.NsHandle(n)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(h); err != nil {
+			errc <- err
+			return
+		}
+		ferr := fn()
+		if err := netns.Set(orig); err != nil {
+			errc <- err // leave the thread locked: the runtime discards it
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}
+
+// transfer sends size bytes of pseudo-random data with the marker every 4 KiB from h1 to dst in
+// h2 over TCP, and returns both ends' SHA-256, the bytes received and the sender's path MTU.
+func transfer(ctx context.Context, tb *testbed.Testbed, dst netip.Addr, size int64) (sent, got [32]byte, n int64, pmtu int, err error) {
+	var ln net.Listener
+	if err = inNS(tb, testbed.H2, func() (err error) {
+		ln, err = net.Listen("tcp", netip.AddrPortFrom(dst, 0).String())
+		return err
+	}); err != nil {
+		return
+	}
+	defer ln.Close()
+	type result struct {
+		sum [32]byte
+		n   int64
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			res <- result{err: err}
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(2 * time.Minute))
+		h := sha256.New()
+		n, err := io.Copy(h, c)
+		res <- result{sum: [32]byte(h.Sum(nil)), n: n, err: err}
+	}()
+	var conn net.Conn
+	if err = inNS(tb, testbed.H1, func() (err error) {
+		conn, err = net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+		return err
+	}); err != nil {
+		return
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(2 * time.Minute))
+	h := sha256.New()
+	rng := rand.NewChaCha8([32]byte{1, 2, 3})
+	buf := make([]byte, 64<<10)
+	for left := size; left > 0; {
+		chunk := buf[:min(int64(len(buf)), left)]
+		_, _ = rng.Read(chunk)
+		for i := 0; i+len(marker) <= len(chunk); i += 4096 {
+			copy(chunk[i:], marker)
+		}
+		h.Write(chunk)
+		if _, err = conn.Write(chunk); err != nil {
+			return
+		}
+		left -= int64(len(chunk))
+	}
+	sent = [32]byte(h.Sum(nil))
+	pmtu = pathMTU(conn, dst.Is6())
+	if err = conn.(*net.TCPConn).CloseWrite(); err != nil {
+		return
+	}
+	select {
+	case r := <-res:
+		return sent, r.sum, r.n, pmtu, r.err
+	case <-ctx.Done():
+		return sent, got, 0, pmtu, ctx.Err()
+	}
+}
+
+func pathMTU(c net.Conn, v6 bool) int {
+	rc, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		return 0
+	}
+	mtu := 0
+	_ = rc.Control(func(fd uintptr) {
+		if v6 {
+			mtu, _ = unix.GetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_MTU)
+		} else {
+			mtu, _ = unix.GetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MTU)
+		}
+	})
+	return mtu
+}
+
+type capture struct {
+	cmd    interface{ Wait() error }
+	proc   *os.Process
+	stderr *bytes.Buffer
+	done   chan struct{}
+}
+
+// startCapture runs tcpdump on the wire tap's port towards gw1, whole packets, a large buffer.
+func startCapture(ctx context.Context, t *testing.T, tb *testbed.Testbed, file string) *capture {
+	cmd := tb.Command(ctx, testbed.SW, "tcpdump", "-i", testbed.SWGW1, "-n", "-s", "0", "-B", "131072",
+		"-Z", "root", "-w", file)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &capture{cmd: cmd, proc: cmd.Process, stderr: new(bytes.Buffer), done: make(chan struct{})}
+	listening := make(chan struct{})
+	go func() {
+		defer close(c.done)
+		sc := bufio.NewScanner(stderr)
+		once := false
+		for sc.Scan() {
+			c.stderr.WriteString(sc.Text() + "\n")
+			if !once && strings.Contains(sc.Text(), "listening on") {
+				once = true
+				close(listening)
+			}
+		}
+		if !once {
+			close(listening)
+		}
+	}()
+	select {
+	case <-listening:
+	case <-time.After(10 * time.Second):
+		t.Fatal("tcpdump did not start")
+	}
+	t.Cleanup(func() { _ = c.proc.Kill() })
+	return c
+}
+
+// stop ends the capture and returns the packets tcpdump reports as dropped by the kernel.
+func (c *capture) stop(t *testing.T) int {
+	_ = c.proc.Signal(syscall.SIGINT)
+	<-c.done
+	_ = c.cmd.Wait()
+	drops := 0
+	for _, l := range strings.Split(c.stderr.String(), "\n") {
+		if strings.Contains(l, "dropped by kernel") {
+			fmt.Sscan(l, &drops)
+		}
+	}
+	return drops
+}
+
+type wireStats struct {
+	esp, linkLocal int
+	plain          []string
+	marker         int
+	maxLen         int
+	perSPI         map[uint32]int
+	reordered      map[uint32]int
+	// For injection: the newest and an old frame of tunnels[0]'s gw1→gw2 SA.
+	last, old []byte
+	lastESP   int // offset of the ESP header in last
+	lastSeq   uint32
+}
+
+func readCapture(t *testing.T, file string) *wireStats {
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := pcapgo.NewReader(bufio.NewReaderSize(f, 1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &wireStats{perSPI: map[uint32]int{}, reordered: map[uint32]int{}}
+	lastSeq := map[uint32]uint32{}
+	for {
+		data, _, err := r.ReadPacketData()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("read capture: %v", err)
+		}
+		if bytes.Contains(data, marker) {
+			w.marker++
+		}
+		if len(data) < 14 {
+			w.plain = append(w.plain, fmt.Sprintf("runt frame of %d bytes", len(data)))
+			continue
+		}
+		var proto byte
+		var l3, ipLen int
+		switch binary.BigEndian.Uint16(data[12:]) {
+		case 0x0806: // ARP
+			w.linkLocal++
+			continue
+		case 0x0800:
+			if len(data) < 34 {
+				w.plain = append(w.plain, "truncated IPv4")
+				continue
+			}
+			proto, l3, ipLen = data[23], 14+int(data[14]&0xf)*4, int(binary.BigEndian.Uint16(data[16:]))
+		case 0x86dd:
+			if len(data) < 54 {
+				w.plain = append(w.plain, "truncated IPv6")
+				continue
+			}
+			proto, l3, ipLen = data[20], 54, 40+int(binary.BigEndian.Uint16(data[18:]))
+			// Neighbour discovery and MLD from the gateways' own stacks (ICMPv6 130-143).
+			if proto == 58 && len(data) > 54 && data[54] >= 130 && data[54] <= 143 {
+				w.linkLocal++
+				continue
+			}
+		default:
+			w.plain = append(w.plain, fmt.Sprintf("ethertype 0x%04x", binary.BigEndian.Uint16(data[12:])))
+			continue
+		}
+		if proto != 50 || len(data) < l3+8 {
+			w.plain = append(w.plain, fmt.Sprintf("IP protocol %d, %d bytes", proto, len(data)))
+			continue
+		}
+		w.esp++
+		w.maxLen = max(w.maxLen, ipLen)
+		spi := binary.BigEndian.Uint32(data[l3:])
+		seq := binary.BigEndian.Uint32(data[l3+4:])
+		if prev, ok := lastSeq[spi]; ok && seq <= prev {
+			w.reordered[spi]++
+		}
+		lastSeq[spi] = seq
+		w.perSPI[spi]++
+		if spi == tunnels[0].SPI {
+			if w.old == nil && seq >= 1 {
+				w.old = bytes.Clone(data)
+			}
+			w.last, w.lastESP, w.lastSeq = bytes.Clone(data), l3, seq
+		}
+	}
+	if len(w.plain) > 20 {
+		w.plain = append(w.plain[:20], fmt.Sprintf("… and %d more", len(w.plain)-20))
+	}
+	return w
+}
+
+// sendFrames writes raw Ethernet frames out of dev in node's namespace.
+func sendFrames(tb *testbed.Testbed, n testbed.Node, dev string, frames [][]byte) error {
+	return inNS(tb, n, func() error {
+		ifc, err := net.InterfaceByName(dev)
+		if err != nil {
+			return err
+		}
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
+		if err != nil {
+			return fmt.Errorf("open packet socket: %w", err)
+		}
+		defer unix.Close(fd)
+		sa := &unix.SockaddrLinklayer{Ifindex: ifc.Index, Protocol: htons(unix.ETH_P_ALL)}
+		for _, f := range frames {
+			if err := unix.Sendto(fd, f, 0, sa); err != nil {
+				return fmt.Errorf("send frame: %w", err)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		return nil
+	})
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}

@@ -1,0 +1,73 @@
+// Package pair starts the two gateways of a testbed in-process: one daemon per gateway, each
+// working on the interfaces of its namespace (netns handles, not `ip netns exec`), so that pins
+// stay under the host's /sys/fs/bpf where bpftool finds them. The end-to-end test, `xdpsec demo`
+// and hack/bench.sh use it.
+package pair
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/xdpsec/xdpsec/control/config"
+	"github.com/xdpsec/xdpsec/control/daemon"
+	"github.com/xdpsec/xdpsec/hack/testbed"
+)
+
+// Pair is the two running gateways.
+type Pair struct {
+	GW1, GW2 *daemon.Daemon
+}
+
+// Start parses the testbed's gateway configurations for tunnels and starts gw1 and gw2. On
+// failure nothing stays attached.
+func Start(ctx context.Context, tb *testbed.Testbed, tunnels []testbed.Tunnel, log *slog.Logger) (*Pair, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	if err := tb.HostChecksumOffloadOff(ctx); err != nil {
+		return nil, err
+	}
+	y1, y2, err := tb.GatewayConfigs(tunnels)
+	if err != nil {
+		return nil, err
+	}
+	p := &Pair{}
+	for i, y := range []string{y1, y2} {
+		gw := []testbed.Node{testbed.GW1, testbed.GW2}[i]
+		cfg, err := config.Parse(string(gw)+".yaml", []byte(y))
+		if err != nil {
+			p.Close()
+			return nil, fmt.Errorf("parse %s configuration: %w", gw, err)
+		}
+		ns, err := tb.NsHandle(gw)
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		d, err := daemon.Start(ctx, cfg, daemon.Options{NetNS: ns, NoAPI: true, Log: log.With("gw", string(gw))})
+		ns.Close()
+		if err != nil {
+			p.Close()
+			return nil, fmt.Errorf("start %s: %w", gw, err)
+		}
+		if i == 0 {
+			p.GW1 = d
+		} else {
+			p.GW2 = d
+		}
+	}
+	return p, nil
+}
+
+// Close stops both gateways.
+func (p *Pair) Close() error {
+	var errs []error
+	for _, d := range []*daemon.Daemon{p.GW2, p.GW1} {
+		if d != nil {
+			errs = append(errs, d.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
