@@ -46,7 +46,10 @@
 // options, fragment; AH and ESP are upper-layer protocols, as selectors name them), the L4 header within
 // the first 1024 bytes; ports of TCP, UDP, SCTP, UDP-Lite and DCCP (4 bytes needed), ICMP/ICMPv6 type
 // and code (2 bytes needed), ESP SPI and sequence number (8 bytes). Every truncation or inconsistency
-// ends in XDP_DROP with a Parse* reason; non-IP frames (ARP, …) pass (NonIP).
+// ends in XDP_DROP with a Parse* reason; non-IP frames (ARP, …) pass (NonIP). Headers are read from the
+// linear part of the frame; IP lengths are checked against the whole frame (bpf_xdp_get_buff_len), so
+// the programs also work loaded multi-buffer aware (loader.Config.Frags, BPF_F_XDP_HAS_FRAGS) for jumbo
+// frames and GRO aggregates.
 //
 // # SPD lookup
 //
@@ -89,4 +92,18 @@
 //	xsks_out, xsks_in  XSKMAPs keyed by rx queue, one per side
 //
 // Key material never enters any of them.
+//
+// # Inspecting with bpftool
+//
+//	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/sa_table       # SAs (non-zero entries are installed)
+//	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/sa_in_lookup   # inbound (SPI, dst) → SA index
+//	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/policy_table   # action, SA, priority per policy ID
+//	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/spd_state      # generation and rule counts
+//	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/reasons        # global counters per CPU (enum order)
+//	bpftool map lookup pinned /sys/fs/bpf/xdpsec/<instance>/sa_stats key 5 0 0 0   # SA 5, per CPU
+//	bpftool map lookup pinned /sys/fs/bpf/xdpsec/<instance>/worker_stats key 5 0 0 0
+//	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/flow_cache     # classified flows
+//	bpftool link show; bpftool net show                                  # what is attached where
+//
+// Arrays dump every slot (zeros included); bpftool prints each value as a struct with field names (BTF).
 package bpf

@@ -35,6 +35,7 @@ struct pkt {
 	__u16 l3_off;
 	__u16 l4_off;
 	__u16 l3_len; /* the IP header's idea of the packet length */
+	__u32 frame_len; /* the whole frame, all fragments of a multi-buffer packet included */
 	__u8 family;  /* 4 or 6 */
 	__u8 proto;
 	__u8 nonfirst_frag;
@@ -92,7 +93,7 @@ static __always_inline __u32 parse_ipv4(void *data, void *data_end, struct pkt *
 		return XDPSEC_R_PARSE_IPV4;
 	__u32 hl = ip->ihl * 4;
 	__u32 tot = bpf_ntohs(ip->tot_len);
-	if (ip->version != 4 || hl < sizeof(*ip) || tot < hl || p->l3_off + tot > data_end - data)
+	if (ip->version != 4 || hl < sizeof(*ip) || tot < hl || p->l3_off + tot > p->frame_len)
 		return XDPSEC_R_PARSE_IPV4;
 	if ((void *)ip + hl > data_end)
 		return XDPSEC_R_PARSE_IPV4;
@@ -120,7 +121,7 @@ static __always_inline __u32 parse_ipv6(void *data, void *data_end, struct pkt *
 	if ((void *)(ip6 + 1) > data_end)
 		return XDPSEC_R_PARSE_IPV6;
 	__u32 plen = bpf_ntohs(ip6->payload_len);
-	if (ip6->version != 6 || p->l3_off + sizeof(*ip6) + plen > data_end - data)
+	if (ip6->version != 6 || p->l3_off + sizeof(*ip6) + plen > p->frame_len)
 		return XDPSEC_R_PARSE_IPV6;
 	p->family = 6;
 	__builtin_memcpy(p->src, &ip6->saddr, 16);
@@ -171,6 +172,9 @@ static __always_inline __u32 parse(struct xdp_md *ctx, struct pkt *p)
 		return XDPSEC_R_PARSE_ETH;
 	__u16 proto = eth->h_proto;
 	__u32 off = sizeof(*eth);
+	/* Headers are read from the linear part only (data_end bounds every read); lengths are checked
+	 * against the whole frame, so a multi-buffer packet (xdp.frags) is not mistaken for a truncated one. */
+	p->frame_len = bpf_xdp_get_buff_len(ctx);
 	int i;
 	for (i = 0; i < 3; i++) {
 		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))

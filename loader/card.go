@@ -51,6 +51,10 @@ type Config struct {
 	InNoSocketPass bool
 	// AcquireInterval is the least time between two ACQUIRE records of one policy (default 1s).
 	AcquireInterval time.Duration
+	// Frags loads the programs as multi-buffer aware (BPF_F_XDP_HAS_FRAGS): the interfaces may then
+	// carry frames larger than a page (jumbo MTU, GRO/LRO aggregates on veth), and the workers' AF_XDP
+	// sockets must be bound with XDP_USE_SG to receive them. Off, such frames never reach the card.
+	Frags bool
 
 	Logger *slog.Logger // default slog.Default()
 }
@@ -190,6 +194,7 @@ func checkKernel() error {
 		{"bpf_loop (5.17)", func() error { return features.HaveProgramHelper(ebpf.XDP, asm.FnLoop) }},
 		{"bpf_fib_lookup in XDP (4.18)", func() error { return features.HaveProgramHelper(ebpf.XDP, asm.FnFibLookup) }},
 		{"bpf_xdp_adjust_meta (4.15)", func() error { return features.HaveProgramHelper(ebpf.XDP, asm.FnXdpAdjustMeta) }},
+		{"bpf_xdp_get_buff_len (5.18)", func() error { return features.HaveProgramHelper(ebpf.XDP, asm.FnXdpGetBuffLen) }},
 		{"the v3 instruction set with atomics (5.12)", features.HaveV3ISA},
 	}
 	for _, p := range probes {
@@ -234,6 +239,11 @@ func sizeSpec(spec *ebpf.CollectionSpec, cfg *Config) error {
 	}
 	if err := spec.Variables[bpf.CardVarRuleBlocks].Set(ruleBlocks(cfg.Policies)); err != nil {
 		return fmt.Errorf("set rule blocks: %w", err)
+	}
+	if cfg.Frags {
+		for _, p := range spec.Programs {
+			p.Flags |= unix.BPF_F_XDP_HAS_FRAGS
+		}
 	}
 	return nil
 }
