@@ -401,6 +401,7 @@ func (e *Engine) pass() *view {
 		}
 	}
 	e.reap(v)
+	e.renumber(v)
 	e.mu.Lock()
 	if e.retry {
 		e.retry = false
@@ -763,6 +764,30 @@ func (e *Engine) removeSAs(v *view) {
 	}
 }
 
+// renumber moves SAs that the card refused for lack of room on every interface, and holds nowhere, to a
+// lower free index (a card indexed by SA index may have room below its capacity only). The store's
+// change kicks another pass, which offers them again under their new index.
+func (e *Engine) renumber(v *view) {
+	for i := range v.snap.SAs {
+		sa := &v.snap.SAs[i]
+		full := true
+		e.mu.Lock()
+		for _, ifc := range e.ifaces {
+			st := e.sa[saKey{sa.Index, ifc}]
+			if !allowed(sa.Offload, ifc) {
+				continue
+			}
+			if st == nil || st.serial != sa.Serial || st.installed || st.reason != ReasonTableFull {
+				full = false
+			}
+		}
+		e.mu.Unlock()
+		if full {
+			e.store.Renumber(sa.Index)
+		}
+	}
+}
+
 // reap releases deleted SAs that no interface holds any more: the store overwrites their keys and frees
 // their indices.
 func (e *Engine) reap(v *view) {
@@ -784,6 +809,14 @@ func (e *Engine) reap(v *view) {
 			e.store.Reap(g.Index)
 		}
 	}
+	// Forget states of SAs that are gone (renumbered, or reaped above) and that no interface holds.
+	e.mu.Lock()
+	for k, st := range e.sa {
+		if sa, ok := v.live[k.index]; (!ok || sa.Serial != st.serial) && !st.installed {
+			delete(e.sa, k)
+		}
+	}
+	e.mu.Unlock()
 }
 
 func sortPolKeys(v []polKey) {

@@ -416,3 +416,38 @@ func TestNoPolicyNackReoffered(t *testing.T) {
 	}
 	r.check(t)
 }
+
+// A card whose SA table is an array takes only indices below its capacity: an SA numbered above it is
+// moved to a freed lower index and offloaded.
+func TestNackedSARenumbered(t *testing.T) {
+	card := fakecard.New("wan0")
+	card.IndexLimit = 3 // indices 1 and 2
+	r := newRig(t, card)
+	r.add(t, mkSA("a", 0x1001, 1))
+	r.add(t, mkSA("b", 0x1002, 1))
+	c := r.add(t, mkSA("c", 0x1003, 1))
+	r.sync(t)
+	if s := state(t, r, c, "wan0"); s.Reason != offload.ReasonTableFull {
+		t.Fatalf("third SA: %+v", s)
+	}
+	r.store.DeleteSA(sadb.Ref{Name: "a"})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r.sync(t)
+		e, err := r.store.GetSA(sadb.Ref{Name: "c"}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := state(t, r, e, "wan0"); s.Status == offload.StatusOffloaded {
+			if e.Index != 1 {
+				t.Fatalf("offloaded at index %d", e.Index)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not renumbered and offloaded: %+v", e)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	r.check(t)
+}

@@ -851,3 +851,31 @@ func (s *Store) WipeKeys() {
 		wipeSA(&r.e.SA)
 	}
 }
+
+// Renumber moves an SA to the lowest free index when that is lower than its own, and reports the entry
+// and whether it moved. The offload engine uses it for an SA the card refused for lack of room and holds
+// nowhere: a card whose table is indexed by SA index can only take indices below its capacity, and
+// freeing a low index does not help an SA that was numbered above it.
+func (s *Store) Renumber(index uint32) (SAEntry, bool) {
+	s.mu.Lock()
+	r, ok := s.sas[index]
+	if !ok || s.saIdx.free.Len() == 0 || s.saIdx.free[0] >= index {
+		s.mu.Unlock()
+		return SAEntry{}, false
+	}
+	to := heap.Pop(&s.saIdx.free).(uint32)
+	delete(s.sas, index)
+	s.saIdx.put(index)
+	r.e.Index = to
+	s.sas[to] = r
+	s.byID[r.e.ID()] = to
+	if r.e.Name != "" {
+		s.byName[r.e.Name] = to
+	}
+	s.gen++
+	r.e.Gen = s.gen
+	e := r.e.view(false)
+	s.mu.Unlock()
+	s.changed()
+	return e, true
+}

@@ -295,3 +295,34 @@ func TestMatches(t *testing.T) {
 		t.Error("dead SA matched")
 	}
 }
+
+func TestRenumber(t *testing.T) {
+	s := New(Options{})
+	a, _ := s.AddSA(testSA("a", 0x1001))
+	b, _ := s.AddSA(testSA("b", 0x1002))
+	c, _ := s.AddSA(testSA("c", 0x1003))
+	if _, ok := s.Renumber(c.Index); ok {
+		t.Fatal("renumbered with no lower free index")
+	}
+	s.DeleteSA(Ref{Name: "a"})
+	if _, ok := s.Renumber(c.Index); ok {
+		t.Fatal("renumbered onto an index still in the graveyard")
+	}
+	s.Reap(a.Index)
+	e, ok := s.Renumber(c.Index)
+	if !ok || e.Index != a.Index || e.Serial != c.Serial {
+		t.Fatalf("renumber: %+v %v", e, ok)
+	}
+	if got, _ := s.GetSA(Ref{Name: "c"}, false); got.Index != a.Index {
+		t.Fatalf("lookup by name after renumber: %d", got.Index)
+	}
+	id := c.ID()
+	if got, _ := s.GetSA(Ref{ID: &id}, false); got.Index != a.Index {
+		t.Fatal("lookup by id after renumber")
+	}
+	d, _ := s.AddSA(testSA("d", 0x1004))
+	if d.Index != c.Index {
+		t.Fatalf("the old index was not freed: new SA got %d", d.Index)
+	}
+	_ = b
+}

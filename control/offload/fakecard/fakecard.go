@@ -30,6 +30,8 @@ type Card struct {
 	ifaces []string
 	// SACapacity and PolicyCapacity bound the tables per interface (0 = unlimited).
 	SACapacity, PolicyCapacity int
+	// IndexLimit, when set, refuses SA indices at or above it, like a card whose SA table is an array.
+	IndexLimit uint32
 	// Unsupported names algorithms the card nacks.
 	Unsupported map[string]bool
 	// Fail, if set, is asked before each call ("install-sa", "remove-sa", "install-policy",
@@ -120,6 +122,9 @@ func (c *Card) InstallSA(o *offload.SAOffload) error {
 		old.Sels = slices.Clone(o.InSelectors)
 		old.Installs++
 		return nil
+	}
+	if c.IndexLimit > 0 && o.Index >= c.IndexLimit {
+		return offload.Nack(offload.ReasonTableFull, "sa index %d out of range", o.Index)
 	}
 	if c.RequireSelectors && o.SA.Dir == sadb.DirIn && len(o.InSelectors) == 0 {
 		return offload.Nack(offload.ReasonNoPolicy, "inbound sa %s", o.SA.ID())

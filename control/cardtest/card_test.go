@@ -1,0 +1,359 @@
+package cardtest
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/xdpsec/xdpsec/control/api"
+	"github.com/xdpsec/xdpsec/control/config"
+	"github.com/xdpsec/xdpsec/control/daemon"
+	"github.com/xdpsec/xdpsec/control/events"
+	"github.com/xdpsec/xdpsec/control/offload"
+	"github.com/xdpsec/xdpsec/control/sadb"
+	"github.com/xdpsec/xdpsec/hack/testbed"
+	"github.com/xdpsec/xdpsec/loader"
+)
+
+// sasCapacity is gw1's SA table size: indices 1..sasCapacity-1 fit (0 is "no SA").
+const sasCapacity = 6
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: the real card needs root (XDP, AF_XDP, network namespaces)")
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+
+// wireCapture counts, on one port of the wire tap's bridge, IPv4 packets by protocol and source.
+type wireCapture struct {
+	fd                   int
+	plain, esp, received atomic.Int64
+	done                 chan struct{}
+}
+
+// capture opens an AF_PACKET socket on ifname inside ns and counts until Close.
+func capture(t *testing.T, ns netns.NsHandle, ifname string, plainSrc netip.Addr) *wireCapture {
+	t.Helper()
+	c := &wireCapture{done: make(chan struct{})}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // this thread leaves the host namespace; it dies locked with the goroutine
+		if err := netns.Set(ns); err != nil {
+			errc <- err
+			return
+		}
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
+		if err != nil {
+			errc <- err
+			return
+		}
+		ifi, err := netlinkIndex(ifname)
+		if err != nil {
+			unix.Close(fd)
+			errc <- err
+			return
+		}
+		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi}); err != nil {
+			unix.Close(fd)
+			errc <- err
+			return
+		}
+		tv := unix.Timeval{Usec: 100_000}
+		_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+		c.fd = fd
+		errc <- nil
+		buf := make([]byte, 65536)
+		src := plainSrc.As4()
+		for {
+			select {
+			case <-c.done:
+				unix.Close(fd)
+				return
+			default:
+			}
+			n, _, err := unix.Recvfrom(fd, buf, 0)
+			if err != nil {
+				continue
+			}
+			c.received.Add(1)
+			if n < 34 || binary.BigEndian.Uint16(buf[12:14]) != unix.ETH_P_IP {
+				continue
+			}
+			switch proto := buf[23]; {
+			case proto == unix.IPPROTO_ESP:
+				c.esp.Add(1)
+			case [4]byte(buf[26:30]) == src:
+				c.plain.Add(1)
+			}
+		}
+	}()
+	if err := <-errc; err != nil {
+		t.Fatalf("open capture on %s: %v", ifname, err)
+	}
+	t.Cleanup(func() { close(c.done) })
+	return c
+}
+
+func netlinkIndex(name string) (int, error) {
+	ifs, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(ifs)
+	req, err := unix.NewIfreq(name)
+	if err != nil {
+		return 0, err
+	}
+	if err := unix.IoctlIfreq(ifs, unix.SIOCGIFINDEX, req); err != nil {
+		return 0, fmt.Errorf("index of %s: %w", name, err)
+	}
+	return int(req.Uint32()), nil
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// TestRealCard drives the control plane against the real card: capacity nacks with their reason, the
+// offload list honoured, counters making the soft expiry fire once and the hard expiry remove the SA,
+// and no plaintext on the wire when a PROTECT policy has lost its SA.
+func TestRealCard(t *testing.T) {
+	needRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	tb, err := testbed.New(ctx, testbed.Options{Tag: "ctl", WireTap: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tb.Close() })
+	y1, y2, err := tb.GatewayConfigs(testbed.DefaultTunnels[:1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	y1 = strings.Replace(y1, "sas: 64,", fmt.Sprintf("sas: %d,", sasCapacity), 1)
+	var ds [2]*daemon.Daemon
+	for i, y := range []string{y1, y2} {
+		gw := []testbed.Node{testbed.GW1, testbed.GW2}[i]
+		cfg, err := config.Parse(string(gw)+".yaml", []byte(y))
+		if err != nil {
+			t.Fatalf("parse %s: %v\n%s", gw, err, y)
+		}
+		ns, err := tb.NsHandle(gw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := daemon.Start(ctx, cfg, daemon.Options{NetNS: ns, NoAPI: true,
+			Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+		ns.Close()
+		if err != nil {
+			t.Fatalf("start %s: %v", gw, err)
+		}
+		t.Cleanup(func() {
+			if err := d.Close(); err != nil {
+				t.Errorf("close %s: %v", gw, err)
+			}
+		})
+		ds[i] = d
+	}
+	gw1 := ds[0]
+	m := gw1.Manager()
+	sub := m.Events().Subscribe(4096)
+	swNS, err := tb.NsHandle(testbed.SW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer swNS.Close()
+	wire := capture(t, swNS, testbed.SWGW1, testbed.H1Addr4)
+
+	sync := func() {
+		t.Helper()
+		sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+		defer scancel()
+		if err := m.Sync(sctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stateOf := func(v api.SAView, iface string) offload.IfaceState {
+		for _, s := range v.OffloadState {
+			if s.Iface == iface {
+				return s
+			}
+		}
+		return offload.IfaceState{}
+	}
+	getSA := func(name string) api.SAView {
+		t.Helper()
+		v, err := m.GetSA(sadb.Ref{Name: name}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+
+	// The tunnel works, and the wire shows ESP only.
+	if err := tb.Ping(ctx, testbed.H1, testbed.H2Addr4, 5); err != nil {
+		t.Fatalf("baseline ping through the tunnel: %v", err)
+	}
+	if wire.esp.Load() < 5 || wire.plain.Load() != 0 {
+		t.Fatalf("baseline wire: %d ESP, %d plaintext packets from h1", wire.esp.Load(), wire.plain.Load())
+	}
+
+	// The offload list is honoured: an SA listed for the protected side only is refused on the wire side.
+	listed := sadb.SA{Name: "listed", SPI: 0x5001, Src: testbed.GW1WANAddr4, Dst: netip.MustParseAddr("198.18.0.99"),
+		Mode: sadb.ModeTunnel, AEAD: &sadb.Algorithm{Name: testbed.AlgAESGCM, Key: make(sadb.Key, 20), Bits: 128},
+		ReplayWindow: 128, Offload: []string{testbed.GW1LAN}}
+	if _, err := m.AddSA(listed); err != nil {
+		t.Fatal(err)
+	}
+	sync()
+	lv := getSA("listed")
+	if s := stateOf(lv, testbed.GW1LAN); s.Status != offload.StatusOffloaded {
+		t.Fatalf("listed interface: %+v", s)
+	}
+	if s := stateOf(lv, testbed.GW1WAN); s.Status != offload.StatusRefused || s.Reason != offload.ReasonNotInList {
+		t.Fatalf("unlisted interface: %+v", s)
+	}
+	if _, err := gw1.Card().GetSA(lv.Index); err != nil {
+		t.Fatalf("listed SA not in the card's table: %v", err)
+	}
+
+	// Capacity: fill the card's SA table; the SA that does not fit is nacked with the reason, stays in
+	// the SAD, and is offloaded once room is freed.
+	var names []string
+	for i := range sasCapacity {
+		sa := listed
+		sa.Name, sa.SPI, sa.Offload = fmt.Sprintf("fill%d", i), 0x6000+uint32(i), nil
+		if _, err := m.AddSA(sa); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, sa.Name)
+	}
+	sync()
+	var refused []string
+	for _, n := range names {
+		v := getSA(n)
+		s := stateOf(v, testbed.GW1LAN)
+		switch {
+		case s.Status == offload.StatusRefused && s.Reason == offload.ReasonTableFull:
+			refused = append(refused, n)
+		case s.Status != offload.StatusOffloaded:
+			t.Fatalf("sa %s: %+v", n, s)
+		}
+	}
+	if len(refused) == 0 {
+		t.Fatal("no table_full nack although the SAD holds more SAs than the card's table")
+	}
+	if rep, err := m.Check(ctx); err != nil || !rep.OK {
+		t.Fatalf("check with nacked SAs: %+v %v", rep, err)
+	}
+	if _, err := m.DeleteSA(sadb.Ref{Name: "listed"}); err != nil {
+		t.Fatal(err)
+	}
+	// The engine moves the nacked SA to the freed (lower) index and offers it again: a pass or two.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		sync()
+		if s := stateOf(getSA(refused[0]), testbed.GW1LAN); s.Status == offload.StatusOffloaded {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("a nacked SA was not offloaded once room was freed: %+v", s)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, n := range names {
+		m.DeleteSA(sadb.Ref{Name: n})
+	}
+	sync()
+
+	// Lifetimes from the card's counters: soft at 4 packets fires once, hard at 12 removes the SA.
+	const outName = "v4-gw1-to-gw2"
+	cur, err := m.Store().GetSA(sadb.Ref{Name: outName}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	upd := cur.SA
+	upd.Limits = sadb.Lifetime{SoftPackets: cur.Cur.Packets + 4, HardPackets: cur.Cur.Packets + 12}
+	if _, err := m.UpdateSA(upd); err != nil {
+		t.Fatal(err)
+	}
+	poll := func() {
+		t.Helper()
+		if err := m.Poller().Poll(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expiries := func() (soft, hard int) {
+		for {
+			select {
+			case ev := <-sub.C():
+				if ev.SA == outName && ev.Type == events.SASoftExpire {
+					soft++
+				}
+				if ev.SA == outName && ev.Type == events.SAHardExpire {
+					hard++
+				}
+			default:
+				return
+			}
+		}
+	}
+	if err := tb.Ping(ctx, testbed.H1, testbed.H2Addr4, 5); err != nil {
+		t.Fatalf("ping before the soft limit: %v", err)
+	}
+	poll()
+	poll()
+	if soft, hard := expiries(); soft != 1 || hard != 0 {
+		t.Fatalf("after 5 packets: %d soft, %d hard expiries; want 1, 0", soft, hard)
+	}
+	if v := getSA(outName); v.State != sadb.StateDying {
+		t.Fatalf("state %s, want dying", v.State)
+	}
+	_ = tb.Ping(ctx, testbed.H1, testbed.H2Addr4, 8) // crosses the hard limit: later echoes are lost
+	poll()
+	sync()
+	if soft, hard := expiries(); soft != 0 || hard != 1 {
+		t.Fatalf("after the hard limit: %d more soft, %d hard expiries; want 0, 1", soft, hard)
+	}
+	if _, err := m.GetSA(sadb.Ref{Name: outName}, false); !errors.Is(err, sadb.ErrNotFound) {
+		t.Fatalf("hard-expired SA still in the SAD: %v", err)
+	}
+	if _, err := gw1.Card().GetSA(cur.Index); !errors.Is(err, loader.ErrNotFound) {
+		t.Fatalf("hard-expired SA still in the card: %v", err)
+	}
+
+	// The PROTECT policy now has no SA: the card drops and counts, and nothing leaves in plaintext.
+	before, err := gw1.Card().ReasonCounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain0 := wire.plain.Load()
+	if err := tb.Ping(ctx, testbed.H1, testbed.H2Addr4, 5); err == nil {
+		t.Fatal("ping succeeded without an outbound SA")
+	}
+	after, _ := gw1.Card().ReasonCounts()
+	if d := after["OutNoStates"] - before["OutNoStates"]; d < 5 {
+		t.Fatalf("OutNoStates grew by %d, want ≥ 5 (counters %v)", d, after)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := wire.plain.Load() - plain0; n != 0 {
+		t.Fatalf("%d plaintext packets from h1 on the wire without an SA", n)
+	}
+	if rep, err := m.Check(ctx); err != nil || !rep.OK {
+		t.Fatalf("final check: %+v %v", rep, err)
+	}
+	t.Logf("wire capture: %d packets, %d ESP, %d plaintext from h1", wire.received.Load(), wire.esp.Load(), wire.plain.Load())
+}
