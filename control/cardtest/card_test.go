@@ -39,7 +39,10 @@ func needRoot(t *testing.T) {
 
 type testWriter struct{ t *testing.T }
 
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 // wireCapture counts, on one port of the wire tap's bridge, IPv4 packets by protocol and source.
 type wireCapture struct {
