@@ -257,3 +257,32 @@ func TestWorkerStatsView(t *testing.T) {
 		t.Errorf("after PutSA of a new SA: %+v", r)
 	}
 }
+
+func TestDumpSPDAndEachSAStats(t *testing.T) {
+	c := verdictCard(t, Config{})
+	got, err := c.DumpSPD()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := c.Policies()
+	if len(got) != len(want) {
+		t.Fatalf("DumpSPD has %d policies, the loader %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Errorf("policy %d: card %+v, loader %+v", i, got[i], want[i])
+		}
+	}
+	// The card counts an SA only when it redirects to a worker socket; none is bound here.
+	n := 0
+	if err := c.EachSAStats(func(uint32, SAStats) bool { n++; return true }); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%d SAs with counters before any traffic", n)
+	}
+	rs, err := c.Reasons()
+	if err != nil || len(rs) != NumReasons {
+		t.Fatalf("Reasons: %d, %v", len(rs), err)
+	}
+}

@@ -98,6 +98,9 @@ func (c *Card) changeSPD(put []spd.Policy, del []uint32) error {
 		}
 	}
 	for _, p := range put {
+		if p.Action != spd.ActionProtect {
+			p.SA = spd.NoSA // the card keeps no SA for other actions; so does the loader's view
+		}
 		old, existed := next[p.ID]
 		if existed {
 			dirs[old.Dir] = true
@@ -235,16 +238,43 @@ func putBatch[V any](m *ebpf.Map, keys []uint32, vals []V) error {
 
 // restore rebuilds the loader's view of the SPD from a reopened card's live rule lists.
 func (c *Card) restore() error {
+	pols, err := c.readSPD()
+	if err != nil {
+		return err
+	}
+	for _, p := range pols {
+		c.pols[p.ID] = p
+	}
+	if len(c.pols) > 0 {
+		c.log.Info("card reopened with its offloaded SPD", "policies", len(c.pols))
+	}
+	return nil
+}
+
+// DumpSPD reads the SPD the card is using — its live rule lists joined with the policy table — rather
+// than the loader's copy: for consistency checks. Policies come in SPD order, out first.
+func (c *Card) DumpSPD() ([]spd.Policy, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, ErrClosed
+	}
+	return c.readSPD()
+}
+
+func (c *Card) readSPD() ([]spd.Policy, error) {
+	var out []spd.Policy
 	for _, dir := range []spd.Dir{spd.DirOut, spd.DirIn} {
 		var st bpf.CardXdpsecSpd
 		if err := c.objs.SpdState.Lookup(uint32(dir), &st); err != nil {
-			return fmt.Errorf("read spd state: %w", err)
+			return nil, fmt.Errorf("read spd state: %w", err)
 		}
 		buf := st.Gen & 1
+		var list []spd.Policy
 		for fam := uint32(0); fam < 2; fam++ {
 			n := st.Count[buf][fam]
 			if n > c.cfg.Policies {
-				return fmt.Errorf("%w: spd state counts %d rules", ErrIncompatiblePin, n)
+				return nil, fmt.Errorf("%w: spd state counts %d rules", ErrIncompatiblePin, n)
 			}
 			base := c.ruleBase(dir, buf, fam)
 			family := uint8(4)
@@ -255,15 +285,15 @@ func (c *Card) restore() error {
 			for i := uint32(0); i < n; i++ {
 				if i%uint32(ruleBlock) == 0 {
 					if err := c.objs.SpdRules.Lookup(base+i/uint32(ruleBlock), &blk); err != nil {
-						return fmt.Errorf("read rules: %w", err)
+						return nil, fmt.Errorf("read rules: %w", err)
 					}
 				}
 				r := &blk.Rule[i%uint32(ruleBlock)]
 				var e bpf.CardXdpsecPolicy
 				if err := c.objs.PolicyTable.Lookup(uint32(r.PolicyId), &e); err != nil {
-					return fmt.Errorf("read policy %d: %w", r.PolicyId, err)
+					return nil, fmt.Errorf("read policy %d: %w", r.PolicyId, err)
 				}
-				p := spd.Policy{
+				list = append(list, spd.Policy{
 					ID: uint32(r.PolicyId), Dir: dir, Priority: e.Priority, Action: spd.Action(e.Action), SA: e.SaIndex,
 					Selector: spd.Selector{
 						Src:      wordsPrefix(r.Src, r.SrcMask, family),
@@ -272,13 +302,11 @@ func (c *Card) restore() error {
 						SrcPorts: spd.PortRange{Lo: r.SportLo, Hi: r.SportHi},
 						DstPorts: spd.PortRange{Lo: r.DportLo, Hi: r.DportHi},
 					},
-				}
-				c.pols[p.ID] = p
+				})
 			}
 		}
+		slices.SortFunc(list, func(a, b spd.Policy) int { return spd.Compare(&a, &b) })
+		out = append(out, list...)
 	}
-	if len(c.pols) > 0 {
-		c.log.Info("card reopened with its offloaded SPD", "policies", len(c.pols))
-	}
-	return nil
+	return out, nil
 }

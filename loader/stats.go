@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -70,19 +71,31 @@ type ReasonCount struct {
 	Count  uint64
 }
 
-// Reasons reads every global counter, summed over CPUs, in enum order.
+// Reasons reads every global counter, summed over CPUs, in enum order (one batch lookup).
 func (c *Card) Reasons() ([]ReasonCount, error) {
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]uint32, NumReasons)
+	vals := make([]uint64, NumReasons*ncpu)
+	var cursor ebpf.MapBatchCursor
+	n, err := c.objs.Reasons.BatchLookup(&cursor, keys, vals, nil)
+	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return nil, fmt.Errorf("read reasons: %w", err)
+	}
 	out := make([]ReasonCount, NumReasons)
-	var per []uint64
 	for i := range out {
-		if err := c.objs.Reasons.Lookup(uint32(i), &per); err != nil {
-			return nil, fmt.Errorf("read reason %d: %w", i, err)
+		out[i] = ReasonCount{Reason: Reason(i), Name: reasonNames[i]}
+	}
+	for i := 0; i < n; i++ {
+		k := keys[i]
+		if int(k) >= NumReasons {
+			continue
 		}
-		var sum uint64
-		for _, v := range per {
-			sum += v
+		for _, v := range vals[i*ncpu : (i+1)*ncpu] {
+			out[k].Count += v
 		}
-		out[i] = ReasonCount{Reason: Reason(i), Name: reasonNames[i], Count: sum}
 	}
 	return out, nil
 }
@@ -123,6 +136,42 @@ func (c *Card) SAStats(idx uint32) (SAStats, error) {
 		}
 	}
 	return s, nil
+}
+
+// EachSAStats calls fn for every SA index whose card counters are not zero, reading the per-CPU array in
+// batches (a few syscalls for the whole table, for the control plane's lifetime poll). fn returning
+// false stops the walk.
+func (c *Card) EachSAStats(fn func(idx uint32, s SAStats) bool) error {
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		return err
+	}
+	const chunk = 4096
+	keys := make([]uint32, chunk)
+	vals := make([]bpf.CardXdpsecSaStats, chunk*ncpu)
+	var cursor ebpf.MapBatchCursor
+	for {
+		n, err := c.objs.SaStats.BatchLookup(&cursor, keys, vals, nil)
+		for i := 0; i < n; i++ {
+			var s SAStats
+			for _, v := range vals[i*ncpu : (i+1)*ncpu] {
+				s.Packets += v.Packets
+				s.Bytes += v.Bytes
+				if v.FirstUseNs != 0 && (s.FirstUse == 0 || time.Duration(v.FirstUseNs) < s.FirstUse) {
+					s.FirstUse = time.Duration(v.FirstUseNs)
+				}
+			}
+			if s != (SAStats{}) && !fn(keys[i], s) {
+				return nil
+			}
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read SA stats: %w", err)
+		}
+	}
 }
 
 // PolicyStats is one policy's hits, summed over CPUs.
