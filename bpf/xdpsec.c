@@ -548,8 +548,10 @@ static __always_inline int in_esp(struct xdp_md *ctx, struct pkt *p, __u32 esp_o
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	if (esp_off > XDPSEC_MAX_L4_OFF + 8)
+	if (esp_off > XDPSEC_MAX_L4_OFF + 8) {
+		count(XDPSEC_R_PARSE_ESP);
 		return XDP_DROP;
+	}
 	__be32 *spi = data + esp_off;
 	if ((void *)(spi + 2) > data_end) {
 		count(XDPSEC_R_PARSE_ESP);
@@ -627,8 +629,10 @@ int xdpsec_in(struct xdp_md *ctx)
 		void *data = (void *)(long)ctx->data;
 		void *data_end = (void *)(long)ctx->data_end;
 		__u32 off = p.l4_off;
-		if (off > XDPSEC_MAX_L4_OFF)
+		if (off > XDPSEC_MAX_L4_OFF) {
+			count(XDPSEC_R_PARSE_L4);
 			return XDP_DROP;
+		}
 		__u32 *pl = data + off + 8;
 		if ((void *)(pl + 2) <= data_end && p.l4_off + 16 <= p.l3_off + p.l3_len && *pl != 0)
 			return in_esp(ctx, &p, off + 8, 1);

@@ -51,6 +51,8 @@ type Config struct {
 	InNoSocketPass bool
 	// AcquireInterval is the least time between two ACQUIRE records of one policy (default 1s).
 	AcquireInterval time.Duration
+	// EncapPort is the UDP destination port of ESP-in-UDP on the wire side (default 4500, RFC 3948).
+	EncapPort uint16
 	// Frags loads the programs as multi-buffer aware (BPF_F_XDP_HAS_FRAGS): the interfaces may then
 	// carry frames larger than a page (jumbo MTU, GRO/LRO aggregates on veth), and the workers' AF_XDP
 	// sockets must be bound with XDP_USE_SG to receive them. Off, such frames never reach the card.
@@ -74,6 +76,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Queues == 0 {
 		c.Queues = DefaultQueues
+	}
+	if c.EncapPort == 0 {
+		c.EncapPort = 4500
 	}
 	if c.AcquireInterval == 0 {
 		c.AcquireInterval = time.Second
@@ -239,6 +244,9 @@ func sizeSpec(spec *ebpf.CollectionSpec, cfg *Config) error {
 	}
 	if err := spec.Variables[bpf.CardVarRuleBlocks].Set(ruleBlocks(cfg.Policies)); err != nil {
 		return fmt.Errorf("set rule blocks: %w", err)
+	}
+	if err := spec.Variables[bpf.CardVarEncapPort].Set(cfg.EncapPort); err != nil {
+		return fmt.Errorf("set encap port: %w", err)
 	}
 	if cfg.Frags {
 		for _, p := range spec.Programs {
