@@ -282,8 +282,10 @@ func TestRealCard(t *testing.T) {
 	}
 	sync()
 
+	rekeyUnderTraffic(ctx, t, tb, ds[0], ds[1])
+
 	// Lifetimes from the card's counters: soft at 4 packets fires once, hard at 12 removes the SA.
-	const outName = "v4-gw1-to-gw2"
+	const outName = "v4-gw1-to-gw2-new"
 	cur, err := m.Store().GetSA(sadb.Ref{Name: outName}, true)
 	if err != nil {
 		t.Fatal(err)
@@ -359,4 +361,94 @@ func TestRealCard(t *testing.T) {
 		t.Fatalf("final check: %+v %v", rep, err)
 	}
 	t.Logf("wire capture: %d packets, %d ESP, %d plaintext from h1", wire.received.Load(), wire.esp.Load(), wire.plain.Load())
+}
+
+// rekeyUnderTraffic replaces the gw1→gw2 SA make-before-break while h1 pings h2 every 20 ms: the new
+// inbound SA goes into gw2 first, then the new outbound SA into gw1, whose policy moves to it at once;
+// the old SAs are deleted last. Not one echo may be lost.
+func rekeyUnderTraffic(ctx context.Context, t *testing.T, tb *testbed.Testbed, gw1, gw2 *daemon.Daemon) {
+	t.Helper()
+	m1, m2 := gw1.Manager(), gw2.Manager()
+	old, err := m1.Store().GetSA(sadb.Ref{Name: "v4-gw1-to-gw2"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const reqid = 77
+	key := make(sadb.Key, 20)
+	for i := range key {
+		key[i] = byte(0xa0 + i)
+	}
+	next := sadb.SA{Name: "v4-gw1-to-gw2-new", SPI: 0x7001, Src: old.Src, Dst: old.Dst, Mode: sadb.ModeTunnel,
+		Reqid: reqid, AEAD: &sadb.Algorithm{Name: testbed.AlgAESGCM, Key: key, Bits: 128}, ReplayWindow: 128}
+	pingDone := make(chan string, 1)
+	go func() {
+		out, _ := tb.Run(ctx, testbed.H1, "ping", "-n", "-q", "-c", "100", "-i", "0.02", "-W", "2", testbed.H2Addr4.String())
+		pingDone <- out
+	}()
+	time.Sleep(300 * time.Millisecond)
+	syncM := func(m interface{ Sync(context.Context) error }) {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := m.Sync(sctx); err != nil {
+			t.Error(err)
+		}
+	}
+	movePolicy := func(m interface {
+		ListPolicies() []api.PolicyView
+		UpdatePolicy(sadb.Policy) (api.PolicyView, error)
+	}, name string) {
+		for _, p := range m.ListPolicies() {
+			if p.Name == name {
+				np := p.Policy
+				np.Tmpl = &sadb.Tmpl{Reqid: reqid}
+				if _, err := m.UpdatePolicy(np); err != nil {
+					t.Error(err)
+				}
+				return
+			}
+		}
+		t.Errorf("no policy %s", name)
+	}
+	// gw2 accepts the new SA before anyone sends on it (and still accepts the old one).
+	if _, err := m2.AddSA(next); err != nil {
+		t.Fatal(err)
+	}
+	movePolicy(m2, "v4-in")
+	syncM(m2)
+	time.Sleep(300 * time.Millisecond)
+	// gw1: the new SA is offloaded before the policy points at it.
+	if _, err := m1.AddSA(next); err != nil {
+		t.Fatal(err)
+	}
+	movePolicy(m1, "v4-out")
+	syncM(m1)
+	time.Sleep(300 * time.Millisecond)
+	if _, err := m1.DeleteSA(sadb.Ref{Name: "v4-gw1-to-gw2"}); err != nil {
+		t.Fatal(err)
+	}
+	syncM(m1)
+	time.Sleep(200 * time.Millisecond)
+	if _, err := m2.DeleteSA(sadb.Ref{Name: "v4-gw1-to-gw2"}); err != nil {
+		t.Fatal(err)
+	}
+	syncM(m2)
+	out := <-pingDone
+	if !strings.Contains(out, "100 packets transmitted, 100 received") {
+		t.Fatalf("echoes lost during the rekey:\n%s", out)
+	}
+	nv, err := m1.GetSA(sadb.Ref{Name: next.Name}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := m1.Check(ctx); err != nil || !rep.OK {
+		t.Fatalf("check after rekey: %+v %v", rep, err)
+	}
+	if err := m1.Poller().Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	nv, _ = m1.GetSA(sadb.Ref{Name: next.Name}, false)
+	if nv.Cur.Packets == 0 {
+		t.Fatalf("the new SA carried no traffic: %+v", nv.Cur)
+	}
+	t.Logf("rekey under traffic: %s; new SA carried %d packets", strings.TrimSpace(out[strings.Index(out, "100 packets"):]), nv.Cur.Packets)
 }
