@@ -250,6 +250,14 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, er
 	if err := d.mgr.Sync(sctx); err != nil {
 		return nil, fmt.Errorf("start gateway: wait for the card to hold the configuration: %w", err)
 	}
+	// Resolve the tunnel peers now: the card's FIB lookup needs the kernel's neighbour entry for
+	// each SA's outer destination, and without one the first packets would be dropped while the
+	// cache resolves it. NextHop only starts the resolution; nothing waits for an absent peer.
+	for _, sa := range d.drv.list() {
+		if sa.Dir == worker.Out.String() {
+			d.cache.NextHop(sa.Dst)
+		}
+	}
 	d.log.Info("gateway running",
 		"protected", d.Info.Protected.Name, "protected_xdp", string(d.Info.Protected.Mode),
 		"wire", d.Info.Wire.Name, "wire_xdp", string(d.Info.Wire.Mode),

@@ -66,7 +66,7 @@ func TestEndToEnd(t *testing.T) {
 		nsNames = append(nsNames, tb.NetNS(n))
 	}
 	t.Cleanup(func() { _ = tb.Close() })
-	gws, err := pair.Start(ctx, tb, tunnels, log)
+	gws, err := pair.Start(ctx, tb, pair.Options{Tunnels: tunnels, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -173,6 +173,13 @@ func (tb *Testbed) build(ctx context.Context) error {
 		tb.mu.Lock()
 		tb.made = append(tb.made, name)
 		tb.mu.Unlock()
+		// No duplicate address detection, link-local addresses included: a tentative
+		// link-local address holds back neighbour solicitations (and with them the first
+		// IPv6 packets) for about two seconds, and these links hold no one else.
+		if _, err := tb.Run(ctx, n, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0",
+			"net.ipv6.conf.default.accept_dad=0"); err != nil {
+			return err
+		}
 	}
 	mtu := fmt.Sprint(tb.mtu)
 	// Each pair is created directly inside its two namespaces, so the fixed interface names never

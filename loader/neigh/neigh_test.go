@@ -102,6 +102,7 @@ func TestResolvesWithoutTraffic(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		ifi, src, mac, err := c.Resolve(ctx, tc.dst)
 		cancel()
+		t.Logf("%s resolved in %v", tc.dst, time.Since(start).Round(time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -20,11 +20,24 @@ type Pair struct {
 	GW1, GW2 *daemon.Daemon
 }
 
-// Start parses the testbed's gateway configurations for tunnels and starts gw1 and gw2. On
-// failure nothing stays attached.
-func Start(ctx context.Context, tb *testbed.Testbed, tunnels []testbed.Tunnel, log *slog.Logger) (*Pair, error) {
+// Options configure Start.
+type Options struct {
+	Tunnels []testbed.Tunnel // default testbed.DefaultTunnels
+	Log     *slog.Logger     // default slog.Default()
+	// API serves each gateway's unix-socket API at /run/xdpsec/<instance>.sock, so that
+	// `xdpsec sa list -s --socket …` works while the pair runs.
+	API bool
+}
+
+// Start parses the testbed's gateway configurations and starts gw1 and gw2. On failure nothing
+// stays attached.
+func Start(ctx context.Context, tb *testbed.Testbed, opts Options) (*Pair, error) {
+	log, tunnels := opts.Log, opts.Tunnels
 	if log == nil {
 		log = slog.Default()
+	}
+	if tunnels == nil {
+		tunnels = testbed.DefaultTunnels
 	}
 	if err := tb.HostChecksumOffloadOff(ctx); err != nil {
 		return nil, err
@@ -46,7 +59,7 @@ func Start(ctx context.Context, tb *testbed.Testbed, tunnels []testbed.Tunnel, l
 			p.Close()
 			return nil, err
 		}
-		d, err := daemon.Start(ctx, cfg, daemon.Options{NetNS: ns, NoAPI: true, Log: log.With("gw", string(gw))})
+		d, err := daemon.Start(ctx, cfg, daemon.Options{NetNS: ns, NoAPI: !opts.API, Log: log.With("gw", string(gw))})
 		ns.Close()
 		if err != nil {
 			p.Close()

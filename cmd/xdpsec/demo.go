@@ -1,0 +1,259 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/xdpsec/xdpsec/control/daemon"
+	"github.com/xdpsec/xdpsec/hack/testbed"
+	"github.com/xdpsec/xdpsec/hack/testbed/pair"
+)
+
+func init() { register(newDemoCmd) }
+
+type demoOpts struct {
+	duration time.Duration
+	streams  int
+	hold     bool
+}
+
+func newDemoCmd(a *App) *cobra.Command {
+	var o demoOpts
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Build a four-namespace testbed with two xdpsec gateways and drive encrypted traffic through it (root)",
+		Long: `Build the testbed h1 — gw1 — gw2 — h2 (network namespaces joined by veth pairs, addresses from
+198.18.0.0/15 and 2001:2::/48), start an xdpsec gateway on gw1 and on gw2 with a built-in
+configuration (one IPv4 and one IPv6 tunnel, AES-GCM-128, fresh random keys), ping through both
+tunnels, drive TCP traffic h1 → h2 with iperf3 over each while a progress line shows the
+gateways' counters, then print the throughput and the per-SA counters and tear everything down —
+also when interrupted (Ctrl-C).
+
+While it runs, the card's tables are pinned under /sys/fs/bpf/xdpsec/<instance>/: the demo prints
+the bpftool commands to read them. --hold keeps the gateways up after the traffic until Ctrl-C.
+Needs root, iperf3 and ping (hack/deps.sh installs them).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.duration < time.Second || o.duration > 10*time.Minute {
+				return usageErrorf("--duration %v: want 1s to 10m", o.duration)
+			}
+			if o.streams < 1 || o.streams > 16 {
+				return usageErrorf("--streams %d: want 1 to 16", o.streams)
+			}
+			return runDemo(cmd.Context(), a, o)
+		},
+	}
+	cmd.Flags().DurationVar(&o.duration, "duration", 3*time.Second, "traffic `time` per tunnel")
+	cmd.Flags().IntVar(&o.streams, "streams", 1, "parallel TCP `streams` (iperf3 -P)")
+	cmd.Flags().BoolVar(&o.hold, "hold", false, "keep the testbed and gateways up after the traffic, until Ctrl-C")
+	return cmd
+}
+
+func runDemo(ctx context.Context, a *App, o demoOpts) (err error) {
+	if os.Geteuid() != 0 {
+		return errors.New("demo: needs root (network namespaces, XDP, AF_XDP); run it with sudo")
+	}
+	for _, tool := range []string{"ip", "ping", "iperf3", "ethtool"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("demo: %s is not installed (run hack/deps.sh)", tool)
+		}
+	}
+	if err := ensureBPFFS(a.Out); err != nil {
+		return err
+	}
+	w := a.Out
+	fmt.Fprintln(w, "== building the testbed: h1 — gw1 — gw2 — h2")
+	tb, err := testbed.New(ctx, testbed.Options{Tag: "demo"})
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	defer func() {
+		fmt.Fprintln(w, "== tearing down")
+		if cerr := tb.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	fmt.Fprintf(w, "   namespaces %s-{h1,gw1,gw2,h2}\n", tb.Prefix)
+	fmt.Fprintf(w, "   h1 %s %s  →  gw1  →  wire %s/%s  →  gw2  →  h2 %s %s\n", testbed.H1Addr4, testbed.H1Addr6,
+		testbed.WirePrefix4, testbed.WirePrefix6, testbed.H2Addr4, testbed.H2Addr6)
+
+	fmt.Fprintln(w, "== starting the gateways (IPv4 and IPv6 tunnel, AES-GCM-128)")
+	gws, err := pair.Start(ctx, tb, pair.Options{Log: a.Log, API: true})
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	defer func() {
+		if cerr := gws.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	for _, d := range []*daemon.Daemon{gws.GW1, gws.GW2} {
+		fmt.Fprintf(w, "   %s: card on %s (%s XDP) and %s (%s XDP), %d worker(s), AF_XDP %s mode\n", d.Info.Instance,
+			d.Info.Protected.Name, d.Info.Protected.Mode, d.Info.Wire.Name, d.Info.Wire.Mode, d.Info.Queues, d.Info.SocketMode)
+	}
+	printBpftool(w, gws.GW1)
+
+	fmt.Fprintln(w, "== ping through both tunnels")
+	for _, c := range []struct {
+		from testbed.Node
+		dst  netip.Addr
+	}{{testbed.H1, testbed.H2Addr4}, {testbed.H1, testbed.H2Addr6}, {testbed.H2, testbed.H1Addr4}, {testbed.H2, testbed.H1Addr6}} {
+		// The first packet towards a host neither gateway has sent to yet is dropped while the
+		// gateway resolves its neighbour (counted as no_next_hop_in): warm up first.
+		for i := 0; i < 3 && tb.Ping(ctx, c.from, c.dst, 1) != nil && ctx.Err() == nil; i++ {
+		}
+		res := "ok"
+		if err := tb.Ping(ctx, c.from, c.dst, 3); err != nil {
+			res = "FAILED: " + err.Error()
+		}
+		fmt.Fprintf(w, "   %s → %-16s %s\n", c.from, c.dst, res)
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+
+	for _, dst := range []struct {
+		name string
+		addr netip.Addr
+		spi  uint32
+	}{{"IPv4", testbed.H2Addr4, testbed.DefaultTunnels[0].SPI}, {"IPv6", testbed.H2Addr6, testbed.DefaultTunnels[1].SPI}} {
+		fmt.Fprintf(w, "== TCP h1 → h2 over the %s tunnel, %d stream(s), %v\n", dst.name, o.streams, o.duration)
+		res, err := trafficWithProgress(ctx, w, tb, gws, testbed.IperfOptions{Dst: dst.addr,
+			Streams: o.streams, Duration: o.duration}, dst.spi)
+		if ctx.Err() != nil {
+			fmt.Fprintln(w, "\n   interrupted")
+			return nil
+		}
+		if err != nil {
+			fmt.Fprintf(w, "\n   iperf3 failed: %v\n", err)
+			continue
+		}
+		fmt.Fprintf(w, "\n   iperf3: %.2f Gbit/s received, %d retransmits\n", res.BitsPerSecond/1e9, res.Retransmits)
+	}
+
+	fmt.Fprintln(w, "== per-SA counters")
+	printSAs(w, gws)
+	if o.hold {
+		fmt.Fprintln(w, "== holding the gateways up; Ctrl-C tears everything down. Meanwhile, for example:")
+		printBpftool(w, gws.GW1)
+		for _, d := range []*daemon.Daemon{gws.GW1, gws.GW2} {
+			fmt.Fprintf(w, "   xdpsec sa list -s --instance %s\n", d.Info.Instance)
+		}
+		fmt.Fprintf(w, "   ip netns exec %s ping %s\n", tb.NetNS(testbed.H1), testbed.H2Addr4)
+		<-ctx.Done()
+	}
+	return nil
+}
+
+// trafficWithProgress runs iperf3 and, meanwhile, prints a line a quarter-second updated from
+// gw1's counters for the SA with spi.
+func trafficWithProgress(ctx context.Context, w io.Writer, tb *testbed.Testbed, gws *pair.Pair,
+	o testbed.IperfOptions, spi uint32) (testbed.IperfResult, error) {
+	type result struct {
+		r   testbed.IperfResult
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		r, err := tb.Iperf3(ctx, o)
+		done <- result{r, err}
+	}()
+	start := time.Now()
+	base := saBySPI(gws.GW1, spi, "out")
+	last, lastT := base, start
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case r := <-done:
+			return r.r, r.err
+		case now := <-tick.C:
+			cur := saBySPI(gws.GW1, spi, "out")
+			rate := float64(cur.Bytes-last.Bytes) * 8 / now.Sub(lastT).Seconds() / 1e9
+			in := saBySPI(gws.GW2, spi, "in")
+			fmt.Fprintf(w, "\r   %5.1fs  gw1 sealed %9d pkts %8.1f MB  %6.2f Gbit/s   gw2 opened %9d pkts",
+				now.Sub(start).Seconds(), cur.Packets-base.Packets, float64(cur.Bytes-base.Bytes)/1e6, rate,
+				in.Packets)
+			last, lastT = cur, now
+		}
+	}
+}
+
+func saBySPI(d *daemon.Daemon, spi uint32, dir string) daemon.SAInfo {
+	for _, sa := range d.SAs() {
+		if sa.SPI == spi && sa.Dir == dir {
+			return sa
+		}
+	}
+	return daemon.SAInfo{}
+}
+
+func printSAs(w io.Writer, gws *pair.Pair) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "gateway\tSA\tSPI\tdir\tpackets\tbytes\treplay\tintegrity\tother errors\t")
+	for _, g := range []struct {
+		name string
+		d    *daemon.Daemon
+	}{{"gw1", gws.GW1}, {"gw2", gws.GW2}} {
+		for _, sa := range g.d.SAs() {
+			fmt.Fprintf(tw, "%s\t%s\t0x%08x\t%s\t%d\t%d\t%d\t%d\t%d\t\n", g.name, sa.Name, sa.SPI, sa.Dir,
+				sa.Packets, sa.Bytes, sa.ReplayErrors, sa.IntegrityErrors, sa.OtherErrors)
+		}
+	}
+	tw.Flush()
+	for _, g := range []struct {
+		name string
+		d    *daemon.Daemon
+	}{{"gw1", gws.GW1}, {"gw2", gws.GW2}} {
+		ws := g.d.WorkerStats()
+		fmt.Fprintf(w, "   %s workers: sealed %d, opened %d, ICMP too-big sent %d, no next hop %d, dropped for a full TX ring %d\n",
+			g.name, ws["sealed"], ws["opened"], ws["ptb_sent"], ws["no_next_hop_in"]+ws["no_neigh_out"], ws["tx_ring_full"])
+	}
+}
+
+// printBpftool shows how to read the card's tables while the demo runs.
+func printBpftool(w io.Writer, d *daemon.Daemon) {
+	dir := d.Info.PinDir
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	fmt.Fprintf(w, "   the card's tables are pinned under %s; read them with bpftool while the demo runs:\n", dir)
+	for _, e := range ents {
+		n := e.Name()
+		if strings.HasPrefix(n, "link_") {
+			continue
+		}
+		switch n {
+		case "sa_table", "policy_table", "sa_stats", "reasons", "sa_in_lookup":
+			fmt.Fprintf(w, "     bpftool map dump pinned %s\n", filepath.Join(dir, n))
+		}
+	}
+	fmt.Fprintf(w, "     bpftool net show  (inside: ip netns exec %s bpftool net show)\n", "<gateway namespace>")
+}
+
+// ensureBPFFS mounts bpffs on /sys/fs/bpf when nothing is mounted there (a fresh machine), as
+// hack/test.sh does.
+func ensureBPFFS(w io.Writer) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs("/sys/fs/bpf", &st); err == nil && st.Type == unix.BPF_FS_MAGIC {
+		return nil
+	}
+	if err := unix.Mount("bpf", "/sys/fs/bpf", "bpf", 0, ""); err != nil {
+		return fmt.Errorf("demo: /sys/fs/bpf is not a bpffs and mounting one failed: %w", err)
+	}
+	fmt.Fprintln(w, "   mounted bpffs on /sys/fs/bpf")
+	return nil
+}
