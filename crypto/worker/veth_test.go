@@ -26,13 +26,16 @@ func (r *vethResolver) NextHop(netip.Addr) (int, [6]byte, [6]byte, bool) {
 	return r.ifindex, r.src, r.dst, true
 }
 
-// vethGateway is a worker on real AF_XDP sockets between two veth pairs —
-// xs-lan (protected side) and xs-wan (wire side), sharing one UMEM — with a
+// vethGateway is a worker on real AF_XDP sockets in a gateway namespace,
+// between two veth pairs that lead to a LAN and a WAN namespace — xs-lan
+// (protected side) and xs-wan (wire side), sharing one UMEM — with a
 // stand-in for the card: XDP programs that put fixed metadata in front of
 // every packet (outbound: SA 1 and the wire next hop; inbound: SA 2) and
 // redirect it to the worker.
 type vethGateway struct {
-	ns         *xsktest.NS
+	ns         *xsktest.NS // the gateway: xs-lan and xs-wan
+	lanNS      *xsktest.NS // the protected network: xs-lanp
+	wanNS      *xsktest.NS // the wire: xs-wanp
 	lan, wan   xsktest.Veth
 	rLan, rWan *xsktest.Redirect
 	ps, ws     *xsk.Socket
@@ -44,9 +47,11 @@ type vethGateway struct {
 func newVethGateway(t testing.TB, frames uint32, ring uint32, opts ...func(*Config)) *vethGateway {
 	t.Helper()
 	g := &vethGateway{}
-	g.ns = xsktest.NewNS(t, "worker")
-	g.lan = xsktest.AddVeth(t, g.ns, "xs-lan", g.ns, "xs-lanp")
-	g.wan = xsktest.AddVeth(t, g.ns, "xs-wan", g.ns, "xs-wanp")
+	g.ns = xsktest.NewNS(t, "wkgw")
+	g.lanNS = xsktest.NewNS(t, "wklan")
+	g.wanNS = xsktest.NewNS(t, "wkwan")
+	g.lan = xsktest.AddVeth(t, g.ns, "xs-lan", g.lanNS, "xs-lanp")
+	g.wan = xsktest.AddVeth(t, g.ns, "xs-wan", g.wanNS, "xs-wanp")
 
 	outM := metaBytes(metaOpt{dir: Out, sa: outIdx, egress: uint32(g.wan.Index)})
 	copy(outM[20:26], g.wan.MAC[:])
@@ -123,9 +128,9 @@ func newVethGateway(t testing.TB, frames uint32, ring uint32, opts ...func(*Conf
 func TestVethWorker(t *testing.T) {
 	xsktest.RequireRoot(t)
 	g := newVethGateway(t, 1024, 128)
-	ns, lan, wan, w, stats := g.ns, g.lan, g.wan, g.w, g.stats
-	lanPort := xsktest.OpenPacketPort(t, ns, lan.PeerIdx)
-	wanPort := xsktest.OpenPacketPort(t, ns, wan.PeerIdx)
+	lan, wan, w, stats := g.lan, g.wan, g.w, g.stats
+	lanPort := xsktest.OpenPacketPort(t, g.lanNS, lan.PeerIdx)
+	wanPort := xsktest.OpenPacketPort(t, g.wanNS, wan.PeerIdx)
 	peer := newSA(t, spiOut, outerSrc, outerDst, 0) // the far gateway, same key
 
 	// Outbound: plaintext in at the LAN, ESP out at the WAN.
@@ -248,9 +253,9 @@ func benchVethWorker(b *testing.B, size int, opt func(*Config)) {
 		{
 			xsktest.RequireRoot(b)
 			g := newVethGateway(b, 65536, 4096, opt)
-			xsktest.AttachVerdict(b, g.ns, g.wan.PeerIdx, 1) // XDP_DROP
+			xsktest.AttachVerdict(b, g.wanNS, g.wan.PeerIdx, 1) // XDP_DROP
 			ip := ipv4UDP(size-14, innerSrc, innerDst, 9, 9, true, 64)
-			stopGen := xsktest.StartGenerator(b, g.ns, g.lan.PeerIdx, ether(g.lan.MAC, g.lan.PeerMAC, 0x0800, ip))
+			stopGen := xsktest.StartGenerator(b, g.lanNS, g.lan.PeerIdx, ether(g.lan.MAC, g.lan.PeerMAC, 0x0800, ip))
 			defer stopGen()
 			deadline := time.Now().Add(20 * time.Second)
 			for g.w.stats.Sealed.Load() == 0 && time.Now().Before(deadline) {
