@@ -120,7 +120,12 @@ type Card struct {
 	links  [2]link.Link // per Side
 	modes  [2]AttachMode
 	pols   map[uint32]spd.Policy // installed policies by ID
-	ws     *WorkerStats
+	lists  [2][2]ruleList        // [dir][family]: the SPD in card order
+	// shadow[dir][buffer][family] is what each rule buffer holds, when shadowKnown says it is known,
+	// so that an SPD change writes only the blocks that differ.
+	shadow      [2][2][2][]bpf.CardXdpsecRule
+	shadowKnown [2][2][2]bool
+	ws          *WorkerStats
 }
 
 // Load loads the card with cfg's capacities. With an Instance it pins every map under

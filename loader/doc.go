@@ -31,9 +31,13 @@
 //     and Larval.
 //   - PutPolicies/DeletePolicies/ReplaceSPD/Policies: the SPD, as control/spd.Policy values (IDs below
 //     Config.Policies, default 16,384, at most 65,535). Each call is one atomic SPD change: table entries
-//     first, then the rule lists of the directions touched are rewritten in the idle buffer and made live
-//     by one generation bump, which also invalidates the flow cache. Deletion clears table entries after
-//     the switch. Cost per call: O(policies in the directions touched) map writes in one batch.
+//     first, then the idle buffer of each direction touched is brought up to date and made live by one
+//     generation bump, which also invalidates that direction's flow cache. Deletion clears table
+//     entries after the switch. The loader keeps each direction's list sorted (edited in place for
+//     small changes, re-sorted for large ones) and a shadow of what each buffer holds, so only the
+//     8-rule blocks that differ are written, in one batch: about 8 µs per change at 64 policies,
+//     0.1 ms at 4,096, 0.25 ms at 16,384 (BenchmarkPutPolicy). Batch many changes into one call
+//     when you can: each call is one SPD generation.
 //     Make-before-break rekey: PutSA(new), then PutPolicies(policy with SA=new) (outbound switches at
 //     once), then DeleteSA(old).
 //   - SetDefaults: the actions for packets no policy matches (bypass or discard).

@@ -84,38 +84,89 @@ func (c *Card) changeSPD(put []spd.Policy, del []uint32) error {
 		}
 		seen[p.ID] = true
 	}
-	next := make(map[uint32]spd.Policy, len(c.pols)+len(put))
-	for id, p := range c.pols {
-		next[id] = p
+	// Apply to the loader's view, remembering how to undo it if the card refuses a write.
+	undo := make(map[uint32]*spd.Policy, len(put)+len(del))
+	remember := func(id uint32) {
+		if _, ok := undo[id]; ok {
+			return
+		}
+		if old, ok := c.pols[id]; ok {
+			undo[id] = &old
+		} else {
+			undo[id] = nil
+		}
 	}
-	var dirs [2]bool
+	var ops [2][2]listOps // [dir][family]
 	var removed []uint32
 	for _, id := range del {
-		if p, ok := next[id]; ok && !seen[id] {
-			dirs[p.Dir] = true
-			delete(next, id)
+		if old, ok := c.pols[id]; ok && !seen[id] {
+			remember(id)
+			ops[old.Dir][famOf(&old)].remove = append(ops[old.Dir][famOf(&old)].remove, old)
+			delete(c.pols, id)
 			removed = append(removed, id)
 		}
 	}
+	fresh := make(map[uint32]bool)
 	for _, p := range put {
 		if p.Action != spd.ActionProtect {
 			p.SA = spd.NoSA // the card keeps no SA for other actions; so does the loader's view
 		}
-		old, existed := next[p.ID]
-		if existed {
-			dirs[old.Dir] = true
-		} else if err := c.resetPolicyCounters(p.ID); err != nil {
-			return err
+		remember(p.ID)
+		if old, ok := c.pols[p.ID]; ok {
+			ops[old.Dir][famOf(&old)].remove = append(ops[old.Dir][famOf(&old)].remove, old)
+		} else {
+			fresh[p.ID] = true
 		}
-		dirs[p.Dir] = true
-		next[p.ID] = p
+		ops[p.Dir][famOf(&p)].insert = append(ops[p.Dir][famOf(&p)].insert, p)
+		c.pols[p.ID] = p
+	}
+	for d := range ops {
+		for f := range ops[d] {
+			if o := &ops[d][f]; len(o.remove)+len(o.insert) > 0 {
+				c.lists[d][f].apply(o, c.pols, spd.Dir(d), f)
+			}
+		}
+	}
+
+	err := c.writeSPDChange(put, fresh, removed, &ops)
+	if err != nil {
+		for id, old := range undo {
+			if old == nil {
+				delete(c.pols, id)
+			} else {
+				c.pols[id] = *old
+			}
+		}
+		for d := range ops {
+			if len(ops[d][0].remove)+len(ops[d][0].insert)+len(ops[d][1].remove)+len(ops[d][1].insert) > 0 {
+				for f := range 2 {
+					c.lists[d][f].rebuild(c.pols, spd.Dir(d), f)
+					// The idle buffer may be half written.
+					c.shadowKnown[d][0][f], c.shadowKnown[d][1][f] = false, false
+				}
+			}
+		}
+	}
+	return err
+}
+
+// writeSPDChange writes an applied change to the card: table entries of put policies, the rule lists of
+// the directions touched, then the cleared table entries of removed ones.
+func (c *Card) writeSPDChange(put []spd.Policy, fresh map[uint32]bool, removed []uint32, ops *[2][2]listOps) error {
+	for i := range put {
+		p := c.pols[put[i].ID]
+		if fresh[p.ID] {
+			if err := c.resetPolicyCounters(p.ID); err != nil {
+				return err
+			}
+		}
 		if err := c.objs.PolicyTable.Put(p.ID, policyEntry(&p)); err != nil {
 			return fmt.Errorf("write policy %d: %w", p.ID, err)
 		}
 	}
-	for d, touched := range dirs {
-		if touched {
-			if err := c.writeRules(spd.Dir(d), next); err != nil {
+	for d := range ops {
+		if len(ops[d][0].remove)+len(ops[d][0].insert)+len(ops[d][1].remove)+len(ops[d][1].insert) > 0 {
+			if err := c.writeRules(spd.Dir(d)); err != nil {
 				return err
 			}
 		}
@@ -125,8 +176,62 @@ func (c *Card) changeSPD(put []spd.Policy, del []uint32) error {
 			return fmt.Errorf("clear policy %d: %w", id, err)
 		}
 	}
-	c.pols = next
 	return nil
+}
+
+func famOf(p *spd.Policy) int {
+	if p.Selector.Is4() {
+		return 0
+	}
+	return 1
+}
+
+// listOps are the policies leaving and entering one rule list in one SPD change.
+type listOps struct {
+	remove, insert []spd.Policy
+}
+
+// ruleList is one (direction, family) list in SPD order, with the card's rule for each policy.
+type ruleList struct {
+	pols  []spd.Policy
+	rules []bpf.CardXdpsecRule
+}
+
+// incrementalOps is the change size up to which a list is edited in place (binary search and
+// memmove per policy) rather than rebuilt and sorted.
+const incrementalOps = 64
+
+func (l *ruleList) apply(o *listOps, pols map[uint32]spd.Policy, dir spd.Dir, fam int) {
+	if len(o.remove)+len(o.insert) > incrementalOps {
+		l.rebuild(pols, dir, fam)
+		return
+	}
+	cmp := func(a spd.Policy, b spd.Policy) int { return spd.Compare(&a, &b) }
+	for _, p := range o.remove {
+		if i, ok := slices.BinarySearchFunc(l.pols, p, cmp); ok {
+			l.pols = slices.Delete(l.pols, i, i+1)
+			l.rules = slices.Delete(l.rules, i, i+1)
+		}
+	}
+	for _, p := range o.insert {
+		i, _ := slices.BinarySearchFunc(l.pols, p, cmp)
+		l.pols = slices.Insert(l.pols, i, p)
+		l.rules = slices.Insert(l.rules, i, ruleOf(&p))
+	}
+}
+
+func (l *ruleList) rebuild(pols map[uint32]spd.Policy, dir spd.Dir, fam int) {
+	l.pols = l.pols[:0]
+	for _, p := range pols {
+		if p.Dir == dir && famOf(&p) == fam {
+			l.pols = append(l.pols, p)
+		}
+	}
+	slices.SortFunc(l.pols, func(a, b spd.Policy) int { return spd.Compare(&a, &b) })
+	l.rules = l.rules[:0]
+	for i := range l.pols {
+		l.rules = append(l.rules, ruleOf(&l.pols[i]))
+	}
 }
 
 func policyEntry(p *spd.Policy) *bpf.CardXdpsecPolicy {
@@ -172,41 +277,41 @@ func (c *Card) ruleBase(dir spd.Dir, buf, fam uint32) uint32 {
 	return ((uint32(dir)*2+buf)*2 + fam) * ruleBlocks(c.cfg.Policies)
 }
 
-// writeRules rebuilds both families' rule lists of dir in the idle buffer and makes it live.
-func (c *Card) writeRules(dir spd.Dir, pols map[uint32]spd.Policy) error {
+// writeRules brings the idle buffer of dir up to the loader's lists and makes it live. Only blocks that
+// differ from what the idle buffer is known to hold are written (the loader shadows each buffer), so a
+// change costs O(blocks changed) map writes plus an O(n) comparison in memory.
+func (c *Card) writeRules(dir spd.Dir) error {
 	var st bpf.CardXdpsecSpd
 	if err := c.objs.SpdState.Lookup(uint32(dir), &st); err != nil {
 		return fmt.Errorf("read spd state: %w", err)
 	}
-	var lists [2][]*spd.Policy
-	for id := range pols {
-		p := pols[id]
-		if p.Dir != dir {
-			continue
-		}
-		fam := 0
-		if !p.Selector.Is4() {
-			fam = 1
-		}
-		lists[fam] = append(lists[fam], &p)
-	}
 	nb := (st.Gen + 1) & 1
-	for fam, l := range lists {
-		slices.SortFunc(l, spd.Compare)
+	for fam := range 2 {
+		target := c.lists[dir][fam].rules
+		shadow := c.shadow[dir][nb][fam]
+		known := c.shadowKnown[dir][nb][fam]
 		base := c.ruleBase(dir, nb, uint32(fam))
-		nblk := (len(l) + ruleBlock - 1) / ruleBlock
-		keys := make([]uint32, nblk)
-		vals := make([]bpf.CardXdpsecRuleBlock, nblk)
-		for i := range keys {
-			keys[i] = base + uint32(i)
+		var (
+			keys []uint32
+			vals []bpf.CardXdpsecRuleBlock
+		)
+		for blk := 0; blk*ruleBlock < len(target); blk++ {
+			if known && blockEqual(target, shadow, blk) {
+				continue
+			}
+			var b bpf.CardXdpsecRuleBlock
+			copy(b.Rule[:], target[blk*ruleBlock:min(len(target), (blk+1)*ruleBlock)])
+			keys = append(keys, base+uint32(blk))
+			vals = append(vals, b)
 		}
-		for i, p := range l {
-			vals[i/ruleBlock].Rule[i%ruleBlock] = ruleOf(p)
-		}
+		// The shadow is dropped first: a failed write leaves the buffer's contents unknown.
+		c.shadowKnown[dir][nb][fam] = false
 		if err := putBatch(c.objs.SpdRules, keys, vals); err != nil {
 			return fmt.Errorf("write %s rules: %w", dir, err)
 		}
-		st.Count[nb][fam] = uint32(len(l))
+		c.shadow[dir][nb][fam] = append(shadow[:0], target...)
+		c.shadowKnown[dir][nb][fam] = true
+		st.Count[nb][fam] = uint32(len(target))
 	}
 	// The idle buffer's counts first (the live ones are untouched), then the generation: one 32-bit
 	// store that makes the new lists live and invalidates the flow cache for this direction.
@@ -218,6 +323,17 @@ func (c *Card) writeRules(dir spd.Dir, pols map[uint32]spd.Policy) error {
 		return fmt.Errorf("write spd state: %w", err)
 	}
 	return nil
+}
+
+// blockEqual reports whether block blk of target is already in a buffer holding shadow: every rule of
+// the block that target has is equal (rules past the list's end are never read by the card).
+func blockEqual(target, shadow []bpf.CardXdpsecRule, blk int) bool {
+	for i := blk * ruleBlock; i < min(len(target), (blk+1)*ruleBlock); i++ {
+		if i >= len(shadow) || target[i] != shadow[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func putBatch[V any](m *ebpf.Map, keys []uint32, vals []V) error {
@@ -244,6 +360,19 @@ func (c *Card) restore() error {
 	}
 	for _, p := range pols {
 		c.pols[p.ID] = p
+	}
+	for d := range c.lists {
+		var st bpf.CardXdpsecSpd
+		if err := c.objs.SpdState.Lookup(uint32(d), &st); err != nil {
+			return fmt.Errorf("read spd state: %w", err)
+		}
+		for f := range c.lists[d] {
+			c.lists[d][f].rebuild(c.pols, spd.Dir(d), f)
+			// The live buffer holds exactly these rules; the idle one is unknown until written.
+			live := st.Gen & 1
+			c.shadow[d][live][f] = slices.Clone(c.lists[d][f].rules)
+			c.shadowKnown[d][live][f] = true
+		}
 	}
 	if len(c.pols) > 0 {
 		c.log.Info("card reopened with its offloaded SPD", "policies", len(c.pols))
