@@ -1,0 +1,267 @@
+// Command xsbench measures the data path's first figures on the four-namespace testbed
+// (hack/bench.sh runs it as root): TCP throughput h1 → h2 with iperf3 through plain kernel
+// forwarding and through the xdpsec tunnels, and the packet rate of 64-byte UDP through a tunnel
+// with a BPF_PROG_TEST_RUN live-frames generator (iperf3 cannot offer more than ~0.3 Mpps here).
+// It prints a Markdown table; every run is bounded by -t.
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/xdpsec/xdpsec/control/daemon"
+	"github.com/xdpsec/xdpsec/hack/testbed"
+	"github.com/xdpsec/xdpsec/hack/testbed/pair"
+)
+
+func main() {
+	secs := flag.Int("t", 5, "seconds per iperf3 run")
+	runs := flag.Int("runs", 3, "runs per figure (the median is reported)")
+	pkts := flag.Int("pps-packets", 2_000_000, "64-byte UDP packets the generator offers per run")
+	only := flag.String("only", "", "comma-separated subset: plain, tunnel, pps")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, time.Duration(*secs)*time.Second, *runs, *pkts, *only); err != nil {
+		fmt.Fprintln(os.Stderr, "xsbench:", err)
+		os.Exit(1)
+	}
+}
+
+func want(only, what string) bool {
+	return only == "" || strings.Contains(","+only+",", ","+what+",")
+}
+
+func run(ctx context.Context, dur time.Duration, runs, pkts int, only string) error {
+	tb, err := testbed.New(ctx, testbed.Options{Tag: "bench"})
+	if err != nil {
+		return err
+	}
+	defer tb.Close()
+	fmt.Printf("| path | test | median of %d | runs |\n|---|---|---|---|\n", runs)
+	tcp := func(label string, dst netip.Addr, streams int) error {
+		var rates []float64
+		for i := 0; i < runs; i++ {
+			r, err := tb.Iperf3(ctx, testbed.IperfOptions{Dst: dst, Streams: streams, Duration: dur})
+			if err != nil {
+				return fmt.Errorf("%s: %w", label, err)
+			}
+			rates = append(rates, r.BitsPerSecond/1e9)
+		}
+		fmt.Printf("| %s | TCP %d stream(s), %v | %.2f Gbit/s | %s |\n", label, streams, dur, median(rates), list(rates, "%.2f"))
+		return nil
+	}
+	if want(only, "plain") {
+		for _, s := range []int{1, 4} {
+			if err := tcp("kernel forwarding (default offloads)", testbed.H2Addr4, s); err != nil {
+				return err
+			}
+		}
+	}
+	// The tunnel needs the hosts' transmit checksum offload off (see
+	// testbed.HostChecksumOffloadOff); measure plain forwarding that way too, for a fair pair.
+	if err := tb.HostChecksumOffloadOff(ctx); err != nil {
+		return err
+	}
+	if want(only, "plain") {
+		for _, s := range []int{1, 4} {
+			if err := tcp("kernel forwarding (hosts' tx checksum offload off)", testbed.H2Addr4, s); err != nil {
+				return err
+			}
+		}
+	}
+	if !want(only, "tunnel") && !want(only, "pps") {
+		return nil
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	gws, err := pair.Start(ctx, tb, pair.Options{Log: log})
+	if err != nil {
+		return err
+	}
+	defer gws.Close()
+	for _, dst := range []netip.Addr{testbed.H2Addr4, testbed.H2Addr6} {
+		for i := 0; i < 3 && tb.Ping(ctx, testbed.H1, dst, 1) != nil; i++ {
+		}
+	}
+	if want(only, "tunnel") {
+		for _, c := range []struct {
+			label string
+			dst   netip.Addr
+		}{{"xdpsec IPv4 tunnel, AES-GCM-128", testbed.H2Addr4}, {"xdpsec IPv6 tunnel, AES-GCM-128", testbed.H2Addr6}} {
+			for _, s := range []int{1, 4} {
+				if err := tcp(c.label, c.dst, s); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if want(only, "pps") {
+		var offered, sealed, opened []float64
+		for i := 0; i < runs; i++ {
+			o, s, d, err := udpRate(ctx, tb, gws, pkts)
+			if err != nil {
+				return err
+			}
+			offered, sealed, opened = append(offered, o), append(sealed, s), append(opened, d)
+		}
+		fmt.Printf("| generator → h1-eth0 → gw1 | 64-byte UDP offered | %.2f Mpps | %s |\n", median(offered), list(offered, "%.2f"))
+		fmt.Printf("| xdpsec gw1 (IPv4, AES-GCM-128) | 64-byte UDP sealed | %.2f Mpps | %s |\n", median(sealed), list(sealed, "%.2f"))
+		fmt.Printf("| xdpsec gw1 → gw2 → h2 | 64-byte UDP delivered | %.2f Mpps | %s |\n", median(opened), list(opened, "%.2f"))
+	}
+	return nil
+}
+
+// udpRate offers pkts 64-byte UDP frames h1 → h2 from an XDP program run with
+// BPF_F_TEST_XDP_LIVE_FRAMES on h1-eth0 (XDP_TX sends each copy out of h1-eth0, to gw1's card),
+// and returns the rates offered, sealed by gw1 and opened by gw2, in Mpps.
+func udpRate(ctx context.Context, tb *testbed.Testbed, gws *pair.Pair, pkts int) (offered, sealed, opened float64, err error) {
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 3 /* XDP_TX */), asm.Return()}})
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("load generator: %w", err)
+	}
+	defer prog.Close()
+	frame, err := udpFrame(tb)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	s0, o0 := count(gws.GW1, "sealed"), count(gws.GW2, "opened")
+	var el time.Duration
+	err = inNS(tb, testbed.H1, func() error {
+		ifc, err := net.InterfaceByName(testbed.H1Eth)
+		if err != nil {
+			return err
+		}
+		md := make([]byte, 24) // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex
+		// The kernel wants data_end to be the frame's length (bpf_prog_test_run_xdp).
+		binary.LittleEndian.PutUint32(md[4:], uint32(len(frame)))
+		binary.LittleEndian.PutUint32(md[12:], uint32(ifc.Index))
+		start := time.Now()
+		_, err = prog.Run(&ebpf.RunOptions{Data: frame, Context: md, Repeat: uint32(pkts),
+			Flags: unix.BPF_F_TEST_XDP_LIVE_FRAMES, BatchSize: 64})
+		el = time.Since(start)
+		return err
+	})
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("run generator: %w", err)
+	}
+	// The workers may still be draining their rings.
+	time.Sleep(500 * time.Millisecond)
+	s1, o1 := count(gws.GW1, "sealed"), count(gws.GW2, "opened")
+	secs := el.Seconds()
+	return float64(pkts) / secs / 1e6, float64(s1-s0) / secs / 1e6, float64(o1-o0) / secs / 1e6, nil
+}
+
+func count(d *daemon.Daemon, what string) uint64 { return d.WorkerStats()[what] }
+
+// udpFrame is a 64-byte Ethernet frame (60 bytes + FCS) h1 → h2, UDP to the discard port.
+func udpFrame(tb *testbed.Testbed) ([]byte, error) {
+	dmac, err := macOf(tb, testbed.GW1, testbed.GW1LAN)
+	if err != nil {
+		return nil, err
+	}
+	smac, err := macOf(tb, testbed.H1, testbed.H1Eth)
+	if err != nil {
+		return nil, err
+	}
+	f := make([]byte, 60)
+	copy(f[0:6], dmac)
+	copy(f[6:12], smac)
+	binary.BigEndian.PutUint16(f[12:], 0x0800)
+	ip := f[14:]
+	ip[0], ip[8], ip[9] = 0x45, 64, 17
+	binary.BigEndian.PutUint16(ip[2:], 46)
+	s, d := testbed.H1Addr4.As4(), testbed.H2Addr4.As4()
+	copy(ip[12:16], s[:])
+	copy(ip[16:20], d[:])
+	var sum uint32
+	for i := 0; i < 20; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
+	}
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
+	udp := ip[20:]
+	binary.BigEndian.PutUint16(udp[0:], 40000)
+	binary.BigEndian.PutUint16(udp[2:], 9)
+	binary.BigEndian.PutUint16(udp[4:], 26) // checksum 0: none (RFC 768)
+	return f, nil
+}
+
+func macOf(tb *testbed.Testbed, n testbed.Node, dev string) (net.HardwareAddr, error) {
+	out, err := tb.Run(context.Background(), n, "cat", "/sys/class/net/"+dev+"/address")
+	if err != nil {
+		return nil, err
+	}
+	return net.ParseMAC(strings.TrimSpace(out))
+}
+
+func inNS(tb *testbed.Testbed, n testbed.Node, fn func() error) error {
+	h, err := tb.NsHandle(n)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(h); err != nil {
+			errc <- err
+			return
+		}
+		ferr := fn()
+		if err := netns.Set(orig); err != nil {
+			errc <- err
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	for i := range s {
+		for j := i + 1; j < len(s); j++ {
+			if s[j] < s[i] {
+				s[i], s[j] = s[j], s[i]
+			}
+		}
+	}
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
+}
+
+func list(v []float64, f string) string {
+	var p []string
+	for _, x := range v {
+		p = append(p, fmt.Sprintf(f, x))
+	}
+	return strings.Join(p, ", ")
+}
