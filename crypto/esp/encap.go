@@ -251,7 +251,7 @@ func (sa *SA) nextSeq() (uint64, bool) {
 // ciphertext (payload, padding, pad length, next header) must fill whole
 // cipher blocks and end on a 4-byte boundary.
 func (sa *SA) padLen(n int) int {
-	return (sa.align - (n+2)%sa.align) % sa.align
+	return -(n + 2) & (sa.align - 1) // align is 4 or 16: a mask, not a division
 }
 
 // frontHdrLen is the header bytes in front of the ESP header: the outer IP
