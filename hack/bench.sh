@@ -18,7 +18,6 @@ if ! mountpoint -q /sys/fs/bpf; then
   mount -t bpf bpf /sys/fs/bpf
 fi
 go build -o bin/xsbench ./hack/testbed/xsbench
-# xsbench removes its namespaces itself, also on Ctrl-C; the trap catches a harder death.
-trap 'for ns in $(ip netns list | awk "/^xs-bench-/{print \$1}"); do ip netns del "$ns" 2>/dev/null || true; done' EXIT
+# xsbench removes its namespaces itself, also on Ctrl-C (SIGINT/SIGTERM).
 echo "# $(date -u +%FT%TZ) $(uname -r), $(nproc) CPUs"
 bin/xsbench "$@"
