@@ -1,0 +1,58 @@
+// Package daemon assembles a running gateway from a configuration: what `xdpsec run` does, and
+// what the end-to-end test and `xdpsec demo` start in-process inside the testbed's namespaces.
+//
+// # Start, in order
+//
+//  1. Inspect both interfaces (index, addresses, wire MTU) and count the receive queues in use
+//     (ETHTOOL_GCHANNELS; a veth allocates a queue per CPU but uses one).
+//  2. Load the card (loader.Load) with the configuration's capacities, pinned under
+//     /sys/fs/bpf/xdpsec/<instance>/. The workers' per-SA counters are the card's mmap-able
+//     worker_stats map, mapped here, so bpftool and the control plane read what workers add.
+//  3. Start the neighbour cache (loader/neigh) and the ICMP responder (crypto/pmtu), whose
+//     replies come from the protected interface's first IPv4 and global IPv6 address.
+//  4. Per queue, open one AF_XDP socket on each interface, all on one UMEM (the first socket
+//     registers it, the others share it with XDP_SHARED_UMEM), register them in the card's
+//     XSKMAPs, and make one crypto worker. Ring sizes follow the worker's share of the frames
+//     (fill + TX of both sockets ≤ its pool), so RX can never starve TX.
+//  5. Attach the card to both interfaces (native XDP, falling back to generic where the
+//     configuration says auto) — after the sockets, so the first packet already finds a worker —
+//     and start the workers.
+//  6. Start the control plane (control/manager) on an offload driver that joins the card's
+//     tables and the workers' SA table: every SA is put in the workers' table (keys) before the
+//     card may name it, and taken out of the card before its keys are wiped. Wait until the card
+//     holds the configuration, then ask the neighbour cache for every tunnel peer, so that the
+//     card's FIB lookups find their neighbours from the first packet on.
+//
+// It logs what it attached and in which XDP and AF_XDP mode. Close undoes all of it in reverse:
+// control plane, detach (the card stops handing out packets), stop the workers, wipe keys, close
+// sockets and UMEM, unpin — nothing stays attached or pinned. Start undoes what it did on any
+// failure.
+//
+// # Namespaces
+//
+// Options.NetNS runs the gateway on interfaces inside a network namespace while this process
+// stays where it is: the steps that resolve interface names or create sockets run on an OS
+// thread that entered the namespace, and the sockets, links and netlink handles keep it. The
+// BPF pins and the API socket live in the process's mount namespace, so bpftool on the host
+// sees the tables (`ip netns exec` would mount a fresh /sys and hide /sys/fs/bpf).
+//
+// # Traffic from the gateway host itself
+//
+// The card sees only what arrives on its protected interface, so the gateway host's own traffic
+// reaches it the way any host's does: through a veth pair whose far end is the card's protected
+// side. For example, with the card on veth "gw-lan" and the host's end "host0":
+//
+//	ip link add host0 type veth peer name gw-lan
+//	ip addr add 198.18.1.1/24 dev gw-lan        # the gateway's protected-side address
+//	ip addr add 198.18.1.2/24 dev host0
+//	ip link set host0 up; ip link set gw-lan up
+//	ip route add 198.18.2.0/24 via 198.18.1.1 dev host0 src 198.18.1.2
+//	ethtool -K host0 tx off                     # see below
+//
+// with interfaces {protected: gw-lan, wire: eth0} and policies whose selectors cover
+// 198.18.1.2. Transmit checksum offload must be off on the host's end: a veth passes locally
+// generated TCP/UDP packets on with the checksum left for the hardware (CHECKSUM_PARTIAL), and the
+// card hands the bytes to AF_XDP as they are, so they would leave the tunnel with a wrong
+// checksum. Packets that arrive from a real NIC always carry complete checksums. The testbed
+// does the same for h1 and h2 (testbed.HostChecksumOffloadOff).
+package daemon
