@@ -40,19 +40,24 @@
 //
 // The card sees only what arrives on its protected interface, so the gateway host's own traffic
 // reaches it the way any host's does: through a veth pair whose far end is the card's protected
-// side. For example, with the card on veth "gw-lan" and the host's end "host0":
+// side. The card's two interfaces go into a namespace of their own, the host's end stays with
+// the host's stack (if both ends shared a namespace, the kernel would deliver the host's packets
+// to its own address locally, and decrypted replies to the host would route to lo):
 //
-//	ip link add host0 type veth peer name gw-lan
-//	ip addr add 198.18.1.1/24 dev gw-lan        # the gateway's protected-side address
+//	ip netns add gw
+//	ip link set eth0 netns gw                          # the wire NIC
+//	ip link add host0 type veth peer name gw-lan netns gw
+//	ip -n gw addr add 198.18.1.1/24 dev gw-lan         # the gateway's protected-side address
+//	ip -n gw link set gw-lan up                        # (+ eth0's address and routes in gw)
 //	ip addr add 198.18.1.2/24 dev host0
-//	ip link set host0 up; ip link set gw-lan up
-//	ip route add 198.18.2.0/24 via 198.18.1.1 dev host0 src 198.18.1.2
-//	ethtool -K host0 tx off                     # see below
+//	ip link set host0 up
+//	ethtool -K host0 tx off                            # see below
+//	ip route add 198.18.2.0/24 via 198.18.1.1          # the host's traffic to the far side
+//	xdpsec run --netns gw --config gw.yaml             # interfaces {protected: gw-lan, wire: eth0}
 //
-// with interfaces {protected: gw-lan, wire: eth0} and policies whose selectors cover
-// 198.18.1.2. Transmit checksum offload must be off on the host's end: a veth passes locally
-// generated TCP/UDP packets on with the checksum left for the hardware (CHECKSUM_PARTIAL), and the
-// card hands the bytes to AF_XDP as they are, so they would leave the tunnel with a wrong
-// checksum. Packets that arrive from a real NIC always carry complete checksums. The testbed
-// does the same for h1 and h2 (testbed.HostChecksumOffloadOff).
+// with policies whose selectors cover 198.18.1.2. Transmit checksum offload must be off on the
+// host's end: a veth passes locally generated TCP/UDP packets on with the checksum left for the
+// hardware (CHECKSUM_PARTIAL), and the card hands the bytes to AF_XDP as they are, so they would
+// leave the tunnel with a wrong checksum. Packets that arrive from a real NIC always carry
+// complete checksums. The testbed does the same for h1 and h2 (testbed.HostChecksumOffloadOff).
 package daemon
