@@ -57,6 +57,11 @@ const (
 // verdictCard is a card with one policy for each outbound and inbound outcome.
 func verdictCard(t *testing.T, cfg Config) *Card {
 	c := newTestCard(t, cfg)
+	fillVerdictTables(t, c)
+	return c
+}
+
+func fillVerdictTables(t testing.TB, c *Card) {
 	sas := map[uint32]SA{
 		saOut:   {Dir: spd.DirOut, SPI: 0x1001, Src: ip("198.18.0.1"), Dst: ip("198.18.0.2"), Mode: ModeTunnel, PolicyID: 1},
 		saOut6:  {Dir: spd.DirOut, SPI: 0x1002, Src: ip("2001:2::1"), Dst: ip("2001:2::2"), Mode: ModeTunnel, PolicyID: 2},
@@ -97,7 +102,6 @@ func verdictCard(t *testing.T, cfg Config) *Card {
 	if err := c.PutPolicies(pols...); err != nil {
 		t.Fatal(err)
 	}
-	return c
 }
 
 func v4(src, dst string, proto uint8, l4 []byte) pkt {
