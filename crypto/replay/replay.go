@@ -4,8 +4,10 @@
 // per packet does not grow with the window size.
 //
 // A Window is safe for concurrent use: Accept serialises on a small mutex
-// (the critical section is a few loads and stores), and Top reads an atomic
-// copy, so the ESN high-half inference can run before the lock is taken.
+// (the critical section is a few loads and stores); Check and Top take no
+// lock (they read atomic copies, and Accept checks again under the lock), so
+// the pre-ICV duplicate check and the ESN high-half inference cost no
+// contention.
 package replay
 
 import (
@@ -20,10 +22,10 @@ const blockBits = 64
 // sequence numbers are the special case with a zero high half).
 type Window struct {
 	mu     sync.Mutex
-	top    atomic.Uint64 // highest accepted sequence number; written under mu
-	size   uint64        // W: a number below top-W+1 is too old; 0 disables the check
-	mask   uint64        // number of ring blocks - 1 (a power of two)
-	bitmap []uint64      // bit (seq mod ring bits) is set when seq was accepted
+	top    atomic.Uint64   // highest accepted sequence number; written under mu
+	size   uint64          // W: a number below top-W+1 is too old; 0 disables the check
+	mask   uint64          // number of ring blocks - 1 (a power of two)
+	bitmap []atomic.Uint64 // bit (seq mod ring bits) is set when seq was accepted; written under mu
 }
 
 // New returns a window of size packets (0 disables replay checking but still
@@ -40,14 +42,14 @@ func New(size uint32, top uint64) *Window {
 	n := (uint64(size)+blockBits-1)/blockBits + 1
 	n = 1 << bits.Len64(n-1)
 	w.mask = n - 1
-	w.bitmap = make([]uint64, n)
+	w.bitmap = make([]atomic.Uint64, n)
 	if top > 0 {
 		for i := range w.bitmap {
-			w.bitmap[i] = ^uint64(0)
+			w.bitmap[i].Store(^uint64(0))
 		}
 		// Bits above top in its own block stand for numbers not yet seen.
 		off := top % blockBits
-		w.bitmap[(top/blockBits)&w.mask] = ^uint64(0) >> (blockBits - 1 - off)
+		w.bitmap[(top/blockBits)&w.mask].Store(^uint64(0) >> (blockBits - 1 - off))
 	}
 	return w
 }
@@ -68,10 +70,9 @@ func (w *Window) Check(seq uint64) bool {
 	if w.size == 0 {
 		return true
 	}
-	w.mu.Lock()
-	ok := w.check(seq)
-	w.mu.Unlock()
-	return ok
+	// Without the lock the answer may be stale by the packets other
+	// goroutines accept meanwhile; Accept decides under the lock.
+	return w.check(seq)
 }
 
 func (w *Window) check(seq uint64) bool {
@@ -82,7 +83,7 @@ func (w *Window) check(seq uint64) bool {
 	if top-seq >= w.size {
 		return false // left of the window
 	}
-	return w.bitmap[(seq/blockBits)&w.mask]&(1<<(seq%blockBits)) == 0
+	return w.bitmap[(seq/blockBits)&w.mask].Load()&(1<<(seq%blockBits)) == 0
 }
 
 // Accept checks seq and, when it is new, records it and slides the window.
@@ -92,15 +93,17 @@ func (w *Window) Accept(seq uint64) bool {
 	if seq == 0 {
 		return false
 	}
+	if w.size == 0 {
+		for { // no window: only the top is kept, as a lock-free maximum
+			top := w.top.Load()
+			if seq <= top || w.top.CompareAndSwap(top, seq) {
+				return true
+			}
+		}
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	top := w.top.Load()
-	if w.size == 0 {
-		if seq > top {
-			w.top.Store(seq)
-		}
-		return true
-	}
 	if !w.check(seq) {
 		return false
 	}
@@ -113,10 +116,11 @@ func (w *Window) Accept(seq uint64) bool {
 			diff = w.mask + 1
 		}
 		for i := uint64(1); i <= diff; i++ {
-			w.bitmap[(cur+i)&w.mask] = 0
+			w.bitmap[(cur+i)&w.mask].Store(0)
 		}
 		w.top.Store(seq)
 	}
-	w.bitmap[(seq/blockBits)&w.mask] |= 1 << (seq % blockBits)
+	b := &w.bitmap[(seq/blockBits)&w.mask]
+	b.Store(b.Load() | 1<<(seq%blockBits))
 	return true
 }
