@@ -95,7 +95,9 @@ func (g spdGen) tuple(dir spd.Dir) (spd.Tuple, bool) {
 	return t, first
 }
 
-func tuplePacket(t spd.Tuple, first bool) []byte {
+// tuplePacket builds a packet with tuple t; with r, it also wraps it in 0–2 VLAN tags and, for IPv6,
+// puts 0–3 extension headers before the upper layer, which must not change the classification.
+func tuplePacket(t spd.Tuple, first bool, r *rand.Rand) []byte {
 	var l4 []byte
 	switch {
 	case t.NonFirstFragment:
@@ -112,6 +114,14 @@ func tuplePacket(t spd.Tuple, first bool) []byte {
 	p := pkt{src: t.Src, dst: t.Dst, proto: t.Proto, l4: l4, moreFrag: first}
 	if t.NonFirstFragment {
 		p.fragOff = 10
+	}
+	if r != nil {
+		p.vlans = [][]uint16{nil, nil, {0x8100}, {0x88a8, 0x8100}}[r.IntN(4)]
+		if t.Dst.Is6() {
+			for range r.IntN(4) {
+				p.exts = append(p.exts, []ext{{0, 8}, {43, 24}, {60, 16}}[r.IntN(3)])
+			}
+		}
 	}
 	return p.build()
 }
@@ -207,7 +217,7 @@ func TestEquivalence(t *testing.T) {
 			if dir == spd.DirIn {
 				side = SideWire
 			}
-			data := tuplePacket(tup, first)
+			data := tuplePacket(tup, first, g.r)
 			before := readReason(wantR)
 			var polBefore PolicyStats
 			if want.Matched {
@@ -329,7 +339,7 @@ func TestIncrementalSPD(t *testing.T) {
 			}
 			wantV, wantR := expectedReason(dir, d, func(uint32) bool { return false })
 			var v uint32
-			delta := reasonDelta(t, c, func() { v, _ = r.run(t, c.program(side), tuplePacket(tup, first)) })
+			delta := reasonDelta(t, c, func() { v, _ = r.run(t, c.program(side), tuplePacket(tup, first, nil)) })
 			if v != wantV || delta[wantR] != 1 {
 				t.Fatalf("op %d: %s %+v: verdict %s reasons %v; reference %+v", op, dir, tup, verdictName(v), delta, d)
 			}
