@@ -8,6 +8,8 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"net/netip"
+
+	"golang.org/x/crypto/chacha20poly1305"
 	"testing"
 )
 
@@ -394,4 +396,59 @@ func innerPacketFixed(n int) []byte {
 		p[i] = byte(i)
 	}
 	return p
+}
+
+// TestESNConstruction checks where the ESN high half goes, independently of
+// Decap (which shares Encap's code): at the end of the HMAC input for the
+// encrypt-then-MAC suites (RFC 4303 §2.2.1, §3.3.2.1: "appended … for ICV
+// computation", never sent), and into the AAD for ChaCha20-Poly1305
+// (RFC 7634 §2.1: SPI ‖ high ‖ low).
+func TestESNConstruction(t *testing.T) {
+	const seq = 0x0000_0005_0000_0002
+	inner := innerPacketFixed(45)
+
+	authKey := testKey(32, 0x50)
+	sa, err := New(Params{SPI: 0x4321, Src: v4a, Dst: v4b, Mode: Tunnel, ESN: true, Seq: seq - 1,
+		Enc: EncAlg{Name: AlgNull}, Auth: AuthAlg{Name: AlgHMAC256, Key: authKey}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf, off := frame(inner, 0)
+	s, e, err := sa.Encap(buf, off, len(inner))
+	if err != nil {
+		t.Fatal(err)
+	}
+	esp := buf[s+20 : e]
+	if binary.BigEndian.Uint32(esp[4:]) != seq&0xffffffff {
+		t.Fatalf("wire carries %x, want the low half only", esp[4:8])
+	}
+	m := hmac.New(sha256.New, authKey)
+	m.Write(esp[:len(esp)-16])
+	m.Write([]byte{0, 0, 0, 5})
+	if want := m.Sum(nil)[:16]; !bytes.Equal(esp[len(esp)-16:], want) {
+		t.Fatalf("null+hmac esn icv %x, want %x", esp[len(esp)-16:], want)
+	}
+
+	keymat := testKey(36, 0x60)
+	sa, err = New(Params{SPI: 0x4321, Src: v4a, Dst: v4b, Mode: Tunnel, ESN: true, Seq: seq - 1,
+		AEAD: AEADAlg{Name: AlgChaCha, Key: keymat}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf, off = frame(inner, 0)
+	s, e, err = sa.Encap(buf, off, len(inner))
+	if err != nil {
+		t.Fatal(err)
+	}
+	esp = buf[s+20 : e]
+	a, _ := chacha20poly1305.New(keymat[:32])
+	nonce := append(append([]byte(nil), keymat[32:]...), esp[8:16]...)
+	aad := []byte{0, 0, 0x43, 0x21, 0, 0, 0, 5, 0, 0, 0, 2}
+	pt, err := a.Open(nil, nonce, esp[16:], aad)
+	if err != nil {
+		t.Fatalf("chacha20-poly1305 esn: aad is not SPI ‖ high ‖ low: %v", err)
+	}
+	if !bytes.Equal(pt[:len(inner)], inner) {
+		t.Fatal("chacha20-poly1305 esn: plaintext differs")
+	}
 }
