@@ -8,12 +8,17 @@ import "crypto/hmac"
 // space); bytes beyond the outer packet's IP length are ignored.
 //
 // The order follows RFC 4303 §3.4: the replay window is consulted first (a
-// cheap drop for duplicates), then the ICV is verified in constant time —
-// before any decryption — and only then is the window updated, so forged
-// packets cannot move it. Padding and next header are checked last.
+// cheap drop for duplicates), then the ICV is verified in constant time (for
+// encrypt-then-MAC before any decryption; an AEAD authenticates and decrypts
+// in one pass and clears its output on failure), and only then is the window
+// updated, so forged packets cannot move it. Padding and next header are
+// checked last.
 //
-// On error the error is one of the sentinels (see Reason), its counter was
-// incremented and no plaintext is returned; buf may have been changed.
+// On error the error is one of the sentinels (see Reason) and its counter
+// was incremented; buf may have been changed. A packet that fails the ICV is
+// never decrypted into buf (AEAD Open clears its output on failure); a
+// packet refused after the ICV (padding, next header) leaves its authentic
+// plaintext in buf, which the caller drops with the frame.
 func (sa *SA) Decap(buf []byte, off, n int) (start, end int, err error) {
 	st := sa.st.Load()
 	if st == nil {
@@ -136,7 +141,9 @@ func (sa *SA) Decap(buf []byte, off, n int) (start, end int, err error) {
 				return sa.fail(ErrICV)
 			}
 		} else {
-			// Open verifies the tag before it decrypts, in constant time.
+			// Open compares the tag in constant time and clears its
+			// output when it does not match, so no unauthenticated
+			// plaintext is left in buf.
 			aad := sa.aad(buf, e, seq, scratch)
 			if _, err := st.aead.Open(buf[payloadStart:payloadStart], nonce, buf[payloadStart:end], aad); err != nil {
 				return sa.fail(ErrICV)

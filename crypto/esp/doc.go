@@ -57,9 +57,9 @@
 // Decap: parse the outer header (IPv4 checksum verified; fragments refused)
 // → UDP/4500 checks (RFC 3948: a zero non-ESP marker is IKE, one 0xff byte
 // a keepalive: both ErrNotESP) → SPI → infer the ESN high half (RFC 4303
-// Appendix A) → replay pre-check → verify the ICV in constant time before any
-// decryption (AEAD Open, or HMAC then CBC) → only then update the replay
-// window (RFC 4303 §3.4.3) → check padding and next header → strip to the
+// Appendix A) → replay pre-check → verify the ICV in constant time (HMAC
+// before any CBC decryption; AEAD Open, which clears its output when the tag
+// fails) → only then update the replay window (RFC 4303 §3.4.3) → check padding and next header → strip to the
 // inner packet (tunnel: trimmed to its own length, which drops TFC padding;
 // ECN combined per RFC 6040 §4.2) or rebuild the IP header (transport).
 //
