@@ -361,13 +361,9 @@ func (c *Card) Destroy() error {
 				errs = append(errs, m.Unpin())
 			}
 		}
-		// Pins of links this process did not adopt, and anything else of ours left in the directory.
-		for _, n := range []string{linkPinName(SideProtected), linkPinName(SideWire)} {
-			if err := os.Remove(filepath.Join(c.dir, n)); err != nil && !errors.Is(err, os.ErrNotExist) {
-				errs = append(errs, err)
-			}
-		}
-		if err := os.Remove(c.dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		// Everything else in the directory is the instance's too: link pins this process did not
+		// adopt, pins of an older build's maps.
+		if err := os.RemoveAll(c.dir); err != nil {
 			errs = append(errs, fmt.Errorf("remove pin directory: %w", err))
 		}
 	}
