@@ -364,31 +364,71 @@ func spdAction(a sadb.Action) spd.Action {
 	return spd.ActionBypass
 }
 
-// view is one snapshot prepared for a pass.
+// view is one snapshot prepared for a pass, indexed so that finding a policy's SAs costs the number
+// of SAs with its template's name or reqid, not the size of the SAD.
 type view struct {
-	snap  sadb.Snapshot
-	live  map[uint32]*sadb.SAEntry
-	inSel map[uint32][]spd.Selector
+	snap    sadb.Snapshot
+	live    map[uint32]*sadb.SAEntry
+	byName  map[string]*sadb.SAEntry
+	byReqid map[uint32][]*sadb.SAEntry
+	inSel   map[uint32][]spd.Selector
+	pols    map[uint32]*sadb.PolicyEntry
+}
+
+func (v *view) policy(id uint32) (*sadb.PolicyEntry, bool) {
+	p, ok := v.pols[id]
+	return p, ok
 }
 
 func newView(snap sadb.Snapshot) *view {
-	v := &view{snap: snap, live: make(map[uint32]*sadb.SAEntry, len(snap.SAs)), inSel: map[uint32][]spd.Selector{}}
+	v := &view{snap: snap, live: make(map[uint32]*sadb.SAEntry, len(snap.SAs)),
+		byName: map[string]*sadb.SAEntry{}, byReqid: map[uint32][]*sadb.SAEntry{}, inSel: map[uint32][]spd.Selector{},
+		pols: make(map[uint32]*sadb.PolicyEntry, len(snap.Policies))}
 	for i := range snap.SAs {
-		v.live[snap.SAs[i].Index] = &snap.SAs[i]
+		sa := &snap.SAs[i]
+		v.live[sa.Index] = sa
+		if sa.Name != "" {
+			v.byName[sa.Name] = sa
+		}
+		if sa.Reqid != 0 {
+			v.byReqid[sa.Reqid] = append(v.byReqid[sa.Reqid], sa)
+		}
 	}
 	for i := range snap.Policies {
 		p := &snap.Policies[i]
+		v.pols[p.ID] = p
 		if p.Dir != sadb.DirIn || p.Action != sadb.ActionProtect {
 			continue
 		}
-		for j := range snap.SAs {
-			sa := &snap.SAs[j]
-			if dirFits(sa, p.Dir) && sadb.Matches(p.Tmpl, sa) {
-				v.inSel[sa.Index] = append(v.inSel[sa.Index], SPDSelector(p.Sel))
-			}
+		for _, sa := range v.candidates(p) {
+			v.inSel[sa.Index] = append(v.inSel[sa.Index], SPDSelector(p.Sel))
 		}
 	}
 	return v
+}
+
+// candidates returns the live SAs that can serve PROTECT policy p (its template and direction).
+func (v *view) candidates(p *sadb.PolicyEntry) []*sadb.SAEntry {
+	t := p.Tmpl
+	if t == nil {
+		return nil
+	}
+	var pool []*sadb.SAEntry
+	switch {
+	case t.SA != "":
+		if sa, ok := v.byName[t.SA]; ok {
+			pool = []*sadb.SAEntry{sa}
+		}
+	case t.Reqid != 0:
+		pool = v.byReqid[t.Reqid]
+	}
+	var out []*sadb.SAEntry
+	for _, sa := range pool {
+		if dirFits(sa, p.Dir) && sadb.Matches(t, sa) {
+			out = append(out, sa)
+		}
+	}
+	return out
 }
 
 func dirFits(sa *sadb.SAEntry, d sadb.Dir) bool { return sa.Dir == sadb.DirUnspec || sa.Dir == d }
@@ -582,11 +622,7 @@ func (e *Engine) resolve(v *view, p *sadb.PolicyEntry, iface string) uint32 {
 	var best *sadb.SAEntry
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for i := range v.snap.SAs {
-		sa := &v.snap.SAs[i]
-		if !dirFits(sa, p.Dir) || !sadb.Matches(p.Tmpl, sa) {
-			continue
-		}
+	for _, sa := range v.candidates(p) {
 		st := e.sa[saKey{sa.Index, iface}]
 		if st == nil || !st.installed || st.serial != sa.Serial || !allowed(sa.Offload, iface) {
 			continue
@@ -603,24 +639,11 @@ func (e *Engine) resolve(v *view, p *sadb.PolicyEntry, iface string) uint32 {
 
 // syncPolicies is step 2: every policy on every interface it may use, pointing at its SA.
 func (e *Engine) syncPolicies(v *view) {
-	want := map[polKey]spd.Policy{}
-	for i := range v.snap.Policies {
-		p := &v.snap.Policies[i]
-		for _, ifc := range e.ifaces {
-			if !allowed(p.Offload, ifc) {
-				continue
-			}
-			want[polKey{p.ID, ifc}] = spd.Policy{
-				ID: p.ID, Dir: toSPDDir(p.Dir), Priority: p.Priority,
-				Selector: SPDSelector(p.Sel), Action: spdAction(p.Action), SA: e.resolve(v, p, ifc),
-			}
-		}
-	}
 	// Removals first: they free room, and a removed id may come back with another policy below.
 	e.mu.Lock()
 	var gone []polKey
 	for k, st := range e.pol {
-		if _, ok := want[k]; !ok {
+		if p, ok := v.policy(k.id); !ok || !allowed(p.Offload, k.iface) {
 			if st.installed {
 				gone = append(gone, k)
 			} else {
@@ -633,57 +656,64 @@ func (e *Engine) syncPolicies(v *view) {
 	for _, k := range gone {
 		e.removePolicy(k)
 	}
-	keys := make([]polKey, 0, len(want))
-	for k := range want {
-		keys = append(keys, k)
+	// The snapshot is in SPD order: policies are installed by id within it, deterministically.
+	for i := range v.snap.Policies {
+		p := &v.snap.Policies[i]
+		for _, ifc := range e.ifaces {
+			if allowed(p.Offload, ifc) {
+				e.syncPolicy(v, p, polKey{p.ID, ifc})
+			}
+		}
 	}
-	sortPolKeys(keys)
-	for _, k := range keys {
-		w := want[k]
-		e.mu.Lock()
-		st := e.pol[k]
-		if st == nil {
-			st = &polOff{status: StatusPending}
-			e.pol[k] = st
+}
+
+// syncPolicy installs or updates one policy on one interface when the card's entry differs.
+func (e *Engine) syncPolicy(v *view, p *sadb.PolicyEntry, k polKey) {
+	w := spd.Policy{ID: p.ID, Dir: toSPDDir(p.Dir), Priority: p.Priority,
+		Selector: SPDSelector(p.Sel), Action: spdAction(p.Action), SA: e.resolve(v, p, k.iface)}
+	e.mu.Lock()
+	st := e.pol[k]
+	if st == nil {
+		st = &polOff{status: StatusPending}
+		e.pol[k] = st
+	}
+	skip := (st.installed && st.cur == w) ||
+		(st.tried == w && st.status == StatusRefused && !(st.reason == ReasonTableFull && st.epoch < e.epoch))
+	e.mu.Unlock()
+	if skip {
+		return
+	}
+	err := e.drv.InstallPolicy(&PolicyOffload{Iface: k.iface, Policy: w})
+	e.mu.Lock()
+	st.tried = w
+	if err != nil {
+		r, d := ReasonOf(err)
+		e.stats.PolicyNacks++
+		if r == ReasonError {
+			e.stats.DriverErrors++
 		}
-		skip := (st.installed && st.cur == w) ||
-			(st.tried == w && st.status == StatusRefused && !(st.reason == ReasonTableFull && st.epoch < e.epoch))
-		e.mu.Unlock()
-		if skip {
-			continue
+		was := st.status
+		e.log.Warn("policy offload refused", "policy_id", k.id, "iface", k.iface, "err", err)
+		if r == ReasonError {
+			e.retry = true
 		}
-		err := e.drv.InstallPolicy(&PolicyOffload{Iface: k.iface, Policy: w})
-		e.mu.Lock()
-		st.tried = w
-		if err != nil {
-			r, d := ReasonOf(err)
-			e.stats.PolicyNacks++
-			if r == ReasonError {
-				e.stats.DriverErrors++
-			}
-			was := st.status
-			e.log.Warn("policy offload refused", "policy_id", k.id, "iface", k.iface, "err", err)
-			if r == ReasonError {
-				e.retry = true
-			}
-			if st.installed {
-				// The card keeps the old entry (cur): removing a PROTECT policy could let its traffic fall
-				// through to a BYPASS below it. removeSAs keeps any SA it points at.
-				e.mu.Unlock()
-				continue
-			}
-			st.status, st.reason, st.detail, st.epoch = StatusRefused, r, d, e.epoch
+		if st.installed {
+			// The card keeps the old entry (cur): removing a PROTECT policy could let its traffic fall
+			// through to a BYPASS below it. removeSAs keeps any SA it points at.
 			e.mu.Unlock()
-			if was != StatusRefused {
-				e.publish(events.Event{Type: events.OffloadNack, PolicyID: k.id, Iface: k.iface, Reason: string(r)})
-			}
-			continue
+			return
 		}
-		st.installed, st.cur = true, w
-		st.status, st.reason, st.detail = StatusOffloaded, "", ""
-		e.stats.PolicyInstalls++
+		st.status, st.reason, st.detail, st.epoch = StatusRefused, r, d, e.epoch
 		e.mu.Unlock()
+		if was != StatusRefused {
+			e.publish(events.Event{Type: events.OffloadNack, PolicyID: k.id, Iface: k.iface, Reason: string(r)})
+		}
+		return
 	}
+	st.installed, st.cur = true, w
+	st.status, st.reason, st.detail = StatusOffloaded, "", ""
+	e.stats.PolicyInstalls++
+	e.mu.Unlock()
 }
 
 func (e *Engine) removePolicy(k polKey) {

@@ -747,18 +747,38 @@ func (s *Store) Snapshot() Snapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	snap := Snapshot{Gen: s.gen, SAs: make([]SAEntry, 0, len(s.sas)), Policies: make([]PolicyEntry, 0, len(s.pols))}
-	for _, r := range s.sas {
-		snap.SAs = append(snap.SAs, r.e)
+	// Sort small keys, then copy the (large) entries once, in order.
+	idx := make([]uint32, 0, max(len(s.sas), len(s.grave)))
+	for i := range s.sas {
+		idx = append(idx, i)
 	}
-	for _, r := range s.grave {
-		snap.Grave = append(snap.Grave, r.e)
+	slices.Sort(idx)
+	for _, i := range idx {
+		snap.SAs = append(snap.SAs, s.sas[i].e)
 	}
-	for _, r := range s.pols {
-		snap.Policies = append(snap.Policies, r.e.view())
+	idx = idx[:0]
+	for i := range s.grave {
+		idx = append(idx, i)
 	}
-	sortSAs(snap.SAs)
-	sortSAs(snap.Grave)
-	sortPolicies(snap.Policies)
+	slices.Sort(idx)
+	for _, i := range idx {
+		snap.Grave = append(snap.Grave, s.grave[i].e)
+	}
+	type polOrder struct {
+		dir      Dir
+		priority uint32
+		id       uint32
+	}
+	order := make([]polOrder, 0, len(s.pols))
+	for id, r := range s.pols {
+		order = append(order, polOrder{r.e.Dir, r.e.Priority, id})
+	}
+	slices.SortFunc(order, func(a, b polOrder) int {
+		return cmp.Or(cmp.Compare(a.dir, b.dir), cmp.Compare(a.priority, b.priority), cmp.Compare(a.id, b.id))
+	})
+	for _, o := range order {
+		snap.Policies = append(snap.Policies, s.pols[o.id].e.view())
+	}
 	return snap
 }
 

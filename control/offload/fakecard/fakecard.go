@@ -44,6 +44,7 @@ type Card struct {
 	RequireSelectors bool
 
 	sas        map[string]map[uint32]*SA
+	byID       map[string]map[offload.CardSA]uint32 // (spi, dst) with Index 0 → index, per interface
 	pols       map[string]map[uint32]spd.Policy
 	counters   map[uint32]*offload.SACounters // per index, shared by interfaces like the real per-CPU maps
 	wiped      []uint32
@@ -54,9 +55,11 @@ type Card struct {
 // New returns an empty card with the given interfaces.
 func New(ifaces ...string) *Card {
 	c := &Card{ifaces: ifaces, sas: map[string]map[uint32]*SA{}, pols: map[string]map[uint32]spd.Policy{},
-		counters: map[uint32]*offload.SACounters{}, global: map[string]uint64{}}
+		counters: map[uint32]*offload.SACounters{}, global: map[string]uint64{},
+		byID: map[string]map[offload.CardSA]uint32{}}
 	for _, i := range ifaces {
 		c.sas[i] = map[uint32]*SA{}
+		c.byID[i] = map[offload.CardSA]uint32{}
 		c.pols[i] = map[uint32]spd.Policy{}
 	}
 	return c
@@ -132,11 +135,11 @@ func (c *Card) InstallSA(o *offload.SAOffload) error {
 	if c.SACapacity > 0 && len(t) >= c.SACapacity {
 		return offload.Nack(offload.ReasonTableFull, "%d SAs", c.SACapacity)
 	}
-	for idx, other := range t {
-		if other.SPI == o.SA.SPI && other.Dst == o.SA.Dst {
-			c.violate("install sa index %d on %s: spi 0x%x dst %s already held by index %d", o.Index, o.Iface, o.SA.SPI, o.SA.Dst, idx)
-		}
+	id := offload.CardSA{SPI: o.SA.SPI, Dst: o.SA.Dst}
+	if idx, ok := c.byID[o.Iface][id]; ok {
+		c.violate("install sa index %d on %s: spi 0x%x dst %s already held by index %d", o.Index, o.Iface, o.SA.SPI, o.SA.Dst, idx)
 	}
+	c.byID[o.Iface][id] = o.Index
 	fresh := true
 	for _, ifc := range c.ifaces {
 		if _, ok := c.sas[ifc][o.Index]; ok {
@@ -171,6 +174,9 @@ func (c *Card) RemoveSA(index uint32, iface string) error {
 		c.OnRemoveSA(index, iface)
 	}
 	delete(c.sas[iface], index)
+	if id := (offload.CardSA{SPI: sa.SPI, Dst: sa.Dst}); c.byID[iface][id] == index {
+		delete(c.byID[iface], id)
+	}
 	last := true
 	for _, ifc := range c.ifaces {
 		if _, ok := c.sas[ifc][index]; ok {

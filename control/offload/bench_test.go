@@ -1,0 +1,100 @@
+package offload_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"testing"
+
+	"github.com/xdpsec/xdpsec/control/offload"
+	"github.com/xdpsec/xdpsec/control/offload/fakecard"
+	"github.com/xdpsec/xdpsec/control/sadb"
+)
+
+// benchSPD fills a store with n outbound policies, each protected by its own SA (by name).
+func benchSPD(b testing.TB, n int) (*sadb.Store, *offload.Engine) {
+	b.Helper()
+	store := sadb.New(sadb.Options{})
+	eng := offload.New(store, fakecard.New("lan0", "wan0"), offload.Options{Logger: slog.New(slog.DiscardHandler)})
+	for i := range n {
+		name := fmt.Sprintf("sa%d", i)
+		if _, err := store.AddSA(mkSA(name, uint32(0x10000+i), uint32(i+1))); err != nil {
+			b.Fatal(err)
+		}
+		dst := netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)}), 32)
+		p := sadb.Policy{Name: name, Dir: sadb.DirOut, Priority: 100, Action: sadb.ActionProtect,
+			Sel: sadb.Selector{Src: netip.MustParsePrefix("198.18.1.0/24"), Dst: dst}, Tmpl: &sadb.Tmpl{SA: name}}
+		if _, err := store.AddPolicy(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return store, eng
+}
+
+// BenchmarkInitialOffload: the engine offloads n SAs and n policies to two interfaces from scratch.
+func BenchmarkInitialOffload(b *testing.B) {
+	for _, n := range []int{1024, 16384} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				store, eng := benchSPD(b, n)
+				ctx, cancel := context.WithCancel(context.Background())
+				b.StartTimer()
+				eng.Start(ctx)
+				if err := eng.Sync(ctx); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				eng.Stop()
+				cancel()
+				_ = store
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/sa")
+		})
+	}
+}
+
+// BenchmarkChangeLatency: one SA update (a new offload list) on a loaded SPD/SAD, until the card
+// follows: the cost of one API call's pass at that size.
+func BenchmarkChangeLatency(b *testing.B) {
+	for _, n := range []int{1024, 16384} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			store, eng := benchSPD(b, n)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			eng.Start(ctx)
+			defer eng.Stop()
+			if err := eng.Sync(ctx); err != nil {
+				b.Fatal(err)
+			}
+			sa := mkSA("sa0", 0x10000, 1)
+			lists := [][]string{{"wan0"}, nil}
+			i := 0
+			for b.Loop() {
+				sa.Offload = lists[i%2]
+				i++
+				if _, err := store.UpdateSA(sa); err != nil {
+					b.Fatal(err)
+				}
+				if err := eng.Sync(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkAddSA: the SAD's add (validation by the ESP engine, copies, index allocation).
+func BenchmarkAddSA(b *testing.B) {
+	store := sadb.New(sadb.Options{})
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := store.AddSA(mkSA("", uint32(0x10000+i), 1)); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
