@@ -261,8 +261,14 @@ func TestSeqExhausted(t *testing.T) {
 		r := rand.New(rand.NewPCG(1, 1))
 		pkt := innerPacket(r, false, 10, 0)
 		buf, off := frame(pkt, 0)
+		if out.SeqExhausted() {
+			t.Fatalf("esn=%v: exhausted before the last number", esn)
+		}
 		if _, _, err := out.Encap(buf, off, len(pkt)); err != nil {
 			t.Fatalf("esn=%v: last number refused: %v", esn, err)
+		}
+		if !out.SeqExhausted() || out.NextSeq()-1 != out.SeqLimit() {
+			t.Fatalf("esn=%v: not exhausted after the last number", esn)
 		}
 		for range 3 {
 			buf, off = frame(pkt, 0)

@@ -63,11 +63,15 @@ type SA struct {
 	kind     suiteKind
 	name     string
 	seqLimit uint64 // highest sequence number Encap may use
+	window   *replay.Window
+	st       atomic.Pointer[state]
 
-	seq    atomic.Uint64 // last outbound sequence number used
-	window *replay.Window
-
-	st  atomic.Pointer[state]
+	// The fields above are read by every call; the ones below are written
+	// by every call. Separate cache lines keep workers on different cores
+	// from invalidating each other's read-mostly line.
+	_   [64]byte
+	seq atomic.Uint64 // last outbound sequence number used
+	_   [56]byte
 	ctr counters
 
 	// ivFunc, when set by tests, replaces IV generation (known-answer vectors
@@ -228,8 +232,18 @@ func (sa *SA) Overhead(n int) int {
 	return sa.frontLen() + padded - n + sa.trailerLen(padded)
 }
 
-// NextSeq returns the sequence number the next Encap will use.
+// NextSeq returns the sequence number the next Encap will use (meaningless
+// once SeqExhausted).
 func (sa *SA) NextSeq() uint64 { return sa.seq.Load() + 1 }
+
+// SeqExhausted reports whether Encap has used the last sequence number
+// (2^32-1 without ESN, 2^64-1 with it): the SA can send no more and needs
+// a hard expiry (RFC 4303 §3.3.3).
+func (sa *SA) SeqExhausted() bool { return sa.seq.Load() >= sa.seqLimit }
+
+// SeqLimit returns the last sequence number Encap may use, for soft
+// lifetimes expressed as "packets left".
+func (sa *SA) SeqLimit() uint64 { return sa.seqLimit }
 
 // ReplayTop returns the highest sequence number Decap accepted so far (the
 // "replay-seq" state to save and restore through Params.Seq).
