@@ -52,6 +52,7 @@ const (
 	saIn    = 10 // inbound SA, plain ESP
 	saInUDP = 11 // inbound SA, ESP in UDP
 	saInLrv = 12 // larval inbound SA
+	saIn6   = 13 // inbound SA over IPv6, ESP in UDP
 )
 
 // verdictCard is a card with one policy for each outbound and inbound outcome.
@@ -71,6 +72,7 @@ func fillVerdictTables(t testing.TB, c *Card) {
 		saIn:    {Dir: spd.DirIn, SPI: 0x2001, Src: ip("198.18.0.2"), Dst: ip("198.18.0.1"), Mode: ModeTunnel, PolicyID: 20},
 		saInUDP: {Dir: spd.DirIn, SPI: 0x2002, Src: ip("198.18.0.2"), Dst: ip("198.18.0.1"), Mode: ModeTunnel, EncapSrcPort: 4500, EncapDstPort: 4500, PolicyID: 20},
 		saInLrv: {Dir: spd.DirIn, SPI: 0x2003, Src: ip("198.18.0.2"), Dst: ip("198.18.0.1"), Mode: ModeTunnel, Larval: true},
+		saIn6:   {Dir: spd.DirIn, SPI: 0x2004, Src: ip("2001:2::2"), Dst: ip("2001:2::1"), Mode: ModeTunnel, EncapSrcPort: 4500, EncapDstPort: 4500, PolicyID: 20},
 	}
 	for idx, sa := range sas {
 		if err := c.PutSA(idx, sa); err != nil {
@@ -236,13 +238,27 @@ func TestInboundVerdicts(t *testing.T) {
 func TestInboundNoSocketPass(t *testing.T) {
 	c := verdictCard(t, Config{InNoSocketPass: true})
 	r := runner(t)
-	data := v4("198.18.0.2", "198.18.0.1", spd.ProtoUDP, udpESP(4500, 4500, 0x2002, 7, 32)).build()
-	v, out := r.run(t, c.program(SideWire), data)
-	if v != xdpPass {
-		t.Fatalf("verdict %s, want PASS", verdictName(v))
-	}
-	m := decodeMeta(t, out)
-	if m.Dir != 1 || m.SaIndex != saInUDP || m.PolicyId != 20 || m.Flags != bpf.MetaUDPEncap || m.L3Off != 14 || m.L4Off != 34 || m.L4Proto != spd.ProtoUDP {
-		t.Errorf("metadata %+v", m)
+	for _, tc := range []struct {
+		name   string
+		p      pkt
+		sa     uint32
+		flags  uint16
+		l3, l4 int
+		proto  uint8
+	}{
+		{"ESP in UDP over IPv4", v4("198.18.0.2", "198.18.0.1", spd.ProtoUDP, udpESP(4500, 4500, 0x2002, 7, 32)), saInUDP, bpf.MetaUDPEncap, 14, 34, spd.ProtoUDP},
+		{"ESP over IPv4 behind a VLAN tag", pkt{vlans: []uint16{0x8100}, src: ip("198.18.0.2"), dst: ip("198.18.0.1"), proto: spd.ProtoESP, l4: espPayload(0x2001, 7, 32)}, saIn, bpf.MetaVLAN, 18, 38, spd.ProtoESP},
+		{"ESP in UDP over IPv6 with destination options", pkt{src: ip("2001:2::2"), dst: ip("2001:2::1"), proto: spd.ProtoUDP, exts: []ext{{60, 16}}, l4: udpESP(4500, 4500, 0x2004, 7, 32)},
+			saIn6, bpf.MetaUDPEncap | bpf.MetaIPv6, 14, 14 + 40 + 16, spd.ProtoUDP},
+	} {
+		v, out := r.run(t, c.program(SideWire), tc.p.build())
+		if v != xdpPass {
+			t.Errorf("%s: verdict %s, want PASS (no socket, configured to pass)", tc.name, verdictName(v))
+			continue
+		}
+		m := decodeMeta(t, out)
+		if m.Dir != 1 || m.SaIndex != tc.sa || m.PolicyId != 20 || m.Flags != tc.flags || int(m.L3Off) != tc.l3 || int(m.L4Off) != tc.l4 || m.L4Proto != tc.proto {
+			t.Errorf("%s: metadata %+v", tc.name, m)
+		}
 	}
 }
