@@ -35,6 +35,10 @@
 // also starts resolution) and drops and counts the packet if it has no
 // answer.
 //
+// The worker writes a fresh Ethernet header in front of the result, so VLAN
+// tags of the received frame are not carried over (the wire side and the
+// replies to the protected side go out untagged).
+//
 // # Inbound (wire → protected side)
 //
 // esp.Decap does anti-replay, ICV and decryption in place. The inner packet
