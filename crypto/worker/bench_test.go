@@ -5,8 +5,6 @@ package worker
 import (
 	"fmt"
 	"testing"
-
-	"github.com/xdpsec/xdpsec/crypto/esp"
 )
 
 // BenchmarkHandleOut measures the per-packet outbound work on an in-memory
@@ -86,5 +84,4 @@ func BenchmarkFrameRestore(b *testing.B) {
 	for b.Loop() {
 		copy(frame, tmpl)
 	}
-	_ = esp.Headroom
 }
