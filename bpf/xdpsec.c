@@ -60,7 +60,8 @@ static __always_inline int proto_has_ports(__u8 p)
 	       p == IPPROTO_DCCP;
 }
 
-/* parse_l4 reads ports (or ICMP type/code) at p->l4_off. Non-first fragments have none. */
+/* parse_l4 reads ports (or ICMP type/code) at p->l4_off, within both the frame and the IP length (so
+ * Ethernet padding is never taken for a header). Non-first fragments have none. */
 static __always_inline __u32 parse_l4(void *data, void *data_end, struct pkt *p)
 {
 	if (p->nonfirst_frag)
@@ -68,19 +69,20 @@ static __always_inline __u32 parse_l4(void *data, void *data_end, struct pkt *p)
 	__u32 off = p->l4_off;
 	if (off > XDPSEC_MAX_L4_OFF)
 		return XDPSEC_R_PARSE_L4;
+	__u32 room = p->l3_off + p->l3_len - off; /* parse_ipv4/6 ensured l4_off <= the IP end */
 	void *l4 = data + off;
 	if (proto_has_ports(p->proto)) {
-		if (l4 + 4 > data_end)
+		if (l4 + 4 > data_end || room < 4)
 			return XDPSEC_R_PARSE_L4;
 		p->sport = bpf_ntohs(*(__be16 *)l4);
 		p->dport = bpf_ntohs(*(__be16 *)(l4 + 2));
 	} else if (p->proto == IPPROTO_ICMP || p->proto == IPPROTO_ICMPV6) {
-		if (l4 + 2 > data_end)
+		if (l4 + 2 > data_end || room < 2)
 			return XDPSEC_R_PARSE_L4;
 		p->sport = *(__u8 *)l4;
 		p->dport = *(__u8 *)(l4 + 1);
 	} else if (p->proto == IPPROTO_ESP) {
-		if (l4 + 8 > data_end)
+		if (l4 + 8 > data_end || room < 8)
 			return XDPSEC_R_PARSE_ESP;
 	}
 	return PARSE_OK;
@@ -144,10 +146,16 @@ static __always_inline __u32 parse_ipv6(void *data, void *data_end, struct pkt *
 		if (nh == IPPROTO_FRAGMENT) {
 			__u16 fo = bpf_ntohs(*(__be16 *)(h + 2));
 			p->fragment = 1;
-			if (fo & 0xfff8)
-				p->nonfirst_frag = 1;
 			nh = h[0];
 			off += 8;
+			if (fo & 0xfff8) {
+				/* A non-first fragment carries the middle of the fragmentable part: its
+				 * protocol is the fragment header's Next Header, and nothing follows to walk. */
+				p->nonfirst_frag = 1;
+				p->proto = nh;
+				p->l4_off = off;
+				return PARSE_OK;
+			}
 			continue;
 		}
 		nh = h[0];

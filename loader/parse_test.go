@@ -167,3 +167,17 @@ func TestMultiBuffer(t *testing.T) {
 		{"small", SideProtected, v4("198.18.1.1", "198.18.2.1", spd.ProtoUDP, ports(1, 2, 10)).build(), xdpDrop, map[string]uint64{"OutPolBlock": 1}},
 	})
 }
+
+func TestPaddingIsNotAHeader(t *testing.T) {
+	c := parseCard(t)
+	// An IPv4 UDP packet whose total length ends right after the IP header, in a frame padded to the
+	// Ethernet minimum: the padding must not be read as ports.
+	short := v4("198.18.1.1", "198.18.2.1", spd.ProtoUDP, ports(1, 53, 20)).build()
+	binary.BigEndian.PutUint16(short[14+2:], 20)
+	// A non-first IPv6 fragment whose fragment header names destination options: not walked.
+	frag := pkt{src: ip("2001:2:1::1"), dst: ip("2001:2:2::1"), proto: 60, fragOff: 5, l4: []byte{6, 200, 1, 2, 3, 4, 5, 6}}.build()
+	runCases(t, c, []verdictCase{
+		{"ports in the Ethernet padding", SideProtected, short, xdpDrop, map[string]uint64{"ParseL4": 1}},
+		{"non-first IPv6 fragment of destination options", SideProtected, frag, xdpDrop, map[string]uint64{"OutPolBlock": 1}},
+	})
+}
