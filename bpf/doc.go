@@ -45,7 +45,9 @@
 // length and version checked); IPv6 with up to 8 extension headers (hop-by-hop, routing, destination
 // options, fragment; AH and ESP are upper-layer protocols, as selectors name them), the L4 header within
 // the first 1024 bytes; ports of TCP, UDP, SCTP, UDP-Lite and DCCP (4 bytes needed), ICMP/ICMPv6 type
-// and code (2 bytes needed), ESP SPI and sequence number (8 bytes). Every truncation or inconsistency
+// and code (2 bytes needed), ESP SPI and sequence number (8 bytes), always within both the frame and the
+// IP length (Ethernet padding is never read as a header). A non-first IPv6 fragment's protocol is its
+// fragment header's Next Header; nothing after it is walked. Every truncation or inconsistency
 // ends in XDP_DROP with a Parse* reason; non-IP frames (ARP, …) pass (NonIP). Headers are read from the
 // linear part of the frame; IP lengths are checked against the whole frame (bpf_xdp_get_buff_len), so
 // the programs also work loaded multi-buffer aware (loader.Config.Frags, BPF_F_XDP_HAS_FRAGS) for jumbo
