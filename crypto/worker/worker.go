@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -80,6 +81,8 @@ type Worker struct {
 	stopper  *xsk.Stopper
 	poller   *xsk.Poller
 	stopping atomic.Bool
+	stopMu   sync.Mutex // orders Stop against Close, so Stop never writes to a closed (reused) fd
+	closed   bool
 	stats    Stats
 }
 
@@ -148,14 +151,28 @@ func New(cfg Config) (*Worker, error) {
 // Stats returns the worker's counters.
 func (w *Worker) Stats() *Stats { return &w.stats }
 
-// Stop asks Run to return; safe from any goroutine, idempotent.
+// Stop asks Run to return; safe from any goroutine, idempotent, and
+// harmless after Close.
 func (w *Worker) Stop() {
 	w.stopping.Store(true)
-	_ = w.stopper.Stop()
+	w.stopMu.Lock()
+	defer w.stopMu.Unlock()
+	if !w.closed {
+		_ = w.stopper.Stop()
+	}
 }
 
-// Close releases the stop eventfd. Call it after Run returned.
-func (w *Worker) Close() error { return w.stopper.Close() }
+// Close releases the stop eventfd. Call it after Run returned; it is
+// idempotent.
+func (w *Worker) Close() error {
+	w.stopMu.Lock()
+	defer w.stopMu.Unlock()
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	return w.stopper.Close()
+}
 
 // Run moves packets until Stop: it drains both RX rings batch by batch
 // until they are empty, then sleeps in poll(2) on both sockets and the stop

@@ -415,3 +415,27 @@ func loadFrame(t testing.TB, r *rig, outbound bool, ipLen int) (xsk.Desc, []byte
 	r.w.pool.Put(addr)
 	return xsk.Desc{Addr: addr + uint64(off), Len: uint32(len(pkt))}, append([]byte(nil), frame...)
 }
+
+func TestStopCloseOrder(t *testing.T) {
+	r := newRig(t, 0, nil)
+	r.w.Stop()
+	// Run after Stop returns at once, with every frame accounted for.
+	done := make(chan error, 1)
+	go func() { done <- r.w.Run() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after Stop")
+	}
+	if err := r.w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r.w.Stop() // after Close: no write to a closed descriptor
+	if err := r.w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r.checkFrames(t)
+}
