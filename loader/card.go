@@ -166,6 +166,9 @@ func Load(cfg Config) (*Card, error) {
 	}
 	if err := spec.LoadAndAssign(&c.objs, opts); err != nil {
 		c.unlock()
+		if c.dir != "" {
+			os.Remove(c.dir) // only if this attempt created it and left it empty
+		}
 		return nil, loadError(err)
 	}
 	if err := c.restore(); err != nil {
