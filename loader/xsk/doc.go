@@ -40,7 +40,9 @@
 //
 // A Socket and its rings, and a FramePool, belong to one goroutine. The UMEM's
 // bookkeeping (Open, Close) is locked; frames themselves are owned by
-// whoever holds their address, as below.
+// whoever holds their address, as below. Close unmaps the rings: close a
+// socket only after the goroutine using it has stopped, and the UMEM after
+// its sockets (UMEM.Close refuses while sockets are open).
 //
 // # Frame lifecycle
 //
