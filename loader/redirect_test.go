@@ -155,6 +155,13 @@ func TestVethRedirect(t *testing.T) {
 			t.Errorf("SA %d stats %+v, %v", idx, s, err)
 		}
 	}
+	seen := map[uint32]uint64{}
+	if err := c.EachSAStats(func(idx uint32, s SAStats) bool { seen[idx] = s.Packets; return true }); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 2 || seen[40] != 1 || seen[41] != 1 {
+		t.Errorf("EachSAStats saw %v, want SAs 40 and 41 with one packet each", seen)
+	}
 	counts, _ := c.ReasonCounts()
 	if counts["InOffload"] != 1 || counts["OutProtect"] != 1 {
 		t.Errorf("InOffload %d, OutProtect %d; want 1 each", counts["InOffload"], counts["OutProtect"])
