@@ -214,6 +214,9 @@ func TestVethWorker(t *testing.T) {
 		t.Fatalf("inbound SA counted %d packets", st.Packets.Load())
 	}
 
+	if p, wi, err := g.w.SocketStatistics(); err != nil || p.RXDropped+wi.RXDropped+p.TXInvalidDescs+wi.TXInvalidDescs != 0 {
+		t.Fatalf("kernel socket statistics %+v / %+v (%v)", p, wi, err)
+	}
 	// Stop, and account for every frame.
 	g.stop()
 	if a := w.Frames(); !a.Balanced() {

@@ -417,3 +417,15 @@ func (w *Worker) Frames() FrameAccount {
 		InTX:   w.txOut[0] + w.txOut[1] + len(w.tx[0]) + len(w.tx[1]),
 	}
 }
+
+// SocketStatistics returns the kernel's drop counters (XDP_STATISTICS) of
+// the protected-side and the wire-side socket: packets lost to a full RX
+// ring or an empty fill ring never reach the worker's own counters. Safe
+// from any goroutine while the sockets are open.
+func (w *Worker) SocketStatistics() (protected, wire xsk.Statistics, err error) {
+	if protected, err = w.socks[sideProtected].Statistics(); err != nil {
+		return protected, wire, err
+	}
+	wire, err = w.socks[sideWire].Statistics()
+	return protected, wire, err
+}
