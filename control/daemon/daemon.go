@@ -391,6 +391,31 @@ func (d *Daemon) WorkerStats() map[string]uint64 {
 	return out
 }
 
+// SocketStats sums the kernel's drop counters of the gateway's AF_XDP sockets, per side
+// ("protected", "wire"): where packets are lost before a worker sees them.
+func (d *Daemon) SocketStats() map[string]xsk.Statistics {
+	out := map[string]xsk.Statistics{}
+	for i, s := range d.socks {
+		side := "protected"
+		if i%2 == 1 {
+			side = "wire"
+		}
+		st, err := s.Statistics()
+		if err != nil {
+			continue
+		}
+		t := out[side]
+		t.RXDropped += st.RXDropped
+		t.RXInvalidDescs += st.RXInvalidDescs
+		t.TXInvalidDescs += st.TXInvalidDescs
+		t.RXRingFull += st.RXRingFull
+		t.RXFillRingEmpty += st.RXFillRingEmpty
+		t.TXRingEmptyDescs += st.TXRingEmptyDescs
+		out[side] = t
+	}
+	return out
+}
+
 // Wait blocks until ctx is done or a worker fails, and returns the worker's error if one did.
 func (d *Daemon) Wait(ctx context.Context) error {
 	select {

@@ -123,6 +123,13 @@ func run(ctx context.Context, dur time.Duration, runs, pkts int, only string) er
 		fmt.Printf("| generator → h1-eth0 → gw1 | 64-byte UDP offered | %.2f Mpps | %s |\n", median(offered), list(offered, "%.2f"))
 		fmt.Printf("| xdpsec gw1 (IPv4, AES-GCM-128) | 64-byte UDP sealed | %.2f Mpps | %s |\n", median(sealed), list(sealed, "%.2f"))
 		fmt.Printf("| xdpsec gw1 → gw2 → h2 | 64-byte UDP delivered | %.2f Mpps | %s |\n", median(opened), list(opened, "%.2f"))
+		for _, g := range []struct {
+			name string
+			d    *daemon.Daemon
+		}{{"gw1", gws.GW1}, {"gw2", gws.GW2}} {
+			fmt.Fprintf(os.Stderr, "%s sockets: %+v\n%s card: %v\n%s workers: %v\n", g.name, g.d.SocketStats(),
+				g.name, nonzeroCard(g.d), g.name, g.d.WorkerStats())
+		}
 	}
 	return nil
 }
@@ -166,6 +173,16 @@ func udpRate(ctx context.Context, tb *testbed.Testbed, gws *pair.Pair, pkts int)
 	s1, o1 := count(gws.GW1, "sealed"), count(gws.GW2, "opened")
 	secs := el.Seconds()
 	return float64(pkts) / secs / 1e6, float64(s1-s0) / secs / 1e6, float64(o1-o0) / secs / 1e6, nil
+}
+
+func nonzeroCard(d *daemon.Daemon) map[string]uint64 {
+	m, _ := d.Card().ReasonCounts()
+	for k, v := range m {
+		if v == 0 {
+			delete(m, k)
+		}
+	}
+	return m
 }
 
 func count(d *daemon.Daemon, what string) uint64 { return d.WorkerStats()[what] }
