@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
 
 	"github.com/xdpsec/xdpsec/bpf"
@@ -49,6 +50,14 @@ func openReceiver(t *testing.T, r *nsRunner, ifname string) *xskReceiver {
 	}
 	t.Cleanup(func() { rx.s.Close(); rx.u.Close() })
 	return &rx
+}
+
+func mustCPUs(t *testing.T) int {
+	n, err := ebpf.PossibleCPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // receive waits for one packet and returns its metadata and bytes.
@@ -126,6 +135,22 @@ func TestVethRedirect(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := c.RegisterSocket(SideProtected, 0, rxB.s.FD()); err != nil {
+		t.Fatal(err)
+	}
+
+	// BPF_PROG_TEST_RUN (without live frames) reports the redirect verdict with a socket bound on the
+	// queue, but performs no redirect: nothing reaches the socket, and the SA counts the packet.
+	v, _ := a.run(t, c.program(SideWire), v4("198.18.10.2", "198.18.10.1", spd.ProtoESP, espPayload(0x4242, 9, 16)).build())
+	if v != xdpRedirect {
+		t.Errorf("test run with a bound socket: %s, want REDIRECT", verdictName(v))
+	}
+	if n := rxA.s.RX.Pending(); n != 0 {
+		t.Errorf("a test run delivered %d packets to the socket", n)
+	}
+	if err := c.objs.SaStats.Put(uint32(40), make([]bpf.CardXdpsecSaStats, mustCPUs(t))); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.objs.Reasons.Put(uint32(bpf.CardXdpsecReasonXDPSEC_R_IN_OFFLOAD), make([]uint64, mustCPUs(t))); err != nil {
 		t.Fatal(err)
 	}
 
