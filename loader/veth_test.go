@@ -237,6 +237,18 @@ func TestVeth(t *testing.T) {
 	if !errors.Is(err, ErrNoInterface) {
 		t.Errorf("attach to a missing interface: %v; want ErrNoInterface", err)
 	}
+	// Generic mode when asked (on the namespace's loopback, which the test owns).
+	var gm AttachMode
+	a.do(func() { gm, err = other.Attach(SideWire, "lo", XDPGeneric) })
+	if err != nil || gm != AttachGeneric || other.Mode(SideWire) != AttachGeneric {
+		t.Errorf("generic attach: %s, %v", gm, err)
+	}
+	if err := other.Detach(SideWire); err != nil {
+		t.Error(err)
+	}
+	if xdpAttached(t, a, "lo") {
+		t.Error("Detach left the generic program on lo")
+	}
 
 	// Restart: Close leaves the card attached and pinned; traffic keeps flowing; Load takes it over.
 	if err := c.Close(); err != nil {
