@@ -78,3 +78,59 @@ func TestSPDChurnUnderTraffic(t *testing.T) {
 		t.Errorf("%d packets of the protected flow were bypassed", counts["OutBypass"])
 	}
 }
+
+// TestConcurrentAPI drives every table method from several goroutines at once (run it with -race) and
+// checks that the card ends holding exactly the loader's view.
+func TestConcurrentAPI(t *testing.T) {
+	c := newTestCard(t, Config{Policies: 256, SAs: 256})
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				idx := uint32(w*64 + i%64)
+				sa := SA{Dir: spd.Dir(i % 2), SPI: uint32(w<<16 | i), Src: ip("198.18.0.1"), Dst: ip("198.18.0.2"), Mode: ModeTunnel, PolicyID: NoPolicy}
+				if err := c.PutSA(idx, sa); err != nil {
+					t.Error(err)
+					return
+				}
+				p := spd.Policy{ID: idx, Dir: spd.Dir(i % 2), Priority: uint32(i % 7), Selector: anySel("198.18.0.0/16", "198.18.0.0/16"), Action: spd.ActionProtect, SA: idx}
+				if err := c.PutPolicies(p); err != nil {
+					t.Error(err)
+					return
+				}
+				if i%3 == 0 {
+					if err := c.DeletePolicies(idx); err != nil {
+						t.Error(err)
+					}
+					if err := c.DeleteSA(idx); err != nil {
+						t.Error(err)
+					}
+				}
+				c.WorkerStats().Add(idx, 1, 100)
+				if _, err := c.SAStats(idx); err != nil {
+					t.Error(err)
+				}
+				if _, err := c.Reasons(); err != nil {
+					t.Error(err)
+				}
+				_ = c.Policies()
+			}
+		}(w)
+	}
+	wg.Wait()
+	got, err := c.DumpSPD()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := c.Policies()
+	if len(got) != len(want) {
+		t.Fatalf("card holds %d policies, loader %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Errorf("policy %d: card %+v, loader %+v", i, got[i], want[i])
+		}
+	}
+}

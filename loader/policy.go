@@ -27,9 +27,10 @@ func (c *Card) DeletePolicies(ids ...uint32) error {
 	return c.changeSPD(nil, ids)
 }
 
-// ReplaceSPD makes the card's SPD exactly ps.
+// ReplaceSPD makes the card's SPD exactly ps, in one SPD change.
 func (c *Card) ReplaceSPD(ps []spd.Policy) error {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	var del []uint32
 	keep := make(map[uint32]bool, len(ps))
 	for _, p := range ps {
@@ -40,8 +41,7 @@ func (c *Card) ReplaceSPD(ps []spd.Policy) error {
 			del = append(del, id)
 		}
 	}
-	c.mu.Unlock()
-	return c.changeSPD(ps, del)
+	return c.changeSPDLocked(ps, del)
 }
 
 // Policies returns the installed policies in SPD order per direction (out first).
@@ -64,6 +64,10 @@ func (c *Card) Policies() []spd.Policy {
 func (c *Card) changeSPD(put []spd.Policy, del []uint32) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.changeSPDLocked(put, del)
+}
+
+func (c *Card) changeSPDLocked(put []spd.Policy, del []uint32) error {
 	if c.closed {
 		return ErrClosed
 	}
