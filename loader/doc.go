@@ -40,8 +40,11 @@
 //     when you can: each call is one SPD generation.
 //     Make-before-break rekey: PutSA(new), then PutPolicies(policy with SA=new) (outbound switches at
 //     once), then DeleteSA(old).
+//   - DumpSPD: the SPD the card is actually using, read back from its live rule lists and policy table
+//     (for consistency checks such as `xdpsec check`); Policies is the loader's copy.
 //   - SetDefaults: the actions for packets no policy matches (bypass or discard).
-//   - Reasons/ReasonCounts, SAStats, PolicyStats: per-CPU counters summed. Reason names follow
+//   - Reasons/ReasonCounts, SAStats, EachSAStats (the whole table in a few batch reads), PolicyStats:
+//     per-CPU counters summed. Reason names follow
 //     /proc/net/xfrm_stat (InNoStates, InNoPols, InPolBlock, InTmplMismatch, OutNoStates, OutPolBlock, …)
 //     plus the card's own (Parse*, OutNoSocket/InNoSocket, Fib*, FragAmbiguous, …).
 //   - NewAcquireReader: ACQUIRE records (policy, SA, the packet's selector tuple) from the ring buffer,
@@ -51,6 +54,20 @@
 //     bpftool map dump pinned …/worker_stats shows the same numbers.
 //   - RegisterSocket/UnregisterSocket(side, queue, fd): the XSKMAPs; one AF_XDP socket per (side, rx
 //     queue).
+//
+// # Configuration beyond capacities
+//
+// Config.Defaults (bypass unless discard), InNoSocketPass (inbound ESP with no worker socket goes to the
+// kernel instead of being dropped), AcquireInterval (default 1 s), EncapPort (ESP-in-UDP port, default
+// 4500), Frags (load multi-buffer aware: jumbo frames and GRO aggregates reach the card; the workers'
+// sockets then need XDP_USE_SG).
+//
+// # Testing notes
+//
+// BPF_PROG_TEST_RUN runs in the caller's network namespace (bpf_fib_lookup included), so the tests run it
+// on a thread inside a namespace they create with a fixed route and neighbour. With an AF_XDP socket
+// bound on the queue a test run returns XDP_REDIRECT but delivers nothing; the veth tests bind real
+// sockets (loader/xsk) and read the metadata in the UMEM frames.
 //
 // # Design points (shared with the worker and the control plane)
 //
