@@ -305,9 +305,50 @@ func TestDriverErrorRetried(t *testing.T) {
 // TestRaceChurn adds, updates and deletes SAs and policies from many goroutines while the engine works,
 // then checks that the card equals the SAD/SPD exactly and that no ordering rule was ever broken.
 func TestRaceChurn(t *testing.T) {
-	card := fakecard.New("lan0", "wan0")
-	card.SACapacity = 40
-	r := newRig(t, card)
+	for _, tc := range []struct {
+		name       string
+		capacity   int
+		indexLimit uint32
+	}{{"count-limited", 40, 0}, {"index-limited", 0, 41}} {
+		t.Run(tc.name, func(t *testing.T) {
+			card := fakecard.New("lan0", "wan0")
+			card.SACapacity, card.IndexLimit = tc.capacity, tc.indexLimit
+			r := newRig(t, card)
+			churn(t, r)
+			if tc.indexLimit == 0 {
+				return
+			}
+			// Once renumbering settles, only the SAs beyond the card's slots are refused for lack of
+			// room: the others were moved onto the freed low indices.
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				r.sync(t)
+				sas := r.store.ListSAs(false)
+				full := 0
+				for _, e := range sas {
+					for _, s := range r.engine.SAStates(e.Index, e.Serial) {
+						if s.Reason == offload.ReasonTableFull {
+							full++
+							break
+						}
+					}
+				}
+				excess := max(0, len(sas)-int(tc.indexLimit-1))
+				if full <= excess {
+					t.Logf("%d SAs for %d slots: %d refused table_full", len(sas), tc.indexLimit-1, full)
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d SAs for %d slots: %d refused table_full, want at most %d", len(sas), tc.indexLimit-1, full, excess)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			r.check(t)
+		})
+	}
+}
+
+func churn(t *testing.T, r *rig) {
 	workers, ops := 8, 400
 	if testing.Short() {
 		ops = 100
