@@ -166,6 +166,18 @@ func TestMultiBuffer(t *testing.T) {
 		{"jumbo IPv6", SideProtected, pkt{src: ip("2001:2:1::1"), dst: ip("2001:2:2::1"), proto: spd.ProtoUDP, l4: ports(1, 2, 8900)}.build(), xdpPass, map[string]uint64{"OutBypass": 1}},
 		{"small", SideProtected, v4("198.18.1.1", "198.18.2.1", spd.ProtoUDP, ports(1, 2, 10)).build(), xdpDrop, map[string]uint64{"OutPolBlock": 1}},
 	})
+	// The protect path (FIB lookup, metadata) on a multi-buffer frame.
+	pc := newTestCard(t, Config{Frags: true})
+	fillVerdictTables(t, pc)
+	data := v4("198.18.1.1", "198.18.2.1", spd.ProtoUDP, ports(1, 2, 8950)).build()
+	var out []byte
+	d := reasonDelta(t, pc, func() { _, out = runner(t).run(t, pc.program(SideProtected), data) })
+	if d["OutNoSocket"] != 1 || len(d) != 1 {
+		t.Fatalf("jumbo protect: reasons %v", d)
+	}
+	if m := decodeMeta(t, out); m.SaIndex != saOut || m.L4Off != 34 {
+		t.Errorf("jumbo protect: metadata %+v", m)
+	}
 }
 
 func TestPaddingIsNotAHeader(t *testing.T) {
