@@ -22,7 +22,9 @@ import (
 	"github.com/xdpsec/xdpsec/control/daemon"
 	"github.com/xdpsec/xdpsec/control/events"
 	"github.com/xdpsec/xdpsec/control/offload"
+	"github.com/xdpsec/xdpsec/control/offload/loaderacq"
 	"github.com/xdpsec/xdpsec/control/sadb"
+	"github.com/xdpsec/xdpsec/control/spd"
 	"github.com/xdpsec/xdpsec/hack/testbed"
 	"github.com/xdpsec/xdpsec/loader"
 )
@@ -340,7 +342,25 @@ func TestRealCard(t *testing.T) {
 		t.Fatalf("hard-expired SA still in the card: %v", err)
 	}
 
-	// The PROTECT policy now has no SA: the card drops and counts, and nothing leaves in plaintext.
+	// The PROTECT policy now has no SA: the card drops and counts, raises ACQUIREs, and nothing leaves
+	// in plaintext.
+	acq, err := loaderacq.New(gw1.Card(), map[spd.Dir]string{spd.DirOut: testbed.GW1LAN, spd.DirIn: testbed.GW1WAN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer acq.Close()
+	acqs := make(chan offload.Acquire, 16)
+	actx, acancel := context.WithCancel(ctx)
+	defer acancel()
+	go func() {
+		for {
+			a, err := acq.ReadAcquire(actx)
+			if err != nil {
+				return
+			}
+			acqs <- a
+		}
+	}()
 	before, err := gw1.Card().ReasonCounts()
 	if err != nil {
 		t.Fatal(err)
@@ -352,6 +372,18 @@ func TestRealCard(t *testing.T) {
 	after, _ := gw1.Card().ReasonCounts()
 	if d := after["OutNoStates"] - before["OutNoStates"]; d < 5 {
 		t.Fatalf("OutNoStates grew by %d, want ≥ 5 (counters %v)", d, after)
+	}
+	select {
+	case a := <-acqs:
+		pol, err := m.Store().GetPolicy(sadb.PolicyRef{Name: "v4-out"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.PolicyID != pol.ID || a.Iface != testbed.GW1LAN || a.Src != testbed.H1Addr4 || a.Dst != testbed.H2Addr4 {
+			t.Fatalf("acquire %+v, want policy %d from h1 to h2 on %s", a, pol.ID, testbed.GW1LAN)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no ACQUIRE from the card for a PROTECT policy without SA")
 	}
 	time.Sleep(200 * time.Millisecond)
 	if n := wire.plain.Load() - plain0; n != 0 {
