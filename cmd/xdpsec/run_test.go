@@ -2,10 +2,17 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/xdpsec/xdpsec/hack/testbed"
 )
 
 func TestRunNeedsConfig(t *testing.T) {
@@ -52,4 +59,108 @@ func TestRunRefusesConfigWithoutInterfaces(t *testing.T) {
 	if !strings.Contains(errOut.String(), "interfaces.protected") {
 		t.Errorf("the error does not name the missing field: %s", errOut.String())
 	}
+}
+
+// TestRunBinary builds the binary, runs `xdpsec run --netns` for gw1 of a testbed, waits for it
+// to report the gateway running, reloads it with SIGHUP after dropping the IPv6 tunnel from the
+// file, stops it with SIGTERM, and checks that it exits 0 leaving no pin and no XDP program on
+// the interfaces.
+func TestRunBinary(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: xdpsec run needs root (XDP, AF_XDP)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	bin := filepath.Join(t.TempDir(), "xdpsec")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	tb, err := testbed.New(ctx, testbed.Options{Tag: "run"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tb.Close() })
+	y1, _, err := tb.GatewayConfigs(testbed.DefaultTunnels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "gw1.yaml")
+	if err := os.WriteFile(cfg, []byte(y1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, bin, "run", "--config", cfg, "--netns", tb.NetNS(testbed.GW1), "--no-api")
+	logs := &logBuffer{}
+	cmd.Stderr, cmd.Stdout = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	waitLog := func(what string) {
+		t.Helper()
+		for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+			if strings.Contains(logs.String(), what) {
+				return
+			}
+		}
+		t.Fatalf("no %q in the log:\n%s", what, logs.String())
+	}
+	waitLog("gateway running")
+	for _, want := range []string{"protected_xdp=native", "wire_xdp=native", "af_xdp=copy"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the start log does not say %q:\n%s", want, logs.String())
+		}
+	}
+	pins := "/sys/fs/bpf/xdpsec/" + tb.Instance(testbed.GW1)
+	if _, err := os.Stat(pins); err != nil {
+		t.Errorf("no pins while running: %v", err)
+	}
+
+	// Drop the IPv6 tunnel: its two policies and two SAs.
+	v4only, _, err := tb.GatewayConfigs(testbed.DefaultTunnels[:1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, []byte(v4only), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Process.Signal(syscall.SIGHUP)
+	waitLog("reloaded")
+
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("xdpsec run exited with %v:\n%s", err, logs.String())
+	}
+	if !strings.Contains(logs.String(), "card detached and unpinned") {
+		t.Errorf("no shutdown line in the log:\n%s", logs.String())
+	}
+	if _, err := os.Stat(pins); err == nil {
+		t.Errorf("pins left behind in %s", pins)
+	}
+	for _, dev := range []string{testbed.GW1LAN, testbed.GW1WAN} {
+		out, err := tb.Run(ctx, testbed.GW1, "ip", "-d", "link", "show", dev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(out, "xdp") {
+			t.Errorf("%s still has an XDP program after shutdown:\n%s", dev, out)
+		}
+	}
+}
+
+// logBuffer collects a child's output while the test reads it.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
