@@ -95,7 +95,13 @@ func New(cfg *config.Config, drv offload.Driver, opts Options) (*Manager, error)
 	}
 	m := &Manager{opts: opts, log: opts.Logger.With("component", "control"), drv: drv}
 	m.bus = events.NewBus(opts.Now)
-	m.store = sadb.New(sadb.Options{Now: opts.Now})
+	// Policy ids must stay below the card's policy capacity, and the SPD must never hold a policy the
+	// card cannot (its traffic would fall through to lower-priority policies): the SPD refuses more.
+	var maxPolicies uint32
+	if c := cfg.Capacities.Policies; c > 1 {
+		maxPolicies = c - 1
+	}
+	m.store = sadb.New(sadb.Options{Now: opts.Now, MaxPolicies: maxPolicies})
 	m.engine = offload.New(m.store, drv, offload.Options{Events: m.bus, Logger: opts.Logger})
 	m.poller = lifetime.New(m.store, m.engine, lifetime.Options{
 		Interval: opts.PollInterval, Now: opts.Now, Events: m.bus, Logger: opts.Logger})

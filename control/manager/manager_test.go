@@ -2,6 +2,8 @@ package manager
 
 import (
 	"context"
+	"errors"
+	"net/netip"
 	"path/filepath"
 	"testing"
 	"time"
@@ -73,5 +75,25 @@ func (m *Manager) sync(t *testing.T) {
 	defer cancel()
 	if err := m.Sync(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The SPD refuses a policy the card has no room for, rather than let the card nack it: a missing PROTECT
+// policy would let its traffic fall through to the policies below it.
+func TestSPDBoundedByCardCapacity(t *testing.T) {
+	cfg := loadConfig(t, "testdata/gw.yaml")
+	cfg.Capacities.Policies = 4 // ids 1..3: the config's three policies fill it
+	m := startManager(t, cfg, fakecard.New("lan0", "wan0"), Options{NoPoller: true, NoAPI: true})
+	_, err := m.AddPolicy(sadb.Policy{Dir: sadb.DirOut, Action: sadb.ActionDiscard,
+		Sel: sadb.Selector{Dst: netip.MustParsePrefix("198.18.9.0/24")}})
+	if !errors.Is(err, sadb.ErrFull) {
+		t.Fatalf("policy beyond the card's capacity: %v, want ErrFull", err)
+	}
+	if _, err := m.DeletePolicy(sadb.PolicyRef{Name: "ike"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.AddPolicy(sadb.Policy{Dir: sadb.DirOut, Action: sadb.ActionDiscard,
+		Sel: sadb.Selector{Dst: netip.MustParsePrefix("198.18.9.0/24")}}); err != nil {
+		t.Fatalf("after a delete: %v", err)
 	}
 }

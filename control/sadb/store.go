@@ -25,7 +25,9 @@ type Options struct {
 	// Now is the clock (injected by tests); time.Now by default.
 	Now func() time.Time
 	// MaxSAs and MaxPolicies bound the index spaces (defaults 1<<20). The SAD may hold more SAs than the
-	// card: those the card cannot take are nacked, not refused here.
+	// card: those the card cannot take are nacked, not refused here. The SPD should not hold more
+	// policies than the card: a PROTECT policy the card lacks would let its traffic fall through to the
+	// policies below it, so the manager sets MaxPolicies to the card's capacity and the SPD refuses more.
 	MaxSAs, MaxPolicies uint32
 	// OnChange is called, without locks held, after every change that the card may have to follow.
 	OnChange func()
@@ -558,7 +560,7 @@ func (s *Store) AddPolicy(in Policy) (PolicyEntry, error) {
 	id, ok := s.polIdx.get()
 	if !ok {
 		s.mu.Unlock()
-		return PolicyEntry{}, fmt.Errorf("add policy: %w (%d policies)", ErrFull, s.opts.MaxPolicies)
+		return PolicyEntry{}, fmt.Errorf("add policy: %w: the SPD holds its maximum of %d policies", ErrFull, s.opts.MaxPolicies)
 	}
 	s.gen++
 	r := &polRec{e: PolicyEntry{Policy: p, ID: id, AddTime: s.opts.Now(), Gen: s.gen}}
