@@ -45,7 +45,11 @@ func newStatsCmd(a *App) *cobra.Command {
 				}
 				fmt.Fprintf(w, "%s %d", k, st.SAStates[k])
 			}
-			fmt.Fprintf(w, ")  policies %d\n", st.Policies)
+			fmt.Fprintf(w, ")  policies %d", st.Policies)
+			if c := st.Capacity; c.SAs > 0 || c.Policies > 0 {
+				fmt.Fprintf(w, "  card capacity: sas %d policies %d", c.SAs, c.Policies)
+			}
+			fmt.Fprintln(w)
 			fmt.Fprint(w, "offload")
 			for _, k := range slices.Sorted(maps.Keys(st.Offload)) {
 				fmt.Fprintf(w, " %s %d", k, st.Offload[k])

@@ -30,6 +30,7 @@ type Stats struct {
 	// Card holds the card's and the workers' drop and error reasons, by name (xfrm_stat-like).
 	Card     map[string]uint64 `json:"card"`
 	Engine   offload.Stats     `json:"engine"`
+	Capacity offload.Capacity  `json:"capacity"` // the card's table sizes, when its driver reports them
 	SAs      int               `json:"sas"`
 	Policies int               `json:"policies"`
 	// SAStates counts SAs by lifetime state, Offload counts (SA, interface) pairs by offload state.

@@ -101,6 +101,11 @@ func New(cfg *config.Config, drv offload.Driver, opts Options) (*Manager, error)
 	if c := cfg.Capacities.Policies; c > 1 {
 		maxPolicies = c - 1
 	}
+	if cr, ok := drv.(offload.CapacityReporter); ok {
+		if c := cr.Capacity().Policies; c > 1 && (maxPolicies == 0 || c-1 < maxPolicies) {
+			maxPolicies = c - 1
+		}
+	}
 	m.store = sadb.New(sadb.Options{Now: opts.Now, MaxPolicies: maxPolicies})
 	m.engine = offload.New(m.store, drv, offload.Options{Events: m.bus, Logger: opts.Logger})
 	m.poller = lifetime.New(m.store, m.engine, lifetime.Options{

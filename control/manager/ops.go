@@ -146,7 +146,8 @@ func (m *Manager) Stats(ctx context.Context) (api.Stats, error) {
 	if err != nil {
 		return api.Stats{}, err
 	}
-	st := api.Stats{Card: card, Engine: m.engine.Stats(), SAStates: map[string]int{}, Offload: map[string]int{},
+	st := api.Stats{Card: card, Engine: m.engine.Stats(), Capacity: m.engine.Capacity(),
+		SAStates: map[string]int{}, Offload: map[string]int{},
 		Events: api.EventStats{Published: m.bus.Published(), Dropped: m.bus.Dropped()}}
 	for _, v := range m.ListSAs(false) {
 		st.SAs++

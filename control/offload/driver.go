@@ -133,3 +133,15 @@ type AcquireReader interface {
 	// ReadAcquire blocks until the next record, ctx's end (ctx.Err()) or the reader's close (ErrStopped).
 	ReadAcquire(ctx context.Context) (Acquire, error)
 }
+
+// Capacity is the size of the card's tables.
+type Capacity struct {
+	// SAs bounds the SA indices the card can hold (indices below it); Policies bounds policy ids.
+	SAs, Policies uint32
+}
+
+// CapacityReporter is implemented by drivers that know their tables' sizes. The engine then refuses
+// an SA index the card cannot hold without asking it, and the manager bounds the SPD by Policies.
+type CapacityReporter interface {
+	Capacity() Capacity
+}

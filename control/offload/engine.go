@@ -90,11 +90,12 @@ type polOff struct {
 
 // Engine is the offload engine. Create with New, run with Start.
 type Engine struct {
-	store  *sadb.Store
-	drv    Driver
-	opts   Options
-	log    *slog.Logger
-	ifaces []string
+	store    *sadb.Store
+	drv      Driver
+	opts     Options
+	log      *slog.Logger
+	ifaces   []string
+	capacity Capacity // zero when the driver does not report it
 
 	kick chan struct{}
 	reqs chan func()
@@ -121,8 +122,12 @@ func New(store *sadb.Store, drv Driver, opts Options) *Engine {
 	if log == nil {
 		log = slog.Default()
 	}
+	var capacity Capacity
+	if cr, ok := drv.(CapacityReporter); ok {
+		capacity = cr.Capacity()
+	}
 	return &Engine{
-		store: store, drv: drv, opts: opts, log: log.With("component", "offload"),
+		store: store, drv: drv, opts: opts, log: log.With("component", "offload"), capacity: capacity,
 		ifaces: slices.Clone(drv.Interfaces()),
 		kick:   make(chan struct{}, 1),
 		reqs:   make(chan func()),
@@ -132,6 +137,9 @@ func New(store *sadb.Store, drv Driver, opts Options) *Engine {
 		passed: make(chan struct{}),
 	}
 }
+
+// Capacity returns the card's table sizes (zero when the driver does not report them).
+func (e *Engine) Capacity() Capacity { return e.capacity }
 
 // Interfaces returns the interfaces the engine offloads to.
 func (e *Engine) Interfaces() []string { return slices.Clone(e.ifaces) }
@@ -574,7 +582,12 @@ func (e *Engine) installSAs(v *view, retryDeferred bool) []saKey {
 				}
 				continue
 			}
-			err := e.drv.InstallSA(&SAOffload{Iface: ifc, Index: sa.Index, SA: sa, InSelectors: sels})
+			var err error
+			if e.capacity.SAs > 0 && sa.Index >= e.capacity.SAs {
+				err = Nack(ReasonTableFull, "sa index %d is beyond the card's %d slots", sa.Index, e.capacity.SAs)
+			} else {
+				err = e.drv.InstallSA(&SAOffload{Iface: ifc, Index: sa.Index, SA: sa, InSelectors: sels})
+			}
 			if err != nil {
 				r, d := ReasonOf(err)
 				e.mu.Lock()

@@ -325,3 +325,9 @@ func (c *Card) Policy(iface string, id uint32) (spd.Policy, bool) {
 }
 
 var _ offload.Driver = (*Card)(nil)
+
+// Capacity implements offload.CapacityReporter when IndexLimit is set (as the real card, whose SA table
+// is an array).
+func (c *Card) Capacity() offload.Capacity {
+	return offload.Capacity{SAs: c.IndexLimit, Policies: uint32(c.PolicyCapacity)}
+}
