@@ -30,10 +30,24 @@ var DefaultTunnels = []Tunnel{
 	{Name: "v6", IPv6: true, Alg: AlgAESGCM, SPI: 0x2000},
 }
 
+// Dataplane tunes the gateways' data path in GatewayConfigsWith.
+type Dataplane struct {
+	BusyPoll   bool   // workers spin instead of sleeping in poll (config dataplane.busy_poll)
+	UMEMFrames uint32 // default 16384
+}
+
 // GatewayConfigs returns the configuration files (YAML, as `xdpsec run --config` reads them) of
 // gw1 and gw2 for the tunnels, with fresh random keys shared by the two. The instances are named
 // after the testbed's prefix, so their pins never meet another test's.
 func (tb *Testbed) GatewayConfigs(tunnels []Tunnel) (gw1, gw2 string, err error) {
+	return tb.GatewayConfigsWith(tunnels, Dataplane{})
+}
+
+// GatewayConfigsWith is GatewayConfigs with data path settings.
+func (tb *Testbed) GatewayConfigsWith(tunnels []Tunnel, dp Dataplane) (gw1, gw2 string, err error) {
+	if dp.UMEMFrames == 0 {
+		dp.UMEMFrames = 16384
+	}
 	var b1, b2 strings.Builder
 	for _, b := range []*strings.Builder{&b1, &b2} {
 		gw := "gw1"
@@ -43,7 +57,7 @@ func (tb *Testbed) GatewayConfigs(tunnels []Tunnel) (gw1, gw2 string, err error)
 		}
 		fmt.Fprintf(b, "instance: %s\ninterfaces: {protected: %s, wire: %s}\n", tb.Instance(Node(gw)), lan, wan)
 		fmt.Fprintf(b, "capacities: {policies: 64, sas: 64, flow_cache: 4096}\n")
-		fmt.Fprintf(b, "dataplane: {umem_frames: 16384, frame_size: 4096}\n")
+		fmt.Fprintf(b, "dataplane: {umem_frames: %d, frame_size: 4096, busy_poll: %v}\n", dp.UMEMFrames, dp.BusyPoll)
 		fmt.Fprintf(b, "daemon: {socket: /run/xdpsec/%s.sock}\n", tb.Instance(Node(gw)))
 	}
 	var pol1, pol2, sa1, sa2 strings.Builder

@@ -27,6 +27,8 @@ type Options struct {
 	// API serves each gateway's unix-socket API at /run/xdpsec/<instance>.sock, so that
 	// `xdpsec sa list -s --socket …` works while the pair runs.
 	API bool
+	// Dataplane tunes the workers (busy polling, UMEM size).
+	Dataplane testbed.Dataplane
 }
 
 // Start parses the testbed's gateway configurations and starts gw1 and gw2. On failure nothing
@@ -42,7 +44,7 @@ func Start(ctx context.Context, tb *testbed.Testbed, opts Options) (*Pair, error
 	if err := tb.HostChecksumOffloadOff(ctx); err != nil {
 		return nil, err
 	}
-	y1, y2, err := tb.GatewayConfigs(tunnels)
+	y1, y2, err := tb.GatewayConfigsWith(tunnels, opts.Dataplane)
 	if err != nil {
 		return nil, err
 	}

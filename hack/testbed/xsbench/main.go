@@ -35,10 +35,11 @@ func main() {
 	runs := flag.Int("runs", 3, "runs per figure (the median is reported)")
 	pkts := flag.Int("pps-packets", 2_000_000, "64-byte UDP packets the generator offers per run")
 	only := flag.String("only", "", "comma-separated subset: plain, tunnel, pps")
+	busy := flag.Bool("busy-poll", false, "gateways' workers busy-poll (dataplane.busy_poll)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, time.Duration(*secs)*time.Second, *runs, *pkts, *only); err != nil {
+	if err := run(ctx, time.Duration(*secs)*time.Second, *runs, *pkts, *only, *busy); err != nil {
 		fmt.Fprintln(os.Stderr, "xsbench:", err)
 		os.Exit(1)
 	}
@@ -48,7 +49,7 @@ func want(only, what string) bool {
 	return only == "" || strings.Contains(","+only+",", ","+what+",")
 }
 
-func run(ctx context.Context, dur time.Duration, runs, pkts int, only string) error {
+func run(ctx context.Context, dur time.Duration, runs, pkts int, only string, busy bool) error {
 	tb, err := testbed.New(ctx, testbed.Options{Tag: "bench"})
 	if err != nil {
 		return err
@@ -90,7 +91,7 @@ func run(ctx context.Context, dur time.Duration, runs, pkts int, only string) er
 		return nil
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	gws, err := pair.Start(ctx, tb, pair.Options{Log: log})
+	gws, err := pair.Start(ctx, tb, pair.Options{Log: log, Dataplane: testbed.Dataplane{BusyPoll: busy}})
 	if err != nil {
 		return err
 	}
@@ -103,7 +104,8 @@ func run(ctx context.Context, dur time.Duration, runs, pkts int, only string) er
 		for _, c := range []struct {
 			label string
 			dst   netip.Addr
-		}{{"xdpsec IPv4 tunnel, AES-GCM-128", testbed.H2Addr4}, {"xdpsec IPv6 tunnel, AES-GCM-128", testbed.H2Addr6}} {
+		}{{"xdpsec IPv4 tunnel, AES-GCM-128" + pollNote(busy), testbed.H2Addr4},
+			{"xdpsec IPv6 tunnel, AES-GCM-128" + pollNote(busy), testbed.H2Addr6}} {
 			for _, s := range []int{1, 4} {
 				if err := tcp(c.label, c.dst, s); err != nil {
 					return err
@@ -121,7 +123,7 @@ func run(ctx context.Context, dur time.Duration, runs, pkts int, only string) er
 			offered, sealed, opened = append(offered, o), append(sealed, s), append(opened, d)
 		}
 		fmt.Printf("| generator → h1-eth0 → gw1 | 64-byte UDP offered | %.2f Mpps | %s |\n", median(offered), list(offered, "%.2f"))
-		fmt.Printf("| xdpsec gw1 (IPv4, AES-GCM-128) | 64-byte UDP sealed | %.2f Mpps | %s |\n", median(sealed), list(sealed, "%.2f"))
+		fmt.Printf("| xdpsec gw1 (IPv4, AES-GCM-128%s) | 64-byte UDP sealed | %.2f Mpps | %s |\n", pollNote(busy), median(sealed), list(sealed, "%.2f"))
 		fmt.Printf("| xdpsec gw1 → gw2 → h2 | 64-byte UDP delivered | %.2f Mpps | %s |\n", median(opened), list(opened, "%.2f"))
 		for _, g := range []struct {
 			name string
@@ -173,6 +175,13 @@ func udpRate(ctx context.Context, tb *testbed.Testbed, gws *pair.Pair, pkts int)
 	s1, o1 := count(gws.GW1, "sealed"), count(gws.GW2, "opened")
 	secs := el.Seconds()
 	return float64(pkts) / secs / 1e6, float64(s1-s0) / secs / 1e6, float64(o1-o0) / secs / 1e6, nil
+}
+
+func pollNote(busy bool) string {
+	if busy {
+		return ", busy-polling workers"
+	}
+	return ""
 }
 
 func nonzeroCard(d *daemon.Daemon) map[string]uint64 {
