@@ -22,6 +22,18 @@
 // routed path; that is the baseline the data path's figures are compared with. Every MTU is 1500
 // and no MSS clamping is configured, so TCP through a tunnel has to rely on path MTU discovery.
 //
+// IPv6 duplicate address detection is off in every namespace (link-local addresses included), so
+// neighbour discovery works from the first packet.
+//
+// Options.WireTap puts a fifth namespace "sw" with a bridge in the middle of the wire link: a
+// gateway's AF_XDP transmissions skip its own interface's packet taps and the peer's XDP program
+// takes packets before its taps, so capturing (and injecting) ESP needs a hop in between.
+//
+// GatewayConfigs writes matching xdpsec configurations for gw1 and gw2 (tunnel-mode SA pairs,
+// AES-GCM or ChaCha20-Poly1305, fresh keys, instances named after the testbed); package pair
+// starts both gateways in-process; HostChecksumOffloadOff prepares h1 and h2 for them (see its
+// documentation). Command xsbench (hack/bench.sh) measures on all of it.
+//
 // New tears down whatever it created when any step fails; Close is idempotent; Sweep removes
 // leftovers of an earlier run that died before it could clean up.
 package testbed
