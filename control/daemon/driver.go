@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpsec/xdpsec/control/offload"
+	"github.com/xdpsec/xdpsec/control/sadb"
 	"github.com/xdpsec/xdpsec/control/spd"
 	"github.com/xdpsec/xdpsec/crypto/esp"
 	"github.com/xdpsec/xdpsec/crypto/worker"
@@ -148,10 +149,10 @@ func (d *driver) InstallSA(o *offload.SAOffload) error {
 // direction: the SA's own dir when the SAD has one; else inbound when an inbound policy's
 // selectors came with it or its destination is one of ours.
 func (d *driver) direction(o *offload.SAOffload) worker.Dir {
-	switch o.SA.Dir.String() {
-	case "in":
+	switch o.SA.Dir {
+	case sadb.DirIn:
 		return worker.In
-	case "out":
+	case sadb.DirOut:
 		return worker.Out
 	}
 	if len(o.InSelectors) > 0 || (d.local != nil && d.local(o.SA.Dst)) {
