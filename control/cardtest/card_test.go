@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -152,6 +153,7 @@ func TestRealCard(t *testing.T) {
 	}
 	y1 = strings.Replace(y1, "sas: 64,", fmt.Sprintf("sas: %d,", sasCapacity), 1)
 	var ds [2]*daemon.Daemon
+	sockDir := t.TempDir()
 	for i, y := range []string{y1, y2} {
 		gw := []testbed.Node{testbed.GW1, testbed.GW2}[i]
 		cfg, err := config.Parse(string(gw)+".yaml", []byte(y))
@@ -162,7 +164,9 @@ func TestRealCard(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d, err := daemon.Start(ctx, cfg, daemon.Options{NetNS: ns, NoAPI: true,
+		// gw1 serves its API on a socket in a private directory, as `xdpsec run` does.
+		sock := filepath.Join(sockDir, string(gw)+".sock")
+		d, err := daemon.Start(ctx, cfg, daemon.Options{NetNS: ns, NoAPI: gw != testbed.GW1, Socket: sock,
 			Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 		ns.Close()
 		if err != nil {
@@ -216,6 +220,31 @@ func TestRealCard(t *testing.T) {
 	}
 	if wire.esp.Load() < 5 || wire.plain.Load() != 0 {
 		t.Fatalf("baseline wire: %d ESP, %d plaintext packets from h1", wire.esp.Load(), wire.plain.Load())
+	}
+	// What `xdpsec sa list -s` reads over the socket: the real card's counters and offload states.
+	if err := m.Poller().Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	client := api.NewClient(filepath.Join(sockDir, "gw1.sock"))
+	views, err := client.ListSAs(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range views {
+		// The workers' counters may trail the echoes by a batch; that traffic was counted at all, and
+		// its first use recorded, is what the API must show.
+		if v.Cur.Packets == 0 || v.UseTime.IsZero() {
+			t.Errorf("sa %s over the API: current %+v, use time %v; want traffic", v.Name, v.Cur, v.UseTime)
+		}
+		t.Logf("sa %s over the API: %+v", v.Name, v.Cur)
+		for _, s := range v.OffloadState {
+			if s.Status != offload.StatusOffloaded {
+				t.Errorf("sa %s on %s: %+v", v.Name, s.Iface, s)
+			}
+		}
+	}
+	if rep, err := client.Check(ctx); err != nil || !rep.OK {
+		t.Fatalf("check over the API: %+v %v", rep, err)
 	}
 
 	// The offload list is honoured: an SA listed for the protected side only is refused on the wire side.
