@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -68,6 +69,7 @@ type Daemon struct {
 	// What Start found and obtained, for logs and callers.
 	Info Info
 
+	stop      context.CancelFunc // ends the control plane's context
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -94,8 +96,9 @@ type Iface struct {
 // ErrNoQueues means an interface reports no receive queue.
 var ErrNoQueues = errors.New("interface has no receive queue")
 
-// Start assembles and starts the gateway described by cfg. On any failure it undoes what it did
-// (nothing stays attached or pinned) and returns the error. The caller closes the Daemon; cfg
+// Start assembles and starts the gateway described by cfg. ctx bounds the start only: the gateway
+// runs until Close. On any failure it undoes what it did (nothing stays attached or pinned) and
+// returns the error. The caller closes the Daemon; cfg
 // belongs to the daemon from now on (its keys are wiped at Close).
 func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, err error) {
 	if err := cfg.RequireDataplane(); err != nil {
@@ -237,12 +240,17 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, er
 		return slices.Contains(d.Info.Wire.Addrs, a) || slices.Contains(d.Info.Protected.Addrs, a)
 	}
 	d.drv = newDriver(d.card, sas, stats, []string{cfg.Interfaces.Protected, cfg.Interfaces.Wire}, local)
-	mopts := manager.Options{Logger: opts.Log, NoAPI: opts.NoAPI, Socket: opts.Socket}
+	mopts := manager.Options{Logger: opts.Log, NoAPI: opts.NoAPI, Socket: opts.Socket,
+		ExtraCounters: d.workerCounters}
 	d.mgr, err = manager.New(cfg, d.drv, mopts)
 	if err != nil {
 		return nil, fmt.Errorf("start gateway: %w", err)
 	}
-	if err := d.mgr.Start(ctx); err != nil {
+	// The control plane lives until Close, not as long as the caller's ctx (which bounds the
+	// start only).
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	d.stop = stop
+	if err := d.mgr.Start(runCtx); err != nil {
 		return nil, fmt.Errorf("start gateway: %w", err)
 	}
 	sctx, cancel := context.WithTimeout(ctx, opts.SyncTimeout)
@@ -416,6 +424,22 @@ func (d *Daemon) SocketStats() map[string]xsk.Statistics {
 	return out
 }
 
+// workerCounters are the workers' counters under xfrm_stat-like names ("WorkerNoNextHopIn"),
+// for `xdpsec stats` and the metrics beside the card's reasons.
+func (d *Daemon) workerCounters() map[string]uint64 {
+	out := map[string]uint64{}
+	for k, v := range d.WorkerStats() {
+		name := "Worker"
+		for _, w := range strings.Split(k, "_") {
+			if w != "" {
+				name += strings.ToUpper(w[:1]) + w[1:]
+			}
+		}
+		out[name] = v
+	}
+	return out
+}
+
 // Wait blocks until ctx is done or a worker fails, and returns the worker's error if one did.
 func (d *Daemon) Wait(ctx context.Context) error {
 	select {
@@ -435,6 +459,12 @@ func (d *Daemon) Close() error {
 			if err := d.mgr.Close(); err != nil {
 				errs = append(errs, err)
 			}
+		}
+		if d.stop != nil {
+			d.stop()
+		}
+		if d.drv != nil {
+			d.drv.closeAcquire()
 		}
 		// Detach first: the card stops handing packets to sockets that are about to go.
 		if d.card != nil {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/control/config"
+	"github.com/xdpsec/xdpsec/control/events"
+	"github.com/xdpsec/xdpsec/control/sadb"
 	"github.com/xdpsec/xdpsec/crypto/worker"
 	"github.com/xdpsec/xdpsec/hack/testbed"
 )
@@ -105,4 +107,52 @@ func nonzero(m map[string]uint64) map[string]uint64 {
 		}
 	}
 	return out
+}
+
+// TestAcquireWhenSAIsMissing deletes gw1's outbound IPv4 SA: the policy then has no usable SA, so
+// h1's packets must be dropped (never sent in plaintext) and the control plane must report an
+// ACQUIRE for the policy, read from the card's ring.
+func TestAcquireWhenSAIsMissing(t *testing.T) {
+	needRoot(t)
+	tb, d1, _ := startPair(t, testbed.DefaultTunnels)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sub := d1.Manager().Subscribe(64)
+	defer sub.Close()
+	if _, err := d1.Manager().DeleteSA(sadb.Ref{Name: "v4-gw1-to-gw2"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d1.Manager().Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := d1.Card().ReasonCounts()
+	if err := tb.Ping(ctx, testbed.H1, testbed.H2Addr4, 2); err == nil {
+		t.Fatal("ping got through a PROTECT policy without an SA")
+	}
+	for {
+		select {
+		case ev := <-sub.C():
+			if ev.Type != events.Acquire {
+				continue
+			}
+			if ev.Policy != "v4-out" && ev.PolicyID == 0 {
+				t.Errorf("ACQUIRE for an unexpected policy: %+v", ev)
+			}
+			after, _ := d1.Card().ReasonCounts()
+			t.Logf("ACQUIRE %+v; card OutNoStates %d→%d", ev, before["OutNoStates"], after["OutNoStates"])
+			if after["OutNoStates"] <= before["OutNoStates"] {
+				t.Error("the card did not count the dropped packets under OutNoStates")
+			}
+			stats, err := d1.Manager().GlobalCounters(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := stats["WorkerSealed"]; !ok {
+				t.Errorf("global counters lack the workers': %v", stats)
+			}
+			return
+		case <-ctx.Done():
+			t.Fatal("no ACQUIRE event")
+		}
+	}
 }

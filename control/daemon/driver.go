@@ -1,9 +1,11 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -32,6 +34,9 @@ type driver struct {
 	mu   sync.Mutex
 	held map[uint32]*heldSA
 	pols map[uint32]*heldPolicy
+
+	acqMu sync.Mutex
+	acq   *loader.AcquireReader
 }
 
 type heldSA struct {
@@ -349,5 +354,64 @@ func (d *driver) wipeAll() {
 		d.sas.Remove(idx)
 		h.sa.Wipe()
 		delete(d.held, idx)
+	}
+}
+
+var (
+	_ offload.CapacityReporter = (*driver)(nil)
+	_ offload.AcquireReader    = (*driver)(nil)
+)
+
+// Capacity: SA indexes below the smaller of the card's and the workers' tables; policy ids below
+// the card's.
+func (d *driver) Capacity() offload.Capacity {
+	pols, sas := d.card.Capacities()
+	return offload.Capacity{SAs: min(sas, uint32(d.sas.Capacity())), Policies: pols}
+}
+
+// ReadAcquire reads the card's ACQUIRE ring (a PROTECT policy matched and had no usable SA). It
+// wakes every quarter second to notice ctx's end.
+func (d *driver) ReadAcquire(ctx context.Context) (offload.Acquire, error) {
+	d.acqMu.Lock()
+	if d.acq == nil {
+		r, err := d.card.NewAcquireReader()
+		if err != nil {
+			d.acqMu.Unlock()
+			return offload.Acquire{}, err
+		}
+		d.acq = r
+	}
+	r := d.acq
+	d.acqMu.Unlock()
+	for {
+		if err := ctx.Err(); err != nil {
+			return offload.Acquire{}, err
+		}
+		r.SetDeadline(time.Now().Add(250 * time.Millisecond))
+		a, err := r.Read()
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			continue
+		case errors.Is(err, loader.ErrReaderClosed):
+			return offload.Acquire{}, offload.ErrStopped
+		case err != nil:
+			return offload.Acquire{}, err
+		}
+		iface := d.ifaces[0] // outbound policies classify on the protected side
+		if a.Dir == spd.DirIn && len(d.ifaces) > 1 {
+			iface = d.ifaces[1]
+		}
+		return offload.Acquire{PolicyID: a.PolicyID, Iface: iface, Src: a.Tuple.Src, Dst: a.Tuple.Dst,
+			Proto: a.Tuple.Proto}, nil
+	}
+}
+
+// closeAcquire stops the ACQUIRE reader, once the control plane no longer reads.
+func (d *driver) closeAcquire() {
+	d.acqMu.Lock()
+	defer d.acqMu.Unlock()
+	if d.acq != nil {
+		_ = d.acq.Close()
+		d.acq = nil
 	}
 }
