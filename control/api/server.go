@@ -98,14 +98,15 @@ func Serve(path string, b Backend, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{path: path, ln: ln, log: log.With("component", "api"), done: make(chan struct{})}
+	s := &Server{path: path, log: log.With("component", "api"), done: make(chan struct{})}
+	s.ln = peerListener{Listener: ln, log: s.log}
 	stop := make(chan struct{})
 	s.srv = &http.Server{Handler: newHandler(b, s.log, stop), ReadHeaderTimeout: 10 * time.Second}
 	// Monitor streams never end on their own: end them when the server shuts down.
 	s.srv.RegisterOnShutdown(func() { close(stop) })
 	go func() {
 		defer close(s.done)
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("api server stopped", "err", err)
 		}
 	}()

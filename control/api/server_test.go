@@ -2,9 +2,13 @@ package api
 
 import (
 	"errors"
+	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -73,5 +77,83 @@ func TestListenReplacesStaleSocketOnly(t *testing.T) {
 	}
 	if _, err := os.Stat(file); err != nil {
 		t.Fatal("the regular file was removed")
+	}
+}
+
+func TestPeerUID(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.sock")
+	ln, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := net.Dial("unix", path)
+		if err == nil {
+			defer c.Close()
+			c.Read(make([]byte, 1))
+		}
+	}()
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	uid, err := peerUID(c)
+	if err != nil || uid != os.Geteuid() {
+		t.Fatalf("peer uid %d (%v), want %d", uid, err, os.Geteuid())
+	}
+}
+
+// Even with the socket's permissions loosened behind the daemon's back, another user gets no answer.
+func TestOtherUserRefused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: needs root to connect as another user")
+	}
+	// The system's python, which another user can run (not a shim under root's home).
+	py := "/usr/bin/python3"
+	if _, err := os.Stat(py); err != nil {
+		t.Skip("skipping: /usr/bin/python3 (the other user's client) not found")
+	}
+	// Not t.TempDir: its parent admits only root, and the other user must reach the socket.
+	dir, err := os.MkdirTemp("", "xdpsec-api-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, "x.sock")
+	srv, err := Serve(path, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	for p, mode := range map[string]os.FileMode{dir: 0o755, path: 0o666} {
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The request needs no backend: the mux answers 404 to whoever it admits.
+	client := `import socket,sys
+s=socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+try:
+    s.sendall(b"GET /nope HTTP/1.0\r\n\r\n")
+    print(s.recv(12).decode() or "closed")
+except (ConnectionResetError, BrokenPipeError):
+    print("closed")`
+	ask := func(uid uint32) string {
+		cmd := exec.Command(py, "-c", client, path)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("client as uid %d: %v: %s", uid, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	if got := ask(0); got != "HTTP/1.0 404" {
+		t.Fatalf("root got %q, want an HTTP answer", got)
+	}
+	if got := ask(65534); got != "closed" {
+		t.Fatalf("another user got %q, want the connection closed", got)
 	}
 }
