@@ -103,7 +103,7 @@ func runDemo(ctx context.Context, a *App, o demoOpts) (err error) {
 		fmt.Fprintf(w, "   %s: card on %s (%s XDP) and %s (%s XDP), %d worker(s), AF_XDP %s mode\n", d.Info.Instance,
 			d.Info.Protected.Name, d.Info.Protected.Mode, d.Info.Wire.Name, d.Info.Wire.Mode, d.Info.Queues, d.Info.SocketMode)
 	}
-	printBpftool(w, gws.GW1)
+	printBpftool(w, gws.GW1, tb.NetNS(testbed.GW1))
 
 	fmt.Fprintln(w, "== ping through both tunnels")
 	for _, c := range []struct {
@@ -147,7 +147,7 @@ func runDemo(ctx context.Context, a *App, o demoOpts) (err error) {
 	printSAs(w, gws)
 	if o.hold {
 		fmt.Fprintln(w, "== holding the gateways up; Ctrl-C tears everything down. Meanwhile, for example:")
-		printBpftool(w, gws.GW1)
+		printBpftool(w, gws.GW1, tb.NetNS(testbed.GW1))
 		for _, d := range []*daemon.Daemon{gws.GW1, gws.GW2} {
 			fmt.Fprintf(w, "   xdpsec sa list -s --instance %s\n", d.Info.Instance)
 		}
@@ -224,7 +224,7 @@ func printSAs(w io.Writer, gws *pair.Pair) {
 }
 
 // printBpftool shows how to read the card's tables while the demo runs.
-func printBpftool(w io.Writer, d *daemon.Daemon) {
+func printBpftool(w io.Writer, d *daemon.Daemon, ns string) {
 	dir := d.Info.PinDir
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -241,7 +241,7 @@ func printBpftool(w io.Writer, d *daemon.Daemon) {
 			fmt.Fprintf(w, "     bpftool map dump pinned %s\n", filepath.Join(dir, n))
 		}
 	}
-	fmt.Fprintf(w, "     bpftool net show  (inside: ip netns exec %s bpftool net show)\n", "<gateway namespace>")
+	fmt.Fprintf(w, "     ip netns exec %s bpftool net show      # the attached XDP programs\n", ns)
 }
 
 // ensureBPFFS mounts bpffs on /sys/fs/bpf when nothing is mounted there (a fresh machine), as
