@@ -4,7 +4,8 @@
 // and skips otherwise; it takes well under a minute.
 //
 // What it shows, in order:
-//   - ping over IPv4 and IPv6, h1 → h2 and h2 → h1;
+//   - ping over IPv4 and IPv6, h1 → h2 and h2 → h1, and 3000-byte IPv4 echoes without DF, which
+//     the gateways fragment before encryption;
 //   - a 128 MiB TCP transfer h1 → h2 over IPv4 and a 16 MiB one over IPv6 whose SHA-256 matches,
 //     with 1500-byte MTUs everywhere and no MSS clamping: the sender's path MTU must come down
 //     to the tunnel's inner MTU through the gateway's ICMP "fragmentation needed" / Packet Too

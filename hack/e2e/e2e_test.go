@@ -106,6 +106,17 @@ func TestEndToEnd(t *testing.T) {
 				t.Errorf("ping %s from %s: %v", c.dst, c.from, err)
 			}
 		}
+		// 3000-byte echoes without DF: the sender fragments at 1500, and the gateway must
+		// fragment the 1500-byte first fragment again, before encryption, to fit the tunnel.
+		f0 := gws.GW1.WorkerStats()["fragments"] + gws.GW2.WorkerStats()["fragments"]
+		if _, err := tb.Run(ctx, testbed.H1, "ping", "-n", "-q", "-M", "dont", "-s", "3000", "-c", "3", "-i", "0.2",
+			"-W", "2", testbed.H2Addr4.String()); err != nil {
+			t.Errorf("ping with 3000-byte fragmented echoes: %v", err)
+		}
+		f1 := gws.GW1.WorkerStats()["fragments"] + gws.GW2.WorkerStats()["fragments"]
+		if f1-f0 < 6 {
+			t.Errorf("the gateways made %d fragments for 3 echo requests and 3 replies, want at least 6", f1-f0)
+		}
 	})
 	t.Run("tcp", func(t *testing.T) {
 		for _, c := range []struct {
