@@ -331,6 +331,48 @@ func TestKnownAnswerHMAC(t *testing.T) {
 	}
 }
 
+// TestKnownAnswerGMACPublished is the first AES-GMAC ESP vector of the Linux
+// kernel's crypto self-test (crypto/testmgr.h, aes_gcm_rfc4543_tv_template,
+// as in Linux 6.1; annotated there "From draft-mcgrew-gcm-test-01": the key,
+// salt and packet of that draft's test case 14 run through RFC 4543 instead
+// of RFC 4106). RFC 4543 itself publishes no vectors. SPI 0x4321, sequence
+// number 7, IV 0; the payload travels in the clear and the ICV is the GMAC
+// over SPI ‖ sequence number ‖ IV ‖ payload ‖ trailer (RFC 4543 §3.3, §5).
+// Its second vector, the same packet with the ICV's last four bytes zeroed,
+// must fail authentication.
+func TestKnownAnswerGMACPublished(t *testing.T) {
+	pt := mustHex("4500003" + "0da3a00008001df3bc0a80005c0a800010800c6cd020007006162636465666768696a6b6c6d6e6f7071727374" +
+		"01020201")
+	v := espVector{
+		name:      "Linux testmgr.h aes_gcm_rfc4543_tv_template[0]",
+		keymat:    mustHex("4c80cdefbb5d10da906ac73c3613a634" + "22433c64"),
+		spi:       0x4321,
+		seq:       7,
+		iv:        make([]byte, 8),
+		plaintext: pt,
+		wire:      append(append([]byte(nil), pt...), mustHex("f2a9a836e155106aa8dcd618e4099aaa")...),
+	}
+	p := Params{Mode: Transport, AEAD: AEADAlg{Name: AlgGMAC, Key: v.keymat}}
+	checkVector(t, v, p, nil)
+
+	// testmgr's second vector: the tag's last 4 bytes zeroed (novrfy).
+	bad := append(append([]byte(nil), pt...), mustHex("f2a9a836e155106aa8dcd61800000000")...)
+	var esp []byte
+	esp = binary.BigEndian.AppendUint32(esp, v.spi)
+	esp = binary.BigEndian.AppendUint32(esp, uint32(v.seq))
+	esp = append(esp, v.iv...)
+	esp = append(esp, bad...)
+	in := kaSA(t, v, p)
+	pkt := append(ipv4Header(protoESP, 20+len(esp)), esp...)
+	buf, off := frame(pkt, 0)
+	if _, _, err := in.Decap(buf, off, len(pkt)); err != ErrICV {
+		t.Fatalf("forged tag: Decap err = %v, want %v", err, ErrICV)
+	}
+	if c := in.Counters(); c.Errors[ReasonICV] != 1 || c.InPackets != 0 {
+		t.Fatalf("forged tag: counters %+v", c)
+	}
+}
+
 // TestKnownAnswerGMAC has no published ESP packet to check against; it
 // checks the RFC 4543 §3.3 construction instead: the ICV is the AES-GCM tag
 // over an empty plaintext with AAD = SPI ‖ sequence number ‖ IV ‖ payload ‖
