@@ -256,3 +256,35 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 	t.Fatalf("timed out waiting for %s", what)
 }
+
+// TestFollowsNeighbourChanges deletes a resolved neighbour: NextHop stops answering at once (a
+// stale MAC would send packets into the void), and the next request resolves it again.
+func TestFollowsNeighbourChanges(t *testing.T) {
+	needRoot(t)
+	tb := newBed(t)
+	ns, err := tb.NsHandle(testbed.GW2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	c, err := New(Options{NetNS: ns, Retry: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, _, _, err := c.Resolve(ctx, testbed.H2Addr4); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tb.Run(ctx, testbed.GW2, "ip", "neigh", "del", testbed.H2Addr4.String(), "dev", testbed.GW2LAN); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the deleted neighbour to be withdrawn", func() bool {
+		_, _, _, ok := c.NextHop(testbed.H2Addr4)
+		return !ok
+	})
+	if _, _, _, err := c.Resolve(ctx, testbed.H2Addr4); err != nil {
+		t.Fatalf("resolve again after the deletion: %v", err)
+	}
+}
