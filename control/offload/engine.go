@@ -114,6 +114,7 @@ type Engine struct {
 	passed  chan struct{}                   // closed at the end of each pass
 	stats   Stats
 	retry   bool // something failed in this pass: run another one after RetryDelay
+	full    bool // an SA was refused for lack of room: renumber may help
 }
 
 // New returns an engine that offloads store to drv.
@@ -516,6 +517,7 @@ func (e *Engine) setSA(k saKey, sa *sadb.SAEntry, st *saOff, status Status, reas
 	st.gen, st.serial, st.id = sa.Gen, sa.Serial, sa.ID()
 	if status == StatusRefused && reason == ReasonTableFull {
 		st.epoch = e.epoch
+		e.full = true
 	}
 	e.sa[k] = st
 	e.mu.Unlock()
@@ -765,10 +767,13 @@ func (e *Engine) removeSAs(v *view) {
 	}
 	// A policy must never point at an SA that left the card. One whose update failed may still point at
 	// an SA that should leave: that SA stays until the policy moves (the next pass retries).
-	pointing := map[saKey]bool{}
-	for pk, st := range e.pol {
-		if st.installed && st.cur.SA != spd.NoSA {
-			pointing[saKey{st.cur.SA, pk.iface}] = true
+	var pointing map[saKey]bool
+	if len(gone) > 0 {
+		pointing = map[saKey]bool{}
+		for pk, st := range e.pol {
+			if st.installed && st.cur.SA != spd.NoSA {
+				pointing[saKey{st.cur.SA, pk.iface}] = true
+			}
 		}
 	}
 	e.mu.Unlock()
@@ -811,6 +816,13 @@ func (e *Engine) removeSAs(v *view) {
 // lower free index (a card indexed by SA index may have room below its capacity only). The store's
 // change kicks another pass, which offers them again under their new index.
 func (e *Engine) renumber(v *view) {
+	e.mu.Lock()
+	full := e.full
+	e.full = false
+	e.mu.Unlock()
+	if !full {
+		return
+	}
 	for i := range v.snap.SAs {
 		sa := &v.snap.SAs[i]
 		full := true
@@ -826,6 +838,9 @@ func (e *Engine) renumber(v *view) {
 		}
 		e.mu.Unlock()
 		if full {
+			e.mu.Lock()
+			e.full = true // until it is offloaded or nothing lower is free
+			e.mu.Unlock()
 			e.store.Renumber(sa.Index)
 		}
 	}
