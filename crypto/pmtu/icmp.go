@@ -224,8 +224,14 @@ func icmp6Error(pkt []byte) bool {
 	return true
 }
 
-// sum adds b as big-endian 16-bit words (RFC 1071) into acc.
+// sum adds b as big-endian 16-bit words (RFC 1071) into acc, eight bytes a step: the sum of the
+// two 32-bit halves of each word folds to the same one's-complement sum.
 func sum(b []byte, acc uint64) uint64 {
+	for len(b) >= 8 {
+		v := be.Uint64(b)
+		acc += v>>32 + v&0xffffffff
+		b = b[8:]
+	}
 	for len(b) >= 2 {
 		acc += uint64(be.Uint16(b))
 		b = b[2:]
