@@ -98,8 +98,7 @@ var ErrNoQueues = errors.New("interface has no receive queue")
 
 // Start assembles and starts the gateway described by cfg. ctx bounds the start only: the gateway
 // runs until Close. On any failure it undoes what it did (nothing stays attached or pinned) and
-// returns the error. The caller closes the Daemon; cfg
-// belongs to the daemon from now on (its keys are wiped at Close).
+// returns the error. cfg belongs to the daemon from now on: its keys are wiped at Close.
 func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, err error) {
 	if err := cfg.RequireDataplane(); err != nil {
 		return nil, fmt.Errorf("start gateway: %w", err)
