@@ -492,3 +492,58 @@ func TestNackedSARenumbered(t *testing.T) {
 	}
 	r.check(t)
 }
+
+// A policy update the card refuses leaves the old entry in place, and the SA it points at stays in the
+// card until the update goes through: never a dangling policy, never a missing PROTECT policy.
+func TestFailedPolicyUpdateKeepsItsSA(t *testing.T) {
+	card := fakecard.New("lan0")
+	var mu sync.Mutex
+	failPolicies := false
+	card.Fail = func(op, iface string, id uint32) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if op == "install-policy" && failPolicies {
+			return errors.New("map update: busy")
+		}
+		return nil
+	}
+	r := newRig(t, card)
+	pol := r.addPolicy(t, mkPolicy("out", sadb.DirOut, "198.18.2.0/24", 1))
+	a := r.add(t, mkSA("a", 0x1001, 1))
+	r.sync(t)
+	mu.Lock()
+	failPolicies = true
+	mu.Unlock()
+	b := r.add(t, mkSA("b", 0x1002, 1))
+	r.store.DeleteSA(sadb.Ref{Name: "a"})
+	r.sync(t)
+	if p, _ := card.Policy("lan0", pol.ID); p.SA != a.Index {
+		t.Fatalf("policy moved although its update failed: %+v", p)
+	}
+	if _, ok := card.SA("lan0", a.Index); !ok {
+		t.Fatal("the SA a policy still points at left the card")
+	}
+	if v := card.Violations(); len(v) > 0 {
+		t.Fatal(v)
+	}
+	mu.Lock()
+	failPolicies = false
+	mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		p, _ := card.Policy("lan0", pol.ID)
+		_, aHeld := card.SA("lan0", a.Index)
+		if p.SA == b.Index && !aHeld {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not repaired: policy %+v, old SA held %v", p, aHeld)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	r.sync(t)
+	r.check(t)
+	if len(r.store.Snapshot().Grave) != 0 {
+		t.Fatal("the old SA was not reaped after the repair")
+	}
+}
