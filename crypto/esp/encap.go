@@ -1,9 +1,6 @@
 package esp
 
-import (
-	"crypto/rand"
-	"encoding/binary"
-)
+import "encoding/binary"
 
 const (
 	protoIPIP   = 4
@@ -342,18 +339,6 @@ func (sa *SA) hmacICV(es *etmState, buf []byte, e, icvPos int, seq uint64, scrat
 		m.Write(buf[e:icvPos])
 	}
 	return m.Sum(scratch[:0])
-}
-
-// nextIV fills iv with 16 unpredictable bytes (RFC 3602 §3), from a batch
-// refilled from crypto/rand every ivBatch packets.
-func (es *etmState) nextIV(iv []byte) {
-	if es.next >= ivBatch {
-		rand.Read(es.ivs[:]) // never fails (crypto/rand documents a crash instead)
-		es.next = 0
-	}
-	copy(iv, es.ivs[es.next*16:(es.next+1)*16])
-	clear(es.ivs[es.next*16 : (es.next+1)*16]) // an IV once used is not kept
-	es.next++
 }
 
 // walkExt6 finds where ESP goes in a transport-mode IPv6 packet: after the

@@ -122,14 +122,14 @@ func (p *etmPool) put(s *etmState) {
 // etmState is per-goroutine state of an encrypt-then-MAC suite: HMAC and CBC
 // objects keep running state, so each call borrows one from the pool.
 type etmState struct {
-	mac  hash.Hash
-	enc  cipher.BlockMode
-	dec  cipher.BlockMode
-	ivs  [ivBatch * 16]byte // random CBC IVs, refilled in batches
-	next int
+	mac       hash.Hash
+	enc       cipher.BlockMode
+	dec       cipher.BlockMode
+	ivGen     cipher.Stream      // CBC IV generator (see iv.go); nil until the first Encap
+	ivs       [ivBatch * 16]byte // the current batch of CBC IVs
+	ivNext    int                // index of the next unused IV in ivs
+	ivBatches int                // batches drawn under ivGen's key
 }
-
-const ivBatch = 64
 
 type ivSetter interface{ SetIV([]byte) }
 
@@ -197,7 +197,7 @@ func New(p Params) (*SA, error) {
 		}
 		blk := st.blk
 		st.pool.newFn = func() *etmState {
-			e := &etmState{mac: hmac.New(sha256.New, ak), next: ivBatch}
+			e := &etmState{mac: hmac.New(sha256.New, ak), ivNext: ivBatch}
 			if blk != nil {
 				var zero [16]byte
 				e.enc = cipher.NewCBCEncrypter(blk, zero[:])
