@@ -23,9 +23,7 @@ import (
 	"github.com/xdpsec/xdpsec/control/daemon"
 	"github.com/xdpsec/xdpsec/control/events"
 	"github.com/xdpsec/xdpsec/control/offload"
-	"github.com/xdpsec/xdpsec/control/offload/loaderacq"
 	"github.com/xdpsec/xdpsec/control/sadb"
-	"github.com/xdpsec/xdpsec/control/spd"
 	"github.com/xdpsec/xdpsec/hack/testbed"
 	"github.com/xdpsec/xdpsec/loader"
 )
@@ -373,23 +371,6 @@ func TestRealCard(t *testing.T) {
 
 	// The PROTECT policy now has no SA: the card drops and counts, raises ACQUIREs, and nothing leaves
 	// in plaintext.
-	acq, err := loaderacq.New(gw1.Card(), map[spd.Dir]string{spd.DirOut: testbed.GW1LAN, spd.DirIn: testbed.GW1WAN})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer acq.Close()
-	acqs := make(chan offload.Acquire, 16)
-	actx, acancel := context.WithCancel(ctx)
-	defer acancel()
-	go func() {
-		for {
-			a, err := acq.ReadAcquire(actx)
-			if err != nil {
-				return
-			}
-			acqs <- a
-		}
-	}()
 	before, err := gw1.Card().ReasonCounts()
 	if err != nil {
 		t.Fatal(err)
@@ -402,17 +383,25 @@ func TestRealCard(t *testing.T) {
 	if d := after["OutNoStates"] - before["OutNoStates"]; d < 5 {
 		t.Fatalf("OutNoStates grew by %d, want ≥ 5 (counters %v)", d, after)
 	}
-	select {
-	case a := <-acqs:
-		pol, err := m.Store().GetPolicy(sadb.PolicyRef{Name: "v4-out"})
-		if err != nil {
-			t.Fatal(err)
+	// The ACQUIRE reaches the event stream (`xdpsec monitor`) through the daemon's driver.
+	pol, err := m.Store().GetPolicy(sadb.PolicyRef{Name: "v4-out"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for timeout := time.After(5 * time.Second); ; {
+		select {
+		case ev := <-sub.C():
+			if ev.Type != events.Acquire {
+				continue
+			}
+			if ev.PolicyID != pol.ID || ev.Policy != "v4-out" || ev.Src != testbed.H1Addr4.String() ||
+				ev.Dst != testbed.H2Addr4.String() || ev.Reqid != 77 {
+				t.Fatalf("acquire %+v, want policy v4-out (%d, reqid 77) from h1 to h2", ev, pol.ID)
+			}
+		case <-timeout:
+			t.Fatal("no ACQUIRE event for a PROTECT policy without SA")
 		}
-		if a.PolicyID != pol.ID || a.Iface != testbed.GW1LAN || a.Src != testbed.H1Addr4 || a.Dst != testbed.H2Addr4 {
-			t.Fatalf("acquire %+v, want policy %d from h1 to h2 on %s", a, pol.ID, testbed.GW1LAN)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no ACQUIRE from the card for a PROTECT policy without SA")
+		break
 	}
 	time.Sleep(200 * time.Millisecond)
 	if n := wire.plain.Load() - plain0; n != 0 {

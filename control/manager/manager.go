@@ -34,8 +34,8 @@ type Options struct {
 	ConfigPath string
 	// AcquireInterval bounds ACQUIRE events per policy (default 1 s).
 	AcquireInterval time.Duration
-	// Acquires is the card's ACQUIRE source (see package loaderacq); when nil, the driver's own, if it
-	// implements offload.AcquireReader.
+	// Acquires is an ACQUIRE source; when nil, the driver's own, if it implements offload.AcquireReader
+	// (the daemon's driver reads the card's ring).
 	Acquires offload.AcquireReader
 	// ExtraCounters adds global counters the driver does not report (the workers'), for `xdpsec stats`
 	// and the metrics. Called from API requests and metric scrapes; must be safe for concurrent use.
