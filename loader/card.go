@@ -137,8 +137,8 @@ func Load(cfg Config) (*Card, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if os.Geteuid() != 0 {
-		return nil, ErrNotRoot
+	if err := checkPrivileges(); err != nil {
+		return nil, err
 	}
 	if err := checkKernel(); err != nil {
 		return nil, err
@@ -194,22 +194,30 @@ func Load(cfg Config) (*Card, error) {
 	return c, nil
 }
 
+// kernelProbe is one kernel feature the card needs and how to probe for it.
+type kernelProbe struct {
+	what string
+	err  func() error
+}
+
 // checkKernel names the first missing kernel feature the card needs.
-func checkKernel() error {
-	probes := []struct {
-		what string
-		err  func() error
-	}{
-		{"XDP programs", func() error { return features.HaveProgramType(ebpf.XDP) }},
-		{"ring buffer maps (5.8)", func() error { return features.HaveMapType(ebpf.RingBuf) }},
-		{"XSKMAP", func() error { return features.HaveMapType(ebpf.XSKMap) }},
-		{"LRU hash maps", func() error { return features.HaveMapType(ebpf.LRUHash) }},
-		{"bpf_loop (5.17)", func() error { return features.HaveProgramHelper(ebpf.XDP, asm.FnLoop) }},
-		{"bpf_fib_lookup in XDP (4.18)", func() error { return features.HaveProgramHelper(ebpf.XDP, asm.FnFibLookup) }},
-		{"bpf_xdp_adjust_meta (4.15)", func() error { return features.HaveProgramHelper(ebpf.XDP, asm.FnXdpAdjustMeta) }},
-		{"bpf_xdp_get_buff_len (5.18)", func() error { return features.HaveProgramHelper(ebpf.XDP, asm.FnXdpGetBuffLen) }},
-		{"the v3 instruction set with atomics (5.12)", features.HaveV3ISA},
-	}
+func checkKernel() error { return checkProbes(kernelProbes) }
+
+var kernelProbes = []kernelProbe{
+	{"XDP programs", func() error { return features.HaveProgramType(ebpf.XDP) }},
+	{"ring buffer maps (5.8)", func() error { return features.HaveMapType(ebpf.RingBuf) }},
+	{"XSKMAP", func() error { return features.HaveMapType(ebpf.XSKMap) }},
+	{"LRU hash maps", func() error { return features.HaveMapType(ebpf.LRUHash) }},
+	{"bpf_loop (5.17)", func() error { return features.HaveProgramHelper(ebpf.XDP, asm.FnLoop) }},
+	{"bpf_fib_lookup in XDP (4.18)", func() error { return features.HaveProgramHelper(ebpf.XDP, asm.FnFibLookup) }},
+	{"bpf_xdp_adjust_meta (4.15)", func() error { return features.HaveProgramHelper(ebpf.XDP, asm.FnXdpAdjustMeta) }},
+	{"bpf_xdp_get_buff_len (5.18)", func() error { return features.HaveProgramHelper(ebpf.XDP, asm.FnXdpGetBuffLen) }},
+	{"the v3 instruction set with atomics (5.12)", features.HaveV3ISA},
+}
+
+// checkProbes runs the probes in order and maps the first failure to the
+// error a user can act on.
+func checkProbes(probes []kernelProbe) error {
 	for _, p := range probes {
 		err := p.err()
 		switch {

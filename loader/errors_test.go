@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -58,3 +59,87 @@ func TestConfigValidation(t *testing.T) {
 }
 
 var spdDefaultsProtect = spd.Defaults{Out: spd.ActionProtect}
+
+func TestPrivilegeErrors(t *testing.T) {
+	const (
+		bpf, sysAdmin, netAdmin = 1 << capBPF, 1 << capSysAdmin, 1 << capNetAdmin
+	)
+	for _, c := range []struct {
+		eff     uint64
+		missing string // "" when the set suffices
+	}{
+		{bpf | netAdmin, ""},
+		{sysAdmin | netAdmin, ""},
+		{^uint64(0), ""},
+		{0, "missing CAP_BPF (or CAP_SYS_ADMIN) and CAP_NET_ADMIN"},
+		{netAdmin, "missing CAP_BPF (or CAP_SYS_ADMIN) ("},
+		{bpf, "missing CAP_NET_ADMIN ("},
+		{sysAdmin | 1<<38 /* CAP_PERFMON */, "missing CAP_NET_ADMIN ("},
+	} {
+		err := privilegeError(c.eff)
+		switch {
+		case c.missing == "" && err != nil:
+			t.Errorf("caps %#x: %v; want none", c.eff, err)
+		case c.missing != "" && (!errors.Is(err, ErrNotRoot) || !strings.Contains(fmt.Sprint(err), c.missing)):
+			t.Errorf("caps %#x: %v; want ErrNotRoot naming %q", c.eff, err, c.missing)
+		}
+	}
+	if os.Geteuid() == 0 {
+		if err := checkPrivileges(); err != nil {
+			t.Errorf("as root: %v", err)
+		}
+	}
+}
+
+// TestLoadWithoutCapabilities runs Load as root with every capability dropped (setpriv), in a child
+// process: it must fail with ErrNotRoot naming the missing capabilities, before touching the kernel.
+func TestLoadWithoutCapabilities(t *testing.T) {
+	if os.Getenv("XDPSEC_TEST_NOCAPS") == "1" {
+		_, err := Load(Config{Logger: quiet})
+		fmt.Printf("LOAD-ERROR: %v\n", err)
+		if !errors.Is(err, ErrNotRoot) {
+			os.Exit(3)
+		}
+		return
+	}
+	requireRoot(t)
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("needs setpriv (util-linux) to drop capabilities")
+	}
+	cmd := exec.Command(setpriv, "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--",
+		os.Args[0], "-test.run=^TestLoadWithoutCapabilities$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "XDPSEC_TEST_NOCAPS=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "LOAD-ERROR: not permitted") || !strings.Contains(string(out), "CAP_NET_ADMIN") {
+		t.Errorf("child output lacks the capability error:\n%s", out)
+	}
+}
+
+func TestKernelTooOld(t *testing.T) {
+	ok := func() error { return nil }
+	probes := []kernelProbe{
+		{"XDP programs", ok},
+		{"bpf_loop (5.17)", func() error { return fmt.Errorf("probe helper: %w", ebpf.ErrNotSupported) }},
+		{"later feature", func() error { t.Error("probed past the first missing feature"); return nil }},
+	}
+	err := checkProbes(probes)
+	if !errors.Is(err, ErrKernelTooOld) || !strings.Contains(fmt.Sprint(err), "missing bpf_loop (5.17)") {
+		t.Errorf("%v; want ErrKernelTooOld naming bpf_loop", err)
+	}
+	err = checkProbes([]kernelProbe{{"ring buffer maps (5.8)", func() error { return unix.EPERM }}})
+	if !errors.Is(err, ErrNotRoot) || !strings.Contains(fmt.Sprint(err), "ring buffer") {
+		t.Errorf("EPERM while probing: %v; want ErrNotRoot", err)
+	}
+	if err := checkProbes(probes[:1]); err != nil {
+		t.Errorf("all present: %v", err)
+	}
+	if os.Geteuid() == 0 {
+		if err := checkKernel(); err != nil {
+			t.Errorf("this kernel (6.18): %v", err)
+		}
+	}
+}
