@@ -6,7 +6,8 @@
 #   - 64-byte UDP packets per second through the IPv4 tunnel, offered by a BPF_PROG_TEST_RUN
 #     live-frames generator on h1 (iperf3 tops out near 0.3 Mpps on this machine).
 # Needs root. Arguments go to hack/testbed/xsbench: -t SECONDS per iperf3 run (default 5),
-# -runs N per figure (default 3, median reported), -only plain,tunnel,pps, -busy-poll.
+# -runs N per figure (default 3, median reported), -only plain,tunnel,pps, -busy-poll,
+# -umem-frames N.
 # Results: a Markdown table on stdout (docs/bench-datapath.md records them).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -36,10 +36,11 @@ func main() {
 	pkts := flag.Int("pps-packets", 2_000_000, "64-byte UDP packets the generator offers per run")
 	only := flag.String("only", "", "comma-separated subset: plain, tunnel, pps")
 	busy := flag.Bool("busy-poll", false, "gateways' workers busy-poll (dataplane.busy_poll)")
+	frames := flag.Uint("umem-frames", 16384, "AF_XDP frames per gateway (dataplane.umem_frames)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, time.Duration(*secs)*time.Second, *runs, *pkts, *only, *busy); err != nil {
+	if err := run(ctx, time.Duration(*secs)*time.Second, *runs, *pkts, *only, testbed.Dataplane{BusyPoll: *busy, UMEMFrames: uint32(*frames)}); err != nil {
 		fmt.Fprintln(os.Stderr, "xsbench:", err)
 		os.Exit(1)
 	}
@@ -49,7 +50,8 @@ func want(only, what string) bool {
 	return only == "" || strings.Contains(","+only+",", ","+what+",")
 }
 
-func run(ctx context.Context, dur time.Duration, runs, pkts int, only string, busy bool) error {
+func run(ctx context.Context, dur time.Duration, runs, pkts int, only string, dp testbed.Dataplane) error {
+	busy := dp.BusyPoll
 	tb, err := testbed.New(ctx, testbed.Options{Tag: "bench"})
 	if err != nil {
 		return err
@@ -91,7 +93,7 @@ func run(ctx context.Context, dur time.Duration, runs, pkts int, only string, bu
 		return nil
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	gws, err := pair.Start(ctx, tb, pair.Options{Log: log, Dataplane: testbed.Dataplane{BusyPoll: busy}})
+	gws, err := pair.Start(ctx, tb, pair.Options{Log: log, Dataplane: dp})
 	if err != nil {
 		return err
 	}
