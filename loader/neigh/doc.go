@@ -25,8 +25,8 @@
 // kernel to resolve it with an RTM_NEWNEIGH carrying NTF_USE — the kernel then sends the ARP
 // request or neighbour solicitation itself, with its usual retransmissions. When the answer
 // arrives as a neighbour event, the entries waiting for it are published in a new map. Route and
-// link events re-resolve every cached destination, so a changed route is followed within one
-// event. Entries are also refreshed periodically with NTF_USE: the kernel never sees the traffic
+// link events make it look every cached destination up again — once per batch of events, so a
+// routing daemon's burst of thousands of updates costs one pass, not thousands. Entries are also refreshed periodically with NTF_USE: the kernel never sees the traffic
 // the workers send, so without it a neighbour would go STALE and be garbage-collected while in use.
 //
 // The cache is bounded (Options.MaxEntries); past the bound, unresolved entries are evicted first.

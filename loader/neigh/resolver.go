@@ -37,7 +37,8 @@ type resolver struct {
 	dsts    map[netip.Addr]*entry
 	neigh   map[neighKey][6]byte // usable neighbour entries
 	linkMAC map[int][6]byte
-	dirty   bool
+	dirty   bool // the published map is out of date
+	reroute bool // routes or links changed: look every destination up again, once per batch
 }
 
 func newResolver(ctx context.Context, c *Cache) (*resolver, error) {
@@ -108,22 +109,28 @@ func (r *resolver) run(ctx context.Context) {
 				r.routes = nil
 				continue
 			}
-			r.reresolveAll()
+			r.reroute = true
 		case u, ok := <-r.links:
 			if !ok {
 				r.links = nil
 				continue
 			}
 			delete(r.linkMAC, int(u.Index))
-			r.reresolveAll()
+			r.reroute = true
 		case err := <-r.errs:
+			// An overrun socket lost events: what we hold may be stale.
 			r.c.opts.Log.Warn("netlink subscription error; re-resolving all next hops", "err", err)
-			r.reresolveAll()
+			r.reroute = true
 		case <-refresh.C:
 			r.refresh()
 		}
-		// Apply everything that is already waiting before publishing once.
+		// Apply everything that is already waiting, look routes up again once however many
+		// route events came (a routing daemon may send thousands), then publish once.
 		r.drain()
+		if r.reroute {
+			r.reroute = false
+			r.reresolveAll()
+		}
 		if r.dirty {
 			r.publish()
 		}
@@ -142,7 +149,7 @@ func (r *resolver) drain() {
 			}
 		case _, ok := <-r.routes:
 			if ok {
-				r.reresolveAll()
+				r.reroute = true
 			}
 		default:
 			return
