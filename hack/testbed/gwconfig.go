@@ -22,6 +22,10 @@ type Tunnel struct {
 	Alg     string // AlgAESGCM or AlgChaCha
 	KeyBits int    // AES key size: 128 (default) or 256; ignored for ChaCha20
 	SPI     uint32 // SPI of gw1→gw2; gw2→gw1 uses SPI+1
+	// Transport makes the SAs transport-mode SAs between h1 and h2 themselves (the gateways
+	// offload the hosts' own ESP, as for the gateway host's traffic through a veth), with
+	// policies for those two addresses only.
+	Transport bool
 }
 
 // DefaultTunnels are the demo's: one IPv4 and one IPv6 tunnel with AES-GCM-128.
@@ -68,6 +72,16 @@ func (tb *Testbed) GatewayConfigsWith(tunnels []Tunnel, dp Dataplane) (gw1, gw2 
 			l1, l2 = LAN1Prefix6, LAN2Prefix6
 			w1, w2 = GW1WANAddr6, GW2WANAddr6
 		}
+		mode := "tunnel"
+		if t.Transport {
+			// The SAs' ends are the hosts: outer addresses = inner addresses.
+			w1, w2 = H1Addr4, H2Addr4
+			if t.IPv6 {
+				w1, w2 = H1Addr6, H2Addr6
+			}
+			l1, l2 = netip.PrefixFrom(w1, w1.BitLen()), netip.PrefixFrom(w2, w2.BitLen())
+			mode = "transport"
+		}
 		out, in := t.Name+"-gw1-to-gw2", t.Name+"-gw2-to-gw1"
 		k12, err := key(t)
 		if err != nil {
@@ -82,8 +96,8 @@ func (tb *Testbed) GatewayConfigsWith(tunnels []Tunnel, dp Dataplane) (gw1, gw2 
 		policy(&pol2, t.Name+"-out", "out", l2, l1, in)
 		policy(&pol2, t.Name+"-in", "in", l1, l2, out)
 		for _, b := range []*strings.Builder{&sa1, &sa2} {
-			sa(b, out, t.SPI, w1, w2, t, k12)
-			sa(b, in, t.SPI+1, w2, w1, t, k21)
+			sa(b, out, t.SPI, w1, w2, mode, t, k12)
+			sa(b, in, t.SPI+1, w2, w1, mode, t, k21)
 		}
 	}
 	return b1.String() + "policies:\n" + pol1.String() + "sas:\n" + sa1.String(),
@@ -99,8 +113,8 @@ func policy(b *strings.Builder, name, dir string, src, dst netip.Prefix, saName 
 		name, dir, src, dst, saName)
 }
 
-func sa(b *strings.Builder, name string, spi uint32, src, dst netip.Addr, t Tunnel, k string) {
-	fmt.Fprintf(b, "  - name: %s\n    spi: 0x%08x\n    src: %s\n    dst: %s\n    mode: tunnel\n", name, spi, src, dst)
+func sa(b *strings.Builder, name string, spi uint32, src, dst netip.Addr, mode string, t Tunnel, k string) {
+	fmt.Fprintf(b, "  - name: %s\n    spi: 0x%08x\n    src: %s\n    dst: %s\n    mode: %s\n", name, spi, src, dst, mode)
 	fmt.Fprintf(b, "    aead: {alg: %q, key: %q, icv_bits: 128}\n", t.Alg, k)
 }
 
