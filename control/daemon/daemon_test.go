@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,6 +154,51 @@ func TestAcquireWhenSAIsMissing(t *testing.T) {
 			return
 		case <-ctx.Done():
 			t.Fatal("no ACQUIRE event")
+		}
+	}
+}
+
+// TestTransportModeKeepsTTL runs an IPv4 transport-mode SA pair between h1 and h2 themselves
+// beside an IPv6 tunnel: in tunnel mode each gateway is a router hop and decrements the inner
+// hop limit (64 → 62 at h1 after two gateways), in transport mode the packet is the endpoint's
+// own and arrives with the TTL it was sent with.
+func TestTransportModeKeepsTTL(t *testing.T) {
+	needRoot(t)
+	tb, d1, d2 := startPair(t, []testbed.Tunnel{
+		{Name: "tr4", Alg: testbed.AlgAESGCM, SPI: 0x3000, Transport: true},
+		{Name: "v6", IPv6: true, Alg: testbed.AlgAESGCM, SPI: 0x2000},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_ = tb.Ping(ctx, testbed.H1, testbed.H2Addr4, 3)
+	_ = tb.Ping(ctx, testbed.H1, testbed.H2Addr6, 3)
+	for _, c := range []struct {
+		dst string
+		ttl string
+	}{{testbed.H2Addr4.String(), "ttl=64"}, {testbed.H2Addr6.String(), "ttl=62"}} {
+		out, err := tb.Run(ctx, testbed.H1, "ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", c.dst)
+		if err != nil {
+			t.Errorf("ping %s: %v\n%s", c.dst, err, out)
+			continue
+		}
+		if !strings.Contains(out, c.ttl) {
+			t.Errorf("ping %s: replies do not arrive with %s:\n%s", c.dst, c.ttl, out)
+		}
+	}
+	for _, d := range []*Daemon{d1, d2} {
+		var out, in uint64
+		for _, sa := range d.SAs() {
+			if sa.SPI == 0x3000 || sa.SPI == 0x3001 {
+				if sa.Dir == "out" {
+					out += sa.Packets
+				} else {
+					in += sa.Packets
+				}
+			}
+		}
+		if out == 0 || in == 0 {
+			t.Errorf("%s: the transport SAs sealed %d and opened %d packets; the pings went around them",
+				d.Info.Instance, out, in)
 		}
 	}
 }

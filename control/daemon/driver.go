@@ -40,13 +40,14 @@ type driver struct {
 }
 
 type heldSA struct {
-	name   string
-	spi    uint32
-	dst    netip.Addr
-	dir    worker.Dir
-	sa     *esp.SA
-	sels   []spd.Selector
-	ifaces map[string]bool
+	name      string
+	spi       uint32
+	dst       netip.Addr
+	dir       worker.Dir
+	transport bool
+	sa        *esp.SA
+	sels      []spd.Selector
+	ifaces    map[string]bool
 }
 
 type heldPolicy struct {
@@ -89,7 +90,7 @@ func (d *driver) InstallSA(o *offload.SAOffload) error {
 		if h.dir == worker.In && !slices.Equal(h.sels, o.InSelectors) && len(o.InSelectors) > 0 {
 			// Entries are immutable: republish with the new selectors, same engine state.
 			old := d.sas.Remove(o.Index)
-			ent := &worker.Entry{SA: h.sa, Dir: worker.In, Selectors: o.InSelectors}
+			ent := &worker.Entry{SA: h.sa, Dir: worker.In, Selectors: o.InSelectors, Transport: h.transport}
 			if err := d.sas.Install(o.Index, ent); err != nil {
 				if old != nil {
 					_ = d.sas.Install(o.Index, old)
@@ -113,9 +114,11 @@ func (d *driver) InstallSA(o *offload.SAOffload) error {
 		// No inbound PROTECT policy serves it yet: the post-decryption check would have nothing
 		// to accept. The engine re-offers it with selectors once a policy points at it.
 		esa.Wipe()
-		return offload.Nack(offload.ReasonError, "inbound sa %s has no policy to check against", e.ID())
+		return offload.Nack(offload.ReasonNoPolicy, "inbound sa %s has no policy to check against", e.ID())
 	}
-	ent := &worker.Entry{SA: esa, Dir: dir, Selectors: o.InSelectors}
+	// A transport-mode packet is the endpoint's own: the worker must not decrement its TTL as a
+	// router hop would.
+	ent := &worker.Entry{SA: esa, Dir: dir, Selectors: o.InSelectors, Transport: params.Mode == esp.Transport}
 	if dir == worker.Out {
 		ent.OuterDst = e.Dst
 	}
@@ -146,7 +149,7 @@ func (d *driver) InstallSA(o *offload.SAOffload) error {
 		}
 		return fmt.Errorf("install sa %d in the card: %w", o.Index, err)
 	}
-	d.held[o.Index] = &heldSA{name: e.Name, spi: e.SPI, dst: e.Dst, dir: dir, sa: esa,
+	d.held[o.Index] = &heldSA{name: e.Name, spi: e.SPI, dst: e.Dst, dir: dir, transport: ent.Transport, sa: esa,
 		sels: slices.Clone(o.InSelectors), ifaces: map[string]bool{o.Iface: true}}
 	return nil
 }
