@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -19,6 +20,7 @@ func init() { register(newRunCmd) }
 func newRunCmd(a *App) *cobra.Command {
 	var nsName string
 	var noAPI bool
+	var metrics string
 	cmd := &cobra.Command{
 		Use:   "run --config FILE",
 		Short: "Run the gateway: load the card, attach it to both interfaces, start the crypto workers",
@@ -33,14 +35,23 @@ pins removed, sockets closed.
 
 --netns runs the gateway on interfaces inside a named network namespace (ip netns) while pins and
 the API socket stay in this process's mount namespace, so bpftool on the host sees the tables
-(running the binary under 'ip netns exec' instead hides /sys/fs/bpf).`,
+(running the binary under 'ip netns exec' instead hides /sys/fs/bpf). The metrics server, too,
+listens in this process's network namespace.
+
+--metrics ADDR serves Prometheus metrics at http://ADDR/metrics, overriding the configuration's
+daemon.metrics (port 0 picks a free port; the start log names the address).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if metrics != "" {
+				if _, port, err := net.SplitHostPort(metrics); err != nil || port == "" {
+					return usageErrorf("--metrics %q: want host:port, like 127.0.0.1:9585", metrics)
+				}
+			}
 			cfg, err := a.LoadConfig()
 			if err != nil {
 				return err
 			}
-			opts := daemon.Options{Socket: a.Socket, NoAPI: noAPI, Log: a.Log}
+			opts := daemon.Options{Socket: a.Socket, NoAPI: noAPI, Metrics: metrics, Log: a.Log}
 			if nsName != "" {
 				h, err := netns.GetFromName(nsName)
 				if err != nil {
@@ -54,6 +65,7 @@ the API socket stay in this process's mount namespace, so bpftool on the host se
 	}
 	cmd.Flags().StringVar(&nsName, "netns", "", "run on interfaces inside this network `namespace` (ip netns name)")
 	cmd.Flags().BoolVar(&noAPI, "no-api", false, "do not serve the unix-socket API")
+	cmd.Flags().StringVar(&metrics, "metrics", "", "serve Prometheus metrics on `host:port` (overrides the config's daemon.metrics)")
 	return cmd
 }
 

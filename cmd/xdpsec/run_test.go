@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -88,7 +91,8 @@ func TestRunBinary(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(y1), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.CommandContext(ctx, bin, "run", "--config", cfg, "--netns", tb.NetNS(testbed.GW1), "--no-api")
+	cmd := exec.CommandContext(ctx, bin, "run", "--config", cfg, "--netns", tb.NetNS(testbed.GW1), "--no-api",
+		"--metrics", "127.0.0.1:0")
 	logs := &logBuffer{}
 	cmd.Stderr, cmd.Stdout = logs, logs
 	if err := cmd.Start(); err != nil {
@@ -109,6 +113,15 @@ func TestRunBinary(t *testing.T) {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("the start log does not say %q:\n%s", want, logs.String())
 		}
+	}
+	// --metrics overrides the configuration (which has none): the start log names the address.
+	m := regexp.MustCompile(`metrics=(http://127\.0\.0\.1:[0-9]+/metrics)`).FindStringSubmatch(logs.String())
+	if m == nil {
+		t.Errorf("the start log names no metrics address:\n%s", logs.String())
+	} else if body, err := httpGet(ctx, m[1]); err != nil {
+		t.Errorf("read metrics: %v", err)
+	} else if !strings.Contains(body, `xdpsec_sa_packets_total{`) {
+		t.Errorf("metrics at %s lack the per-SA counters:\n%.2000s", m[1], body)
 	}
 	pins := "/sys/fs/bpf/xdpsec/" + tb.Instance(testbed.GW1)
 	if _, err := os.Stat(pins); err != nil {
@@ -144,6 +157,30 @@ func TestRunBinary(t *testing.T) {
 		if strings.Contains(out, "xdp") {
 			t.Errorf("%s still has an XDP program after shutdown:\n%s", dev, out)
 		}
+	}
+}
+
+func httpGet(ctx context.Context, url string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+func TestRunRejectsBadMetricsAddress(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"run", "--config", "/nonexistent.yaml", "--metrics", "9585"}, nil, &out, &errOut); code != exitUsage {
+		t.Fatalf("exit %d, want %d (usage): %s", code, exitUsage, errOut.String())
+	}
+	if !strings.Contains(errOut.String(), "--metrics") {
+		t.Errorf("the error does not name the flag: %s", errOut.String())
 	}
 }
 

@@ -39,6 +39,9 @@ type Options struct {
 	NoAPI bool
 	// Socket overrides the configuration's API socket path.
 	Socket string
+	// Metrics overrides the configuration's daemon.metrics: host:port to serve Prometheus
+	// metrics on, in the caller's network namespace.
+	Metrics string
 	// Log receives what was attached, in which mode, and shutdown. Default slog.Default().
 	Log *slog.Logger
 	// ICMPRate bounds the ICMP "too big" replies per second (default 1000, burst 100).
@@ -240,7 +243,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, er
 	}
 	d.drv = newDriver(d.card, sas, stats, []string{cfg.Interfaces.Protected, cfg.Interfaces.Wire}, local)
 	mopts := manager.Options{Logger: opts.Log, NoAPI: opts.NoAPI, Socket: opts.Socket,
-		ExtraCounters: d.workerCounters}
+		Metrics: opts.Metrics, ExtraCounters: d.workerCounters}
 	d.mgr, err = manager.New(cfg, d.drv, mopts)
 	if err != nil {
 		return nil, fmt.Errorf("start gateway: %w", err)
@@ -265,11 +268,14 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, er
 			d.cache.NextHop(sa.Dst)
 		}
 	}
-	d.log.Info("gateway running",
-		"protected", d.Info.Protected.Name, "protected_xdp", string(d.Info.Protected.Mode),
+	attrs := []any{"protected", d.Info.Protected.Name, "protected_xdp", string(d.Info.Protected.Mode),
 		"wire", d.Info.Wire.Name, "wire_xdp", string(d.Info.Wire.Mode),
 		"queues", queues, "af_xdp", d.Info.SocketMode, "wire_mtu", d.Info.WireMTU,
-		"pins", d.Info.PinDir, "sas", len(d.drv.list()))
+		"pins", d.Info.PinDir, "sas", len(d.drv.list())}
+	if a := d.mgr.MetricsAddr(); a != "" {
+		attrs = append(attrs, "metrics", "http://"+a+"/metrics")
+	}
+	d.log.Info("gateway running", attrs...)
 	return d, nil
 }
 
