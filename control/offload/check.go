@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/xdpsec/xdpsec/control/sadb"
 	"github.com/xdpsec/xdpsec/control/spd"
 )
 
@@ -25,6 +26,10 @@ type Report struct {
 // it may use, with exactly the SA the SPD resolves to (or NoSA); and no policy points at an SA the card
 // lacks. It runs in the engine's goroutine, so concurrent API calls cannot make it see a half-applied
 // change.
+//
+// The SA a policy should point at is derived here independently of the pass (see refResolver): its
+// own indexes and template match, and the card's read-back instead of the engine's bookkeeping of
+// acks, so a bug in the engine's resolution shows up as a difference rather than being repeated.
 func (e *Engine) Check(ctx context.Context) (Report, error) {
 	var rep Report
 	var err error
@@ -54,7 +59,7 @@ func (e *Engine) check(v *view) (Report, error) {
 			switch {
 			case st == nil || st.serial != sa.Serial || st.status == StatusPending:
 				bad("sa %s (index %d) on %s: still pending after a pass", sa.ID(), sa.Index, ifc)
-			case !allowed(sa.Offload, ifc):
+			case !mayOffloadSA(sa, ifc, e.wire):
 				if st.installed {
 					bad("sa %s (index %d) on %s: offloaded but the interface is not in its offload list", sa.ID(), sa.Index, ifc)
 				}
@@ -88,13 +93,14 @@ func (e *Engine) check(v *view) (Report, error) {
 		}
 	}
 
+	ref := newRefResolver(v.snap.SAs, card, e.wire)
 	for _, ifc := range e.ifaces {
 		have := card.Policies[ifc]
 		rep.CardPolicies += len(have)
 		want := map[uint32]spd.Policy{}
 		for i := range v.snap.Policies {
 			p := &v.snap.Policies[i]
-			if !allowed(p.Offload, ifc) {
+			if !mayOffloadPolicy(p, ifc, e.protected, e.wire) {
 				continue
 			}
 			e.mu.Lock()
@@ -105,7 +111,7 @@ func (e *Engine) check(v *view) (Report, error) {
 				continue // nacked: reported by the policy's state, not here
 			}
 			want[p.ID] = spd.Policy{ID: p.ID, Dir: toSPDDir(p.Dir), Priority: p.Priority,
-				Selector: SPDSelector(p.Sel), Action: spdAction(p.Action), SA: e.resolve(v, p, ifc)}
+				Selector: SPDSelector(p.Sel), Action: spdAction(p.Action), SA: ref.resolve(p, ifc)}
 		}
 		for id, w := range want {
 			h, ok := have[id]
@@ -127,6 +133,25 @@ func (e *Engine) check(v *view) (Report, error) {
 			}
 		}
 	}
+	if e.wire != "" {
+		// One table serves both interfaces: what the bookkeeping says each holds must agree.
+		p, w := e.protected, e.wire
+		for idx := range card.SAs[w] {
+			if _, ok := card.SAs[p][idx]; !ok {
+				bad("sa index %d: held for %s but not for %s, though the card's table is shared", idx, w, p)
+			}
+		}
+		for idx := range card.SAs[p] {
+			if _, ok := card.SAs[w][idx]; !ok {
+				bad("sa index %d: held for %s but not for %s, though the card's table is shared", idx, p, w)
+			}
+		}
+		for id, hp := range card.Policies[p] {
+			if hw, ok := card.Policies[w][id]; ok && hw != hp {
+				bad("policy %d: %s has %s, %s has %s, though the card's SPD is shared", id, p, fmtPolicy(hp), w, fmtPolicy(hw))
+			}
+		}
+	}
 	slices.SortFunc(rep.Problems, cmp.Compare)
 	rep.OK = len(rep.Problems) == 0
 	return rep, nil
@@ -139,4 +164,93 @@ func fmtPolicy(p spd.Policy) string {
 	}
 	return fmt.Sprintf("{dir %s prio %d %s→%s proto %d sport %s dport %s %s sa %s}", p.Dir, p.Priority,
 		p.Selector.Src, p.Selector.Dst, p.Selector.Proto, p.Selector.SrcPorts, p.Selector.DstPorts, p.Action, sa)
+}
+
+// mayOffloadSA is the rule of the offload lists for SAs (SharedTables): on shared tables the wire
+// interface decides for all.
+func mayOffloadSA(sa *sadb.SAEntry, iface, wire string) bool {
+	if wire != "" {
+		iface = wire
+	}
+	return len(sa.Offload) == 0 || slices.Contains(sa.Offload, iface)
+}
+
+// mayOffloadPolicy is the rule for policies: on shared tables the interface the card classifies the
+// policy's packets on decides (outbound: protected, inbound: wire).
+func mayOffloadPolicy(p *sadb.PolicyEntry, iface, protected, wire string) bool {
+	switch {
+	case wire == "":
+	case p.Dir == sadb.DirIn:
+		iface = wire
+	default:
+		iface = protected
+	}
+	return len(p.Offload) == 0 || slices.Contains(p.Offload, iface)
+}
+
+// refResolver is the check's own answer to "which SA does this PROTECT policy use on this interface",
+// written from the rules (RFC 4301 §4.4.1 templates as ip xfrm reads them, and the make-before-break
+// rule: newest mature, else newest dying) rather than sharing the engine's code. It trusts the card's
+// read-back for "acked": an SA counts on an interface if the card holds its (SPI, dst) at its index there.
+type refResolver struct {
+	byName  map[string][]*sadb.SAEntry
+	byReqid map[uint32][]*sadb.SAEntry
+	card    CardState
+	wire    string
+}
+
+func newRefResolver(sas []sadb.SAEntry, card CardState, wire string) *refResolver {
+	r := &refResolver{byName: map[string][]*sadb.SAEntry{}, byReqid: map[uint32][]*sadb.SAEntry{}, card: card, wire: wire}
+	for i := range sas {
+		sa := &sas[i]
+		r.byName[sa.Name] = append(r.byName[sa.Name], sa)
+		r.byReqid[sa.Reqid] = append(r.byReqid[sa.Reqid], sa)
+	}
+	return r
+}
+
+// serves: the template names sa (by name, by reqid, or both), its narrowing fields agree, the SA is not
+// dead and not bound to the other direction.
+func serves(p *sadb.PolicyEntry, sa *sadb.SAEntry) bool {
+	t := p.Tmpl
+	switch {
+	case t == nil, t.SA == "" && t.Reqid == 0:
+		return false
+	case t.SA != "" && sa.Name != t.SA, t.Reqid != 0 && sa.Reqid != t.Reqid:
+		return false
+	case sa.State == sadb.StateDead, sa.Dir != sadb.DirUnspec && sa.Dir != p.Dir:
+		return false
+	case t.Src.IsValid() && t.Src != sa.Src, t.Dst.IsValid() && t.Dst != sa.Dst:
+		return false
+	case t.Mode != nil && *t.Mode != sa.Mode, t.SPI != 0 && t.SPI != sa.SPI:
+		return false
+	}
+	return true
+}
+
+func (r *refResolver) resolve(p *sadb.PolicyEntry, iface string) uint32 {
+	if p.Action != sadb.ActionProtect || p.Tmpl == nil {
+		return spd.NoSA
+	}
+	pool := r.byReqid[p.Tmpl.Reqid]
+	if p.Tmpl.SA != "" {
+		pool = r.byName[p.Tmpl.SA]
+	}
+	var best *sadb.SAEntry
+	for _, sa := range pool {
+		if !serves(p, sa) || !mayOffloadSA(sa, iface, r.wire) {
+			continue
+		}
+		if h, ok := r.card.SAs[iface][sa.Index]; !ok || h.SPI != sa.SPI || h.Dst != sa.Dst {
+			continue
+		}
+		mature, bestMature := sa.State == sadb.StateMature, best != nil && best.State == sadb.StateMature
+		if best == nil || (mature && !bestMature) || (mature == bestMature && sa.Serial > best.Serial) {
+			best = sa
+		}
+	}
+	if best == nil {
+		return spd.NoSA
+	}
+	return best.Index
 }

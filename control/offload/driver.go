@@ -140,6 +140,19 @@ type Capacity struct {
 	SAs, Policies uint32
 }
 
+// SharedTables is implemented by a driver whose tables serve every interface of the instance at once, as
+// the XDP card's do: one SA table and one SPD for its protected and its wire interface. Per-interface
+// offload lists cannot then split an entry between the interfaces, so the engine decides each entry on
+// the one interface where the card uses it, and offloads it to every interface or to none:
+//   - an SA on the wire interface, where its ESP travels: a list without the wire interface refuses the
+//     SA everywhere (ReasonNotInList), so its traffic is dropped and counted (spd.NoSA, InNoStates);
+//   - a policy on the interface whose packets it classifies: outbound on the protected interface,
+//     inbound on the wire interface.
+type SharedTables interface {
+	// Sides names the protected (plaintext) and the wire (ESP) interface; both are among Interfaces.
+	Sides() (protected, wire string)
+}
+
 // CapacityReporter is implemented by drivers that know their tables' sizes. The engine then refuses
 // an SA index the card cannot hold without asking it, and the manager bounds the SPD by Policies.
 type CapacityReporter interface {

@@ -96,6 +96,8 @@ type Engine struct {
 	log      *slog.Logger
 	ifaces   []string
 	capacity Capacity // zero when the driver does not report it
+	// protected and wire are set when the driver's tables are shared (SharedTables).
+	protected, wire string
 
 	kick chan struct{}
 	reqs chan func()
@@ -127,7 +129,7 @@ func New(store *sadb.Store, drv Driver, opts Options) *Engine {
 	if cr, ok := drv.(CapacityReporter); ok {
 		capacity = cr.Capacity()
 	}
-	return &Engine{
+	e := &Engine{
 		store: store, drv: drv, opts: opts, log: log.With("component", "offload"), capacity: capacity,
 		ifaces: slices.Clone(drv.Interfaces()),
 		kick:   make(chan struct{}, 1),
@@ -137,6 +139,55 @@ func New(store *sadb.Store, drv Driver, opts Options) *Engine {
 		byID:   map[string]map[sadb.SAID]uint32{},
 		passed: make(chan struct{}),
 	}
+	if st, ok := drv.(SharedTables); ok {
+		p, w := st.Sides()
+		if p != "" && w != "" && p != w && slices.Contains(e.ifaces, p) && slices.Contains(e.ifaces, w) {
+			e.protected, e.wire = p, w
+		}
+	}
+	return e
+}
+
+// Sides returns the protected and wire interfaces when the driver's tables are shared by both
+// (SharedTables), else empty strings.
+func (e *Engine) Sides() (protected, wire string) { return e.protected, e.wire }
+
+// saAllowed tells whether sa may be offloaded to iface. On shared tables the wire interface decides for
+// every interface (see SharedTables).
+func (e *Engine) saAllowed(sa *sadb.SAEntry, iface string) bool {
+	if e.wire != "" {
+		return allowed(sa.Offload, e.wire)
+	}
+	return allowed(sa.Offload, iface)
+}
+
+// polAllowed tells whether p may be offloaded to iface. On shared tables the interface whose packets the
+// policy classifies decides for every interface.
+func (e *Engine) polAllowed(p *sadb.PolicyEntry, iface string) bool {
+	if e.wire != "" {
+		if p.Dir == sadb.DirIn {
+			return allowed(p.Offload, e.wire)
+		}
+		return allowed(p.Offload, e.protected)
+	}
+	return allowed(p.Offload, iface)
+}
+
+// notInListDetail explains a ReasonNotInList refusal.
+func (e *Engine) notInListDetail() string {
+	if e.wire != "" {
+		return "the card's tables serve both interfaces: an SA is offloaded only if its list admits the wire interface " + e.wire
+	}
+	return ""
+}
+
+// sharedDetail notes an SA offloaded to an interface outside its own list because the card's tables are
+// shared.
+func (e *Engine) sharedDetail(sa *sadb.SAEntry, iface string) string {
+	if e.wire != "" && !allowed(sa.Offload, iface) {
+		return "held in the card's table shared with " + e.wire
+	}
+	return ""
 }
 
 // Capacity returns the card's table sizes (zero when the driver does not report them).
@@ -555,9 +606,9 @@ func (e *Engine) installSAs(v *view, retryDeferred bool) []saKey {
 				st = &saOff{status: StatusPending, serial: sa.Serial}
 			}
 			e.mu.Unlock()
-			if !allowed(sa.Offload, ifc) {
+			if !e.saAllowed(sa, ifc) {
 				if !st.installed {
-					e.setSA(k, sa, st, StatusRefused, ReasonNotInList, "")
+					e.setSA(k, sa, st, StatusRefused, ReasonNotInList, e.notInListDetail())
 				}
 				continue // an installed one leaves in removeSAs, after the policies moved away
 			}
@@ -622,7 +673,7 @@ func (e *Engine) installSAs(v *view, retryDeferred bool) []saKey {
 			e.byID[ifc][sa.ID()] = sa.Index
 			e.stats.SAInstalls++
 			e.mu.Unlock()
-			e.setSA(k, sa, st, StatusOffloaded, "", "")
+			e.setSA(k, sa, st, StatusOffloaded, "", e.sharedDetail(sa, ifc))
 		}
 	}
 	return deferred
@@ -639,7 +690,7 @@ func (e *Engine) resolve(v *view, p *sadb.PolicyEntry, iface string) uint32 {
 	defer e.mu.Unlock()
 	for _, sa := range v.candidates(p) {
 		st := e.sa[saKey{sa.Index, iface}]
-		if st == nil || !st.installed || st.serial != sa.Serial || !allowed(sa.Offload, iface) {
+		if st == nil || !st.installed || st.serial != sa.Serial || !e.saAllowed(sa, iface) {
 			continue
 		}
 		if best == nil || cmp.Or(cmp.Compare(best.State, sa.State), cmp.Compare(sa.Serial, best.Serial)) > 0 {
@@ -658,7 +709,7 @@ func (e *Engine) syncPolicies(v *view) {
 	e.mu.Lock()
 	var gone []polKey
 	for k, st := range e.pol {
-		if p, ok := v.policy(k.id); !ok || !allowed(p.Offload, k.iface) {
+		if p, ok := v.policy(k.id); !ok || !e.polAllowed(p, k.iface) {
 			if st.installed {
 				gone = append(gone, k)
 			} else {
@@ -675,7 +726,7 @@ func (e *Engine) syncPolicies(v *view) {
 	for i := range v.snap.Policies {
 		p := &v.snap.Policies[i]
 		for _, ifc := range e.ifaces {
-			if allowed(p.Offload, ifc) {
+			if e.polAllowed(p, ifc) {
 				e.syncPolicy(v, p, polKey{p.ID, ifc})
 			}
 		}
@@ -761,7 +812,7 @@ func (e *Engine) removeSAs(v *view) {
 			continue
 		}
 		sa, ok := v.live[k.index]
-		if !ok || sa.Serial != st.serial || !allowed(sa.Offload, k.iface) {
+		if !ok || sa.Serial != st.serial || !e.saAllowed(sa, k.iface) {
 			gone = append(gone, k)
 		}
 	}
@@ -802,7 +853,7 @@ func (e *Engine) removeSAs(v *view) {
 			delete(m, st.id)
 		}
 		if sa, ok := v.live[k.index]; ok && sa.Serial == st.serial {
-			st.status, st.reason, st.detail = StatusRefused, ReasonNotInList, ""
+			st.status, st.reason, st.detail = StatusRefused, ReasonNotInList, e.notInListDetail()
 		} else {
 			delete(e.sa, k)
 		}
@@ -829,7 +880,7 @@ func (e *Engine) renumber(v *view) {
 		e.mu.Lock()
 		for _, ifc := range e.ifaces {
 			st := e.sa[saKey{sa.Index, ifc}]
-			if !allowed(sa.Offload, ifc) {
+			if !e.saAllowed(sa, ifc) {
 				continue
 			}
 			if st == nil || st.serial != sa.Serial || st.installed || st.reason != ReasonTableFull {

@@ -309,10 +309,14 @@ func TestRaceChurn(t *testing.T) {
 		name       string
 		capacity   int
 		indexLimit uint32
-	}{{"count-limited", 40, 0}, {"index-limited", 0, 41}} {
+		shared     bool
+	}{{"count-limited", 40, 0, false}, {"index-limited", 0, 41, false}, {"shared-tables", 40, 0, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			card := fakecard.New("lan0", "wan0")
 			card.SACapacity, card.IndexLimit = tc.capacity, tc.indexLimit
+			if tc.shared {
+				card.Protected, card.Wire = "lan0", "wan0"
+			}
 			r := newRig(t, card)
 			churn(t, r)
 			if tc.indexLimit == 0 {
@@ -546,4 +550,84 @@ func TestFailedPolicyUpdateKeepsItsSA(t *testing.T) {
 	if len(r.store.Snapshot().Grave) != 0 {
 		t.Fatal("the old SA was not reaped after the repair")
 	}
+}
+
+// On a card whose tables serve both interfaces (the XDP card) an offload list is decided on one
+// interface per entry: an SA on the wire interface, a policy on the interface it classifies. An SA
+// whose list leaves out the wire interface is refused everywhere, and the policies it would serve drop
+// its traffic (NoSA) rather than pass it.
+func TestSharedTablesOffloadLists(t *testing.T) {
+	card := fakecard.New("lan0", "wan0")
+	card.Protected, card.Wire = "lan0", "wan0"
+	r := newRig(t, card)
+	if p, w := r.engine.Sides(); p != "lan0" || w != "wan0" {
+		t.Fatalf("sides %q %q", p, w)
+	}
+	out := r.addPolicy(t, mkPolicy("out", sadb.DirOut, "198.18.2.0/24", 1))
+	lanOnly := mkSA("lan-only", 0x1001, 1)
+	lanOnly.Offload = []string{"lan0"}
+	a := r.add(t, lanOnly)
+	r.sync(t)
+	for _, ifc := range []string{"lan0", "wan0"} {
+		if s := state(t, r, a, ifc); s.Status != offload.StatusRefused || s.Reason != offload.ReasonNotInList || s.Detail == "" {
+			t.Fatalf("sa without the wire interface on %s: %+v", ifc, s)
+		}
+		if _, ok := card.SA(ifc, a.Index); ok {
+			t.Fatalf("sa without the wire interface is in the card for %s", ifc)
+		}
+		if p, ok := card.Policy(ifc, out.ID); !ok || p.SA != spd.NoSA || p.Action != spd.ActionProtect {
+			t.Fatalf("policy on %s with its only SA refused: %+v %v (want PROTECT with no SA: drop and count)", ifc, p, ok)
+		}
+	}
+	r.check(t)
+
+	wireOnly := mkSA("wire-only", 0x1002, 1)
+	wireOnly.Offload = []string{"wan0"}
+	b := r.add(t, wireOnly)
+	r.sync(t)
+	for _, ifc := range []string{"lan0", "wan0"} {
+		if s := state(t, r, b, ifc); s.Status != offload.StatusOffloaded {
+			t.Fatalf("sa with the wire interface on %s: %+v", ifc, s)
+		}
+		if p, _ := card.Policy(ifc, out.ID); p.SA != b.Index {
+			t.Fatalf("policy on %s points at %d, want %d", ifc, p.SA, b.Index)
+		}
+	}
+	if s := state(t, r, b, "lan0"); s.Detail == "" {
+		t.Fatal("an SA held for an interface outside its list does not say why")
+	}
+
+	// Policies: an outbound one is decided on the protected interface, an inbound one on the wire.
+	po := mkPolicy("out-wire", sadb.DirOut, "198.18.3.0/24", 1)
+	po.Offload = []string{"wan0"}
+	poe := r.addPolicy(t, po)
+	pi := mkPolicy("in-wire", sadb.DirIn, "198.18.3.0/24", 1)
+	pi.Offload = []string{"wan0"}
+	pie := r.addPolicy(t, pi)
+	r.sync(t)
+	for _, ifc := range []string{"lan0", "wan0"} {
+		if _, ok := card.Policy(ifc, poe.ID); ok {
+			t.Fatalf("outbound policy listed only for the wire interface is in the card for %s", ifc)
+		}
+		if _, ok := card.Policy(ifc, pie.ID); !ok {
+			t.Fatalf("inbound policy listed for the wire interface missing for %s", ifc)
+		}
+	}
+	r.check(t)
+
+	// Narrowing the list of the serving SA takes it out of the card everywhere, after the policy moved.
+	wireOnly.Offload = []string{"lan0"}
+	if _, err := r.store.UpdateSA(wireOnly); err != nil {
+		t.Fatal(err)
+	}
+	r.sync(t)
+	for _, ifc := range []string{"lan0", "wan0"} {
+		if _, ok := card.SA(ifc, b.Index); ok {
+			t.Fatalf("sa still in the card for %s after its list lost the wire interface", ifc)
+		}
+		if p, _ := card.Policy(ifc, out.ID); p.SA != spd.NoSA {
+			t.Fatalf("policy on %s points at %d after its SA left", ifc, p.SA)
+		}
+	}
+	r.check(t)
 }

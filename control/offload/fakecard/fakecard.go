@@ -42,6 +42,10 @@ type Card struct {
 	// RequireSelectors makes the card nack a new inbound SA (Dir in) that comes without selectors, as
 	// the real card does: the workers' post-decryption check would have nothing to accept.
 	RequireSelectors bool
+	// Protected and Wire, when both set, make the card report offload.SharedTables as the real card
+	// does (one SA table and one SPD for both interfaces). The fake still keeps a table per interface,
+	// so tests can see whether the engine treated both alike.
+	Protected, Wire string
 
 	sas        map[string]map[uint32]*SA
 	byID       map[string]map[offload.CardSA]uint32 // (spi, dst) with Index 0 → index, per interface
@@ -132,7 +136,7 @@ func (c *Card) InstallSA(o *offload.SAOffload) error {
 	if c.RequireSelectors && o.SA.Dir == sadb.DirIn && len(o.InSelectors) == 0 {
 		return offload.Nack(offload.ReasonNoPolicy, "inbound sa %s", o.SA.ID())
 	}
-	if c.SACapacity > 0 && len(t) >= c.SACapacity {
+	if c.SACapacity > 0 && c.heldSAs(t, o.Index) >= c.SACapacity {
 		return offload.Nack(offload.ReasonTableFull, "%d SAs", c.SACapacity)
 	}
 	id := offload.CardSA{SPI: o.SA.SPI, Dst: o.SA.Dst}
@@ -152,6 +156,24 @@ func (c *Card) InstallSA(o *offload.SAOffload) error {
 	t[o.Index] = &SA{CardSA: offload.CardSA{Index: o.Index, SPI: o.SA.SPI, Dst: o.SA.Dst}, Key: keyOf(o.SA),
 		Sels: slices.Clone(o.InSelectors), Installs: 1}
 	return nil
+}
+
+// heldSAs counts the SAs that bound a new install at index: per interface, or over all interfaces
+// when the tables are shared (an index held for another interface then costs nothing).
+func (c *Card) heldSAs(t map[uint32]*SA, index uint32) int {
+	if c.Wire == "" {
+		return len(t)
+	}
+	seen := map[uint32]bool{}
+	for _, ifc := range c.ifaces {
+		for idx := range c.sas[ifc] {
+			seen[idx] = true
+		}
+	}
+	if seen[index] {
+		return 0
+	}
+	return len(seen)
 }
 
 // RemoveSA implements offload.Driver.
@@ -324,7 +346,13 @@ func (c *Card) Policy(iface string, id uint32) (spd.Policy, bool) {
 	return p, ok
 }
 
-var _ offload.Driver = (*Card)(nil)
+var (
+	_ offload.Driver       = (*Card)(nil)
+	_ offload.SharedTables = (*Card)(nil)
+)
+
+// Sides implements offload.SharedTables; empty names mean per-interface tables.
+func (c *Card) Sides() (protected, wire string) { return c.Protected, c.Wire }
 
 // Capacity implements offload.CapacityReporter when IndexLimit is set (as the real card, whose SA table
 // is an array).
