@@ -130,6 +130,15 @@ func TestInstallAndPoint(t *testing.T) {
 	}
 }
 
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
 func TestRekeyMakeBeforeBreak(t *testing.T) {
 	r := newRig(t, fakecard.New("lan0", "wan0"))
 	out := r.addPolicy(t, mkPolicy("out", sadb.DirOut, "198.18.2.0/24", 1))
@@ -155,13 +164,21 @@ func TestRekeyMakeBeforeBreak(t *testing.T) {
 	if p, _ := r.card.Policy("lan0", out.ID); p.SA != a.Index {
 		t.Fatalf("policy on dying SA %d, want mature %d", p.SA, a.Index)
 	}
-	// Deleting terminates the offload before the key is released.
+	// Deleting terminates the offload before the key is released. The snapshot shares the SAD's key
+	// bytes (not a copy), so they show whether and when the SAD overwrote them.
+	var sadKey sadb.Key
+	for _, e := range r.store.Snapshot().SAs {
+		if e.Index == a.Index {
+			sadKey = e.AEAD.Key
+		}
+	}
+	if len(sadKey) == 0 || allZero(sadKey) {
+		t.Fatalf("no key to watch: %x", sadKey)
+	}
 	var reapedEarly bool
 	r.card.OnRemoveSA = func(index uint32, iface string) {
-		for _, g := range r.store.Snapshot().Grave {
-			if g.Index == index && g.AEAD.Key[0] == 0 {
-				reapedEarly = true
-			}
+		if index == a.Index && allZero(sadKey) {
+			reapedEarly = true
 		}
 	}
 	if _, err := r.store.DeleteSA(sadb.Ref{Name: "a"}); err != nil {
@@ -176,6 +193,9 @@ func TestRekeyMakeBeforeBreak(t *testing.T) {
 	}
 	if !slices.Contains(r.card.Wiped(), a.Index) {
 		t.Fatal("the card did not wipe the deleted SA's key")
+	}
+	if !allZero(sadKey) {
+		t.Fatalf("the SAD's key bytes survived the delete after the card let go: %x", sadKey)
 	}
 	if len(r.store.Snapshot().Grave) != 0 {
 		t.Fatal("deleted SA not reaped")
