@@ -17,6 +17,9 @@ import (
 type SAView struct {
 	sadb.SAEntry
 	OffloadState []offload.IfaceState `json:"offload_state"`
+	// Direction is the direction the card uses the SA in: the SA's own dir, else in when it serves an
+	// inbound PROTECT policy, else out (offload.Engine.Direction). Empty for a deleted SA.
+	Direction sadb.Dir `json:"direction,omitempty"`
 }
 
 // PolicyView is a policy plus its offload state per interface.

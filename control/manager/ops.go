@@ -21,7 +21,7 @@ func policyEvent(t events.Type, p *sadb.PolicyEntry) events.Event {
 }
 
 func (m *Manager) saView(e sadb.SAEntry) api.SAView {
-	return api.SAView{SAEntry: e, OffloadState: m.engine.SAStates(e.Index, e.Serial)}
+	return api.SAView{SAEntry: e, OffloadState: m.engine.SAStates(e.Index, e.Serial), Direction: m.engine.Direction(&e)}
 }
 
 func (m *Manager) policyView(p sadb.PolicyEntry) api.PolicyView {

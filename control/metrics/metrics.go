@@ -20,6 +20,7 @@ import (
 
 	"github.com/xdpsec/xdpsec/control/api"
 	"github.com/xdpsec/xdpsec/control/offload"
+	"github.com/xdpsec/xdpsec/control/sadb"
 )
 
 // Source is what the metrics read (the manager).
@@ -31,7 +32,8 @@ type Source interface {
 	EventStats() api.EventStats
 }
 
-var saLabels = []string{"sa", "spi", "dst", "index"}
+// saLabels name an SA: its name, identity, card index and direction (in, out).
+var saLabels = []string{"sa", "spi", "dst", "index", "dir"}
 
 var (
 	descSAPackets   = prometheus.NewDesc("xdpsec_sa_packets_total", "Packets protected or accepted on the SA.", saLabels, nil)
@@ -42,6 +44,7 @@ var (
 	descSASeq       = prometheus.NewDesc("xdpsec_sa_sequence_number", "Highest sequence number used (outbound) or accepted (inbound).", saLabels, nil)
 	descSAState     = prometheus.NewDesc("xdpsec_sa_state", "1 for the SA's lifetime state (mature, dying).", append(saLabels, "state"), nil)
 	descSAAdded     = prometheus.NewDesc("xdpsec_sa_add_time_seconds", "Unix time the SA was added.", saLabels, nil)
+	descSAUsed      = prometheus.NewDesc("xdpsec_sa_use_time_seconds", "Unix time of the SA's first packet (absent until then).", saLabels, nil)
 	descSAOffload   = prometheus.NewDesc("xdpsec_sa_offload", "1 for the SA's offload state on each interface.",
 		append(saLabels, "iface", "status", "reason"), nil)
 	descPolicyOffload = prometheus.NewDesc("xdpsec_policy_offload", "1 for the policy's offload state on each interface.",
@@ -71,7 +74,7 @@ func NewCollector(src Source, log *slog.Logger) *Collector {
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSAPackets, descSABytes, descSAReplay, descSAIntegrity, descSAOther,
-		descSASeq, descSAState, descSAAdded, descSAOffload, descPolicyOffload, descReasons, descSAs, descPolicies,
+		descSASeq, descSAState, descSAAdded, descSAUsed, descSAOffload, descPolicyOffload, descReasons, descSAs, descPolicies,
 		descEngine, descEvents, descUp} {
 		ch <- d
 	}
@@ -82,7 +85,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	sas := c.src.ListSAs(false)
 	for i := range sas {
 		v := &sas[i]
-		l := []string{v.Name, fmt.Sprintf("0x%08x", v.SPI), v.Dst.String(), fmt.Sprint(v.Index)}
+		dir := v.Direction
+		if dir == sadb.DirUnspec {
+			dir = v.Dir
+		}
+		l := []string{v.Name, fmt.Sprintf("0x%08x", v.SPI), v.Dst.String(), fmt.Sprint(v.Index), dir.String()}
 		counter := func(d *prometheus.Desc, n uint64) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(n), l...)
 		}
@@ -94,6 +101,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descSASeq, prometheus.GaugeValue, float64(v.Cur.Seq), l...)
 		ch <- prometheus.MustNewConstMetric(descSAState, prometheus.GaugeValue, 1, append(l, v.State.String())...)
 		ch <- prometheus.MustNewConstMetric(descSAAdded, prometheus.GaugeValue, float64(v.AddTime.Unix()), l...)
+		if !v.UseTime.IsZero() {
+			ch <- prometheus.MustNewConstMetric(descSAUsed, prometheus.GaugeValue, float64(v.UseTime.Unix()), l...)
+		}
 		for _, o := range v.OffloadState {
 			ch <- prometheus.MustNewConstMetric(descSAOffload, prometheus.GaugeValue, 1,
 				append(l, o.Iface, string(o.Status), string(o.Reason))...)

@@ -19,7 +19,7 @@ type fakeSource struct{ cardErr error }
 func (fakeSource) ListSAs(bool) []api.SAView {
 	e := sadb.SAEntry{SA: sadb.SA{Name: "a", SPI: 0x1001, Dst: netip.MustParseAddr("198.19.0.1")}, Index: 3,
 		State: sadb.StateDying, Cur: sadb.Current{Bytes: 1500, Packets: 3, IntegrityErrors: 2}}
-	return []api.SAView{{SAEntry: e, OffloadState: []offload.IfaceState{
+	return []api.SAView{{SAEntry: e, Direction: sadb.DirIn, OffloadState: []offload.IfaceState{
 		{Iface: "wan0", Status: offload.StatusRefused, Reason: offload.ReasonTableFull}}}}
 }
 func (fakeSource) ListPolicies() []api.PolicyView { return nil }
@@ -60,12 +60,12 @@ func gather(t *testing.T, c prometheus.Collector) map[string]float64 {
 
 func TestCollector(t *testing.T) {
 	got := gather(t, NewCollector(fakeSource{}, nil))
-	sa := "dst=198.19.0.1,index=3,sa=a,spi=0x00001001"
+	sa := "dir=in,dst=198.19.0.1,index=3,sa=a,spi=0x00001001"
 	for name, want := range map[string]float64{
 		"xdpsec_sa_bytes_total{" + sa + "}":            1500,
 		"xdpsec_sa_packets_total{" + sa + "}":          3,
 		"xdpsec_sa_integrity_errors_total{" + sa + "}": 2,
-		"xdpsec_sa_offload{" + sa[:strings.Index(sa, ",index")] + ",iface=wan0," + sa[strings.Index(sa, "index"):strings.Index(sa, ",sa=")] + ",reason=table_full,sa=a,spi=0x00001001,status=refused}": 1,
+		"xdpsec_sa_offload{dir=in,dst=198.19.0.1,iface=wan0,index=3,reason=table_full,sa=a,spi=0x00001001,status=refused}": 1,
 		"xdpsec_sa_state{" + sa + ",state=dying}":     1,
 		"xdpsec_drops_total{reason=InNoStates}":       4,
 		"xdpsec_card_up{}":                            1,

@@ -321,6 +321,23 @@ func (e *Engine) SAStates(index uint32, serial uint64) []IfaceState {
 	return out
 }
 
+// Direction returns the direction the card uses sa in: its own dir when it has one; else inbound when it
+// serves an inbound PROTECT policy (the engine offered it with that policy's selectors, which is what
+// makes a driver treat it as inbound), else outbound.
+func (e *Engine) Direction(sa *sadb.SAEntry) sadb.Dir {
+	if sa.Dir != sadb.DirUnspec {
+		return sa.Dir
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, ifc := range e.ifaces {
+		if st := e.sa[saKey{sa.Index, ifc}]; st != nil && st.serial == sa.Serial && len(st.sels) > 0 {
+			return sadb.DirIn
+		}
+	}
+	return sadb.DirOut
+}
+
 // PolicyStates returns the offload state of the policy with id on every interface it may use.
 func (e *Engine) PolicyStates(id uint32) []IfaceState {
 	e.mu.Lock()
