@@ -1,12 +1,15 @@
 package manager
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/xdpsec/xdpsec/control/offload/fakecard"
 	"github.com/xdpsec/xdpsec/control/sadb"
@@ -100,5 +103,133 @@ func TestCloseWipesKeys(t *testing.T) {
 				t.Fatalf("key not wiped at close: %x", k)
 			}
 		}
+	}
+}
+
+// A reload while traffic flows and the poller runs: the SAs the file leaves unchanged, or changes only in
+// what the SAD alone keeps (a lifetime), are never removed or reinstalled in the card, their counters
+// and sequence numbers only grow, and the policies never stop pointing at them.
+func TestReloadUnderTrafficKeepsUnchangedSAs(t *testing.T) {
+	base, err := os.ReadFile("testdata/gw.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(base), "    lifetime: {soft_bytes: 1000, hard_bytes: 2000}\n", "", 1)
+	path := filepath.Join(t.TempDir(), "gw.yaml")
+	writeConfig(t, path, text)
+	card := fakecard.New("lan0", "wan0")
+	var mu sync.Mutex
+	var removed []uint32
+	card.OnRemoveSA = func(index uint32, iface string) {
+		mu.Lock()
+		removed = append(removed, index)
+		mu.Unlock()
+	}
+	m := startManager(t, loadConfig(t, path), card, Options{NoAPI: true, PollInterval: 2 * time.Millisecond,
+		Logger: slog.New(slog.DiscardHandler)})
+	out, _ := m.Store().GetSA(sadb.Ref{Name: "gw1-to-gw2"}, false)
+	in, _ := m.Store().GetSA(sadb.Ref{Name: "gw2-to-gw1"}, false)
+	lanOut, _ := m.Store().GetPolicy(sadb.PolicyRef{Name: "lan-out"})
+	lanIn, _ := m.Store().GetPolicy(sadb.PolicyRef{Name: "lan-in"})
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var problems []string
+	report := func(format string, args ...any) {
+		mu.Lock()
+		problems = append(problems, fmt.Sprintf(format, args...))
+		mu.Unlock()
+	}
+	wg.Go(func() { // traffic on both SAs
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			card.Traffic(out.Index, 1, 100, time.Now())
+			card.Traffic(in.Index, 1, 100, time.Now())
+			time.Sleep(100 * time.Microsecond)
+		}
+	})
+	wg.Go(func() { // what a packet would see: the policies' SAs and the SAs' sequence numbers
+		last := map[uint32]uint64{}
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if p, ok := card.Policy("lan0", lanOut.ID); !ok || p.SA != out.Index {
+				report("outbound policy on %d (present %v), want %d", p.SA, ok, out.Index)
+			}
+			if p, ok := card.Policy("wan0", lanIn.ID); !ok || p.SA != in.Index {
+				report("inbound policy on %d (present %v), want %d", p.SA, ok, in.Index)
+			}
+			c, _ := card.Counters()
+			for _, idx := range []uint32{out.Index, in.Index} {
+				if c[idx].Seq < last[idx] {
+					report("sa %d: sequence number went back from %d to %d", idx, last[idx], c[idx].Seq)
+				}
+				last[idx] = c[idx].Seq
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+	})
+	time.Sleep(20 * time.Millisecond)
+	res, err := m.ReloadFile()
+	if err != nil || res.SAsUnchanged != 2 {
+		t.Fatalf("reload of the same file: %+v %v", res, err)
+	}
+	text = strings.Replace(text, "    aead: {alg: \"rfc4106(gcm(aes))\", key: \"0x1102", "    lifetime: {hard_packets: 100000000}\n    aead: {alg: \"rfc4106(gcm(aes))\", key: \"0x1102", 1)
+	text = strings.Replace(text, "priority: 10, action: bypass", "priority: 20, action: bypass", 1)
+	writeConfig(t, path, text)
+	time.Sleep(20 * time.Millisecond)
+	res, err = m.ReloadFile()
+	if err != nil || !slices.Equal(res.SAsUpdated, []string{"gw2-to-gw1"}) || res.SAsUnchanged != 1 ||
+		!slices.Equal(res.PoliciesUpdated, []string{"ike"}) {
+		t.Fatalf("reload with a new lifetime and priority: %+v %v", res, err)
+	}
+	m.sync(t)
+	before, _ := card.Counters()
+	time.Sleep(20 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(problems) > 0 {
+		t.Fatalf("traffic disturbed by the reload: %v", problems[:min(len(problems), 5)])
+	}
+	if len(removed) > 0 {
+		t.Fatalf("the card removed SA indices %v during the reload", removed)
+	}
+	for _, e := range []sadb.SAEntry{out, in} {
+		for _, ifc := range []string{"lan0", "wan0"} {
+			if sa, ok := card.SA(ifc, e.Index); !ok || sa.Installs != 1 {
+				t.Fatalf("sa %s on %s: present %v, installed %d times, want once", e.Name, ifc, ok, sa.Installs)
+			}
+		}
+		if before[e.Index].Seq == 0 {
+			t.Fatalf("sa %s carried no traffic", e.Name)
+		}
+	}
+	// The poller kept adding the card's counters into the SAD's current lifetime throughout.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, _ := m.Store().GetSA(sadb.Ref{Name: "gw2-to-gw1"}, false)
+		if got.Cur.Seq >= before[in.Index].Seq && got.Limits.HardPackets == 100000000 && got.Serial == in.Serial {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("SAD's lifetime of the updated SA: %+v, card had seq %d", got, before[in.Index].Seq)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if rep, err := m.Check(t.Context()); err != nil || !rep.OK {
+		t.Fatalf("check after reload: %+v %v", rep, err)
+	}
+	if v := card.Violations(); len(v) > 0 {
+		t.Fatal(v)
 	}
 }
