@@ -34,6 +34,9 @@ func NewClient(path string) *Client {
 	return &Client{path: path, hc: &http.Client{Transport: tr}}
 }
 
+// Close closes the client's idle connections (a CLI process need not; a long-lived program should).
+func (c *Client) Close() { c.hc.CloseIdleConnections() }
+
 // APIError is an error answer from the daemon.
 type APIError struct {
 	Status int
