@@ -59,8 +59,17 @@ func (e *Error) Unwrap() error { return e.Err }
 // positions remembers where things are in the file, so that errors found
 // after decoding (duplicates, key lengths, references) can name a line.
 type positions struct {
-	top   map[string]int // top-level path ("interfaces.wire") → line
-	items []item         // every entry of sas and policies, in file order
+	top   map[string]int  // top-level path ("interfaces.wire") → line
+	items []item          // every entry of sas and policies, in file order
+	byKey map[itemKey]int // (section, index) → position in items
+}
+
+// itemKey names an entry: its section and its position in that list. Errors
+// are located through it and through line numbers, both without a scan, so a
+// file with thousands of bad entries is reported in linear time.
+type itemKey struct {
+	section string
+	index   int
 }
 
 type item struct {
@@ -102,6 +111,10 @@ func (p *positions) index(root *yaml.Node) {
 		}
 	}
 	sort.SliceStable(p.items, func(a, b int) bool { return p.items[a].line < p.items[b].line })
+	p.byKey = make(map[itemKey]int, len(p.items))
+	for i, it := range p.items {
+		p.byKey[itemKey{it.section, it.index}] = i
+	}
 }
 
 // walk records the line of every mapping key under n, by dotted path.
@@ -120,25 +133,20 @@ func walk(n *yaml.Node, prefix string, out map[string]int) {
 }
 
 func (p *positions) find(section string, index int) *item {
-	for i := range p.items {
-		if p.items[i].section == section && p.items[i].index == index {
-			return &p.items[i]
-		}
+	if i, ok := p.byKey[itemKey{section, index}]; ok {
+		return &p.items[i]
 	}
 	return nil
 }
 
 // at returns the entry whose lines contain line, or nil.
 func (p *positions) at(line int) *item {
-	var found *item
-	for i := range p.items {
-		if p.items[i].line <= line {
-			found = &p.items[i]
-		}
-	}
-	if found == nil {
+	// The last entry starting at or before line (items are in line order).
+	i := sort.Search(len(p.items), func(i int) bool { return p.items[i].line > line }) - 1
+	if i < 0 {
 		return nil
 	}
+	found := &p.items[i]
 	// An entry ends where its section's next top-level key begins.
 	for _, l := range p.top {
 		if l > found.line && l <= line {
