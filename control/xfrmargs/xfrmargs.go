@@ -247,7 +247,12 @@ func ParseSA(what string, args []string) (sadb.SA, error) {
 			n, err = s.uint(kw, 16)
 			sa.TFCPad = uint16(n)
 		case "sel":
-			err = s.errf(kw, "SA selectors are not used: the policy's selector applies (xdpsec checks inbound traffic against the policies the SA serves)")
+			// ip xfrm prints every SA with a selector (all-zero for tunnel-mode SAs of IKE daemons), so
+			// users paste one back: a selector that selects everything is what xdpsec does anyway.
+			var sel sadb.Selector
+			if err = s.selector(&sel); err == nil && !selectsAll(sel) {
+				err = s.errf(kw, "SA selectors narrower than any are not supported: the policy's selector applies (xdpsec checks inbound traffic against the policies the SA serves)")
+			}
 		default:
 			err = fmt.Errorf("%s: unknown keyword %q", what, kw)
 		}
@@ -266,6 +271,12 @@ func ParseSA(what string, args []string) (sadb.SA, error) {
 		return sadb.SA{}, fmt.Errorf("%s: an algorithm is required: aead NAME KEY ICV-BITS, or enc NAME KEY with auth-trunc NAME KEY BITS", what)
 	}
 	return sa, nil
+}
+
+// selectsAll reports whether sel matches every packet (no addresses or /0, any protocol, any ports).
+func selectsAll(sel sadb.Selector) bool {
+	all := func(p netip.Prefix) bool { return !p.IsValid() || p.Bits() == 0 }
+	return all(sel.Src) && all(sel.Dst) && sel.Proto == 0 && sel.Sport.Any() && sel.Dport.Any()
 }
 
 // alg reads NAME KEY [BITS].
@@ -434,7 +445,13 @@ func ParsePolicy(what string, args []string) (sadb.Policy, error) {
 			err = s.tmpl(&p)
 		case "offload":
 			err = s.offload(&p.Offload)
-		case "index", "ptype", "mark", "if_id", "ctx", "flag", "limit":
+		case "ptype":
+			// Only the main policy type exists here (sub policies are for MIPv6).
+			var v string
+			if v, err = s.next(kw); err == nil && v != "main" {
+				err = s.errf(kw, "%q: only main", v)
+			}
+		case "index", "mark", "if_id", "ctx", "flag", "limit":
 			err = s.errf(kw, "not supported by xdpsec")
 		default:
 			err = fmt.Errorf("%s: unknown keyword %q", what, kw)

@@ -38,6 +38,16 @@ func TestParseSAFull(t *testing.T) {
 	}
 }
 
+// `ip xfrm state` prints an all-zero selector on every tunnel-mode SA; pasted back, it is accepted.
+func TestParseSAAnySelector(t *testing.T) {
+	for _, sel := range []string{"sel src 0.0.0.0/0 dst 0.0.0.0/0", "sel src ::/0 dst ::/0 proto any", "sel"} {
+		if _, err := ParseSA("sa add", strings.Fields("src 198.18.0.1 dst 198.19.0.1 proto esp spi 0x1001 "+sel+
+			" aead rfc4106(gcm(aes)) "+key20+" 128")); err != nil {
+			t.Errorf("%s: %v", sel, err)
+		}
+	}
+}
+
 func TestParseSAEncThenAuth(t *testing.T) {
 	sa, err := ParseSA("sa add", strings.Fields("src 2001:2::1 dst 2001:2::2 proto esp spi 300 "+
 		"enc cbc(aes) 0x00112233445566778899aabbccddeeff auth-trunc hmac(sha256) "+
@@ -65,7 +75,9 @@ func TestParseSAErrors(t *testing.T) {
 		"src 198.18.0.1 flag wildrecv":                                       "not supported",
 		"src 198.18.0.1 mode beet":                                           "want tunnel or transport",
 		"src 198.18.0.1 frobnicate 1":                                        `unknown keyword "frobnicate"`,
-		"src 198.18.0.1 sel src 198.18.1.0/24":                               "SA selectors are not used",
+		"src 198.18.0.1 sel src 198.18.1.0/24":                               "SA selectors narrower than any",
+		"src 198.18.0.1 sel src 0.0.0.0/0 dst 0.0.0.0/0 proto tcp":           "SA selectors narrower than any",
+		"src 198.18.0.1 sel src 0.0.0.0/0 dst nowhere":                       `dst: "nowhere" is not an address`,
 		"src 198.18.0.1 dst 198.19.0.1 spi 1 aead x 0x00 128 encap espinudp": "needs a value",
 	} {
 		_, err := ParseSA("sa add", strings.Fields(args))
@@ -106,7 +118,7 @@ func TestParsePolicy(t *testing.T) {
 	if err != nil || b.Action != sadb.ActionBypass {
 		t.Fatalf("allow without tmpl is bypass: %+v %v", b, err)
 	}
-	d, err := ParsePolicy("sp add", strings.Fields("dst 198.18.9.0/24 dir out action block"))
+	d, err := ParsePolicy("sp add", strings.Fields("dst 198.18.9.0/24 dir out ptype main action block"))
 	if err != nil || d.Action != sadb.ActionDiscard {
 		t.Fatalf("block is discard: %+v %v", d, err)
 	}
@@ -128,6 +140,7 @@ func TestParsePolicyErrors(t *testing.T) {
 		"dir out":                                             "needs src or dst",
 		"src 198.18.1.0/24 dev eth0 dir out":                  "selecting by device",
 		"src 198.18.1.0/24 dir out mark 5":                    "not supported",
+		"src 198.18.1.0/24 dir out ptype sub":                 `"sub": only main`,
 		"src 198.18.1.0/24 dport 90-80 dir out":               "is not a port",
 		"src 198.18.1.0/33 dir out":                           "is not an address",
 	} {
