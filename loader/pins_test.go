@@ -44,15 +44,38 @@ func TestPinsReopenAndDestroy(t *testing.T) {
 		t.Errorf("second Load of a held instance: %v; want an in-use error", err)
 	}
 
-	// bpftool reads the pinned tables as structs with field names (BTF).
+	// bpftool reads the pinned tables as structs with field names (BTF): every command the README and
+	// bpf/doc.go show, on this card (SA 3, policies 7 and 9).
 	if _, err := exec.LookPath("bpftool"); err == nil {
-		out, err := exec.Command("bpftool", "map", "dump", "pinned", filepath.Join(dir, "worker_stats")).CombinedOutput()
-		if err != nil || !strings.Contains(string(out), `"packets": 10`) || !strings.Contains(string(out), `"errors": [0,2,`) {
-			t.Errorf("bpftool dump of worker_stats (%v):\n%.600s", err, out)
-		}
-		out, err = exec.Command("bpftool", "map", "dump", "pinned", filepath.Join(dir, "sa_table")).CombinedOutput()
-		if err != nil || !strings.Contains(string(out), `"reqid": 42`) {
-			t.Errorf("bpftool dump of sa_table (%v):\n%.400s", err, out)
+		for _, b := range []struct {
+			args []string
+			want []string // field names and values the output must show
+		}{
+			{[]string{"dump", "sa_table"}, []string{`"spi": `, `"reqid": 42`, `"encap_dport": `}},
+			{[]string{"dump", "sa_in_lookup"}, []string{`"key": {`, `"spi": `, `"dst": [`, `"value": 3`}},
+			{[]string{"dump", "policy_table"}, []string{`"sa_index": 3`, `"priority": 5`, `"action": `}},
+			{[]string{"dump", "spd_state"}, []string{`"gen": `, `"count": [[`}},
+			{[]string{"dump", "flow_cache"}, nil}, // empty: no traffic
+			{[]string{"dump", "reasons"}, []string{`"values": [{`, `"cpu": 0`}},
+			{[]string{"lookup", "sa_stats", "key", "3", "0", "0", "0"}, []string{`"packets": 0`, `"first_use_ns": 0`}},
+			{[]string{"lookup", "worker_stats", "key", "3", "0", "0", "0"}, []string{`"packets": 10`, `"errors": [0,2,`}},
+			{[]string{"dump", "policy_stats"}, []string{`"packets": 0`, `"bytes": 0`}},
+		} {
+			args := append([]string{"map", b.args[0], "pinned", filepath.Join(dir, b.args[1])}, b.args[2:]...)
+			out, err := exec.Command("bpftool", args...).CombinedOutput()
+			if err != nil {
+				t.Errorf("bpftool %s: %v\n%.400s", strings.Join(args, " "), err, out)
+				continue
+			}
+			// Without BTF bpftool falls back to hex bytes ("key: 03 00 00 00").
+			if strings.Contains(string(out), "key: ") || strings.Contains(string(out), "value: ") {
+				t.Errorf("bpftool %s printed raw bytes, not structs:\n%.400s", strings.Join(args, " "), out)
+			}
+			for _, w := range b.want {
+				if !strings.Contains(string(out), w) {
+					t.Errorf("bpftool %s lacks %s:\n%.600s", strings.Join(args, " "), w, out)
+				}
+			}
 		}
 	}
 	if err := c.Close(); err != nil {
