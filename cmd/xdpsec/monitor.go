@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xdpsec/xdpsec/control/events"
+	"github.com/xdpsec/xdpsec/control/sadb"
 )
 
 func init() { register(newMonitorCmd) }
@@ -44,29 +45,30 @@ and offload acks and nacks with their reason. -o json prints one JSON object per
 	}
 }
 
-// printEvent prints one event on one line.
+// printEvent prints one event on one line, in ip xfrm's words and order: an SA as "src A dst B proto
+// esp spi S reqid R", an ACQUIRE with the packet's "src dst proto", then xdpsec's own fields.
 func printEvent(w io.Writer, ev *events.Event) {
 	fmt.Fprintf(w, "%s %s", ev.Time.Format(time.RFC3339Nano), ev.Type)
-	if ev.SA != "" {
-		fmt.Fprintf(w, " sa %s", ev.SA)
-	}
-	if ev.SPI != 0 {
-		fmt.Fprintf(w, " spi 0x%08x", ev.SPI)
-	}
 	if ev.Src != "" {
 		fmt.Fprintf(w, " src %s", ev.Src)
 	}
 	if ev.Dst != "" {
 		fmt.Fprintf(w, " dst %s", ev.Dst)
 	}
-	if ev.Proto != 0 {
-		fmt.Fprintf(w, " proto %d", ev.Proto)
-	}
-	if ev.Index != 0 {
-		fmt.Fprintf(w, " index %d", ev.Index)
+	switch {
+	case ev.SPI != 0:
+		fmt.Fprintf(w, " proto esp spi 0x%08x", ev.SPI)
+	case ev.Proto != 0:
+		fmt.Fprintf(w, " proto %s", sadb.ProtoName(ev.Proto))
 	}
 	if ev.Reqid != 0 {
 		fmt.Fprintf(w, " reqid %d", ev.Reqid)
+	}
+	if ev.SA != "" {
+		fmt.Fprintf(w, " sa %s", ev.SA)
+	}
+	if ev.Index != 0 {
+		fmt.Fprintf(w, " index %d", ev.Index)
 	}
 	if ev.Policy != "" {
 		fmt.Fprintf(w, " policy %q", ev.Policy)
@@ -79,6 +81,9 @@ func printEvent(w io.Writer, ev *events.Event) {
 	}
 	if ev.Reason != "" {
 		fmt.Fprintf(w, " reason %s", ev.Reason)
+	}
+	if ev.Detail != "" {
+		fmt.Fprintf(w, " (%s)", ev.Detail)
 	}
 	fmt.Fprintln(w)
 }

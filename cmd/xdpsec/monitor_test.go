@@ -54,12 +54,35 @@ func TestMonitor(t *testing.T) {
 				if err := json.Unmarshal([]byte(first), &ev); err != nil || ev.Type == "" {
 					t.Fatalf("not a JSON event line: %q (%v)", first, err)
 				}
-			} else if !strings.Contains(out.String(), "sa-added sa m spi 0x00003003 dst 198.19.0.2") {
+			} else if !strings.Contains(out.String(), "sa-added src 198.18.0.1 dst 198.19.0.2 proto esp spi 0x00003003 sa m index ") {
 				t.Fatalf("text monitor:\n%s", out.String())
 			}
 			if !strings.Contains(out.String(), "offload-acked") || !strings.Contains(out.String(), "sa-deleted") {
 				t.Fatalf("missing event kinds:\n%s", out.String())
 			}
 		})
+	}
+}
+
+// The text lines use ip xfrm's words: SAs as src/dst/proto esp/spi/reqid, ACQUIREs with the packet's
+// protocol by name, nacks with their reason and the driver's detail.
+func TestPrintEvent(t *testing.T) {
+	at := time.Date(2026, 11, 29, 6, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		ev   events.Event
+		want string
+	}{
+		{events.Event{Time: at, Type: events.SAHardExpire, SA: "a", SPI: 0x1001, Src: "198.18.0.1", Dst: "198.19.0.1", Index: 3, Reqid: 1, Reason: "bytes"},
+			"2026-11-29T06:00:00Z sa-hard-expired src 198.18.0.1 dst 198.19.0.1 proto esp spi 0x00001001 reqid 1 sa a index 3 reason bytes"},
+		{events.Event{Time: at, Type: events.Acquire, Src: "198.18.1.5", Dst: "198.18.2.5", Proto: 1, Policy: "lan-out", PolicyID: 2, Reqid: 1, Iface: "lan0"},
+			`2026-11-29T06:00:00Z acquire src 198.18.1.5 dst 198.18.2.5 proto icmp reqid 1 policy "lan-out" policy-id 2 iface lan0`},
+		{events.Event{Time: at, Type: events.OffloadNack, SA: "b", SPI: 0x2002, Src: "198.18.0.1", Dst: "198.19.0.1", Index: 9, Iface: "wan0", Reason: "table_full", Detail: "sa index 9 is beyond the card's 8 slots"},
+			"2026-11-29T06:00:00Z offload-nacked src 198.18.0.1 dst 198.19.0.1 proto esp spi 0x00002002 sa b index 9 iface wan0 reason table_full (sa index 9 is beyond the card's 8 slots)"},
+	} {
+		var b bytes.Buffer
+		printEvent(&b, &tc.ev)
+		if got := strings.TrimSuffix(b.String(), "\n"); got != tc.want {
+			t.Errorf("got  %s\nwant %s", got, tc.want)
+		}
 	}
 }

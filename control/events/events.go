@@ -44,9 +44,11 @@ type Event struct {
 	Iface    string `json:"iface,omitempty"`
 	// Reason says why: the nack reason, or the limit that expired the SA (bytes, packets, add, use, seq).
 	Reason string `json:"reason,omitempty"`
-	// For ACQUIRE, the packet's addresses and protocol.
+	// Src is the SA's source; for ACQUIRE, Src, Dst and Proto are the packet's.
 	Src   string `json:"src,omitempty"`
 	Proto uint8  `json:"proto,omitempty"`
+	// Detail is the driver's explanation of a nack (which limit, which algorithm).
+	Detail string `json:"detail,omitempty"`
 }
 
 // Bus fans events out to subscribers.

@@ -143,7 +143,7 @@ func (p *Poller) publish(t events.Type, e *sadb.SAEntry, why Expiry) {
 	if p.opts.Events == nil {
 		return
 	}
-	p.opts.Events.Publish(events.Event{Type: t, SA: e.Name, SPI: e.SPI, Dst: e.Dst.String(),
+	p.opts.Events.Publish(events.Event{Type: t, SA: e.Name, SPI: e.SPI, Src: e.Src.String(), Dst: e.Dst.String(),
 		Index: e.Index, Reqid: e.Reqid, Reason: string(why)})
 }
 

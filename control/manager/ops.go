@@ -13,7 +13,7 @@ import (
 var _ api.Backend = (*Manager)(nil)
 
 func saEvent(t events.Type, e *sadb.SAEntry) events.Event {
-	return events.Event{Type: t, SA: e.Name, SPI: e.SPI, Dst: e.Dst.String(), Index: e.Index, Reqid: e.Reqid}
+	return events.Event{Type: t, SA: e.Name, SPI: e.SPI, Src: e.Src.String(), Dst: e.Dst.String(), Index: e.Index, Reqid: e.Reqid}
 }
 
 func policyEvent(t events.Type, p *sadb.PolicyEntry) events.Event {

@@ -574,7 +574,7 @@ func (e *Engine) publish(ev events.Event) {
 }
 
 func saEvent(t events.Type, sa *sadb.SAEntry) events.Event {
-	return events.Event{Type: t, SA: sa.Name, SPI: sa.SPI, Dst: sa.Dst.String(), Index: sa.Index, Reqid: sa.Reqid}
+	return events.Event{Type: t, SA: sa.Name, SPI: sa.SPI, Src: sa.Src.String(), Dst: sa.Dst.String(), Index: sa.Index, Reqid: sa.Reqid}
 }
 
 // setSA records a new state for (SA, iface) and publishes an ack or nack when it changed.
@@ -595,7 +595,7 @@ func (e *Engine) setSA(k saKey, sa *sadb.SAEntry, st *saOff, status Status, reas
 	ev := saEvent(events.OffloadAck, sa)
 	ev.Iface = k.iface
 	if status == StatusRefused {
-		ev.Type, ev.Reason = events.OffloadNack, string(reason)
+		ev.Type, ev.Reason, ev.Detail = events.OffloadNack, string(reason), detail
 		e.log.Info("sa offload nacked", "sa", sa.Name, "spi", fmt.Sprintf("0x%08x", sa.SPI), "iface", k.iface, "reason", reason, "detail", detail)
 	}
 	e.publish(ev)
@@ -789,7 +789,7 @@ func (e *Engine) syncPolicy(v *view, p *sadb.PolicyEntry, k polKey) {
 		st.status, st.reason, st.detail, st.epoch = StatusRefused, r, d, e.epoch
 		e.mu.Unlock()
 		if was != StatusRefused {
-			e.publish(events.Event{Type: events.OffloadNack, PolicyID: k.id, Iface: k.iface, Reason: string(r)})
+			e.publish(events.Event{Type: events.OffloadNack, PolicyID: k.id, Iface: k.iface, Reason: string(r), Detail: d})
 		}
 		return
 	}
