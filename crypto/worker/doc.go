@@ -35,6 +35,16 @@
 // also starts resolution) and drops and counts the packet if it has no
 // answer.
 //
+// Before encrypting, the worker completes TCP/UDP checksums that a host left
+// for "the hardware" (CHECKSUM_PARTIAL: a Linux host transmitting through a
+// veth with checksum offload on, the default, puts only the pseudo-header
+// sum in the field). Only packets whose checksum field equals the folded
+// pseudo-header sum AND whose checksum does not verify are rewritten, in
+// one pass over the L4 bytes (~100 ns for 1400 bytes); every other packet
+// costs a ~7 ns test and is never touched (csum.go, Stats.ChecksumsCompleted).
+// Config.NoChecksumCompletion turns it off; hosts must then turn their
+// transmit checksum offload off (ethtool -K dev tx off).
+//
 // The worker writes a fresh Ethernet header in front of the result, so VLAN
 // tags of the received frame are not carried over (the wire side and the
 // replies to the protected side go out untagged).

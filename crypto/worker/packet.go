@@ -127,6 +127,10 @@ func (w *Worker) handleOut(d xsk.Desc) {
 		return
 	}
 	pkt = pkt[:ipLen]
+	// Before anything that could copy the payload (fragmenting) or seal it.
+	if w.completeCsum && completeChecksum(pkt) {
+		w.stats.ChecksumsCompleted.Add(1)
+	}
 	// As a router would (Linux ip_forward): TTL first, then the MTU, then
 	// the decrement.
 	route := !e.Transport

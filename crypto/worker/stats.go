@@ -126,6 +126,10 @@ type Stats struct {
 	TXRingFull     atomic.Uint64 // packets dropped because a TX ring was full
 	FrameErrors    atomic.Uint64 // a frame came back twice or from outside the pool (a bug)
 
+	// ChecksumsCompleted counts outbound TCP/UDP packets whose
+	// CHECKSUM_PARTIAL checksum the worker completed (Config.NoChecksumCompletion).
+	ChecksumsCompleted atomic.Uint64
+
 	Kicks     atomic.Uint64 // sendto calls to start TX
 	Wakeups   atomic.Uint64 // recvfrom calls for a fill ring that asked for it
 	Polls     atomic.Uint64 // times the worker slept in poll

@@ -54,6 +54,14 @@ type Config struct {
 	// CPU, when >= 0, pins that thread to the CPU (implies LockOSThread).
 	// Use -1 for no pinning.
 	CPU int
+	// NoChecksumCompletion turns off the completion of CHECKSUM_PARTIAL
+	// TCP/UDP checksums in outbound packets (see csum.go): with it set,
+	// hosts sending through a veth into the protected side must turn their
+	// transmit checksum offload off. The completion is on by default: it
+	// touches only packets whose checksum field holds exactly the
+	// pseudo-header sum and whose checksum does not verify, which no
+	// correct sender emits otherwise.
+	NoChecksumCompletion bool
 }
 
 // Worker runs the ESP data path of one receive queue. Its rings, its frame
@@ -70,6 +78,7 @@ type Worker struct {
 	pmtu     PMTU
 
 	protIfindex, wireIfindex int
+	completeCsum             bool
 
 	rx      []xsk.Desc
 	tx      [2][]xsk.Desc
@@ -124,20 +133,21 @@ func New(cfg Config) (*Worker, error) {
 		return nil, fmt.Errorf("create worker: %w", err)
 	}
 	w := &Worker{
-		cfg:         cfg,
-		umem:        cfg.Protected.UMEM(),
-		socks:       [2]*xsk.Socket{cfg.Protected, cfg.Wire},
-		pool:        cfg.Pool,
-		sas:         cfg.SAs,
-		saStats:     cfg.SAStats,
-		resolver:    cfg.Resolver,
-		pmtu:        cfg.PMTU,
-		protIfindex: cfg.ProtectedIfindex,
-		wireIfindex: cfg.WireIfindex,
-		rx:          make([]xsk.Desc, cfg.BatchSize),
-		addrs:       make([]uint64, max(cfg.BatchSize, 256)),
-		stopper:     stop,
-		poller:      xsk.NewPoller(stop, cfg.Protected, cfg.Wire),
+		cfg:          cfg,
+		umem:         cfg.Protected.UMEM(),
+		socks:        [2]*xsk.Socket{cfg.Protected, cfg.Wire},
+		pool:         cfg.Pool,
+		sas:          cfg.SAs,
+		saStats:      cfg.SAStats,
+		resolver:     cfg.Resolver,
+		pmtu:         cfg.PMTU,
+		protIfindex:  cfg.ProtectedIfindex,
+		wireIfindex:  cfg.WireIfindex,
+		completeCsum: !cfg.NoChecksumCompletion,
+		rx:           make([]xsk.Desc, cfg.BatchSize),
+		addrs:        make([]uint64, max(cfg.BatchSize, 256)),
+		stopper:      stop,
+		poller:       xsk.NewPoller(stop, cfg.Protected, cfg.Wire),
 	}
 	// Room for a whole batch of both directions plus the fragments of a
 	// few packets.

@@ -1,0 +1,296 @@
+//go:build linux
+
+package worker_test
+
+import (
+	"context"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/xdpsec/xdpsec/hack/testbed"
+	"github.com/xdpsec/xdpsec/hack/testbed/pair"
+)
+
+// The whole-gateway benchmarks run the two gateways of hack/testbed in this
+// process, so `go test -cpuprofile` profiles their workers. Flags tune them:
+//
+//	go test -c -o /tmp/worker.test ./crypto/worker
+//	/tmp/worker.test -test.run xxx -test.bench Testbed -test.benchtime 1x -tb.secs 5 -tb.runs 3
+var (
+	tbSecs    = flag.Int("tb.secs", 5, "seconds per iperf3 run (BenchmarkTestbed*)")
+	tbRuns    = flag.Int("tb.runs", 3, "iperf3 runs per figure (BenchmarkTestbed*)")
+	tbStreams = flag.Int("tb.streams", 1, "iperf3 streams (BenchmarkTestbedTCP)")
+	tbV6      = flag.Bool("tb.v6", false, "use the IPv6 tunnel (BenchmarkTestbedTCP)")
+	tbOffload = flag.Bool("tb.offload", false, "leave the hosts' transmit checksum offload and TSO on (BenchmarkTestbedTCP)")
+	tbBusy    = flag.Bool("tb.busypoll", false, "busy-polling workers")
+	tbPkts    = flag.Int("tb.pkts", 2_000_000, "64-byte frames per generator run (BenchmarkTestbedPPS)")
+	tbThread  = flag.String("tb.threaded", "", "comma-separated interfaces (of gw1-lan,gw1-wan,gw2-wan,gw2-lan,h1-eth0,h2-eth0, or all) whose NAPI runs in a kernel thread")
+)
+
+func startTestbed(b *testing.B) (*testbed.Testbed, *pair.Pair) {
+	b.Helper()
+	if os.Geteuid() != 0 {
+		b.Skip("testbed benchmarks need root (network namespaces, XDP, AF_XDP)")
+	}
+	ctx := context.Background()
+	tb, err := testbed.New(ctx, testbed.Options{Tag: "wkb"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { tb.Close() })
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	gws, err := pair.Start(ctx, tb, pair.Options{Log: log, Dataplane: testbed.Dataplane{BusyPoll: *tbBusy}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { gws.Close() })
+	for _, d := range []struct {
+		n   testbed.Node
+		dev string
+	}{{testbed.H1, testbed.H1Eth}, {testbed.GW1, testbed.GW1LAN}, {testbed.GW1, testbed.GW1WAN},
+		{testbed.GW2, testbed.GW2WAN}, {testbed.GW2, testbed.GW2LAN}, {testbed.H2, testbed.H2Eth}} {
+		if *tbThread == "all" || strings.Contains(","+*tbThread+",", ","+d.dev+",") {
+			if _, err := tb.Run(ctx, d.n, "sh", "-c", "echo 1 > /sys/class/net/"+d.dev+"/threaded"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	for _, dst := range []netip.Addr{testbed.H2Addr4, testbed.H2Addr6} {
+		for i := 0; i < 3 && tb.Ping(ctx, testbed.H1, dst, 1) != nil; i++ {
+		}
+	}
+	return tb, gws
+}
+
+// cpuTimes is the machine-wide /proc/stat "cpu" line: user+nice, system,
+// softirq+irq, idle+iowait, steal (in ticks).
+type cpuTimes struct{ user, sys, soft, idle, steal float64 }
+
+func readCPU(b *testing.B) cpuTimes {
+	raw, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := strings.Fields(strings.SplitN(string(raw), "\n", 2)[0])
+	v := make([]float64, len(f))
+	for i := 1; i < len(f); i++ {
+		v[i], _ = strconv.ParseFloat(f[i], 64)
+	}
+	return cpuTimes{user: v[1] + v[2], sys: v[3], idle: v[4] + v[5], soft: v[6] + v[7], steal: v[8]}
+}
+
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the machine's CPU split over a run as fractions of all
+// CPUs, and this process's (the gateways') CPU seconds per second.
+func reportCPU(b *testing.B, c0, c1 cpuTimes, self time.Duration, wall time.Duration, n int) {
+	tot := (c1.user - c0.user) + (c1.sys - c0.sys) + (c1.soft - c0.soft) + (c1.idle - c0.idle) + (c1.steal - c0.steal)
+	if tot <= 0 {
+		return
+	}
+	b.ReportMetric((c1.user-c0.user)/tot, "user")
+	b.ReportMetric((c1.sys-c0.sys)/tot, "sys")
+	b.ReportMetric((c1.soft-c0.soft)/tot, "softirq")
+	b.ReportMetric((c1.idle-c0.idle)/tot, "idle")
+	b.ReportMetric(self.Seconds()/wall.Seconds()/float64(n), "gw-cpu/s")
+}
+
+// BenchmarkTestbedTCP measures TCP h1 → h2 through the IPv4 (or, with
+// -tb.v6, IPv6) tunnel with iperf3; -tb.offload leaves the hosts' checksum
+// offload on (CHECKSUM_PARTIAL packets reach the card).
+func BenchmarkTestbedTCP(b *testing.B) {
+	tb, _ := startTestbed(b)
+	ctx := context.Background()
+	if *tbOffload {
+		for _, h := range []struct {
+			n   testbed.Node
+			dev string
+		}{{testbed.H1, testbed.H1Eth}, {testbed.H2, testbed.H2Eth}} {
+			if _, err := tb.Run(ctx, h.n, "ethtool", "-K", h.dev, "tx", "on", "tso", "on"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	dst := testbed.H2Addr4
+	if *tbV6 {
+		dst = testbed.H2Addr6
+	}
+	var rates []float64
+	var retr int64
+	c0, s0, t0 := readCPU(b), selfCPU(), time.Now()
+	for b.Loop() {
+		for range *tbRuns {
+			r, err := tb.Iperf3(ctx, testbed.IperfOptions{Dst: dst, Streams: *tbStreams, Duration: time.Duration(*tbSecs) * time.Second})
+			if err != nil {
+				b.Fatal(err)
+			}
+			rates = append(rates, r.BitsPerSecond/1e9)
+			retr += r.Retransmits
+		}
+	}
+	reportCPU(b, c0, readCPU(b), selfCPU()-s0, time.Since(t0), 1)
+	b.ReportMetric(median(rates), "Gbit/s")
+	b.ReportMetric(float64(retr)/float64(len(rates)), "retr/run")
+	b.Logf("Gbit/s per run: %.2f", rates)
+}
+
+// BenchmarkTestbedPPS offers 64-byte UDP h1 → h2 from a live-frames
+// generator (as hack/testbed/xsbench does) and reports what gw1 sealed and
+// gw2 delivered per second of the generator's run, and gw1's RX ring losses.
+func BenchmarkTestbedPPS(b *testing.B) {
+	tb, gws := startTestbed(b)
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.XDP, License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 3 /* XDP_TX */), asm.Return()}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer prog.Close()
+	frame := udpFrame(b, tb)
+	var offered, sealed, opened []float64
+	var ringFull uint64
+	c0, s0, t0 := readCPU(b), selfCPU(), time.Now()
+	var genTime time.Duration
+	for b.Loop() {
+		for range *tbRuns {
+			st0 := gws.GW1.SocketStats()
+			sl0, op0 := gws.GW1.WorkerStats()["sealed"], gws.GW2.WorkerStats()["opened"]
+			var el time.Duration
+			err := inNS(tb, testbed.H1, func() error {
+				ifc, err := net.InterfaceByName(testbed.H1Eth)
+				if err != nil {
+					return err
+				}
+				md := make([]byte, 24)
+				binary.LittleEndian.PutUint32(md[4:], uint32(len(frame)))
+				binary.LittleEndian.PutUint32(md[12:], uint32(ifc.Index))
+				start := time.Now()
+				_, err = prog.Run(&ebpf.RunOptions{Data: frame, Context: md, Repeat: uint32(*tbPkts),
+					Flags: unix.BPF_F_TEST_XDP_LIVE_FRAMES, BatchSize: 64})
+				el = time.Since(start)
+				return err
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			genTime += el
+			time.Sleep(500 * time.Millisecond)
+			sl1, op1 := gws.GW1.WorkerStats()["sealed"], gws.GW2.WorkerStats()["opened"]
+			st1 := gws.GW1.SocketStats()
+			for k, v := range st1 {
+				ringFull += v.RXRingFull - st0[k].RXRingFull
+			}
+			s := el.Seconds()
+			offered = append(offered, float64(*tbPkts)/s/1e6)
+			sealed = append(sealed, float64(sl1-sl0)/s/1e6)
+			opened = append(opened, float64(op1-op0)/s/1e6)
+		}
+	}
+	reportCPU(b, c0, readCPU(b), selfCPU()-s0, time.Since(t0), 1)
+	b.ReportMetric(median(offered), "offered-Mpps")
+	b.ReportMetric(median(sealed), "sealed-Mpps")
+	b.ReportMetric(median(opened), "delivered-Mpps")
+	b.ReportMetric(float64(ringFull)/float64(len(sealed)), "gw1-rxringfull/run")
+	b.Logf("offered %.2f sealed %.2f delivered %.2f Mpps", offered, sealed, opened)
+}
+
+func udpFrame(b *testing.B, tb *testbed.Testbed) []byte {
+	dmac, smac := macOf(b, tb, testbed.GW1, testbed.GW1LAN), macOf(b, tb, testbed.H1, testbed.H1Eth)
+	f := make([]byte, 60)
+	copy(f[0:6], dmac)
+	copy(f[6:12], smac)
+	binary.BigEndian.PutUint16(f[12:], 0x0800)
+	ip := f[14:]
+	ip[0], ip[8], ip[9] = 0x45, 64, 17
+	binary.BigEndian.PutUint16(ip[2:], 46)
+	s, d := testbed.H1Addr4.As4(), testbed.H2Addr4.As4()
+	copy(ip[12:16], s[:])
+	copy(ip[16:20], d[:])
+	var sum uint32
+	for i := 0; i < 20; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
+	}
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
+	udp := ip[20:]
+	binary.BigEndian.PutUint16(udp[0:], 40000)
+	binary.BigEndian.PutUint16(udp[2:], 9)
+	binary.BigEndian.PutUint16(udp[4:], 26)
+	return f
+}
+
+func macOf(b *testing.B, tb *testbed.Testbed, n testbed.Node, dev string) net.HardwareAddr {
+	out, err := tb.Run(context.Background(), n, "cat", "/sys/class/net/"+dev+"/address")
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := net.ParseMAC(strings.TrimSpace(out))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return m
+}
+
+func inNS(tb *testbed.Testbed, n testbed.Node, fn func() error) error {
+	h, err := tb.NsHandle(n)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(h); err != nil {
+			errc <- err
+			return
+		}
+		ferr := fn()
+		if err := netns.Set(orig); err != nil {
+			errc <- fmt.Errorf("return to the original namespace: %w", err)
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
+}
