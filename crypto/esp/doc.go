@@ -91,6 +91,9 @@
 // reach the SA (remove it from their table first): a call already running
 // may read key bytes Wipe is zeroing. Go cannot zero the key schedules inside
 // crypto/aes or x/crypto objects; dropping every reference is the limit.
+// Params, AEADAlg, EncAlg and AuthAlg print their keys as "[N-byte key
+// redacted]" in every fmt verb, in JSON and through slog (redact.go), so a
+// logged Params shows no key material.
 //
 // # Errors and counters
 //
@@ -125,6 +128,7 @@
 // IPv6 extension headers on decap are walked (hop-by-hop, routing,
 // destination options) but never emitted on encap; transport mode over UDP
 // does not apply RFC 3948 §3.1.2 checksum fix-ups to inner TCP/UDP after a
-// NAT; AES-GMAC is checked by construction against crypto/cipher rather than
-// against a published ESP vector.
+// NAT. AES-GMAC has no vector in RFC 4543; it is checked against the Linux
+// kernel's crypto self-test vector (testmgr.h) and by construction against
+// crypto/cipher.
 package esp
