@@ -19,7 +19,8 @@
 //
 // Attach uses bpf_link (link.AttachXDP): native mode first, generic only when asked (XDPGeneric) or when
 // the driver refuses native (XDPAuto); it returns and logs the mode obtained. Errors name the problem:
-// ErrNotRoot, ErrNoInterface, ErrXDPBusy (with the attached program's name and id), ErrVerifier (with
+// ErrNotRoot (Load checks the effective capabilities, not the user id: CAP_BPF or CAP_SYS_ADMIN, and
+// CAP_NET_ADMIN, and names the missing ones), ErrNoInterface, ErrXDPBusy (with the attached program's name and id), ErrVerifier (with
 // the verifier's whole log), ErrKernelTooOld (with the missing feature), ErrNotBPFFS.
 //
 // # The driver API
