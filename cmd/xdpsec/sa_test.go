@@ -115,11 +115,20 @@ func TestSACommands(t *testing.T) {
 
 	out := d.ok(t, "sa", "list")
 	for _, want := range []string{"spi 0x00001001", "spi 0x00002002", "name rekeyed index 2 state mature",
-		"[key hidden]", "wan0 offloaded", "lan0 refused (not_in_offload_list)", "[list wan0]"} {
+		"[key hidden]", "wan0 offloaded", "lan0 offloaded (held in the card's table shared with wan0)", "[list wan0]"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("sa list lacks %q:\n%s", want, out)
 		}
 	}
+	// The card's tables serve both interfaces: an SA whose list leaves out the wire is refused on both.
+	d.ok(t, strings.Fields("sa add src 198.18.0.1 dst 198.19.0.1 proto esp spi 0x3003 reqid 3 mode tunnel "+
+		"aead rfc4106(gcm(aes)) "+testKey+" 128 name lan-only offload dev lan0")...)
+	d.sync(t)
+	if out := d.ok(t, "sa", "get", "lan-only"); !strings.Contains(out, "lan0 refused (not_in_offload_list: ") ||
+		!strings.Contains(out, "wan0 refused (not_in_offload_list: ") {
+		t.Errorf("sa without the wire interface in its list:\n%s", out)
+	}
+	d.ok(t, "sa", "del", "lan-only")
 	if strings.Contains(out, testKey) {
 		t.Fatal("sa list printed a key without --show-keys")
 	}

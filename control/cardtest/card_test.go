@@ -245,24 +245,43 @@ func TestRealCard(t *testing.T) {
 		t.Fatalf("check over the API: %+v %v", rep, err)
 	}
 
-	// The offload list is honoured: an SA listed for the protected side only is refused on the wire side.
+	// The offload list is honoured on a card whose one SA table serves both interfaces: the wire
+	// interface, where an SA's ESP travels, decides. Listed for the wire: in the card (for both);
+	// listed for the protected side only: refused on both and absent from the card's table, so
+	// nothing can be encrypted or decrypted with it.
 	listed := sadb.SA{Name: "listed", SPI: 0x5001, Src: testbed.GW1WANAddr4, Dst: netip.MustParseAddr("198.18.0.99"),
 		Mode: sadb.ModeTunnel, AEAD: &sadb.Algorithm{Name: testbed.AlgAESGCM, Key: make(sadb.Key, 20), Bits: 128},
-		ReplayWindow: 128, Offload: []string{testbed.GW1LAN}}
-	if _, err := m.AddSA(listed); err != nil {
-		t.Fatal(err)
+		ReplayWindow: 128, Offload: []string{testbed.GW1WAN}}
+	lanOnly := listed
+	lanOnly.Name, lanOnly.SPI, lanOnly.Offload = "lan-only", 0x5002, []string{testbed.GW1LAN}
+	for _, sa := range []sadb.SA{listed, lanOnly} {
+		if _, err := m.AddSA(sa); err != nil {
+			t.Fatal(err)
+		}
 	}
 	sync()
 	lv := getSA("listed")
-	if s := stateOf(lv, testbed.GW1LAN); s.Status != offload.StatusOffloaded {
-		t.Fatalf("listed interface: %+v", s)
-	}
-	if s := stateOf(lv, testbed.GW1WAN); s.Status != offload.StatusRefused || s.Reason != offload.ReasonNotInList {
-		t.Fatalf("unlisted interface: %+v", s)
+	for _, ifc := range []string{testbed.GW1LAN, testbed.GW1WAN} {
+		if s := stateOf(lv, ifc); s.Status != offload.StatusOffloaded {
+			t.Fatalf("sa listed for the wire interface, on %s: %+v", ifc, s)
+		}
 	}
 	if _, err := gw1.Card().GetSA(lv.Index); err != nil {
 		t.Fatalf("listed SA not in the card's table: %v", err)
 	}
+	ov := getSA("lan-only")
+	for _, ifc := range []string{testbed.GW1LAN, testbed.GW1WAN} {
+		if s := stateOf(ov, ifc); s.Status != offload.StatusRefused || s.Reason != offload.ReasonNotInList {
+			t.Fatalf("sa listed for the protected side only, on %s: %+v", ifc, s)
+		}
+	}
+	if _, err := gw1.Card().GetSA(ov.Index); err == nil {
+		t.Fatal("an SA whose list leaves out the wire interface is in the card's table")
+	}
+	if _, err := m.DeleteSA(sadb.Ref{Name: "lan-only"}); err != nil {
+		t.Fatal(err)
+	}
+	sync() // its index is free again before the table is filled
 
 	// Capacity: fill the card's SA table; the SA that does not fit is nacked with the reason, stays in
 	// the SAD, and is offloaded once room is freed.

@@ -107,7 +107,10 @@ func New(cfg *config.Config, drv offload.Driver, opts Options) (*Manager, error)
 		}
 	}
 	m.store = sadb.New(sadb.Options{Now: opts.Now, MaxPolicies: maxPolicies})
-	m.engine = offload.New(m.store, drv, offload.Options{Events: m.bus, Logger: opts.Logger})
+	// xdpsec's card has one set of tables for both of its interfaces: offload lists are decided on the
+	// interface where each entry is used (offload.SharedTables), never by bookkeeping alone.
+	m.engine = offload.New(m.store, drv, offload.Options{Events: m.bus, Logger: opts.Logger,
+		Protected: cfg.Interfaces.Protected, Wire: cfg.Interfaces.Wire})
 	m.poller = lifetime.New(m.store, m.engine, lifetime.Options{
 		Interval: opts.PollInterval, Now: opts.Now, Events: m.bus, Logger: opts.Logger})
 	m.cfg = cfg

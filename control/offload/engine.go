@@ -54,6 +54,11 @@ type Options struct {
 	Logger *slog.Logger // default slog.Default()
 	// RetryDelay is how long after a failed driver call the engine tries again (default 1 s).
 	RetryDelay time.Duration
+	// Protected and Wire name the card's two interfaces when its tables serve both (xdpsec's card: one
+	// SA table and one SPD for the protected and the wire interface). Offload lists are then decided
+	// as SharedTables describes. Unset, a driver implementing SharedTables supplies them; else each
+	// interface is treated as having tables of its own.
+	Protected, Wire string
 }
 
 type saKey struct {
@@ -139,11 +144,12 @@ func New(store *sadb.Store, drv Driver, opts Options) *Engine {
 		byID:   map[string]map[sadb.SAID]uint32{},
 		passed: make(chan struct{}),
 	}
-	if st, ok := drv.(SharedTables); ok {
-		p, w := st.Sides()
-		if p != "" && w != "" && p != w && slices.Contains(e.ifaces, p) && slices.Contains(e.ifaces, w) {
-			e.protected, e.wire = p, w
-		}
+	p, w := opts.Protected, opts.Wire
+	if st, ok := drv.(SharedTables); ok && p == "" && w == "" {
+		p, w = st.Sides()
+	}
+	if p != "" && w != "" && p != w && slices.Contains(e.ifaces, p) && slices.Contains(e.ifaces, w) {
+		e.protected, e.wire = p, w
 	}
 	return e
 }
