@@ -85,6 +85,11 @@ func (sa *SA) Decap(buf []byte, off, n int) (start, end int, err error) {
 	e := off + hl // start of the ESP header
 	switch proto {
 	case protoESP:
+		if sa.udp {
+			// The SA was negotiated with UDP encapsulation (RFC 3948): plain
+			// ESP is not its traffic (Linux: XfrmInStateMismatch).
+			return sa.fail(ErrNotESP)
+		}
 	case protoUDP:
 		if !sa.udp {
 			return sa.fail(ErrNotESP)

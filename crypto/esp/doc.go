@@ -110,7 +110,8 @@
 //	truncated        shorter than its headers, IV, trailer and ICV
 //	seq_exhausted    outbound numbers used up: the SA needs a hard expiry
 //	wrong_spi        ESP header names another SA
-//	not_esp          not ESP: other protocol, IKE or keepalive on UDP, wrong port
+//	not_esp          not ESP: other protocol, IKE or keepalive on UDP, wrong port, or the
+//	                 wrong encapsulation (plain ESP to a UDP SA, UDP to a plain SA)
 //	bad_header       malformed IP header (outer on decap, inner on encap)
 //	fragment         an IP fragment (outer on decap; transport-mode inner on encap)
 //	no_room          buffer lacks headroom/tailroom

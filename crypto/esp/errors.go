@@ -14,7 +14,7 @@ const (
 	ReasonTruncated                   // shorter than the headers, IV and ICV it must hold
 	ReasonSeqExhausted                // outbound sequence numbers used up: the SA needs a hard expiry
 	ReasonWrongSPI                    // the ESP header names another SA
-	ReasonNotESP                      // not ESP: another protocol, IKE or a NAT keepalive on UDP/4500
+	ReasonNotESP                      // not ESP: another protocol, IKE or a NAT keepalive on UDP/4500, or the SA's other encapsulation
 	ReasonBadHeader                   // malformed IP header (outer on decap, inner on encap)
 	ReasonFragment                    // an IP fragment: reassemble first
 	ReasonNoRoom                      // the caller's buffer lacks headroom or tailroom

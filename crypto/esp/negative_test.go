@@ -197,9 +197,12 @@ func TestDecapNotESP(t *testing.T) {
 	tcp[9] = 6
 	setLen(c, tcp)
 	expectDecap(t, in, tcp, ErrNotESP, "tcp")
-	// UDP to an SA without encapsulation.
-	_, _, plain := sealed(t, saCase{suite: suites[0], mode: Tunnel, window: 64}, 10, nil)
+	// UDP to an SA without encapsulation, and plain ESP (same keys and SPI)
+	// to the UDP-encapsulated SA: the encapsulation is part of the SA, as
+	// Linux's XfrmInStateMismatch and the card's InStateMismatch hold.
+	plainWire, _, plain := sealed(t, saCase{suite: suites[0], mode: Tunnel, window: 64}, 10, nil)
 	expectDecap(t, plain, wire, ErrNotESP, "udp to a plain esp sa")
+	expectDecap(t, in, plainWire, ErrNotESP, "plain esp to a udp-encapsulated sa")
 	// Fragments and broken outer headers.
 	frag := append([]byte(nil), wire...)
 	binary.BigEndian.PutUint16(frag[6:], 0x2000)
