@@ -2,6 +2,7 @@ package esp
 
 import (
 	"crypto/rand"
+	"runtime"
 	"sync"
 	"testing"
 )
@@ -120,4 +121,31 @@ func BenchmarkCBCIV(b *testing.B) {
 			next++
 		}
 	})
+}
+
+// TestETMPoolSize checks that the encrypt-then-MAC pool keeps a state for
+// every goroutine that can hold one at once (2 × GOMAXPROCS): with more
+// concurrent workers than slots, each call beyond them allocated a state
+// (HMAC, CBC, IV generator) per packet.
+func TestETMPoolSize(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(8))
+	out, _ := saCase{suite: suites[4], mode: Tunnel}.pair(t)
+	st := out.st.Load()
+	n := 2 * runtime.GOMAXPROCS(0)
+	held := make([]*etmState, n)
+	for i := range held {
+		held[i] = st.pool.get()
+	}
+	for _, s := range held {
+		st.pool.put(s)
+	}
+	kept := map[*etmState]bool{}
+	for range n {
+		kept[st.pool.get()] = true
+	}
+	for _, s := range held {
+		if !kept[s] {
+			t.Fatalf("%d concurrent holders: the pool dropped a state", n)
+		}
+	}
 }

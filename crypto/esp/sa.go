@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"net/netip"
+	"runtime"
 	"sync/atomic"
 
 	"golang.org/x/crypto/chacha20poly1305"
@@ -97,8 +98,12 @@ type state struct {
 // it is never emptied by the garbage collector, so the hot path stays free
 // of allocations in steady state; a call finding every slot empty (more
 // concurrent callers than slots) allocates a state and returns it after.
+//
+// There are at least twice as many slots as Ps (GOMAXPROCS at New): at most
+// that many goroutines run at once, so only a caller preempted while holding
+// a state can push another into allocating.
 type etmPool struct {
-	slots [8]atomic.Pointer[etmState]
+	slots []atomic.Pointer[etmState]
 	newFn func() *etmState
 }
 
@@ -196,6 +201,7 @@ func New(p Params) (*SA, error) {
 			}
 		}
 		blk := st.blk
+		st.pool.slots = make([]atomic.Pointer[etmState], max(8, 2*runtime.GOMAXPROCS(0)))
 		st.pool.newFn = func() *etmState {
 			e := &etmState{mac: hmac.New(sha256.New, ak), ivNext: ivBatch}
 			if blk != nil {
