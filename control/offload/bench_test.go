@@ -98,3 +98,26 @@ func BenchmarkAddSA(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkCheck: `xdpsec check` on a loaded, settled SPD/SAD: a pass, the card's read-back and the
+// independent policy→SA derivation.
+func BenchmarkCheck(b *testing.B) {
+	for _, n := range []int{1024, 16384} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			_, eng := benchSPD(b, n)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			eng.Start(ctx)
+			defer eng.Stop()
+			if err := eng.Sync(ctx); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				rep, err := eng.Check(ctx)
+				if err != nil || !rep.OK {
+					b.Fatalf("%+v %v", rep, err)
+				}
+			}
+		})
+	}
+}
