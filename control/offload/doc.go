@@ -26,6 +26,13 @@
 // interface is not in the SA's offload list. The state (pending, offloaded, refused + reason) is what
 // `xdpsec sa list -s` and the metrics show, and acks and nacks are events.
 //
+// On a card whose tables serve both its interfaces (xdpsec's: Options.Protected/Wire or SharedTables) an
+// offload list cannot split an entry between interfaces, so each entry is decided on the interface where
+// the card uses it — an SA on the wire interface, a policy on the interface it classifies — and is
+// offloaded to both or to neither. An SA whose list leaves out the wire interface is thus refused and
+// absent from the card, and its traffic dropped and counted.
+//
 // Check compares the card (Driver.Dump) with the SAD/SPD after a pass, in the engine's goroutine, so it
-// can run at any time, also under churn (`xdpsec check`).
+// can run at any time, also under churn (`xdpsec check`). It derives the SA each policy should use on
+// its own (refResolver), from the card's read-back, rather than repeating the engine's resolution.
 package offload
