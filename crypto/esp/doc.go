@@ -74,8 +74,8 @@
 // RFC 4543 §3.1), so an IV never repeats under one key. CBC IVs are
 // unpredictable (RFC 3602 §3): each per-caller state draws them in batches
 // of 64 from its own AES-CTR generator keyed from crypto/rand (NIST SP
-// 800-90A CTR_DRBG, SP 800-38A Appendix C), 2.5 ns per packet and no
-// allocation; see iv.go for why not getrandom per batch. With ESN the high half enters the AEAD AAD (RFC 4106 §5,
+// 800-38A Appendix C), 2.5 ns per packet and no allocation; see iv.go for
+// why not getrandom per batch. With ESN the high half enters the AEAD AAD (RFC 4106 §5,
 // RFC 7634 §2.1), the GMAC AAD (RFC 4543 §5) or the end of the HMAC input
 // (RFC 4303 §3.3.2.1).
 //
