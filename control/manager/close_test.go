@@ -46,11 +46,18 @@ func TestCloseStopsEveryGoroutine(t *testing.T) {
 	if _, err := cl.Check(ctx); err != nil { // an event on the stream, and the API in use
 		t.Fatal(err)
 	}
-	m.Events().Publish(events.Event{Type: events.SAAdded, SA: "x"})
-	select {
-	case <-streaming:
-	case <-time.After(5 * time.Second):
-		t.Fatal("monitor stream did not start")
+	// Publish until the stream, which subscribes asynchronously, has delivered one.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		m.Events().Publish(events.Event{Type: events.SAAdded, SA: "x"})
+		select {
+		case <-streaming:
+		case <-time.After(10 * time.Millisecond):
+			if time.Now().After(deadline) {
+				t.Fatal("monitor stream did not start")
+			}
+			continue
+		}
+		break
 	}
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
