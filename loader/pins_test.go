@@ -60,6 +60,9 @@ func TestPinsReopenAndDestroy(t *testing.T) {
 			{[]string{"lookup", "sa_stats", "key", "3", "0", "0", "0"}, []string{`"packets": 0`, `"first_use_ns": 0`}},
 			{[]string{"lookup", "worker_stats", "key", "3", "0", "0", "0"}, []string{`"packets": 10`, `"errors": [0,2,`}},
 			{[]string{"dump", "policy_stats"}, []string{`"packets": 0`, `"bytes": 0`}},
+			// Not in the README yet: the compiled SPD rules and the runtime settings.
+			{[]string{"dump", "spd_rules"}, []string{`"rule": [{`, `"sport_lo": 1000`, `"dport_hi": 443`, `"policy_id": 9`}},
+			{[]string{"dump", "card_config"}, []string{`"default_action": [`, `"acquire_interval_ms": `}},
 		} {
 			args := append([]string{"map", b.args[0], "pinned", filepath.Join(dir, b.args[1])}, b.args[2:]...)
 			out, err := exec.Command("bpftool", args...).CombinedOutput()
