@@ -105,7 +105,13 @@
 //	bpftool map lookup pinned /sys/fs/bpf/xdpsec/<instance>/sa_stats key 5 0 0 0   # SA 5, per CPU
 //	bpftool map lookup pinned /sys/fs/bpf/xdpsec/<instance>/worker_stats key 5 0 0 0
 //	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/flow_cache     # classified flows
+//	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/policy_stats   # hits per policy, per CPU
+//	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/spd_rules      # the compiled rule lists, in blocks
+//	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/card_config    # default actions, no-socket verdict
 //	bpftool link show; bpftool net show                                  # what is attached where
 //
 // Arrays dump every slot (zeros included); bpftool prints each value as a struct with field names (BTF).
+// Addresses and SPIs are stored in network byte order, so bpftool shows them as the decimal value of
+// those bytes read little-endian (198.18.0.1 as 16782022); `xdpsec sa list` prints them readably.
+// loader's TestPinsReopenAndDestroy runs each of these dumps and checks the field names.
 package bpf
