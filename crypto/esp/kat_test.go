@@ -333,15 +333,16 @@ func TestKnownAnswerHMAC(t *testing.T) {
 
 // TestKnownAnswerGMACPublished is the first AES-GMAC ESP vector of the Linux
 // kernel's crypto self-test (crypto/testmgr.h, aes_gcm_rfc4543_tv_template,
-// as in Linux 6.1; annotated there "From draft-mcgrew-gcm-test-01": the key,
-// salt and packet of that draft's test case 14 run through RFC 4543 instead
-// of RFC 4106). RFC 4543 itself publishes no vectors. SPI 0x4321, sequence
+// as in Linux 6.1; annotated there "From draft-mcgrew-gcm-test-01": the AES
+// key of that draft's case 1, salt 22433c64, and the ICMP packet of its case
+// 14, run through RFC 4543 instead of RFC 4106; the tag is the kernel's, not
+// the draft's). RFC 4543 itself publishes no vectors. SPI 0x4321, sequence
 // number 7, IV 0; the payload travels in the clear and the ICV is the GMAC
 // over SPI ‖ sequence number ‖ IV ‖ payload ‖ trailer (RFC 4543 §3.3, §5).
 // Its second vector, the same packet with the ICV's last four bytes zeroed,
 // must fail authentication.
 func TestKnownAnswerGMACPublished(t *testing.T) {
-	pt := mustHex("4500003" + "0da3a00008001df3bc0a80005c0a800010800c6cd020007006162636465666768696a6b6c6d6e6f7071727374" +
+	pt := mustHex("45000030da3a00008001df3bc0a80005c0a800010800c6cd020007006162636465666768696a6b6c6d6e6f7071727374" +
 		"01020201")
 	v := espVector{
 		name:      "Linux testmgr.h aes_gcm_rfc4543_tv_template[0]",
