@@ -195,6 +195,8 @@ func TestSAErrors(t *testing.T) {
 	chg := strings.Fields("sa update src 198.18.0.1 dst 198.19.0.1 spi 0x1001 aead rfc4106(gcm(aes)) " + testKey + " 128")
 	d.fails(t, exitFailure, "cannot be changed", chg...)
 	d.fails(t, exitUsage, "name the SA", "sa", "del", "spi", "5", "src", "198.18.0.1")
+	d.fails(t, exitFailure, `no interface "eth9" in this instance (lan0, wan0)`, strings.Fields("sa add src 198.18.0.1 dst 198.19.0.1 "+
+		"proto esp spi 0x4004 aead rfc4106(gcm(aes)) "+testKey+" 128 offload dev eth9")...)
 	var out, errOut bytes.Buffer
 	code := run([]string{"--socket", filepath.Join(t.TempDir(), "none.sock"), "sa", "list"}, strings.NewReader(""), &out, &errOut)
 	if code != exitFailure || !strings.Contains(errOut.String(), "is `xdpsec run` running?") {

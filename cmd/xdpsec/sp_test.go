@@ -53,5 +53,6 @@ func TestSPErrors(t *testing.T) {
 	d.fails(t, exitFailure, "different address families", strings.Fields("sp add src 198.18.1.0/24 dst 2001:2::/48 dir out")...)
 	d.fails(t, exitFailure, "ports need proto", strings.Fields("sp add src 198.18.1.0/24 dport 80 dir out")...)
 	d.fails(t, exitFailure, "not found", "sp", "del", "nosuch")
+	d.fails(t, exitFailure, `no interface "eth9"`, strings.Fields("sp add dst 198.18.9.0/24 dir out action block offload dev eth9")...)
 	d.fails(t, exitUsage, "requires at least 1 arg", "sp", "add")
 }

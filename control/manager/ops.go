@@ -2,6 +2,9 @@ package manager
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/xdpsec/xdpsec/control/api"
 	"github.com/xdpsec/xdpsec/control/events"
@@ -28,8 +31,24 @@ func (m *Manager) policyView(p sadb.PolicyEntry) api.PolicyView {
 	return api.PolicyView{PolicyEntry: p, OffloadState: m.engine.PolicyStates(p.ID)}
 }
 
+// checkOffload refuses an offload list naming an interface this instance does not have, as ip xfrm
+// refuses "offload dev" with an unknown device: such an entry could never be offloaded anywhere.
+func (m *Manager) checkOffload(what string, list []string) error {
+	ifaces := m.engine.Interfaces()
+	for _, ifc := range list {
+		if !slices.Contains(ifaces, ifc) {
+			return fmt.Errorf("%s: offload: %w: no interface %q in this instance (%s)", what, sadb.ErrInvalid, ifc,
+				strings.Join(ifaces, ", "))
+		}
+	}
+	return nil
+}
+
 // AddSA adds an SA (ip xfrm state add).
 func (m *Manager) AddSA(sa sadb.SA) (api.SAView, error) {
+	if err := m.checkOffload("add sa", sa.Offload); err != nil {
+		return api.SAView{}, err
+	}
 	e, err := m.store.AddSA(sa)
 	if err != nil {
 		return api.SAView{}, err
@@ -40,6 +59,9 @@ func (m *Manager) AddSA(sa sadb.SA) (api.SAView, error) {
 
 // UpdateSA updates an SA (ip xfrm state update).
 func (m *Manager) UpdateSA(sa sadb.SA) (api.SAView, error) {
+	if err := m.checkOffload("update sa", sa.Offload); err != nil {
+		return api.SAView{}, err
+	}
 	e, err := m.store.UpdateSA(sa)
 	if err != nil {
 		return api.SAView{}, err
@@ -91,6 +113,9 @@ func (m *Manager) FlushSAs() []api.SAView {
 
 // AddPolicy adds a policy.
 func (m *Manager) AddPolicy(p sadb.Policy) (api.PolicyView, error) {
+	if err := m.checkOffload("add policy", p.Offload); err != nil {
+		return api.PolicyView{}, err
+	}
 	e, err := m.store.AddPolicy(p)
 	if err != nil {
 		return api.PolicyView{}, err
@@ -101,6 +126,9 @@ func (m *Manager) AddPolicy(p sadb.Policy) (api.PolicyView, error) {
 
 // UpdatePolicy updates a policy.
 func (m *Manager) UpdatePolicy(p sadb.Policy) (api.PolicyView, error) {
+	if err := m.checkOffload("update policy", p.Offload); err != nil {
+		return api.PolicyView{}, err
+	}
 	e, err := m.store.UpdatePolicy(p)
 	if err != nil {
 		return api.PolicyView{}, err
