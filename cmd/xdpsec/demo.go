@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -86,7 +85,7 @@ func runDemo(ctx context.Context, a *App, o demoOpts) (err error) {
 		}
 	}()
 	fmt.Fprintf(w, "   namespaces %s-{h1,gw1,gw2,h2}\n", tb.Prefix)
-	fmt.Fprintf(w, "   h1 %s %s  →  gw1  →  wire %s/%s  →  gw2  →  h2 %s %s\n", testbed.H1Addr4, testbed.H1Addr6,
+	fmt.Fprintf(w, "   h1 %s %s  →  gw1  →  wire %s %s  →  gw2  →  h2 %s %s\n", testbed.H1Addr4, testbed.H1Addr6,
 		testbed.WirePrefix4, testbed.WirePrefix6, testbed.H2Addr4, testbed.H2Addr6)
 
 	fmt.Fprintln(w, "== starting the gateways (IPv4 and IPv6 tunnel, AES-GCM-128)")
@@ -171,7 +170,7 @@ func trafficWithProgress(ctx context.Context, w io.Writer, tb *testbed.Testbed, 
 		done <- result{r, err}
 	}()
 	start := time.Now()
-	base := saBySPI(gws.GW1, spi, "out")
+	base, baseIn := saBySPI(gws.GW1, spi, "out"), saBySPI(gws.GW2, spi, "in")
 	last, lastT := base, start
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
@@ -185,7 +184,7 @@ func trafficWithProgress(ctx context.Context, w io.Writer, tb *testbed.Testbed, 
 			in := saBySPI(gws.GW2, spi, "in")
 			fmt.Fprintf(w, "\r   %5.1fs  gw1 sealed %9d pkts %8.1f MB  %6.2f Gbit/s   gw2 opened %9d pkts",
 				now.Sub(start).Seconds(), cur.Packets-base.Packets, float64(cur.Bytes-base.Bytes)/1e6, rate,
-				in.Packets)
+				in.Packets-baseIn.Packets)
 			last, lastT = cur, now
 		}
 	}
@@ -202,17 +201,21 @@ func saBySPI(d *daemon.Daemon, spi uint32, dir string) daemon.SAInfo {
 
 func printSAs(w io.Writer, gws *pair.Pair) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "gateway\tSA\tSPI\tdir\tpackets\tbytes\treplay\tintegrity\tother errors\t")
+	fmt.Fprintln(tw, "gateway\tSA\tSPI\tdir\tpackets\tbytes\treplay\tintegrity\ttoo big¹\tno next hop²\tother errors\t")
 	for _, g := range []struct {
 		name string
 		d    *daemon.Daemon
 	}{{"gw1", gws.GW1}, {"gw2", gws.GW2}} {
 		for _, sa := range g.d.SAs() {
-			fmt.Fprintf(tw, "%s\t%s\t0x%08x\t%s\t%d\t%d\t%d\t%d\t%d\t\n", g.name, sa.Name, sa.SPI, sa.Dir,
-				sa.Packets, sa.Bytes, sa.ReplayErrors, sa.IntegrityErrors, sa.OtherErrors)
+			fmt.Fprintf(tw, "%s\t%s\t0x%08x\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", g.name, sa.Name, sa.SPI, sa.Dir,
+				sa.Packets, sa.Bytes, sa.ReplayErrors, sa.IntegrityErrors, sa.TooBig, sa.NoNextHop,
+				sa.OtherErrors-min(sa.OtherErrors, sa.TooBig+sa.NoNextHop))
 		}
 	}
 	tw.Flush()
+	fmt.Fprintln(w, "   ¹ too big for the tunnel: answered with ICMP fragmentation-needed / packet-too-big, so the")
+	fmt.Fprintln(w, "     sender lowers its path MTU (IPv4 without DF is fragmented instead and counted as sent)")
+	fmt.Fprintln(w, "   ² dropped while the gateway resolved the destination's neighbour (ARP / NDP); the sender retries")
 	for _, g := range []struct {
 		name string
 		d    *daemon.Daemon
@@ -231,17 +234,22 @@ func printBpftool(w io.Writer, d *daemon.Daemon, ns string) {
 		return
 	}
 	fmt.Fprintf(w, "   the card's tables are pinned under %s; read them with bpftool while the demo runs:\n", dir)
+	have := map[string]bool{}
 	for _, e := range ents {
-		n := e.Name()
-		if strings.HasPrefix(n, "link_") {
-			continue
-		}
-		switch n {
-		case "sa_table", "policy_table", "sa_stats", "reasons", "sa_in_lookup":
-			fmt.Fprintf(w, "     bpftool map dump pinned %s\n", filepath.Join(dir, n))
+		have[e.Name()] = true
+	}
+	for _, m := range []struct{ name, what string }{
+		{"policy_table", "the offloaded SPD"},
+		{"sa_table", "the offloaded SAs (selectors and SPIs, never keys)"},
+		{"worker_stats", "per-SA packets, bytes and errors the crypto workers count"},
+		{"sa_stats", "per-SA packets the card handed to the workers, per CPU"},
+		{"reasons", "the card's verdicts and drops by reason"},
+	} {
+		if have[m.name] {
+			fmt.Fprintf(w, "     bpftool map dump pinned %-*s # %s\n", len(dir)+14, filepath.Join(dir, m.name), m.what)
 		}
 	}
-	fmt.Fprintf(w, "     ip netns exec %s bpftool net show      # the attached XDP programs\n", ns)
+	fmt.Fprintf(w, "     ip netns exec %s bpftool net show   # the attached XDP programs\n", ns)
 }
 
 // ensureBPFFS mounts bpffs on /sys/fs/bpf when nothing is mounted there (a fresh machine), as

@@ -2,10 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestDemoRejectsBadFlags(t *testing.T) {
@@ -60,5 +65,102 @@ func TestDemo(t *testing.T) {
 				t.Errorf("pins %s left behind", e.Name())
 			}
 		}
+	}
+}
+
+// TestDemoInterrupted runs the demo binary and sends it SIGINT, once in the middle of the
+// traffic and once while --hold keeps the gateways up (after reading a table with the bpftool
+// command the demo printed): each time it must tear everything down — no namespace, no pin, and
+// no process (iperf3, ping) left in the testbed's namespaces — and exit 0.
+func TestDemoInterrupted(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: the demo needs root (namespaces, XDP, AF_XDP)")
+	}
+	if testing.Short() {
+		t.Skip("skipping the demo in -short mode")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	bin := buildXdpsec(ctx, t)
+	for _, c := range []struct {
+		name  string
+		args  []string
+		until string // interrupt once the output has this
+	}{
+		{"traffic", []string{"--duration", "20s"}, " pkts"},
+		{"hold", []string{"--duration", "1s", "--hold"}, "holding the gateways up"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cmd := exec.CommandContext(ctx, bin, append([]string{"demo", "--log-level", "warn"}, c.args...)...)
+			out := &logBuffer{}
+			cmd.Stdout, cmd.Stderr = out, out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = cmd.Process.Kill() })
+			var prefix string
+			nsInodes := map[uint64]string{}
+			for end := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+				text := out.String()
+				if m := regexp.MustCompile(`namespaces (xs-demo-[0-9a-f]+)-`).FindStringSubmatch(text); m != nil && prefix == "" {
+					prefix = m[1]
+				}
+				if strings.Contains(text, c.until) {
+					break
+				}
+				if time.Now().After(end) {
+					t.Fatalf("no %q in the demo's output:\n%s", c.until, text)
+				}
+			}
+			if prefix == "" {
+				t.Fatalf("the output does not name the namespaces:\n%s", out.String())
+			}
+			for _, n := range []string{"h1", "gw1", "gw2", "h2"} {
+				var st syscall.Stat_t
+				if err := syscall.Stat("/run/netns/"+prefix+"-"+n, &st); err != nil {
+					t.Fatalf("namespace %s-%s while the demo runs: %v", prefix, n, err)
+				}
+				nsInodes[st.Ino] = prefix + "-" + n
+			}
+			if c.name == "hold" {
+				m := regexp.MustCompile(`bpftool map dump pinned (\S+/sa_table)`).FindStringSubmatch(out.String())
+				if m == nil {
+					t.Fatalf("no bpftool command for the SA table in the output:\n%s", out.String())
+				}
+				if _, err := exec.LookPath("bpftool"); err == nil {
+					dump, err := exec.CommandContext(ctx, "bpftool", "map", "dump", "pinned", m[1]).CombinedOutput()
+					if err != nil {
+						t.Errorf("the printed bpftool command fails: %v\n%s", err, dump)
+					}
+				}
+			}
+			_ = cmd.Process.Signal(os.Interrupt)
+			if err := cmd.Wait(); err != nil {
+				t.Errorf("interrupted demo exited with %v:\n%s", err, out.String())
+			}
+			text := out.String()
+			if !strings.Contains(text, "tearing down") {
+				t.Errorf("no teardown in the output:\n%s", text)
+			}
+			for _, n := range []string{"h1", "gw1", "gw2", "h2"} {
+				if _, err := os.Stat("/run/netns/" + prefix + "-" + n); err == nil {
+					t.Errorf("namespace %s-%s left behind", prefix, n)
+				}
+				if _, err := os.Stat("/sys/fs/bpf/xdpsec/" + prefix + "-" + n); err == nil {
+					t.Errorf("pins of %s-%s left behind", prefix, n)
+				}
+			}
+			// A process still inside one of the namespaces would keep it (and its links) alive
+			// after `ip netns del`.
+			procs, _ := filepath.Glob("/proc/[0-9]*/ns/net")
+			for _, p := range procs {
+				var st syscall.Stat_t
+				if syscall.Stat(p, &st) == nil && nsInodes[st.Ino] != "" {
+					cmdline, _ := os.ReadFile(filepath.Join(filepath.Dir(filepath.Dir(p)), "cmdline"))
+					t.Errorf("process %s (%s) still in namespace %s", filepath.Base(filepath.Dir(filepath.Dir(p))),
+						strings.ReplaceAll(string(cmdline), "\x00", " "), nsInodes[st.Ino])
+				}
+			}
+		})
 	}
 }

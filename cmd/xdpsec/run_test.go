@@ -74,10 +74,7 @@ func TestRunBinary(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	bin := filepath.Join(t.TempDir(), "xdpsec")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildXdpsec(ctx, t)
 	tb, err := testbed.New(ctx, testbed.Options{Tag: "run"})
 	if err != nil {
 		t.Fatal(err)
@@ -158,6 +155,16 @@ func TestRunBinary(t *testing.T) {
 			t.Errorf("%s still has an XDP program after shutdown:\n%s", dev, out)
 		}
 	}
+}
+
+// buildXdpsec builds the binary into the test's temporary directory.
+func buildXdpsec(ctx context.Context, t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "xdpsec")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
 }
 
 func httpGet(ctx context.Context, url string) (string, error) {

@@ -334,6 +334,10 @@ type SAInfo struct {
 	Dst   netip.Addr
 	Dir   string
 	offload.SACounters
+	// Two of the reasons within OtherErrors, which are no fault of the SA: packets too big for
+	// the tunnel (answered with ICMP, or fragmented), and packets dropped while their next hop's
+	// neighbour was being resolved.
+	TooBig, NoNextHop uint64
 }
 
 func (d *driver) list() []SAInfo {
@@ -342,8 +346,13 @@ func (d *driver) list() []SAInfo {
 	defer d.mu.Unlock()
 	out := make([]SAInfo, 0, len(d.held))
 	for idx, h := range d.held {
-		out = append(out, SAInfo{Index: idx, Name: h.name, SPI: h.spi, Dst: h.dst, Dir: h.dir.String(),
-			SACounters: cs[idx]})
+		info := SAInfo{Index: idx, Name: h.name, SPI: h.spi, Dst: h.dst, Dir: h.dir.String(),
+			SACounters: cs[idx]}
+		if s := d.stats.SA(idx); s != nil {
+			info.TooBig = s.Errors[worker.ReasonPMTU].Load()
+			info.NoNextHop = s.Errors[worker.ReasonNoNeigh].Load()
+		}
+		out = append(out, info)
 	}
 	slices.SortFunc(out, func(a, b SAInfo) int { return int(a.Index) - int(b.Index) })
 	return out
