@@ -795,7 +795,11 @@ func (e *Engine) syncPolicy(v *view, p *sadb.PolicyEntry, k polKey) {
 		st.status, st.reason, st.detail, st.epoch = StatusRefused, r, d, e.epoch
 		e.mu.Unlock()
 		if was != StatusRefused {
-			e.publish(events.Event{Type: events.OffloadNack, PolicyID: k.id, Iface: k.iface, Reason: string(r), Detail: d})
+			label := p.Name
+			if label == "" {
+				label = fmt.Sprintf("dir %s %s", p.Dir, p.Sel) // as the manager labels policies
+			}
+			e.publish(events.Event{Type: events.OffloadNack, Policy: label, PolicyID: k.id, Iface: k.iface, Reason: string(r), Detail: d})
 		}
 		return
 	}

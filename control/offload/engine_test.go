@@ -651,3 +651,26 @@ func TestSharedTablesOffloadLists(t *testing.T) {
 	}
 	r.check(t)
 }
+
+// A policy the card refuses is announced once per interface, with its name, the reason and the detail.
+func TestPolicyNackEvent(t *testing.T) {
+	card := fakecard.New("wan0")
+	card.PolicyCapacity = 1
+	r := newRig(t, card)
+	sub := r.bus.Subscribe(64)
+	defer sub.Close()
+	r.addPolicy(t, mkPolicy("first", sadb.DirIn, "198.18.2.0/24", 1))
+	second := r.addPolicy(t, mkPolicy("second", sadb.DirIn, "198.18.3.0/24", 1))
+	r.sync(t)
+	r.sync(t)
+	var nacks []events.Event
+	for len(sub.C()) > 0 {
+		if ev := <-sub.C(); ev.Type == events.OffloadNack {
+			nacks = append(nacks, ev)
+		}
+	}
+	if len(nacks) != 1 || nacks[0].Policy != "second" || nacks[0].PolicyID != second.ID || nacks[0].Iface != "wan0" ||
+		nacks[0].Reason != string(offload.ReasonTableFull) || nacks[0].Detail == "" {
+		t.Fatalf("policy nack events: %+v", nacks)
+	}
+}
