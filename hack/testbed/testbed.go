@@ -8,15 +8,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // Node names one namespace of the testbed.
@@ -109,6 +112,9 @@ type Testbed struct {
 	mu     sync.Mutex
 	made   []string // namespaces created, for teardown
 	closed bool
+	// nsIno maps the nsfs inode of every namespace ever created to its name, for Leftovers.
+	nsIno map[uint64]string
+	nsDev uint64 // the nsfs device
 }
 
 // New builds the topology: four namespaces, three veth pairs, addresses, routes and forwarding on
@@ -172,6 +178,16 @@ func (tb *Testbed) build(ctx context.Context) error {
 		}
 		tb.mu.Lock()
 		tb.made = append(tb.made, name)
+		tb.mu.Unlock()
+		var st unix.Stat_t
+		if err := unix.Stat("/run/netns/"+name, &st); err != nil {
+			return fmt.Errorf("stat namespace %s: %w", name, err)
+		}
+		tb.mu.Lock()
+		if tb.nsIno == nil {
+			tb.nsIno = map[uint64]string{}
+		}
+		tb.nsIno[st.Ino], tb.nsDev = name, st.Dev
 		tb.mu.Unlock()
 		// No duplicate address detection, link-local addresses included: a tentative
 		// link-local address holds back neighbour solicitations (and with them the first
@@ -337,6 +353,48 @@ func (tb *Testbed) Close() error {
 	}
 	tb.made = nil
 	return errors.Join(errs...)
+}
+
+// Leftovers lists what of the testbed still exists after Close, for tests that must show nothing
+// stays behind: a namespace still named in /run/netns; one still held by a process inside it or
+// by an open handle of this process (its links then live on although `ip netns del` succeeded);
+// pins under /sys/fs/bpf/xdpsec/ of an instance named after the testbed (Instance). Empty means
+// clean.
+func (tb *Testbed) Leftovers() []string {
+	tb.mu.Lock()
+	inos, dev := maps.Clone(tb.nsIno), tb.nsDev
+	tb.mu.Unlock()
+	var left []string
+	for _, name := range inos {
+		if _, err := os.Stat("/run/netns/" + name); err == nil {
+			left = append(left, "namespace "+name)
+		}
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/ns/net")
+	for _, p := range procs {
+		var st unix.Stat_t
+		if unix.Stat(p, &st) != nil || st.Dev != dev || inos[st.Ino] == "" {
+			continue
+		}
+		dir := filepath.Dir(filepath.Dir(p))
+		cmdline, _ := os.ReadFile(filepath.Join(dir, "cmdline"))
+		left = append(left, fmt.Sprintf("process %s (%s) in namespace %s", filepath.Base(dir),
+			strings.TrimSpace(strings.ReplaceAll(string(cmdline), "\x00", " ")), inos[st.Ino]))
+	}
+	fds, _ := os.ReadDir("/proc/self/fd")
+	for _, fd := range fds {
+		// Stat follows the fd to the file it holds (readlink would show the path it was opened by).
+		var st unix.Stat_t
+		if unix.Stat("/proc/self/fd/"+fd.Name(), &st) == nil && st.Dev == dev && inos[st.Ino] != "" {
+			left = append(left, fmt.Sprintf("open handle (fd %s) on namespace %s", fd.Name(), inos[st.Ino]))
+		}
+	}
+	pins, _ := filepath.Glob("/sys/fs/bpf/xdpsec/" + tb.Prefix + "-*")
+	for _, p := range pins {
+		left = append(left, "pins "+p)
+	}
+	slices.Sort(left)
+	return left
 }
 
 // Sweep removes every namespace whose name starts with prefix, which must start with

@@ -3,6 +3,7 @@ package testbed
 import (
 	"context"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -135,5 +136,51 @@ func TestWireTap(t *testing.T) {
 	}
 	if _, err := os.Stat("/run/netns/" + sw); err == nil {
 		t.Errorf("wire tap namespace %s left behind", sw)
+	}
+}
+
+// TestLeftoversSeesHeldNamespace: a process left inside a namespace and an open handle on another
+// keep them (and their links) alive after Close; Leftovers must name both, and nothing once they
+// are gone.
+func TestLeftoversSeesHeldNamespace(t *testing.T) {
+	needRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tb, err := New(ctx, Options{Tag: "tbl"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tb.Close() })
+	sleeper := tb.Command(ctx, H2, "sleep", "30")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sleeper.Process.Kill(); _ = sleeper.Wait() })
+	h, err := tb.NsHandle(GW1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	// `ip netns exec` execs sleep: wait until the process is sleep itself, inside h2.
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if b, _ := os.ReadFile("/proc/" + strconv.Itoa(sleeper.Process.Pid) + "/comm"); strings.TrimSpace(string(b)) == "sleep" {
+			break
+		}
+	}
+	if err := tb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	left := strings.Join(tb.Leftovers(), "\n")
+	for _, want := range []string{"process " + strconv.Itoa(sleeper.Process.Pid) + " (sleep 30) in namespace " + tb.NetNS(H2),
+		"on namespace " + tb.NetNS(GW1)} {
+		if !strings.Contains(left, want) {
+			t.Errorf("Leftovers lacks %q:\n%s", want, left)
+		}
+	}
+	_ = sleeper.Process.Kill()
+	_ = sleeper.Wait()
+	h.Close()
+	if left := tb.Leftovers(); len(left) > 0 {
+		t.Errorf("Leftovers after the process and the handle are gone: %v", left)
 	}
 }
