@@ -249,7 +249,11 @@ func printSA(w io.Writer, v *api.SAView, stats, showKeys bool) {
 	if name == "" {
 		name = "-"
 	}
-	fmt.Fprintf(w, "\tname %s index %d state %s\n", name, v.Index, v.State)
+	fmt.Fprintf(w, "\tname %s index %d state %s", name, v.Index, v.State)
+	if v.Dir == sadb.DirUnspec && v.Direction != sadb.DirUnspec {
+		fmt.Fprintf(w, " direction %s", v.Direction) // what the card uses it for; no dir of its own
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "\toffload %s\n", offloadText(v.OffloadState, v.Offload))
 	if !stats {
 		return

@@ -114,7 +114,7 @@ func TestSACommands(t *testing.T) {
 	d.sync(t)
 
 	out := d.ok(t, "sa", "list")
-	for _, want := range []string{"spi 0x00001001", "spi 0x00002002", "name rekeyed index 2 state mature",
+	for _, want := range []string{"spi 0x00001001", "spi 0x00002002", "name rekeyed index 2 state mature direction out",
 		"[key hidden]", "wan0 offloaded", "lan0 offloaded (held in the card's table shared with wan0)", "[list wan0]"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("sa list lacks %q:\n%s", want, out)
