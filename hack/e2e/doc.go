@@ -13,9 +13,12 @@
 //   - a capture on the wire (at the bridge "sw" in its middle: AF_XDP transmits skip the
 //     gateways' own packet taps) holding nothing but ESP, ARP and neighbour discovery, no byte
 //     of the payload's plaintext marker, and strictly increasing sequence numbers per SPI;
-//   - per-SA packet counters: what gw1 sealed = what the capture saw = what gw2 opened, per SPI,
-//     both directions;
+//   - a capture that cannot pass empty: it must hold at least the IPv4 transfer's segments;
+//   - per-SA counters: what gw1 sealed = what the capture saw (within tcpdump's own drops) = what
+//     gw2 opened (within its AF_XDP socket's drops), per SPI, both directions; equal plaintext
+//     bytes at both ends; the transfers' bytes within the gw1→gw2 SAs' byte counters;
 //   - ESP with an unknown SPI, a flipped ICV bit and a replayed sequence number injected towards
 //     gw2 while a ping runs: each dropped and counted under its reason, the ping unharmed;
-//   - afterwards no namespace, pin or XDP program is left.
+//   - afterwards no namespace, pin or XDP program is left, and no process or open handle keeps a
+//     deleted namespace (and with it its links) alive (testbed.Leftovers).
 package e2e
