@@ -31,6 +31,17 @@
 //
 // The cache is bounded (Options.MaxEntries); past the bound, unresolved entries are evicted first.
 //
+// # The first packet to a host
+//
+// A destination nobody asked for is unknown, so the first decrypted packet to it is dropped (the
+// worker counts no_next_hop_in) while the kernel resolves it; the sender's retransmission finds
+// it. Options.LearnOn shortens that for the common case: on the protected interface, every host
+// the kernel holds a usable neighbour entry for — any host that ARPed or solicited the gateway,
+// as one that uses it as its router does — becomes a resolved destination at once, from the
+// start-up dump or the neighbour event. A host that never spoke to the gateway still costs its
+// first packet: queueing it would hold a frame in the worker for the resolution's duration, and
+// resolving every address of a protected prefix in advance would scan the LAN.
+//
 // Everything is done in the network namespace given in Options (the gateway's), while the
 // caller's goroutines may run anywhere.
 package neigh

@@ -31,6 +31,13 @@ type Options struct {
 	QueueLen int
 	// Log receives the cache's rare events (subscription errors). Default: discard.
 	Log *slog.Logger
+	// LearnOn lists interfaces (indexes in the cache's namespace) whose neighbours become
+	// destinations before anyone asks for them: every host the kernel holds a usable neighbour
+	// entry for there — one that ARPed or solicited the gateway, which any host using it as its
+	// router has done — and whose route is that interface, directly. The gateway's protected side
+	// goes here, so that the first decrypted packet to such a host finds its next hop. Learning
+	// never evicts: it stops at MaxEntries.
+	LearnOn []int
 }
 
 // Stats are the cache's counters.
@@ -43,6 +50,7 @@ type Stats struct {
 	Solicits    uint64 // neighbour resolutions asked of the kernel (NTF_USE)
 	RouteErrors uint64 // destinations without a usable route
 	Publishes   uint64 // new maps published
+	Learned     uint64 // destinations learnt from neighbour entries (Options.LearnOn)
 }
 
 // hop is one published answer. Entries with ok=false carry retryAt, before which NextHop does
@@ -65,6 +73,7 @@ type Cache struct {
 
 	misses, requests, queueDrops atomic.Uint64
 	solicits, routeErrs, pubs    atomic.Uint64
+	learned                      atomic.Uint64
 
 	opts   Options
 	h      *netlink.Handle
@@ -190,6 +199,7 @@ func (c *Cache) Stats() Stats {
 		Solicits:    c.solicits.Load(),
 		RouteErrors: c.routeErrs.Load(),
 		Publishes:   c.pubs.Load(),
+		Learned:     c.learned.Load(),
 	}
 	for _, h := range t.hops {
 		if h.ok {

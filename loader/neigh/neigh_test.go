@@ -288,3 +288,59 @@ func TestFollowsNeighbourChanges(t *testing.T) {
 		t.Fatalf("resolve again after the deletion: %v", err)
 	}
 }
+
+// TestLearnsHostsThatTalkToTheGateway: with gw1's LAN side in LearnOn, a host that pinged the
+// gateway (and so ARPed and solicited it) is a resolved destination before anything asks for it:
+// the first NextHop answers. A cache without LearnOn, beside it, learns nothing.
+func TestLearnsHostsThatTalkToTheGateway(t *testing.T) {
+	needRoot(t)
+	tb := newBed(t)
+	lan := ifindexOf(t, tb, testbed.GW1, testbed.GW1LAN)
+	ns, err := tb.NsHandle(testbed.GW1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	learner, err := New(Options{NetNS: ns, LearnOn: []int{lan}})
+	if err != nil {
+		ns.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = learner.Close() })
+	plain, err := New(Options{NetNS: ns})
+	ns.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = plain.Close() })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, a := range []netip.Addr{testbed.GW1LANAddr4, testbed.GW1LANAddr6} {
+		if err := tb.Ping(ctx, testbed.H1, a, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "h1's two addresses learnt", func() bool { return learner.Stats().Learned >= 2 })
+	h1MAC := macOf(t, tb, testbed.H1, testbed.H1Eth)
+	misses := learner.Stats().Misses
+	for _, a := range []netip.Addr{testbed.H1Addr4, testbed.H1Addr6} {
+		ifi, _, mac, ok := learner.NextHop(a)
+		if !ok || ifi != lan || mac != h1MAC {
+			t.Errorf("first NextHop(%s) = %d %x %v, want %d %x true", a, ifi, mac, ok, lan, h1MAC)
+		}
+	}
+	if m := learner.Stats().Misses; m != misses {
+		t.Errorf("%d misses for learnt destinations", m-misses)
+	}
+	if s := plain.Stats(); s.Entries != 0 || s.Learned != 0 {
+		t.Errorf("a cache without LearnOn holds destinations nobody asked for: %+v", s)
+	}
+	// The gateway's own WAN neighbours are not on a LearnOn interface.
+	if err := tb.Ping(ctx, testbed.GW2, testbed.GW1WANAddr4, 1); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if s := learner.Stats(); s.Entries != 2 {
+		t.Errorf("cache holds %d destinations, want h1's two: a neighbour off the LearnOn interface was learnt", s.Entries)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -250,6 +251,7 @@ func (r *resolver) neighEvent(typ uint16, n *netlink.Neigh) {
 	if typ == unix.RTM_NEWNEIGH && n.State&usable != 0 && len(n.HardwareAddr) == 6 {
 		mac := [6]byte(n.HardwareAddr)
 		r.neigh[k] = mac
+		r.learn(k)
 		if had && old == mac {
 			return
 		}
@@ -273,6 +275,24 @@ func (r *resolver) neighEvent(typ uint16, n *netlink.Neigh) {
 		}
 		r.dirty = true
 	}
+}
+
+// learn makes a usable neighbour on a LearnOn interface a destination of its own, when its route
+// is that interface directly (not a host whose traffic goes elsewhere, nor a router's address
+// whose own traffic is not ours to guess). It runs once per new address: known destinations and
+// a full cache are left alone.
+func (r *resolver) learn(k neighKey) {
+	if r.dsts[k.addr] != nil || len(r.dsts) >= r.c.opts.MaxEntries || k.addr.IsLinkLocalUnicast() ||
+		k.addr.IsMulticast() || !slices.Contains(r.c.opts.LearnOn, k.ifindex) {
+		return
+	}
+	e := &entry{}
+	r.resolve(k.addr, e, mono())
+	if !e.ok || e.ifindex != k.ifindex || e.via != k.addr {
+		return
+	}
+	r.dsts[k.addr] = e
+	r.c.learned.Add(1)
 }
 
 func (r *resolver) reresolveAll() {
