@@ -189,7 +189,9 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, er
 	if err != nil {
 		return nil, fmt.Errorf("start gateway: %w", err)
 	}
-	d.cache, err = neigh.New(neigh.Options{NetNS: d.ns, Log: d.log})
+	// Hosts on the protected side that already spoke to the gateway are resolved before their
+	// first decrypted packet arrives (see loader/neigh, "The first packet to a host").
+	d.cache, err = neigh.New(neigh.Options{NetNS: d.ns, Log: d.log, LearnOn: []int{d.Info.Protected.Index}})
 	if err != nil {
 		return nil, fmt.Errorf("start gateway: start neighbour cache: %w", err)
 	}

@@ -202,3 +202,42 @@ func TestTransportModeKeepsTTL(t *testing.T) {
 		}
 	}
 }
+
+// TestFirstPacketToAKnownHost: hosts that spoke to their gateway before (here: pinged its LAN
+// address, which makes them ARP and solicit it) are known to its neighbour cache, so the very
+// first packet through the tunnel to them, and its reply, get through — no no_next_hop_in drop.
+func TestFirstPacketToAKnownHost(t *testing.T) {
+	needRoot(t)
+	tb, d1, d2 := startPair(t, testbed.DefaultTunnels)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, c := range []struct {
+		from testbed.Node
+		gw   []string
+	}{{testbed.H1, []string{testbed.GW1LANAddr4.String(), testbed.GW1LANAddr6.String()}},
+		{testbed.H2, []string{testbed.GW2LANAddr4.String(), testbed.GW2LANAddr6.String()}}} {
+		for _, a := range c.gw {
+			if _, err := tb.Run(ctx, c.from, "ping", "-n", "-q", "-c", "1", "-W", "2", a); err != nil {
+				t.Fatalf("ping the gateway: %v", err)
+			}
+		}
+	}
+	// The neighbour events reach the caches asynchronously.
+	for _, d := range []*Daemon{d1, d2} {
+		for end := time.Now().Add(5 * time.Second); d.Neighbours().Stats().Learned < 2; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(end) {
+				t.Fatalf("%s learnt %d hosts, want 2", d.Info.Instance, d.Neighbours().Stats().Learned)
+			}
+		}
+	}
+	for _, dst := range []string{testbed.H2Addr4.String(), testbed.H2Addr6.String()} {
+		if out, err := tb.Run(ctx, testbed.H1, "ping", "-n", "-c", "1", "-W", "2", dst); err != nil {
+			t.Errorf("the first echo to %s was lost: %v\n%s", dst, err, out)
+		}
+	}
+	for _, d := range []*Daemon{d1, d2} {
+		if n := d.WorkerStats()["no_next_hop_in"]; n != 0 {
+			t.Errorf("%s dropped %d packets for want of a next hop", d.Info.Instance, n)
+		}
+	}
+}

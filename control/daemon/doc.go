@@ -8,8 +8,10 @@
 //  2. Load the card (loader.Load) with the configuration's capacities, pinned under
 //     /sys/fs/bpf/xdpsec/<instance>/. The workers' per-SA counters are the card's mmap-able
 //     worker_stats map, mapped here, so bpftool and the control plane read what workers add.
-//  3. Start the neighbour cache (loader/neigh) and the ICMP responder (crypto/pmtu), whose
-//     replies come from the protected interface's first IPv4 and global IPv6 address.
+//  3. Start the neighbour cache (loader/neigh), learning the hosts of the protected side that
+//     already spoke to the gateway (so a first decrypted packet to them is not dropped for want
+//     of a next hop), and the ICMP responder (crypto/pmtu), whose replies come from the
+//     protected interface's first IPv4 and global IPv6 address.
 //  4. Per queue, open one AF_XDP socket on each interface, all on one UMEM (the first socket
 //     registers it, the others share it with XDP_SHARED_UMEM), register them in the card's
 //     XSKMAPs, and make one crypto worker. Ring sizes follow the worker's share of the frames
