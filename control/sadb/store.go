@@ -198,6 +198,11 @@ func (s *Store) addSALocked(sa SA) (SAEntry, error) {
 	if !ok {
 		return SAEntry{}, fmt.Errorf("add sa %s: %w (%d SAs)", sa.ID(), ErrFull, s.opts.MaxSAs)
 	}
+	return s.insertLocked(sa, idx), nil
+}
+
+// insertLocked adds sa at the free index idx.
+func (s *Store) insertLocked(sa SA, idx uint32) SAEntry {
 	s.gen++
 	s.serial++
 	r := &saRec{e: SAEntry{SA: sa, Index: idx, AddTime: s.opts.Now(), Gen: s.gen, Serial: s.serial}}
@@ -206,7 +211,50 @@ func (s *Store) addSALocked(sa SA) (SAEntry, error) {
 	if sa.Name != "" {
 		s.byName[sa.Name] = idx
 	}
-	return r.e.view(false), nil
+	return r.e.view(false)
+}
+
+// ReplaceSA deletes the SA that ref names and adds sa in its place as one change: the offload engine
+// sees both or neither, so a policy naming the SA moves from the old one to the new one in one pass and
+// never finds the name without an SA in between (make-before-break when a reload changes an SA's key).
+// The old SA waits in the graveyard like a deleted one. Nothing changes if sa is invalid, collides with
+// another SA, or finds no free index.
+func (s *Store) ReplaceSA(ref Ref, in SA) (deleted, added SAEntry, err error) {
+	sa := in.clone(true)
+	if err := normalizeSA(&sa); err != nil {
+		return SAEntry{}, SAEntry{}, fmt.Errorf("replace sa %s: %w", sa.ID(), err)
+	}
+	if err := sa.validateESP(); err != nil {
+		wipeSA(&sa)
+		return SAEntry{}, SAEntry{}, fmt.Errorf("replace sa %s: %w: %w", sa.ID(), ErrInvalid, err)
+	}
+	s.mu.Lock()
+	r, err := s.lookupLocked(ref)
+	if err == nil {
+		if idx, ok := s.byID[sa.ID()]; ok && idx != r.e.Index {
+			err = fmt.Errorf("%s: %w", sa.ID(), ErrExists)
+		} else if idx, ok := s.byName[sa.Name]; sa.Name != "" && ok && idx != r.e.Index {
+			err = fmt.Errorf("name %q: %w", sa.Name, ErrExists)
+		}
+	}
+	var idx uint32
+	if err == nil {
+		var ok bool
+		if idx, ok = s.saIdx.get(); !ok {
+			err = fmt.Errorf("%w (%d SAs)", ErrFull, s.opts.MaxSAs)
+		}
+	}
+	if err != nil {
+		s.mu.Unlock()
+		wipeSA(&sa)
+		return SAEntry{}, SAEntry{}, fmt.Errorf("replace sa: %w", err)
+	}
+	s.buryLocked(r)
+	deleted = r.e.view(false)
+	added = s.insertLocked(sa, idx)
+	s.mu.Unlock()
+	s.changed()
+	return deleted, added, nil
 }
 
 func (s *Store) lookupLocked(ref Ref) (*saRec, error) {

@@ -326,3 +326,60 @@ func TestRenumber(t *testing.T) {
 	}
 	_ = b
 }
+
+// ReplaceSA is one change: whoever looks (the engine, from the change hook) sees the old SA in the
+// graveyard and the new one live under the name, never the name without an SA.
+func TestReplaceSAIsOneChange(t *testing.T) {
+	s := New(Options{})
+	a, _ := s.AddSA(testSA("a", 0x1001))
+	other, _ := s.AddSA(testSA("other", 0x1003))
+	var seen []Snapshot
+	s.SetOnChange(func() { seen = append(seen, s.Snapshot()) })
+	next := testSA("a", 0x1002)
+	next.AEAD.Key[0] = 0x99
+	old, added, err := s.ReplaceSA(Ref{Name: "a"}, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old.Index != a.Index || old.State != StateDead || added.SPI != 0x1002 || added.Index == a.Index || added.Serial <= a.Serial {
+		t.Fatalf("replaced %+v by %+v", old, added)
+	}
+	if len(seen) != 1 {
+		t.Fatalf("%d changes, want 1", len(seen))
+	}
+	snap := seen[0]
+	if len(snap.Grave) != 1 || snap.Grave[0].Index != a.Index || len(snap.SAs) != 2 {
+		t.Fatalf("snapshot at the change: live %d, grave %+v", len(snap.SAs), snap.Grave)
+	}
+	if got, err := s.GetSA(Ref{Name: "a"}, false); err != nil || got.Index != added.Index {
+		t.Fatalf("the name leads to %+v, %v", got, err)
+	}
+	// Same identity (a new key under the same SPI) is allowed: the old one is out of the way.
+	same := testSA("a", 0x1002)
+	if _, _, err := s.ReplaceSA(Ref{Name: "a"}, same); err != nil {
+		t.Fatalf("replace with the same SPI: %v", err)
+	}
+	// Refusals change nothing.
+	gen := s.Gen()
+	for _, tc := range []struct {
+		sa   SA
+		want error
+	}{
+		{testSA("a", 0x1003), ErrExists},     // the SPI of "other"
+		{testSA("other", 0x1009), ErrExists}, // the name of "other"
+		{SA{Name: "a", SPI: 0x1009}, ErrInvalid},
+	} {
+		if _, _, err := s.ReplaceSA(Ref{Name: "a"}, tc.sa); !errors.Is(err, tc.want) {
+			t.Errorf("replace with %+v: %v, want %v", tc.sa, err, tc.want)
+		}
+	}
+	if _, _, err := s.ReplaceSA(Ref{Name: "nosuch"}, testSA("nosuch", 0x1010)); !errors.Is(err, ErrNotFound) {
+		t.Errorf("replace of a missing SA: %v", err)
+	}
+	if s.Gen() != gen || len(s.ListSAs(false)) != 2 {
+		t.Fatalf("a refused replace changed the store (gen %d → %d)", gen, s.Gen())
+	}
+	if got, err := s.GetSA(Ref{Name: "other"}, false); err != nil || got.Index != other.Index {
+		t.Fatalf("the other SA moved: %+v %v", got, err)
+	}
+}
