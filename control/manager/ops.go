@@ -81,6 +81,20 @@ func (m *Manager) DeleteSA(ref sadb.Ref) (api.SAView, error) {
 	return api.SAView{SAEntry: e}, nil
 }
 
+// replaceSA deletes the SA ref names and adds sa in one change of the store (a reload's new key).
+func (m *Manager) replaceSA(ref sadb.Ref, sa sadb.SA) error {
+	if err := m.checkOffload("replace sa", sa.Offload); err != nil {
+		return err
+	}
+	old, added, err := m.store.ReplaceSA(ref, sa)
+	if err != nil {
+		return err
+	}
+	m.bus.Publish(saEvent(events.SADeleted, &old))
+	m.bus.Publish(saEvent(events.SAAdded, &added))
+	return nil
+}
+
 // GetSA returns one SA.
 func (m *Manager) GetSA(ref sadb.Ref, showKeys bool) (api.SAView, error) {
 	e, err := m.store.GetSA(ref, showKeys)

@@ -116,13 +116,10 @@ func (m *Manager) apply(old, cfg *config.Config) (ReloadResult, error) {
 				}
 				res.SAsUpdated = append(res.SAsUpdated, c.Name)
 			default:
-				// A new SA under the same name: the old one must leave the name (and, if the SPI and
-				// destination are the same, the identity) first.
-				if _, err := m.DeleteSA(sadb.Ref{Name: c.Name}); err != nil {
-					errs = append(errs, fmt.Errorf("sa %q: %w", c.Name, err))
-					break
-				}
-				if _, err := m.AddSA(sa); err != nil {
+				// A new SA under the same name, in one change of the store: the engine installs the new
+				// one and moves the policies naming it before the old one leaves the card. (With the
+				// same SPI and destination the card cannot hold both: the old one leaves first.)
+				if err := m.replaceSA(sadb.Ref{Name: c.Name}, sa); err != nil {
 					errs = append(errs, fmt.Errorf("sa %q: %w", c.Name, err))
 					break
 				}

@@ -8,11 +8,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/xdpsec/xdpsec/control/offload/fakecard"
 	"github.com/xdpsec/xdpsec/control/sadb"
+	"github.com/xdpsec/xdpsec/control/spd"
 )
 
 func writeConfig(t *testing.T, path, text string) {
@@ -228,6 +230,72 @@ func TestReloadUnderTrafficKeepsUnchangedSAs(t *testing.T) {
 	}
 	if rep, err := m.Check(t.Context()); err != nil || !rep.OK {
 		t.Fatalf("check after reload: %+v %v", rep, err)
+	}
+	if v := card.Violations(); len(v) > 0 {
+		t.Fatal(v)
+	}
+}
+
+// A reload that gives an SA a new SPI and key replaces it make-before-break: the policy that names it
+// moves from the old SA to the new one without ever pointing at no SA (which would drop its traffic).
+func TestReloadReplacementMakeBeforeBreak(t *testing.T) {
+	base, err := os.ReadFile("testdata/gw.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "gw.yaml")
+	writeConfig(t, path, string(base))
+	card := fakecard.New("lan0", "wan0")
+	m := startManager(t, loadConfig(t, path), card, Options{NoAPI: true, NoPoller: true, Logger: slog.New(slog.DiscardHandler)})
+	lanOut, _ := m.Store().GetPolicy(sadb.PolicyRef{Name: "lan-out"})
+	// Count the store's changes: a replacement must be one (the engine then sees the old SA gone and
+	// the new one there in the same pass), or a pass could run in between with no SA under the name.
+	var changes atomic.Int64
+	m.Store().SetOnChange(func() { changes.Add(1); m.Engine().Kick() })
+
+	stop := make(chan struct{})
+	var gaps, reads int
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			reads++
+			if p, ok := card.Policy("lan0", lanOut.ID); !ok || p.SA == spd.NoSA {
+				gaps++
+			}
+		}
+	})
+	text := string(base)
+	for i := range 20 {
+		spi := fmt.Sprintf("spi: 0x%08x", 0x1001+i)
+		next := fmt.Sprintf("spi: 0x%08x", 0x1001+i+1)
+		text = strings.Replace(text, spi, next, 1)
+		text = strings.Replace(text, fmt.Sprintf("key: \"0x%02x02", i+1), fmt.Sprintf("key: \"0x%02x02", i+2), 1)
+		writeConfig(t, path, text)
+		res, err := m.ReloadFile()
+		if err != nil || !slices.Equal(res.SAsReplaced, []string{"gw1-to-gw2"}) {
+			t.Fatalf("reload %d: %+v %v", i, res, err)
+		}
+		m.sync(t)
+	}
+	close(stop)
+	wg.Wait()
+	if gaps > 0 {
+		t.Fatalf("the outbound policy pointed at no SA in %d of %d reads during replacements", gaps, reads)
+	}
+	if n := changes.Load(); n != 20 {
+		t.Fatalf("20 replacements made %d changes of the store, want one each", n)
+	}
+	cur, _ := m.Store().GetSA(sadb.Ref{Name: "gw1-to-gw2"}, false)
+	if p, _ := card.Policy("lan0", lanOut.ID); cur.SPI != 0x1001+20 || p.SA != cur.Index {
+		t.Fatalf("after the replacements: sa %+v, policy on %d", cur, p.SA)
+	}
+	if len(m.Store().Snapshot().Grave) != 0 {
+		t.Fatal("replaced SAs not reaped")
 	}
 	if v := card.Violations(); len(v) > 0 {
 		t.Fatal(v)
