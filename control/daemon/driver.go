@@ -338,6 +338,9 @@ type SAInfo struct {
 	// the tunnel (answered with ICMP, or fragmented), and packets dropped while their next hop's
 	// neighbour was being resolved.
 	TooBig, NoNextHop uint64
+	// InnerMTU, outbound: the largest inner packet whose ESP packet fits the wire MTU — the
+	// next-hop MTU the gateway's ICMP "too big" replies announce.
+	InnerMTU int
 }
 
 func (d *driver) list() []SAInfo {
@@ -351,6 +354,9 @@ func (d *driver) list() []SAInfo {
 		if s := d.stats.SA(idx); s != nil {
 			info.TooBig = s.Errors[worker.ReasonPMTU].Load()
 			info.NoNextHop = s.Errors[worker.ReasonNoNeigh].Load()
+		}
+		if h.dir == worker.Out {
+			info.InnerMTU = d.sas.InnerMTU(idx)
 		}
 		out = append(out, info)
 	}

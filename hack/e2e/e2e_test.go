@@ -124,8 +124,10 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("tcp", func(t *testing.T) {
 		for _, c := range []struct {
 			dst  netip.Addr
+			spi  uint32
 			size int64
-		}{{testbed.H2Addr4, int64(transferSize[tunnels[0].SPI])}, {testbed.H2Addr6, int64(transferSize[tunnels[1].SPI])}} {
+		}{{testbed.H2Addr4, tunnels[0].SPI, int64(transferSize[tunnels[0].SPI])},
+			{testbed.H2Addr6, tunnels[1].SPI, int64(transferSize[tunnels[1].SPI])}} {
 			start := time.Now()
 			sent, got, n, pmtu, err := transfer(ctx, tb, c.dst, c.size)
 			if err != nil {
@@ -138,9 +140,10 @@ func TestEndToEnd(t *testing.T) {
 				t.Errorf("transfer to %s: received %d of %d bytes, checksum match %v", c.dst, n, c.size, sent == got)
 			}
 			// 1500-byte MTUs everywhere, no MSS clamping: the sender learnt the tunnel's inner MTU
-			// from the gateway's ICMP error.
-			if pmtu >= 1500 || pmtu < 1280 {
-				t.Errorf("sender's path MTU to %s is %d: the gateway's ICMP too-big did not reach it", c.dst, pmtu)
+			// from the gateway's ICMP error, exactly.
+			if want := saCounters(gws.GW1, c.spi, "out").InnerMTU; pmtu != want || want >= 1500 || want < 1280 {
+				t.Errorf("sender's path MTU to %s is %d, want the SA's inner MTU %d: the gateway's ICMP too-big did not reach it",
+					c.dst, pmtu, want)
 			}
 		}
 		if n := gws.GW1.WorkerStats()["ptb_sent"]; n == 0 {
@@ -173,8 +176,10 @@ func TestEndToEnd(t *testing.T) {
 		for spi, n := range wire.reordered {
 			t.Errorf("SPI 0x%x: %d sequence numbers not above their predecessor", spi, n)
 		}
-		if wire.maxLen < 1480 || wire.maxLen > 1500 {
-			t.Errorf("largest ESP packet %d bytes: want full-size packets (1480-1500)", wire.maxLen)
+		// The inner MTU is the largest packet whose ESP packet fits: full-size segments make
+		// ESP packets of exactly the wire MTU.
+		if wire.maxLen != 1500 {
+			t.Errorf("largest ESP packet %d bytes: want full-size packets of the 1500-byte wire MTU", wire.maxLen)
 		}
 	})
 	t.Run("counters", func(t *testing.T) {
