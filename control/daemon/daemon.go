@@ -398,7 +398,7 @@ func (d *Daemon) WorkerStats() map[string]uint64 {
 			"no_next_hop_in": s.NoNextHopIn.Load(), "wrong_egress": s.WrongEgress.Load(),
 			"too_big": s.TooBig.Load(), "ptb_sent": s.PTBSent.Load(), "fragments": s.Fragments.Load(),
 			"no_frame": s.NoFrame.Load(), "tx_ring_full": s.TXRingFull.Load(),
-			"frame_errors": s.FrameErrors.Load(),
+			"frame_errors": s.FrameErrors.Load(), "checksums_completed": s.ChecksumsCompleted.Load(),
 		} {
 			out[name] += v
 		}

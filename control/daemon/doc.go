@@ -53,13 +53,16 @@
 //	ip -n gw link set gw-lan up                        # (+ eth0's address and routes in gw)
 //	ip addr add 198.18.1.2/24 dev host0
 //	ip link set host0 up
-//	ethtool -K host0 tx off                            # see below
 //	ip route add 198.18.2.0/24 via 198.18.1.1          # the host's traffic to the far side
 //	xdpsec run --netns gw --config gw.yaml             # interfaces {protected: gw-lan, wire: eth0}
 //
-// with policies whose selectors cover 198.18.1.2. Transmit checksum offload must be off on the
-// host's end: a veth passes locally generated TCP/UDP packets on with the checksum left for the
-// hardware (CHECKSUM_PARTIAL), and the card hands the bytes to AF_XDP as they are, so they would
-// leave the tunnel with a wrong checksum. Packets that arrive from a real NIC always carry
-// complete checksums. The testbed does the same for h1 and h2 (testbed.HostChecksumOffloadOff).
+// with policies whose selectors cover 198.18.1.2 (or transport-mode SAs whose ends are the host's
+// and the peer's addresses). The host's end may keep its offloads: its stack leaves the TCP/UDP
+// checksum of what it sends through a veth to "the hardware" (CHECKSUM_PARTIAL), and the worker
+// completes such checksums before sealing (crypto/worker, Config.NoChecksumCompletion; without
+// completion the host's end needs `ethtool -K host0 tx off`). Traffic that policies let bypass
+// the tunnel is the kernel's in gw: turn forwarding on there (sysctl net.ipv4.ip_forward=1)
+// and give gw the routes it needs. The testbed is this set-up, with h1 as the host (h1-eth0 = host0,
+// gw1 = gw): TestHostOwnTrafficThroughVeth sends TCP from h1 with its offloads on through the
+// tunnel, and TestTransportModeKeepsTTL runs transport-mode SAs between h1 and h2.
 package daemon
