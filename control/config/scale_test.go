@@ -14,7 +14,7 @@ import (
 func TestManyBadEntries(t *testing.T) {
 	const n = 3000
 	for _, c := range []struct{ what, entry string }{
-		{"validation", "  - {name: s%d}\n"},       // spi, src, dst, mode, algorithm missing
+		{"validation", "  - {name: s%d}\n"},     // spi, src, dst, mode, algorithm missing
 		{"type", "  - {name: s%d, spi: [1]}\n"}, // a list where a number belongs
 	} {
 		var b strings.Builder
