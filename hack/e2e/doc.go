@@ -7,9 +7,11 @@
 //   - ping over IPv4 and IPv6, h1 → h2 and h2 → h1, and 3000-byte IPv4 echoes without DF, which
 //     the gateways fragment before encryption;
 //   - a 128 MiB TCP transfer h1 → h2 over IPv4 and a 16 MiB one over IPv6 whose SHA-256 matches,
-//     with 1500-byte MTUs everywhere and no MSS clamping: the sender's path MTU must come down
-//     to the tunnel's inner MTU through the gateway's ICMP "fragmentation needed" / Packet Too
-//     Big, and the ESP packets on the wire must be full-size;
+//     with 1500-byte MTUs everywhere, no MSS clamping, and the hosts' default offloads (their
+//     segments reach gw1 with CHECKSUM_PARTIAL checksums, which its worker completes): the
+//     sender's path MTU must come down to exactly the SA's inner MTU through the gateway's ICMP
+//     "fragmentation needed" / Packet Too Big, and the largest ESP packet on the wire must be
+//     exactly the wire MTU;
 //   - a capture on the wire (at the bridge "sw" in its middle: AF_XDP transmits skip the
 //     gateways' own packet taps) holding nothing but ESP, ARP and neighbour discovery, no byte
 //     of the payload's plaintext marker, and strictly increasing sequence numbers per SPI;

@@ -29,6 +29,11 @@ type Options struct {
 	API bool
 	// Dataplane tunes the workers (busy polling, UMEM size).
 	Dataplane testbed.Dataplane
+	// HostOffloads leaves h1's and h2's transmit checksum offload on (a host's default): their
+	// TCP and UDP then reach the gateways with CHECKSUM_PARTIAL checksums, which the workers
+	// complete. Without it Start turns the offload off (testbed.HostChecksumOffloadOff), so that
+	// benchmarks compare the tunnel with kernel forwarding under the same host settings.
+	HostOffloads bool
 }
 
 // Start parses the testbed's gateway configurations and starts gw1 and gw2. On failure nothing
@@ -41,8 +46,10 @@ func Start(ctx context.Context, tb *testbed.Testbed, opts Options) (*Pair, error
 	if tunnels == nil {
 		tunnels = testbed.DefaultTunnels
 	}
-	if err := tb.HostChecksumOffloadOff(ctx); err != nil {
-		return nil, err
+	if !opts.HostOffloads {
+		if err := tb.HostChecksumOffloadOff(ctx); err != nil {
+			return nil, err
+		}
 	}
 	y1, y2, err := tb.GatewayConfigsWith(tunnels, opts.Dataplane)
 	if err != nil {
