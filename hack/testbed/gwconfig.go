@@ -65,6 +65,10 @@ func (tb *Testbed) GatewayConfigsWith(tunnels []Tunnel, dp Dataplane) (gw1, gw2 
 		fmt.Fprintf(b, "daemon: {socket: /run/xdpsec/%s.sock}\n", tb.Instance(Node(gw)))
 	}
 	var pol1, pol2, sa1, sa2 strings.Builder
+	// IKE reaches the gateways' own stacks whatever the SPD says (the data path issue's example).
+	for _, b := range []*strings.Builder{&pol1, &pol2} {
+		fmt.Fprintf(b, "  - {name: ike, dir: in, src: 0.0.0.0/0, dst: 0.0.0.0/0, proto: udp, dport: 500, priority: 10, action: bypass}\n")
+	}
 	for _, t := range tunnels {
 		l1, l2 := LAN1Prefix4, LAN2Prefix4
 		w1, w2 := GW1WANAddr4, GW2WANAddr4
