@@ -39,6 +39,7 @@ var (
 	tbV6      = flag.Bool("tb.v6", false, "use the IPv6 tunnel (BenchmarkTestbedTCP)")
 	tbOffload = flag.Bool("tb.offload", false, "leave the hosts' transmit checksum offload and TSO on (BenchmarkTestbedTCP)")
 	tbBusy    = flag.Bool("tb.busypoll", false, "busy-polling workers")
+	tbFrames  = flag.Uint("tb.frames", 16384, "AF_XDP frames per gateway (dataplane.umem_frames; the daemon sizes rings from it)")
 	tbPkts    = flag.Int("tb.pkts", 2_000_000, "64-byte frames per generator run (BenchmarkTestbedPPS)")
 	tbThread  = flag.String("tb.threaded", "", "comma-separated interfaces (of gw1-lan,gw1-wan,gw2-wan,gw2-lan,h1-eth0,h2-eth0, or all) whose NAPI runs in a kernel thread")
 )
@@ -55,7 +56,7 @@ func startTestbed(b *testing.B) (*testbed.Testbed, *pair.Pair) {
 	}
 	b.Cleanup(func() { tb.Close() })
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	gws, err := pair.Start(ctx, tb, pair.Options{Log: log, Dataplane: testbed.Dataplane{BusyPoll: *tbBusy}})
+	gws, err := pair.Start(ctx, tb, pair.Options{Log: log, Dataplane: testbed.Dataplane{BusyPoll: *tbBusy, UMEMFrames: uint32(*tbFrames)}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -234,28 +234,36 @@ func TestVethWorker(t *testing.T) {
 func BenchmarkVethWorker(b *testing.B) {
 	variants := []struct {
 		name string
+		ring uint32 // every ring's size (default 4096)
 		opt  func(*Config)
 	}{
-		{"default", func(*Config) {}},
-		{"batch256", func(c *Config) { c.BatchSize = 256 }},
-		{"locked", func(c *Config) { c.LockOSThread = true }},
-		{"pinned1", func(c *Config) { c.CPU = 1 }},
-		{"busypoll", func(c *Config) { c.BusyPoll = true }},
+		{"default", 0, func(*Config) {}},
+		{"batch256", 0, func(c *Config) { c.BatchSize = 256 }},
+		{"ring2048", 2048, func(*Config) {}},
+		{"ring8192", 8192, func(*Config) {}},
+		{"ring1024", 1024, func(*Config) {}},
+		{"locked", 0, func(c *Config) { c.LockOSThread = true }},
+		{"pinned1", 0, func(c *Config) { c.CPU = 1 }},
+		{"busypoll", 0, func(c *Config) { c.BusyPoll = true }},
 	}
 	for _, v := range variants {
 		for _, size := range []int{64, 1400} {
+			ring := v.ring
+			if ring == 0 {
+				ring = 4096
+			}
 			b.Run(fmt.Sprintf("%s/%d", v.name, size), func(b *testing.B) {
-				benchVethWorker(b, size, v.opt)
+				benchVethWorker(b, size, ring, v.opt)
 			})
 		}
 	}
 }
 
-func benchVethWorker(b *testing.B, size int, opt func(*Config)) {
+func benchVethWorker(b *testing.B, size int, ring uint32, opt func(*Config)) {
 	{
 		{
 			xsktest.RequireRoot(b)
-			g := newVethGateway(b, 65536, 4096, opt)
+			g := newVethGateway(b, 65536, ring, opt)
 			xsktest.AttachVerdict(b, g.wanNS, g.wan.PeerIdx, 1) // XDP_DROP
 			ip := ipv4UDP(size-14, innerSrc, innerDst, 9, 9, true, 64)
 			stopGen := xsktest.StartGenerator(b, g.lanNS, g.lan.PeerIdx, ether(g.lan.MAC, g.lan.PeerMAC, 0x0800, ip))
@@ -268,6 +276,8 @@ func benchVethWorker(b *testing.B, size int, opt func(*Config)) {
 				b.Fatalf("nothing sealed: %v", statsOf(g.w))
 			}
 			start, s0 := time.Now(), g.w.stats.Sealed.Load()
+			k0, p0 := g.w.stats.Kicks.Load(), g.w.stats.Polls.Load()
+			st0, _, _ := g.w.SocketStatistics()
 			b.ResetTimer()
 			for g.w.stats.Sealed.Load()-s0 < uint64(b.N) {
 				time.Sleep(200 * time.Microsecond)
@@ -278,6 +288,13 @@ func benchVethWorker(b *testing.B, size int, opt func(*Config)) {
 			n := g.w.stats.Sealed.Load() - s0
 			b.ReportMetric(float64(n)/el.Seconds(), "pps")
 			b.ReportMetric(float64(n)*float64(size)*8/el.Seconds()/1e9, "Gbit/s")
+			// How often the worker slept and kicked, and what the kernel lost
+			// before it (RX ring full, fill ring empty), per sealed packet.
+			st1, _, _ := g.w.SocketStatistics()
+			b.ReportMetric(float64(g.w.stats.Kicks.Load()-k0)/float64(n), "kicks/pkt")
+			b.ReportMetric(float64(g.w.stats.Polls.Load()-p0)/float64(n), "polls/pkt")
+			b.ReportMetric(float64(st1.RXRingFull-st0.RXRingFull)/float64(n), "rxfull/pkt")
+			b.ReportMetric(float64(st1.RXFillRingEmpty-st0.RXFillRingEmpty)/float64(n), "fillempty/pkt")
 			_ = sent
 		}
 	}
