@@ -84,6 +84,9 @@ type Options struct {
 	Tag string
 	// MTU of every link. Default 1500.
 	MTU int
+	// Queues, when above 1, is the number of transmit and receive queues of every veth (the
+	// gateways then run one worker per queue). Default: the kernel's (one queue in use).
+	Queues int
 	// Log receives one line per step at debug level. Default: discard.
 	Log *slog.Logger
 	// WireTap puts a fifth namespace, "sw", in the middle of the wire link: gw1-wan and gw2-wan
@@ -106,6 +109,7 @@ type Testbed struct {
 	// Prefix is the common start of the namespace names, "xs-<tag>-<random>".
 	Prefix  string
 	mtu     int
+	queues  int
 	log     *slog.Logger
 	wireTap bool
 
@@ -139,6 +143,7 @@ func New(ctx context.Context, opts Options) (*Testbed, error) {
 	tb := &Testbed{
 		Prefix:  NamePrefix + opts.Tag + "-" + hex.EncodeToString(rnd[:]),
 		mtu:     opts.MTU,
+		queues:  opts.Queues,
 		log:     opts.Log,
 		wireTap: opts.WireTap,
 	}
@@ -225,8 +230,14 @@ func (tb *Testbed) build(ctx context.Context) error {
 		}{GW2, GW2WAN, SW, SWGW2})
 	}
 	for _, p := range pairs {
-		if err := tb.run(ctx, "ip", "-n", tb.NetNS(p.a), "link", "add", p.aIf, "mtu", mtu, "type", "veth",
-			"peer", "name", p.bIfn, "mtu", mtu, "netns", tb.NetNS(p.b)); err != nil {
+		var q []string
+		if tb.queues > 1 {
+			q = []string{"numtxqueues", fmt.Sprint(tb.queues), "numrxqueues", fmt.Sprint(tb.queues)}
+		}
+		args := append([]string{"-n", tb.NetNS(p.a), "link", "add", p.aIf, "mtu", mtu}, q...)
+		args = append(args, "type", "veth", "peer", "name", p.bIfn, "mtu", mtu)
+		args = append(append(args, q...), "netns", tb.NetNS(p.b))
+		if err := tb.run(ctx, "ip", args...); err != nil {
 			return err
 		}
 	}
