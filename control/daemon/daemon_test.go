@@ -36,9 +36,14 @@ func needRoot(t *testing.T) {
 // startPair builds a testbed and starts both gateways in it, in-process.
 func startPair(t *testing.T, tunnels []testbed.Tunnel) (*testbed.Testbed, *Daemon, *Daemon) {
 	t.Helper()
+	return startPairWith(t, tunnels, testbed.Options{Tag: "dmn"})
+}
+
+func startPairWith(t *testing.T, tunnels []testbed.Tunnel, o testbed.Options) (*testbed.Testbed, *Daemon, *Daemon) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	tb, err := testbed.New(ctx, testbed.Options{Tag: "dmn"})
+	tb, err := testbed.New(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,5 +325,43 @@ func TestHostOwnTrafficThroughVeth(t *testing.T) {
 	}
 	if n := d1.WorkerStats()["checksums_completed"]; n == 0 {
 		t.Error("gw1 completed no checksum: the host's packets did not carry CHECKSUM_PARTIAL, the test proves nothing")
+	}
+}
+
+// TestWorkerPerQueue gives every veth two queues: each gateway must run two workers (one per
+// queue, each with its socket pair), and sixteen TCP streams — spread over the queues by the
+// senders' flow hash — must go through both, each worker sealing and opening some.
+func TestWorkerPerQueue(t *testing.T) {
+	needRoot(t)
+	tb, d1, d2 := startPairWith(t, testbed.DefaultTunnels[:1], testbed.Options{Tag: "dmq", Queues: 2})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, d := range []*Daemon{d1, d2} {
+		if d.Info.Queues != 2 || len(d.workers) != 2 || len(d.socks) != 4 {
+			t.Fatalf("%s: %d queues, %d workers, %d sockets; want 2, 2, 4", d.Info.Instance, d.Info.Queues,
+				len(d.workers), len(d.socks))
+		}
+	}
+	_ = tb.Ping(ctx, testbed.H1, testbed.H2Addr4, 2)
+	res, err := tb.Iperf3(ctx, testbed.IperfOptions{Dst: testbed.H2Addr4, Streams: 16, Duration: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("16 streams over two queues: %v", res)
+	for _, c := range []struct {
+		d    *Daemon
+		what string
+		n    func(w *worker.Stats) uint64
+	}{
+		{d1, "sealed", func(s *worker.Stats) uint64 { return s.Sealed.Load() }},
+		{d2, "opened", func(s *worker.Stats) uint64 { return s.Opened.Load() }},
+	} {
+		for i, w := range c.d.workers {
+			if n := c.n(w.Stats()); n == 0 {
+				t.Errorf("%s: worker %d %s nothing", c.d.Info.Instance, i, c.what)
+			} else {
+				t.Logf("%s: worker %d %s %d packets", c.d.Info.Instance, i, c.what, n)
+			}
+		}
 	}
 }
