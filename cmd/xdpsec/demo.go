@@ -132,7 +132,10 @@ func runDemo(ctx context.Context, a *App, o demoOpts) (err error) {
 		res, err := trafficWithProgress(ctx, w, tb, gws, testbed.IperfOptions{Dst: dst.addr,
 			Streams: o.streams, Duration: o.duration}, dst.spi)
 		if ctx.Err() != nil {
+			// What the gateways counted up to the interruption, then the teardown.
 			fmt.Fprintln(w, "\n   interrupted")
+			fmt.Fprintln(w, "== per-SA counters")
+			printSAs(w, gws)
 			return nil
 		}
 		if err != nil {

@@ -139,8 +139,10 @@ func TestDemoInterrupted(t *testing.T) {
 				t.Errorf("interrupted demo exited with %v:\n%s", err, out.String())
 			}
 			text := out.String()
-			if !strings.Contains(text, "tearing down") {
-				t.Errorf("no teardown in the output:\n%s", text)
+			for _, want := range []string{"per-SA counters", "tearing down"} {
+				if !strings.Contains(text, want) {
+					t.Errorf("no %q in the output:\n%s", want, text)
+				}
 			}
 			for _, n := range []string{"h1", "gw1", "gw2", "h2"} {
 				if _, err := os.Stat("/run/netns/" + prefix + "-" + n); err == nil {
