@@ -36,10 +36,13 @@ func needRoot(t *testing.T) {
 // startPair builds a testbed and starts both gateways in it, in-process.
 func startPair(t *testing.T, tunnels []testbed.Tunnel) (*testbed.Testbed, *Daemon, *Daemon) {
 	t.Helper()
-	return startPairWith(t, tunnels, testbed.Options{Tag: "dmn"})
+	return startPairWith(t, tunnels, testbed.Options{Tag: "dmn"}, nil)
 }
 
-func startPairWith(t *testing.T, tunnels []testbed.Tunnel, o testbed.Options) (*testbed.Testbed, *Daemon, *Daemon) {
+// startPairWith is startPair on a testbed built with o; edit, if not nil, rewrites the two
+// configuration files first.
+func startPairWith(t *testing.T, tunnels []testbed.Tunnel, o testbed.Options,
+	edit func(y1, y2 string) (string, string)) (*testbed.Testbed, *Daemon, *Daemon) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -51,6 +54,9 @@ func startPairWith(t *testing.T, tunnels []testbed.Tunnel, o testbed.Options) (*
 	y1, y2, err := tb.GatewayConfigs(tunnels)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if edit != nil {
+		y1, y2 = edit(y1, y2)
 	}
 	var ds [2]*Daemon
 	for i, y := range []string{y1, y2} {
@@ -333,7 +339,7 @@ func TestHostOwnTrafficThroughVeth(t *testing.T) {
 // senders' flow hash — must go through both, each worker sealing and opening some.
 func TestWorkerPerQueue(t *testing.T) {
 	needRoot(t)
-	tb, d1, d2 := startPairWith(t, testbed.DefaultTunnels[:1], testbed.Options{Tag: "dmq", Queues: 2})
+	tb, d1, d2 := startPairWith(t, testbed.DefaultTunnels[:1], testbed.Options{Tag: "dmq", Queues: 2}, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for _, d := range []*Daemon{d1, d2} {
@@ -363,5 +369,74 @@ func TestWorkerPerQueue(t *testing.T) {
 				t.Logf("%s: worker %d %s %d packets", c.d.Info.Instance, i, c.what, n)
 			}
 		}
+	}
+}
+
+// TestLifetimeFromWorkerCounters gives gw1's outbound IPv4 SA a soft limit of 10 and a hard limit
+// of 20 packets: the control plane reads the workers' counters (every 100 ms here), reports the
+// soft then the hard expiry, and deletes the SA — after which gw1 seals nothing more with it, so
+// gw2 opens at most the limit plus what one polling interval let through.
+func TestLifetimeFromWorkerCounters(t *testing.T) {
+	needRoot(t)
+	tb, d1, d2 := startPairWith(t, testbed.DefaultTunnels[:1], testbed.Options{Tag: "dml"},
+		func(y1, y2 string) (string, string) {
+			y1 = strings.Replace(y1, "daemon: {", "daemon: {poll_interval: 100ms, ", 1)
+			i := strings.Index(y1, "name: v4-gw1-to-gw2")
+			j := i + strings.Index(y1[i:], "    mode: tunnel\n") + len("    mode: tunnel\n")
+			y1 = y1[:j] + "    lifetime: {soft_packets: 10, hard_packets: 20}\n" + y1[j:]
+			return y1, y2
+		})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sub := d1.Manager().Subscribe(256)
+	defer sub.Close()
+	ping := make(chan struct{})
+	go func() {
+		defer close(ping)
+		_, _ = tb.Run(ctx, testbed.H1, "ping", "-n", "-q", "-c", "60", "-i", "0.05", "-W", "1", testbed.H2Addr4.String())
+	}()
+	var soft, hard bool
+	for !hard {
+		select {
+		case ev := <-sub.C():
+			if ev.SA != "v4-gw1-to-gw2" {
+				continue
+			}
+			switch ev.Type {
+			case events.SASoftExpire:
+				soft = true
+				if ev.Reason != "packets" {
+					t.Errorf("soft expiry for %q, want packets", ev.Reason)
+				}
+			case events.SAHardExpire:
+				hard = true
+				if !soft {
+					t.Error("hard expiry before the soft one")
+				}
+				if ev.Reason != "packets" {
+					t.Errorf("hard expiry for %q, want packets", ev.Reason)
+				}
+			}
+		case <-ctx.Done():
+			t.Fatalf("no hard expiry (soft %v); gw1's SAs: %+v", soft, d1.SAs())
+		}
+	}
+	<-ping
+	for _, sa := range d1.SAs() {
+		if sa.Name == "v4-gw1-to-gw2" {
+			t.Errorf("the hard-expired SA is still held by the card: %+v", sa)
+		}
+	}
+	var opened uint64
+	for _, sa := range d2.SAs() {
+		if sa.SPI == testbed.DefaultTunnels[0].SPI && sa.Dir == "in" {
+			opened = sa.Packets
+		}
+	}
+	t.Logf("gw2 opened %d packets of the SA", opened)
+	// 100 ms of polling at a ping every 50 ms, plus the time to delete: a few packets past 20 (and
+	// the first echo may have been dropped at gw2 while it resolved h2).
+	if opened < 10 || opened > 30 {
+		t.Errorf("gw2 opened %d packets of the SA with a hard limit of 20", opened)
 	}
 }
