@@ -408,29 +408,46 @@ func (tb *Testbed) Leftovers() []string {
 	return left
 }
 
-// Sweep removes every namespace whose name starts with prefix, which must start with
-// "xs-<tag>-<random>" of a testbed: it is for scripts that lost their process (hack/bench.sh's
-// trap, `xdpsec demo --cleanup`).
+// Sweep removes every namespace whose name starts with prefix, and the pin directories of the
+// instances named after them (SweepReport without the report).
 func Sweep(prefix string) error {
+	_, err := SweepReport(prefix)
+	return err
+}
+
+// SweepReport removes every namespace whose name starts with prefix, and the pin directories of
+// the instances named after them (/sys/fs/bpf/xdpsec/<prefix>…, see Instance), and returns what
+// it removed. prefix must start with "xs-" and a tag ("xs-demo-"), or be a testbed's Prefix. It is
+// for what a killed process left behind (`xdpsec demo --cleanup`): whatever still runs under the
+// prefix loses its namespaces too.
+func SweepReport(prefix string) ([]string, error) {
 	if !strings.HasPrefix(prefix, NamePrefix) || len(prefix) <= len(NamePrefix) {
-		return fmt.Errorf("sweep %q: prefix must start with %q and name a testbed", prefix, NamePrefix)
+		return nil, fmt.Errorf("sweep %q: prefix must start with %q and name a testbed", prefix, NamePrefix)
 	}
-	ents, err := os.ReadDir("/run/netns")
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("list namespaces: %w", err)
-	}
+	var removed []string
 	var errs []error
+	ents, err := os.ReadDir("/run/netns")
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, fmt.Errorf("list namespaces: %w", err))
+	}
 	for _, e := range ents {
 		if strings.HasPrefix(e.Name(), prefix) {
 			if err := removeNetNS(e.Name()); err != nil {
 				errs = append(errs, err)
+				continue
 			}
+			removed = append(removed, "namespace "+e.Name())
 		}
 	}
-	return errors.Join(errs...)
+	pins, _ := filepath.Glob(filepath.Join("/sys/fs/bpf/xdpsec", prefix+"*"))
+	for _, p := range pins {
+		if err := os.RemoveAll(p); err != nil {
+			errs = append(errs, fmt.Errorf("remove pins %s: %w", p, err))
+			continue
+		}
+		removed = append(removed, "pins "+p)
+	}
+	return removed, errors.Join(errs...)
 }
 
 func removeNetNS(name string) error {

@@ -2,6 +2,7 @@ package testbed
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -182,5 +183,39 @@ func TestLeftoversSeesHeldNamespace(t *testing.T) {
 	h.Close()
 	if left := tb.Leftovers(); len(left) > 0 {
 		t.Errorf("Leftovers after the process and the handle are gone: %v", left)
+	}
+}
+
+// TestSweep removes a namespace and a pin directory named under a prefix of its own, and leaves
+// a namespace outside the prefix alone.
+func TestSweep(t *testing.T) {
+	needRoot(t)
+	prefix := fmt.Sprintf("xs-tbs-%x", time.Now().UnixNano()&0xffffff)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, n := range []string{prefix + "-gw1", prefix + "x-h1"} {
+		if err := run(ctx, "ip", "netns", "add", n); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = removeNetNS(n) })
+	}
+	if err := os.MkdirAll("/sys/fs/bpf/xdpsec/"+prefix+"-gw1", 0o700); err != nil {
+		t.Skipf("skipping: no bpffs to make a pin directory in: %v", err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll("/sys/fs/bpf/xdpsec/" + prefix + "-gw1") })
+	removed, err := SweepReport(prefix + "-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 2 {
+		t.Errorf("Sweep removed %v, want the namespace and the pin directory", removed)
+	}
+	for _, p := range []string{"/run/netns/" + prefix + "-gw1", "/sys/fs/bpf/xdpsec/" + prefix + "-gw1"} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s survived the sweep", p)
+		}
+	}
+	if _, err := os.Stat("/run/netns/" + prefix + "x-h1"); err != nil {
+		t.Errorf("the sweep removed a namespace outside its prefix: %v", err)
 	}
 }
