@@ -26,7 +26,11 @@ type demoOpts struct {
 	duration time.Duration
 	streams  int
 	hold     bool
+	cleanup  bool
 }
+
+// demoPrefix starts the names of every demo's namespaces and instances.
+const demoPrefix = testbed.NamePrefix + "demo-"
 
 func newDemoCmd(a *App) *cobra.Command {
 	var o demoOpts
@@ -42,9 +46,14 @@ also when interrupted (Ctrl-C).
 
 While it runs, the card's tables are pinned under /sys/fs/bpf/xdpsec/<instance>/: the demo prints
 the bpftool commands to read them. --hold keeps the gateways up after the traffic until Ctrl-C.
+--cleanup removes what a demo that was killed (kill -9) left behind — its namespaces
+(xs-demo-*) and pins — and does nothing else (a demo still running loses its testbed).
 Needs root, iperf3 and ping (hack/deps.sh installs them).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.cleanup {
+				return sweepDemo(a.Out, demoPrefix)
+			}
 			if o.duration < time.Second || o.duration > 10*time.Minute {
 				return usageErrorf("--duration %v: want 1s to 10m", o.duration)
 			}
@@ -57,6 +66,7 @@ Needs root, iperf3 and ping (hack/deps.sh installs them).`,
 	cmd.Flags().DurationVar(&o.duration, "duration", 3*time.Second, "traffic `time` per tunnel")
 	cmd.Flags().IntVar(&o.streams, "streams", 1, "parallel TCP `streams` (iperf3 -P)")
 	cmd.Flags().BoolVar(&o.hold, "hold", false, "keep the testbed and gateways up after the traffic, until Ctrl-C")
+	cmd.Flags().BoolVar(&o.cleanup, "cleanup", false, "only remove the namespaces and pins a killed demo left behind")
 	return cmd
 }
 
@@ -253,6 +263,24 @@ func printBpftool(w io.Writer, d *daemon.Daemon, ns string) {
 		}
 	}
 	fmt.Fprintf(w, "     ip netns exec %s bpftool net show   # the attached XDP programs\n", ns)
+}
+
+// sweepDemo removes the namespaces and pin directories whose names start with prefix.
+func sweepDemo(w io.Writer, prefix string) error {
+	if os.Geteuid() != 0 {
+		return errors.New("demo: --cleanup needs root")
+	}
+	removed, err := testbed.SweepReport(prefix)
+	for _, r := range removed {
+		fmt.Fprintln(w, "removed", r)
+	}
+	if err != nil {
+		return fmt.Errorf("demo: clean up: %w", err)
+	}
+	if len(removed) == 0 {
+		fmt.Fprintln(w, "nothing to remove")
+	}
+	return nil
 }
 
 // ensureBPFFS mounts bpffs on /sys/fs/bpf when nothing is mounted there (a fresh machine), as

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -164,5 +165,37 @@ func TestDemoInterrupted(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDemoCleanup: what a killed demo leaves — a namespace and a pin directory under its prefix —
+// is removed. The test sweeps a prefix of its own, not every demo's.
+func TestDemoCleanup(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: --cleanup needs root")
+	}
+	prefix := fmt.Sprintf("%s%x", demoPrefix, time.Now().UnixNano()&0xffffff)
+	ns, pins := prefix+"-gw1", "/sys/fs/bpf/xdpsec/"+prefix+"-gw1"
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	if err := os.MkdirAll(pins, 0o700); err != nil {
+		t.Skipf("skipping: no bpffs: %v", err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(pins) })
+	var out bytes.Buffer
+	if err := sweepDemo(&out, prefix); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"removed namespace " + ns, "removed pins " + pins} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	for _, p := range []string{"/run/netns/" + ns, pins} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s survived --cleanup", p)
+		}
 	}
 }
