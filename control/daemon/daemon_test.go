@@ -440,3 +440,51 @@ func TestLifetimeFromWorkerCounters(t *testing.T) {
 		t.Errorf("gw2 opened %d packets of the SA with a hard limit of 20", opened)
 	}
 }
+
+// TestInboundSABeforeItsPolicy starts gw2 with the transport SA h1 → h2 but without the inbound
+// policy that expects it: with no direction in the SAD and a destination that is not gw2's own,
+// nothing says the SA is inbound, and the driver takes it for outbound. When the policy arrives
+// (a reload), the SA must become inbound and carry traffic.
+func TestInboundSABeforeItsPolicy(t *testing.T) {
+	needRoot(t)
+	var full string
+	tb, _, d2 := startPairWith(t, []testbed.Tunnel{{Name: "tr4", Alg: testbed.AlgAESGCM, SPI: 0x3000, Transport: true}},
+		testbed.Options{Tag: "dmi"}, func(y1, y2 string) (string, string) {
+			full = y2
+			var kept []string
+			for _, l := range strings.Split(y2, "\n") {
+				if !strings.Contains(l, "name: tr4-in,") {
+					kept = append(kept, l)
+				}
+			}
+			return y1, strings.Join(kept, "\n")
+		})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dirOf := func() string {
+		for _, sa := range d2.SAs() {
+			if sa.SPI == 0x3000 {
+				return sa.Dir
+			}
+		}
+		return ""
+	}
+	t.Logf("before the policy: gw2 holds SA 0x3000 as %q", dirOf())
+	cfg, err := config.Parse("gw2.yaml", []byte(full))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d2.Manager().ReloadConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := d2.Manager().Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := dirOf(); d != "in" {
+		t.Errorf("after the inbound policy arrived, gw2 holds SA 0x3000 as %q, want in", d)
+	}
+	_ = tb.Ping(ctx, testbed.H1, testbed.H2Addr4, 2)
+	if err := tb.Ping(ctx, testbed.H1, testbed.H2Addr4, 3); err != nil {
+		t.Errorf("ping through the transport SAs: %v", err)
+	}
+}

@@ -82,6 +82,20 @@ func (d *driver) InstallSA(o *offload.SAOffload) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	e := o.SA
+	var wasOn map[string]bool
+	if h, ok := d.held[o.Index]; ok && h.dir == worker.Out && e.Dir == sadb.DirUnspec && len(o.InSelectors) > 0 {
+		// Offered before any inbound policy named it, with no direction in the SAD and a
+		// destination that is not ours, it was taken for outbound; an inbound policy now expects
+		// traffic through it, so it is inbound. Nothing can have been opened with it: install it
+		// afresh as inbound (new engine state) on every interface it was held on.
+		if err := d.card.DeleteSA(o.Index); err != nil {
+			return fmt.Errorf("move sa %d to inbound: %w", o.Index, err)
+		}
+		d.sas.Remove(o.Index)
+		h.sa.Wipe()
+		delete(d.held, o.Index)
+		wasOn = h.ifaces
+	}
 	if h, ok := d.held[o.Index]; ok {
 		if h.spi != e.SPI || h.dst != e.Dst {
 			return fmt.Errorf("install sa %d: index holds spi 0x%x dst %s", o.Index, h.spi, h.dst)
@@ -149,8 +163,12 @@ func (d *driver) InstallSA(o *offload.SAOffload) error {
 		}
 		return fmt.Errorf("install sa %d in the card: %w", o.Index, err)
 	}
+	ifaces := map[string]bool{o.Iface: true}
+	for ifc := range wasOn {
+		ifaces[ifc] = true
+	}
 	d.held[o.Index] = &heldSA{name: e.Name, spi: e.SPI, dst: e.Dst, dir: dir, transport: ent.Transport, sa: esa,
-		sels: slices.Clone(o.InSelectors), ifaces: map[string]bool{o.Iface: true}}
+		sels: slices.Clone(o.InSelectors), ifaces: ifaces}
 	return nil
 }
 
