@@ -3,7 +3,8 @@
 #   1. `xdpsec demo` (root): the four-namespace testbed h1 — gw1 — gw2 — h2 with an xdpsec gateway
 #      on gw1 and gw2 (IPv4 and IPv6 tunnel, AES-GCM-128): ping, iperf3 through both tunnels with a
 #      live progress line, per-SA counters, and a teardown that leaves nothing behind. Arguments
-#      go to it (e.g. hack/demo.sh --hold, --duration 10s, --streams 4).
+#      go to it (e.g. hack/demo.sh --hold, --duration 10s, --streams 4). A demo killed with
+#      kill -9 cannot tear down: `bin/xdpsec demo --cleanup` removes what it left.
 #   2. offline, no root: the ESP engine over the shipped sample capture (`xdpsec pcap`): encrypt
 #      with an SA from the sample configuration, decrypt again, compare byte for byte, and show
 #      that a flipped bit fails the ICV.
