@@ -37,8 +37,9 @@ var (
 	tbRuns    = flag.Int("tb.runs", 3, "iperf3 runs per figure (BenchmarkTestbed*)")
 	tbStreams = flag.Int("tb.streams", 1, "iperf3 streams (BenchmarkTestbedTCP)")
 	tbV6      = flag.Bool("tb.v6", false, "use the IPv6 tunnel (BenchmarkTestbedTCP)")
-	tbOffload = flag.Bool("tb.offload", false, "leave the hosts' transmit checksum offload and TSO on (BenchmarkTestbedTCP)")
+	tbOffload = flag.Bool("tb.offload", false, "leave the hosts' transmit checksum offload on, their default (pair.Options.HostOffloads)")
 	tbBusy    = flag.Bool("tb.busypoll", false, "busy-polling workers")
+	tbQueues  = flag.Int("tb.queues", 0, "queues per veth (testbed.Options.Queues: one worker per queue)")
 	tbFrames  = flag.Uint("tb.frames", 16384, "AF_XDP frames per gateway (dataplane.umem_frames; the daemon sizes rings from it)")
 	tbPkts    = flag.Int("tb.pkts", 2_000_000, "64-byte frames per generator run (BenchmarkTestbedPPS)")
 	tbThread  = flag.String("tb.threaded", "", "comma-separated interfaces (of gw1-lan,gw1-wan,gw2-wan,gw2-lan,h1-eth0,h2-eth0, or all) whose NAPI runs in a kernel thread")
@@ -50,13 +51,13 @@ func startTestbed(b *testing.B) (*testbed.Testbed, *pair.Pair) {
 		b.Skip("testbed benchmarks need root (network namespaces, XDP, AF_XDP)")
 	}
 	ctx := context.Background()
-	tb, err := testbed.New(ctx, testbed.Options{Tag: "wkb"})
+	tb, err := testbed.New(ctx, testbed.Options{Tag: "wkb", Queues: *tbQueues})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { tb.Close() })
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	gws, err := pair.Start(ctx, tb, pair.Options{Log: log, Dataplane: testbed.Dataplane{BusyPoll: *tbBusy, UMEMFrames: uint32(*tbFrames)}})
+	gws, err := pair.Start(ctx, tb, pair.Options{Log: log, HostOffloads: *tbOffload, Dataplane: testbed.Dataplane{BusyPoll: *tbBusy, UMEMFrames: uint32(*tbFrames)}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -122,16 +123,6 @@ func reportCPU(b *testing.B, c0, c1 cpuTimes, self time.Duration, wall time.Dura
 func BenchmarkTestbedTCP(b *testing.B) {
 	tb, _ := startTestbed(b)
 	ctx := context.Background()
-	if *tbOffload {
-		for _, h := range []struct {
-			n   testbed.Node
-			dev string
-		}{{testbed.H1, testbed.H1Eth}, {testbed.H2, testbed.H2Eth}} {
-			if _, err := tb.Run(ctx, h.n, "ethtool", "-K", h.dev, "tx", "on", "tso", "on"); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
 	dst := testbed.H2Addr4
 	if *tbV6 {
 		dst = testbed.H2Addr6
