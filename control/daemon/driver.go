@@ -396,7 +396,12 @@ func (d *driver) wipeAll() {
 var (
 	_ offload.CapacityReporter = (*driver)(nil)
 	_ offload.AcquireReader    = (*driver)(nil)
+	_ offload.SharedTables     = (*driver)(nil)
 )
+
+// Sides: one card serves both interfaces of the instance, with one set of tables (the manager
+// tells the engine the same from the configuration).
+func (d *driver) Sides() (protected, wire string) { return d.ifaces[0], d.ifaces[1] }
 
 // Capacity: SA indexes below the smaller of the card's and the workers' tables; policy ids below
 // the card's.
