@@ -39,6 +39,7 @@ var (
 	tbV6      = flag.Bool("tb.v6", false, "use the IPv6 tunnel (BenchmarkTestbedTCP)")
 	tbOffload = flag.Bool("tb.offload", false, "leave the hosts' transmit checksum offload on, their default (pair.Options.HostOffloads)")
 	tbBusy    = flag.Bool("tb.busypoll", false, "busy-polling workers")
+	tbGRO     = flag.String("tb.gro", "", "comma-separated interfaces (as -tb.threaded) that get GRO turned on (veth: NAPI + GRO for packets without XDP)")
 	tbQueues  = flag.Int("tb.queues", 0, "queues per veth (testbed.Options.Queues: one worker per queue)")
 	tbFrames  = flag.Uint("tb.frames", 16384, "AF_XDP frames per gateway (dataplane.umem_frames; the daemon sizes rings from it)")
 	tbPkts    = flag.Int("tb.pkts", 2_000_000, "64-byte frames per generator run (BenchmarkTestbedPPS)")
@@ -67,6 +68,11 @@ func startTestbed(b *testing.B) (*testbed.Testbed, *pair.Pair) {
 		dev string
 	}{{testbed.H1, testbed.H1Eth}, {testbed.GW1, testbed.GW1LAN}, {testbed.GW1, testbed.GW1WAN},
 		{testbed.GW2, testbed.GW2WAN}, {testbed.GW2, testbed.GW2LAN}, {testbed.H2, testbed.H2Eth}} {
+		if *tbGRO == "all" || strings.Contains(","+*tbGRO+",", ","+d.dev+",") {
+			if _, err := tb.Run(ctx, d.n, "ethtool", "-K", d.dev, "gro", "on"); err != nil {
+				b.Fatal(err)
+			}
+		}
 		if *tbThread == "all" || strings.Contains(","+*tbThread+",", ","+d.dev+",") {
 			if _, err := tb.Run(ctx, d.n, "sh", "-c", "echo 1 > /sys/class/net/"+d.dev+"/threaded"); err != nil {
 				b.Fatal(err)
