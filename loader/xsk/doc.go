@@ -60,6 +60,16 @@
 // point anywhere inside a frame; the completion ring returns that address,
 // and FramePool.Put maps any address inside a frame back to the frame.
 //
+// Multi-buffer (SocketConfig.SG, XDP_USE_SG, Linux 6.6+): behind an XDP
+// program loaded with BPF_F_XDP_HAS_FRAGS, a packet larger than a frame's
+// room (FrameSize - RXOffset) arrives as a chain of RX descriptors, each at
+// RXOffset of its own frame, every one but the last full and flagged
+// PktContd in Desc.Options; the program's metadata sits before the first
+// only. Each descriptor is one frame for the accounting below. SG is the
+// UMEM's first socket's choice, inherited by the sockets that share it
+// (TestVethSG checks a 9,000-byte frame arrives so; MemKernel.ReceiveMulti
+// plays it without root).
+//
 // Accounting: at any time every frame is in exactly one place — the pool,
 // a fill ring (or the kernel's hands for RX), the caller's hands, or a TX
 // ring (or the kernel's hands until completion). After a worker stops, every

@@ -44,7 +44,7 @@ func (u *UMEM) NewMemSocket(cfg SocketConfig) (*Socket, *MemKernel, error) {
 		return nil, nil, ErrClosed
 	}
 	u.sockets++
-	s := &Socket{fd: -1, umem: u, mode: ModeCopy, ifindex: cfg.Ifindex, queue: cfg.QueueID, needWakeup: !cfg.NoNeedWakeup}
+	s := &Socket{fd: -1, umem: u, mode: ModeCopy, ifindex: cfg.Ifindex, queue: cfg.QueueID, needWakeup: !cfg.NoNeedWakeup, sg: cfg.SG}
 	k := &MemKernel{umem: u}
 	s.mem = k
 	hdr := make([]memRingHeader, 4)
@@ -99,6 +99,47 @@ func (k *MemKernel) Receive(meta, pkt []byte) bool {
 	copy(frame[off:], pkt)
 	ridx, _ := k.rx.reserve(1)
 	k.rxDescs[ridx&k.rx.mask] = Desc{Addr: base + uint64(off), Len: uint32(len(pkt))}
+	k.rx.submit()
+	return true
+}
+
+// ReceiveMulti delivers one packet the way the kernel does for a
+// multi-buffer (SG) socket in copy mode: pkt is cut into pieces of
+// FrameSize-RXOffset bytes, each copied to RXOffset of a frame from the fill
+// ring (meta before the first only), and put on the RX ring as one chain of
+// descriptors, all but the last flagged PktContd. It delivers all or
+// nothing: false when the fill ring has too few frames or the RX ring too
+// little room (the kernel drops the packet then, too).
+func (k *MemKernel) ReceiveMulti(meta, pkt []byte) bool {
+	off := int(k.umem.RXOffset())
+	room := int(k.umem.frameSize) - off
+	if len(meta) > off || room <= 0 || len(pkt) == 0 {
+		return false
+	}
+	need := uint32((len(pkt) + room - 1) / room)
+	if k.rx.free() < need {
+		return false
+	}
+	idx, n := k.fill.peek(need)
+	if n < need {
+		return false
+	}
+	ridx, _ := k.rx.reserve(need)
+	for i := range need {
+		base := k.umem.FrameBase(k.fillAddrs[(idx+i)&k.fill.mask])
+		frame := k.umem.Frame(base)
+		if i == 0 {
+			copy(frame[off-len(meta):], meta)
+		}
+		piece := pkt[min(len(pkt), int(i)*room):min(len(pkt), int(i+1)*room)]
+		copy(frame[off:], piece)
+		var opts uint32
+		if i < need-1 {
+			opts = PktContd
+		}
+		k.rxDescs[(ridx+i)&k.rx.mask] = Desc{Addr: base + uint64(off), Len: uint32(len(piece)), Options: opts}
+	}
+	k.fill.release(need)
 	k.rx.submit()
 	return true
 }

@@ -189,3 +189,59 @@ func TestKickWithoutNeedWakeup(t *testing.T) {
 		t.Fatalf("kick without need-wakeup: did=%v err=%v kicks=%d", did, err, k.Kicks)
 	}
 }
+
+// TestMemReceiveMulti checks the double's multi-buffer delivery: full
+// frames flagged PktContd, the last one not, the bytes in order, and all or
+// nothing when the fill ring or the RX ring is short.
+func TestMemReceiveMulti(t *testing.T) {
+	u := newTestUMEM(t, 64)
+	pools, _ := u.Pools(1)
+	pool := pools[0]
+	s, k, err := u.NewMemSocket(SocketConfig{FillSize: 8, CompletionSize: 8, RXSize: 8, TXSize: 8, SG: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if !s.SG() {
+		t.Fatal("mem socket does not report SG")
+	}
+	addrs := make([]uint64, 4)
+	pool.GetN(addrs)
+	s.Fill.Produce(addrs)
+	room := int(u.FrameSize() - u.RXOffset())
+	pkt := make([]byte, 3*room+5)
+	for i := range pkt {
+		pkt[i] = byte(i * 7)
+	}
+	if k.ReceiveMulti(nil, make([]byte, 4*room+1)) {
+		t.Fatal("a 5-frame packet was delivered with 4 frames on the fill ring")
+	}
+	if k.FillPending() != 4 {
+		t.Fatalf("a refused delivery took frames: %d left on the fill ring", k.FillPending())
+	}
+	if !k.ReceiveMulti([]byte{1, 2, 3, 4}, pkt) {
+		t.Fatal("4-frame packet refused")
+	}
+	descs := make([]Desc, 8)
+	n := s.RX.Consume(descs)
+	if n != 4 {
+		t.Fatalf("%d descriptors, want 4", n)
+	}
+	var got []byte
+	for i, d := range descs[:n] {
+		if contd := d.Options&PktContd != 0; contd != (i < 3) {
+			t.Errorf("descriptor %d: PktContd %v", i, contd)
+		}
+		got = append(got, u.Bytes(d.Addr, d.Len)...)
+		pool.Put(d.Addr)
+	}
+	if !bytes.Equal(got, pkt) {
+		t.Fatal("chain bytes differ from the packet")
+	}
+	if m := u.Frame(descs[0].Addr)[u.RXOffset()-4 : u.RXOffset()]; !bytes.Equal(m, []byte{1, 2, 3, 4}) {
+		t.Errorf("metadata %x", m)
+	}
+	if pool.Len() != pool.Size() {
+		t.Errorf("pool holds %d of %d frames", pool.Len(), pool.Size())
+	}
+}

@@ -12,6 +12,11 @@ import (
 // byte, its length, and option flags (XDP_PKT_CONTD for multi-buffer).
 type Desc = unix.XDPDesc
 
+// PktContd in Desc.Options says that the packet continues in the next
+// descriptor (XDP_PKT_CONTD, multi-buffer sockets only): a packet is the
+// run of descriptors up to and including the first one without it.
+const PktContd = unix.XDP_PKT_CONTD
+
 // ring is the index arithmetic shared by the four ring kinds. One side of a
 // ring produces, the other consumes; each side keeps a cached copy of the
 // other side's index so that it touches the shared cache line only when its

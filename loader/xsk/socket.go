@@ -52,6 +52,12 @@ type SocketConfig struct {
 	// NoNeedWakeup turns XDP_USE_NEED_WAKEUP off: the kernel then never asks
 	// to be woken and the caller must kick TX after every batch.
 	NoNeedWakeup bool
+	// SG binds with XDP_USE_SG (multi-buffer, Linux 6.6+): a packet larger
+	// than a frame arrives as a chain of RX descriptors, every one but the
+	// last flagged PktContd in Desc.Options. Without it the kernel drops
+	// such packets. Like the mode, SG is a property of the UMEM's first
+	// socket; later sockets inherit it (Socket.SG reports it).
+	SG bool
 	// BusyPoll sets SO_PREFER_BUSY_POLL, SO_BUSY_POLL (BusyPollUsecs,
 	// default 20) and SO_BUSY_POLL_BUDGET (BusyPollBudget, default 64), so
 	// that poll/sendto run the driver's NAPI in the caller's context.
@@ -78,6 +84,7 @@ type Socket struct {
 	// needWakeup: bound with XDP_USE_NEED_WAKEUP (or sharing a UMEM whose
 	// first socket was), so the ring flags say when to kick.
 	needWakeup bool
+	sg         bool // bound with XDP_USE_SG (or sharing a UMEM whose first socket was)
 	mem        *MemKernel // set for sockets whose rings live in Go memory
 }
 
@@ -163,6 +170,9 @@ func (u *UMEM) Open(cfg SocketConfig) (_ *Socket, err error) {
 		if !cfg.NoNeedWakeup {
 			flags |= unix.XDP_USE_NEED_WAKEUP
 		}
+		if cfg.SG {
+			flags |= unix.XDP_USE_SG
+		}
 		switch cfg.Mode {
 		case ModeCopy:
 			sa.Flags = flags | unix.XDP_COPY
@@ -185,7 +195,11 @@ func (u *UMEM) Open(cfg SocketConfig) (_ *Socket, err error) {
 		if (cfg.Mode == ModeZeroCopy && !u.zeroCopy) || (cfg.Mode == ModeCopy && u.zeroCopy) {
 			return nil, fmt.Errorf("bind: %v asked for, but the shared umem is bound in %v mode", cfg.Mode, modeOf(u.zeroCopy))
 		}
-		// Shared sockets take their mode and need-wakeup from the first.
+		if cfg.SG != u.sg {
+			return nil, fmt.Errorf("bind: sg=%v asked for, but the shared umem is bound with sg=%v", cfg.SG, u.sg)
+		}
+		// Shared sockets take their mode, need-wakeup and SG from the first
+		// (the kernel refuses those flags together with XDP_SHARED_UMEM).
 		sa.Flags = unix.XDP_SHARED_UMEM
 		sa.SharedUmemFD = uint32(u.regFD)
 		if err := unix.Bind(fd, sa); err != nil {
@@ -201,8 +215,10 @@ func (u *UMEM) Open(cfg SocketConfig) (_ *Socket, err error) {
 		u.regFD = fd
 		u.zeroCopy = s.mode == ModeZeroCopy
 		u.needWakeup = !cfg.NoNeedWakeup
+		u.sg = cfg.SG
 	}
 	s.needWakeup = u.needWakeup
+	s.sg = u.sg
 	if cfg.BusyPoll {
 		if err := setBusyPoll(fd, cfg); err != nil {
 			return nil, err
@@ -291,6 +307,10 @@ func (s *Socket) FD() int { return s.fd }
 
 // Mode is the mode the kernel granted: ModeCopy or ModeZeroCopy.
 func (s *Socket) Mode() Mode { return s.mode }
+
+// SG reports whether the socket is bound multi-buffer (XDP_USE_SG): then a
+// received packet may span several descriptors (PktContd).
+func (s *Socket) SG() bool { return s.sg }
 
 // Ifindex and QueueID name the interface queue the socket is bound to.
 func (s *Socket) Ifindex() int { return s.ifindex }

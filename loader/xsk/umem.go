@@ -54,6 +54,7 @@ type UMEM struct {
 	regFD      int // socket that registered the UMEM, -1 before the first Open
 	zeroCopy   bool
 	needWakeup bool
+	sg         bool // the first socket bound with XDP_USE_SG
 	sockets    int
 	closed     bool
 }

@@ -185,6 +185,30 @@ type Redirect struct {
 // ifindex inside ns.
 func AttachRedirect(tb testing.TB, ns *NS, ifindex int, meta []byte) *Redirect {
 	tb.Helper()
+	return attachRedirect(tb, ns, ifindex, meta, false)
+}
+
+// AttachRedirectFrags is AttachRedirect with the program loaded
+// multi-buffer aware (BPF_F_XDP_HAS_FRAGS), so frames larger than a page
+// reach it and, on a socket bound with SG, arrive as descriptor chains.
+func AttachRedirectFrags(tb testing.TB, ns *NS, ifindex int, meta []byte) *Redirect {
+	tb.Helper()
+	return attachRedirect(tb, ns, ifindex, meta, true)
+}
+
+// SetMTU sets the MTU of an interface of the namespace.
+func (ns *NS) SetMTU(tb testing.TB, ifname string, mtu int) {
+	tb.Helper()
+	l, err := ns.nl.LinkByName(ifname)
+	if err != nil {
+		tb.Fatalf("find %s: %v", ifname, err)
+	}
+	if err := ns.nl.LinkSetMTU(l, mtu); err != nil {
+		tb.Fatalf("set mtu %d on %s: %v", mtu, ifname, err)
+	}
+}
+
+func attachRedirect(tb testing.TB, ns *NS, ifindex int, meta []byte, frags bool) *Redirect {
 	if len(meta)%4 != 0 || len(meta) > 32 {
 		tb.Fatalf("metadata of %d bytes: want a multiple of 4, at most 32", len(meta))
 	}
@@ -218,7 +242,11 @@ func AttachRedirect(tb testing.TB, ns *NS, ifindex int, meta []byte) *Redirect {
 		asm.FnRedirectMap.Call(),
 		asm.Return(),
 	)
-	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "xs_redirect", Type: ebpf.XDP, License: "GPL", Instructions: insns})
+	spec := &ebpf.ProgramSpec{Name: "xs_redirect", Type: ebpf.XDP, License: "GPL", Instructions: insns}
+	if frags {
+		spec.Flags = unix.BPF_F_XDP_HAS_FRAGS
+	}
+	p, err := ebpf.NewProgram(spec)
 	if err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
