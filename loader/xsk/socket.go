@@ -84,7 +84,7 @@ type Socket struct {
 	// needWakeup: bound with XDP_USE_NEED_WAKEUP (or sharing a UMEM whose
 	// first socket was), so the ring flags say when to kick.
 	needWakeup bool
-	sg         bool // bound with XDP_USE_SG (or sharing a UMEM whose first socket was)
+	sg         bool       // bound with XDP_USE_SG (or sharing a UMEM whose first socket was)
 	mem        *MemKernel // set for sockets whose rings live in Go memory
 }
 
