@@ -1,10 +1,11 @@
 package main
 
 import (
-	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/xdpsec/xdpsec/control/api"
 )
 
 func init() { register(newCheckCmd) }
@@ -15,13 +16,7 @@ func newCheckCmd(a *App) *cobra.Command {
 		Short: "Check that the card's tables equal the daemon's SAD and SPD (exit 1 if not)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.apiClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), callTimeout)
-			defer cancel()
-			rep, err := c.Check(ctx)
+			rep, err := callDaemon(cmd.Context(), a, (*api.Client).Check)
 			if err != nil {
 				return err
 			}

@@ -1,11 +1,12 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/xdpsec/xdpsec/control/api"
 )
 
 func init() { register(newReloadCmd) }
@@ -19,13 +20,7 @@ added, changed or removed, by name. Unchanged SAs keep their sequence numbers an
 changed keys or SPIs replace the SA (the new one is offloaded before the old one leaves).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.apiClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), callTimeout)
-			defer cancel()
-			res, err := c.Reload(ctx)
+			res, err := callDaemon(cmd.Context(), a, (*api.Client).Reload)
 			if err != nil {
 				return err // the daemon's message starts with "reload:"
 			}

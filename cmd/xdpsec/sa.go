@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -11,40 +10,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xdpsec/xdpsec/control/api"
-	"github.com/xdpsec/xdpsec/control/config"
 	"github.com/xdpsec/xdpsec/control/offload"
 	"github.com/xdpsec/xdpsec/control/sadb"
 	"github.com/xdpsec/xdpsec/control/xfrmargs"
 )
 
 func init() { register(newSACmd) }
-
-// apiClient connects to the daemon: --socket, else the socket of --config's file, else the instance's
-// default socket.
-func (a *App) apiClient() (*api.Client, error) {
-	path := a.Socket
-	if path == "" && a.ConfigPath != "" {
-		c, err := config.Load(a.ConfigPath)
-		if err != nil {
-			return nil, err
-		}
-		path = c.Daemon.Socket
-		c.Wipe()
-	}
-	if path == "" {
-		path = a.SocketPath()
-	}
-	return api.NewClient(path), nil
-}
-
-// callTimeout bounds one API call of the CLI.
-const callTimeout = 30 * time.Second
-
-func (a *App) printJSON(v any) error {
-	enc := json.NewEncoder(a.Out)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
 
 func newSACmd(a *App) *cobra.Command {
 	cmd := &cobra.Command{
@@ -83,20 +54,13 @@ socket. The arguments follow ip xfrm state; see docs/control.md.`,
 			if err != nil {
 				return &usageError{err}
 			}
-			c, err := a.apiClient()
+			v, err := callDaemon(cmd.Context(), a, func(c *api.Client, ctx context.Context) (api.SAView, error) {
+				return c.DeleteSA(ctx, ref)
+			})
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), callTimeout)
-			defer cancel()
-			v, err := c.DeleteSA(ctx, ref)
-			if err != nil {
-				return err
-			}
-			if a.JSON() {
-				return a.printJSON(v)
-			}
-			return nil
+			return a.reply(v, nil)
 		},
 	}
 	get := &cobra.Command{
@@ -108,21 +72,13 @@ socket. The arguments follow ip xfrm state; see docs/control.md.`,
 			if err != nil {
 				return &usageError{err}
 			}
-			c, err := a.apiClient()
+			v, err := callDaemon(cmd.Context(), a, func(c *api.Client, ctx context.Context) (api.SAView, error) {
+				return c.GetSA(ctx, ref, showKeys)
+			})
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), callTimeout)
-			defer cancel()
-			v, err := c.GetSA(ctx, ref, showKeys)
-			if err != nil {
-				return err
-			}
-			if a.JSON() {
-				return a.printJSON(v)
-			}
-			printSA(a.Out, &v, true, showKeys)
-			return nil
+			return a.reply(v, func() { printSA(a.Out, &v, true, showKeys) })
 		},
 	}
 	get.Flags().BoolVar(&showKeys, "show-keys", false, "print key material")
@@ -132,52 +88,18 @@ socket. The arguments follow ip xfrm state; see docs/control.md.`,
 		Short:   "List the SAs (-s: with statistics, like ip -s xfrm state)",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.apiClient()
+			l, err := callDaemon(cmd.Context(), a, func(c *api.Client, ctx context.Context) ([]api.SAView, error) {
+				return c.ListSAs(ctx, showKeys)
+			})
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), callTimeout)
-			defer cancel()
-			l, err := c.ListSAs(ctx, showKeys)
-			if err != nil {
-				return err
-			}
-			if a.JSON() {
-				if l == nil {
-					l = []api.SAView{}
-				}
-				return a.printJSON(l)
-			}
-			for i := range l {
-				printSA(a.Out, &l[i], stats, showKeys)
-			}
-			return nil
+			return replyList(a, l, func(v *api.SAView) { printSA(a.Out, v, stats, showKeys) })
 		},
 	}
 	list.Flags().BoolVarP(&stats, "stats", "s", false, "show lifetimes, counters and offload state")
 	list.Flags().BoolVar(&showKeys, "show-keys", false, "print key material")
-	flush := &cobra.Command{
-		Use:   "flush",
-		Short: "Delete every SA",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.apiClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), callTimeout)
-			defer cancel()
-			l, err := c.FlushSAs(ctx)
-			if err != nil {
-				return err
-			}
-			if a.JSON() {
-				return a.printJSON(map[string]int{"deleted": len(l)})
-			}
-			fmt.Fprintf(a.Out, "deleted %d SAs\n", len(l))
-			return nil
-		},
-	}
+	flush := newFlushCmd(a, "SA", "SAs", (*api.Client).FlushSAs)
 	cmd.AddCommand(add, update, del, get, list, flush)
 	return cmd
 }
@@ -187,18 +109,12 @@ func (a *App) saChange(ctx context.Context, what string, args []string, update b
 	if err != nil {
 		return &usageError{err}
 	}
-	c, err := a.apiClient()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	var v api.SAView
-	if update {
-		v, err = c.UpdateSA(ctx, sa)
-	} else {
-		v, err = c.AddSA(ctx, sa)
-	}
+	v, err := callDaemon(ctx, a, func(c *api.Client, ctx context.Context) (api.SAView, error) {
+		if update {
+			return c.UpdateSA(ctx, sa)
+		}
+		return c.AddSA(ctx, sa)
+	})
 	for _, al := range []*sadb.Algorithm{sa.AEAD, sa.Enc, sa.Auth} {
 		if al != nil {
 			clear(al.Key)
@@ -207,10 +123,7 @@ func (a *App) saChange(ctx context.Context, what string, args []string, update b
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	if a.JSON() {
-		return a.printJSON(v)
-	}
-	return nil
+	return a.reply(v, nil)
 }
 
 func keyText(al *sadb.Algorithm, show bool) string {

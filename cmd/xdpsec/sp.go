@@ -49,20 +49,13 @@ The arguments follow ip xfrm policy; see docs/control.md.`,
 			if err != nil {
 				return &usageError{err}
 			}
-			c, err := a.apiClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), callTimeout)
-			defer cancel()
-			v, err := c.DeletePolicy(ctx, ref)
+			v, err := callDaemon(cmd.Context(), a, func(c *api.Client, ctx context.Context) (api.PolicyView, error) {
+				return c.DeletePolicy(ctx, ref)
+			})
 			if err != nil {
 				return fmt.Errorf("sp del: %w", err)
 			}
-			if a.JSON() {
-				return a.printJSON(v)
-			}
-			return nil
+			return a.reply(v, nil)
 		},
 	}
 	list := &cobra.Command{
@@ -71,50 +64,14 @@ The arguments follow ip xfrm policy; see docs/control.md.`,
 		Short:   "List the policies in SPD order, with their offload state",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.apiClient()
+			l, err := callDaemon(cmd.Context(), a, (*api.Client).ListPolicies)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), callTimeout)
-			defer cancel()
-			l, err := c.ListPolicies(ctx)
-			if err != nil {
-				return err
-			}
-			if a.JSON() {
-				if l == nil {
-					l = []api.PolicyView{}
-				}
-				return a.printJSON(l)
-			}
-			for i := range l {
-				printPolicy(a.Out, &l[i])
-			}
-			return nil
+			return replyList(a, l, func(v *api.PolicyView) { printPolicy(a.Out, v) })
 		},
 	}
-	flush := &cobra.Command{
-		Use:   "flush",
-		Short: "Delete every policy",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.apiClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), callTimeout)
-			defer cancel()
-			l, err := c.FlushPolicies(ctx)
-			if err != nil {
-				return err
-			}
-			if a.JSON() {
-				return a.printJSON(map[string]int{"deleted": len(l)})
-			}
-			fmt.Fprintf(a.Out, "deleted %d policies\n", len(l))
-			return nil
-		},
-	}
+	flush := newFlushCmd(a, "policy", "policies", (*api.Client).FlushPolicies)
 	cmd.AddCommand(add, update, del, list, flush)
 	return cmd
 }
@@ -124,25 +81,16 @@ func (a *App) spChange(ctx context.Context, what string, args []string, update b
 	if err != nil {
 		return &usageError{err}
 	}
-	c, err := a.apiClient()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	var v api.PolicyView
-	if update {
-		v, err = c.UpdatePolicy(ctx, p)
-	} else {
-		v, err = c.AddPolicy(ctx, p)
-	}
+	v, err := callDaemon(ctx, a, func(c *api.Client, ctx context.Context) (api.PolicyView, error) {
+		if update {
+			return c.UpdatePolicy(ctx, p)
+		}
+		return c.AddPolicy(ctx, p)
+	})
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	if a.JSON() {
-		return a.printJSON(v)
-	}
-	return nil
+	return a.reply(v, nil)
 }
 
 // printPolicy prints a policy the way ip xfrm policy does, plus name, id and offload state.

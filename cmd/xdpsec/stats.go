@@ -1,12 +1,13 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"maps"
 	"slices"
 
 	"github.com/spf13/cobra"
+
+	"github.com/xdpsec/xdpsec/control/api"
 )
 
 func init() { register(newStatsCmd) }
@@ -17,13 +18,7 @@ func newStatsCmd(a *App) *cobra.Command {
 		Short: "Print the global counters: the card's and workers' drop and error reasons (like /proc/net/xfrm_stat)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.apiClient()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), callTimeout)
-			defer cancel()
-			st, err := c.Stats(ctx)
+			st, err := callDaemon(cmd.Context(), a, (*api.Client).Stats)
 			if err != nil {
 				return err
 			}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/xdpsec/xdpsec/control/api"
+	"github.com/xdpsec/xdpsec/control/config"
+)
+
+// apiClient connects to the daemon: --socket, else the socket of --config's file, else the instance's
+// default socket.
+func (a *App) apiClient() (*api.Client, error) {
+	path := a.Socket
+	if path == "" && a.ConfigPath != "" {
+		c, err := config.Load(a.ConfigPath)
+		if err != nil {
+			return nil, err
+		}
+		path = c.Daemon.Socket
+		c.Wipe()
+	}
+	if path == "" {
+		path = a.SocketPath()
+	}
+	return api.NewClient(path), nil
+}
+
+// callTimeout bounds one API call of the CLI.
+const callTimeout = 30 * time.Second
+
+// callDaemon makes one API call to the daemon, bounded by callTimeout. call takes the client first so
+// that a method expression such as (*api.Client).Stats serves as it is.
+func callDaemon[T any](ctx context.Context, a *App, call func(*api.Client, context.Context) (T, error)) (T, error) {
+	c, err := a.apiClient()
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	return call(c, ctx)
+}
+
+func (a *App) printJSON(v any) error {
+	enc := json.NewEncoder(a.Out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// reply prints the daemon's answer: v as JSON under -o json, else what text prints (nothing when nil).
+func (a *App) reply(v any, text func()) error {
+	if a.JSON() {
+		return a.printJSON(v)
+	}
+	if text != nil {
+		text()
+	}
+	return nil
+}
+
+// replyList is reply for a list: an empty list is [] in JSON, never null.
+func replyList[T any](a *App, l []T, print func(*T)) error {
+	if l == nil {
+		l = []T{}
+	}
+	return a.reply(l, func() {
+		for i := range l {
+			print(&l[i])
+		}
+	})
+}
+
+// newFlushCmd is the flush subcommand of sa and sp: delete every entry (one, many: "SA", "SAs"), then
+// say how many.
+func newFlushCmd[T any](a *App, one, many string, flush func(*api.Client, context.Context) ([]T, error)) *cobra.Command {
+	return &cobra.Command{
+		Use:   "flush",
+		Short: "Delete every " + one,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			l, err := callDaemon(cmd.Context(), a, flush)
+			if err != nil {
+				return err
+			}
+			return a.reply(map[string]int{"deleted": len(l)}, func() {
+				fmt.Fprintf(a.Out, "deleted %d %s\n", len(l), many)
+			})
+		},
+	}
+}
