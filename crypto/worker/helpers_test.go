@@ -126,12 +126,18 @@ const (
 
 func newRig(t testing.TB, window uint32, sels []spd.Selector) *rig {
 	t.Helper()
-	u, err := xsk.NewUMEM(xsk.UMEMConfig{FrameCount: 256, FrameSize: rigFrame})
+	return newRigSized(t, window, sels, 256, 32)
+}
+
+// newRigSized is newRig with frames UMEM frames and rings of ring entries.
+func newRigSized(t testing.TB, window uint32, sels []spd.Selector, frames, ring uint32) *rig {
+	t.Helper()
+	u, err := xsk.NewUMEM(xsk.UMEMConfig{FrameCount: frames, FrameSize: rigFrame})
 	if err != nil {
 		t.Fatal(err)
 	}
 	pools, _ := u.Pools(1)
-	sc := xsk.SocketConfig{FillSize: 32, CompletionSize: 32, RXSize: 32, TXSize: 32}
+	sc := xsk.SocketConfig{FillSize: ring, CompletionSize: ring, RXSize: ring, TXSize: ring}
 	ps, pk, err := u.NewMemSocket(sc)
 	if err != nil {
 		t.Fatal(err)

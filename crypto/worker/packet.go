@@ -91,30 +91,9 @@ func (w *Worker) handleOut(d xsk.Desc) {
 		w.free(d.Addr)
 		return
 	}
-	e := w.lookup(m.SaIndex, Out)
 	sa := m.SaIndex
-	if e == nil {
-		w.free(d.Addr)
-		return
-	}
-	dmac, smac := m.Dmac, m.Smac
-	egress := int(m.EgressIfindex)
-	if m.Flags&bpf.MetaNoNeigh != 0 {
-		// The card's FIB lookup found no neighbour entry. Asking the resolver
-		// also starts resolution, so the flow recovers without the kernel.
-		var nhOK bool
-		if e.OuterDst.IsValid() && w.resolver != nil {
-			egress, smac, dmac, nhOK = w.resolver.NextHop(e.OuterDst)
-		}
-		if !nhOK {
-			w.stats.NoNeighOut.Add(1)
-			w.saStats.AddError(sa, ReasonNoNeigh, 1)
-			w.free(d.Addr)
-			return
-		}
-	}
-	if w.wireIfindex != 0 && egress != w.wireIfindex {
-		w.stats.WrongEgress.Add(1)
+	e, smac, dmac, ok := w.outSA(&m)
+	if !ok {
 		w.free(d.Addr)
 		return
 	}

@@ -130,6 +130,14 @@ type Stats struct {
 	// CHECKSUM_PARTIAL checksum the worker completed (Config.NoChecksumCompletion).
 	ChecksumsCompleted atomic.Uint64
 
+	// Multi-buffer packets (descriptor chains, gso.go): Chains received,
+	// TCP Segments made from them (each also counted in Sealed), and
+	// ChainDrops (inbound, longer than 64 descriptors, UDP, or not over the
+	// tunnel's MTU).
+	Chains     atomic.Uint64
+	Segments   atomic.Uint64
+	ChainDrops atomic.Uint64
+
 	Kicks     atomic.Uint64 // sendto calls to start TX
 	Wakeups   atomic.Uint64 // recvfrom calls for a fill ring that asked for it
 	Polls     atomic.Uint64 // times the worker slept in poll

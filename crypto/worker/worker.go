@@ -85,7 +85,12 @@ type Worker struct {
 	txSA    [2][]uint32 // SA index of each queued frame, to count TX drops per SA
 	addrs   []uint64
 	fillOut [2]int // frames on each fill ring (given minus received)
-	txOut   [2]int // frames on each TX ring or in the kernel (queued minus completed)
+	// chain holds the descriptors of a multi-buffer packet received so far
+	// (xsk.PktContd), per side; a chain may span RX batches. chainOver
+	// marks one being dropped for length.
+	chain     [2][]xsk.Desc
+	chainOver [2]bool
+	txOut     [2]int // frames on each TX ring or in the kernel (queued minus completed)
 
 	stopper  *xsk.Stopper
 	poller   *xsk.Poller
@@ -146,6 +151,7 @@ func New(cfg Config) (*Worker, error) {
 		completeCsum: !cfg.NoChecksumCompletion,
 		rx:           make([]xsk.Desc, cfg.BatchSize),
 		addrs:        make([]uint64, max(cfg.BatchSize, 256)),
+		chain:        [2][]xsk.Desc{make([]xsk.Desc, 0, maxChain), make([]xsk.Desc, 0, maxChain)},
 		stopper:      stop,
 		poller:       xsk.NewPoller(stop, cfg.Protected, cfg.Wire),
 	}
@@ -307,6 +313,12 @@ func (w *Worker) receive(side int) int {
 	w.fillOut[side] -= n
 	w.stats.RXPackets.Add(uint64(n))
 	for _, d := range w.rx[:n] {
+		if d.Options&xsk.PktContd != 0 || len(w.chain[side]) > 0 || w.chainOver[side] {
+			if w.link(side, d) {
+				w.handleChain(side)
+			}
+			continue
+		}
 		if side == sideProtected {
 			w.handleOut(d)
 		} else {
@@ -383,6 +395,9 @@ func (w *Worker) drain(timeout time.Duration) {
 		for _, d := range w.tx[side] {
 			w.free(d.Addr)
 		}
+		w.freeChain(w.chain[side])
+		w.chain[side] = w.chain[side][:0]
+		w.chainOver[side] = false
 		w.tx[side] = w.tx[side][:0]
 		w.txSA[side] = w.txSA[side][:0]
 	}
@@ -411,11 +426,14 @@ type FrameAccount struct {
 	Free   int // in the pool
 	OnFill int // on the fill rings (or received and not yet taken off the RX rings)
 	InTX   int // queued for transmission and not completed
+	Held   int // received as the first part of a multi-buffer packet whose rest has not come yet
 }
 
 // Balanced reports whether every frame is free or on a fill ring, as it
 // must be after Run returned.
-func (a FrameAccount) Balanced() bool { return a.InTX == 0 && a.Free+a.OnFill == a.Total }
+func (a FrameAccount) Balanced() bool {
+	return a.InTX == 0 && a.Held == 0 && a.Free+a.OnFill == a.Total
+}
 
 // Frames reports where the worker's frames are. Call it from the goroutine
 // that runs the worker, or after Run returned.
@@ -425,6 +443,7 @@ func (w *Worker) Frames() FrameAccount {
 		Free:   w.pool.Len(),
 		OnFill: w.fillOut[0] + w.fillOut[1],
 		InTX:   w.txOut[0] + w.txOut[1] + len(w.tx[0]) + len(w.tx[1]),
+		Held:   len(w.chain[0]) + len(w.chain[1]),
 	}
 }
 
