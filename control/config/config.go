@@ -58,7 +58,24 @@ type Dataplane struct {
 	Workers uint32 `yaml:"workers" json:"workers"`
 	// BusyPoll makes workers spin on their rings instead of sleeping in poll.
 	BusyPoll bool `yaml:"busy_poll" json:"busy_poll"`
+	// MultiBuffer loads the card frags-aware (BPF_F_XDP_HAS_FRAGS) and binds the AF_XDP
+	// sockets with XDP_USE_SG, so packets larger than a frame (a host's 64 KiB GSO
+	// super-packets, jumbo frames) reach the workers as descriptor chains; the workers cut TCP
+	// super-packets into segments that fit the tunnel (software TSO). Off by default.
+	MultiBuffer bool `yaml:"multi_buffer" json:"multi_buffer"`
+	// ProtectedXDPMode, when set, overrides XDPMode for the protected-side interface. On a
+	// veth only a generic-mode program leaves the peer's TSO on (native XDP on a veth turns
+	// TSO off on its peer, frags-aware or not), so multi_buffer pays off on a veth with
+	// protected_xdp_mode: generic.
+	ProtectedXDPMode XDPMode `yaml:"protected_xdp_mode" json:"protected_xdp_mode,omitempty"`
+	// ChecksumCompletion (default true) has the workers complete the TCP/UDP checksums that
+	// hosts leave to the hardware (CHECKSUM_PARTIAL); false turns it off, and hosts must then
+	// turn their transmit checksum offload off.
+	ChecksumCompletion *bool `yaml:"checksum_completion" json:"checksum_completion,omitempty"`
 }
+
+// CompletesChecksums reports the effective checksum_completion setting (default true).
+func (d Dataplane) CompletesChecksums() bool { return d.ChecksumCompletion == nil || *d.ChecksumCompletion }
 
 // Daemon configures the control plane of `xdpsec run`.
 type Daemon struct {
