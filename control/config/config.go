@@ -75,7 +75,9 @@ type Dataplane struct {
 }
 
 // CompletesChecksums reports the effective checksum_completion setting (default true).
-func (d Dataplane) CompletesChecksums() bool { return d.ChecksumCompletion == nil || *d.ChecksumCompletion }
+func (d Dataplane) CompletesChecksums() bool {
+	return d.ChecksumCompletion == nil || *d.ChecksumCompletion
+}
 
 // Daemon configures the control plane of `xdpsec run`.
 type Daemon struct {
