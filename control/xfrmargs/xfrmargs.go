@@ -17,6 +17,7 @@ package xfrmargs
 
 import (
 	"fmt"
+	"math/bits"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -31,12 +32,15 @@ type scanner struct {
 }
 
 func (s *scanner) more() bool { return s.i < len(s.args) }
-func (s *scanner) peek() string {
-	if s.more() {
-		return s.args[s.i]
-	}
-	return ""
+
+// keyword reads the next keyword; unread gives it back to the caller of a sub-grammar (selector, tmpl)
+// that does not know it.
+func (s *scanner) keyword() string {
+	s.i++
+	return s.args[s.i-1]
 }
+
+func (s *scanner) unread() { s.i-- }
 
 // next returns the value after keyword kw.
 func (s *scanner) next(kw string) (string, error) {
@@ -94,6 +98,49 @@ func (s *scanner) uint(kw string, bits int) (uint64, error) {
 		return 0, s.errf(kw, "%q is not a number (decimal or 0x-hex) of at most %d bits", v, bits)
 	}
 	return n, nil
+}
+
+// number reads an unsigned number (decimal or 0x-hex) that fits T.
+func number[T uint8 | uint16 | uint32 | uint64](s *scanner, kw string) (T, error) {
+	n, err := s.uint(kw, bits.Len64(uint64(^T(0))))
+	return T(n), err
+}
+
+// esp reads the value of a proto keyword where only ESP may stand; why ends the message otherwise.
+func (s *scanner) esp(kw, why string) error {
+	v, err := s.next(kw)
+	if err == nil && v != "esp" && v != "50" {
+		err = s.errf(kw, "%q: %s", v, why)
+	}
+	return err
+}
+
+func (s *scanner) mode(kw string) (sadb.Mode, error) {
+	v, err := s.next(kw)
+	if err != nil {
+		return 0, err
+	}
+	m, err := sadb.ParseMode(v)
+	if err != nil {
+		return m, s.errf(kw, "%q: want tunnel or transport", v)
+	}
+	return m, nil
+}
+
+// dir reads a direction; a policy's must be in or out, an SA's may also be left unspecified.
+func (s *scanner) dir(kw string, policy bool) (sadb.Dir, error) {
+	v, err := s.next(kw)
+	if err != nil {
+		return sadb.DirUnspec, err
+	}
+	if policy && v == "fwd" {
+		return sadb.DirUnspec, s.errf(kw, "fwd: the card's inbound side covers forwarded traffic; use in")
+	}
+	d, err := sadb.ParseDir(v)
+	if err != nil || (policy && d == sadb.DirUnspec) {
+		return sadb.DirUnspec, s.errf(kw, "%q: want in or out", v)
+	}
+	return d, nil
 }
 
 func parseUint(v string, bits int) (uint64, error) {
@@ -158,8 +205,7 @@ func ParseSA(what string, args []string) (sadb.SA, error) {
 	// ip xfrm's defaults: transport mode; the window is xdpsec's default (ip xfrm's 0 disables anti-replay).
 	sa := sadb.SA{Proto: sadb.ProtoESP, ReplayWindow: 128, Mode: sadb.ModeTransport}
 	for s.more() {
-		kw := s.args[s.i]
-		s.i++
+		kw := s.keyword()
 		var err error
 		switch kw {
 		case "src":
@@ -167,35 +213,17 @@ func ParseSA(what string, args []string) (sadb.SA, error) {
 		case "dst":
 			sa.Dst, err = s.addr(kw)
 		case "proto":
-			var v string
-			if v, err = s.next(kw); err == nil && v != "esp" && v != "50" {
-				err = s.errf(kw, "%q: only esp is offloaded", v)
-			}
+			err = s.esp(kw, "only esp is offloaded")
 		case "spi":
-			var n uint64
-			n, err = s.uint(kw, 32)
-			sa.SPI = uint32(n)
+			sa.SPI, err = number[uint32](s, kw)
 		case "reqid":
-			var n uint64
-			n, err = s.uint(kw, 32)
-			sa.Reqid = uint32(n)
+			sa.Reqid, err = number[uint32](s, kw)
 		case "mode":
-			var v string
-			if v, err = s.next(kw); err == nil {
-				sa.Mode, err = sadb.ParseMode(v)
-				if err != nil {
-					err = s.errf(kw, "%q: want tunnel or transport", v)
-				}
-			}
+			sa.Mode, err = s.mode(kw)
 		case "name":
 			sa.Name, err = s.next(kw)
 		case "dir":
-			var v string
-			if v, err = s.next(kw); err == nil {
-				if sa.Dir, err = sadb.ParseDir(v); err != nil {
-					err = s.errf(kw, "%q: want in or out", v)
-				}
-			}
+			sa.Dir, err = s.dir(kw, false)
 		case "aead":
 			sa.AEAD, err = s.alg(kw, true)
 		case "enc":
@@ -205,9 +233,7 @@ func ParseSA(what string, args []string) (sadb.SA, error) {
 		case "auth-trunc":
 			sa.Auth, err = s.alg(kw, true)
 		case "replay-window":
-			var n uint64
-			n, err = s.uint(kw, 32)
-			sa.ReplayWindow = uint32(n)
+			sa.ReplayWindow, err = number[uint32](s, kw)
 		case "replay-seq", "replay-oseq":
 			var lo uint64
 			lo, err = s.uint(kw, 32)
@@ -237,15 +263,11 @@ func ParseSA(what string, args []string) (sadb.SA, error) {
 		case "offload":
 			err = s.offload(&sa.Offload)
 		case "ttl":
-			var n uint64
-			n, err = s.uint(kw, 8)
-			sa.TTL = uint8(n)
+			sa.TTL, err = number[uint8](s, kw)
 		case "df":
 			sa.DF, err = s.next(kw)
 		case "tfc-pad":
-			var n uint64
-			n, err = s.uint(kw, 16)
-			sa.TFCPad = uint16(n)
+			sa.TFCPad, err = number[uint16](s, kw)
 		case "sel":
 			// ip xfrm prints every SA with a selector (all-zero for tunnel-mode SAs of IKE daemons), so
 			// users paste one back: a selector that selects everything is what xdpsec does anyway.
@@ -370,8 +392,7 @@ func ParseSARef(what string, args []string) (sadb.Ref, error) {
 	var id sadb.SAID
 	var name string
 	for s.more() {
-		kw := s.args[s.i]
-		s.i++
+		kw := s.keyword()
 		var err error
 		switch kw {
 		case "src":
@@ -379,14 +400,9 @@ func ParseSARef(what string, args []string) (sadb.Ref, error) {
 		case "dst":
 			id.Dst, err = s.addr(kw)
 		case "proto":
-			var v string
-			if v, err = s.next(kw); err == nil && v != "esp" && v != "50" {
-				err = s.errf(kw, "%q: only esp", v)
-			}
+			err = s.esp(kw, "only esp")
 		case "spi":
-			var n uint64
-			n, err = s.uint(kw, 32)
-			id.SPI = uint32(n)
+			id.SPI, err = number[uint32](s, kw)
 		case "name":
 			name, err = s.next(kw)
 		default:
@@ -412,26 +428,16 @@ func ParsePolicy(what string, args []string) (sadb.Policy, error) {
 	var p sadb.Policy
 	var action string
 	for s.more() {
-		kw := s.args[s.i]
-		s.i++
+		kw := s.keyword()
 		var err error
 		switch kw {
 		case "src", "dst", "proto", "sport", "dport", "type", "code", "dev":
-			s.i--
+			s.unread()
 			err = s.selector(&p.Sel)
 		case "dir":
-			var v string
-			if v, err = s.next(kw); err == nil {
-				if v == "fwd" {
-					err = s.errf(kw, "fwd: the card's inbound side covers forwarded traffic; use in")
-				} else if p.Dir, err = sadb.ParseDir(v); err != nil || p.Dir == sadb.DirUnspec {
-					err = s.errf(kw, "%q: want in or out", v)
-				}
-			}
+			p.Dir, err = s.dir(kw, true)
 		case "priority":
-			var n uint64
-			n, err = s.uint(kw, 32)
-			p.Priority = uint32(n)
+			p.Priority, err = number[uint32](s, kw)
 		case "action":
 			action, err = s.next(kw)
 		case "name":
@@ -493,17 +499,14 @@ func ParsePolicy(what string, args []string) (sadb.Policy, error) {
 // selector reads SELECTOR keywords until a non-selector keyword.
 func (s *scanner) selector(sel *sadb.Selector) error {
 	for s.more() {
-		kw := s.peek()
+		kw := s.keyword()
 		var err error
 		switch kw {
 		case "src":
-			s.i++
 			sel.Src, err = s.prefix(kw)
 		case "dst":
-			s.i++
 			sel.Dst, err = s.prefix(kw)
 		case "proto":
-			s.i++
 			var v string
 			if v, err = s.next(kw); err == nil {
 				if sel.Proto, err = sadb.ParseProto(v); err != nil {
@@ -511,24 +514,23 @@ func (s *scanner) selector(sel *sadb.Selector) error {
 				}
 			}
 		case "sport":
-			s.i++
 			sel.Sport, err = s.ports(kw)
 		case "dport":
-			s.i++
 			sel.Dport, err = s.ports(kw)
-		case "type":
-			s.i++
-			var n uint64
-			n, err = s.uint(kw, 8)
-			sel.Sport = sadb.PortRange{Lo: uint16(n), Hi: uint16(n)}
-		case "code":
-			s.i++
-			var n uint64
-			n, err = s.uint(kw, 8)
-			sel.Dport = sadb.PortRange{Lo: uint16(n), Hi: uint16(n)}
+		case "type", "code":
+			// ICMP type and code travel in the port fields, as in the kernel's selector.
+			var n uint8
+			n, err = number[uint8](s, kw)
+			r := sadb.PortRange{Lo: uint16(n), Hi: uint16(n)}
+			if kw == "type" {
+				sel.Sport = r
+			} else {
+				sel.Dport = r
+			}
 		case "dev":
 			return s.errf(kw, "selecting by device is not supported; use offload dev IFACE to limit where a policy is offloaded")
 		default:
+			s.unread()
 			return nil
 		}
 		if err != nil {
@@ -546,54 +548,34 @@ func (s *scanner) tmpl(p *sadb.Policy) error {
 		return s.errf("tmpl", "only one template (ESP, one SA) per policy")
 	}
 	t := p.Tmpl
+scan:
 	for s.more() {
-		kw := s.peek()
+		kw := s.keyword()
 		var err error
 		switch kw {
 		case "src":
-			s.i++
 			t.Src, err = s.addr("tmpl src")
 		case "dst":
-			s.i++
 			t.Dst, err = s.addr("tmpl dst")
 		case "proto":
-			s.i++
-			var v string
-			if v, err = s.next("tmpl proto"); err == nil && v != "esp" && v != "50" {
-				err = s.errf("tmpl proto", "%q: only esp", v)
-			}
+			err = s.esp("tmpl proto", "only esp")
 			t.Proto = sadb.ProtoESP
 		case "spi":
-			s.i++
-			var n uint64
-			n, err = s.uint("tmpl spi", 32)
-			t.SPI = uint32(n)
+			t.SPI, err = number[uint32](s, "tmpl spi")
 		case "reqid":
-			s.i++
-			var n uint64
-			n, err = s.uint("tmpl reqid", 32)
-			t.Reqid = uint32(n)
+			t.Reqid, err = number[uint32](s, "tmpl reqid")
 		case "mode":
-			s.i++
-			var v string
-			if v, err = s.next("tmpl mode"); err == nil {
-				var m sadb.Mode
-				if m, err = sadb.ParseMode(v); err != nil {
-					err = s.errf("tmpl mode", "%q: want tunnel or transport", v)
-				}
-				t.Mode = &m
-			}
+			var m sadb.Mode
+			m, err = s.mode("tmpl mode")
+			t.Mode = &m
 		case "level":
-			s.i++
 			var v string
 			if v, err = s.next("tmpl level"); err == nil && v != "required" {
 				err = s.errf("tmpl level", "%q: only required (an offloaded policy cannot fall back to plaintext)", v)
 			}
 		default:
-			if t.SA == "" && t.Reqid == 0 && t.SPI == 0 {
-				return s.errf("tmpl", "name the SA with reqid N (or sa NAME)")
-			}
-			return nil
+			s.unread()
+			break scan
 		}
 		if err != nil {
 			return err
@@ -615,21 +597,15 @@ func ParsePolicyRef(what string, args []string) (sadb.PolicyRef, error) {
 	var key sadb.PolicyKey
 	var name string
 	for s.more() {
-		kw := s.peek()
+		kw := s.keyword()
 		var err error
 		switch kw {
 		case "src", "dst", "proto", "sport", "dport", "type", "code", "dev":
+			s.unread()
 			err = s.selector(&key.Sel)
 		case "dir":
-			s.i++
-			var v string
-			if v, err = s.next(kw); err == nil {
-				if key.Dir, err = sadb.ParseDir(v); err != nil || key.Dir == sadb.DirUnspec {
-					err = s.errf(kw, "%q: want in or out", v)
-				}
-			}
+			key.Dir, err = s.dir(kw, true)
 		case "name":
-			s.i++
 			name, err = s.next(kw)
 		default:
 			err = fmt.Errorf("%s: unknown keyword %q", what, kw)
