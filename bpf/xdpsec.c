@@ -209,6 +209,22 @@ static __always_inline __u32 parse(struct xdp_md *ctx, struct pkt *p)
 	return parse_l4(data, data_end, p);
 }
 
+/* parse_verdict parses the frame into p. It returns -1 when p is an IP packet to classify, else the
+ * verdict: pass for what is not IP (not the card's business), drop for what does not parse. */
+static __always_inline int parse_verdict(struct xdp_md *ctx, struct pkt *p)
+{
+	__u32 r = parse(ctx, p);
+	if (r == PARSE_NOT_IP) {
+		count(XDPSEC_R_NON_IP);
+		return XDP_PASS;
+	}
+	if (r != PARSE_OK) {
+		count(r);
+		return XDP_DROP;
+	}
+	return -1;
+}
+
 /* ---- SPD lookup ---- */
 
 struct scan_ctx {
@@ -395,20 +411,15 @@ static __always_inline void acquire(__u32 policy_id, __u32 sa_index, __u32 dir, 
 	count(XDPSEC_R_ACQUIRE_SENT);
 }
 
-/* put_meta prepends struct xdpsec_meta and returns it, or NULL. */
-static __always_inline struct xdpsec_meta *put_meta(struct xdp_md *ctx)
+/* put_meta prepends struct xdpsec_meta, filled for the worker of dir, and returns it, or NULL. */
+static __always_inline struct xdpsec_meta *put_meta(struct xdp_md *ctx, __u32 dir, __u32 sa_index,
+						    __u16 policy_id, struct pkt *p)
 {
 	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(struct xdpsec_meta)))
 		return 0;
 	struct xdpsec_meta *m = (void *)(long)ctx->data_meta;
 	if ((void *)(m + 1) > (void *)(long)ctx->data)
 		return 0;
-	return m;
-}
-
-static __always_inline void fill_meta(struct xdpsec_meta *m, __u32 dir, __u32 sa_index, __u16 policy_id,
-				      struct pkt *p)
-{
 	m->magic = XDPSEC_META_MAGIC;
 	m->version = XDPSEC_META_VERSION;
 	m->dir = dir;
@@ -421,6 +432,59 @@ static __always_inline void fill_meta(struct xdpsec_meta *m, __u32 dir, __u32 sa
 	m->egress_ifindex = 0;
 	__builtin_memset(m->smac, 0, 6);
 	__builtin_memset(m->dmac, 0, 6);
+	return m;
+}
+
+/* to_worker redirects the packet to the crypto worker of dir on this queue's socket in xsks (xsks_out
+ * or xsks_in) and counts it against its SA; without a socket the verdict is no_socket. */
+static __always_inline int to_worker(struct xdp_md *ctx, void *xsks, __u32 dir, __u32 sa_index, __u32 len,
+				     int no_socket)
+{
+	__u32 q = ctx->rx_queue_index;
+	if (!bpf_map_lookup_elem(xsks, &q)) {
+		count(dir == XDPSEC_DIR_OUT ? XDPSEC_R_NO_SOCKET_OUT : XDPSEC_R_NO_SOCKET_IN);
+		return no_socket;
+	}
+	count_sa(sa_index, len);
+	count(dir == XDPSEC_DIR_OUT ? XDPSEC_R_OUT_PROTECT : XDPSEC_R_IN_OFFLOAD);
+	return bpf_redirect_map(xsks, q, XDP_DROP);
+}
+
+/* policy_for classifies p against the SPD of dir and returns the installed policy that matched (its id
+ * in *pid), counted. Otherwise it returns NULL and the verdict in *verdict: the default action when no
+ * policy matches, a drop for an ambiguous fragment, a busy SPD or a policy the card lacks. */
+static __always_inline struct xdpsec_policy *policy_for(__u32 dir, struct pkt *p, __u16 *pid, int *verdict)
+{
+	__u8 outcome = classify(dir, p, pid);
+	struct xdpsec_config *cfg = config();
+	*verdict = XDP_DROP;
+	if (!cfg)
+		return 0;
+	switch (outcome) {
+	case XDPSEC_FLOW_MATCH: {
+		__u32 id = *pid;
+		struct xdpsec_policy *pol = bpf_map_lookup_elem(&policy_table, &id);
+		if (!pol || !(pol->flags & XDPSEC_POL_F_INSTALLED)) {
+			count(XDPSEC_R_POLICY_MISSING);
+			return 0;
+		}
+		count_policy(id, p->l3_len);
+		return pol;
+	}
+	case XDPSEC_FLOW_NOMATCH:
+		if (cfg->default_action[dir] == XDPSEC_ACT_BYPASS) {
+			count(dir == XDPSEC_DIR_OUT ? XDPSEC_R_OUT_BYPASS : XDPSEC_R_IN_BYPASS);
+			*verdict = XDP_PASS;
+			return 0;
+		}
+		count(dir == XDPSEC_DIR_OUT ? XDPSEC_R_OUT_NO_POLS : XDPSEC_R_IN_NO_POLS);
+		return 0;
+	case XDPSEC_FLOW_AMBIGUOUS:
+		count(XDPSEC_R_FRAG_AMBIGUOUS);
+		return 0;
+	}
+	count(XDPSEC_R_SPD_BUSY);
+	return 0;
 }
 
 /* ---- protected side ---- */
@@ -474,79 +538,38 @@ static __always_inline int out_protect(struct xdp_md *ctx, struct pkt *p, __u16 
 		return XDP_DROP;
 	}
 
-	struct xdpsec_meta *m = put_meta(ctx);
+	struct xdpsec_meta *m = put_meta(ctx, XDPSEC_DIR_OUT, sa_index, policy_id, p);
 	if (!m) {
 		count(XDPSEC_R_META);
 		return XDP_DROP;
 	}
-	fill_meta(m, XDPSEC_DIR_OUT, sa_index, policy_id, p);
 	m->flags |= flags | (outer6 ? XDPSEC_META_F_OUTER_IPV6 : 0);
 	m->egress_ifindex = fib.ifindex;
 	if (!flags) {
 		__builtin_memcpy(m->smac, fib.smac, 6);
 		__builtin_memcpy(m->dmac, fib.dmac, 6);
 	}
-
-	__u32 q = ctx->rx_queue_index;
-	if (!bpf_map_lookup_elem(&xsks_out, &q)) {
-		count(XDPSEC_R_NO_SOCKET_OUT);
-		return XDP_DROP;
-	}
-	count_sa(sa_index, p->l3_len);
-	count(XDPSEC_R_OUT_PROTECT);
-	return bpf_redirect_map(&xsks_out, q, XDP_DROP);
+	return to_worker(ctx, &xsks_out, XDPSEC_DIR_OUT, sa_index, p->l3_len, XDP_DROP);
 }
 
 SEC("xdp")
 int xdpsec_out(struct xdp_md *ctx)
 {
 	struct pkt p = {};
-	__u32 r = parse(ctx, &p);
-	if (r == PARSE_NOT_IP) {
-		count(XDPSEC_R_NON_IP);
+	int verdict = parse_verdict(ctx, &p);
+	if (verdict >= 0)
+		return verdict;
+	__u16 pid = XDPSEC_NONE_U16;
+	struct xdpsec_policy *pol = policy_for(XDPSEC_DIR_OUT, &p, &pid, &verdict);
+	if (!pol)
+		return verdict;
+	if (pol->action == XDPSEC_ACT_PROTECT)
+		return out_protect(ctx, &p, pid, pol->sa_index);
+	if (pol->action == XDPSEC_ACT_BYPASS) {
+		count(XDPSEC_R_OUT_BYPASS);
 		return XDP_PASS;
 	}
-	if (r != PARSE_OK) {
-		count(r);
-		return XDP_DROP;
-	}
-	__u16 pid = XDPSEC_NONE_U16;
-	__u8 outcome = classify(XDPSEC_DIR_OUT, &p, &pid);
-	struct xdpsec_config *cfg = config();
-	if (!cfg)
-		return XDP_DROP;
-	__u8 action;
-	switch (outcome) {
-	case XDPSEC_FLOW_MATCH: {
-		__u32 id = pid;
-		struct xdpsec_policy *pol = bpf_map_lookup_elem(&policy_table, &id);
-		if (!pol || !(pol->flags & XDPSEC_POL_F_INSTALLED)) {
-			count(XDPSEC_R_POLICY_MISSING);
-			return XDP_DROP;
-		}
-		count_policy(id, p.l3_len);
-		action = pol->action;
-		if (action == XDPSEC_ACT_PROTECT)
-			return out_protect(ctx, &p, pid, pol->sa_index);
-		if (action == XDPSEC_ACT_BYPASS) {
-			count(XDPSEC_R_OUT_BYPASS);
-			return XDP_PASS;
-		}
-		count(XDPSEC_R_OUT_POL_BLOCK);
-		return XDP_DROP;
-	}
-	case XDPSEC_FLOW_NOMATCH:
-		if (cfg->default_action[XDPSEC_DIR_OUT] == XDPSEC_ACT_BYPASS) {
-			count(XDPSEC_R_OUT_BYPASS);
-			return XDP_PASS;
-		}
-		count(XDPSEC_R_OUT_NO_POLS);
-		return XDP_DROP;
-	case XDPSEC_FLOW_AMBIGUOUS:
-		count(XDPSEC_R_FRAG_AMBIGUOUS);
-		return XDP_DROP;
-	}
-	count(XDPSEC_R_SPD_BUSY);
+	count(XDPSEC_R_OUT_POL_BLOCK);
 	return XDP_DROP;
 }
 
@@ -590,38 +613,24 @@ static __always_inline int in_esp(struct xdp_md *ctx, struct pkt *p, __u32 esp_o
 	if (!cfg)
 		return XDP_DROP;
 
-	struct xdpsec_meta *m = put_meta(ctx);
+	struct xdpsec_meta *m = put_meta(ctx, XDPSEC_DIR_IN, sa_index, sa->policy_id, p);
 	if (!m) {
 		count(XDPSEC_R_META);
 		return XDP_DROP;
 	}
-	fill_meta(m, XDPSEC_DIR_IN, sa_index, sa->policy_id, p);
 	if (encap)
 		m->flags |= XDPSEC_META_F_UDP_ENCAP;
-
-	__u32 q = ctx->rx_queue_index;
-	if (!bpf_map_lookup_elem(&xsks_in, &q)) {
-		count(XDPSEC_R_NO_SOCKET_IN);
-		return cfg->no_socket_verdict_in == XDP_PASS ? XDP_PASS : XDP_DROP;
-	}
-	count_sa(sa_index, p->l3_len);
-	count(XDPSEC_R_IN_OFFLOAD);
-	return bpf_redirect_map(&xsks_in, q, XDP_DROP);
+	return to_worker(ctx, &xsks_in, XDPSEC_DIR_IN, sa_index, p->l3_len,
+			 cfg->no_socket_verdict_in == XDP_PASS ? XDP_PASS : XDP_DROP);
 }
 
 SEC("xdp")
 int xdpsec_in(struct xdp_md *ctx)
 {
 	struct pkt p = {};
-	__u32 r = parse(ctx, &p);
-	if (r == PARSE_NOT_IP) {
-		count(XDPSEC_R_NON_IP);
-		return XDP_PASS;
-	}
-	if (r != PARSE_OK) {
-		count(r);
-		return XDP_DROP;
-	}
+	int verdict = parse_verdict(ctx, &p);
+	if (verdict >= 0)
+		return verdict;
 
 	if (p.proto == IPPROTO_ESP) {
 		if (p.fragment) {
@@ -647,39 +656,15 @@ int xdpsec_in(struct xdp_md *ctx)
 	}
 
 	__u16 pid = XDPSEC_NONE_U16;
-	__u8 outcome = classify(XDPSEC_DIR_IN, &p, &pid);
-	struct xdpsec_config *cfg = config();
-	if (!cfg)
-		return XDP_DROP;
-	switch (outcome) {
-	case XDPSEC_FLOW_MATCH: {
-		__u32 id = pid;
-		struct xdpsec_policy *pol = bpf_map_lookup_elem(&policy_table, &id);
-		if (!pol || !(pol->flags & XDPSEC_POL_F_INSTALLED)) {
-			count(XDPSEC_R_POLICY_MISSING);
-			return XDP_DROP;
-		}
-		count_policy(id, p.l3_len);
-		if (pol->action == XDPSEC_ACT_BYPASS) {
-			count(XDPSEC_R_IN_BYPASS);
-			return XDP_PASS;
-		}
-		/* RFC 4301 §5.2: plaintext that a policy says must arrive protected is discarded. */
-		count(pol->action == XDPSEC_ACT_PROTECT ? XDPSEC_R_IN_TMPL_MISMATCH : XDPSEC_R_IN_POL_BLOCK);
-		return XDP_DROP;
+	struct xdpsec_policy *pol = policy_for(XDPSEC_DIR_IN, &p, &pid, &verdict);
+	if (!pol)
+		return verdict;
+	if (pol->action == XDPSEC_ACT_BYPASS) {
+		count(XDPSEC_R_IN_BYPASS);
+		return XDP_PASS;
 	}
-	case XDPSEC_FLOW_NOMATCH:
-		if (cfg->default_action[XDPSEC_DIR_IN] == XDPSEC_ACT_BYPASS) {
-			count(XDPSEC_R_IN_BYPASS);
-			return XDP_PASS;
-		}
-		count(XDPSEC_R_IN_NO_POLS);
-		return XDP_DROP;
-	case XDPSEC_FLOW_AMBIGUOUS:
-		count(XDPSEC_R_FRAG_AMBIGUOUS);
-		return XDP_DROP;
-	}
-	count(XDPSEC_R_SPD_BUSY);
+	/* RFC 4301 §5.2: plaintext that a policy says must arrive protected is discarded. */
+	count(pol->action == XDPSEC_ACT_PROTECT ? XDPSEC_R_IN_TMPL_MISMATCH : XDPSEC_R_IN_POL_BLOCK);
 	return XDP_DROP;
 }
 
