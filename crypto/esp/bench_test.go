@@ -28,28 +28,62 @@ func benchCase(s suiteCase, window uint32) saCase {
 	return saCase{suite: s, mode: Tunnel, window: window}
 }
 
-func BenchmarkEncap(b *testing.B) {
+// benchEach runs f as a sub-benchmark "suite/size" for every suite and inner packet size.
+func benchEach(b *testing.B, f func(b *testing.B, s suiteCase, n int)) {
 	for _, s := range benchSuites {
 		for _, n := range benchSizes {
-			b.Run(s.name+"/"+strconv.Itoa(n), func(b *testing.B) {
-				out, _ := benchCase(s, 128).pair(b)
-				pkt := innerPacketFixed(n - 28)
-				buf := make([]byte, Headroom+n+Tailroom)
-				copy(buf[Headroom:], pkt)
-				b.SetBytes(int64(n))
-				b.ReportAllocs()
-				b.ResetTimer()
-				for range b.N {
-					// Encap reads only the inner header; the rest may be
-					// the previous round's ciphertext.
-					copy(buf[Headroom:Headroom+20], pkt[:20])
-					if _, _, err := out.Encap(buf, Headroom, n); err != nil {
-						b.Fatal(err)
-					}
-				}
-			})
+			b.Run(s.name+"/"+strconv.Itoa(n), func(b *testing.B) { f(b, s, n) })
 		}
 	}
+}
+
+// espBench is an SA pair with an n-byte inner packet laid out for Encap, and its encapsulation for Decap.
+type espBench struct {
+	out, in    *SA
+	n          int
+	pkt, buf   []byte // the inner packet; Encap's buffer
+	wire, dbuf []byte // the ESP packet; Decap's buffer
+}
+
+func newESPBench(b *testing.B, s suiteCase, n int, window uint32) *espBench {
+	e := &espBench{n: n, pkt: innerPacketFixed(n - 28), buf: make([]byte, Headroom+n+Tailroom)}
+	e.out, e.in = benchCase(s, window).pair(b)
+	copy(e.buf[Headroom:], e.pkt)
+	st, end, err := e.out.Encap(e.buf, Headroom, n)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e.wire = append([]byte(nil), e.buf[st:end]...)
+	e.dbuf = make([]byte, Headroom+len(e.wire))
+	return e
+}
+
+func (e *espBench) encap(b *testing.B) {
+	// Encap reads only the inner header; the rest may be the previous round's ciphertext.
+	copy(e.buf[Headroom:Headroom+20], e.pkt[:20])
+	if _, _, err := e.out.Encap(e.buf, Headroom, e.n); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// decap restores the ESP packet first: decryption is in place.
+func (e *espBench) decap(b *testing.B) {
+	copy(e.dbuf[Headroom:], e.wire)
+	if _, _, err := e.in.Decap(e.dbuf, Headroom, len(e.wire)); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func BenchmarkEncap(b *testing.B) {
+	benchEach(b, func(b *testing.B, s suiteCase, n int) {
+		e := newESPBench(b, s, n, 128)
+		b.SetBytes(int64(n))
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			e.encap(b)
+		}
+	})
 }
 
 // BenchmarkDecap restores the packet with a copy each round (decryption is
@@ -57,31 +91,15 @@ func BenchmarkEncap(b *testing.B) {
 // decapsulated again and again; BenchmarkOpen pays the same copy. The
 // window's own cost is in crypto/replay's BenchmarkAccept.
 func BenchmarkDecap(b *testing.B) {
-	for _, s := range benchSuites {
-		for _, n := range benchSizes {
-			b.Run(s.name+"/"+strconv.Itoa(n), func(b *testing.B) {
-				out, in := benchCase(s, 0).pair(b)
-				pkt := innerPacketFixed(n - 28)
-				buf := make([]byte, Headroom+n+Tailroom)
-				copy(buf[Headroom:], pkt)
-				st, e, err := out.Encap(buf, Headroom, n)
-				if err != nil {
-					b.Fatal(err)
-				}
-				wire := append([]byte(nil), buf[st:e]...)
-				dbuf := make([]byte, Headroom+len(wire))
-				b.SetBytes(int64(n))
-				b.ReportAllocs()
-				b.ResetTimer()
-				for range b.N {
-					copy(dbuf[Headroom:], wire)
-					if _, _, err := in.Decap(dbuf, Headroom, len(wire)); err != nil {
-						b.Fatal(err)
-					}
-				}
-			})
+	benchEach(b, func(b *testing.B, s suiteCase, n int) {
+		e := newESPBench(b, s, n, 0)
+		b.SetBytes(int64(n))
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			e.decap(b)
 		}
-	}
+	})
 }
 
 // rawTransform is the bare cryptography of one suite over n bytes in place.
@@ -175,36 +193,28 @@ func newRaw(b *testing.B, s suiteCase, n int) rawTransform {
 }
 
 func BenchmarkSeal(b *testing.B) {
-	for _, s := range benchSuites {
-		for _, n := range benchSizes {
-			b.Run(s.name+"/"+strconv.Itoa(n), func(b *testing.B) {
-				r := newRaw(b, s, n)
-				b.SetBytes(int64(n))
-				b.ReportAllocs()
-				b.ResetTimer()
-				for range b.N {
-					r.seal()
-				}
-			})
+	benchEach(b, func(b *testing.B, s suiteCase, n int) {
+		r := newRaw(b, s, n)
+		b.SetBytes(int64(n))
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			r.seal()
 		}
-	}
+	})
 }
 
 func BenchmarkOpen(b *testing.B) {
-	for _, s := range benchSuites {
-		for _, n := range benchSizes {
-			b.Run(s.name+"/"+strconv.Itoa(n), func(b *testing.B) {
-				r := newRaw(b, s, n)
-				b.SetBytes(int64(n))
-				b.ReportAllocs()
-				b.ResetTimer()
-				for range b.N {
-					r.restore()
-					r.open()
-				}
-			})
+	benchEach(b, func(b *testing.B, s suiteCase, n int) {
+		r := newRaw(b, s, n)
+		b.SetBytes(int64(n))
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			r.restore()
+			r.open()
 		}
-	}
+	})
 }
 
 // BenchmarkEncapParallel: all Ps on one outbound SA (the shared sequence
@@ -235,64 +245,45 @@ func BenchmarkEncapParallel(b *testing.B) {
 // times. One op = one packet of the given inner size.
 func BenchmarkOverhead(b *testing.B) {
 	const block = 64
-	for _, s := range benchSuites {
-		for _, n := range benchSizes {
-			b.Run(s.name+"/"+strconv.Itoa(n), func(b *testing.B) {
-				out, in := benchCase(s, 0).pair(b)
-				pkt := innerPacketFixed(n - 28)
-				buf := make([]byte, Headroom+n+Tailroom)
-				copy(buf[Headroom:], pkt)
-				st, e, err := out.Encap(buf, Headroom, n)
-				if err != nil {
-					b.Fatal(err)
-				}
-				wire := append([]byte(nil), buf[st:e]...)
-				dbuf := make([]byte, Headroom+len(wire))
-				raw := newRaw(b, s, n)
-				encR := make([]float64, 0, b.N)
-				decR := make([]float64, 0, b.N)
-				var encT, sealT, decT, openT time.Duration
-				b.ResetTimer()
-				for range b.N {
-					t0 := time.Now()
-					for range block {
-						copy(buf[Headroom:Headroom+20], pkt[:20])
-						if _, _, err := out.Encap(buf, Headroom, n); err != nil {
-							b.Fatal(err)
-						}
-					}
-					t1 := time.Now()
-					for range block {
-						raw.seal()
-					}
-					t2 := time.Now()
-					for range block {
-						copy(dbuf[Headroom:], wire)
-						if _, _, err := in.Decap(dbuf, Headroom, len(wire)); err != nil {
-							b.Fatal(err)
-						}
-					}
-					t3 := time.Now()
-					for range block {
-						raw.restore()
-						raw.open()
-					}
-					t4 := time.Now()
-					encT, sealT, decT, openT = encT+t1.Sub(t0), sealT+t2.Sub(t1), decT+t3.Sub(t2), openT+t4.Sub(t3)
-					encR = append(encR, float64(t1.Sub(t0))/float64(t2.Sub(t1)))
-					decR = append(decR, float64(t3.Sub(t2))/float64(t4.Sub(t3)))
-				}
-				ops := float64(b.N * block)
-				b.ReportMetric(median(encR), "encap/seal")
-				b.ReportMetric(median(decR), "decap/open")
-				b.ReportMetric(float64(encT)/ops, "encap-ns")
-				b.ReportMetric(float64(sealT)/ops, "seal-ns")
-				b.ReportMetric(float64(decT)/ops, "decap-ns")
-				b.ReportMetric(float64(openT)/ops, "open-ns")
-				b.ReportMetric(0, "ns/op")
-			})
+	benchEach(b, func(b *testing.B, s suiteCase, n int) {
+		e := newESPBench(b, s, n, 0)
+		raw := newRaw(b, s, n)
+		encR := make([]float64, 0, b.N)
+		decR := make([]float64, 0, b.N)
+		var encT, sealT, decT, openT time.Duration
+		b.ResetTimer()
+		for range b.N {
+			t0 := time.Now()
+			for range block {
+				e.encap(b)
+			}
+			t1 := time.Now()
+			for range block {
+				raw.seal()
+			}
+			t2 := time.Now()
+			for range block {
+				e.decap(b)
+			}
+			t3 := time.Now()
+			for range block {
+				raw.restore()
+				raw.open()
+			}
+			t4 := time.Now()
+			encT, sealT, decT, openT = encT+t1.Sub(t0), sealT+t2.Sub(t1), decT+t3.Sub(t2), openT+t4.Sub(t3)
+			encR = append(encR, float64(t1.Sub(t0))/float64(t2.Sub(t1)))
+			decR = append(decR, float64(t3.Sub(t2))/float64(t4.Sub(t3)))
 		}
-	}
+		ops := float64(b.N * block)
+		b.ReportMetric(median(encR), "encap/seal")
+		b.ReportMetric(median(decR), "decap/open")
+		b.ReportMetric(float64(encT)/ops, "encap-ns")
+		b.ReportMetric(float64(sealT)/ops, "seal-ns")
+		b.ReportMetric(float64(decT)/ops, "decap-ns")
+		b.ReportMetric(float64(openT)/ops, "open-ns")
+		b.ReportMetric(0, "ns/op")
+	})
 }
 
 func median(v []float64) float64 {
