@@ -74,15 +74,20 @@ func (e *espBench) decap(b *testing.B) {
 	}
 }
 
+// perPacket times op, one n-byte packet a call.
+func perPacket(b *testing.B, n int, op func()) {
+	b.SetBytes(int64(n))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		op()
+	}
+}
+
 func BenchmarkEncap(b *testing.B) {
 	benchEach(b, func(b *testing.B, s suiteCase, n int) {
 		e := newESPBench(b, s, n, 128)
-		b.SetBytes(int64(n))
-		b.ReportAllocs()
-		b.ResetTimer()
-		for range b.N {
-			e.encap(b)
-		}
+		perPacket(b, n, func() { e.encap(b) })
 	})
 }
 
@@ -93,12 +98,7 @@ func BenchmarkEncap(b *testing.B) {
 func BenchmarkDecap(b *testing.B) {
 	benchEach(b, func(b *testing.B, s suiteCase, n int) {
 		e := newESPBench(b, s, n, 0)
-		b.SetBytes(int64(n))
-		b.ReportAllocs()
-		b.ResetTimer()
-		for range b.N {
-			e.decap(b)
-		}
+		perPacket(b, n, func() { e.decap(b) })
 	})
 }
 
@@ -195,25 +195,17 @@ func newRaw(b *testing.B, s suiteCase, n int) rawTransform {
 func BenchmarkSeal(b *testing.B) {
 	benchEach(b, func(b *testing.B, s suiteCase, n int) {
 		r := newRaw(b, s, n)
-		b.SetBytes(int64(n))
-		b.ReportAllocs()
-		b.ResetTimer()
-		for range b.N {
-			r.seal()
-		}
+		perPacket(b, n, r.seal)
 	})
 }
 
 func BenchmarkOpen(b *testing.B) {
 	benchEach(b, func(b *testing.B, s suiteCase, n int) {
 		r := newRaw(b, s, n)
-		b.SetBytes(int64(n))
-		b.ReportAllocs()
-		b.ResetTimer()
-		for range b.N {
+		perPacket(b, n, func() {
 			r.restore()
 			r.open()
-		}
+		})
 	})
 }
 
