@@ -105,92 +105,86 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 	return nil
 }
 
+// answer makes a call whose answer is a T. (Not `return v, c.call(…, &v)`: Go leaves unspecified whether
+// v is read before or after the call.)
+func answer[T any](ctx context.Context, c *Client, method, path string, in any) (T, error) {
+	var v T
+	err := c.call(ctx, method, path, in, &v)
+	return v, err
+}
+
 // AddSA adds an SA.
 func (c *Client) AddSA(ctx context.Context, sa sadb.SA) (SAView, error) {
-	var v SAView
-	return v, c.call(ctx, http.MethodPost, "/v1/sa", sa, &v)
+	return answer[SAView](ctx, c, http.MethodPost, "/v1/sa", sa)
 }
 
 // UpdateSA updates an SA.
 func (c *Client) UpdateSA(ctx context.Context, sa sadb.SA) (SAView, error) {
-	var v SAView
-	return v, c.call(ctx, http.MethodPut, "/v1/sa", sa, &v)
+	return answer[SAView](ctx, c, http.MethodPut, "/v1/sa", sa)
 }
 
 // DeleteSA deletes an SA.
 func (c *Client) DeleteSA(ctx context.Context, ref sadb.Ref) (SAView, error) {
-	var v SAView
-	return v, c.call(ctx, http.MethodPost, "/v1/sa/delete", ref, &v)
+	return answer[SAView](ctx, c, http.MethodPost, "/v1/sa/delete", ref)
 }
 
 // GetSA returns one SA.
 func (c *Client) GetSA(ctx context.Context, ref sadb.Ref, showKeys bool) (SAView, error) {
-	var v SAView
-	return v, c.call(ctx, http.MethodPost, "/v1/sa/get", SAGet{Ref: ref, ShowKeys: showKeys}, &v)
+	return answer[SAView](ctx, c, http.MethodPost, "/v1/sa/get", SAGet{Ref: ref, ShowKeys: showKeys})
 }
 
 // ListSAs returns every SA.
 func (c *Client) ListSAs(ctx context.Context, showKeys bool) ([]SAView, error) {
-	var v []SAView
 	p := "/v1/sa"
 	if showKeys {
 		p += "?show_keys=1"
 	}
-	return v, c.call(ctx, http.MethodGet, p, nil, &v)
+	return answer[[]SAView](ctx, c, http.MethodGet, p, nil)
 }
 
 // FlushSAs deletes every SA.
 func (c *Client) FlushSAs(ctx context.Context) ([]SAView, error) {
-	var v []SAView
-	return v, c.call(ctx, http.MethodPost, "/v1/sa/flush", nil, &v)
+	return answer[[]SAView](ctx, c, http.MethodPost, "/v1/sa/flush", nil)
 }
 
 // AddPolicy adds a policy.
 func (c *Client) AddPolicy(ctx context.Context, p sadb.Policy) (PolicyView, error) {
-	var v PolicyView
-	return v, c.call(ctx, http.MethodPost, "/v1/sp", p, &v)
+	return answer[PolicyView](ctx, c, http.MethodPost, "/v1/sp", p)
 }
 
 // UpdatePolicy updates a policy.
 func (c *Client) UpdatePolicy(ctx context.Context, p sadb.Policy) (PolicyView, error) {
-	var v PolicyView
-	return v, c.call(ctx, http.MethodPut, "/v1/sp", p, &v)
+	return answer[PolicyView](ctx, c, http.MethodPut, "/v1/sp", p)
 }
 
 // DeletePolicy deletes a policy.
 func (c *Client) DeletePolicy(ctx context.Context, ref sadb.PolicyRef) (PolicyView, error) {
-	var v PolicyView
-	return v, c.call(ctx, http.MethodPost, "/v1/sp/delete", ref, &v)
+	return answer[PolicyView](ctx, c, http.MethodPost, "/v1/sp/delete", ref)
 }
 
 // ListPolicies returns every policy in SPD order.
 func (c *Client) ListPolicies(ctx context.Context) ([]PolicyView, error) {
-	var v []PolicyView
-	return v, c.call(ctx, http.MethodGet, "/v1/sp", nil, &v)
+	return answer[[]PolicyView](ctx, c, http.MethodGet, "/v1/sp", nil)
 }
 
 // FlushPolicies deletes every policy.
 func (c *Client) FlushPolicies(ctx context.Context) ([]PolicyView, error) {
-	var v []PolicyView
-	return v, c.call(ctx, http.MethodPost, "/v1/sp/flush", nil, &v)
+	return answer[[]PolicyView](ctx, c, http.MethodPost, "/v1/sp/flush", nil)
 }
 
 // Stats returns the global counters.
 func (c *Client) Stats(ctx context.Context) (Stats, error) {
-	var v Stats
-	return v, c.call(ctx, http.MethodGet, "/v1/stats", nil, &v)
+	return answer[Stats](ctx, c, http.MethodGet, "/v1/stats", nil)
 }
 
 // Check runs the consistency check between the SAD/SPD and the card.
 func (c *Client) Check(ctx context.Context) (offload.Report, error) {
-	var v offload.Report
-	return v, c.call(ctx, http.MethodPost, "/v1/check", nil, &v)
+	return answer[offload.Report](ctx, c, http.MethodPost, "/v1/check", nil)
 }
 
 // Reload makes the daemon re-read its configuration file.
 func (c *Client) Reload(ctx context.Context) (ReloadResult, error) {
-	var v ReloadResult
-	return v, c.call(ctx, http.MethodPost, "/v1/reload", nil, &v)
+	return answer[ReloadResult](ctx, c, http.MethodPost, "/v1/reload", nil)
 }
 
 // Monitor streams events to f until ctx ends, the daemon closes the stream, or f returns an error.
