@@ -130,20 +130,34 @@ func TestFragNeeded(t *testing.T) {
 	}
 }
 
+// refusal is one case of a reply builder's checks: what it answers (want nil) and what it refuses.
+type refusal struct {
+	name string
+	src  netip.Addr
+	orig []byte
+	mtu  int
+	buf  int // the output buffer's size
+	want error
+}
+
+func refusals(t *testing.T, reply func(dst []byte, src netip.Addr, orig []byte, mtu int) (int, error), cases []refusal) {
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := reply(make([]byte, tc.buf), tc.src, tc.orig, tc.mtu)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
 func TestFragNeededRefusals(t *testing.T) {
 	ok := ip4(t, h14, h24, layers.IPProtocolUDP, layers.IPv4DontFragment, 0, nil, pattern(100))
 	icmpErr := ip4(t, h14, h24, layers.IPProtocolICMPv4, layers.IPv4DontFragment, 0, nil,
 		append([]byte{3, 1, 0, 0, 0, 0, 0, 0}, pattern(40)...))
 	echo := ip4(t, h14, h24, layers.IPProtocolICMPv4, layers.IPv4DontFragment, 0, nil,
 		append([]byte{8, 0, 0, 0, 0, 1, 0, 1}, pattern(40)...))
-	for _, tc := range []struct {
-		name string
-		src  netip.Addr
-		orig []byte
-		mtu  int
-		buf  int
-		want error
-	}{
+	refusals(t, FragNeeded, []refusal{
 		{"ordinary packet", gw4, ok, 1400, 600, nil},
 		{"echo request is answered", gw4, echo, 1400, 600, nil},
 		{"ICMP error is never answered", gw4, icmpErr, 1400, 600, ErrNoReply},
@@ -157,14 +171,7 @@ func TestFragNeededRefusals(t *testing.T) {
 		{"truncated packet", gw4, ok[:60], 1400, 600, ErrMalformed},
 		{"not IPv4", gw4, ip6(t, h16, h26, layers.IPProtocolUDP, pattern(20)), 1400, 600, ErrMalformed},
 		{"short output buffer", gw4, ok, 1400, 100, ErrShortBuffer},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := FragNeeded(make([]byte, tc.buf), tc.src, tc.orig, tc.mtu)
-			if !errors.Is(err, tc.want) {
-				t.Fatalf("got %v, want %v", err, tc.want)
-			}
-		})
-	}
+	})
 }
 
 func TestPacketTooBig(t *testing.T) {
@@ -241,14 +248,7 @@ func TestPacketTooBigRefusals(t *testing.T) {
 		return ip6(t, h16, h26, layers.IPProtocolIPv6Fragment,
 			append([]byte{nh, 0, byte(off >> 8), byte(off), 0, 0, 0, 1}, pattern(64)...))
 	}
-	for _, tc := range []struct {
-		name string
-		src  netip.Addr
-		orig []byte
-		mtu  int
-		buf  int
-		want error
-	}{
+	refusals(t, PacketTooBig, []refusal{
 		{"ordinary packet", gw6, udp, 1400, 1400, nil},
 		{"echo request is answered", gw6, echo, 1400, 1400, nil},
 		{"multicast destination is answered (RFC 4443 §2.4 e.3)", gw6, ip6(t, h16, netip.MustParseAddr("ff0e::1"), layers.IPProtocolUDP, pattern(8)), 1400, 1400, nil},
@@ -263,14 +263,7 @@ func TestPacketTooBigRefusals(t *testing.T) {
 		{"truncated packet", gw6, udp[:100], 1400, 1400, ErrMalformed},
 		{"not IPv6", gw6, ip4(t, h14, h24, layers.IPProtocolUDP, 0, 0, nil, pattern(8)), 1400, 1400, ErrMalformed},
 		{"short output buffer", gw6, udp, 1400, 150, ErrShortBuffer},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := PacketTooBig(make([]byte, tc.buf), tc.src, tc.orig, tc.mtu)
-			if !errors.Is(err, tc.want) {
-				t.Fatalf("got %v, want %v", err, tc.want)
-			}
-		})
-	}
+	})
 }
 
 // TestFragmenterReassembles fragments random packets (with and without IP options) at random
