@@ -127,6 +127,11 @@ func (c *Card) SAStats(idx uint32) (SAStats, error) {
 	if err := c.objs.SaStats.Lookup(idx, &per); err != nil {
 		return SAStats{}, fmt.Errorf("read SA %d stats: %w", idx, err)
 	}
+	return sumSAStats(per), nil
+}
+
+// sumSAStats adds up one SA's per-CPU counters; the first use is the earliest CPU's.
+func sumSAStats(per []bpf.CardXdpsecSaStats) SAStats {
 	var s SAStats
 	for _, v := range per {
 		s.Packets += v.Packets
@@ -135,7 +140,7 @@ func (c *Card) SAStats(idx uint32) (SAStats, error) {
 			s.FirstUse = time.Duration(v.FirstUseNs)
 		}
 	}
-	return s, nil
+	return s
 }
 
 // EachSAStats calls fn for every SA index whose card counters are not zero, reading the per-CPU array in
@@ -153,14 +158,7 @@ func (c *Card) EachSAStats(fn func(idx uint32, s SAStats) bool) error {
 	for {
 		n, err := c.objs.SaStats.BatchLookup(&cursor, keys, vals, nil)
 		for i := 0; i < n; i++ {
-			var s SAStats
-			for _, v := range vals[i*ncpu : (i+1)*ncpu] {
-				s.Packets += v.Packets
-				s.Bytes += v.Bytes
-				if v.FirstUseNs != 0 && (s.FirstUse == 0 || time.Duration(v.FirstUseNs) < s.FirstUse) {
-					s.FirstUse = time.Duration(v.FirstUseNs)
-				}
-			}
+			s := sumSAStats(vals[i*ncpu : (i+1)*ncpu])
 			if s != (SAStats{}) && !fn(keys[i], s) {
 				return nil
 			}
