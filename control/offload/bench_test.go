@@ -32,6 +32,19 @@ func benchSPD(b testing.TB, n int) (*sadb.Store, *offload.Engine) {
 	return store, eng
 }
 
+// settledSPD is benchSPD with the engine started and the card in step; it stops when b ends.
+func settledSPD(b *testing.B, n int) (context.Context, *sadb.Store, *offload.Engine) {
+	store, eng := benchSPD(b, n)
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	eng.Start(ctx)
+	b.Cleanup(eng.Stop)
+	if err := eng.Sync(ctx); err != nil {
+		b.Fatal(err)
+	}
+	return ctx, store, eng
+}
+
 // BenchmarkInitialOffload: the engine offloads n SAs and n policies to two interfaces from scratch.
 func BenchmarkInitialOffload(b *testing.B) {
 	for _, n := range []int{1024, 16384} {
@@ -61,14 +74,7 @@ func BenchmarkInitialOffload(b *testing.B) {
 func BenchmarkChangeLatency(b *testing.B) {
 	for _, n := range []int{1024, 16384} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			store, eng := benchSPD(b, n)
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			eng.Start(ctx)
-			defer eng.Stop()
-			if err := eng.Sync(ctx); err != nil {
-				b.Fatal(err)
-			}
+			ctx, store, eng := settledSPD(b, n)
 			sa := mkSA("sa0", 0x10000, 1)
 			lists := [][]string{{"wan0"}, nil}
 			i := 0
@@ -104,14 +110,7 @@ func BenchmarkAddSA(b *testing.B) {
 func BenchmarkCheck(b *testing.B) {
 	for _, n := range []int{1024, 16384} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			_, eng := benchSPD(b, n)
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			eng.Start(ctx)
-			defer eng.Stop()
-			if err := eng.Sync(ctx); err != nil {
-				b.Fatal(err)
-			}
+			ctx, _, eng := settledSPD(b, n)
 			for b.Loop() {
 				rep, err := eng.Check(ctx)
 				if err != nil || !rep.OK {
