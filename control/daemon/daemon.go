@@ -83,6 +83,7 @@ type Info struct {
 	Protected, Wire Iface
 	Queues          int
 	SocketMode      string // AF_XDP copy or zero-copy
+	MultiBuffer     bool   // card loaded frags-aware, sockets bound with XDP_USE_SG
 	PinDir          string
 	WireMTU         int
 }
@@ -161,6 +162,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, er
 		FlowCache: cfg.Capacities.FlowCache,
 		Queues:    uint32(max(d.Info.Protected.RXQueue, d.Info.Wire.RXQueue)),
 		Defaults:  defaults,
+		Frags:     cfg.Dataplane.MultiBuffer,
 		Logger:    d.log,
 	})
 	if err != nil {
@@ -211,16 +213,14 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, er
 	}
 	// Sockets are registered before the programs attach, so the first packet already finds a
 	// worker.
-	mode := loader.XDPAuto
-	switch cfg.Dataplane.XDPMode {
-	case config.XDPNative:
-		mode = loader.XDPNative
-	case config.XDPGeneric:
-		mode = loader.XDPGeneric
+	mode := attachMode(cfg.Dataplane.XDPMode)
+	protMode := mode
+	if cfg.Dataplane.ProtectedXDPMode != "" {
+		protMode = attachMode(cfg.Dataplane.ProtectedXDPMode)
 	}
 	err = inNS(d.ns, func() error {
 		var err error
-		if d.Info.Protected.Mode, err = d.card.Attach(loader.SideProtected, cfg.Interfaces.Protected, mode); err != nil {
+		if d.Info.Protected.Mode, err = d.card.Attach(loader.SideProtected, cfg.Interfaces.Protected, protMode); err != nil {
 			return err
 		}
 		d.Info.Wire.Mode, err = d.card.Attach(loader.SideWire, cfg.Interfaces.Wire, mode)
@@ -272,13 +272,24 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, er
 	}
 	attrs := []any{"protected", d.Info.Protected.Name, "protected_xdp", string(d.Info.Protected.Mode),
 		"wire", d.Info.Wire.Name, "wire_xdp", string(d.Info.Wire.Mode),
-		"queues", queues, "af_xdp", d.Info.SocketMode, "wire_mtu", d.Info.WireMTU,
+		"queues", queues, "af_xdp", d.Info.SocketMode, "multi_buffer", d.Info.MultiBuffer, "wire_mtu", d.Info.WireMTU,
 		"pins", d.Info.PinDir, "sas", len(d.drv.list())}
 	if a := d.mgr.MetricsAddr(); a != "" {
 		attrs = append(attrs, "metrics", "http://"+a+"/metrics")
 	}
 	d.log.Info("gateway running", attrs...)
 	return d, nil
+}
+
+// attachMode maps the configuration's XDP mode to the loader's.
+func attachMode(m config.XDPMode) loader.XDPMode {
+	switch m {
+	case config.XDPNative:
+		return loader.XDPNative
+	case config.XDPGeneric:
+		return loader.XDPGeneric
+	}
+	return loader.XDPAuto
 }
 
 // inspect reads the two interfaces: index, receive queues, addresses, the wire MTU.
@@ -345,7 +356,8 @@ func (d *Daemon) openSockets(queues int, sas *worker.SATable, stats *worker.Stat
 		var pair [2]*xsk.Socket
 		for i, ifc := range []*Iface{&d.Info.Protected, &d.Info.Wire} {
 			s, err := d.umem.Open(xsk.SocketConfig{Ifindex: ifc.Index, QueueID: q,
-				FillSize: ring, CompletionSize: ring, RXSize: ring, TXSize: ring, BusyPoll: dp.BusyPoll})
+				FillSize: ring, CompletionSize: ring, RXSize: ring, TXSize: ring, BusyPoll: dp.BusyPoll,
+				SG: dp.MultiBuffer})
 			if err != nil {
 				return fmt.Errorf("open AF_XDP socket on %s queue %d: %w", ifc.Name, q, err)
 			}
@@ -353,6 +365,7 @@ func (d *Daemon) openSockets(queues int, sas *worker.SATable, stats *worker.Stat
 			pair[i] = s
 		}
 		d.Info.SocketMode = pair[0].Mode().String()
+		d.Info.MultiBuffer = pair[0].SG()
 		if err := d.card.RegisterSocket(loader.SideProtected, uint32(q), pair[0].FD()); err != nil {
 			return err
 		}
@@ -360,7 +373,8 @@ func (d *Daemon) openSockets(queues int, sas *worker.SATable, stats *worker.Stat
 			return err
 		}
 		w, err := worker.New(worker.Config{Protected: pair[0], Wire: pair[1], Pool: pools[q], SAs: sas,
-			SAStats: stats, Resolver: d.cache, PMTU: d.pmtu, BusyPoll: dp.BusyPoll, CPU: -1})
+			SAStats: stats, Resolver: d.cache, PMTU: d.pmtu, BusyPoll: dp.BusyPoll, CPU: -1,
+			NoChecksumCompletion: !dp.CompletesChecksums()})
 		if err != nil {
 			return err
 		}
@@ -399,6 +413,7 @@ func (d *Daemon) WorkerStats() map[string]uint64 {
 			"too_big": s.TooBig.Load(), "ptb_sent": s.PTBSent.Load(), "fragments": s.Fragments.Load(),
 			"no_frame": s.NoFrame.Load(), "tx_ring_full": s.TXRingFull.Load(),
 			"frame_errors": s.FrameErrors.Load(), "checksums_completed": s.ChecksumsCompleted.Load(),
+			"chains": s.Chains.Load(), "segments": s.Segments.Load(), "chain_drops": s.ChainDrops.Load(),
 		} {
 			out[name] += v
 		}

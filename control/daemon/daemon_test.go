@@ -18,6 +18,7 @@ import (
 	"github.com/xdpsec/xdpsec/control/sadb"
 	"github.com/xdpsec/xdpsec/crypto/worker"
 	"github.com/xdpsec/xdpsec/hack/testbed"
+	"github.com/xdpsec/xdpsec/loader"
 )
 
 // The daemon plugs these into the workers.
@@ -271,64 +272,7 @@ func TestHostOwnTrafficThroughVeth(t *testing.T) {
 		t.Fatalf("h1-eth0 must keep transmit checksum offload on for this test: %v\n%s", err, out)
 	}
 	_ = tb.Ping(ctx, testbed.H1, testbed.H2Addr4, 2) // resolve the next hops
-	h1, err := tb.NsHandle(testbed.H1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h1.Close()
-	h2, err := tb.NsHandle(testbed.H2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h2.Close()
-	var ln net.Listener
-	if err := inNS(h2, func() (err error) {
-		ln, err = net.Listen("tcp", netip.AddrPortFrom(testbed.H2Addr4, 0).String())
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	type result struct {
-		sum [32]byte
-		n   int64
-		err error
-	}
-	res := make(chan result, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			res <- result{err: err}
-			return
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-		h := sha256.New()
-		n, err := io.Copy(h, c)
-		res <- result{sum: [32]byte(h.Sum(nil)), n: n, err: err}
-	}()
-	var conn net.Conn
-	if err := inNS(h1, func() (err error) {
-		conn, err = net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-	const size = 8 << 20
-	buf := make([]byte, size)
-	_, _ = rand.NewChaCha8([32]byte{7}).Read(buf)
-	if _, err := conn.Write(buf); err != nil {
-		t.Fatal(err)
-	}
-	if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
-		t.Fatal(err)
-	}
-	r := <-res
-	if r.err != nil || r.n != size || r.sum != sha256.Sum256(buf) {
-		t.Fatalf("h2 received %d of %d bytes (checksum match %v): %v", r.n, size, r.sum == sha256.Sum256(buf), r.err)
-	}
+	transferTCP(t, tb, testbed.H2Addr4, 8<<20)
 	if n := d1.WorkerStats()["checksums_completed"]; n == 0 {
 		t.Error("gw1 completed no checksum: the host's packets did not carry CHECKSUM_PARTIAL, the test proves nothing")
 	}
@@ -486,5 +430,111 @@ func TestInboundSABeforeItsPolicy(t *testing.T) {
 	_ = tb.Ping(ctx, testbed.H1, testbed.H2Addr4, 2)
 	if err := tb.Ping(ctx, testbed.H1, testbed.H2Addr4, 3); err != nil {
 		t.Errorf("ping through the transport SAs: %v", err)
+	}
+}
+
+// transferTCP sends size random bytes over TCP from h1 to dst (an address of h2) and checks
+// that h2 received exactly them.
+func transferTCP(t *testing.T, tb *testbed.Testbed, dst netip.Addr, size int) {
+	t.Helper()
+	h1, err := tb.NsHandle(testbed.H1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h1.Close()
+	h2, err := tb.NsHandle(testbed.H2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h2.Close()
+	var ln net.Listener
+	if err := inNS(h2, func() (err error) {
+		ln, err = net.Listen("tcp", netip.AddrPortFrom(dst, 0).String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	type result struct {
+		sum [32]byte
+		n   int64
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			res <- result{err: err}
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		h := sha256.New()
+		n, err := io.Copy(h, c)
+		res <- result{sum: [32]byte(h.Sum(nil)), n: n, err: err}
+	}()
+	var conn net.Conn
+	if err := inNS(h1, func() (err error) {
+		conn, err = net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	buf := make([]byte, size)
+	_, _ = rand.NewChaCha8([32]byte{7}).Read(buf)
+	if _, err := conn.Write(buf); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	r := <-res
+	if r.err != nil || r.n != int64(size) || r.sum != sha256.Sum256(buf) {
+		t.Fatalf("h2 received %d of %d bytes (checksum match %v): %v", r.n, size, r.sum == sha256.Sum256(buf), r.err)
+	}
+}
+
+// TestMultiBufferKeepsTSO runs the pair with dataplane.multi_buffer and the protected side in
+// generic XDP mode: the hosts' veths keep TSO on (native XDP on a veth's peer turns it off,
+// frags-aware or not), so h1 hands gw1 GSO super-packets, which arrive as descriptor chains
+// and are cut into segments by the worker; TCP over both tunnels delivers every byte.
+func TestMultiBufferKeepsTSO(t *testing.T) {
+	needRoot(t)
+	tb, d1, d2 := startPairWith(t, testbed.DefaultTunnels, testbed.Options{Tag: "dmb"}, func(y1, y2 string) (string, string) {
+		mb := func(y string) string {
+			return strings.Replace(y, "multi_buffer: false", "multi_buffer: true, protected_xdp_mode: generic", 1)
+		}
+		return mb(y1), mb(y2)
+	})
+	for _, d := range []*Daemon{d1, d2} {
+		if !d.Info.MultiBuffer || d.Info.Protected.Mode != loader.AttachGeneric {
+			t.Fatalf("multi_buffer %v, protected side attached %q", d.Info.MultiBuffer, d.Info.Protected.Mode)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, h := range []testbed.Node{testbed.H1, testbed.H2} {
+		out, err := tb.Run(ctx, h, "ethtool", "-k", string(h)+"-eth0")
+		if err != nil || !strings.Contains(out, "tcp-segmentation-offload: on") || !strings.Contains(out, "generic-segmentation-offload: on") {
+			t.Fatalf("%s-eth0 lost TSO/GSO with the card attached in generic mode: %v\n%s", h, err, out)
+		}
+	}
+	_ = tb.Ping(ctx, testbed.H1, testbed.H2Addr4, 2) // resolve the next hops
+	_ = tb.Ping(ctx, testbed.H1, testbed.H2Addr6, 2)
+	defer func() {
+		t.Logf("gw1 workers %v sockets %+v", nonzero(d1.WorkerStats()), d1.SocketStats())
+		t.Logf("gw2 workers %v sockets %+v", nonzero(d2.WorkerStats()), d2.SocketStats())
+	}()
+	transferTCP(t, tb, testbed.H2Addr4, 16<<20)
+	transferTCP(t, tb, testbed.H2Addr6, 16<<20)
+	st := d1.WorkerStats()
+	t.Logf("gw1: %d chains, %d segments, %d chain drops, %d sealed", st["chains"], st["segments"], st["chain_drops"], st["sealed"])
+	if st["chains"] == 0 || st["segments"] <= st["chains"] {
+		t.Fatalf("gw1 saw no super-packets to segment: %v", nonzero(st))
+	}
+	if st["chain_drops"] != 0 || st["crypto_errors"] != 0 {
+		t.Errorf("gw1 dropped: %v", nonzero(st))
 	}
 }

@@ -43,6 +43,8 @@ var (
 	tbQueues  = flag.Int("tb.queues", 0, "queues per veth (testbed.Options.Queues: one worker per queue)")
 	tbFrames  = flag.Uint("tb.frames", 16384, "AF_XDP frames per gateway (dataplane.umem_frames; the daemon sizes rings from it)")
 	tbPkts    = flag.Int("tb.pkts", 2_000_000, "64-byte frames per generator run (BenchmarkTestbedPPS)")
+	tbMulti   = flag.Bool("tb.multibuf", false, "dataplane.multi_buffer with the protected sides in generic XDP mode (the hosts keep TSO; implies -tb.offload)")
+	tbProt    = flag.String("tb.protmode", "", "dataplane.protected_xdp_mode (native|generic; -tb.multibuf sets generic)")
 	tbThread  = flag.String("tb.threaded", "", "comma-separated interfaces (of gw1-lan,gw1-wan,gw2-wan,gw2-lan,h1-eth0,h2-eth0, or all) whose NAPI runs in a kernel thread")
 )
 
@@ -58,7 +60,12 @@ func startTestbed(b *testing.B) (*testbed.Testbed, *pair.Pair) {
 	}
 	b.Cleanup(func() { tb.Close() })
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	gws, err := pair.Start(ctx, tb, pair.Options{Log: log, HostOffloads: *tbOffload, Dataplane: testbed.Dataplane{BusyPoll: *tbBusy, UMEMFrames: uint32(*tbFrames)}})
+	dp := testbed.Dataplane{BusyPoll: *tbBusy, UMEMFrames: uint32(*tbFrames), MultiBuffer: *tbMulti, ProtectedXDPMode: *tbProt}
+	if *tbMulti && dp.ProtectedXDPMode == "" {
+		dp.ProtectedXDPMode = "generic"
+	}
+	// Super-packets need the hosts' TSO, which needs their checksum offload.
+	gws, err := pair.Start(ctx, tb, pair.Options{Log: log, HostOffloads: *tbOffload || *tbMulti, Dataplane: dp})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -127,7 +134,7 @@ func reportCPU(b *testing.B, c0, c1 cpuTimes, self time.Duration, wall time.Dura
 // -tb.v6, IPv6) tunnel with iperf3; -tb.offload leaves the hosts' checksum
 // offload on (CHECKSUM_PARTIAL packets reach the card).
 func BenchmarkTestbedTCP(b *testing.B) {
-	tb, _ := startTestbed(b)
+	tb, gws := startTestbed(b)
 	ctx := context.Background()
 	dst := testbed.H2Addr4
 	if *tbV6 {
@@ -149,7 +156,12 @@ func BenchmarkTestbedTCP(b *testing.B) {
 	reportCPU(b, c0, readCPU(b), selfCPU()-s0, time.Since(t0), 1)
 	b.ReportMetric(median(rates), "Gbit/s")
 	b.ReportMetric(float64(retr)/float64(len(rates)), "retr/run")
-	b.Logf("Gbit/s per run: %.2f", rates)
+	st := gws.GW1.WorkerStats()
+	if st["chains"] > 0 {
+		b.ReportMetric(float64(st["segments"])/float64(st["chains"]), "segs/chain")
+	}
+	b.Logf("Gbit/s per run: %.2f; gw1 sealed %d, chains %d, segments %d, chain drops %d",
+		rates, st["sealed"], st["chains"], st["segments"], st["chain_drops"])
 }
 
 // BenchmarkTestbedPPS offers 64-byte UDP h1 → h2 from a live-frames

@@ -38,6 +38,13 @@ var DefaultTunnels = []Tunnel{
 type Dataplane struct {
 	BusyPoll   bool   // workers spin instead of sleeping in poll (config dataplane.busy_poll)
 	UMEMFrames uint32 // default 16384
+	// MultiBuffer loads the cards frags-aware and binds the sockets with XDP_USE_SG (config
+	// dataplane.multi_buffer): the workers then segment the hosts' GSO super-packets.
+	MultiBuffer bool
+	// ProtectedXDPMode overrides the protected side's XDP mode (config
+	// dataplane.protected_xdp_mode): "generic" keeps TSO on the hosts' veths, which native XDP
+	// on their peers turns off.
+	ProtectedXDPMode string
 }
 
 // GatewayConfigs returns the configuration files (YAML, as `xdpsec run --config` reads them) of
@@ -61,7 +68,12 @@ func (tb *Testbed) GatewayConfigsWith(tunnels []Tunnel, dp Dataplane) (gw1, gw2 
 		}
 		fmt.Fprintf(b, "instance: %s\ninterfaces: {protected: %s, wire: %s}\n", tb.Instance(Node(gw)), lan, wan)
 		fmt.Fprintf(b, "capacities: {policies: 64, sas: 64, flow_cache: 4096}\n")
-		fmt.Fprintf(b, "dataplane: {umem_frames: %d, frame_size: 4096, busy_poll: %v}\n", dp.UMEMFrames, dp.BusyPoll)
+		fmt.Fprintf(b, "dataplane: {umem_frames: %d, frame_size: 4096, busy_poll: %v, multi_buffer: %v",
+			dp.UMEMFrames, dp.BusyPoll, dp.MultiBuffer)
+		if dp.ProtectedXDPMode != "" {
+			fmt.Fprintf(b, ", protected_xdp_mode: %s", dp.ProtectedXDPMode)
+		}
+		fmt.Fprintf(b, "}\n")
 		fmt.Fprintf(b, "daemon: {socket: /run/xdpsec/%s.sock}\n", tb.Instance(Node(gw)))
 	}
 	var pol1, pol2, sa1, sa2 strings.Builder
