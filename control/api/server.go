@@ -139,20 +139,28 @@ func newHandler(b Backend, log *slog.Logger, stop <-chan struct{}) http.Handler 
 	h := &handler{b: b, log: log, stop: stop}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/sa", h.saList)
-	mux.HandleFunc("POST /v1/sa", h.saAdd)
-	mux.HandleFunc("PUT /v1/sa", h.saUpdate)
-	mux.HandleFunc("POST /v1/sa/get", h.saGet)
-	mux.HandleFunc("POST /v1/sa/delete", h.saDelete)
+	mux.HandleFunc("POST /v1/sa", withBody(h, http.StatusCreated, func(b Backend, sa sadb.SA) (SAView, error) {
+		defer wipe(&sa)
+		return b.AddSA(sa)
+	}))
+	mux.HandleFunc("PUT /v1/sa", withBody(h, http.StatusOK, func(b Backend, sa sadb.SA) (SAView, error) {
+		defer wipe(&sa)
+		return b.UpdateSA(sa)
+	}))
+	mux.HandleFunc("POST /v1/sa/get", withBody(h, http.StatusOK, func(b Backend, q SAGet) (SAView, error) {
+		return b.GetSA(q.Ref, q.ShowKeys)
+	}))
+	mux.HandleFunc("POST /v1/sa/delete", withBody(h, http.StatusOK, Backend.DeleteSA))
 	mux.HandleFunc("POST /v1/sa/flush", h.saFlush)
 	mux.HandleFunc("GET /v1/sp", h.spList)
-	mux.HandleFunc("POST /v1/sp", h.spAdd)
-	mux.HandleFunc("PUT /v1/sp", h.spUpdate)
-	mux.HandleFunc("POST /v1/sp/delete", h.spDelete)
+	mux.HandleFunc("POST /v1/sp", withBody(h, http.StatusCreated, Backend.AddPolicy))
+	mux.HandleFunc("PUT /v1/sp", withBody(h, http.StatusOK, Backend.UpdatePolicy))
+	mux.HandleFunc("POST /v1/sp/delete", withBody(h, http.StatusOK, Backend.DeletePolicy))
 	mux.HandleFunc("POST /v1/sp/flush", h.spFlush)
-	mux.HandleFunc("GET /v1/stats", h.stats)
+	mux.HandleFunc("GET /v1/stats", withContext(h, Backend.Stats))
 	mux.HandleFunc("GET /v1/monitor", h.monitor)
-	mux.HandleFunc("POST /v1/check", h.check)
-	mux.HandleFunc("POST /v1/reload", h.reload)
+	mux.HandleFunc("POST /v1/check", withContext(h, Backend.Check))
+	mux.HandleFunc("POST /v1/reload", withContext(h, Backend.Reload))
 	return mux
 }
 
@@ -206,151 +214,55 @@ func (h *handler) saList(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, h.b.ListSAs(r.URL.Query().Get("show_keys") == "1"))
 }
 
-func (h *handler) saAdd(w http.ResponseWriter, r *http.Request) {
-	var sa sadb.SA
-	if err := decode(r, &sa); err != nil {
-		h.fail(w, err)
-		return
-	}
-	v, err := h.b.AddSA(sa)
-	wipe(&sa)
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, v)
+func (h *handler) saFlush(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, h.b.FlushSAs())
 }
 
-func (h *handler) saUpdate(w http.ResponseWriter, r *http.Request) {
-	var sa sadb.SA
-	if err := decode(r, &sa); err != nil {
-		h.fail(w, err)
-		return
-	}
-	v, err := h.b.UpdateSA(sa)
-	wipe(&sa)
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, v)
+func (h *handler) spList(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, h.b.ListPolicies())
 }
 
+func (h *handler) spFlush(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, h.b.FlushPolicies())
+}
+
+// withBody serves a call that takes the request's JSON body: its answer with code, or the error.
+// call takes the backend first so that a method expression such as Backend.DeleteSA serves as it is.
+func withBody[In, Out any](h *handler, code int, call func(Backend, In) (Out, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var in In
+		if err := decode(r, &in); err != nil {
+			h.fail(w, err)
+			return
+		}
+		v, err := call(h.b, in)
+		if err != nil {
+			h.fail(w, err)
+			return
+		}
+		writeJSON(w, code, v)
+	}
+}
+
+// withContext serves a call that takes only the request's context.
+func withContext[Out any](h *handler, call func(Backend, context.Context) (Out, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v, err := call(h.b, r.Context())
+		if err != nil {
+			h.fail(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+	}
+}
+
+// wipe clears the keys of a decoded SA once the backend has its own copy.
 func wipe(sa *sadb.SA) {
 	for _, a := range []*sadb.Algorithm{sa.AEAD, sa.Enc, sa.Auth} {
 		if a != nil {
 			clear(a.Key)
 		}
 	}
-}
-
-func (h *handler) saGet(w http.ResponseWriter, r *http.Request) {
-	var q SAGet
-	if err := decode(r, &q); err != nil {
-		h.fail(w, err)
-		return
-	}
-	v, err := h.b.GetSA(q.Ref, q.ShowKeys)
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, v)
-}
-
-func (h *handler) saDelete(w http.ResponseWriter, r *http.Request) {
-	var ref sadb.Ref
-	if err := decode(r, &ref); err != nil {
-		h.fail(w, err)
-		return
-	}
-	v, err := h.b.DeleteSA(ref)
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, v)
-}
-
-func (h *handler) saFlush(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, h.b.FlushSAs())
-}
-
-func (h *handler) spList(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, h.b.ListPolicies())
-}
-
-func (h *handler) spAdd(w http.ResponseWriter, r *http.Request) {
-	var p sadb.Policy
-	if err := decode(r, &p); err != nil {
-		h.fail(w, err)
-		return
-	}
-	v, err := h.b.AddPolicy(p)
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, v)
-}
-
-func (h *handler) spUpdate(w http.ResponseWriter, r *http.Request) {
-	var p sadb.Policy
-	if err := decode(r, &p); err != nil {
-		h.fail(w, err)
-		return
-	}
-	v, err := h.b.UpdatePolicy(p)
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, v)
-}
-
-func (h *handler) spDelete(w http.ResponseWriter, r *http.Request) {
-	var ref sadb.PolicyRef
-	if err := decode(r, &ref); err != nil {
-		h.fail(w, err)
-		return
-	}
-	v, err := h.b.DeletePolicy(ref)
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, v)
-}
-
-func (h *handler) spFlush(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, h.b.FlushPolicies())
-}
-
-func (h *handler) stats(w http.ResponseWriter, r *http.Request) {
-	st, err := h.b.Stats(r.Context())
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, st)
-}
-
-func (h *handler) check(w http.ResponseWriter, r *http.Request) {
-	rep, err := h.b.Check(r.Context())
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, rep)
-}
-
-func (h *handler) reload(w http.ResponseWriter, r *http.Request) {
-	res, err := h.b.Reload(r.Context())
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, res)
 }
 
 // monitor streams events as JSON lines until the client goes away or the server closes.
