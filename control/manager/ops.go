@@ -46,27 +46,24 @@ func (m *Manager) checkOffload(what string, list []string) error {
 
 // AddSA adds an SA (ip xfrm state add).
 func (m *Manager) AddSA(sa sadb.SA) (api.SAView, error) {
-	if err := m.checkOffload("add sa", sa.Offload); err != nil {
-		return api.SAView{}, err
-	}
-	e, err := m.store.AddSA(sa)
-	if err != nil {
-		return api.SAView{}, err
-	}
-	m.bus.Publish(saEvent(events.SAAdded, &e))
-	return m.saView(e), nil
+	return m.changeSA("add sa", sa, m.store.AddSA, events.SAAdded)
 }
 
 // UpdateSA updates an SA (ip xfrm state update).
 func (m *Manager) UpdateSA(sa sadb.SA) (api.SAView, error) {
-	if err := m.checkOffload("update sa", sa.Offload); err != nil {
+	return m.changeSA("update sa", sa, m.store.UpdateSA, events.SAUpdated)
+}
+
+// changeSA checks sa's offload list, makes the store's change and publishes it as t.
+func (m *Manager) changeSA(what string, sa sadb.SA, change func(sadb.SA) (sadb.SAEntry, error), t events.Type) (api.SAView, error) {
+	if err := m.checkOffload(what, sa.Offload); err != nil {
 		return api.SAView{}, err
 	}
-	e, err := m.store.UpdateSA(sa)
+	e, err := change(sa)
 	if err != nil {
 		return api.SAView{}, err
 	}
-	m.bus.Publish(saEvent(events.SAUpdated, &e))
+	m.bus.Publish(saEvent(t, &e))
 	return m.saView(e), nil
 }
 
@@ -127,27 +124,24 @@ func (m *Manager) FlushSAs() []api.SAView {
 
 // AddPolicy adds a policy.
 func (m *Manager) AddPolicy(p sadb.Policy) (api.PolicyView, error) {
-	if err := m.checkOffload("add policy", p.Offload); err != nil {
-		return api.PolicyView{}, err
-	}
-	e, err := m.store.AddPolicy(p)
-	if err != nil {
-		return api.PolicyView{}, err
-	}
-	m.bus.Publish(policyEvent(events.PolicyAdded, &e))
-	return m.policyView(e), nil
+	return m.changePolicy("add policy", p, m.store.AddPolicy, events.PolicyAdded)
 }
 
 // UpdatePolicy updates a policy.
 func (m *Manager) UpdatePolicy(p sadb.Policy) (api.PolicyView, error) {
-	if err := m.checkOffload("update policy", p.Offload); err != nil {
+	return m.changePolicy("update policy", p, m.store.UpdatePolicy, events.PolicyUpdate)
+}
+
+// changePolicy checks p's offload list, makes the store's change and publishes it as t.
+func (m *Manager) changePolicy(what string, p sadb.Policy, change func(sadb.Policy) (sadb.PolicyEntry, error), t events.Type) (api.PolicyView, error) {
+	if err := m.checkOffload(what, p.Offload); err != nil {
 		return api.PolicyView{}, err
 	}
-	e, err := m.store.UpdatePolicy(p)
+	e, err := change(p)
 	if err != nil {
 		return api.PolicyView{}, err
 	}
-	m.bus.Publish(policyEvent(events.PolicyUpdate, &e))
+	m.bus.Publish(policyEvent(t, &e))
 	return m.policyView(e), nil
 }
 
