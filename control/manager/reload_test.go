@@ -24,13 +24,20 @@ func writeConfig(t *testing.T, path, text string) {
 	}
 }
 
-func TestReloadAppliesOnlyDifferences(t *testing.T) {
-	base, err := os.ReadFile("testdata/gw.yaml")
+// gwConfig copies testdata/gw.yaml into a private directory: its text, and the copy's path.
+func gwConfig(t *testing.T) (text, path string) {
+	t.Helper()
+	b, err := os.ReadFile("testdata/gw.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "gw.yaml")
-	writeConfig(t, path, string(base))
+	path = filepath.Join(t.TempDir(), "gw.yaml")
+	writeConfig(t, path, string(b))
+	return string(b), path
+}
+
+func TestReloadAppliesOnlyDifferences(t *testing.T) {
+	base, path := gwConfig(t)
 	card := fakecard.New("lan0", "wan0")
 	m := startManager(t, loadConfig(t, path), card, Options{NoPoller: true, NoAPI: true, Logger: slog.New(slog.DiscardHandler)})
 	out0, _ := m.Store().GetSA(sadb.Ref{Name: "gw1-to-gw2"}, false)
@@ -45,7 +52,7 @@ func TestReloadAppliesOnlyDifferences(t *testing.T) {
 	}
 	// 2. New key for the outbound SA (a replacement), new lifetime for the inbound one (in place),
 	//    the bypass policy gone, its priority changed elsewhere.
-	cfg := strings.Replace(string(base), "0x0102030405060708090a0b0c0d0e0f1011121314", "0x9902030405060708090a0b0c0d0e0f1011121314", 1)
+	cfg := strings.Replace(base, "0x0102030405060708090a0b0c0d0e0f1011121314", "0x9902030405060708090a0b0c0d0e0f1011121314", 1)
 	cfg = strings.Replace(cfg, "    aead: {alg: \"rfc4106(gcm(aes))\", key: \"0x1102", "    lifetime: {hard_packets: 100}\n    aead: {alg: \"rfc4106(gcm(aes))\", key: \"0x1102", 1)
 	cfg = strings.Replace(cfg, "  - {name: ike, dir: in, src: 0.0.0.0/0, dst: 0.0.0.0/0, proto: udp, dport: 500, priority: 10, action: bypass}\n", "", 1)
 	writeConfig(t, path, cfg)
@@ -112,12 +119,8 @@ func TestCloseWipesKeys(t *testing.T) {
 // what the SAD alone keeps (a lifetime), are never removed or reinstalled in the card, their counters
 // and sequence numbers only grow, and the policies never stop pointing at them.
 func TestReloadUnderTrafficKeepsUnchangedSAs(t *testing.T) {
-	base, err := os.ReadFile("testdata/gw.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := strings.Replace(string(base), "    lifetime: {soft_bytes: 1000, hard_bytes: 2000}\n", "", 1)
-	path := filepath.Join(t.TempDir(), "gw.yaml")
+	base, path := gwConfig(t)
+	text := strings.Replace(base, "    lifetime: {soft_bytes: 1000, hard_bytes: 2000}\n", "", 1)
 	writeConfig(t, path, text)
 	card := fakecard.New("lan0", "wan0")
 	var mu sync.Mutex
@@ -239,12 +242,7 @@ func TestReloadUnderTrafficKeepsUnchangedSAs(t *testing.T) {
 // A reload that gives an SA a new SPI and key replaces it make-before-break: the policy that names it
 // moves from the old SA to the new one without ever pointing at no SA (which would drop its traffic).
 func TestReloadReplacementMakeBeforeBreak(t *testing.T) {
-	base, err := os.ReadFile("testdata/gw.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "gw.yaml")
-	writeConfig(t, path, string(base))
+	base, path := gwConfig(t)
 	card := fakecard.New("lan0", "wan0")
 	m := startManager(t, loadConfig(t, path), card, Options{NoAPI: true, NoPoller: true, Logger: slog.New(slog.DiscardHandler)})
 	lanOut, _ := m.Store().GetPolicy(sadb.PolicyRef{Name: "lan-out"})
@@ -269,7 +267,7 @@ func TestReloadReplacementMakeBeforeBreak(t *testing.T) {
 			}
 		}
 	})
-	text := string(base)
+	text := base
 	for i := range 20 {
 		spi := fmt.Sprintf("spi: 0x%08x", 0x1001+i)
 		next := fmt.Sprintf("spi: 0x%08x", 0x1001+i+1)
