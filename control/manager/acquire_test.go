@@ -53,28 +53,22 @@ func TestAcquireEventsRateLimited(t *testing.T) {
 	acq <- offload.Acquire{PolicyID: pol.ID + 100}
 	var got []events.Event
 	deadline := time.After(5 * time.Second)
-	for len(got) < 2 {
-		select {
-		case ev := <-sub.C():
-			if ev.Type == events.Acquire {
-				got = append(got, ev)
+	waitFor := func(n int) { // n ACQUIRE events in all
+		for len(got) < n {
+			select {
+			case ev := <-sub.C():
+				if ev.Type == events.Acquire {
+					got = append(got, ev)
+				}
+			case <-deadline:
+				t.Fatalf("acquire events: %+v", got)
 			}
-		case <-deadline:
-			t.Fatalf("acquire events: %+v", got)
 		}
 	}
+	waitFor(2)
 	clk.add(time.Second)
 	acq <- a // the next interval: another
-	for len(got) < 3 {
-		select {
-		case ev := <-sub.C():
-			if ev.Type == events.Acquire {
-				got = append(got, ev)
-			}
-		case <-deadline:
-			t.Fatalf("acquire events: %+v", got)
-		}
-	}
+	waitFor(3)
 	if got[0].Policy != "lan-out" || got[0].SA != "gw1-to-gw2" || got[0].Src != "198.18.1.5" || got[0].Proto != 6 {
 		t.Fatalf("first acquire: %+v", got[0])
 	}
