@@ -86,6 +86,7 @@ type Info struct {
 	MultiBuffer     bool   // card loaded frags-aware, sockets bound with XDP_USE_SG
 	PinDir          string
 	WireMTU         int
+	ProtectedMTU    int
 }
 
 // Iface is one side of the gateway.
@@ -329,6 +330,8 @@ func (d *Daemon) inspect() error {
 		}
 		if side.out == &d.Info.Wire {
 			d.Info.WireMTU = a.MTU
+		} else {
+			d.Info.ProtectedMTU = a.MTU
 		}
 	}
 	return nil
@@ -374,7 +377,7 @@ func (d *Daemon) openSockets(queues int, sas *worker.SATable, stats *worker.Stat
 		}
 		w, err := worker.New(worker.Config{Protected: pair[0], Wire: pair[1], Pool: pools[q], SAs: sas,
 			SAStats: stats, Resolver: d.cache, PMTU: d.pmtu, BusyPoll: dp.BusyPoll, CPU: -1,
-			NoChecksumCompletion: !dp.CompletesChecksums()})
+			NoChecksumCompletion: !dp.CompletesChecksums(), ProtectedMTU: d.Info.ProtectedMTU})
 		if err != nil {
 			return err
 		}
@@ -414,6 +417,7 @@ func (d *Daemon) WorkerStats() map[string]uint64 {
 			"no_frame": s.NoFrame.Load(), "tx_ring_full": s.TXRingFull.Load(),
 			"frame_errors": s.FrameErrors.Load(), "checksums_completed": s.ChecksumsCompleted.Load(),
 			"chains": s.Chains.Load(), "segments": s.Segments.Load(), "chain_drops": s.ChainDrops.Load(),
+			"gso_frames": s.GSOFrames.Load(),
 		} {
 			out[name] += v
 		}

@@ -33,6 +33,14 @@ import (
 // TCP accepts any segment within the window, as with GRO/LRO-merged
 // packets that a router re-segments.
 //
+// Small GSO packets (two or three segments) fit one frame and arrive as
+// ordinary descriptors: a TCP packet longer than the protected link's MTU
+// (Config.ProtectedMTU) cannot be anything else, so it is segmented the
+// same way (gsoOut) — answering it with an ICMP error would be wrong, since
+// the host's MSS is already right and it would resend the same GSO packet
+// forever. A packet between the inner MTU and the link MTU is a real
+// too-big packet and gets the ICMP error as before.
+//
 // Other multi-buffer packets: a UDP one may be a UDP GSO super-packet whose
 // datagram boundaries (gso_size) the worker cannot know, and cutting at
 // other places would merge or split the application's datagrams, so it is
@@ -209,13 +217,12 @@ func (w *Worker) handleOutChain(c []xsk.Desc) {
 	}
 	switch {
 	case proto == 6 && !frag:
-		if l4+20 > len(head) || l4+int(head[l4+12]>>4)*4 > len(head) || head[l4+12]>>4 < 5 {
+		if hl, ok = tcpEnd(head, l4); !ok {
 			w.saStats.AddError(sa, uint8(esp.ReasonBadHeader), 1)
 			w.stats.CryptoErrors.Add(1)
 			w.freeChain(c)
 			return
 		}
-		hl = l4 + int(head[l4+12]>>4)*4
 		if route {
 			decTTL(head)
 		}
@@ -274,6 +281,56 @@ func (w *Worker) handleOutChain(c []xsk.Desc) {
 		w.queue(sideProtected, sa, w.putEth(d, frame, start, end, &sender, &us, frame[start]>>4 == 6))
 		w.stats.PTBSent.Add(1)
 	}
+}
+
+// tcpEnd returns the end of the TCP header that starts at l4 of head.
+func tcpEnd(head []byte, l4 int) (int, bool) {
+	if l4+20 > len(head) {
+		return 0, false
+	}
+	thl := int(head[l4+12]>>4) * 4
+	return l4 + thl, thl >= 20 && l4+thl <= len(head)
+}
+
+// gsoOut handles a single-frame packet longer than the protected link's
+// MTU and the tunnel's: a host's GSO packet small enough to fit one frame
+// (two or three segments). TCP is segmented; it reports false for
+// anything else, which takes the ordinary PMTU path. pkt is the IP packet at frame offset l3, exactly ipLen long.
+func (w *Worker) gsoOut(d xsk.Desc, l3 int, pkt []byte, e *Entry, sa uint32, smac, dmac *[6]byte) bool {
+	var l4 int
+	var proto uint8
+	switch pkt[0] >> 4 {
+	case 4:
+		if be.Uint16(pkt[6:])&0x3fff != 0 {
+			return false
+		}
+		l4, proto = int(pkt[0]&0xf)*4, pkt[9]
+	case 6:
+		l4, proto = 40, pkt[6]
+	}
+	switch proto {
+	case 6:
+		hl, ok := tcpEnd(pkt, l4)
+		if !ok {
+			return false
+		}
+		if !e.Transport {
+			if ttlExpired(pkt) {
+				w.stats.TTLExpired.Add(1)
+				w.free(d.Addr)
+				return true
+			}
+			decTTL(pkt)
+		}
+		w.stats.GSOFrames.Add(1)
+		w.one[0] = d
+		w.split(w.one[:1], l3, pkt[:hl], l4, len(pkt), true, e, sa, smac, dmac)
+		w.free(d.Addr)
+		return true
+	}
+	// UDP takes the PMTU path: a UDP GSO packet this small cannot be told
+	// from a datagram the host means to be fragmented (no DF) or answered.
+	return false
 }
 
 // split cuts the chain's IP packet (IP length ipLen, starting at l3 of the

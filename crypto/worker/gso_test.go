@@ -263,3 +263,28 @@ func TestZeroAllocsChain(t *testing.T) {
 	}
 	r.checkFrames(t)
 }
+
+// TestSegmentSingleFrameGSO: a TCP packet longer than the protected link's
+// MTU in one frame is a small GSO packet and is segmented; one between the
+// inner MTU and the link MTU is really too big and gets the ICMP error.
+func TestSegmentSingleFrameGSO(t *testing.T) {
+	r := newRig(t, 0, nil)
+	r.w.protMTU = 1480 // as if the host's link were a little smaller than the wire
+	mtu := r.sas.InnerMTU(outIdx)
+	gso := superTCP(false, 1700, 0x19, 7) // FIN, PSH, ACK
+	r.prot.Receive(outMeta(), outFrame(gso))
+	wire, prot := r.drive(t)
+	if len(wire) != 2 || len(prot) != 0 || r.w.stats.GSOFrames.Load() != 1 {
+		t.Fatalf("gso frame: %d/%d sent, gso frames %d (stats %v)", len(wire), len(prot), r.w.stats.GSOFrames.Load(), statsOf(r.w))
+	}
+	a, b := r.open(t, wire[0]), r.open(t, wire[1])
+	if len(a) != mtu || len(a)+len(b)-52 != len(gso) || a[20+13] != 0x10 || b[20+13] != 0x19 || !l4Verifies(a) || !l4Verifies(b) {
+		t.Fatalf("segments of %d and %d bytes, flags %#x %#x", len(a), len(b), a[33], b[33])
+	}
+	tooBig := superTCP(false, 1470, 0x10, 7)
+	r.prot.Receive(outMeta(), outFrame(tooBig))
+	if wire, prot := r.drive(t); len(wire) != 0 || len(prot) != 1 || r.w.stats.PTBSent.Load() != 1 {
+		t.Fatalf("too big: %d/%d sent, ptb %d", len(wire), len(prot), r.w.stats.PTBSent.Load())
+	}
+	r.checkFrames(t)
+}

@@ -106,6 +106,9 @@ func (w *Worker) handleOut(d xsk.Desc) {
 		return
 	}
 	pkt = pkt[:ipLen]
+	if ipLen > w.protMTU && ipLen > e.innerMTU && w.gsoOut(d, l3, pkt, e, sa, &smac, &dmac) {
+		return
+	}
 	// Before anything that could copy the payload (fragmenting) or seal it.
 	if w.completeCsum && completeChecksum(pkt) {
 		w.stats.ChecksumsCompleted.Add(1)

@@ -133,10 +133,12 @@ type Stats struct {
 	// Multi-buffer packets (descriptor chains, gso.go): Chains received,
 	// TCP Segments made from them (each also counted in Sealed), and
 	// ChainDrops (inbound, longer than 64 descriptors, UDP, or not over the
-	// tunnel's MTU).
+	// tunnel's MTU); GSOFrames counts TCP GSO packets that fit one frame
+	// (longer than Config.ProtectedMTU), segmented.
 	Chains     atomic.Uint64
 	Segments   atomic.Uint64
 	ChainDrops atomic.Uint64
+	GSOFrames  atomic.Uint64
 
 	Kicks     atomic.Uint64 // sendto calls to start TX
 	Wakeups   atomic.Uint64 // recvfrom calls for a fill ring that asked for it

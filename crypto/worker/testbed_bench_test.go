@@ -45,6 +45,7 @@ var (
 	tbPkts    = flag.Int("tb.pkts", 2_000_000, "64-byte frames per generator run (BenchmarkTestbedPPS)")
 	tbMulti   = flag.Bool("tb.multibuf", false, "dataplane.multi_buffer with the protected sides in generic XDP mode (the hosts keep TSO; implies -tb.offload)")
 	tbProt    = flag.String("tb.protmode", "", "dataplane.protected_xdp_mode (native|generic; -tb.multibuf sets generic)")
+	tbLinks   = flag.Bool("tb.linkstats", false, "log every node's `ip -s link` and the gateways' counters after the runs (where packets are lost)")
 	tbThread  = flag.String("tb.threaded", "", "comma-separated interfaces (of gw1-lan,gw1-wan,gw2-wan,gw2-lan,h1-eth0,h2-eth0, or all) whose NAPI runs in a kernel thread")
 )
 
@@ -162,6 +163,9 @@ func BenchmarkTestbedTCP(b *testing.B) {
 	}
 	b.Logf("Gbit/s per run: %.2f; gw1 sealed %d, chains %d, segments %d, chain drops %d",
 		rates, st["sealed"], st["chains"], st["segments"], st["chain_drops"])
+	if *tbLinks {
+		logLinks(b, tb, gws)
+	}
 }
 
 // BenchmarkTestbedPPS offers 64-byte UDP h1 → h2 from a live-frames
@@ -303,4 +307,24 @@ func median(v []float64) float64 {
 		return 0
 	}
 	return s[len(s)/2]
+}
+
+// logLinks logs where packets were lost: every node's interface counters,
+// the workers' and sockets' counters, and the cards' reasons.
+func logLinks(b *testing.B, tb *testbed.Testbed, gws *pair.Pair) {
+	ctx := context.Background()
+	for _, n := range []testbed.Node{testbed.H1, testbed.GW1, testbed.GW2, testbed.H2} {
+		out, _ := tb.Run(ctx, n, "ip", "-s", "-s", "link")
+		fmt.Fprintf(os.Stderr, "%s:\n%s\n", n, out)
+		out, _ = tb.Run(ctx, n, "nstat", "-az", "TcpExtTCPLostRetransmit", "TcpRetransSegs", "IpInDiscards", "IpOutDiscards", "TcpInCsumErrors", "IpInHdrErrors", "Ip6InDiscards")
+		fmt.Fprintf(os.Stderr, "%s nstat:\n%s\n", n, out)
+	}
+	for i, g := range []*daemonStats{{gws.GW1.WorkerStats(), gws.GW1.SocketStats()}, {gws.GW2.WorkerStats(), gws.GW2.SocketStats()}} {
+		fmt.Fprintf(os.Stderr, "gw%d workers %v sockets %+v\n", i+1, g.w, g.s)
+	}
+}
+
+type daemonStats struct {
+	w map[string]uint64
+	s any
 }

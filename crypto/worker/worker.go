@@ -3,6 +3,7 @@
 package worker
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"runtime"
@@ -62,6 +63,13 @@ type Config struct {
 	// pseudo-header sum and whose checksum does not verify, which no
 	// correct sender emits otherwise.
 	NoChecksumCompletion bool
+	// ProtectedMTU is the protected-side interface's MTU (default 1500). A
+	// TCP or UDP packet longer than it cannot have been sent as one packet
+	// on that link: it is a host's GSO super-packet (small ones fit one
+	// frame, larger ones come as descriptor chains with multi-buffer
+	// sockets), which the worker segments (TCP) or drops (UDP) instead of
+	// answering with an ICMP error the host would ignore (gso.go).
+	ProtectedMTU int
 }
 
 // Worker runs the ESP data path of one receive queue. Its rings, its frame
@@ -79,6 +87,8 @@ type Worker struct {
 
 	protIfindex, wireIfindex int
 	completeCsum             bool
+	protMTU                  int
+	one                      [1]xsk.Desc // a single frame handed to split as a chain of one
 
 	rx      []xsk.Desc
 	tx      [2][]xsk.Desc
@@ -149,6 +159,7 @@ func New(cfg Config) (*Worker, error) {
 		protIfindex:  cfg.ProtectedIfindex,
 		wireIfindex:  cfg.WireIfindex,
 		completeCsum: !cfg.NoChecksumCompletion,
+		protMTU:      cmp.Or(cfg.ProtectedMTU, 1500),
 		rx:           make([]xsk.Desc, cfg.BatchSize),
 		addrs:        make([]uint64, max(cfg.BatchSize, 256)),
 		chain:        [2][]xsk.Desc{make([]xsk.Desc, 0, maxChain), make([]xsk.Desc, 0, maxChain)},
