@@ -115,11 +115,7 @@ func (a *App) saChange(ctx context.Context, what string, args []string, update b
 		}
 		return c.AddSA(ctx, sa)
 	})
-	for _, al := range []*sadb.Algorithm{sa.AEAD, sa.Enc, sa.Auth} {
-		if al != nil {
-			clear(al.Key)
-		}
-	}
+	sa.Wipe()
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}

@@ -140,11 +140,11 @@ func newHandler(b Backend, log *slog.Logger, stop <-chan struct{}) http.Handler 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/sa", h.saList)
 	mux.HandleFunc("POST /v1/sa", withBody(h, http.StatusCreated, func(b Backend, sa sadb.SA) (SAView, error) {
-		defer wipe(&sa)
+		defer sa.Wipe() // the backend has its own copy
 		return b.AddSA(sa)
 	}))
 	mux.HandleFunc("PUT /v1/sa", withBody(h, http.StatusOK, func(b Backend, sa sadb.SA) (SAView, error) {
-		defer wipe(&sa)
+		defer sa.Wipe() // the backend has its own copy
 		return b.UpdateSA(sa)
 	}))
 	mux.HandleFunc("POST /v1/sa/get", withBody(h, http.StatusOK, func(b Backend, q SAGet) (SAView, error) {
@@ -253,15 +253,6 @@ func withContext[Out any](h *handler, call func(Backend, context.Context) (Out, 
 			return
 		}
 		writeJSON(w, http.StatusOK, v)
-	}
-}
-
-// wipe clears the keys of a decoded SA once the backend has its own copy.
-func wipe(sa *sadb.SA) {
-	for _, a := range []*sadb.Algorithm{sa.AEAD, sa.Enc, sa.Auth} {
-		if a != nil {
-			clear(a.Key)
-		}
 	}
 }
 

@@ -125,7 +125,7 @@ func (m *Manager) apply(old, cfg *config.Config) (ReloadResult, error) {
 				}
 				res.SAsReplaced = append(res.SAsReplaced, c.Name)
 			}
-			wipeEntry(&cur)
+			cur.Wipe()
 		}
 	}
 	wantPol := map[string]bool{}
@@ -172,12 +172,4 @@ func (m *Manager) apply(old, cfg *config.Config) (ReloadResult, error) {
 		}
 	}
 	return res, errors.Join(errs...)
-}
-
-func wipeEntry(e *sadb.SAEntry) {
-	for _, a := range []*sadb.Algorithm{e.AEAD, e.Enc, e.Auth} {
-		if a != nil {
-			clear(a.Key)
-		}
-	}
 }

@@ -171,14 +171,14 @@ func (s *Store) AddSA(in SA) (SAEntry, error) {
 		return SAEntry{}, fmt.Errorf("add sa %s: %w", sa.ID(), err)
 	}
 	if err := sa.validateESP(); err != nil {
-		wipeSA(&sa)
+		sa.Wipe()
 		return SAEntry{}, fmt.Errorf("add sa %s: %w: %w", sa.ID(), ErrInvalid, err)
 	}
 	s.mu.Lock()
 	e, err := s.addSALocked(sa)
 	s.mu.Unlock()
 	if err != nil {
-		wipeSA(&sa)
+		sa.Wipe()
 		return SAEntry{}, err
 	}
 	s.changed()
@@ -225,7 +225,7 @@ func (s *Store) ReplaceSA(ref Ref, in SA) (deleted, added SAEntry, err error) {
 		return SAEntry{}, SAEntry{}, fmt.Errorf("replace sa %s: %w", sa.ID(), err)
 	}
 	if err := sa.validateESP(); err != nil {
-		wipeSA(&sa)
+		sa.Wipe()
 		return SAEntry{}, SAEntry{}, fmt.Errorf("replace sa %s: %w: %w", sa.ID(), ErrInvalid, err)
 	}
 	s.mu.Lock()
@@ -246,7 +246,7 @@ func (s *Store) ReplaceSA(ref Ref, in SA) (deleted, added SAEntry, err error) {
 	}
 	if err != nil {
 		s.mu.Unlock()
-		wipeSA(&sa)
+		sa.Wipe()
 		return SAEntry{}, SAEntry{}, fmt.Errorf("replace sa: %w", err)
 	}
 	s.buryLocked(r)
@@ -294,7 +294,7 @@ func algEqual(a, b *Algorithm) bool {
 // offload list and the name may change; anything else fails with ErrImmutable.
 func (s *Store) UpdateSA(in SA) (SAEntry, error) {
 	sa := in.clone(true)
-	defer wipeSA(&sa)
+	defer sa.Wipe()
 	if err := normalizeSA(&sa); err != nil {
 		return SAEntry{}, fmt.Errorf("update sa %s: %w", sa.ID(), err)
 	}
@@ -457,18 +457,6 @@ func (e *SAEntry) view(withKeys bool) SAEntry {
 	c := *e
 	c.SA = e.SA.clone(withKeys)
 	return c
-}
-
-func wipeAlg(a *Algorithm) {
-	if a != nil {
-		clear(a.Key)
-	}
-}
-
-func wipeSA(sa *SA) {
-	wipeAlg(sa.AEAD)
-	wipeAlg(sa.Enc)
-	wipeAlg(sa.Auth)
 }
 
 // --- lifetime bookkeeping (called by the lifetime poller) ---
@@ -841,7 +829,7 @@ func (s *Store) Reap(index uint32) bool {
 	if !ok {
 		return false
 	}
-	wipeSA(&r.e.SA)
+	r.e.SA.Wipe()
 	delete(s.grave, index)
 	s.saIdx.put(index)
 	return true
@@ -915,10 +903,10 @@ func (s *Store) WipeKeys() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range s.sas {
-		wipeSA(&r.e.SA)
+		r.e.SA.Wipe()
 	}
 	for _, r := range s.grave {
-		wipeSA(&r.e.SA)
+		r.e.SA.Wipe()
 	}
 }
 

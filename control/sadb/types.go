@@ -278,6 +278,15 @@ type SA struct {
 // ID returns the SA's identity triple.
 func (s *SA) ID() SAID { return SAID{SPI: s.SPI, Dst: s.Dst, Proto: s.Proto} }
 
+// Wipe overwrites the SA's key bytes, and so those of every copy that shares them.
+func (s *SA) Wipe() {
+	for _, a := range []*Algorithm{s.AEAD, s.Enc, s.Auth} {
+		if a != nil {
+			clear(a.Key)
+		}
+	}
+}
+
 func (s *SA) clone(withKeys bool) SA {
 	c := *s
 	c.AEAD = s.AEAD.clone(withKeys)
