@@ -54,17 +54,18 @@ type SAGet struct {
 	ShowKeys bool     `json:"show_keys,omitempty"`
 }
 
-// ReloadResult is what a reload did (the manager's result, re-declared to keep the schema in one place).
+// ReloadResult says what a reload did, by name.
 type ReloadResult struct {
 	SAsAdded        []string `json:"sas_added,omitempty"`
-	SAsUpdated      []string `json:"sas_updated,omitempty"`
-	SAsReplaced     []string `json:"sas_replaced,omitempty"`
+	SAsUpdated      []string `json:"sas_updated,omitempty"`  // in place: lifetime, offload list
+	SAsReplaced     []string `json:"sas_replaced,omitempty"` // deleted and added again (keys, SPI, …)
 	SAsDeleted      []string `json:"sas_deleted,omitempty"`
 	SAsUnchanged    int      `json:"sas_unchanged"`
 	PoliciesAdded   []string `json:"policies_added,omitempty"`
 	PoliciesUpdated []string `json:"policies_updated,omitempty"`
 	PoliciesDeleted []string `json:"policies_deleted,omitempty"`
-	Restart         []string `json:"restart,omitempty"`
+	// Restart lists settings that changed but need a restart (instance, interfaces, capacities, …).
+	Restart []string `json:"restart,omitempty"`
 }
 
 // Error is the body of every non-2xx answer.

@@ -200,10 +200,7 @@ func (m *Manager) Stats(ctx context.Context) (api.Stats, error) {
 func (m *Manager) Check(ctx context.Context) (offload.Report, error) { return m.engine.Check(ctx) }
 
 // Reload re-reads the configuration file (the API's reload).
-func (m *Manager) Reload(_ context.Context) (api.ReloadResult, error) {
-	r, err := m.ReloadFile()
-	return api.ReloadResult(r), err
-}
+func (m *Manager) Reload(_ context.Context) (api.ReloadResult, error) { return m.ReloadFile() }
 
 // Subscribe returns an event subscription.
 func (m *Manager) Subscribe(buf int) *events.Sub { return m.bus.Subscribe(buf) }

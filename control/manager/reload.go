@@ -5,23 +5,13 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/xdpsec/xdpsec/control/api"
 	"github.com/xdpsec/xdpsec/control/config"
 	"github.com/xdpsec/xdpsec/control/sadb"
 )
 
-// ReloadResult says what a reload did, by name.
-type ReloadResult struct {
-	SAsAdded        []string `json:"sas_added,omitempty"`
-	SAsUpdated      []string `json:"sas_updated,omitempty"`  // in place: lifetime, offload list
-	SAsReplaced     []string `json:"sas_replaced,omitempty"` // deleted and added again (keys, SPI, …)
-	SAsDeleted      []string `json:"sas_deleted,omitempty"`
-	SAsUnchanged    int      `json:"sas_unchanged"`
-	PoliciesAdded   []string `json:"policies_added,omitempty"`
-	PoliciesUpdated []string `json:"policies_updated,omitempty"`
-	PoliciesDeleted []string `json:"policies_deleted,omitempty"`
-	// Restart lists settings that changed but need a restart (instance, interfaces, capacities, …).
-	Restart []string `json:"restart,omitempty"`
-}
+// ReloadResult says what a reload did, by name: the API's schema.
+type ReloadResult = api.ReloadResult
 
 // ReloadFile re-reads the configuration file and applies the differences (SIGHUP, `xdpsec reload`).
 func (m *Manager) ReloadFile() (ReloadResult, error) {
