@@ -22,15 +22,13 @@ import (
 
 var benchSizes = []int{64, 512, 1400, 8192}
 
-var benchSuites = []suiteCase{suites[0], suites[1], suites[2], suites[3], suites[4], suites[5], suites[6]}
-
 func benchCase(s suiteCase, window uint32) saCase {
 	return saCase{suite: s, mode: Tunnel, window: window}
 }
 
 // benchEach runs f as a sub-benchmark "suite/size" for every suite and inner packet size.
 func benchEach(b *testing.B, f func(b *testing.B, s suiteCase, n int)) {
-	for _, s := range benchSuites {
+	for _, s := range suites {
 		for _, n := range benchSizes {
 			b.Run(s.name+"/"+strconv.Itoa(n), func(b *testing.B) { f(b, s, n) })
 		}
