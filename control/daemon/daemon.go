@@ -230,6 +230,10 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, er
 	if err != nil {
 		return nil, fmt.Errorf("start gateway: %w", err)
 	}
+	if d.Info.Protected.Mode == loader.AttachGeneric && !cfg.Dataplane.MultiBuffer {
+		d.log.Warn("protected side in generic XDP mode without dataplane.multi_buffer: hosts keep TSO, "+
+			"and their GSO packets larger than a frame are lost", "interface", d.Info.Protected.Name)
+	}
 	d.werrs = make(chan error, len(d.workers))
 	for _, w := range d.workers {
 		d.wg.Add(1)

@@ -25,6 +25,16 @@
 //     holds the configuration, then ask the neighbour cache for every tunnel peer, so that the
 //     card's FIB lookups find their neighbours from the first packet on.
 //
+// With dataplane.multi_buffer the card is loaded frags-aware (loader.Config.Frags) and the sockets
+// bound with XDP_USE_SG, so packets larger than a frame reach the workers as descriptor chains,
+// and the workers segment TCP super-packets (crypto/worker, gso.go). On a veth the protected side
+// should then also be attached in generic mode (dataplane.protected_xdp_mode: generic): a native
+// XDP program on a veth — frags-aware or not — makes the kernel turn TSO off on the veth's peer
+// (veth_fix_features), so the host sends MTU-sized packets anyway; a generic-mode program leaves
+// the peer's TSO on (TestMultiBufferKeepsTSO checks it with ethtool -k). Generic mode without
+// multi_buffer is a trap on a veth: the host's TSO stays on, and GSO packets larger than a frame
+// cannot be delivered to a socket without SG (Start warns).
+//
 // It logs what it attached and in which XDP and AF_XDP mode. Close undoes all of it in reverse:
 // control plane, detach (the card stops handing out packets), stop the workers, wipe keys, close
 // sockets and UMEM, unpin — nothing stays attached or pinned. Start undoes what it did on any

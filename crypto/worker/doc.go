@@ -72,6 +72,30 @@
 // the protected side to the sender's MAC. crypto/pmtu's Responder implements
 // the hook (rate-limited, stateless, shared by all workers).
 //
+// # GSO super-packets (multi-buffer)
+//
+// With sockets bound multi-buffer (xsk.SocketConfig.SG, the daemon's
+// dataplane.multi_buffer) a packet larger than a frame arrives as a chain
+// of descriptors flagged xsk.PktContd; chains may straddle RX batches and
+// are held (FrameAccount.Held) until their last descriptor. On the
+// protected side they are hosts' GSO super-packets, up to 64 KiB: TCP is
+// cut into segments of the SA's inner MTU (software TSO, gso.go): the IP
+// and TCP headers copied in front of each piece in a fresh frame from the
+// pool, IPv4 total length, ID (+1 per segment) and header checksum, IPv6
+// payload length, sequence numbers, FIN/PSH on the last and CWR on the
+// first segment only, and a complete TCP checksum (the host left it
+// CHECKSUM_PARTIAL); each segment is sealed in place and queued, the batch
+// flushed to the TX ring when it fills. AF_XDP carries no gso_size: the
+// segment size is the inner MTU minus the headers, which is what the
+// host's own GSO would use once it knows the tunnel's path MTU (gso.go has
+// the reasoning). A TCP packet longer than the protected link's MTU
+// (Config.ProtectedMTU) that fits one frame is a small GSO packet and is
+// segmented the same way. UDP chains (possibly UDP GSO, whose datagram
+// boundaries are unknown) are dropped and counted (Stats.ChainDrops);
+// other protocols take the PMTU path (IPv4 without DF fragmented from the
+// chain, else the ICMP error); inbound chains are dropped. Zero
+// allocations per super-packet (TestZeroAllocsChain).
+//
 // # SA table and key lifetime
 //
 // The control plane installs an Entry (the *esp.SA, its direction, the

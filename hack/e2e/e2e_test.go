@@ -41,6 +41,9 @@ var tunnels = []testbed.Tunnel{
 // transferSize is the TCP transfer through each tunnel, by the SPI of its gw1→gw2 SA.
 var transferSize = map[uint32]uint64{0x1000: 128 << 20, 0x2000: 16 << 20}
 
+// multiBuffer selects the multi-buffer variant (XDPSEC_E2E_MULTIBUF=1).
+var multiBuffer = os.Getenv("XDPSEC_E2E_MULTIBUF") == "1"
+
 // marker is written into the payload every 4 KiB; it must never appear on the wire.
 var marker = []byte("XDPSEC-E2E-PLAINTEXT-MARKER-5f3a9c")
 
@@ -71,7 +74,13 @@ func TestEndToEnd(t *testing.T) {
 	t.Cleanup(func() { _ = tb.Close() })
 	// The hosts keep their default offloads: what they send carries CHECKSUM_PARTIAL checksums,
 	// as a gateway host's own traffic through a veth does, and the workers complete them.
-	gws, err := pair.Start(ctx, tb, pair.Options{Tunnels: tunnels, Log: log, HostOffloads: true})
+	// XDPSEC_E2E_MULTIBUF=1 runs the gateways with dataplane.multi_buffer and the protected sides
+	// in generic XDP mode: the hosts keep TSO, and gw1/gw2 segment their GSO super-packets.
+	var dp testbed.Dataplane
+	if multiBuffer {
+		dp = testbed.Dataplane{MultiBuffer: true, ProtectedXDPMode: "generic"}
+	}
+	gws, err := pair.Start(ctx, tb, pair.Options{Tunnels: tunnels, Log: log, HostOffloads: true, Dataplane: dp})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,8 +91,9 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 	for _, d := range []*daemon.Daemon{gws.GW1, gws.GW2} {
-		t.Logf("%s: protected %s (%s XDP), wire %s (%s XDP), %d queue(s), AF_XDP %s", d.Info.Instance,
-			d.Info.Protected.Name, d.Info.Protected.Mode, d.Info.Wire.Name, d.Info.Wire.Mode, d.Info.Queues, d.Info.SocketMode)
+		t.Logf("%s: protected %s (%s XDP), wire %s (%s XDP), %d queue(s), AF_XDP %s, multi-buffer %v", d.Info.Instance,
+			d.Info.Protected.Name, d.Info.Protected.Mode, d.Info.Wire.Name, d.Info.Wire.Mode, d.Info.Queues, d.Info.SocketMode,
+			d.Info.MultiBuffer)
 	}
 	progIDs := programIDs(t, gws.GW1, gws.GW2)
 	pins := []string{gws.GW1.Info.PinDir, gws.GW2.Info.PinDir}
