@@ -72,6 +72,33 @@ type Dataplane struct {
 	// hosts leave to the hardware (CHECKSUM_PARTIAL); false turns it off, and hosts must then
 	// turn their transmit checksum offload off.
 	ChecksumCompletion *bool `yaml:"checksum_completion" json:"checksum_completion,omitempty"`
+	// MSSClamp lowers the MSS option of TCP SYNs going into the tunnel: a number (88-65535), or
+	// "auto" for each SA's inner MTU minus the IP and TCP headers. Off (0) by default.
+	MSSClamp MSSClamp `yaml:"mss_clamp" json:"mss_clamp,omitempty"`
+}
+
+// MSSClamp is dataplane.mss_clamp: 0 off, MSSClampAuto, or the MSS to clamp to.
+type MSSClamp int
+
+// MSSClampAuto clamps to each SA's inner MTU minus the headers.
+const MSSClampAuto MSSClamp = -1
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (m *MSSClamp) UnmarshalYAML(n *yaml.Node) error {
+	v, err := scalar(n, "mss_clamp")
+	if err != nil {
+		return err
+	}
+	if v == "auto" {
+		*m = MSSClampAuto
+		return nil
+	}
+	i, err := strconv.Atoi(v)
+	if err != nil || (i != 0 && (i < 88 || i > 65535)) {
+		return typeErr(n, "mss_clamp %q: want auto, 0 (off) or an MSS from 88 to 65535", v)
+	}
+	*m = MSSClamp(i)
+	return nil
 }
 
 // CompletesChecksums reports the effective checksum_completion setting (default true).

@@ -31,4 +31,17 @@ func TestDataplaneMultiBuffer(t *testing.T) {
 	if _, err := Parse("d.yaml", []byte("dataplane: {protected_xdp_mode: offload}"+sas)); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("protected_xdp_mode: offload = %v, want ErrInvalid", err)
 	}
+	for y, want := range map[string]MSSClamp{"auto": MSSClampAuto, "1360": 1360, "0": 0} {
+		c, err := Parse("d.yaml", []byte("dataplane: {mss_clamp: "+y+"}"+sas))
+		if err != nil {
+			t.Errorf("mss_clamp: %s: %v", y, err)
+		} else if c.Dataplane.MSSClamp != want {
+			t.Errorf("mss_clamp: %s = %d, want %d", y, c.Dataplane.MSSClamp, want)
+		}
+	}
+	for _, y := range []string{"10", "70000", "-1", "small"} {
+		if _, err := Parse("d.yaml", []byte("dataplane: {mss_clamp: "+y+"}"+sas)); !errors.Is(err, ErrInvalid) {
+			t.Errorf("mss_clamp: %s = %v, want ErrInvalid", y, err)
+		}
+	}
 }

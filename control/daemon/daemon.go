@@ -381,7 +381,8 @@ func (d *Daemon) openSockets(queues int, sas *worker.SATable, stats *worker.Stat
 		}
 		w, err := worker.New(worker.Config{Protected: pair[0], Wire: pair[1], Pool: pools[q], SAs: sas,
 			SAStats: stats, Resolver: d.cache, PMTU: d.pmtu, BusyPoll: dp.BusyPoll, CPU: -1,
-			NoChecksumCompletion: !dp.CompletesChecksums(), ProtectedMTU: d.Info.ProtectedMTU})
+			NoChecksumCompletion: !dp.CompletesChecksums(), ProtectedMTU: d.Info.ProtectedMTU,
+			MSSClamp: int(dp.MSSClamp)}) // config.MSSClampAuto == worker.MSSClampAuto
 		if err != nil {
 			return err
 		}
@@ -421,7 +422,7 @@ func (d *Daemon) WorkerStats() map[string]uint64 {
 			"no_frame": s.NoFrame.Load(), "tx_ring_full": s.TXRingFull.Load(),
 			"frame_errors": s.FrameErrors.Load(), "checksums_completed": s.ChecksumsCompleted.Load(),
 			"chains": s.Chains.Load(), "segments": s.Segments.Load(), "chain_drops": s.ChainDrops.Load(),
-			"gso_frames": s.GSOFrames.Load(),
+			"gso_frames": s.GSOFrames.Load(), "mss_clamped": s.MSSClamped.Load(),
 		} {
 			out[name] += v
 		}

@@ -496,15 +496,15 @@ func transferTCP(t *testing.T, tb *testbed.Testbed, dst netip.Addr, size int) {
 	}
 }
 
-// TestMultiBufferKeepsTSO runs the pair with dataplane.multi_buffer and the protected side in
-// generic XDP mode: the hosts' veths keep TSO on (native XDP on a veth's peer turns it off,
+// TestMultiBufferKeepsTSO runs the pair with dataplane.multi_buffer (and mss_clamp: auto) and the
+// protected side in generic XDP mode: the hosts' veths keep TSO on (native XDP on a veth's peer turns it off,
 // frags-aware or not), so h1 hands gw1 GSO super-packets, which arrive as descriptor chains
 // and are cut into segments by the worker; TCP over both tunnels delivers every byte.
 func TestMultiBufferKeepsTSO(t *testing.T) {
 	needRoot(t)
 	tb, d1, d2 := startPairWith(t, testbed.DefaultTunnels, testbed.Options{Tag: "dmb"}, func(y1, y2 string) (string, string) {
 		mb := func(y string) string {
-			return strings.Replace(y, "multi_buffer: false", "multi_buffer: true, protected_xdp_mode: generic", 1)
+			return strings.Replace(y, "multi_buffer: false", "multi_buffer: true, protected_xdp_mode: generic, mss_clamp: auto", 1)
 		}
 		return mb(y1), mb(y2)
 	})
@@ -536,5 +536,9 @@ func TestMultiBufferKeepsTSO(t *testing.T) {
 	}
 	if st["chain_drops"] != 0 || st["crypto_errors"] != 0 {
 		t.Errorf("gw1 dropped: %v", nonzero(st))
+	}
+	// mss_clamp: auto lowered the MSS of h1's SYNs (one per connection and family).
+	if st["mss_clamped"] < 2 {
+		t.Errorf("gw1 clamped %d SYNs, want at least 2", st["mss_clamped"])
 	}
 }

@@ -113,6 +113,9 @@ func (w *Worker) handleOut(d xsk.Desc) {
 	if w.completeCsum && completeChecksum(pkt) {
 		w.stats.ChecksumsCompleted.Add(1)
 	}
+	if w.cfg.MSSClamp != 0 && clampMSS(pkt, w.mssFor(e, pkt[0]>>4 == 6)) {
+		w.stats.MSSClamped.Add(1)
+	}
 	// As a router would (Linux ip_forward): TTL first, then the MTU, then
 	// the decrement.
 	route := !e.Transport

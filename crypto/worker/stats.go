@@ -140,6 +140,10 @@ type Stats struct {
 	ChainDrops atomic.Uint64
 	GSOFrames  atomic.Uint64
 
+	// MSSClamped counts outbound SYNs whose MSS option was lowered
+	// (Config.MSSClamp).
+	MSSClamped atomic.Uint64
+
 	Kicks     atomic.Uint64 // sendto calls to start TX
 	Wakeups   atomic.Uint64 // recvfrom calls for a fill ring that asked for it
 	Polls     atomic.Uint64 // times the worker slept in poll

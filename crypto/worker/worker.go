@@ -70,6 +70,10 @@ type Config struct {
 	// sockets), which the worker segments (TCP) or drops (UDP) instead of
 	// answering with an ICMP error the host would ignore (gso.go).
 	ProtectedMTU int
+	// MSSClamp, when non-zero, lowers the MSS option of outbound TCP SYNs
+	// to at most this value, or with MSSClampAuto to the SA's inner MTU
+	// minus 40 (IPv4) or 60 (IPv6) bytes (mss.go). Off by default.
+	MSSClamp int
 }
 
 // Worker runs the ESP data path of one receive queue. Its rings, its frame
@@ -123,6 +127,9 @@ func New(cfg Config) (*Worker, error) {
 	}
 	if cfg.BatchSize == 0 {
 		cfg.BatchSize = DefaultBatchSize
+	}
+	if cfg.MSSClamp < MSSClampAuto || cfg.MSSClamp > 0xffff {
+		return nil, fmt.Errorf("create worker: %w: mss clamp %d", ErrConfig, cfg.MSSClamp)
 	}
 	if cfg.BatchSize < 1 || cfg.BatchSize > 256 {
 		return nil, fmt.Errorf("create worker: %w: batch size %d outside 1-256", ErrConfig, cfg.BatchSize)
