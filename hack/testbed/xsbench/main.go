@@ -37,10 +37,11 @@ func main() {
 	only := flag.String("only", "", "comma-separated subset: plain, tunnel, pps")
 	busy := flag.Bool("busy-poll", false, "gateways' workers busy-poll (dataplane.busy_poll)")
 	frames := flag.Uint("umem-frames", 16384, "AF_XDP frames per gateway (dataplane.umem_frames)")
+	multi := flag.Bool("multi-buffer", false, "dataplane.multi_buffer with the protected sides in generic XDP mode; the hosts' offloads (TSO) stay on for the tunnel")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, time.Duration(*secs)*time.Second, *runs, *pkts, *only, testbed.Dataplane{BusyPoll: *busy, UMEMFrames: uint32(*frames)}); err != nil {
+	if err := run(ctx, time.Duration(*secs)*time.Second, *runs, *pkts, *only, testbed.Dataplane{BusyPoll: *busy, UMEMFrames: uint32(*frames), MultiBuffer: *multi}); err != nil {
 		fmt.Fprintln(os.Stderr, "xsbench:", err)
 		os.Exit(1)
 	}
@@ -92,8 +93,21 @@ func run(ctx context.Context, dur time.Duration, runs, pkts int, only string, dp
 	if !want(only, "tunnel") && !want(only, "pps") {
 		return nil
 	}
+	if dp.MultiBuffer {
+		// Super-packets need the hosts' TSO back (it depends on the checksum offload), and a
+		// protected side in generic mode (native XDP on a veth turns TSO off on its peer).
+		dp.ProtectedXDPMode = "generic"
+		for _, h := range []struct {
+			n   testbed.Node
+			dev string
+		}{{testbed.H1, testbed.H1Eth}, {testbed.H2, testbed.H2Eth}} {
+			if _, err := tb.Run(ctx, h.n, "ethtool", "-K", h.dev, "tx", "on", "tso", "on", "gso", "on"); err != nil {
+				return err
+			}
+		}
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	gws, err := pair.Start(ctx, tb, pair.Options{Log: log, Dataplane: dp})
+	gws, err := pair.Start(ctx, tb, pair.Options{Log: log, Dataplane: dp, HostOffloads: dp.MultiBuffer})
 	if err != nil {
 		return err
 	}
@@ -106,8 +120,8 @@ func run(ctx context.Context, dur time.Duration, runs, pkts int, only string, dp
 		for _, c := range []struct {
 			label string
 			dst   netip.Addr
-		}{{"xdpsec IPv4 tunnel, AES-GCM-128" + pollNote(busy), testbed.H2Addr4},
-			{"xdpsec IPv6 tunnel, AES-GCM-128" + pollNote(busy), testbed.H2Addr6}} {
+		}{{"xdpsec IPv4 tunnel, AES-GCM-128" + pollNote(busy) + mbNote(dp.MultiBuffer), testbed.H2Addr4},
+			{"xdpsec IPv6 tunnel, AES-GCM-128" + pollNote(busy) + mbNote(dp.MultiBuffer), testbed.H2Addr6}} {
 			for _, s := range []int{1, 4} {
 				if err := tcp(c.label, c.dst, s); err != nil {
 					return err
@@ -292,4 +306,11 @@ func list(v []float64, f string) string {
 		p = append(p, fmt.Sprintf(f, x))
 	}
 	return strings.Join(p, ", ")
+}
+
+func mbNote(on bool) string {
+	if on {
+		return ", multi-buffer (hosts' TSO on)"
+	}
+	return ""
 }
