@@ -288,3 +288,34 @@ func TestSegmentSingleFrameGSO(t *testing.T) {
 	}
 	r.checkFrames(t)
 }
+
+// TestChainHeldAndDrained: a chain cut by small RX batches is held between
+// steps (FrameAccount.Held, not Balanced), completes later, and a chain
+// still incomplete when the worker stops goes back to the pool.
+func TestChainHeldAndDrained(t *testing.T) {
+	r := newSGRig(t)
+	r.w.rx = r.w.rx[:8] // 8 descriptors per batch
+	ip := superTCP(false, 20000, 0x10, 1)
+	r.prot.ReceiveMulti(outMeta(), outFrame(ip))
+	if _, err := r.w.Step(); err != nil {
+		t.Fatal(err)
+	}
+	if a := r.w.Frames(); a.Held != 8 || a.Balanced() {
+		t.Fatalf("after one batch: %+v, want 8 held", a)
+	}
+	wire, _ := r.drive(t)
+	if len(wire) == 0 || r.w.Frames().Held != 0 {
+		t.Fatalf("chain not completed: %d sent, %+v", len(wire), r.w.Frames())
+	}
+	r.checkFrames(t)
+	// Stop in the middle of a chain: drain returns the held frames.
+	r.prot.ReceiveMulti(outMeta(), outFrame(ip))
+	if _, err := r.w.Step(); err != nil {
+		t.Fatal(err)
+	}
+	if r.w.Frames().Held == 0 {
+		t.Fatal("nothing held")
+	}
+	r.w.drain(0)
+	r.checkFrames(t)
+}

@@ -485,3 +485,70 @@ func TestVethSG(t *testing.T) {
 		t.Errorf("kernel counters %+v (err %v)", st, err)
 	}
 }
+
+// TestVethSharedSG: SG is the UMEM's first socket's choice; a socket sharing
+// the UMEM must ask for the same, and then reports it.
+func TestVethSharedSG(t *testing.T) {
+	xsktest.RequireRoot(t)
+	ns := xsktest.NewNS(t, "xsksgsh")
+	v1 := xsktest.AddVeth(t, ns, "xs-a1", ns, "xs-b1")
+	v2 := xsktest.AddVeth(t, ns, "xs-a2", ns, "xs-b2")
+	u, err := xsk.NewUMEM(xsk.UMEMConfig{FrameCount: 256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { u.Close() })
+	cfg := xsk.SocketConfig{Ifindex: v1.Index, FillSize: 32, CompletionSize: 32, RXSize: 32, TXSize: 32, SG: true}
+	s1 := openSocket(t, ns, u, cfg)
+	cfg.Ifindex, cfg.SG = v2.Index, false
+	if err := ns.Do(func() error {
+		s, err := u.Open(cfg)
+		if err == nil {
+			s.Close()
+		}
+		return err
+	}); err == nil {
+		t.Fatal("a socket without SG shared an SG umem")
+	}
+	cfg.SG = true
+	s2 := openSocket(t, ns, u, cfg)
+	if !s1.SG() || !s2.SG() {
+		t.Fatalf("SG: first %v, shared %v", s1.SG(), s2.SG())
+	}
+	// The kernel agrees: the shared socket receives a 9000-byte frame as a chain.
+	ns.SetMTU(t, "xs-a2", 9000)
+	ns.SetMTU(t, "xs-b2", 9000)
+	register(t, xsktest.AttachRedirectFrags(t, ns, v2.Index, nil), s2)
+	pools, _ := u.Pools(1)
+	led := newLedger(t, 256)
+	led.fill(s2, pools[0], 32)
+	peer := xsktest.OpenPacketPort(t, ns, v2.PeerIdx)
+	want := xsktest.UDPFrame(8958, v2.MAC, v2.PeerMAC, 1, 9)
+	if err := peer.Send(want); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	descs := make([]xsk.Desc, 8)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		n := s2.RX.Consume(descs)
+		for _, d := range descs[:n] {
+			led.received(u, d)
+			got = append(got, u.Bytes(d.Addr, d.Len)...)
+			pools[0].Put(d.Addr)
+			if d.Options&xsk.PktContd == 0 {
+				if xsktest.IsTestUDP(got) {
+					if !bytes.Equal(got, want) {
+						t.Fatal("chain differs from the frame sent")
+					}
+					led.check(pools[0])
+					return
+				}
+				got = got[:0]
+			}
+		}
+		if n == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	t.Fatal("the shared SG socket received no chain")
+}
