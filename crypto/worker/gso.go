@@ -203,7 +203,7 @@ func (w *Worker) handleOutChain(c []xsk.Desc) {
 	default:
 		ok = false
 	}
-	if !ok || ipLen > total {
+	if !ok || ipLen > total || ipLen < l4 {
 		w.saStats.AddError(sa, uint8(esp.ReasonBadHeader), 1)
 		w.stats.CryptoErrors.Add(1)
 		w.freeChain(c)
@@ -217,7 +217,7 @@ func (w *Worker) handleOutChain(c []xsk.Desc) {
 	}
 	switch {
 	case proto == 6 && !frag:
-		if hl, ok = tcpEnd(head, l4); !ok {
+		if hl, ok = tcpEnd(head, l4); !ok || ipLen < hl {
 			w.saStats.AddError(sa, uint8(esp.ReasonBadHeader), 1)
 			w.stats.CryptoErrors.Add(1)
 			w.freeChain(c)
