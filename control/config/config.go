@@ -73,7 +73,8 @@ type Dataplane struct {
 	// turn their transmit checksum offload off.
 	ChecksumCompletion *bool `yaml:"checksum_completion" json:"checksum_completion,omitempty"`
 	// MSSClamp lowers the MSS option of TCP SYNs going into the tunnel: a number (88-65535), or
-	// "auto" for each SA's inner MTU minus the IP and TCP headers. Off (0) by default.
+	// "auto" for each SA's inner MTU minus the IP and TCP headers. Off (0) by default. A number
+	// also caps the segments the workers cut from GSO super-packets (multi_buffer).
 	MSSClamp MSSClamp `yaml:"mss_clamp" json:"mss_clamp,omitempty"`
 }
 

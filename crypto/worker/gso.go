@@ -41,6 +41,15 @@ import (
 // forever. A packet between the inner MTU and the link MTU is a real
 // too-big packet and gets the ICMP error as before.
 //
+// A limit: the segment size ignores what the host learnt beyond the
+// tunnel. If the far end advertised a smaller MSS, or a link behind the
+// peer gateway has a smaller MTU (the host hears an ICMP error and lowers
+// its gso_size), the worker still cuts at the inner MTU, and those
+// segments are too big there — for super-packets only; single packets pass
+// as the host sized them. A fixed dataplane.mss_clamp (Config.MSSClamp > 0)
+// caps the segments too, which is the remedy for such paths; learning
+// per-destination limits from inbound ICMP errors is left for later.
+//
 // Other multi-buffer packets: a UDP one may be a UDP GSO super-packet whose
 // datagram boundaries (gso_size) the worker cannot know, and cutting at
 // other places would merge or split the application's datagrams, so it is
@@ -343,6 +352,10 @@ func (w *Worker) split(c []xsk.Desc, l3 int, hdr []byte, l4, ipLen int, tcp bool
 	unit := e.innerMTU - hl
 	if !tcp {
 		unit &^= 7
+	} else if c := w.cfg.MSSClamp; c > 0 && c < unit {
+		// A fixed mss_clamp also caps the segments: the operator's way to
+		// honour a smaller MSS or path MTU beyond the tunnel (see above).
+		unit = c
 	}
 	dataOff := int(w.umem.RXOffset()) + ethLen
 	if unit < 8 || dataOff+e.innerMTU+esp.Tailroom > int(w.umem.FrameSize()) {

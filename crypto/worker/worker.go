@@ -72,7 +72,9 @@ type Config struct {
 	ProtectedMTU int
 	// MSSClamp, when non-zero, lowers the MSS option of outbound TCP SYNs
 	// to at most this value, or with MSSClampAuto to the SA's inner MTU
-	// minus 40 (IPv4) or 60 (IPv6) bytes (mss.go). Off by default.
+	// minus 40 (IPv4) or 60 (IPv6) bytes (mss.go). Off by default. A
+	// fixed value also caps the payload of the segments cut from GSO
+	// super-packets (gso.go).
 	MSSClamp int
 }
 
