@@ -352,9 +352,10 @@ func (w *Worker) split(c []xsk.Desc, l3 int, hdr []byte, l4, ipLen int, tcp bool
 	unit := e.innerMTU - hl
 	if !tcp {
 		unit &^= 7
-	} else if c := w.cfg.MSSClamp; c > 0 && c < unit {
+	} else if c := w.cfg.MSSClamp - (hl - l4 - 20); w.cfg.MSSClamp > 0 && c > 0 && c < unit {
 		// A fixed mss_clamp also caps the segments: the operator's way to
 		// honour a smaller MSS or path MTU beyond the tunnel (see above).
+		// The MSS excludes TCP options (RFC 6691), so they come off it.
 		unit = c
 	}
 	dataOff := int(w.umem.RXOffset()) + ethLen
