@@ -68,7 +68,9 @@
 // only. Each descriptor is one frame for the accounting below. SG is the
 // UMEM's first socket's choice, inherited by the sockets that share it
 // (TestVethSG checks a 9,000-byte frame arrives so; MemKernel.ReceiveMulti
-// plays it without root).
+// plays it without root). On TX an SG socket takes single-descriptor
+// packets as before (Options 0); the workers never send a packet larger
+// than a frame (they segment), so TX chains are not used.
 //
 // Accounting: at any time every frame is in exactly one place — the pool,
 // a fill ring (or the kernel's hands for RX), the caller's hands, or a TX
