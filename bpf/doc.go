@@ -70,7 +70,7 @@
 // family with bpf_loop over blocks of 8 rules (struct xdpsec_rule_block): at most ⌈N/8⌉ iterations
 // for N policies of that family, each one array lookup and up to 8 rule matches of a few masked
 // compares. Measured bound: about 2 ns per rule scanned on this machine — 34 µs for a first packet
-// that scans 16,384 IPv4 rules, 8 µs for 4,096, under 1 µs for 64 (docs/bench-card.md).
+// that scans 16,384 IPv4 rules, 8 µs for 4,096, under 1 µs for 64 (BENCHMARKS.md, section 2).
 //
 // spd_rules holds two buffers per (direction, family); spd_state[dir] says which is live (gen & 1) and
 // how many rules each holds. The loader writes the idle buffer, then bumps gen; the card reads gen before

@@ -8,7 +8,7 @@
 # Needs root. Arguments go to hack/testbed/xsbench: -t SECONDS per iperf3 run (default 5),
 # -runs N per figure (default 3, median reported), -only plain,tunnel,pps, -busy-poll,
 # -umem-frames N.
-# Results: a Markdown table on stdout (docs/bench-datapath.md records them).
+# Results: a Markdown table on stdout (BENCHMARKS.md, section 5, records them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" -ne 0 ]; then

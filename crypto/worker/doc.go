@@ -133,7 +133,7 @@
 // header writing (BenchmarkHandleOut/In beside BenchmarkEncapOnly). On veth
 // in copy mode a worker spends ~70 % of its time in the sendto that
 // transmits (which also runs the receiving side's XDP and copy), ~20 % in
-// AES-GCM and ~5 % in its own bookkeeping: docs/perf-datapath.md has the
+// AES-GCM and ~5 % in its own bookkeeping: BENCHMARKS.md (section 6) has the
 // profile, the levers measured, and BenchmarkTestbedTCP/PPS, which run both
 // gateways of hack/testbed in the test process so -cpuprofile sees them.
 package worker
