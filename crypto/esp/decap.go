@@ -1,6 +1,10 @@
 package esp
 
-import "crypto/hmac"
+import (
+	"crypto/hmac"
+
+	"github.com/xdpsec/xdpsec/crypto/internal/inetsum"
+)
 
 // Decap verifies and decrypts the outer packet at buf[off:off+n] in place and
 // returns the inner packet (tunnel mode) or the rebuilt IP packet (transport
@@ -53,7 +57,7 @@ func (sa *SA) Decap(buf []byte, off, n int) (start, end int, err error) {
 		if tot > n {
 			return sa.fail(ErrTruncated)
 		}
-		if fold(sum16(pkt[:hl], 0)) != 0xffff {
+		if inetsum.Fold(inetsum.Sum(pkt[:hl], 0)) != 0xffff {
 			return sa.fail(ErrBadHeader)
 		}
 		if be.Uint16(pkt[6:])&0x3fff != 0 {
@@ -305,7 +309,7 @@ func decapECN(in []byte, outer byte) *Error {
 		nw := be.Uint16(in[0:])
 		// RFC 1624 eq. 3: HC' = ~(~HC + ~m + m').
 		acc := uint64(^be.Uint16(in[10:])) + uint64(^old) + uint64(nw)
-		be.PutUint16(in[10:], ^fold(acc))
+		be.PutUint16(in[10:], ^inetsum.Fold(acc))
 	} else {
 		v := be.Uint16(in[0:])
 		be.PutUint16(in[0:], v&^(3<<4)|uint16(newECN)<<4)

@@ -1,6 +1,10 @@
 package esp
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/xdpsec/xdpsec/crypto/internal/inetsum"
+)
 
 const (
 	protoIPIP   = 4
@@ -68,7 +72,7 @@ func (sa *SA) Encap(buf []byte, off, n int) (start, end int, err error) {
 			}
 			// The header is rewritten with a fresh checksum: a corrupt one
 			// must not be laundered.
-			if fold(sum16(pkt[:ihl], 0)) != 0xffff {
+			if inetsum.Fold(inetsum.Sum(pkt[:ihl], 0)) != 0xffff {
 				return sa.fail(ErrBadHeader)
 			}
 			hl, nh = ihl, pkt[9]

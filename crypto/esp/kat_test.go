@@ -11,6 +11,8 @@ import (
 
 	"golang.org/x/crypto/chacha20poly1305"
 	"testing"
+
+	"github.com/xdpsec/xdpsec/crypto/internal/inetsum"
 )
 
 // espVector is one published ESP packet: the ESP header fields, the
@@ -185,7 +187,7 @@ func checkVector(t *testing.T, v espVector, p Params, icv func(esp []byte) []byt
 	}
 	got := buf[s:e]
 	if p.Mode == Transport {
-		if got[9] != nh || !bytes.Equal(got[20:], payload) || fold(sum16(got[:20], 0)) != 0xffff {
+		if got[9] != nh || !bytes.Equal(got[20:], payload) || inetsum.Fold(inetsum.Sum(got[:20], 0)) != 0xffff {
 			t.Fatalf("%s: Decap gave %x, want payload %x next header %d", v.name, got, payload, nh)
 		}
 	} else if !bytes.Equal(got, payload) {

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"testing"
+
+	"github.com/xdpsec/xdpsec/crypto/internal/inetsum"
 )
 
 // sealed returns an outer packet from c's outbound SA (fresh copy), with the
@@ -396,7 +398,7 @@ func TestECN(t *testing.T) {
 				ecn = byte(binary.BigEndian.Uint16(got)>>4) & 3
 			} else {
 				ecn = got[1] & 3
-				if fold(sum16(got[:20], 0)) != 0xffff {
+				if inetsum.Fold(inetsum.Sum(got[:20], 0)) != 0xffff {
 					t.Fatalf("inner checksum broken after ecn update")
 				}
 			}

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/xdpsec/xdpsec/crypto/internal/inetsum"
 )
 
 // TestRoundTrip runs every algorithm × mode × inner/outer version × ESN ×
@@ -76,7 +78,7 @@ func checkOuter(t *testing.T, c saCase, o []byte, seq uint64) {
 		}
 	} else {
 		hl = int(o[0]&0xf) * 4
-		if o[0]>>4 != 4 || int(binary.BigEndian.Uint16(o[2:])) != len(o) || fold(sum16(o[:hl], 0)) != 0xffff {
+		if o[0]>>4 != 4 || int(binary.BigEndian.Uint16(o[2:])) != len(o) || inetsum.Fold(inetsum.Sum(o[:hl], 0)) != 0xffff {
 			t.Fatalf("outer ipv4 header wrong: %x", o[:20])
 		}
 		proto = o[9]
@@ -97,7 +99,7 @@ func checkOuter(t *testing.T, c saCase, o []byte, seq uint64) {
 			var src, dst [16]byte
 			copy(src[:], o[8:24])
 			copy(dst[:], o[24:40])
-			sum := fold(sum16(src[:], sum16(dst[:], uint64(len(u))+protoUDP+sum16(u, 0))))
+			sum := inetsum.Fold(inetsum.Sum(src[:], inetsum.Sum(dst[:], inetsum.Add(inetsum.Sum(u, 0), uint64(len(u))+protoUDP))))
 			if sum != 0xffff {
 				t.Fatalf("udp6 checksum wrong")
 			}

@@ -1,5 +1,7 @@
 package pmtu
 
+import "github.com/xdpsec/xdpsec/crypto/internal/inetsum"
+
 // FragmentAt writes into dst the fragment of the IPv4 packet pkt that starts at byte offset of
 // pkt's payload (0 for the first fragment) and is at most mtu bytes long (RFC 791 §3.2), and
 // returns its length and the payload offset of the next fragment, which is 0 after the last one.
@@ -66,7 +68,7 @@ func FragmentAt(dst, pkt []byte, mtu, offset int) (n, next int, err error) {
 	}
 	be.PutUint16(dst[6:], nfo)
 	be.PutUint16(dst[10:], 0)
-	be.PutUint16(dst[10:], ^fold(sum(dst[:fhl], 0)))
+	be.PutUint16(dst[10:], ^inetsum.Fold(inetsum.Sum(dst[:fhl], 0)))
 	if last {
 		return n, 0, nil
 	}

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
+
+	"github.com/xdpsec/xdpsec/crypto/internal/inetsum"
 )
 
 // Sentinel errors; callers count drops by them.
@@ -93,7 +95,7 @@ func FragNeeded(dst []byte, src netip.Addr, orig []byte, mtu int) (int, error) {
 	s4, d4 := src.As4(), osrc.As4()
 	copy(h[12:16], s4[:])
 	copy(h[16:20], d4[:])
-	be.PutUint16(h[10:], ^fold(sum(h, 0)))
+	be.PutUint16(h[10:], ^inetsum.Fold(inetsum.Sum(h, 0)))
 
 	m := dst[20:n]
 	m[0], m[1] = 3, 4
@@ -101,7 +103,7 @@ func FragNeeded(dst []byte, src netip.Addr, orig []byte, mtu int) (int, error) {
 	be.PutUint16(m[4:], 0) // unused
 	be.PutUint16(m[6:], uint16(mtu))
 	copy(m[8:], orig[:quote])
-	be.PutUint16(m[2:], ^fold(sum(m, 0)))
+	be.PutUint16(m[2:], ^inetsum.Fold(inetsum.Sum(m, 0)))
 	return n, nil
 }
 
@@ -158,9 +160,9 @@ func PacketTooBig(dst []byte, src netip.Addr, orig []byte, mtu int) (int, error)
 	be.PutUint32(m[4:], uint32(mtu))
 	copy(m[8:], orig[:quote])
 	// RFC 4443 §2.3: the checksum covers the RFC 8200 §8.1 pseudo-header.
-	acc := sum(h[8:40], 0)
-	acc += uint64(len(m)) + protoICMPv6
-	be.PutUint16(m[2:], ^fold(sum(m, acc)))
+	acc := inetsum.Sum(h[8:40], 0)
+	acc = inetsum.Add(acc, uint64(len(m))+protoICMPv6)
+	be.PutUint16(m[2:], ^inetsum.Fold(inetsum.Sum(m, acc)))
 	return n, nil
 }
 
@@ -222,29 +224,4 @@ func icmp6Error(pkt []byte) bool {
 		}
 	}
 	return true
-}
-
-// sum adds b as big-endian 16-bit words (RFC 1071) into acc, eight bytes a step: the sum of the
-// two 32-bit halves of each word folds to the same one's-complement sum.
-func sum(b []byte, acc uint64) uint64 {
-	for len(b) >= 8 {
-		v := be.Uint64(b)
-		acc += v>>32 + v&0xffffffff
-		b = b[8:]
-	}
-	for len(b) >= 2 {
-		acc += uint64(be.Uint16(b))
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		acc += uint64(b[0]) << 8
-	}
-	return acc
-}
-
-func fold(acc uint64) uint16 {
-	for acc>>16 != 0 {
-		acc = acc&0xffff + acc>>16
-	}
-	return uint16(acc)
 }

@@ -2,7 +2,7 @@
 
 package worker
 
-import "math/bits"
+import "github.com/xdpsec/xdpsec/crypto/internal/inetsum"
 
 // Checksum completion for packets a host sent with transmit checksum
 // offload (CHECKSUM_PARTIAL).
@@ -30,53 +30,6 @@ import "math/bits"
 // do with it, and Ethernet's FCS already stands between the wire and the
 // card.
 
-// onesSum adds b, as big-endian 16-bit words (an odd last byte padded with
-// zero, RFC 1071), to the one's-complement accumulator acc, eight bytes a
-// step with end-around carries. Fold the result with fold.
-func onesSum(b []byte, acc uint64) uint64 {
-	var c uint64
-	for len(b) >= 32 {
-		acc, c = bits.Add64(acc, be.Uint64(b[0:]), c)
-		acc, c = bits.Add64(acc, be.Uint64(b[8:]), c)
-		acc, c = bits.Add64(acc, be.Uint64(b[16:]), c)
-		acc, c = bits.Add64(acc, be.Uint64(b[24:]), c)
-		b = b[32:]
-	}
-	for len(b) >= 8 {
-		acc, c = bits.Add64(acc, be.Uint64(b), c)
-		b = b[8:]
-	}
-	if len(b) >= 4 {
-		acc, c = bits.Add64(acc, uint64(be.Uint32(b)), c)
-		b = b[4:]
-	}
-	if len(b) >= 2 {
-		acc, c = bits.Add64(acc, uint64(be.Uint16(b)), c)
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		acc, c = bits.Add64(acc, uint64(b[0])<<8, c)
-	}
-	return addCarry(acc, c)
-}
-
-// addCarry adds v to a one's-complement accumulator with end-around carry.
-func addCarry(acc, v uint64) uint64 {
-	s, c := bits.Add64(acc, v, 0)
-	return s + c // no overflow: after a carry s <= 2^64-2
-}
-
-// fold reduces a one's-complement accumulator to 16 bits (0 only for an
-// all-zero sum, as Linux's csum_fold before its final complement).
-func fold(acc uint64) uint16 {
-	hi, lo := acc>>32, acc&0xffffffff
-	s := lo + hi
-	s = s&0xffffffff + s>>32
-	s = s&0xffff + s>>16
-	s = s&0xffff + s>>16
-	return uint16(s)
-}
-
 // completeChecksum finishes the L4 checksum of an IP packet (exactly its
 // IP length) that carries the CHECKSUM_PARTIAL pattern and does not verify;
 // it reports whether it wrote one. IPv6 packets with extension headers are
@@ -95,10 +48,10 @@ func completeChecksum(pkt []byte) bool {
 			return false
 		}
 		proto, l4 = pkt[9], pkt[ihl:]
-		acc = onesSum(pkt[12:20], 0)
+		acc = inetsum.Sum(pkt[12:20], 0)
 	case len(pkt) >= 40 && pkt[0]>>4 == 6:
 		proto, l4 = pkt[6], pkt[40:]
-		acc = onesSum(pkt[8:40], 0)
+		acc = inetsum.Sum(pkt[8:40], 0)
 	default:
 		return false
 	}
@@ -117,18 +70,18 @@ func completeChecksum(pkt []byte) bool {
 	default:
 		return false
 	}
-	acc = addCarry(acc, uint64(proto)+uint64(len(l4)))
+	acc = inetsum.Add(acc, uint64(proto)+uint64(len(l4)))
 	field := be.Uint16(l4[at:])
-	if field != fold(acc) {
+	if field != inetsum.Fold(acc) {
 		return false
 	}
-	sum := onesSum(l4, acc)
-	if fold(sum) == 0xffff {
+	sum := inetsum.Sum(l4, acc)
+	if inetsum.Fold(sum) == 0xffff {
 		return false // the checksum verifies: not ours to touch
 	}
 	// sum includes the field; taking it out (one's-complement subtraction
 	// is adding the complement) leaves pseudo-header + L4 with a zero field.
-	c := ^fold(addCarry(sum, uint64(^field)))
+	c := ^inetsum.Fold(inetsum.Add(sum, uint64(^field)))
 	if c == 0 && proto == 17 {
 		c = 0xffff // RFC 768: a computed zero is sent as all ones
 	}

@@ -11,11 +11,12 @@ import (
 	"testing"
 
 	"github.com/xdpsec/xdpsec/crypto/esp"
+	"github.com/xdpsec/xdpsec/crypto/internal/inetsum"
 	"github.com/xdpsec/xdpsec/loader/xsk"
 )
 
 // refSum is the RFC 1071 sum written the plain way (16 bits a step), the
-// reference the worker's eight-bytes-a-step onesSum is checked against.
+// reference inetsum.Sum (eight bytes a step) is checked against.
 func refSum(b []byte, acc uint32) uint32 {
 	for i := 0; i+1 < len(b); i += 2 {
 		acc += uint32(binary.BigEndian.Uint16(b[i:]))
@@ -127,7 +128,7 @@ func TestOnesSum(t *testing.T) {
 				b[i] = 0xff // carries everywhere
 			}
 		}
-		if got, want := fold(onesSum(b, 0)), uint16(refSum(b, 0)); got != want {
+		if got, want := inetsum.Fold(inetsum.Sum(b, 0)), uint16(refSum(b, 0)); got != want {
 			t.Fatalf("%d bytes: onesSum folds to %#04x, reference %#04x", n, got, want)
 		}
 	}

@@ -5,6 +5,7 @@ package worker
 import (
 	"github.com/xdpsec/xdpsec/bpf"
 	"github.com/xdpsec/xdpsec/crypto/esp"
+	"github.com/xdpsec/xdpsec/crypto/internal/inetsum"
 	"github.com/xdpsec/xdpsec/loader/xsk"
 )
 
@@ -275,7 +276,7 @@ func (w *Worker) handleOutChain(c []xsk.Desc) {
 		if head[0]>>4 == 4 {
 			be.PutUint16(head[2:], uint16(q))
 			be.PutUint16(head[10:], 0)
-			be.PutUint16(head[10:], ^fold(onesSum(head[:l4], 0)))
+			be.PutUint16(head[10:], ^inetsum.Fold(inetsum.Sum(head[:l4], 0)))
 		} else {
 			be.PutUint16(head[4:], uint16(q-40))
 		}
@@ -414,7 +415,7 @@ func (w *Worker) split(c []xsk.Desc, l3 int, hdr []byte, l4, ipLen int, tcp bool
 				be.PutUint16(p[6:], fo)
 			}
 			be.PutUint16(p[10:], 0)
-			be.PutUint16(p[10:], ^fold(onesSum(p[:l4], 0)))
+			be.PutUint16(p[10:], ^inetsum.Fold(inetsum.Sum(p[:l4], 0)))
 		} else {
 			be.PutUint16(p[4:], uint16(hl-40+seg))
 		}
@@ -432,12 +433,12 @@ func (w *Worker) split(c []xsk.Desc, l3 int, hdr []byte, l4, ipLen int, tcp bool
 			be.PutUint16(t[16:], 0)
 			var acc uint64
 			if v4 {
-				acc = onesSum(p[12:20], 0)
+				acc = inetsum.Sum(p[12:20], 0)
 			} else {
-				acc = onesSum(p[8:40], 0)
+				acc = inetsum.Sum(p[8:40], 0)
 			}
-			acc = addCarry(acc, 6+uint64(len(t)))
-			be.PutUint16(t[16:], ^fold(onesSum(t, acc)))
+			acc = inetsum.Add(acc, 6+uint64(len(t)))
+			be.PutUint16(t[16:], ^inetsum.Fold(inetsum.Sum(t, acc)))
 		}
 		start, end, err := e.SA.Encap(frame, dataOff, len(p))
 		if err != nil {

@@ -2,6 +2,8 @@
 
 package worker
 
+import "github.com/xdpsec/xdpsec/crypto/internal/inetsum"
+
 // MSS clamping (Config.MSSClamp): the worker lowers the MSS option of TCP
 // SYNs (and SYN-ACKs) that go into the tunnel, so that both ends of a
 // connection send segments that fit the SA's inner MTU from the first
@@ -71,12 +73,12 @@ func clampMSS(pkt []byte, mss int) bool {
 			// two (odd offset). Take the sum of the aligned words out,
 			// write, put the new sum in.
 			lo, hi := (i+2)&^1, (i+4+1)&^1
-			before := onesSum(tcp[lo:hi], 0)
+			before := inetsum.Sum(tcp[lo:hi], 0)
 			be.PutUint16(tcp[i+2:], uint16(mss))
-			after := onesSum(tcp[lo:hi], 0)
+			after := inetsum.Sum(tcp[lo:hi], 0)
 			c := ^be.Uint16(tcp[16:])
-			s := addCarry(addCarry(uint64(c), uint64(^fold(before))), uint64(fold(after)))
-			be.PutUint16(tcp[16:], ^fold(s))
+			s := inetsum.Add(inetsum.Add(uint64(c), uint64(^inetsum.Fold(before))), uint64(inetsum.Fold(after)))
+			be.PutUint16(tcp[16:], ^inetsum.Fold(s))
 			return true
 		}
 		i += n
