@@ -214,8 +214,7 @@ func (w *Worker) handleOutChain(c []xsk.Desc) {
 		ok = false
 	}
 	if !ok || ipLen > total || ipLen < l4 {
-		w.saStats.AddError(sa, uint8(esp.ReasonBadHeader), 1)
-		w.stats.CryptoErrors.Add(1)
+		w.badHeader(sa)
 		w.freeChain(c)
 		return
 	}
@@ -228,8 +227,7 @@ func (w *Worker) handleOutChain(c []xsk.Desc) {
 	switch {
 	case proto == 6 && !frag:
 		if hl, ok = tcpEnd(head, l4); !ok || ipLen < hl {
-			w.saStats.AddError(sa, uint8(esp.ReasonBadHeader), 1)
-			w.stats.CryptoErrors.Add(1)
+			w.badHeader(sa)
 			w.freeChain(c)
 			return
 		}

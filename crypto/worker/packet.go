@@ -100,8 +100,7 @@ func (w *Worker) handleOut(d xsk.Desc) {
 	pkt := frame[l3 : off+n]
 	ipLen, ok := ipLength(pkt)
 	if !ok {
-		w.saStats.AddError(sa, uint8(esp.ReasonBadHeader), 1)
-		w.stats.CryptoErrors.Add(1)
+		w.badHeader(sa)
 		w.free(d.Addr)
 		return
 	}
@@ -243,8 +242,7 @@ func (w *Worker) handleIn(d xsk.Desc) {
 	inner := frame[start:end]
 	var t spd.Tuple
 	if !innerTuple(inner, &t) {
-		w.saStats.AddError(sa, uint8(esp.ReasonBadHeader), 1)
-		w.stats.CryptoErrors.Add(1)
+		w.badHeader(sa)
 		w.free(d.Addr)
 		return
 	}
@@ -278,6 +276,13 @@ func (w *Worker) handleIn(d xsk.Desc) {
 	w.queue(sideProtected, sa, w.putEth(d, frame, start, end, &dst, &src, inner[0]>>4 == 6))
 	w.stats.Opened.Add(1)
 	w.saStats.Add(sa, 1, uint64(end-start))
+}
+
+// badHeader counts a packet of SA sa dropped because its IP header is
+// malformed, as the engine's own ReasonBadHeader errors are counted.
+func (w *Worker) badHeader(sa uint32) {
+	w.saStats.AddError(sa, uint8(esp.ReasonBadHeader), 1)
+	w.stats.CryptoErrors.Add(1)
 }
 
 func (w *Worker) cryptoErr(sa uint32, err error) {
