@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,7 +19,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpsec/xdpsec/hack/testbed"
@@ -179,7 +177,10 @@ func BenchmarkTestbedPPS(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer prog.Close()
-	frame := udpFrame(b, tb)
+	frame, err := tb.UDPFrame(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
 	var offered, sealed, opened []float64
 	var ringFull uint64
 	c0, s0, t0 := readCPU(b), selfCPU(), time.Now()
@@ -189,7 +190,7 @@ func BenchmarkTestbedPPS(b *testing.B) {
 			st0 := gws.GW1.SocketStats()
 			sl0, op0 := gws.GW1.WorkerStats()["sealed"], gws.GW2.WorkerStats()["opened"]
 			var el time.Duration
-			err := inNS(tb, testbed.H1, func() error {
+			err := tb.InNS(testbed.H1, func() error {
 				ifc, err := net.InterfaceByName(testbed.H1Eth)
 				if err != nil {
 					return err
@@ -225,75 +226,6 @@ func BenchmarkTestbedPPS(b *testing.B) {
 	b.ReportMetric(median(opened), "delivered-Mpps")
 	b.ReportMetric(float64(ringFull)/float64(len(sealed)), "gw1-rxringfull/run")
 	b.Logf("offered %.2f sealed %.2f delivered %.2f Mpps", offered, sealed, opened)
-}
-
-func udpFrame(b *testing.B, tb *testbed.Testbed) []byte {
-	dmac, smac := macOf(b, tb, testbed.GW1, testbed.GW1LAN), macOf(b, tb, testbed.H1, testbed.H1Eth)
-	f := make([]byte, 60)
-	copy(f[0:6], dmac)
-	copy(f[6:12], smac)
-	binary.BigEndian.PutUint16(f[12:], 0x0800)
-	ip := f[14:]
-	ip[0], ip[8], ip[9] = 0x45, 64, 17
-	binary.BigEndian.PutUint16(ip[2:], 46)
-	s, d := testbed.H1Addr4.As4(), testbed.H2Addr4.As4()
-	copy(ip[12:16], s[:])
-	copy(ip[16:20], d[:])
-	var sum uint32
-	for i := 0; i < 20; i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
-	udp := ip[20:]
-	binary.BigEndian.PutUint16(udp[0:], 40000)
-	binary.BigEndian.PutUint16(udp[2:], 9)
-	binary.BigEndian.PutUint16(udp[4:], 26)
-	return f
-}
-
-func macOf(b *testing.B, tb *testbed.Testbed, n testbed.Node, dev string) net.HardwareAddr {
-	out, err := tb.Run(context.Background(), n, "cat", "/sys/class/net/"+dev+"/address")
-	if err != nil {
-		b.Fatal(err)
-	}
-	m, err := net.ParseMAC(strings.TrimSpace(out))
-	if err != nil {
-		b.Fatal(err)
-	}
-	return m
-}
-
-func inNS(tb *testbed.Testbed, n testbed.Node, fn func() error) error {
-	h, err := tb.NsHandle(n)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(h); err != nil {
-			errc <- err
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			errc <- fmt.Errorf("return to the original namespace: %w", err)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
 }
 
 func median(v []float64) float64 {

@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,7 +23,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/google/gopacket/pcapgo"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpsec/xdpsec/control/daemon"
@@ -388,42 +386,11 @@ func programIDs(t *testing.T, ds ...*daemon.Daemon) []ebpf.ProgramID {
 	return ids
 }
 
-// inNS runs fn on a thread inside node's namespace; sockets fn opens stay there.
-func inNS(tb *testbed.Testbed, n testbed.Node, fn func() error) error {
-	h, err := tb.NsHandle(n)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(h); err != nil {
-			errc <- err
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			errc <- err // leave the thread locked: the runtime discards it
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
-
 // transfer sends size bytes of pseudo-random data with the marker every 4 KiB from h1 to dst in
 // h2 over TCP, and returns both ends' SHA-256, the bytes received and the sender's path MTU.
 func transfer(ctx context.Context, tb *testbed.Testbed, dst netip.Addr, size int64) (sent, got [32]byte, n int64, pmtu int, err error) {
 	var ln net.Listener
-	if err = inNS(tb, testbed.H2, func() (err error) {
+	if err = tb.InNS(testbed.H2, func() (err error) {
 		ln, err = net.Listen("tcp", netip.AddrPortFrom(dst, 0).String())
 		return err
 	}); err != nil {
@@ -449,7 +416,7 @@ func transfer(ctx context.Context, tb *testbed.Testbed, dst netip.Addr, size int
 		res <- result{sum: [32]byte(h.Sum(nil)), n: n, err: err}
 	}()
 	var conn net.Conn
-	if err = inNS(tb, testbed.H1, func() (err error) {
+	if err = tb.InNS(testbed.H1, func() (err error) {
 		conn, err = net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
 		return err
 	}); err != nil {
@@ -654,7 +621,7 @@ func readCapture(t *testing.T, file string) *wireStats {
 
 // sendFrames writes raw Ethernet frames out of dev in node's namespace.
 func sendFrames(tb *testbed.Testbed, n testbed.Node, dev string, frames [][]byte) error {
-	return inNS(tb, n, func() error {
+	return tb.InNS(n, func() error {
 		ifc, err := net.InterfaceByName(dev)
 		if err != nil {
 			return err

@@ -2,7 +2,6 @@ package neigh
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -34,11 +33,7 @@ func newBed(t *testing.T) *testbed.Testbed {
 
 func macOf(t *testing.T, tb *testbed.Testbed, n testbed.Node, dev string) [6]byte {
 	t.Helper()
-	out, err := tb.Run(context.Background(), n, "cat", "/sys/class/net/"+dev+"/address")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hw, err := net.ParseMAC(strings.TrimSpace(out))
+	hw, err := tb.MAC(context.Background(), n, dev)
 	if err != nil {
 		t.Fatal(err)
 	}

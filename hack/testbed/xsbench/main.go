@@ -15,14 +15,12 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpsec/xdpsec/control/daemon"
@@ -162,13 +160,13 @@ func udpRate(ctx context.Context, tb *testbed.Testbed, gws *pair.Pair, pkts int)
 		return 0, 0, 0, fmt.Errorf("load generator: %w", err)
 	}
 	defer prog.Close()
-	frame, err := udpFrame(tb)
+	frame, err := tb.UDPFrame(context.Background())
 	if err != nil {
 		return 0, 0, 0, err
 	}
 	s0, o0 := count(gws.GW1, "sealed"), count(gws.GW2, "opened")
 	var el time.Duration
-	err = inNS(tb, testbed.H1, func() error {
+	err = tb.InNS(testbed.H1, func() error {
 		ifc, err := net.InterfaceByName(testbed.H1Eth)
 		if err != nil {
 			return err
@@ -211,79 +209,6 @@ func nonzeroCard(d *daemon.Daemon) map[string]uint64 {
 }
 
 func count(d *daemon.Daemon, what string) uint64 { return d.WorkerStats()[what] }
-
-// udpFrame is a 64-byte Ethernet frame (60 bytes + FCS) h1 → h2, UDP to the discard port.
-func udpFrame(tb *testbed.Testbed) ([]byte, error) {
-	dmac, err := macOf(tb, testbed.GW1, testbed.GW1LAN)
-	if err != nil {
-		return nil, err
-	}
-	smac, err := macOf(tb, testbed.H1, testbed.H1Eth)
-	if err != nil {
-		return nil, err
-	}
-	f := make([]byte, 60)
-	copy(f[0:6], dmac)
-	copy(f[6:12], smac)
-	binary.BigEndian.PutUint16(f[12:], 0x0800)
-	ip := f[14:]
-	ip[0], ip[8], ip[9] = 0x45, 64, 17
-	binary.BigEndian.PutUint16(ip[2:], 46)
-	s, d := testbed.H1Addr4.As4(), testbed.H2Addr4.As4()
-	copy(ip[12:16], s[:])
-	copy(ip[16:20], d[:])
-	var sum uint32
-	for i := 0; i < 20; i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
-	udp := ip[20:]
-	binary.BigEndian.PutUint16(udp[0:], 40000)
-	binary.BigEndian.PutUint16(udp[2:], 9)
-	binary.BigEndian.PutUint16(udp[4:], 26) // checksum 0: none (RFC 768)
-	return f, nil
-}
-
-func macOf(tb *testbed.Testbed, n testbed.Node, dev string) (net.HardwareAddr, error) {
-	out, err := tb.Run(context.Background(), n, "cat", "/sys/class/net/"+dev+"/address")
-	if err != nil {
-		return nil, err
-	}
-	return net.ParseMAC(strings.TrimSpace(out))
-}
-
-func inNS(tb *testbed.Testbed, n testbed.Node, fn func() error) error {
-	h, err := tb.NsHandle(n)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(h); err != nil {
-			errc <- err
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			errc <- err
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
 
 func median(v []float64) float64 {
 	s := append([]float64(nil), v...)

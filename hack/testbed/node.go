@@ -1,0 +1,96 @@
+package testbed
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"runtime"
+	"strings"
+
+	"github.com/vishvananda/netns"
+)
+
+// InNS runs fn on an OS thread that has entered node n's namespace, then
+// returns the thread to the namespace it came from. Sockets fn opens stay in
+// n's namespace; the goroutines that later use them may run anywhere.
+func (tb *Testbed) InNS(n Node, fn func() error) error {
+	h, err := tb.NsHandle(n)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("read current namespace: %w", err)
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(h); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("enter namespace %s: %w", tb.NetNS(n), err)
+			return
+		}
+		ferr := fn()
+		if err := netns.Set(orig); err != nil {
+			// The thread is in the wrong namespace: leave it locked so that
+			// the runtime terminates it with this goroutine.
+			errc <- fmt.Errorf("return to the original namespace: %w", err)
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}
+
+// MAC returns the hardware address of interface dev in node n.
+func (tb *Testbed) MAC(ctx context.Context, n Node, dev string) (net.HardwareAddr, error) {
+	out, err := tb.Run(ctx, n, "cat", "/sys/class/net/"+dev+"/address")
+	if err != nil {
+		return nil, err
+	}
+	return net.ParseMAC(strings.TrimSpace(out))
+}
+
+// UDPFrame returns a 64-byte Ethernet frame (60 bytes + FCS) from h1 to h2,
+// addressed to gw1's LAN port: IPv4 UDP to the discard port (9) with an
+// 18-byte zero payload and no UDP checksum (RFC 768). Benchmarks inject it
+// into gw1 as a minimum-size packet to protect.
+func (tb *Testbed) UDPFrame(ctx context.Context) ([]byte, error) {
+	dmac, err := tb.MAC(ctx, GW1, GW1LAN)
+	if err != nil {
+		return nil, err
+	}
+	smac, err := tb.MAC(ctx, H1, H1Eth)
+	if err != nil {
+		return nil, err
+	}
+	f := make([]byte, 60)
+	copy(f[0:6], dmac)
+	copy(f[6:12], smac)
+	binary.BigEndian.PutUint16(f[12:], 0x0800)
+	ip := f[14:]
+	ip[0], ip[8], ip[9] = 0x45, 64, 17
+	binary.BigEndian.PutUint16(ip[2:], 46)
+	s, d := H1Addr4.As4(), H2Addr4.As4()
+	copy(ip[12:16], s[:])
+	copy(ip[16:20], d[:])
+	var sum uint32
+	for i := 0; i < 20; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
+	}
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
+	udp := ip[20:]
+	binary.BigEndian.PutUint16(udp[0:], 40000)
+	binary.BigEndian.PutUint16(udp[2:], 9)
+	binary.BigEndian.PutUint16(udp[4:], 26) // checksum 0: none (RFC 768)
+	return f, nil
+}
