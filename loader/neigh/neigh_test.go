@@ -31,6 +31,23 @@ func newBed(t *testing.T) *testbed.Testbed {
 	return tb
 }
 
+// newCache starts a cache with opts in node n's namespace, closed when the test ends.
+func newCache(t *testing.T, tb *testbed.Testbed, n testbed.Node, opts Options) *Cache {
+	t.Helper()
+	ns, err := tb.NsHandle(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.NetNS = ns
+	c, err := New(opts)
+	ns.Close() // the cache keeps its own handle
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
 func macOf(t *testing.T, tb *testbed.Testbed, n testbed.Node, dev string) [6]byte {
 	t.Helper()
 	hw, err := tb.MAC(context.Background(), n, dev)
@@ -59,16 +76,7 @@ func ifindexOf(t *testing.T, tb *testbed.Testbed, n testbed.Node, dev string) in
 func TestResolvesWithoutTraffic(t *testing.T) {
 	needRoot(t)
 	tb := newBed(t)
-	ns, err := tb.NsHandle(testbed.GW2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := New(Options{NetNS: ns})
-	ns.Close() // the cache keeps its own handle
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
+	c := newCache(t, tb, testbed.GW2, Options{})
 
 	lan := ifindexOf(t, tb, testbed.GW2, testbed.GW2LAN)
 	wan := ifindexOf(t, tb, testbed.GW2, testbed.GW2WAN)
@@ -115,16 +123,7 @@ func TestResolvesWithoutTraffic(t *testing.T) {
 func TestFollowsRouteChanges(t *testing.T) {
 	needRoot(t)
 	tb := newBed(t)
-	ns, err := tb.NsHandle(testbed.GW2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	c, err := New(Options{NetNS: ns, Retry: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
+	c := newCache(t, tb, testbed.GW2, Options{Retry: 50 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, _, _, err := c.Resolve(ctx, testbed.H1Addr4); err != nil {
@@ -154,16 +153,7 @@ func TestFollowsRouteChanges(t *testing.T) {
 func TestUnresolvableIsRateLimited(t *testing.T) {
 	needRoot(t)
 	tb := newBed(t)
-	ns, err := tb.NsHandle(testbed.GW2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	c, err := New(Options{NetNS: ns, Retry: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
+	c := newCache(t, tb, testbed.GW2, Options{Retry: time.Hour})
 	ghost := netip.MustParseAddr("198.18.2.99")
 	c.NextHop(ghost)
 	waitFor(t, "the first request to be handled", func() bool { return c.Stats().Entries == 1 })
@@ -182,17 +172,8 @@ func TestUnresolvableIsRateLimited(t *testing.T) {
 func TestNextHopNeverBlocks(t *testing.T) {
 	needRoot(t)
 	tb := newBed(t)
-	ns, err := tb.NsHandle(testbed.GW2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
 	// 198.19.0.0/16 has no route in gw2: the lookups fail without touching any neighbour table.
-	c, err := New(Options{NetNS: ns, QueueLen: 8, MaxEntries: 64})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
+	c := newCache(t, tb, testbed.GW2, Options{QueueLen: 8, MaxEntries: 64})
 	var wg sync.WaitGroup
 	deadline := time.Now().Add(5 * time.Second)
 	for g := 0; g < 4; g++ {
@@ -257,16 +238,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestFollowsNeighbourChanges(t *testing.T) {
 	needRoot(t)
 	tb := newBed(t)
-	ns, err := tb.NsHandle(testbed.GW2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	c, err := New(Options{NetNS: ns, Retry: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
+	c := newCache(t, tb, testbed.GW2, Options{Retry: 50 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, _, _, err := c.Resolve(ctx, testbed.H2Addr4); err != nil {
@@ -291,22 +263,8 @@ func TestLearnsHostsThatTalkToTheGateway(t *testing.T) {
 	needRoot(t)
 	tb := newBed(t)
 	lan := ifindexOf(t, tb, testbed.GW1, testbed.GW1LAN)
-	ns, err := tb.NsHandle(testbed.GW1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	learner, err := New(Options{NetNS: ns, LearnOn: []int{lan}})
-	if err != nil {
-		ns.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = learner.Close() })
-	plain, err := New(Options{NetNS: ns})
-	ns.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = plain.Close() })
+	learner := newCache(t, tb, testbed.GW1, Options{LearnOn: []int{lan}})
+	plain := newCache(t, tb, testbed.GW1, Options{})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
