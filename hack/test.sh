@@ -28,6 +28,9 @@ go vet ./...
 
 echo "== go test"
 go test -count=1 -timeout 40m ./...
+echo "== end to end again with dataplane.multi_buffer (software TSO in the workers)"
+XDPSEC_E2E_MULTIBUF=1 go test -count=1 -timeout 10m ./hack/e2e
+
 echo "== go test -race (engine, workers, control plane, loader)"
 go test -count=1 -race -timeout 30m ./crypto/... ./control/... ./loader/...
 
