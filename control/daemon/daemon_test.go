@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"crypto/sha256"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -437,51 +436,11 @@ func TestInboundSABeforeItsPolicy(t *testing.T) {
 // that h2 received exactly them.
 func transferTCP(t *testing.T, tb *testbed.Testbed, dst netip.Addr, size int) {
 	t.Helper()
-	h1, err := tb.NsHandle(testbed.H1)
+	conn, res, err := tb.DialSink(dst, 30*time.Second)
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer h1.Close()
-	h2, err := tb.NsHandle(testbed.H2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h2.Close()
-	var ln net.Listener
-	if err := inNS(h2, func() (err error) {
-		ln, err = net.Listen("tcp", netip.AddrPortFrom(dst, 0).String())
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	type result struct {
-		sum [32]byte
-		n   int64
-		err error
-	}
-	res := make(chan result, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			res <- result{err: err}
-			return
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-		h := sha256.New()
-		n, err := io.Copy(h, c)
-		res <- result{sum: [32]byte(h.Sum(nil)), n: n, err: err}
-	}()
-	var conn net.Conn
-	if err := inNS(h1, func() (err error) {
-		conn, err = net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
-		return err
-	}); err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
 	buf := make([]byte, size)
 	_, _ = rand.NewChaCha8([32]byte{7}).Read(buf)
 	if _, err := conn.Write(buf); err != nil {
@@ -491,8 +450,8 @@ func transferTCP(t *testing.T, tb *testbed.Testbed, dst netip.Addr, size int) {
 		t.Fatal(err)
 	}
 	r := <-res
-	if r.err != nil || r.n != int64(size) || r.sum != sha256.Sum256(buf) {
-		t.Fatalf("h2 received %d of %d bytes (checksum match %v): %v", r.n, size, r.sum == sha256.Sum256(buf), r.err)
+	if r.Err != nil || r.N != int64(size) || r.Sum != sha256.Sum256(buf) {
+		t.Fatalf("h2 received %d of %d bytes (checksum match %v): %v", r.N, size, r.Sum == sha256.Sum256(buf), r.Err)
 	}
 }
 

@@ -389,41 +389,11 @@ func programIDs(t *testing.T, ds ...*daemon.Daemon) []ebpf.ProgramID {
 // transfer sends size bytes of pseudo-random data with the marker every 4 KiB from h1 to dst in
 // h2 over TCP, and returns both ends' SHA-256, the bytes received and the sender's path MTU.
 func transfer(ctx context.Context, tb *testbed.Testbed, dst netip.Addr, size int64) (sent, got [32]byte, n int64, pmtu int, err error) {
-	var ln net.Listener
-	if err = tb.InNS(testbed.H2, func() (err error) {
-		ln, err = net.Listen("tcp", netip.AddrPortFrom(dst, 0).String())
-		return err
-	}); err != nil {
-		return
-	}
-	defer ln.Close()
-	type result struct {
-		sum [32]byte
-		n   int64
-		err error
-	}
-	res := make(chan result, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			res <- result{err: err}
-			return
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(2 * time.Minute))
-		h := sha256.New()
-		n, err := io.Copy(h, c)
-		res <- result{sum: [32]byte(h.Sum(nil)), n: n, err: err}
-	}()
-	var conn net.Conn
-	if err = tb.InNS(testbed.H1, func() (err error) {
-		conn, err = net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
-		return err
-	}); err != nil {
+	conn, res, err := tb.DialSink(dst, 2*time.Minute)
+	if err != nil {
 		return
 	}
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(2 * time.Minute))
 	h := sha256.New()
 	rng := rand.NewChaCha8([32]byte{1, 2, 3})
 	buf := make([]byte, 64<<10)
@@ -446,7 +416,7 @@ func transfer(ctx context.Context, tb *testbed.Testbed, dst netip.Addr, size int
 	}
 	select {
 	case r := <-res:
-		return sent, r.sum, r.n, pmtu, r.err
+		return sent, r.Sum, r.N, pmtu, r.Err
 	case <-ctx.Done():
 		return sent, got, 0, pmtu, ctx.Err()
 	}
