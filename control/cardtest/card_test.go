@@ -25,6 +25,7 @@ import (
 	"github.com/xdpsec/xdpsec/control/offload"
 	"github.com/xdpsec/xdpsec/control/sadb"
 	"github.com/xdpsec/xdpsec/hack/testbed"
+	"github.com/xdpsec/xdpsec/hack/testbed/pair"
 	"github.com/xdpsec/xdpsec/loader"
 )
 
@@ -145,38 +146,30 @@ func TestRealCard(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = tb.Close() })
-	y1, y2, err := tb.GatewayConfigs(testbed.DefaultTunnels[:1])
+	// gw1 serves its API on a socket in a private directory, as `xdpsec run` does.
+	sockDir := t.TempDir()
+	var y1, y2 string
+	gws, err := pair.Start(ctx, tb, pair.Options{
+		Tunnels:      testbed.DefaultTunnels[:1],
+		HostOffloads: true, // the hosts as the testbed leaves them
+		API:          true,
+		SocketDir:    sockDir,
+		Log:          slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Edit: func(a, b string) (string, string) {
+			y1 = strings.Replace(a, "sas: 64,", fmt.Sprintf("sas: %d,", sasCapacity), 1)
+			y2 = b
+			return y1, y2
+		},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	y1 = strings.Replace(y1, "sas: 64,", fmt.Sprintf("sas: %d,", sasCapacity), 1)
-	var ds [2]*daemon.Daemon
-	sockDir := t.TempDir()
-	for i, y := range []string{y1, y2} {
-		gw := []testbed.Node{testbed.GW1, testbed.GW2}[i]
-		cfg, err := config.Parse(string(gw)+".yaml", []byte(y))
-		if err != nil {
-			t.Fatalf("parse %s: %v\n%s", gw, err, y)
+	t.Cleanup(func() {
+		if err := gws.Close(); err != nil {
+			t.Errorf("close the gateways: %v", err)
 		}
-		ns, err := tb.NsHandle(gw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// gw1 serves its API on a socket in a private directory, as `xdpsec run` does.
-		sock := filepath.Join(sockDir, string(gw)+".sock")
-		d, err := daemon.Start(ctx, cfg, daemon.Options{NetNS: ns, NoAPI: gw != testbed.GW1, Socket: sock,
-			Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))})
-		ns.Close()
-		if err != nil {
-			t.Fatalf("start %s: %v", gw, err)
-		}
-		t.Cleanup(func() {
-			if err := d.Close(); err != nil {
-				t.Errorf("close %s: %v", gw, err)
-			}
-		})
-		ds[i] = d
-	}
+	})
+	ds := [2]*daemon.Daemon{gws.GW1, gws.GW2}
 	gw1 := ds[0]
 	m := gw1.Manager()
 	sub := m.Events().Subscribe(4096)

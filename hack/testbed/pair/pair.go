@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 
 	"github.com/xdpsec/xdpsec/control/config"
 	"github.com/xdpsec/xdpsec/control/daemon"
@@ -27,6 +28,11 @@ type Options struct {
 	// API serves each gateway's unix-socket API at /run/xdpsec/<instance>.sock, so that
 	// `xdpsec sa list -s --socket …` works while the pair runs.
 	API bool
+	// SocketDir, with API, puts each gateway's socket at <SocketDir>/<gw>.sock (gw1.sock,
+	// gw2.sock) instead of /run/xdpsec/<instance>.sock.
+	SocketDir string
+	// Edit, if set, rewrites the two gateways' YAML configurations before they are parsed.
+	Edit func(gw1, gw2 string) (string, string)
 	// Dataplane tunes the workers (busy polling, UMEM size).
 	Dataplane testbed.Dataplane
 	// HostOffloads leaves h1's and h2's transmit checksum offload on (a host's default): their
@@ -55,6 +61,9 @@ func Start(ctx context.Context, tb *testbed.Testbed, opts Options) (*Pair, error
 	if err != nil {
 		return nil, err
 	}
+	if opts.Edit != nil {
+		y1, y2 = opts.Edit(y1, y2)
+	}
 	p := &Pair{}
 	for i, y := range []string{y1, y2} {
 		gw := []testbed.Node{testbed.GW1, testbed.GW2}[i]
@@ -68,7 +77,11 @@ func Start(ctx context.Context, tb *testbed.Testbed, opts Options) (*Pair, error
 			p.Close()
 			return nil, err
 		}
-		d, err := daemon.Start(ctx, cfg, daemon.Options{NetNS: ns, NoAPI: !opts.API, Log: log.With("gw", string(gw))})
+		dopts := daemon.Options{NetNS: ns, NoAPI: !opts.API, Log: log.With("gw", string(gw))}
+		if opts.SocketDir != "" {
+			dopts.Socket = filepath.Join(opts.SocketDir, string(gw)+".sock")
+		}
+		d, err := daemon.Start(ctx, cfg, dopts)
 		ns.Close()
 		if err != nil {
 			p.Close()
