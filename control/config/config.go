@@ -227,8 +227,8 @@ type Lifetime struct {
 // Defaults filled in by Parse for fields left out.
 const (
 	DefaultInstance     = "xdpsec"
-	DefaultPolicies     = 1024
-	DefaultSAs          = 1024
+	DefaultPolicies     = 16384 // the card's default room (issue 3: at least 16,384 policies
+	DefaultSAs          = 65536 // and 65,536 SAs); a few MiB of maps in all
 	DefaultFlowCache    = 65536
 	DefaultUMEMFrames   = 16384
 	DefaultFrameSize    = 4096

@@ -23,7 +23,7 @@ var (
 // Bounds of the capacities: the card's maps are sized from them, and a typo
 // should not ask the kernel for gigabytes.
 const (
-	MaxPolicies   = 1 << 20
+	MaxPolicies   = 0xffff // policy ids are 16 bits in the card's metadata (loader.MaxPolicies)
 	MaxSAs        = 1 << 20
 	MaxFlowCache  = 1 << 24
 	MinUMEMFrames = 64
