@@ -3,7 +3,7 @@
 # (for regenerating the committed objects), bpftool, and the traffic tools the end-to-end tests drive.
 # Idempotent: it installs only what is missing.
 set -euo pipefail
-pkgs=(clang llvm libbpf-dev bpftool iperf3 tcpdump tshark iproute2 iputils-ping ethtool)
+pkgs=(clang llvm libbpf-dev bpftool iperf3 tcpdump iproute2 iputils-ping ethtool)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -16,8 +16,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # tshark asks whether non-root users may capture; answer no without a prompt.
-  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # Go modules come from the module proxy.
