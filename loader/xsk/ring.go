@@ -97,6 +97,34 @@ func (r *ring) pending() uint32 {
 	return r.cachedProd - r.cachedCons
 }
 
+// produce puts as many of src as fit into the producer ring r, whose
+// entries are slots, publishes them in one store, and returns how many it
+// took (the first n of src).
+func produce[T uint64 | Desc](r *ring, slots, src []T) int {
+	idx, n := r.reserve(uint32(len(src)))
+	for i := range n {
+		slots[(idx+i)&r.mask] = src[i]
+	}
+	if n > 0 {
+		r.submit()
+	}
+	return int(n)
+}
+
+// consume copies up to len(out) entries of the consumer ring r, whose
+// entries are slots, into out, releases them to the producer, and returns
+// how many it copied.
+func consume[T uint64 | Desc](r *ring, slots, out []T) int {
+	idx, n := r.peek(uint32(len(out)))
+	for i := range n {
+		out[i] = slots[(idx+i)&r.mask]
+	}
+	if n > 0 {
+		r.release(n)
+	}
+	return int(n)
+}
+
 func (r *ring) needWakeup() bool { return r.flags.Load()&unix.XDP_RING_NEED_WAKEUP != 0 }
 
 // FillQueue is the ring on which user space gives the kernel empty frames to
@@ -109,14 +137,7 @@ type FillQueue struct {
 // Produce puts as many of addrs as fit on the ring, publishes them in one
 // store, and returns how many it took (the first n of addrs).
 func (q *FillQueue) Produce(addrs []uint64) int {
-	idx, n := q.r.reserve(uint32(len(addrs)))
-	for i := range n {
-		q.addrs[(idx+i)&q.r.mask] = addrs[i]
-	}
-	if n > 0 {
-		q.r.submit()
-	}
-	return int(n)
+	return produce(&q.r, q.addrs, addrs)
 }
 
 // Free reports how many addresses Produce would accept now.
@@ -139,14 +160,7 @@ type CompletionQueue struct {
 // Consume copies up to len(out) completed addresses into out, releases them
 // to the kernel, and returns how many it copied.
 func (q *CompletionQueue) Consume(out []uint64) int {
-	idx, n := q.r.peek(uint32(len(out)))
-	for i := range n {
-		out[i] = q.addrs[(idx+i)&q.r.mask]
-	}
-	if n > 0 {
-		q.r.release(n)
-	}
-	return int(n)
+	return consume(&q.r, q.addrs, out)
 }
 
 // Pending reports how many completions are waiting.
@@ -163,14 +177,7 @@ type RXQueue struct {
 // to the kernel, and returns how many it copied. The frames they name belong
 // to the caller from now on.
 func (q *RXQueue) Consume(out []Desc) int {
-	idx, n := q.r.peek(uint32(len(out)))
-	for i := range n {
-		out[i] = q.descs[(idx+i)&q.r.mask]
-	}
-	if n > 0 {
-		q.r.release(n)
-	}
-	return int(n)
+	return consume(&q.r, q.descs, out)
 }
 
 // Pending reports how many received descriptors are waiting.
@@ -188,14 +195,7 @@ type TXQueue struct {
 // descriptors belong to the kernel until they come back on the completion
 // ring.
 func (q *TXQueue) Produce(descs []Desc) int {
-	idx, n := q.r.reserve(uint32(len(descs)))
-	for i := range n {
-		q.descs[(idx+i)&q.r.mask] = descs[i]
-	}
-	if n > 0 {
-		q.r.submit()
-	}
-	return int(n)
+	return produce(&q.r, q.descs, descs)
 }
 
 // Free reports how many descriptors Produce would accept now.
