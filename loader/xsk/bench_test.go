@@ -26,21 +26,8 @@ func BenchmarkVethRX(b *testing.B) {
 			ns := xsktest.NewNS(b, "xskbrx")
 			v := xsktest.AddVeth(b, ns, "xs-a", ns, "xs-b")
 			redir := xsktest.AttachRedirect(b, ns, v.Index, nil)
-			u, err := xsk.NewUMEM(xsk.UMEMConfig{FrameCount: benchFrames})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { u.Close() })
-			pools, _ := u.Pools(1)
-			pool := pools[0]
-			var s *xsk.Socket
-			if err := ns.Do(func() (err error) {
-				s, err = u.Open(xsk.SocketConfig{Ifindex: v.Index, FillSize: 8192, CompletionSize: 2048, RXSize: 8192, TXSize: 2048})
-				return err
-			}); err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { s.Close() })
+			u, pool := newUMEM(b, benchFrames)
+			s := openSocket(b, ns, u, xsk.SocketConfig{Ifindex: v.Index, FillSize: 8192, CompletionSize: 2048, RXSize: 8192, TXSize: 2048})
 			if err := redir.Map.Put(uint32(0), uint32(s.FD())); err != nil {
 				b.Fatal(err)
 			}
@@ -97,21 +84,8 @@ func BenchmarkVethTX(b *testing.B) {
 			ns := xsktest.NewNS(b, "xskbtx")
 			v := xsktest.AddVeth(b, ns, "xs-a", ns, "xs-b")
 			xsktest.AttachVerdict(b, ns, v.PeerIdx, 1) // XDP_DROP on the receiver
-			u, err := xsk.NewUMEM(xsk.UMEMConfig{FrameCount: 16384})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { u.Close() })
-			pools, _ := u.Pools(1)
-			pool := pools[0]
-			var s *xsk.Socket
-			if err := ns.Do(func() (err error) {
-				s, err = u.Open(xsk.SocketConfig{Ifindex: v.Index, FillSize: 2048, CompletionSize: 2048, RXSize: 2048, TXSize: 2048})
-				return err
-			}); err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { s.Close() })
+			u, pool := newUMEM(b, 16384)
+			s := openSocket(b, ns, u, xsk.SocketConfig{Ifindex: v.Index, FillSize: 2048, CompletionSize: 2048, RXSize: 2048, TXSize: 2048})
 			frame := xsktest.UDPFrame(size, v.PeerMAC, v.MAC, 1, 0x5a)
 			for _, a := range pool.Free() {
 				copy(u.Frame(a)[u.RXOffset():], frame)

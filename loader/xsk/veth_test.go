@@ -84,14 +84,30 @@ func (l *frameLedger) reapCompletions(s *xsk.Socket, pool *xsk.FramePool, deadli
 	}
 }
 
-func openSocket(t *testing.T, ns *xsktest.NS, u *xsk.UMEM, cfg xsk.SocketConfig) *xsk.Socket {
-	t.Helper()
+func openSocket(tb testing.TB, ns *xsktest.NS, u *xsk.UMEM, cfg xsk.SocketConfig) *xsk.Socket {
+	tb.Helper()
 	var s *xsk.Socket
 	if err := ns.Do(func() (err error) { s, err = u.Open(cfg); return err }); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	tb.Cleanup(func() { s.Close() })
 	return s
+}
+
+// newUMEM creates a UMEM of frames frames, closed when the test ends, and
+// returns it with its one frame pool.
+func newUMEM(tb testing.TB, frames uint32) (*xsk.UMEM, *xsk.FramePool) {
+	tb.Helper()
+	u, err := xsk.NewUMEM(xsk.UMEMConfig{FrameCount: frames})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { u.Close() })
+	pools, err := u.Pools(1)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return u, pools[0]
 }
 
 func register(t *testing.T, r *xsktest.Redirect, s *xsk.Socket) {
@@ -126,13 +142,7 @@ func testVethRXTX(t *testing.T, cfg xsk.SocketConfig) {
 	binary.NativeEndian.PutUint32(meta[4:], ^uint32(magic))
 	redir := xsktest.AttachRedirect(t, ns, v.Index, meta)
 
-	u, err := xsk.NewUMEM(xsk.UMEMConfig{FrameCount: 256})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { u.Close() })
-	pools, _ := u.Pools(1)
-	pool := pools[0]
+	u, pool := newUMEM(t, 256)
 	cfg.Ifindex = v.Index
 	cfg.FillSize, cfg.CompletionSize, cfg.RXSize, cfg.TXSize = 64, 64, 64, 64
 	s := openSocket(t, ns, u, cfg)
@@ -233,13 +243,7 @@ func TestVethSharedUMEM(t *testing.T) {
 	r1 := xsktest.AttachRedirect(t, ns, v1.Index, nil)
 	r2 := xsktest.AttachRedirect(t, ns, v2.Index, nil)
 
-	u, err := xsk.NewUMEM(xsk.UMEMConfig{FrameCount: 512})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { u.Close() })
-	pools, _ := u.Pools(1)
-	pool := pools[0]
+	u, pool := newUMEM(t, 512)
 	cfg := xsk.SocketConfig{FillSize: 128, CompletionSize: 128, RXSize: 128, TXSize: 128}
 	cfg.Ifindex = v1.Index
 	s1 := openSocket(t, ns, u, cfg)
@@ -359,11 +363,7 @@ func TestVethModes(t *testing.T) {
 	v2 := xsktest.AddVeth(t, ns, "xs-a2", ns, "xs-b2")
 	xsktest.AttachRedirect(t, ns, v1.Index, nil)
 	xsktest.AttachRedirect(t, ns, v2.Index, nil)
-	u, err := xsk.NewUMEM(xsk.UMEMConfig{FrameCount: 64})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { u.Close() })
+	u, _ := newUMEM(t, 64)
 	small := xsk.SocketConfig{FillSize: 16, CompletionSize: 16, RXSize: 16, TXSize: 16}
 	zc := small
 	zc.Ifindex, zc.Mode = v1.Index, xsk.ModeZeroCopy
@@ -411,13 +411,7 @@ func TestVethSG(t *testing.T) {
 	redir := xsktest.AttachRedirectFrags(t, ns, v.Index, meta)
 
 	const frames = 256
-	u, err := xsk.NewUMEM(xsk.UMEMConfig{FrameCount: frames})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { u.Close() })
-	pools, _ := u.Pools(1)
-	pool := pools[0]
+	u, pool := newUMEM(t, frames)
 	s := openSocket(t, ns, u, xsk.SocketConfig{Ifindex: v.Index, FillSize: 128, CompletionSize: 64, RXSize: 128, TXSize: 64, SG: true})
 	if !s.SG() {
 		t.Fatal("socket does not report SG")
@@ -493,11 +487,7 @@ func TestVethSharedSG(t *testing.T) {
 	ns := xsktest.NewNS(t, "xsksgsh")
 	v1 := xsktest.AddVeth(t, ns, "xs-a1", ns, "xs-b1")
 	v2 := xsktest.AddVeth(t, ns, "xs-a2", ns, "xs-b2")
-	u, err := xsk.NewUMEM(xsk.UMEMConfig{FrameCount: 256})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { u.Close() })
+	u, _ := newUMEM(t, 256)
 	cfg := xsk.SocketConfig{Ifindex: v1.Index, FillSize: 32, CompletionSize: 32, RXSize: 32, TXSize: 32, SG: true}
 	s1 := openSocket(t, ns, u, cfg)
 	cfg.Ifindex, cfg.SG = v2.Index, false
