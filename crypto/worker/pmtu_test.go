@@ -12,18 +12,9 @@ import (
 	"github.com/xdpsec/xdpsec/crypto/pmtu"
 )
 
-func csumOK(b []byte, acc uint32) bool {
-	for i := 0; i+1 < len(b); i += 2 {
-		acc += uint32(binary.BigEndian.Uint16(b[i:]))
-	}
-	if len(b)%2 == 1 {
-		acc += uint32(b[len(b)-1]) << 8
-	}
-	for acc > 0xffff {
-		acc = acc&0xffff + acc>>16
-	}
-	return acc == 0xffff
-}
+// csumOK reports whether b (with acc, a pseudo-header sum) verifies: its
+// plain RFC 1071 sum is all ones.
+func csumOK(b []byte, acc uint32) bool { return refSum(b, acc) == 0xffff }
 
 func ipv6UDP(ipLen int, src, dst netip.Addr) []byte {
 	p := make([]byte, ipLen)
