@@ -81,14 +81,7 @@ func (p *testPMTU) FragmentIPv4(dst, pkt []byte, mtu, offset int) (int, int) {
 	}
 	binary.BigEndian.PutUint16(dst[6:], fo)
 	dst[10], dst[11] = 0, 0
-	var sum uint32
-	for i := 0; i < ihl; i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(dst[i:]))
-	}
-	for sum > 0xffff {
-		sum = sum&0xffff + sum>>16
-	}
-	binary.BigEndian.PutUint16(dst[10:], ^uint16(sum))
+	binary.BigEndian.PutUint16(dst[10:], ^uint16(refSum(dst[:ihl], 0)))
 	return ihl + n, next
 }
 
@@ -245,14 +238,7 @@ func ipv4UDP(ipLen int, src, dst netip.Addr, sport, dport uint16, df bool, ttl b
 	s4, d4 := src.As4(), dst.As4()
 	copy(p[12:], s4[:])
 	copy(p[16:], d4[:])
-	var sum uint32
-	for i := 0; i < 20; i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(p[i:]))
-	}
-	for sum > 0xffff {
-		sum = sum&0xffff + sum>>16
-	}
-	binary.BigEndian.PutUint16(p[10:], ^uint16(sum))
+	binary.BigEndian.PutUint16(p[10:], ^uint16(refSum(p[:20], 0)))
 	binary.BigEndian.PutUint16(p[20:], sport)
 	binary.BigEndian.PutUint16(p[22:], dport)
 	binary.BigEndian.PutUint16(p[24:], uint16(ipLen-20))

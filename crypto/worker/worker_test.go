@@ -155,14 +155,7 @@ func tcp4(src, dst netip.Addr, dport uint16, fragOff uint16) []byte {
 	p[9] = 6
 	binary.BigEndian.PutUint16(p[6:], fragOff)
 	p[10], p[11] = 0, 0
-	var sum uint32
-	for i := 0; i < 20; i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(p[i:]))
-	}
-	for sum > 0xffff {
-		sum = sum&0xffff + sum>>16
-	}
-	binary.BigEndian.PutUint16(p[10:], ^uint16(sum))
+	binary.BigEndian.PutUint16(p[10:], ^uint16(refSum(p[:20], 0)))
 	return p
 }
 
