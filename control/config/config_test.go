@@ -101,6 +101,11 @@ sas:
 		sa.Window() != DefaultReplayWindow || sa.TTL != DefaultTTL || sa.DF != DFCopy || sa.Auth.TruncBits != 128 {
 		t.Fatalf("defaults not applied: %+v", c)
 	}
+	// Issue 3: by default the card has room for at least 16,384 policies and 65,536 SAs.
+	if c.Capacities.Policies < 16384 || c.Capacities.SAs < 65536 {
+		t.Fatalf("default capacities %d policies, %d SAs: want at least 16,384 and 65,536",
+			c.Capacities.Policies, c.Capacities.SAs)
+	}
 	if err := c.SetInstance("gw9"); err != nil || c.Daemon.Socket != "/run/xdpsec/gw9.sock" {
 		t.Fatalf("SetInstance: %v, socket %s", err, c.Daemon.Socket)
 	}
