@@ -29,6 +29,12 @@ enum xdpsec_action {
 	XDPSEC_ACT_DISCARD = 2,
 };
 
+/* An SA's mode (struct xdpsec_sa.mode). 0 is "unspecified" and never in the card. */
+enum xdpsec_mode {
+	XDPSEC_MODE_TUNNEL = 1,
+	XDPSEC_MODE_TRANSPORT = 2,
+};
+
 enum xdpsec_meta_flags {
 	XDPSEC_META_F_IPV6 = 1 << 0,      /* the packet's (outer, for inbound) IP header is IPv6 */
 	XDPSEC_META_F_UDP_ENCAP = 1 << 1, /* inbound: ESP in UDP (RFC 3948); the UDP header is at l4_off */
@@ -66,7 +72,7 @@ struct xdpsec_sa {
 	__u32 spi;       /* network order, as on the wire */
 	__u8 flags;      /* enum xdpsec_sa_flags */
 	__u8 dir;        /* enum xdpsec_dir */
-	__u8 mode;       /* 1 tunnel, 2 transport (crypto/esp.Mode) */
+	__u8 mode;       /* enum xdpsec_mode */
 	__u8 family;     /* outer address family: 4 or 6 */
 	__u16 encap_sport; /* UDP encapsulation ports (RFC 3948); 0 = plain ESP */
 	__u16 encap_dport;

@@ -16,7 +16,7 @@
 //   - api: HTTP/JSON over a 0600 unix socket, server and client; xfrmargs: the ip xfrm argument grammar
 //     of `xdpsec sa add` / `sp add`; metrics: Prometheus;
 //   - manager: all of the above for the daemon;
-//   - config (the YAML), spd (selectors and the reference classifier) and daemon (the running gateway,
+//   - config (the YAML) and daemon (the running gateway,
 //     including the real Driver) belong to the configuration and data-path work.
 //
 // The daemon's use of the manager:

@@ -11,7 +11,7 @@ import (
 	"github.com/cilium/ebpf/ringbuf"
 
 	"github.com/xdpsec/xdpsec/bpf"
-	"github.com/xdpsec/xdpsec/control/spd"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // Acquire is one ACQUIRE record: a packet matched a PROTECT policy that has no usable SA (RFC 4301
@@ -19,9 +19,9 @@ import (
 type Acquire struct {
 	Time     time.Duration // CLOCK_MONOTONIC
 	PolicyID uint32
-	SA       uint32 // the SA index the policy names (spd.NoSA when none)
-	Dir      spd.Dir
-	Tuple    spd.Tuple // the packet's selector tuple
+	SA       uint32 // the SA index the policy names (ipsec.NoSA when none)
+	Dir      ipsec.Dir
+	Tuple    ipsec.Tuple // the packet's selector tuple
 }
 
 // AcquireReader reads ACQUIRE records from the card's ring buffer. One reader per card.
@@ -68,9 +68,9 @@ func decodeAcquire(b []byte) (Acquire, error) {
 		return Acquire{}, fmt.Errorf("decode acquire record: %w", err)
 	}
 	return Acquire{
-		Time: time.Duration(r.TimeNs), PolicyID: r.PolicyId, SA: r.SaIndex, Dir: spd.Dir(r.Dir),
-		Tuple: spd.Tuple{
-			Src: wordsAddr(r.Src, r.Family), Dst: wordsAddr(r.Dst, r.Family), Proto: r.Proto,
+		Time: time.Duration(r.TimeNs), PolicyID: r.PolicyId, SA: r.SaIndex, Dir: ipsec.Dir(r.Dir),
+		Tuple: ipsec.Tuple{
+			Src: wordsAddr(r.Src, r.Family), Dst: wordsAddr(r.Dst, r.Family), Proto: ipsec.Proto(r.Proto),
 			SrcPort: r.Sport, DstPort: r.Dport, NonFirstFragment: r.NonfirstFrag != 0,
 		},
 	}, nil

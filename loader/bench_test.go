@@ -7,23 +7,23 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/bpf"
-	"github.com/xdpsec/xdpsec/control/spd"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // benchSPD builds an SPD of n outbound IPv4 policies in which the benchmark packet
 // (198.18.1.1:1000 → 198.18.2.1:2000/UDP) matches only the last one in SPD order, so a first packet
 // scans all n rules: the worst case. The others are /32 pairs that never match it.
-func benchSPD(n int, action spd.Action, sa uint32) []spd.Policy {
-	pols := make([]spd.Policy, 0, n)
+func benchSPD(n int, action ipsec.Action, sa uint32) []ipsec.Policy {
+	pols := make([]ipsec.Policy, 0, n)
 	for i := 0; i < n-1; i++ {
 		src := netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)})
 		s := anySel(netip.PrefixFrom(src, 32).String(), "198.18.2.0/24")
 		if i%2 == 0 {
-			s.Proto, s.DstPorts = spd.ProtoUDP, spd.PortRange{Lo: 1, Hi: 1024}
+			s.Proto, s.DstPorts = ipsec.ProtoUDP, ipsec.Ports(1, 1024)
 		}
-		pols = append(pols, spd.Policy{ID: uint32(i), Dir: spd.DirOut, Priority: 100, Selector: s, Action: spd.ActionDiscard, SA: spd.NoSA})
+		pols = append(pols, ipsec.Policy{ID: uint32(i), Dir: ipsec.DirOut, Priority: 100, Selector: s, Action: ipsec.ActionDiscard, SA: ipsec.NoSA})
 	}
-	return append(pols, spd.Policy{ID: uint32(n - 1), Dir: spd.DirOut, Priority: 200,
+	return append(pols, ipsec.Policy{ID: uint32(n - 1), Dir: ipsec.DirOut, Priority: 200,
 		Selector: anySel("198.18.1.0/24", "198.18.2.0/24"), Action: action, SA: sa})
 }
 
@@ -34,20 +34,20 @@ func benchSPD(n int, action spd.Action, sa uint32) []spd.Policy {
 func BenchmarkCard(b *testing.B) {
 	requireRoot(b)
 	r := runner(b)
-	pkt := v4("198.18.1.1", "198.18.2.1", spd.ProtoUDP, ports(1000, 2000, 64)).build()
+	pkt := v4("198.18.1.1", "198.18.2.1", ipsec.ProtoUDP, ports(1000, 2000, 64)).build()
 	for _, n := range []int{1, 64, 4096, 16384} {
 		c, err := Load(Config{Policies: 16384, SAs: 1024})
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := c.PutSA(1, SA{Dir: spd.DirOut, SPI: 0x101, Src: ip("198.18.0.1"), Dst: ip("198.18.0.2"), Mode: ModeTunnel}); err != nil {
+		if err := c.PutSA(1, SA{Dir: ipsec.DirOut, SPI: 0x101, Src: ip("198.18.0.1"), Dst: ip("198.18.0.2"), Mode: ipsec.ModeTunnel}); err != nil {
 			b.Fatal(err)
 		}
 		for _, verdict := range []struct {
 			name   string
-			action spd.Action
+			action ipsec.Action
 			want   uint32
-		}{{"bypass", spd.ActionBypass, xdpPass}, {"discard", spd.ActionDiscard, xdpDrop}, {"protect", spd.ActionProtect, xdpDrop}} {
+		}{{"bypass", ipsec.ActionBypass, xdpPass}, {"discard", ipsec.ActionDiscard, xdpDrop}, {"protect", ipsec.ActionProtect, xdpDrop}} {
 			if err := c.ReplaceSPD(benchSPD(n, verdict.action, 1)); err != nil {
 				b.Fatal(err)
 			}
@@ -94,10 +94,10 @@ func BenchmarkCard(b *testing.B) {
 func BenchmarkInboundESP(b *testing.B) {
 	c := newTestCard(b, Config{})
 	r := runner(b)
-	if err := c.PutSA(1, SA{Dir: spd.DirIn, SPI: 0x2001, Src: ip("198.18.0.2"), Dst: ip("198.18.0.1"), Mode: ModeTunnel}); err != nil {
+	if err := c.PutSA(1, SA{Dir: ipsec.DirIn, SPI: 0x2001, Src: ip("198.18.0.2"), Dst: ip("198.18.0.1"), Mode: ipsec.ModeTunnel}); err != nil {
 		b.Fatal(err)
 	}
-	pkt := v4("198.18.0.2", "198.18.0.1", spd.ProtoESP, espPayload(0x2001, 1, 64)).build()
+	pkt := v4("198.18.0.2", "198.18.0.1", ipsec.ProtoESP, espPayload(0x2001, 1, 64)).build()
 	b.Run("offloaded-sa", func(b *testing.B) {
 		var (
 			ret uint32
@@ -118,10 +118,10 @@ func BenchmarkPutPolicy(b *testing.B) {
 	for _, n := range []int{64, 4096, 16384} {
 		b.Run(fmt.Sprintf("spd=%d", n), func(b *testing.B) {
 			c := newTestCard(b, Config{Policies: 16384})
-			if err := c.ReplaceSPD(benchSPD(n, spd.ActionBypass, 0)); err != nil {
+			if err := c.ReplaceSPD(benchSPD(n, ipsec.ActionBypass, 0)); err != nil {
 				b.Fatal(err)
 			}
-			p := spd.Policy{ID: uint32(n - 2), Dir: spd.DirOut, Priority: 150, Selector: anySel("198.18.3.0/24", "198.18.4.0/24"), Action: spd.ActionDiscard, SA: spd.NoSA}
+			p := ipsec.Policy{ID: uint32(n - 2), Dir: ipsec.DirOut, Priority: 150, Selector: anySel("198.18.3.0/24", "198.18.4.0/24"), Action: ipsec.ActionDiscard, SA: ipsec.NoSA}
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				p.Priority = uint32(100 + i%100)

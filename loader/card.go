@@ -17,7 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpsec/xdpsec/bpf"
-	"github.com/xdpsec/xdpsec/control/spd"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // Default capacities.
@@ -45,7 +45,7 @@ type Config struct {
 	Queues    uint32 // XSKMAP size per side: the highest rx queue index + 1
 
 	// Defaults are the actions for packets that match no policy (bypass or discard).
-	Defaults spd.Defaults
+	Defaults ipsec.Defaults
 	// InNoSocketPass passes offloaded ESP to the kernel when no worker socket is bound on its queue,
 	// instead of dropping it. Outbound PROTECT traffic is always dropped in that case.
 	InNoSocketPass bool
@@ -95,8 +95,8 @@ func (c *Config) validate() error {
 	if uint64(c.Policies)*8 > 1<<31 || c.SAs > 1<<28 {
 		return fmt.Errorf("%w: capacities too large", ErrInvalid)
 	}
-	for _, d := range []spd.Action{c.Defaults.Out, c.Defaults.In} {
-		if d != spd.ActionBypass && d != spd.ActionDiscard {
+	for _, d := range []ipsec.Action{c.Defaults.Out, c.Defaults.In} {
+		if d != ipsec.ActionBypass && d != ipsec.ActionDiscard {
 			return fmt.Errorf("%w: default action %s (bypass or discard only)", ErrInvalid, d)
 		}
 	}
@@ -119,8 +119,8 @@ type Card struct {
 	closed bool
 	links  [2]link.Link // per Side
 	modes  [2]AttachMode
-	pols   map[uint32]spd.Policy // installed policies by ID
-	lists  [2][2]ruleList        // [dir][family]: the SPD in card order
+	pols   map[uint32]ipsec.Policy // installed policies by ID
+	lists  [2][2]ruleList          // [dir][family]: the SPD in card order
 	// shadow[dir][buffer][family] is what each rule buffer holds, when shadowKnown says it is known,
 	// so that an SPD change writes only the blocks that differ.
 	shadow      [2][2][2][]bpf.CardXdpsecRule
@@ -151,7 +151,7 @@ func Load(cfg Config) (*Card, error) {
 		return nil, err
 	}
 
-	c := &Card{cfg: cfg, log: cfg.Logger, pols: make(map[uint32]spd.Policy)}
+	c := &Card{cfg: cfg, log: cfg.Logger, pols: make(map[uint32]ipsec.Policy)}
 	opts := &ebpf.CollectionOptions{}
 	if cfg.Instance != "" {
 		c.dir = filepath.Join(cfg.PinRoot, cfg.Instance)
@@ -319,7 +319,7 @@ const (
 )
 
 // SetDefaults changes the actions for packets that match no policy.
-func (c *Card) SetDefaults(d spd.Defaults) error {
+func (c *Card) SetDefaults(d ipsec.Defaults) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	old := c.cfg.Defaults

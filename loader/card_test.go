@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/bpf"
-	"github.com/xdpsec/xdpsec/control/spd"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // verdictCase is one packet through one program: the verdict and the reason counters it must move.
@@ -64,15 +64,15 @@ func verdictCard(t *testing.T, cfg Config) *Card {
 
 func fillVerdictTables(t testing.TB, c *Card) {
 	sas := map[uint32]SA{
-		saOut:   {Dir: spd.DirOut, SPI: 0x1001, Src: ip("198.18.0.1"), Dst: ip("198.18.0.2"), Mode: ModeTunnel, PolicyID: 1},
-		saOut6:  {Dir: spd.DirOut, SPI: 0x1002, Src: ip("2001:2::1"), Dst: ip("2001:2::2"), Mode: ModeTunnel, PolicyID: 2},
-		saNoNb:  {Dir: spd.DirOut, SPI: 0x1003, Src: ip("198.18.0.1"), Dst: ip("198.18.0.3"), Mode: ModeTunnel, PolicyID: 3},
-		saNoRt:  {Dir: spd.DirOut, SPI: 0x1004, Src: ip("198.18.0.1"), Dst: ip("198.19.255.1"), Mode: ModeTunnel, PolicyID: 4},
-		saLarv:  {Dir: spd.DirOut, SPI: 0x1005, Src: ip("198.18.0.1"), Dst: ip("198.18.0.2"), Mode: ModeTunnel, Larval: true},
-		saIn:    {Dir: spd.DirIn, SPI: 0x2001, Src: ip("198.18.0.2"), Dst: ip("198.18.0.1"), Mode: ModeTunnel, PolicyID: 20},
-		saInUDP: {Dir: spd.DirIn, SPI: 0x2002, Src: ip("198.18.0.2"), Dst: ip("198.18.0.1"), Mode: ModeTunnel, EncapSrcPort: 4500, EncapDstPort: 4500, PolicyID: 20},
-		saInLrv: {Dir: spd.DirIn, SPI: 0x2003, Src: ip("198.18.0.2"), Dst: ip("198.18.0.1"), Mode: ModeTunnel, Larval: true},
-		saIn6:   {Dir: spd.DirIn, SPI: 0x2004, Src: ip("2001:2::2"), Dst: ip("2001:2::1"), Mode: ModeTunnel, EncapSrcPort: 4500, EncapDstPort: 4500, PolicyID: 20},
+		saOut:   {Dir: ipsec.DirOut, SPI: 0x1001, Src: ip("198.18.0.1"), Dst: ip("198.18.0.2"), Mode: ipsec.ModeTunnel, PolicyID: 1},
+		saOut6:  {Dir: ipsec.DirOut, SPI: 0x1002, Src: ip("2001:2::1"), Dst: ip("2001:2::2"), Mode: ipsec.ModeTunnel, PolicyID: 2},
+		saNoNb:  {Dir: ipsec.DirOut, SPI: 0x1003, Src: ip("198.18.0.1"), Dst: ip("198.18.0.3"), Mode: ipsec.ModeTunnel, PolicyID: 3},
+		saNoRt:  {Dir: ipsec.DirOut, SPI: 0x1004, Src: ip("198.18.0.1"), Dst: ip("198.19.255.1"), Mode: ipsec.ModeTunnel, PolicyID: 4},
+		saLarv:  {Dir: ipsec.DirOut, SPI: 0x1005, Src: ip("198.18.0.1"), Dst: ip("198.18.0.2"), Mode: ipsec.ModeTunnel, Larval: true},
+		saIn:    {Dir: ipsec.DirIn, SPI: 0x2001, Src: ip("198.18.0.2"), Dst: ip("198.18.0.1"), Mode: ipsec.ModeTunnel, PolicyID: 20},
+		saInUDP: {Dir: ipsec.DirIn, SPI: 0x2002, Src: ip("198.18.0.2"), Dst: ip("198.18.0.1"), Mode: ipsec.ModeTunnel, EncapSrcPort: 4500, EncapDstPort: 4500, PolicyID: 20},
+		saInLrv: {Dir: ipsec.DirIn, SPI: 0x2003, Src: ip("198.18.0.2"), Dst: ip("198.18.0.1"), Mode: ipsec.ModeTunnel, Larval: true},
+		saIn6:   {Dir: ipsec.DirIn, SPI: 0x2004, Src: ip("2001:2::2"), Dst: ip("2001:2::1"), Mode: ipsec.ModeTunnel, EncapSrcPort: 4500, EncapDstPort: 4500, PolicyID: 20},
 	}
 	for idx, sa := range sas {
 		if err := c.PutSA(idx, sa); err != nil {
@@ -80,63 +80,63 @@ func fillVerdictTables(t testing.TB, c *Card) {
 		}
 	}
 	tcp80 := anySel("198.18.1.0/24", "198.18.2.0/24")
-	tcp80.Proto, tcp80.DstPorts = spd.ProtoTCP, spd.PortRange{Lo: 80, Hi: 80}
+	tcp80.Proto, tcp80.DstPorts = ipsec.ProtoTCP, ipsec.Ports(80, 80)
 	icmpEcho := anySel("198.18.1.0/24", "198.18.2.0/24")
-	icmpEcho.Proto, icmpEcho.SrcPorts, icmpEcho.DstPorts = spd.ProtoICMP, spd.PortRange{Lo: 8, Hi: 8}, spd.PortRange{Lo: 0, Hi: 0}
+	icmpEcho.Proto, icmpEcho.SrcPorts, icmpEcho.DstPorts = ipsec.ProtoICMP, ipsec.Ports(8, 8), ipsec.Ports(0, 0)
 	ikeIn := anySel("0.0.0.0/0", "0.0.0.0/0")
-	ikeIn.Proto, ikeIn.DstPorts = spd.ProtoUDP, spd.PortRange{Lo: 500, Hi: 500}
+	ikeIn.Proto, ikeIn.DstPorts = ipsec.ProtoUDP, ipsec.Ports(500, 500)
 	natt := ikeIn
-	natt.DstPorts = spd.PortRange{Lo: 4500, Hi: 4500}
-	pols := []spd.Policy{
-		{ID: 1, Dir: spd.DirOut, Priority: 100, Selector: anySel("198.18.1.0/24", "198.18.2.0/24"), Action: spd.ActionProtect, SA: saOut},
-		{ID: 2, Dir: spd.DirOut, Priority: 100, Selector: anySel("2001:2:1::/64", "2001:2:2::/64"), Action: spd.ActionProtect, SA: saOut6},
-		{ID: 3, Dir: spd.DirOut, Priority: 100, Selector: anySel("198.18.3.0/24", "198.18.2.0/24"), Action: spd.ActionProtect, SA: saNoNb},
-		{ID: 4, Dir: spd.DirOut, Priority: 100, Selector: anySel("198.18.4.0/24", "198.18.2.0/24"), Action: spd.ActionProtect, SA: saNoRt},
-		{ID: 5, Dir: spd.DirOut, Priority: 100, Selector: anySel("198.18.5.0/24", "198.18.2.0/24"), Action: spd.ActionProtect, SA: saLarv},
-		{ID: 6, Dir: spd.DirOut, Priority: 100, Selector: anySel("198.18.6.0/24", "198.18.2.0/24"), Action: spd.ActionProtect, SA: spd.NoSA},
-		{ID: 7, Dir: spd.DirOut, Priority: 50, Selector: tcp80, Action: spd.ActionBypass},
-		{ID: 8, Dir: spd.DirOut, Priority: 50, Selector: icmpEcho, Action: spd.ActionDiscard},
-		{ID: 20, Dir: spd.DirIn, Priority: 100, Selector: anySel("198.18.2.0/24", "198.18.1.0/24"), Action: spd.ActionProtect, SA: saIn},
-		{ID: 21, Dir: spd.DirIn, Priority: 10, Selector: ikeIn, Action: spd.ActionBypass},
-		{ID: 22, Dir: spd.DirIn, Priority: 10, Selector: natt, Action: spd.ActionBypass},
-		{ID: 23, Dir: spd.DirIn, Priority: 100, Selector: anySel("198.18.9.0/24", "198.18.1.0/24"), Action: spd.ActionDiscard},
+	natt.DstPorts = ipsec.Ports(4500, 4500)
+	pols := []ipsec.Policy{
+		{ID: 1, Dir: ipsec.DirOut, Priority: 100, Selector: anySel("198.18.1.0/24", "198.18.2.0/24"), Action: ipsec.ActionProtect, SA: saOut},
+		{ID: 2, Dir: ipsec.DirOut, Priority: 100, Selector: anySel("2001:2:1::/64", "2001:2:2::/64"), Action: ipsec.ActionProtect, SA: saOut6},
+		{ID: 3, Dir: ipsec.DirOut, Priority: 100, Selector: anySel("198.18.3.0/24", "198.18.2.0/24"), Action: ipsec.ActionProtect, SA: saNoNb},
+		{ID: 4, Dir: ipsec.DirOut, Priority: 100, Selector: anySel("198.18.4.0/24", "198.18.2.0/24"), Action: ipsec.ActionProtect, SA: saNoRt},
+		{ID: 5, Dir: ipsec.DirOut, Priority: 100, Selector: anySel("198.18.5.0/24", "198.18.2.0/24"), Action: ipsec.ActionProtect, SA: saLarv},
+		{ID: 6, Dir: ipsec.DirOut, Priority: 100, Selector: anySel("198.18.6.0/24", "198.18.2.0/24"), Action: ipsec.ActionProtect, SA: ipsec.NoSA},
+		{ID: 7, Dir: ipsec.DirOut, Priority: 50, Selector: tcp80, Action: ipsec.ActionBypass},
+		{ID: 8, Dir: ipsec.DirOut, Priority: 50, Selector: icmpEcho, Action: ipsec.ActionDiscard},
+		{ID: 20, Dir: ipsec.DirIn, Priority: 100, Selector: anySel("198.18.2.0/24", "198.18.1.0/24"), Action: ipsec.ActionProtect, SA: saIn},
+		{ID: 21, Dir: ipsec.DirIn, Priority: 10, Selector: ikeIn, Action: ipsec.ActionBypass},
+		{ID: 22, Dir: ipsec.DirIn, Priority: 10, Selector: natt, Action: ipsec.ActionBypass},
+		{ID: 23, Dir: ipsec.DirIn, Priority: 100, Selector: anySel("198.18.9.0/24", "198.18.1.0/24"), Action: ipsec.ActionDiscard},
 	}
 	if err := c.PutPolicies(pols...); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func v4(src, dst string, proto uint8, l4 []byte) pkt {
+func v4(src, dst string, proto ipsec.Proto, l4 []byte) pkt {
 	return pkt{src: ip(src), dst: ip(dst), proto: proto, l4: l4}
 }
 
 func TestOutboundVerdicts(t *testing.T) {
-	c := verdictCard(t, Config{Defaults: spd.Defaults{Out: spd.ActionBypass, In: spd.ActionDiscard}})
+	c := verdictCard(t, Config{Defaults: ipsec.Defaults{Out: ipsec.ActionBypass, In: ipsec.ActionDiscard}})
 	one := func(k string) map[string]uint64 { return map[string]uint64{k: 1} }
 	runCases(t, c, []verdictCase{
-		{"protect, next hop resolved, no socket", SideProtected, v4("198.18.1.1", "198.18.2.1", spd.ProtoUDP, ports(1, 2, 10)).build(), xdpDrop, one("OutNoSocket")},
-		{"protect over IPv6 outer", SideProtected, pkt{src: ip("2001:2:1::1"), dst: ip("2001:2:2::1"), proto: spd.ProtoTCP, l4: ports(1, 2, 12)}.build(), xdpDrop, one("OutNoSocket")},
-		{"protect, no neighbour", SideProtected, v4("198.18.3.1", "198.18.2.1", spd.ProtoUDP, ports(1, 2, 0)).build(), xdpDrop, map[string]uint64{"FibNoNeigh": 1, "OutNoSocket": 1}},
-		{"protect, no route", SideProtected, v4("198.18.4.1", "198.18.2.1", spd.ProtoUDP, ports(1, 2, 0)).build(), xdpDrop, one("FibNoRoute")},
-		{"protect, larval SA", SideProtected, v4("198.18.5.1", "198.18.2.1", spd.ProtoUDP, ports(1, 2, 0)).build(), xdpDrop, map[string]uint64{"OutNoStates": 1, "AcquireSent": 1}},
-		{"protect, no SA", SideProtected, v4("198.18.6.1", "198.18.2.1", spd.ProtoUDP, ports(1, 2, 0)).build(), xdpDrop, map[string]uint64{"OutNoStates": 1, "AcquireSent": 1}},
-		{"protect, no SA, rate-limited acquire", SideProtected, v4("198.18.6.1", "198.18.2.1", spd.ProtoUDP, ports(1, 3, 0)).build(), xdpDrop, one("OutNoStates")},
-		{"bypass by port", SideProtected, v4("198.18.1.1", "198.18.2.1", spd.ProtoTCP, ports(1000, 80, 20)).build(), xdpPass, one("OutBypass")},
-		{"port outside the bypass range", SideProtected, v4("198.18.1.1", "198.18.2.1", spd.ProtoTCP, ports(1000, 81, 20)).build(), xdpDrop, one("OutNoSocket")},
-		{"discard by ICMP type and code", SideProtected, v4("198.18.1.1", "198.18.2.1", spd.ProtoICMP, icmp(8, 0)).build(), xdpDrop, one("OutPolBlock")},
-		{"ICMP code outside the selector", SideProtected, v4("198.18.1.1", "198.18.2.1", spd.ProtoICMP, icmp(8, 1)).build(), xdpDrop, one("OutNoSocket")},
-		{"no policy: default bypass", SideProtected, v4("198.18.7.1", "198.18.2.1", spd.ProtoUDP, ports(1, 2, 0)).build(), xdpPass, one("OutBypass")},
+		{"protect, next hop resolved, no socket", SideProtected, v4("198.18.1.1", "198.18.2.1", ipsec.ProtoUDP, ports(1, 2, 10)).build(), xdpDrop, one("OutNoSocket")},
+		{"protect over IPv6 outer", SideProtected, pkt{src: ip("2001:2:1::1"), dst: ip("2001:2:2::1"), proto: ipsec.ProtoTCP, l4: ports(1, 2, 12)}.build(), xdpDrop, one("OutNoSocket")},
+		{"protect, no neighbour", SideProtected, v4("198.18.3.1", "198.18.2.1", ipsec.ProtoUDP, ports(1, 2, 0)).build(), xdpDrop, map[string]uint64{"FibNoNeigh": 1, "OutNoSocket": 1}},
+		{"protect, no route", SideProtected, v4("198.18.4.1", "198.18.2.1", ipsec.ProtoUDP, ports(1, 2, 0)).build(), xdpDrop, one("FibNoRoute")},
+		{"protect, larval SA", SideProtected, v4("198.18.5.1", "198.18.2.1", ipsec.ProtoUDP, ports(1, 2, 0)).build(), xdpDrop, map[string]uint64{"OutNoStates": 1, "AcquireSent": 1}},
+		{"protect, no SA", SideProtected, v4("198.18.6.1", "198.18.2.1", ipsec.ProtoUDP, ports(1, 2, 0)).build(), xdpDrop, map[string]uint64{"OutNoStates": 1, "AcquireSent": 1}},
+		{"protect, no SA, rate-limited acquire", SideProtected, v4("198.18.6.1", "198.18.2.1", ipsec.ProtoUDP, ports(1, 3, 0)).build(), xdpDrop, one("OutNoStates")},
+		{"bypass by port", SideProtected, v4("198.18.1.1", "198.18.2.1", ipsec.ProtoTCP, ports(1000, 80, 20)).build(), xdpPass, one("OutBypass")},
+		{"port outside the bypass range", SideProtected, v4("198.18.1.1", "198.18.2.1", ipsec.ProtoTCP, ports(1000, 81, 20)).build(), xdpDrop, one("OutNoSocket")},
+		{"discard by ICMP type and code", SideProtected, v4("198.18.1.1", "198.18.2.1", ipsec.ProtoICMP, icmp(8, 0)).build(), xdpDrop, one("OutPolBlock")},
+		{"ICMP code outside the selector", SideProtected, v4("198.18.1.1", "198.18.2.1", ipsec.ProtoICMP, icmp(8, 1)).build(), xdpDrop, one("OutNoSocket")},
+		{"no policy: default bypass", SideProtected, v4("198.18.7.1", "198.18.2.1", ipsec.ProtoUDP, ports(1, 2, 0)).build(), xdpPass, one("OutBypass")},
 		{"non-IP passes", SideProtected, pkt{ethType: 0x0806}.build(), xdpPass, one("NonIP")},
 	})
 
 	// Default discard.
-	if err := c.SetDefaults(spd.Defaults{Out: spd.ActionDiscard, In: spd.ActionDiscard}); err != nil {
+	if err := c.SetDefaults(ipsec.Defaults{Out: ipsec.ActionDiscard, In: ipsec.ActionDiscard}); err != nil {
 		t.Fatal(err)
 	}
 	runCases(t, c, []verdictCase{
-		{"no policy: default discard", SideProtected, v4("198.18.7.1", "198.18.2.1", spd.ProtoUDP, ports(1, 2, 0)).build(), xdpDrop, one("OutNoPols")},
+		{"no policy: default discard", SideProtected, v4("198.18.7.1", "198.18.2.1", ipsec.ProtoUDP, ports(1, 2, 0)).build(), xdpDrop, one("OutNoPols")},
 	})
-	if err := c.SetDefaults(spd.Defaults{Out: spd.ActionProtect}); !errors.Is(err, ErrInvalid) {
+	if err := c.SetDefaults(ipsec.Defaults{Out: ipsec.ActionProtect}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("default protect: err = %v, want ErrInvalid", err)
 	}
 }
@@ -152,12 +152,12 @@ func TestOutboundMetadata(t *testing.T) {
 		flags  uint16
 		l3, l4 int
 	}{
-		{"IPv4 in, IPv4 outer", v4("198.18.1.1", "198.18.2.1", spd.ProtoUDP, ports(1, 2, 10)), saOut, 1, 0, 14, 34},
-		{"IPv4 with options and a VLAN tag", pkt{vlans: []uint16{0x8100}, src: ip("198.18.1.1"), dst: ip("198.18.2.1"), proto: spd.ProtoTCP, v4opts: 8, l4: ports(1, 2, 20)},
+		{"IPv4 in, IPv4 outer", v4("198.18.1.1", "198.18.2.1", ipsec.ProtoUDP, ports(1, 2, 10)), saOut, 1, 0, 14, 34},
+		{"IPv4 with options and a VLAN tag", pkt{vlans: []uint16{0x8100}, src: ip("198.18.1.1"), dst: ip("198.18.2.1"), proto: ipsec.ProtoTCP, v4opts: 8, l4: ports(1, 2, 20)},
 			saOut, 1, bpf.MetaVLAN, 18, 46},
-		{"IPv6 in, IPv6 outer, extension headers", pkt{src: ip("2001:2:1::1"), dst: ip("2001:2:2::1"), proto: spd.ProtoTCP, exts: []ext{{nh: 0, len: 8}, {nh: 60, len: 16}}, l4: ports(1, 2, 20)},
+		{"IPv6 in, IPv6 outer, extension headers", pkt{src: ip("2001:2:1::1"), dst: ip("2001:2:2::1"), proto: ipsec.ProtoTCP, exts: []ext{{nh: 0, len: 8}, {nh: 60, len: 16}}, l4: ports(1, 2, 20)},
 			saOut6, 2, bpf.MetaIPv6 | bpf.MetaOuterIPv6, 14, 14 + 40 + 24},
-		{"no neighbour", v4("198.18.3.1", "198.18.2.1", spd.ProtoUDP, ports(1, 2, 10)), saNoNb, 3, bpf.MetaNoNeigh, 14, 34},
+		{"no neighbour", v4("198.18.3.1", "198.18.2.1", ipsec.ProtoUDP, ports(1, 2, 10)), saNoNb, 3, bpf.MetaNoNeigh, 14, 34},
 	} {
 		data := tc.p.build()
 		v, out := r.run(t, c.program(SideProtected), data)
@@ -169,7 +169,7 @@ func TestOutboundMetadata(t *testing.T) {
 		}
 		m := decodeMeta(t, out)
 		if m.Dir != 0 || m.SaIndex != tc.sa || m.PolicyId != tc.policy || m.Flags != tc.flags ||
-			int(m.L3Off) != tc.l3 || int(m.L4Off) != tc.l4 || m.L4Proto != tc.p.proto {
+			int(m.L3Off) != tc.l3 || int(m.L4Off) != tc.l4 || ipsec.Proto(m.L4Proto) != tc.p.proto {
 			t.Errorf("%s: metadata %+v; want sa %d policy %d flags %#x l3 %d l4 %d", tc.name, m, tc.sa, tc.policy, tc.flags, tc.l3, tc.l4)
 		}
 		if int(m.EgressIfindex) != r.ifindex {
@@ -185,7 +185,7 @@ func TestOutboundMetadata(t *testing.T) {
 
 func TestAcquireRecord(t *testing.T) {
 	c := newTestCard(t, Config{AcquireInterval: time.Hour})
-	if err := c.PutPolicies(spd.Policy{ID: 3, Dir: spd.DirOut, Priority: 1, Selector: anySel("198.18.1.0/24", "198.18.2.0/24"), Action: spd.ActionProtect, SA: spd.NoSA}); err != nil {
+	if err := c.PutPolicies(ipsec.Policy{ID: 3, Dir: ipsec.DirOut, Priority: 1, Selector: anySel("198.18.1.0/24", "198.18.2.0/24"), Action: ipsec.ActionProtect, SA: ipsec.NoSA}); err != nil {
 		t.Fatal(err)
 	}
 	rd, err := c.NewAcquireReader()
@@ -194,15 +194,15 @@ func TestAcquireRecord(t *testing.T) {
 	}
 	defer rd.Close()
 	r := runner(t)
-	r.run(t, c.program(SideProtected), v4("198.18.1.7", "198.18.2.9", spd.ProtoTCP, ports(4321, 443, 0)).build())
-	r.run(t, c.program(SideProtected), v4("198.18.1.8", "198.18.2.9", spd.ProtoTCP, ports(4321, 443, 0)).build())
+	r.run(t, c.program(SideProtected), v4("198.18.1.7", "198.18.2.9", ipsec.ProtoTCP, ports(4321, 443, 0)).build())
+	r.run(t, c.program(SideProtected), v4("198.18.1.8", "198.18.2.9", ipsec.ProtoTCP, ports(4321, 443, 0)).build())
 	rd.SetDeadline(time.Now().Add(2 * time.Second))
 	a, err := rd.Read()
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := spd.Tuple{Src: ip("198.18.1.7"), Dst: ip("198.18.2.9"), Proto: spd.ProtoTCP, SrcPort: 4321, DstPort: 443}
-	if a.PolicyID != 3 || a.SA != spd.NoSA || a.Dir != spd.DirOut || a.Tuple != want || a.Time == 0 {
+	want := ipsec.Tuple{Src: ip("198.18.1.7"), Dst: ip("198.18.2.9"), Proto: ipsec.ProtoTCP, SrcPort: 4321, DstPort: 443}
+	if a.PolicyID != 3 || a.SA != ipsec.NoSA || a.Dir != ipsec.DirOut || a.Tuple != want || a.Time == 0 {
 		t.Errorf("acquire %+v, want policy 3, no SA, tuple %+v", a, want)
 	}
 	rd.SetDeadline(time.Now().Add(100 * time.Millisecond))
@@ -212,25 +212,25 @@ func TestAcquireRecord(t *testing.T) {
 }
 
 func TestInboundVerdicts(t *testing.T) {
-	c := verdictCard(t, Config{Defaults: spd.Defaults{In: spd.ActionDiscard}})
+	c := verdictCard(t, Config{Defaults: ipsec.Defaults{In: ipsec.ActionDiscard}})
 	one := func(k string) map[string]uint64 { return map[string]uint64{k: 1} }
-	wan := func(l4 []byte, proto uint8) []byte { return v4("198.18.0.2", "198.18.0.1", proto, l4).build() }
+	wan := func(l4 []byte, proto ipsec.Proto) []byte { return v4("198.18.0.2", "198.18.0.1", proto, l4).build() }
 	runCases(t, c, []verdictCase{
-		{"ESP of an offloaded SA, no socket", SideWire, wan(espPayload(0x2001, 1, 32), spd.ProtoESP), xdpDrop, one("InNoSocket")},
-		{"ESP with an unknown SPI goes to the kernel", SideWire, wan(espPayload(0x9999, 1, 32), spd.ProtoESP), xdpPass, one("InNoStates")},
-		{"ESP for another destination", SideWire, v4("198.18.0.2", "198.18.0.9", spd.ProtoESP, espPayload(0x2001, 1, 32)).build(), xdpPass, one("InNoStates")},
-		{"ESP of a larval SA", SideWire, wan(espPayload(0x2003, 1, 32), spd.ProtoESP), xdpDrop, one("InStateInvalid")},
-		{"ESP of a UDP-encapsulated SA without UDP", SideWire, wan(espPayload(0x2002, 1, 32), spd.ProtoESP), xdpDrop, one("InStateMismatch")},
-		{"ESP-in-UDP of an offloaded SA", SideWire, wan(udpESP(4500, 4500, 0x2002, 1, 32), spd.ProtoUDP), xdpDrop, one("InNoSocket")},
-		{"ESP-in-UDP of a plain-ESP SA", SideWire, wan(udpESP(4500, 4500, 0x2001, 1, 32), spd.ProtoUDP), xdpDrop, one("InStateMismatch")},
-		{"IKE on 4500 (non-ESP marker) is plaintext: bypass", SideWire, wan(udpESP(4500, 4500, 0, 0, 32), spd.ProtoUDP), xdpPass, one("InBypass")},
-		{"NAT-keepalive on 4500: bypass", SideWire, wan(append(ports(4500, 4500, 0), 0xff), spd.ProtoUDP), xdpPass, one("InBypass")},
-		{"IKE on 500: bypass", SideWire, wan(ports(500, 500, 100), spd.ProtoUDP), xdpPass, one("InBypass")},
-		{"truncated ESP header", SideWire, wan([]byte{0, 0, 0x20, 1, 0, 0}, spd.ProtoESP), xdpDrop, one("ParseESP")},
-		{"fragmented ESP goes to the kernel", SideWire, pkt{src: ip("198.18.0.2"), dst: ip("198.18.0.1"), proto: spd.ProtoESP, moreFrag: true, l4: espPayload(0x2001, 1, 32)}.build(), xdpPass, one("InESPFragment")},
-		{"plaintext a PROTECT policy covers", SideWire, v4("198.18.2.5", "198.18.1.5", spd.ProtoTCP, ports(1, 2, 0)).build(), xdpDrop, one("InTmplMismatch")},
-		{"plaintext a DISCARD policy covers", SideWire, v4("198.18.9.5", "198.18.1.5", spd.ProtoTCP, ports(1, 2, 0)).build(), xdpDrop, one("InPolBlock")},
-		{"plaintext without policy: default discard", SideWire, v4("198.18.8.5", "198.18.1.5", spd.ProtoTCP, ports(1, 2, 0)).build(), xdpDrop, one("InNoPols")},
+		{"ESP of an offloaded SA, no socket", SideWire, wan(espPayload(0x2001, 1, 32), ipsec.ProtoESP), xdpDrop, one("InNoSocket")},
+		{"ESP with an unknown SPI goes to the kernel", SideWire, wan(espPayload(0x9999, 1, 32), ipsec.ProtoESP), xdpPass, one("InNoStates")},
+		{"ESP for another destination", SideWire, v4("198.18.0.2", "198.18.0.9", ipsec.ProtoESP, espPayload(0x2001, 1, 32)).build(), xdpPass, one("InNoStates")},
+		{"ESP of a larval SA", SideWire, wan(espPayload(0x2003, 1, 32), ipsec.ProtoESP), xdpDrop, one("InStateInvalid")},
+		{"ESP of a UDP-encapsulated SA without UDP", SideWire, wan(espPayload(0x2002, 1, 32), ipsec.ProtoESP), xdpDrop, one("InStateMismatch")},
+		{"ESP-in-UDP of an offloaded SA", SideWire, wan(udpESP(4500, 4500, 0x2002, 1, 32), ipsec.ProtoUDP), xdpDrop, one("InNoSocket")},
+		{"ESP-in-UDP of a plain-ESP SA", SideWire, wan(udpESP(4500, 4500, 0x2001, 1, 32), ipsec.ProtoUDP), xdpDrop, one("InStateMismatch")},
+		{"IKE on 4500 (non-ESP marker) is plaintext: bypass", SideWire, wan(udpESP(4500, 4500, 0, 0, 32), ipsec.ProtoUDP), xdpPass, one("InBypass")},
+		{"NAT-keepalive on 4500: bypass", SideWire, wan(append(ports(4500, 4500, 0), 0xff), ipsec.ProtoUDP), xdpPass, one("InBypass")},
+		{"IKE on 500: bypass", SideWire, wan(ports(500, 500, 100), ipsec.ProtoUDP), xdpPass, one("InBypass")},
+		{"truncated ESP header", SideWire, wan([]byte{0, 0, 0x20, 1, 0, 0}, ipsec.ProtoESP), xdpDrop, one("ParseESP")},
+		{"fragmented ESP goes to the kernel", SideWire, pkt{src: ip("198.18.0.2"), dst: ip("198.18.0.1"), proto: ipsec.ProtoESP, moreFrag: true, l4: espPayload(0x2001, 1, 32)}.build(), xdpPass, one("InESPFragment")},
+		{"plaintext a PROTECT policy covers", SideWire, v4("198.18.2.5", "198.18.1.5", ipsec.ProtoTCP, ports(1, 2, 0)).build(), xdpDrop, one("InTmplMismatch")},
+		{"plaintext a DISCARD policy covers", SideWire, v4("198.18.9.5", "198.18.1.5", ipsec.ProtoTCP, ports(1, 2, 0)).build(), xdpDrop, one("InPolBlock")},
+		{"plaintext without policy: default discard", SideWire, v4("198.18.8.5", "198.18.1.5", ipsec.ProtoTCP, ports(1, 2, 0)).build(), xdpDrop, one("InNoPols")},
 		{"non-IP passes", SideWire, pkt{ethType: 0x0806}.build(), xdpPass, one("NonIP")},
 	})
 }
@@ -244,12 +244,12 @@ func TestInboundNoSocketPass(t *testing.T) {
 		sa     uint32
 		flags  uint16
 		l3, l4 int
-		proto  uint8
+		proto  ipsec.Proto
 	}{
-		{"ESP in UDP over IPv4", v4("198.18.0.2", "198.18.0.1", spd.ProtoUDP, udpESP(4500, 4500, 0x2002, 7, 32)), saInUDP, bpf.MetaUDPEncap, 14, 34, spd.ProtoUDP},
-		{"ESP over IPv4 behind a VLAN tag", pkt{vlans: []uint16{0x8100}, src: ip("198.18.0.2"), dst: ip("198.18.0.1"), proto: spd.ProtoESP, l4: espPayload(0x2001, 7, 32)}, saIn, bpf.MetaVLAN, 18, 38, spd.ProtoESP},
-		{"ESP in UDP over IPv6 with destination options", pkt{src: ip("2001:2::2"), dst: ip("2001:2::1"), proto: spd.ProtoUDP, exts: []ext{{60, 16}}, l4: udpESP(4500, 4500, 0x2004, 7, 32)},
-			saIn6, bpf.MetaUDPEncap | bpf.MetaIPv6, 14, 14 + 40 + 16, spd.ProtoUDP},
+		{"ESP in UDP over IPv4", v4("198.18.0.2", "198.18.0.1", ipsec.ProtoUDP, udpESP(4500, 4500, 0x2002, 7, 32)), saInUDP, bpf.MetaUDPEncap, 14, 34, ipsec.ProtoUDP},
+		{"ESP over IPv4 behind a VLAN tag", pkt{vlans: []uint16{0x8100}, src: ip("198.18.0.2"), dst: ip("198.18.0.1"), proto: ipsec.ProtoESP, l4: espPayload(0x2001, 7, 32)}, saIn, bpf.MetaVLAN, 18, 38, ipsec.ProtoESP},
+		{"ESP in UDP over IPv6 with destination options", pkt{src: ip("2001:2::2"), dst: ip("2001:2::1"), proto: ipsec.ProtoUDP, exts: []ext{{60, 16}}, l4: udpESP(4500, 4500, 0x2004, 7, 32)},
+			saIn6, bpf.MetaUDPEncap | bpf.MetaIPv6, 14, 14 + 40 + 16, ipsec.ProtoUDP},
 	} {
 		v, out := r.run(t, c.program(SideWire), tc.p.build())
 		if v != xdpPass {
@@ -257,7 +257,7 @@ func TestInboundNoSocketPass(t *testing.T) {
 			continue
 		}
 		m := decodeMeta(t, out)
-		if m.Dir != 1 || m.SaIndex != tc.sa || m.PolicyId != 20 || m.Flags != tc.flags || int(m.L3Off) != tc.l3 || int(m.L4Off) != tc.l4 || m.L4Proto != tc.proto {
+		if m.Dir != 1 || m.SaIndex != tc.sa || m.PolicyId != 20 || m.Flags != tc.flags || int(m.L3Off) != tc.l3 || int(m.L4Off) != tc.l4 || ipsec.Proto(m.L4Proto) != tc.proto {
 			t.Errorf("%s: metadata %+v", tc.name, m)
 		}
 	}

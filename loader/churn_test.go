@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/xdpsec/xdpsec/bpf"
-	"github.com/xdpsec/xdpsec/control/spd"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // TestSPDChurnUnderTraffic rewrites the SPD continuously (adding and removing policies that do not
@@ -18,7 +18,7 @@ import (
 func TestSPDChurnUnderTraffic(t *testing.T) {
 	c := verdictCard(t, Config{})
 	r := runner(t)
-	flow := v4("198.18.1.1", "198.18.2.1", spd.ProtoUDP, ports(5000, 6000, 10)).build()
+	flow := v4("198.18.1.1", "198.18.2.1", ipsec.ProtoUDP, ports(5000, 6000, 10)).build()
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -27,11 +27,11 @@ func TestSPDChurnUnderTraffic(t *testing.T) {
 		defer wg.Done()
 		for i := 0; !stop.Load() && i < 2000; i++ {
 			// Higher priority than the flow's policy, so the flow's rule moves in the list.
-			var ps []spd.Policy
+			var ps []ipsec.Policy
 			for j := 0; j < 1+i%50; j++ {
 				src := netip.AddrFrom4([4]byte{198, 19, byte(j), byte(i)})
-				ps = append(ps, spd.Policy{ID: uint32(200 + j), Dir: spd.DirOut, Priority: uint32(j % 3),
-					Selector: anySel(netip.PrefixFrom(src, 32).String(), "0.0.0.0/0"), Action: spd.ActionBypass})
+				ps = append(ps, ipsec.Policy{ID: uint32(200 + j), Dir: ipsec.DirOut, Priority: uint32(j % 3),
+					Selector: anySel(netip.PrefixFrom(src, 32).String(), "0.0.0.0/0"), Action: ipsec.ActionBypass})
 			}
 			if err := c.PutPolicies(ps...); err != nil {
 				t.Error(err)
@@ -90,12 +90,12 @@ func TestConcurrentAPI(t *testing.T) {
 			defer wg.Done()
 			for i := 0; i < 200; i++ {
 				idx := uint32(w*64 + i%64)
-				sa := SA{Dir: spd.Dir(i % 2), SPI: uint32(w<<16 | i), Src: ip("198.18.0.1"), Dst: ip("198.18.0.2"), Mode: ModeTunnel, PolicyID: NoPolicy}
+				sa := SA{Dir: ipsec.Dir(i % 2), SPI: uint32(w<<16 | i), Src: ip("198.18.0.1"), Dst: ip("198.18.0.2"), Mode: ipsec.ModeTunnel, PolicyID: NoPolicy}
 				if err := c.PutSA(idx, sa); err != nil {
 					t.Error(err)
 					return
 				}
-				p := spd.Policy{ID: idx, Dir: spd.Dir(i % 2), Priority: uint32(i % 7), Selector: anySel("198.18.0.0/16", "198.18.0.0/16"), Action: spd.ActionProtect, SA: idx}
+				p := ipsec.Policy{ID: idx, Dir: ipsec.Dir(i % 2), Priority: uint32(i % 7), Selector: anySel("198.18.0.0/16", "198.18.0.0/16"), Action: ipsec.ActionProtect, SA: idx}
 				if err := c.PutPolicies(p); err != nil {
 					t.Error(err)
 					return

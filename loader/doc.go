@@ -4,7 +4,7 @@
 //
 // # Lifecycle
 //
-//	c, err := loader.Load(loader.Config{Instance: "gw1", Defaults: spd.Defaults{}})
+//	c, err := loader.Load(loader.Config{Instance: "gw1", Defaults: ipsec.Defaults{}})
 //	mode, err := c.Attach(loader.SideProtected, "gw1-lan", loader.XDPAuto) // xdpsec_out
 //	mode, err = c.Attach(loader.SideWire, "gw1-wan", loader.XDPAuto)       // xdpsec_in
 //	...
@@ -30,7 +30,7 @@
 //     Put writes the table before the key; Delete removes the key before the table entry. No key
 //     material: SA holds SPI, outer addresses, mode, UDP encapsulation ports, reqid, the policy served,
 //     and Larval.
-//   - PutPolicies/DeletePolicies/ReplaceSPD/Policies: the SPD, as control/spd.Policy values (IDs below
+//   - PutPolicies/DeletePolicies/ReplaceSPD/Policies: the SPD, as control/ipsec.Policy values (IDs below
 //     Config.Policies, default 16,384, at most 65,535). Each call is one atomic SPD change: table entries
 //     first, then the idle buffer of each direction touched is brought up to date and made live by one
 //     generation bump, which also invalidates that direction's flow cache. Deletion clears table

@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/xdpsec/xdpsec/control/spd"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // spdGen draws SPDs and packets from small address, port and priority pools, so that packets hit
@@ -34,12 +34,12 @@ var portPool = []uint16{0, 1, 2, 3, 53, 54, 500, 4500, 65535}
 
 func (g spdGen) port() uint16 { return portPool[g.r.IntN(len(portPool))] }
 
-func (g spdGen) portRange(max uint16) spd.PortRange {
+func (g spdGen) portRange(max uint16) ipsec.PortRange {
 	if g.r.IntN(2) == 0 {
-		return spd.AnyPort
+		return ipsec.AnyPorts
 	}
 	a, b := min(g.port(), max), min(g.port(), max)
-	return spd.PortRange{Lo: min(a, b), Hi: max16(a, b)}
+	return ipsec.Ports(min(a, b), max16(a, b))
 }
 
 func max16(a, b uint16) uint16 {
@@ -49,31 +49,31 @@ func max16(a, b uint16) uint16 {
 	return b
 }
 
-var protoPool = []uint8{spd.ProtoAny, spd.ProtoAny, spd.ProtoTCP, spd.ProtoUDP, spd.ProtoICMP, spd.ProtoICMPv6, spd.ProtoESP, 47, spd.ProtoSCTP}
+var protoPool = []ipsec.Proto{ipsec.ProtoAny, ipsec.ProtoAny, ipsec.ProtoTCP, ipsec.ProtoUDP, ipsec.ProtoICMP, ipsec.ProtoICMPv6, ipsec.ProtoESP, 47, ipsec.ProtoSCTP}
 
-func (g spdGen) policy(id uint32, sas uint32) spd.Policy {
+func (g spdGen) policy(id uint32, sas uint32) ipsec.Policy {
 	v6 := g.r.IntN(2) == 0
-	s := spd.Selector{Src: g.prefix(v6), Dst: g.prefix(v6), Proto: protoPool[g.r.IntN(len(protoPool))], SrcPorts: spd.AnyPort, DstPorts: spd.AnyPort}
+	s := ipsec.Selector{Src: g.prefix(v6), Dst: g.prefix(v6), Proto: protoPool[g.r.IntN(len(protoPool))], SrcPorts: ipsec.AnyPorts, DstPorts: ipsec.AnyPorts}
 	switch {
-	case spd.HasPorts(s.Proto):
+	case s.Proto.HasPorts():
 		s.SrcPorts, s.DstPorts = g.portRange(65535), g.portRange(65535)
-	case spd.IsICMP(s.Proto):
+	case s.Proto.IsICMP():
 		s.SrcPorts, s.DstPorts = g.portRange(255), g.portRange(255)
 	}
-	p := spd.Policy{ID: id, Dir: spd.Dir(g.r.IntN(2)), Priority: uint32(g.r.IntN(6)), Selector: s, Action: spd.Action(g.r.IntN(3)), SA: spd.NoSA}
-	if p.Action == spd.ActionProtect && g.r.IntN(8) != 0 {
+	p := ipsec.Policy{ID: id, Dir: ipsec.Dir(g.r.IntN(2)), Priority: uint32(g.r.IntN(6)), Selector: s, Action: ipsec.Action(g.r.IntN(3)), SA: ipsec.NoSA}
+	if p.Action == ipsec.ActionProtect && g.r.IntN(8) != 0 {
 		p.SA = uint32(g.r.IntN(int(sas)))
 	}
 	return p
 }
 
-var pktProtos = []uint8{spd.ProtoTCP, spd.ProtoUDP, spd.ProtoICMP, spd.ProtoICMPv6, spd.ProtoESP, 47, spd.ProtoSCTP}
+var pktProtos = []ipsec.Proto{ipsec.ProtoTCP, ipsec.ProtoUDP, ipsec.ProtoICMP, ipsec.ProtoICMPv6, ipsec.ProtoESP, 47, ipsec.ProtoSCTP}
 
 // tuple draws a packet's tuple; inbound ESP and ESP-in-UDP take the SA path, not the SPD, so they are
 // not drawn for the wire side.
-func (g spdGen) tuple(dir spd.Dir) (spd.Tuple, bool) {
+func (g spdGen) tuple(dir ipsec.Dir) (ipsec.Tuple, bool) {
 	v6 := g.r.IntN(2) == 0
-	t := spd.Tuple{Src: g.addr(v6), Dst: g.addr(v6), Proto: pktProtos[g.r.IntN(len(pktProtos))]}
+	t := ipsec.Tuple{Src: g.addr(v6), Dst: g.addr(v6), Proto: pktProtos[g.r.IntN(len(pktProtos))]}
 	first := false
 	switch n := g.r.IntN(20); {
 	case n < 3:
@@ -83,30 +83,30 @@ func (g spdGen) tuple(dir spd.Dir) (spd.Tuple, bool) {
 	}
 	if !t.NonFirstFragment {
 		switch {
-		case spd.HasPorts(t.Proto):
+		case t.Proto.HasPorts():
 			t.SrcPort, t.DstPort = g.port(), g.port()
-		case spd.IsICMP(t.Proto):
+		case t.Proto.IsICMP():
 			t.SrcPort, t.DstPort = uint16(g.r.IntN(4)), uint16(g.r.IntN(3))
 		}
 	}
-	if dir == spd.DirIn && (t.Proto == spd.ProtoESP || t.Proto == spd.ProtoUDP && t.DstPort == 4500) {
-		t.Proto = spd.ProtoTCP
+	if dir == ipsec.DirIn && (t.Proto == ipsec.ProtoESP || t.Proto == ipsec.ProtoUDP && t.DstPort == 4500) {
+		t.Proto = ipsec.ProtoTCP
 	}
 	return t, first
 }
 
 // tuplePacket builds a packet with tuple t; with r, it also wraps it in 0–2 VLAN tags and, for IPv6,
 // puts 0–3 extension headers before the upper layer, which must not change the classification.
-func tuplePacket(t spd.Tuple, first bool, r *rand.Rand) []byte {
+func tuplePacket(t ipsec.Tuple, first bool, r *rand.Rand) []byte {
 	var l4 []byte
 	switch {
 	case t.NonFirstFragment:
 		l4 = []byte{1, 2, 3, 4, 5, 6, 7, 8}
-	case spd.HasPorts(t.Proto):
+	case t.Proto.HasPorts():
 		l4 = ports(t.SrcPort, t.DstPort, 4)
-	case spd.IsICMP(t.Proto):
+	case t.Proto.IsICMP():
 		l4 = icmp(uint8(t.SrcPort), uint8(t.DstPort))
-	case t.Proto == spd.ProtoESP:
+	case t.Proto == ipsec.ProtoESP:
 		l4 = espPayload(0x7777, 1, 8)
 	default:
 		l4 = []byte{0, 0, 8, 0}
@@ -127,23 +127,23 @@ func tuplePacket(t spd.Tuple, first bool, r *rand.Rand) []byte {
 }
 
 // cardOutcome names what the card must do for the reference's decision: the reason counter that moves.
-func expectedReason(dir spd.Dir, d spd.Decision, saValid func(uint32) bool) (uint32, string) {
+func expectedReason(dir ipsec.Dir, d ipsec.Decision, saValid func(uint32) bool) (uint32, string) {
 	switch {
 	case d.Ambiguous:
 		return xdpDrop, "FragAmbiguous"
-	case dir == spd.DirOut && d.Action == spd.ActionBypass:
+	case dir == ipsec.DirOut && d.Action == ipsec.ActionBypass:
 		return xdpPass, "OutBypass"
-	case dir == spd.DirOut && d.Action == spd.ActionDiscard && d.Matched:
+	case dir == ipsec.DirOut && d.Action == ipsec.ActionDiscard && d.Matched:
 		return xdpDrop, "OutPolBlock"
-	case dir == spd.DirOut && d.Action == spd.ActionDiscard:
+	case dir == ipsec.DirOut && d.Action == ipsec.ActionDiscard:
 		return xdpDrop, "OutNoPols"
-	case dir == spd.DirOut && saValid(d.SA):
+	case dir == ipsec.DirOut && saValid(d.SA):
 		return xdpDrop, "OutNoSocket"
-	case dir == spd.DirOut:
+	case dir == ipsec.DirOut:
 		return xdpDrop, "OutNoStates"
-	case d.Action == spd.ActionBypass:
+	case d.Action == ipsec.ActionBypass:
 		return xdpPass, "InBypass"
-	case d.Action == spd.ActionProtect:
+	case d.Action == ipsec.ActionProtect:
 		return xdpDrop, "InTmplMismatch"
 	case d.Matched:
 		return xdpDrop, "InPolBlock"
@@ -151,7 +151,7 @@ func expectedReason(dir spd.Dir, d spd.Decision, saValid func(uint32) bool) (uin
 	return xdpDrop, "InNoPols"
 }
 
-// TestEquivalence compares the card with control/spd's reference classifier on random SPDs and packets:
+// TestEquivalence compares the card with package ipsec's reference classifier on random SPDs and packets:
 // the verdict, the reason, the winning policy (its hit counter) and, for PROTECT, the SA in the metadata.
 // All SPDs go through one card, so every ReplaceSPD also tests that the flow cache forgets the old SPD.
 func TestEquivalence(t *testing.T) {
@@ -162,7 +162,7 @@ func TestEquivalence(t *testing.T) {
 	)
 	c := newTestCard(t, Config{Policies: 1024, SAs: 64})
 	for i := uint32(0); i < sas; i++ {
-		if err := c.PutSA(i, SA{Dir: spd.DirOut, SPI: 0x100 + i, Src: ip("198.18.0.1"), Dst: ip("198.18.0.2"), Mode: ModeTunnel, Larval: i >= 10}); err != nil {
+		if err := c.PutSA(i, SA{Dir: ipsec.DirOut, SPI: 0x100 + i, Src: ip("198.18.0.1"), Dst: ip("198.18.0.2"), Mode: ipsec.ModeTunnel, Larval: i >= 10}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -193,12 +193,12 @@ func TestEquivalence(t *testing.T) {
 			n = 200 + g.r.IntN(300)
 		}
 		ids := g.r.Perm(1024)[:n]
-		pols := make([]spd.Policy, n)
+		pols := make([]ipsec.Policy, n)
 		for i := range pols {
 			pols[i] = g.policy(uint32(ids[i]), sas)
 		}
-		defs := spd.Defaults{Out: spd.Action(2 * g.r.IntN(2)), In: spd.Action(2 * g.r.IntN(2))}
-		ref, err := spd.NewClassifier(pols, defs)
+		defs := ipsec.Defaults{Out: ipsec.Action(2 * g.r.IntN(2)), In: ipsec.Action(2 * g.r.IntN(2))}
+		ref, err := ipsec.NewClassifier(pols, defs)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -209,12 +209,12 @@ func TestEquivalence(t *testing.T) {
 			t.Fatal(err)
 		}
 		for k := 0; k < packets && mismatches < 10; k++ {
-			dir := spd.Dir(g.r.IntN(2))
+			dir := ipsec.Dir(g.r.IntN(2))
 			tup, first := g.tuple(dir)
 			want := ref.Lookup(dir, tup)
 			wantV, wantR := expectedReason(dir, want, saValid)
 			side := SideProtected
-			if dir == spd.DirIn {
+			if dir == ipsec.DirIn {
 				side = SideWire
 			}
 			data := tuplePacket(tup, first, g.r)
@@ -251,7 +251,7 @@ func TestEquivalence(t *testing.T) {
 	}
 }
 
-func dumpPolicies(pols []spd.Policy, dir spd.Dir) string {
+func dumpPolicies(pols []ipsec.Policy, dir ipsec.Dir) string {
 	s := ""
 	for _, p := range pols {
 		if p.Dir == dir {
@@ -270,9 +270,9 @@ func TestIncrementalSPD(t *testing.T) {
 	seed := rand.Uint64()
 	t.Logf("seed %d", seed)
 	g := spdGen{r: rand.New(rand.NewPCG(seed, 2))}
-	want := map[uint32]spd.Policy{}
+	want := map[uint32]ipsec.Policy{}
 	for op := 0; op < 400; op++ {
-		var put []spd.Policy
+		var put []ipsec.Policy
 		var del []uint32
 		for k := 0; k < 1+g.r.IntN(3); k++ {
 			id := uint32(g.r.IntN(300))
@@ -295,8 +295,8 @@ func TestIncrementalSPD(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, p := range put {
-			if p.Action != spd.ActionProtect {
-				p.SA = spd.NoSA
+			if p.Action != ipsec.ActionProtect {
+				p.SA = ipsec.NoSA
 			}
 			want[p.ID] = p
 		}
@@ -314,27 +314,27 @@ func TestIncrementalSPD(t *testing.T) {
 			if want[p.ID] != p {
 				t.Fatalf("op %d: card policy %d is %+v, want %+v", op, i, p, want[p.ID])
 			}
-			if i > 0 && got[i-1].Dir == p.Dir && !spd.Less(&got[i-1], &p) {
+			if i > 0 && got[i-1].Dir == p.Dir && !ipsec.Less(&got[i-1], &p) {
 				t.Fatalf("op %d: the card's list is out of SPD order at %d", op, i)
 			}
 		}
 		if op%20 != 19 {
 			continue
 		}
-		pols := make([]spd.Policy, 0, len(want))
+		pols := make([]ipsec.Policy, 0, len(want))
 		for _, p := range want {
 			pols = append(pols, p)
 		}
-		ref, err := spd.NewClassifier(pols, spd.Defaults{})
+		ref, err := ipsec.NewClassifier(pols, ipsec.Defaults{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for k := 0; k < 100; k++ {
-			dir := spd.Dir(g.r.IntN(2))
+			dir := ipsec.Dir(g.r.IntN(2))
 			tup, first := g.tuple(dir)
 			d := ref.Lookup(dir, tup)
 			side := SideProtected
-			if dir == spd.DirIn {
+			if dir == ipsec.DirIn {
 				side = SideWire
 			}
 			wantV, wantR := expectedReason(dir, d, func(uint32) bool { return false })

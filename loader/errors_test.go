@@ -11,7 +11,7 @@ import (
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
-	"github.com/xdpsec/xdpsec/control/spd"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 func TestLoadErrorVerifierLog(t *testing.T) {
@@ -58,7 +58,7 @@ func TestConfigValidation(t *testing.T) {
 	}
 }
 
-var spdDefaultsProtect = spd.Defaults{Out: spd.ActionProtect}
+var spdDefaultsProtect = ipsec.Defaults{Out: ipsec.ActionProtect}
 
 func TestPrivilegeErrors(t *testing.T) {
 	const (

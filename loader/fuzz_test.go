@@ -4,7 +4,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/xdpsec/xdpsec/control/spd"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // additionalReasons move beside a packet's final reason, never instead of it.
@@ -20,13 +20,13 @@ var (
 // runs the seeds; `go test -fuzz FuzzCard ./loader/` explores.
 func FuzzCard(f *testing.F) {
 	for _, p := range []pkt{
-		v4("198.18.1.1", "198.18.2.1", spd.ProtoUDP, ports(1, 2, 10)),
-		v4("198.18.6.1", "198.18.2.1", spd.ProtoTCP, ports(1, 80, 0)),
-		{vlans: []uint16{0x88a8, 0x8100}, src: ip("198.18.1.1"), dst: ip("198.18.2.1"), proto: spd.ProtoICMP, l4: icmp(8, 0)},
-		{src: ip("2001:2:1::1"), dst: ip("2001:2:2::1"), proto: spd.ProtoTCP, exts: []ext{{0, 8}, {43, 16}}, fragOff: 2, l4: ports(1, 2, 0)},
-		v4("198.18.0.2", "198.18.0.1", spd.ProtoESP, espPayload(0x2001, 1, 32)),
-		v4("198.18.0.2", "198.18.0.1", spd.ProtoUDP, udpESP(4500, 4500, 0x2002, 1, 32)),
-		v4("198.18.0.2", "198.18.0.1", spd.ProtoUDP, udpESP(4500, 4500, 0, 0, 8)),
+		v4("198.18.1.1", "198.18.2.1", ipsec.ProtoUDP, ports(1, 2, 10)),
+		v4("198.18.6.1", "198.18.2.1", ipsec.ProtoTCP, ports(1, 80, 0)),
+		{vlans: []uint16{0x88a8, 0x8100}, src: ip("198.18.1.1"), dst: ip("198.18.2.1"), proto: ipsec.ProtoICMP, l4: icmp(8, 0)},
+		{src: ip("2001:2:1::1"), dst: ip("2001:2:2::1"), proto: ipsec.ProtoTCP, exts: []ext{{0, 8}, {43, 16}}, fragOff: 2, l4: ports(1, 2, 0)},
+		v4("198.18.0.2", "198.18.0.1", ipsec.ProtoESP, espPayload(0x2001, 1, 32)),
+		v4("198.18.0.2", "198.18.0.1", ipsec.ProtoUDP, udpESP(4500, 4500, 0x2002, 1, 32)),
+		v4("198.18.0.2", "198.18.0.1", ipsec.ProtoUDP, udpESP(4500, 4500, 0, 0, 8)),
 		{ethType: 0x0806},
 	} {
 		f.Add(p.build(), false)

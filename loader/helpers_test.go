@@ -17,7 +17,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/xdpsec/xdpsec/bpf"
-	"github.com/xdpsec/xdpsec/control/spd"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 func requireRoot(t testing.TB) {
@@ -232,7 +232,7 @@ type ext struct {
 type pkt struct {
 	vlans    []uint16 // TPIDs of VLAN tags, outermost first
 	src, dst netip.Addr
-	proto    uint8
+	proto    ipsec.Proto
 	v4opts   int // IPv4 option bytes (multiple of 4)
 	exts     []ext
 	fragOff  uint16 // fragment offset in 8-byte units
@@ -293,7 +293,7 @@ func (p pkt) build() []byte {
 		}
 		binary.BigEndian.PutUint16(h[6:], fo)
 		h[8] = 64
-		h[9] = p.proto
+		h[9] = byte(p.proto)
 		s, d := p.src.As4(), p.dst.As4()
 		copy(h[12:], s[:])
 		copy(h[16:], d[:])
@@ -309,12 +309,12 @@ func (p pkt) build() []byte {
 	if p.frag || p.fragOff != 0 || p.moreFrag {
 		exts = append(exts, ext{nh: 44})
 	}
-	first := p.proto
+	first := byte(p.proto)
 	if len(exts) > 0 {
 		first = exts[0].nh
 	}
 	for i, e := range exts {
-		next := p.proto
+		next := byte(p.proto)
 		if i+1 < len(exts) {
 			next = exts[i+1].nh
 		}
@@ -386,6 +386,6 @@ func decodeMeta(t testing.TB, out []byte) bpf.CardXdpsecMeta {
 func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 func ip(s string) netip.Addr    { return netip.MustParseAddr(s) }
 
-func anySel(src, dst string) spd.Selector {
-	return spd.Selector{Src: pfx(src), Dst: pfx(dst), SrcPorts: spd.AnyPort, DstPorts: spd.AnyPort}
+func anySel(src, dst string) ipsec.Selector {
+	return ipsec.Selector{Src: pfx(src), Dst: pfx(dst), SrcPorts: ipsec.AnyPorts, DstPorts: ipsec.AnyPorts}
 }

@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/xdpsec/xdpsec/bpf"
-	"github.com/xdpsec/xdpsec/control/spd"
 	"github.com/xdpsec/xdpsec/crypto/esp"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 func TestPinsReopenAndDestroy(t *testing.T) {
@@ -23,15 +23,15 @@ func TestPinsReopenAndDestroy(t *testing.T) {
 	dir := c.PinDir()
 	t.Cleanup(func() { os.RemoveAll(dir) })
 
-	sa := SA{Dir: spd.DirIn, SPI: 0xc0ffee, Src: ip("2001:2::2"), Dst: ip("2001:2::1"), Mode: ModeTransport, EncapSrcPort: 4500, EncapDstPort: 4500, PolicyID: 7, ReqID: 42}
+	sa := SA{Dir: ipsec.DirIn, SPI: 0xc0ffee, Src: ip("2001:2::2"), Dst: ip("2001:2::1"), Mode: ipsec.ModeTransport, EncapSrcPort: 4500, EncapDstPort: 4500, PolicyID: 7, ReqID: 42}
 	if err := c.PutSA(3, sa); err != nil {
 		t.Fatal(err)
 	}
 	sel := anySel("198.18.1.0/24", "198.18.2.0/25")
-	sel.Proto, sel.SrcPorts, sel.DstPorts = spd.ProtoTCP, spd.PortRange{Lo: 1000, Hi: 2000}, spd.PortRange{Lo: 443, Hi: 443}
-	pols := []spd.Policy{
-		{ID: 7, Dir: spd.DirIn, Priority: 5, Selector: anySel("2001:2:2::/48", "2001:2:1::/48"), Action: spd.ActionProtect, SA: 3},
-		{ID: 9, Dir: spd.DirOut, Priority: 5, Selector: sel, Action: spd.ActionDiscard, SA: spd.NoSA},
+	sel.Proto, sel.SrcPorts, sel.DstPorts = ipsec.ProtoTCP, ipsec.Ports(1000, 2000), ipsec.Ports(443, 443)
+	pols := []ipsec.Policy{
+		{ID: 7, Dir: ipsec.DirIn, Priority: 5, Selector: anySel("2001:2:2::/48", "2001:2:1::/48"), Action: ipsec.ActionProtect, SA: 3},
+		{ID: 9, Dir: ipsec.DirOut, Priority: 5, Selector: sel, Action: ipsec.ActionDiscard, SA: ipsec.NoSA},
 	}
 	if err := c.PutPolicies(pols...); err != nil {
 		t.Fatal(err)
@@ -116,7 +116,7 @@ func TestPinsReopenAndDestroy(t *testing.T) {
 
 func TestSATable(t *testing.T) {
 	c := newTestCard(t, Config{Policies: 16, SAs: 16})
-	in := SA{Dir: spd.DirIn, SPI: 0x11, Src: ip("198.18.0.2"), Dst: ip("198.18.0.1"), Mode: ModeTunnel, PolicyID: NoPolicy}
+	in := SA{Dir: ipsec.DirIn, SPI: 0x11, Src: ip("198.18.0.2"), Dst: ip("198.18.0.1"), Mode: ipsec.ModeTunnel, PolicyID: NoPolicy}
 	if err := c.PutSA(1, in); err != nil {
 		t.Fatal(err)
 	}
@@ -174,15 +174,15 @@ func countKeys(t *testing.T, c *Card) int {
 
 func TestPolicyValidation(t *testing.T) {
 	c := newTestCard(t, Config{Policies: 16, SAs: 16})
-	ok := spd.Policy{ID: 1, Dir: spd.DirOut, Selector: anySel("0.0.0.0/0", "0.0.0.0/0"), Action: spd.ActionBypass, SA: spd.NoSA}
+	ok := ipsec.Policy{ID: 1, Dir: ipsec.DirOut, Selector: anySel("0.0.0.0/0", "0.0.0.0/0"), Action: ipsec.ActionBypass, SA: ipsec.NoSA}
 	for _, tc := range []struct {
 		name string
-		p    spd.Policy
+		p    ipsec.Policy
 		want error
 	}{
-		{"id beyond capacity", func() spd.Policy { p := ok; p.ID = 16; return p }(), ErrCapacity},
-		{"SA beyond capacity", func() spd.Policy { p := ok; p.Action, p.SA = spd.ActionProtect, 16; return p }(), ErrCapacity},
-		{"bad selector", func() spd.Policy { p := ok; p.Selector.Dst = pfx("2001:2::/48"); return p }(), spd.ErrBadSelector},
+		{"id beyond capacity", func() ipsec.Policy { p := ok; p.ID = 16; return p }(), ErrCapacity},
+		{"SA beyond capacity", func() ipsec.Policy { p := ok; p.Action, p.SA = ipsec.ActionProtect, 16; return p }(), ErrCapacity},
+		{"bad selector", func() ipsec.Policy { p := ok; p.Selector.Dst = pfx("2001:2::/48"); return p }(), ipsec.ErrBadSelector},
 	} {
 		if err := c.PutPolicies(tc.p); !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v; want %v", tc.name, err, tc.want)
@@ -201,15 +201,15 @@ func TestPolicyValidation(t *testing.T) {
 func TestSPDChangeInvalidatesFlows(t *testing.T) {
 	c := verdictCard(t, Config{})
 	r := runner(t)
-	flow := v4("198.18.1.1", "198.18.2.1", spd.ProtoUDP, ports(5000, 6000, 10)).build()
+	flow := v4("198.18.1.1", "198.18.2.1", ipsec.ProtoUDP, ports(5000, 6000, 10)).build()
 	if v, out := r.run(t, c.program(SideProtected), flow); v != xdpDrop || decodeMeta(t, out).SaIndex != saOut {
 		t.Fatalf("flow not protected with SA %d", saOut)
 	}
 	// Rekey: point policy 1 at another SA; the cached flow follows at once.
-	if err := c.PutSA(30, SA{Dir: spd.DirOut, SPI: 0x3030, Src: ip("198.18.0.1"), Dst: ip("198.18.0.2"), Mode: ModeTunnel, PolicyID: 1}); err != nil {
+	if err := c.PutSA(30, SA{Dir: ipsec.DirOut, SPI: 0x3030, Src: ip("198.18.0.1"), Dst: ip("198.18.0.2"), Mode: ipsec.ModeTunnel, PolicyID: 1}); err != nil {
 		t.Fatal(err)
 	}
-	var p spd.Policy
+	var p ipsec.Policy
 	for _, q := range c.Policies() {
 		if q.ID == 1 {
 			p = q
@@ -224,7 +224,7 @@ func TestSPDChangeInvalidatesFlows(t *testing.T) {
 	}
 	// A higher-priority bypass for the flow.
 	byp := anySel("198.18.1.1/32", "198.18.2.1/32")
-	if err := c.PutPolicies(spd.Policy{ID: 100, Dir: spd.DirOut, Priority: 1, Selector: byp, Action: spd.ActionBypass, SA: spd.NoSA}); err != nil {
+	if err := c.PutPolicies(ipsec.Policy{ID: 100, Dir: ipsec.DirOut, Priority: 1, Selector: byp, Action: ipsec.ActionBypass, SA: ipsec.NoSA}); err != nil {
 		t.Fatal(err)
 	}
 	if v, _ := r.run(t, c.program(SideProtected), flow); v != xdpPass {
@@ -276,7 +276,7 @@ func TestWorkerStatsView(t *testing.T) {
 		t.Errorf("Read = %+v", r)
 	}
 	// A new SA at a used index starts from zero.
-	if err := c.PutSA(15, SA{Dir: spd.DirOut, SPI: 1, Src: ip("198.18.0.1"), Dst: ip("198.18.0.2"), Mode: ModeTunnel}); err != nil {
+	if err := c.PutSA(15, SA{Dir: ipsec.DirOut, SPI: 1, Src: ip("198.18.0.1"), Dst: ip("198.18.0.2"), Mode: ipsec.ModeTunnel}); err != nil {
 		t.Fatal(err)
 	}
 	if r := w.Read(15); r.Packets != 0 || r.Errors[WorkerErrPolicy] != 0 {

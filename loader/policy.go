@@ -8,7 +8,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/xdpsec/xdpsec/bpf"
-	"github.com/xdpsec/xdpsec/control/spd"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // PutPolicies installs or replaces policies (by ID) in one SPD change: the card switches from the old
@@ -17,7 +17,7 @@ import (
 // Order of writes: the policy table entries first, then the rule lists, so a rule never names a policy
 // the table lacks. Cost: one batch write of the rule lists of each direction touched, O(policies of
 // that direction).
-func (c *Card) PutPolicies(ps ...spd.Policy) error {
+func (c *Card) PutPolicies(ps ...ipsec.Policy) error {
 	return c.changeSPD(ps, nil)
 }
 
@@ -28,7 +28,7 @@ func (c *Card) DeletePolicies(ids ...uint32) error {
 }
 
 // ReplaceSPD makes the card's SPD exactly ps, in one SPD change.
-func (c *Card) ReplaceSPD(ps []spd.Policy) error {
+func (c *Card) ReplaceSPD(ps []ipsec.Policy) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var del []uint32
@@ -45,29 +45,29 @@ func (c *Card) ReplaceSPD(ps []spd.Policy) error {
 }
 
 // Policies returns the installed policies in SPD order per direction (out first).
-func (c *Card) Policies() []spd.Policy {
+func (c *Card) Policies() []ipsec.Policy {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]spd.Policy, 0, len(c.pols))
+	out := make([]ipsec.Policy, 0, len(c.pols))
 	for _, p := range c.pols {
 		out = append(out, p)
 	}
-	slices.SortFunc(out, func(a, b spd.Policy) int {
+	slices.SortFunc(out, func(a, b ipsec.Policy) int {
 		if a.Dir != b.Dir {
 			return int(a.Dir) - int(b.Dir)
 		}
-		return spd.Compare(&a, &b)
+		return ipsec.Compare(&a, &b)
 	})
 	return out
 }
 
-func (c *Card) changeSPD(put []spd.Policy, del []uint32) error {
+func (c *Card) changeSPD(put []ipsec.Policy, del []uint32) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.changeSPDLocked(put, del)
 }
 
-func (c *Card) changeSPDLocked(put []spd.Policy, del []uint32) error {
+func (c *Card) changeSPDLocked(put []ipsec.Policy, del []uint32) error {
 	if c.closed {
 		return ErrClosed
 	}
@@ -80,7 +80,7 @@ func (c *Card) changeSPDLocked(put []spd.Policy, del []uint32) error {
 		if err := p.Validate(); err != nil {
 			return fmt.Errorf("put policy: %w", err)
 		}
-		if p.Action == spd.ActionProtect && p.SA != spd.NoSA && p.SA >= c.cfg.SAs {
+		if p.Action == ipsec.ActionProtect && p.SA != ipsec.NoSA && p.SA >= c.cfg.SAs {
 			return fmt.Errorf("put policy %d: SA %d: %w", p.ID, p.SA, ErrCapacity)
 		}
 		if seen[p.ID] {
@@ -89,7 +89,7 @@ func (c *Card) changeSPDLocked(put []spd.Policy, del []uint32) error {
 		seen[p.ID] = true
 	}
 	// Apply to the loader's view, remembering how to undo it if the card refuses a write.
-	undo := make(map[uint32]*spd.Policy, len(put)+len(del))
+	undo := make(map[uint32]*ipsec.Policy, len(put)+len(del))
 	remember := func(id uint32) {
 		if _, ok := undo[id]; ok {
 			return
@@ -112,8 +112,8 @@ func (c *Card) changeSPDLocked(put []spd.Policy, del []uint32) error {
 	}
 	fresh := make(map[uint32]bool)
 	for _, p := range put {
-		if p.Action != spd.ActionProtect {
-			p.SA = spd.NoSA // the card keeps no SA for other actions; so does the loader's view
+		if p.Action != ipsec.ActionProtect {
+			p.SA = ipsec.NoSA // the card keeps no SA for other actions; so does the loader's view
 		}
 		remember(p.ID)
 		if old, ok := c.pols[p.ID]; ok {
@@ -127,7 +127,7 @@ func (c *Card) changeSPDLocked(put []spd.Policy, del []uint32) error {
 	for d := range ops {
 		for f := range ops[d] {
 			if o := &ops[d][f]; len(o.remove)+len(o.insert) > 0 {
-				c.lists[d][f].apply(o, c.pols, spd.Dir(d), f)
+				c.lists[d][f].apply(o, c.pols, ipsec.Dir(d), f)
 			}
 		}
 	}
@@ -144,7 +144,7 @@ func (c *Card) changeSPDLocked(put []spd.Policy, del []uint32) error {
 		for d := range ops {
 			if len(ops[d][0].remove)+len(ops[d][0].insert)+len(ops[d][1].remove)+len(ops[d][1].insert) > 0 {
 				for f := range 2 {
-					c.lists[d][f].rebuild(c.pols, spd.Dir(d), f)
+					c.lists[d][f].rebuild(c.pols, ipsec.Dir(d), f)
 					// The idle buffer may be half written.
 					c.shadowKnown[d][0][f], c.shadowKnown[d][1][f] = false, false
 				}
@@ -156,7 +156,7 @@ func (c *Card) changeSPDLocked(put []spd.Policy, del []uint32) error {
 
 // writeSPDChange writes an applied change to the card: table entries of put policies, the rule lists of
 // the directions touched, then the cleared table entries of removed ones.
-func (c *Card) writeSPDChange(put []spd.Policy, fresh map[uint32]bool, removed []uint32, ops *[2][2]listOps) error {
+func (c *Card) writeSPDChange(put []ipsec.Policy, fresh map[uint32]bool, removed []uint32, ops *[2][2]listOps) error {
 	for i := range put {
 		p := c.pols[put[i].ID]
 		if fresh[p.ID] {
@@ -170,20 +170,20 @@ func (c *Card) writeSPDChange(put []spd.Policy, fresh map[uint32]bool, removed [
 	}
 	for d := range ops {
 		if len(ops[d][0].remove)+len(ops[d][0].insert)+len(ops[d][1].remove)+len(ops[d][1].insert) > 0 {
-			if err := c.writeRules(spd.Dir(d)); err != nil {
+			if err := c.writeRules(ipsec.Dir(d)); err != nil {
 				return err
 			}
 		}
 	}
 	for _, id := range removed {
-		if err := c.objs.PolicyTable.Put(id, &bpf.CardXdpsecPolicy{SaIndex: spd.NoSA}); err != nil {
+		if err := c.objs.PolicyTable.Put(id, &bpf.CardXdpsecPolicy{SaIndex: ipsec.NoSA}); err != nil {
 			return fmt.Errorf("clear policy %d: %w", id, err)
 		}
 	}
 	return nil
 }
 
-func famOf(p *spd.Policy) int {
+func famOf(p *ipsec.Policy) int {
 	if p.Selector.Is4() {
 		return 0
 	}
@@ -192,12 +192,12 @@ func famOf(p *spd.Policy) int {
 
 // listOps are the policies leaving and entering one rule list in one SPD change.
 type listOps struct {
-	remove, insert []spd.Policy
+	remove, insert []ipsec.Policy
 }
 
 // ruleList is one (direction, family) list in SPD order, with the card's rule for each policy.
 type ruleList struct {
-	pols  []spd.Policy
+	pols  []ipsec.Policy
 	rules []bpf.CardXdpsecRule
 }
 
@@ -205,12 +205,12 @@ type ruleList struct {
 // memmove per policy) rather than rebuilt and sorted.
 const incrementalOps = 64
 
-func (l *ruleList) apply(o *listOps, pols map[uint32]spd.Policy, dir spd.Dir, fam int) {
+func (l *ruleList) apply(o *listOps, pols map[uint32]ipsec.Policy, dir ipsec.Dir, fam int) {
 	if len(o.remove)+len(o.insert) > incrementalOps {
 		l.rebuild(pols, dir, fam)
 		return
 	}
-	cmp := func(a spd.Policy, b spd.Policy) int { return spd.Compare(&a, &b) }
+	cmp := func(a ipsec.Policy, b ipsec.Policy) int { return ipsec.Compare(&a, &b) }
 	for _, p := range o.remove {
 		if i, ok := slices.BinarySearchFunc(l.pols, p, cmp); ok {
 			l.pols = slices.Delete(l.pols, i, i+1)
@@ -224,24 +224,24 @@ func (l *ruleList) apply(o *listOps, pols map[uint32]spd.Policy, dir spd.Dir, fa
 	}
 }
 
-func (l *ruleList) rebuild(pols map[uint32]spd.Policy, dir spd.Dir, fam int) {
+func (l *ruleList) rebuild(pols map[uint32]ipsec.Policy, dir ipsec.Dir, fam int) {
 	l.pols = l.pols[:0]
 	for _, p := range pols {
 		if p.Dir == dir && famOf(&p) == fam {
 			l.pols = append(l.pols, p)
 		}
 	}
-	slices.SortFunc(l.pols, func(a, b spd.Policy) int { return spd.Compare(&a, &b) })
+	slices.SortFunc(l.pols, func(a, b ipsec.Policy) int { return ipsec.Compare(&a, &b) })
 	l.rules = l.rules[:0]
 	for i := range l.pols {
 		l.rules = append(l.rules, ruleOf(&l.pols[i]))
 	}
 }
 
-func policyEntry(p *spd.Policy) *bpf.CardXdpsecPolicy {
+func policyEntry(p *ipsec.Policy) *bpf.CardXdpsecPolicy {
 	sa := p.SA
-	if p.Action != spd.ActionProtect {
-		sa = spd.NoSA
+	if p.Action != ipsec.ActionProtect {
+		sa = ipsec.NoSA
 	}
 	return &bpf.CardXdpsecPolicy{
 		SaIndex:  sa,
@@ -252,13 +252,13 @@ func policyEntry(p *spd.Policy) *bpf.CardXdpsecPolicy {
 	}
 }
 
-func ruleOf(p *spd.Policy) bpf.CardXdpsecRule {
+func ruleOf(p *ipsec.Policy) bpf.CardXdpsecRule {
 	s := &p.Selector
 	r := bpf.CardXdpsecRule{
-		SportLo: s.SrcPorts.Lo, SportHi: s.SrcPorts.Hi,
-		DportLo: s.DstPorts.Lo, DportHi: s.DstPorts.Hi,
+		SportLo: s.SrcPorts.Lo(), SportHi: s.SrcPorts.Hi(),
+		DportLo: s.DstPorts.Lo(), DportHi: s.DstPorts.Hi(),
 		PolicyId: uint16(p.ID),
-		Proto:    s.Proto,
+		Proto:    uint8(s.Proto),
 	}
 	r.Src, r.SrcMask = prefixWords(s.Src)
 	r.Dst, r.DstMask = prefixWords(s.Dst)
@@ -277,14 +277,14 @@ func ruleBlocks(policies uint32) uint32 {
 }
 
 // ruleBase is the first block of the list of (dir, buffer, family).
-func (c *Card) ruleBase(dir spd.Dir, buf, fam uint32) uint32 {
+func (c *Card) ruleBase(dir ipsec.Dir, buf, fam uint32) uint32 {
 	return ((uint32(dir)*2+buf)*2 + fam) * ruleBlocks(c.cfg.Policies)
 }
 
 // writeRules brings the idle buffer of dir up to the loader's lists and makes it live. Only blocks that
 // differ from what the idle buffer is known to hold are written (the loader shadows each buffer), so a
 // change costs O(blocks changed) map writes plus an O(n) comparison in memory.
-func (c *Card) writeRules(dir spd.Dir) error {
+func (c *Card) writeRules(dir ipsec.Dir) error {
 	var st bpf.CardXdpsecSpd
 	if err := c.objs.SpdState.Lookup(uint32(dir), &st); err != nil {
 		return fmt.Errorf("read spd state: %w", err)
@@ -371,7 +371,7 @@ func (c *Card) restore() error {
 			return fmt.Errorf("read spd state: %w", err)
 		}
 		for f := range c.lists[d] {
-			c.lists[d][f].rebuild(c.pols, spd.Dir(d), f)
+			c.lists[d][f].rebuild(c.pols, ipsec.Dir(d), f)
 			// The live buffer holds exactly these rules; the idle one is unknown until written.
 			live := st.Gen & 1
 			c.shadow[d][live][f] = slices.Clone(c.lists[d][f].rules)
@@ -386,7 +386,7 @@ func (c *Card) restore() error {
 
 // DumpSPD reads the SPD the card is using — its live rule lists joined with the policy table — rather
 // than the loader's copy: for consistency checks. Policies come in SPD order, out first.
-func (c *Card) DumpSPD() ([]spd.Policy, error) {
+func (c *Card) DumpSPD() ([]ipsec.Policy, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -395,15 +395,15 @@ func (c *Card) DumpSPD() ([]spd.Policy, error) {
 	return c.readSPD()
 }
 
-func (c *Card) readSPD() ([]spd.Policy, error) {
-	var out []spd.Policy
-	for _, dir := range []spd.Dir{spd.DirOut, spd.DirIn} {
+func (c *Card) readSPD() ([]ipsec.Policy, error) {
+	var out []ipsec.Policy
+	for _, dir := range []ipsec.Dir{ipsec.DirOut, ipsec.DirIn} {
 		var st bpf.CardXdpsecSpd
 		if err := c.objs.SpdState.Lookup(uint32(dir), &st); err != nil {
 			return nil, fmt.Errorf("read spd state: %w", err)
 		}
 		buf := st.Gen & 1
-		var list []spd.Policy
+		var list []ipsec.Policy
 		for fam := uint32(0); fam < 2; fam++ {
 			n := st.Count[buf][fam]
 			if n > c.cfg.Policies {
@@ -426,19 +426,19 @@ func (c *Card) readSPD() ([]spd.Policy, error) {
 				if err := c.objs.PolicyTable.Lookup(uint32(r.PolicyId), &e); err != nil {
 					return nil, fmt.Errorf("read policy %d: %w", r.PolicyId, err)
 				}
-				list = append(list, spd.Policy{
-					ID: uint32(r.PolicyId), Dir: dir, Priority: e.Priority, Action: spd.Action(e.Action), SA: e.SaIndex,
-					Selector: spd.Selector{
+				list = append(list, ipsec.Policy{
+					ID: uint32(r.PolicyId), Dir: dir, Priority: e.Priority, Action: ipsec.Action(e.Action), SA: e.SaIndex,
+					Selector: ipsec.Selector{
 						Src:      wordsPrefix(r.Src, r.SrcMask, family),
 						Dst:      wordsPrefix(r.Dst, r.DstMask, family),
-						Proto:    r.Proto,
-						SrcPorts: spd.PortRange{Lo: r.SportLo, Hi: r.SportHi},
-						DstPorts: spd.PortRange{Lo: r.DportLo, Hi: r.DportHi},
+						Proto:    ipsec.Proto(r.Proto),
+						SrcPorts: ipsec.Ports(r.SportLo, r.SportHi),
+						DstPorts: ipsec.Ports(r.DportLo, r.DportHi),
 					},
 				})
 			}
 		}
-		slices.SortFunc(list, func(a, b spd.Policy) int { return spd.Compare(&a, &b) })
+		slices.SortFunc(list, func(a, b ipsec.Policy) int { return ipsec.Compare(&a, &b) })
 		out = append(out, list...)
 	}
 	return out, nil

@@ -11,7 +11,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/xdpsec/xdpsec/bpf"
-	"github.com/xdpsec/xdpsec/control/spd"
+	"github.com/xdpsec/xdpsec/ipsec"
 	"github.com/xdpsec/xdpsec/loader/xsk"
 )
 
@@ -117,15 +117,15 @@ func TestVethRedirect(t *testing.T) {
 	}
 	t.Logf("modes: wire %s, protected %s", modeA, modeB)
 
-	if err := c.PutSA(40, SA{Dir: spd.DirIn, SPI: 0x4242, Src: ip("198.18.10.2"), Dst: ip("198.18.10.1"), Mode: ModeTunnel, PolicyID: 9}); err != nil {
+	if err := c.PutSA(40, SA{Dir: ipsec.DirIn, SPI: 0x4242, Src: ip("198.18.10.2"), Dst: ip("198.18.10.1"), Mode: ipsec.ModeTunnel, PolicyID: 9}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.PutSA(41, SA{Dir: spd.DirOut, SPI: 0x4343, Src: ip("198.18.10.2"), Dst: ip("198.18.10.1"), Mode: ModeTunnel, PolicyID: 8}); err != nil {
+	if err := c.PutSA(41, SA{Dir: ipsec.DirOut, SPI: 0x4343, Src: ip("198.18.10.2"), Dst: ip("198.18.10.1"), Mode: ipsec.ModeTunnel, PolicyID: 8}); err != nil {
 		t.Fatal(err)
 	}
 	sel := anySel("198.18.10.1/32", "198.18.10.2/32")
-	sel.Proto, sel.DstPorts = spd.ProtoUDP, spd.PortRange{Lo: 7, Hi: 7}
-	if err := c.PutPolicies(spd.Policy{ID: 8, Dir: spd.DirOut, Priority: 1, Selector: sel, Action: spd.ActionProtect, SA: 41}); err != nil {
+	sel.Proto, sel.DstPorts = ipsec.ProtoUDP, ipsec.Ports(7, 7)
+	if err := c.PutPolicies(ipsec.Policy{ID: 8, Dir: ipsec.DirOut, Priority: 1, Selector: sel, Action: ipsec.ActionProtect, SA: 41}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -140,7 +140,7 @@ func TestVethRedirect(t *testing.T) {
 
 	// BPF_PROG_TEST_RUN (without live frames) reports the redirect verdict with a socket bound on the
 	// queue, but performs no redirect: nothing reaches the socket, and the SA counts the packet.
-	v, _ := a.run(t, c.program(SideWire), v4("198.18.10.2", "198.18.10.1", spd.ProtoESP, espPayload(0x4242, 9, 16)).build())
+	v, _ := a.run(t, c.program(SideWire), v4("198.18.10.2", "198.18.10.1", ipsec.ProtoESP, espPayload(0x4242, 9, 16)).build())
 	if v != xdpRedirect {
 		t.Errorf("test run with a bound socket: %s, want REDIRECT", verdictName(v))
 	}
@@ -157,7 +157,7 @@ func TestVethRedirect(t *testing.T) {
 	// Inbound: ESP from B to A.
 	sendESP(t, b, "198.18.10.1", 0x4242)
 	m, frame := rxA.receive(t)
-	if m.Dir != 1 || m.SaIndex != 40 || m.PolicyId != 9 || m.L3Off != 14 || m.L4Off != 34 || m.L4Proto != spd.ProtoESP || m.Flags != 0 {
+	if m.Dir != 1 || m.SaIndex != 40 || m.PolicyId != 9 || m.L3Off != 14 || m.L4Off != 34 || ipsec.Proto(m.L4Proto) != ipsec.ProtoESP || m.Flags != 0 {
 		t.Errorf("inbound metadata %+v", m)
 	}
 	if len(frame) < 42 || !bytes.Equal(frame[34:38], []byte{0, 0, 0x42, 0x42}) {
@@ -167,7 +167,7 @@ func TestVethRedirect(t *testing.T) {
 	// Outbound: UDP to port 7 from A reaches B's protected side.
 	sendUDP(t, a, "198.18.10.2", 7, 1)
 	m, frame = rxB.receive(t)
-	if m.Dir != 0 || m.SaIndex != 41 || m.PolicyId != 8 || m.L4Proto != spd.ProtoUDP || m.Flags != 0 ||
+	if m.Dir != 0 || m.SaIndex != 41 || m.PolicyId != 8 || ipsec.Proto(m.L4Proto) != ipsec.ProtoUDP || m.Flags != 0 ||
 		int(m.EgressIfindex) != ifidxB || !bytes.Equal(m.Smac[:], macB) || !bytes.Equal(m.Dmac[:], macA) {
 		t.Errorf("outbound metadata %+v; want egress %d %s → %s", m, ifidxB, macB, macA)
 	}

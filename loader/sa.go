@@ -8,13 +8,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/xdpsec/xdpsec/bpf"
-	"github.com/xdpsec/xdpsec/control/spd"
-)
-
-// SA modes, crypto/esp.Mode's values.
-const (
-	ModeTunnel    uint8 = 1
-	ModeTransport uint8 = 2
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // NoPolicy is the PolicyID of an SA that serves no policy.
@@ -23,10 +17,10 @@ const NoPolicy = 0xffff
 // SA is what the card holds of an SA: the non-secret fields it needs to steer packets. Keys stay with
 // the workers.
 type SA struct {
-	Dir      spd.Dir    // DirOut: used by outbound PROTECT policies; DirIn: matched by (SPI, Dst, ESP)
+	Dir      ipsec.Dir  // DirOut: used by outbound PROTECT policies; DirIn: matched by (SPI, Dst, ESP)
 	SPI      uint32     // host order
 	Src, Dst netip.Addr // outer addresses (transport mode: the hosts' own)
-	Mode     uint8      // ModeTunnel or ModeTransport
+	Mode     ipsec.Mode
 	// EncapSrcPort and EncapDstPort are the UDP ports of ESP-in-UDP (RFC 3948); zero for plain ESP.
 	EncapSrcPort, EncapDstPort uint16
 	PolicyID                   uint32 // the policy the SA serves (NoPolicy when none)
@@ -39,10 +33,10 @@ func (sa *SA) validate() error {
 	if !sa.Src.IsValid() || !sa.Dst.IsValid() || sa.Src.Is4() != sa.Dst.Is4() || sa.Src.Is4In6() || sa.Dst.Is4In6() {
 		return fmt.Errorf("%w: SA outer addresses %s and %s", ErrInvalid, sa.Src, sa.Dst)
 	}
-	if sa.Dir != spd.DirOut && sa.Dir != spd.DirIn {
+	if sa.Dir != ipsec.DirOut && sa.Dir != ipsec.DirIn {
 		return fmt.Errorf("%w: SA direction %d", ErrInvalid, sa.Dir)
 	}
-	if sa.Mode != ModeTunnel && sa.Mode != ModeTransport {
+	if !sa.Mode.Valid() {
 		return fmt.Errorf("%w: SA mode %d", ErrInvalid, sa.Mode)
 	}
 	if (sa.EncapSrcPort == 0) != (sa.EncapDstPort == 0) {
@@ -58,7 +52,7 @@ func saEntry(sa *SA) *bpf.CardXdpsecSa {
 	e := &bpf.CardXdpsecSa{
 		Spi:        wireU32(sa.SPI),
 		Dir:        uint8(sa.Dir),
-		Mode:       sa.Mode,
+		Mode:       uint8(sa.Mode),
 		Family:     familyOf(sa.Dst),
 		EncapSport: sa.EncapSrcPort,
 		EncapDport: sa.EncapDstPort,
@@ -77,7 +71,7 @@ func saEntry(sa *SA) *bpf.CardXdpsecSa {
 
 func entrySA(e *bpf.CardXdpsecSa) SA {
 	return SA{
-		Dir: spd.Dir(e.Dir), SPI: hostU32(e.Spi), Mode: e.Mode,
+		Dir: ipsec.Dir(e.Dir), SPI: hostU32(e.Spi), Mode: ipsec.Mode(e.Mode),
 		Src: wordsAddr(e.Src, e.Family), Dst: wordsAddr(e.Dst, e.Family),
 		EncapSrcPort: e.EncapSport, EncapDstPort: e.EncapDport,
 		PolicyID: uint32(e.PolicyId), ReqID: e.Reqid,
@@ -86,7 +80,7 @@ func entrySA(e *bpf.CardXdpsecSa) SA {
 }
 
 func inKey(e *bpf.CardXdpsecSa) bpf.CardXdpsecSaKey {
-	return bpf.CardXdpsecSaKey{Spi: e.Spi, Dst: e.Dst, Family: e.Family, Proto: spd.ProtoESP}
+	return bpf.CardXdpsecSaKey{Spi: e.Spi, Dst: e.Dst, Family: e.Family, Proto: uint8(ipsec.ProtoESP)}
 }
 
 func installed(e *bpf.CardXdpsecSa) bool { return e.Flags != 0 }
@@ -111,7 +105,7 @@ func (c *Card) PutSA(idx uint32, sa SA) error {
 		return fmt.Errorf("read SA %d: %w", idx, err)
 	}
 	e := saEntry(&sa)
-	if sa.Dir == spd.DirIn {
+	if sa.Dir == ipsec.DirIn {
 		k := inKey(e)
 		var other uint32
 		if err := c.objs.SaInLookup.Lookup(&k, &other); err == nil && other != idx {
@@ -123,7 +117,7 @@ func (c *Card) PutSA(idx uint32, sa SA) error {
 			return err
 		}
 	}
-	if installed(&old) && old.Dir == uint8(spd.DirIn) && inKey(&old) != inKey(e) {
+	if installed(&old) && old.Dir == uint8(ipsec.DirIn) && inKey(&old) != inKey(e) {
 		k := inKey(&old)
 		if err := c.objs.SaInLookup.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			return fmt.Errorf("delete old inbound key of SA %d: %w", idx, err)
@@ -132,7 +126,7 @@ func (c *Card) PutSA(idx uint32, sa SA) error {
 	if err := c.objs.SaTable.Put(idx, e); err != nil {
 		return fmt.Errorf("write SA %d: %w", idx, err)
 	}
-	if sa.Dir == spd.DirIn {
+	if sa.Dir == ipsec.DirIn {
 		k := inKey(e)
 		if err := c.objs.SaInLookup.Put(&k, idx); err != nil {
 			return fmt.Errorf("write inbound key of SA %d: %w", idx, err)
@@ -159,7 +153,7 @@ func (c *Card) DeleteSA(idx uint32) error {
 	if !installed(&old) {
 		return nil
 	}
-	if old.Dir == uint8(spd.DirIn) {
+	if old.Dir == uint8(ipsec.DirIn) {
 		k := inKey(&old)
 		if err := c.objs.SaInLookup.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			return fmt.Errorf("delete inbound key of SA %d: %w", idx, err)

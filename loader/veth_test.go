@@ -14,7 +14,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
-	"github.com/xdpsec/xdpsec/control/spd"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // vethPair builds two namespaces joined by a veth pair:
@@ -110,7 +110,7 @@ func sendESP(t *testing.T, r *nsRunner, dst string, spi uint32) {
 	var err error
 	r.do(func() {
 		var fd int
-		fd, err = syscall.Socket(syscall.AF_INET, syscall.SOCK_RAW, int(spd.ProtoESP))
+		fd, err = syscall.Socket(syscall.AF_INET, syscall.SOCK_RAW, int(ipsec.ProtoESP))
 		if err != nil {
 			return
 		}
@@ -176,15 +176,15 @@ func TestVeth(t *testing.T) {
 	}
 
 	discard9 := anySel("198.18.10.0/24", "198.18.10.0/24")
-	discard9.Proto, discard9.DstPorts = spd.ProtoUDP, spd.PortRange{Lo: 9, Hi: 9}
+	discard9.Proto, discard9.DstPorts = ipsec.ProtoUDP, ipsec.Ports(9, 9)
 	protect7 := anySel("198.18.10.0/24", "198.18.10.0/24")
-	protect7.Proto, protect7.DstPorts = spd.ProtoUDP, spd.PortRange{Lo: 7, Hi: 7}
+	protect7.Proto, protect7.DstPorts = ipsec.ProtoUDP, ipsec.Ports(7, 7)
 	icmpIn := anySel("198.18.10.0/24", "198.18.10.0/24")
-	icmpIn.Proto = spd.ProtoICMP
+	icmpIn.Proto = ipsec.ProtoICMP
 	if err := c.PutPolicies(
-		spd.Policy{ID: 1, Dir: spd.DirIn, Priority: 10, Selector: icmpIn, Action: spd.ActionBypass},
-		spd.Policy{ID: 2, Dir: spd.DirIn, Priority: 10, Selector: discard9, Action: spd.ActionDiscard},
-		spd.Policy{ID: 3, Dir: spd.DirOut, Priority: 10, Selector: protect7, Action: spd.ActionProtect, SA: spd.NoSA},
+		ipsec.Policy{ID: 1, Dir: ipsec.DirIn, Priority: 10, Selector: icmpIn, Action: ipsec.ActionBypass},
+		ipsec.Policy{ID: 2, Dir: ipsec.DirIn, Priority: 10, Selector: discard9, Action: ipsec.ActionDiscard},
+		ipsec.Policy{ID: 3, Dir: ipsec.DirOut, Priority: 10, Selector: protect7, Action: ipsec.ActionProtect, SA: ipsec.NoSA},
 	); err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/xdpsec/xdpsec/control/offload"
-	"github.com/xdpsec/xdpsec/control/spd"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 func TestCheck(t *testing.T) {
@@ -17,9 +17,9 @@ func TestCheck(t *testing.T) {
 		t.Fatalf("check json: %s", out)
 	}
 	// A stray entry in the card (not put there by the engine) must be found.
-	d.card.InstallPolicy(&offload.PolicyOffload{Iface: "lan0", Policy: spd.Policy{ID: 77, Dir: spd.DirOut,
-		Selector: spd.Selector{Src: mustPrefix("198.18.7.0/24"), Dst: mustPrefix("198.18.8.0/24"),
-			SrcPorts: spd.AnyPort, DstPorts: spd.AnyPort}, Action: spd.ActionBypass, SA: spd.NoSA}})
+	d.card.InstallPolicy(&offload.PolicyOffload{Iface: "lan0", Policy: ipsec.Policy{ID: 77, Dir: ipsec.DirOut,
+		Selector: ipsec.Selector{Src: mustPrefix("198.18.7.0/24"), Dst: mustPrefix("198.18.8.0/24"),
+			SrcPorts: ipsec.AnyPorts, DstPorts: ipsec.AnyPorts}, Action: ipsec.ActionBypass, SA: ipsec.NoSA}})
 	code, out, _ := d.cli(t, "check")
 	if code != exitFailure || !strings.Contains(out, "policy 77 on lan0: in the card") {
 		t.Fatalf("check with drift: exit %d\n%s", code, out)

@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xdpsec/xdpsec/control/events"
-	"github.com/xdpsec/xdpsec/control/sadb"
 )
 
 func init() { register(newMonitorCmd) }
@@ -59,7 +58,7 @@ func printEvent(w io.Writer, ev *events.Event) {
 	case ev.SPI != 0:
 		fmt.Fprintf(w, " proto esp spi 0x%08x", ev.SPI)
 	case ev.Proto != 0:
-		fmt.Fprintf(w, " proto %s", sadb.ProtoName(ev.Proto))
+		fmt.Fprintf(w, " proto %s", ev.Proto)
 	}
 	if ev.Reqid != 0 {
 		fmt.Fprintf(w, " reqid %d", ev.Reqid)

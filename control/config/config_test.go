@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/xdpsec/xdpsec/ipsec"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -440,7 +441,7 @@ sas:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.SPI != 0x1001 || p.Mode != esp.Transport || p.Enc.Name != "ecb(cipher_null)" || len(p.Enc.Key) != 0 ||
+	if p.SPI != 0x1001 || p.Mode != ipsec.ModeTransport || p.Enc.Name != "ecb(cipher_null)" || len(p.Enc.Key) != 0 ||
 		len(p.Auth.Key) != 32 || p.Auth.TruncBits != 128 || !p.ESN || p.Seq != 4294967300 || p.ReplayWindow != 64 ||
 		p.UDPEncap == nil || p.UDPEncap.SrcPort != 4501 || p.UDPEncap.DstPort != 4500 || p.DF != esp.DFSet || p.TTL != 9 ||
 		p.Src.String() != "198.18.0.1" {
@@ -457,11 +458,11 @@ func TestSelector(t *testing.T) {
 		t.Fatal(err)
 	}
 	ping := c.Policy("no-ping").Selector()
-	if ping.Proto != 1 || ping.SrcPorts.Lo != 8 || ping.SrcPorts.Hi != 8 || !ping.DstPorts.IsAny() {
+	if ping.Proto != 1 || ping.SrcPorts != ipsec.Port(8) || !ping.DstPorts.IsAny() {
 		t.Fatalf("icmp selector: %+v", ping)
 	}
 	hp := c.Policy("high-ports").Selector()
-	if hp.DstPorts.Lo != 1024 || hp.DstPorts.Hi != 65535 || !hp.SrcPorts.IsAny() {
+	if hp.DstPorts != ipsec.Ports(1024, 65535) || !hp.SrcPorts.IsAny() {
 		t.Fatalf("port selector: %+v", hp)
 	}
 	for _, p := range c.Policies {

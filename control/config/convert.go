@@ -3,8 +3,8 @@ package config
 import (
 	"fmt"
 
-	"github.com/xdpsec/xdpsec/control/spd"
 	"github.com/xdpsec/xdpsec/crypto/esp"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // ESPParams converts the SA to the ESP engine's parameters. The key slices in
@@ -23,7 +23,7 @@ func (s *SA) ESPParams() (esp.Params, error) {
 	}
 	var err error
 	if s.Mode != "" {
-		if p.Mode, err = esp.ParseMode(string(s.Mode)); err != nil {
+		if p.Mode, err = ipsec.ParseMode(string(s.Mode)); err != nil {
 			return esp.Params{}, fmt.Errorf("convert sa %q: %w", s.Name, err)
 		}
 	}
@@ -48,48 +48,48 @@ func (s *SA) ESPParams() (esp.Params, error) {
 // Selector converts the policy's selector fields to the SPD's selector. For
 // ICMP the type and code travel in the port ranges, as in Linux's
 // xfrm_selector (source = type, destination = code).
-func (p *Policy) Selector() spd.Selector {
-	sel := spd.Selector{
+func (p *Policy) Selector() ipsec.Selector {
+	sel := ipsec.Selector{
 		Src:      p.Src.Prefix,
 		Dst:      p.Dst.Prefix,
-		Proto:    uint8(p.Proto),
+		Proto:    ipsec.Proto(p.Proto),
 		SrcPorts: p.Sport.spd(),
 		DstPorts: p.Dport.spd(),
 	}
 	if p.Proto.IsICMP() {
-		sel.SrcPorts, sel.DstPorts = spd.AnyPort, spd.AnyPort
+		sel.SrcPorts, sel.DstPorts = ipsec.AnyPorts, ipsec.AnyPorts
 		if p.ICMPType != nil {
-			sel.SrcPorts = spd.PortRange{Lo: uint16(*p.ICMPType), Hi: uint16(*p.ICMPType)}
+			sel.SrcPorts = ipsec.Ports(uint16(*p.ICMPType), uint16(*p.ICMPType))
 		}
 		if p.ICMPCode != nil {
-			sel.DstPorts = spd.PortRange{Lo: uint16(*p.ICMPCode), Hi: uint16(*p.ICMPCode)}
+			sel.DstPorts = ipsec.Ports(uint16(*p.ICMPCode), uint16(*p.ICMPCode))
 		}
 	}
 	return sel
 }
 
-func (r PortRange) spd() spd.PortRange {
+func (r PortRange) spd() ipsec.PortRange {
 	if r.Any() {
-		return spd.AnyPort
+		return ipsec.AnyPorts
 	}
-	return spd.PortRange{Lo: r.Lo, Hi: r.Hi}
+	return ipsec.Ports(r.Lo, r.Hi)
 }
 
 // SPDDir is the policy's direction in the SPD's terms.
-func (p *Policy) SPDDir() spd.Dir {
+func (p *Policy) SPDDir() ipsec.Dir {
 	if p.Dir == DirIn {
-		return spd.DirIn
+		return ipsec.DirIn
 	}
-	return spd.DirOut
+	return ipsec.DirOut
 }
 
 // SPDAction is the policy's action in the SPD's terms.
-func (p *Policy) SPDAction() spd.Action {
+func (p *Policy) SPDAction() ipsec.Action {
 	switch p.Action {
 	case ActionProtect:
-		return spd.ActionProtect
+		return ipsec.ActionProtect
 	case ActionDiscard:
-		return spd.ActionDiscard
+		return ipsec.ActionDiscard
 	}
-	return spd.ActionBypass
+	return ipsec.ActionBypass
 }

@@ -9,8 +9,8 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/xdpsec/xdpsec/control/spd"
 	"github.com/xdpsec/xdpsec/crypto/esp"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 var (
@@ -335,7 +335,7 @@ func (v *validator) checkPolicy(i int) {
 		field string
 		r     PortRange
 	}{{"sport", p.Sport}, {"dport", p.Dport}} {
-		if !pr.r.Any() && !spd.HasPorts(uint8(p.Proto)) {
+		if !pr.r.Any() && !ipsec.Proto(p.Proto).HasPorts() {
 			report(pr.field, invalid("proto %s has no ports; ports need tcp, udp, sctp, dccp or udplite", p.Proto))
 		}
 	}
@@ -394,7 +394,7 @@ func (v *validator) uniquePolicies() {
 	type key struct {
 		dir  Dir
 		prio uint32
-		sel  spd.Selector
+		sel  ipsec.Selector
 	}
 	names := map[string]int{}
 	sels := map[key]int{}

@@ -19,9 +19,9 @@ import (
 	"github.com/xdpsec/xdpsec/bpf"
 	"github.com/xdpsec/xdpsec/control/config"
 	"github.com/xdpsec/xdpsec/control/manager"
-	"github.com/xdpsec/xdpsec/control/spd"
 	"github.com/xdpsec/xdpsec/crypto/pmtu"
 	"github.com/xdpsec/xdpsec/crypto/worker"
+	"github.com/xdpsec/xdpsec/ipsec"
 	"github.com/xdpsec/xdpsec/loader"
 	"github.com/xdpsec/xdpsec/loader/neigh"
 	"github.com/xdpsec/xdpsec/loader/xsk"
@@ -143,12 +143,12 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, er
 		}
 		return nil
 	})
-	defaults := spd.Defaults{Out: spd.ActionBypass, In: spd.ActionBypass}
+	defaults := ipsec.Defaults{Out: ipsec.ActionBypass, In: ipsec.ActionBypass}
 	if cfg.DefaultVerdict.Out == config.VerdictDiscard {
-		defaults.Out = spd.ActionDiscard
+		defaults.Out = ipsec.ActionDiscard
 	}
 	if cfg.DefaultVerdict.In == config.VerdictDiscard {
-		defaults.In = spd.ActionDiscard
+		defaults.In = ipsec.ActionDiscard
 	}
 	queues := min(d.Info.Protected.RXQueue, d.Info.Wire.RXQueue)
 	if n := int(cfg.Dataplane.Workers); n > 0 {
@@ -271,7 +271,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, er
 	// each SA's outer destination, and without one the first packets would be dropped while the
 	// cache resolves it. NextHop only starts the resolution; nothing waits for an absent peer.
 	for _, sa := range d.drv.list() {
-		if sa.Dir == worker.Out.String() {
+		if sa.Dir == ipsec.DirOut.String() {
 			d.cache.NextHop(sa.Dst)
 		}
 	}

@@ -14,9 +14,9 @@ import (
 
 	"github.com/xdpsec/xdpsec/control/offload"
 	"github.com/xdpsec/xdpsec/control/sadb"
-	"github.com/xdpsec/xdpsec/control/spd"
 	"github.com/xdpsec/xdpsec/crypto/esp"
 	"github.com/xdpsec/xdpsec/crypto/worker"
+	"github.com/xdpsec/xdpsec/ipsec"
 	"github.com/xdpsec/xdpsec/loader"
 )
 
@@ -43,15 +43,15 @@ type heldSA struct {
 	name      string
 	spi       uint32
 	dst       netip.Addr
-	dir       worker.Dir
+	dir       ipsec.Dir
 	transport bool
 	sa        *esp.SA
-	sels      []spd.Selector
+	sels      []ipsec.Selector
 	ifaces    map[string]bool
 }
 
 type heldPolicy struct {
-	p      spd.Policy
+	p      ipsec.Policy
 	ifaces map[string]bool
 }
 
@@ -83,7 +83,7 @@ func (d *driver) InstallSA(o *offload.SAOffload) error {
 	defer d.mu.Unlock()
 	e := o.SA
 	var wasOn map[string]bool
-	if h, ok := d.held[o.Index]; ok && h.dir == worker.Out && e.Dir == sadb.DirUnspec && len(o.InSelectors) > 0 {
+	if h, ok := d.held[o.Index]; ok && h.dir == ipsec.DirOut && e.Dir == sadb.DirUnspec && len(o.InSelectors) > 0 {
 		// Offered before any inbound policy named it, with no direction in the SAD and a
 		// destination that is not ours, it was taken for outbound; an inbound policy now expects
 		// traffic through it, so it is inbound. Nothing can have been opened with it: install it
@@ -101,10 +101,10 @@ func (d *driver) InstallSA(o *offload.SAOffload) error {
 			return fmt.Errorf("install sa %d: index holds spi 0x%x dst %s", o.Index, h.spi, h.dst)
 		}
 		h.ifaces[o.Iface] = true
-		if h.dir == worker.In && !slices.Equal(h.sels, o.InSelectors) && len(o.InSelectors) > 0 {
+		if h.dir == ipsec.DirIn && !slices.Equal(h.sels, o.InSelectors) && len(o.InSelectors) > 0 {
 			// Entries are immutable: republish with the new selectors, same engine state.
 			old := d.sas.Remove(o.Index)
-			ent := &worker.Entry{SA: h.sa, Dir: worker.In, Selectors: o.InSelectors, Transport: h.transport}
+			ent := &worker.Entry{SA: h.sa, Dir: ipsec.DirIn, Selectors: o.InSelectors, Transport: h.transport}
 			if err := d.sas.Install(o.Index, ent); err != nil {
 				if old != nil {
 					_ = d.sas.Install(o.Index, old)
@@ -124,7 +124,7 @@ func (d *driver) InstallSA(o *offload.SAOffload) error {
 		return offload.Nack(offload.ReasonUnsupported, "%v", err)
 	}
 	dir := d.direction(o)
-	if dir == worker.In && len(o.InSelectors) == 0 {
+	if dir == ipsec.DirIn && len(o.InSelectors) == 0 {
 		// No inbound PROTECT policy serves it yet: the post-decryption check would have nothing
 		// to accept. The engine re-offers it with selectors once a policy points at it.
 		esa.Wipe()
@@ -132,8 +132,8 @@ func (d *driver) InstallSA(o *offload.SAOffload) error {
 	}
 	// A transport-mode packet is the endpoint's own: the worker must not decrement its TTL as a
 	// router hop would.
-	ent := &worker.Entry{SA: esa, Dir: dir, Selectors: o.InSelectors, Transport: params.Mode == esp.Transport}
-	if dir == worker.Out {
+	ent := &worker.Entry{SA: esa, Dir: dir, Selectors: o.InSelectors, Transport: params.Mode == ipsec.ModeTransport}
+	if dir == ipsec.DirOut {
 		ent.OuterDst = e.Dst
 	}
 	if err := d.sas.Install(o.Index, ent); err != nil {
@@ -143,15 +143,8 @@ func (d *driver) InstallSA(o *offload.SAOffload) error {
 		}
 		return fmt.Errorf("install sa %d in the workers: %w", o.Index, err)
 	}
-	mode := loader.ModeTunnel
-	if params.Mode == esp.Transport {
-		mode = loader.ModeTransport
-	}
-	csa := loader.SA{Dir: spd.DirOut, SPI: e.SPI, Src: e.Src, Dst: e.Dst, Mode: mode,
+	csa := loader.SA{Dir: dir, SPI: e.SPI, Src: e.Src, Dst: e.Dst, Mode: params.Mode,
 		PolicyID: loader.NoPolicy, ReqID: e.Reqid}
-	if dir == worker.In {
-		csa.Dir = spd.DirIn
-	}
 	if e.Encap != nil {
 		csa.EncapSrcPort, csa.EncapDstPort = e.Encap.Sport, e.Encap.Dport
 	}
@@ -174,17 +167,17 @@ func (d *driver) InstallSA(o *offload.SAOffload) error {
 
 // direction: the SA's own dir when the SAD has one; else inbound when an inbound policy's
 // selectors came with it or its destination is one of ours.
-func (d *driver) direction(o *offload.SAOffload) worker.Dir {
+func (d *driver) direction(o *offload.SAOffload) ipsec.Dir {
 	switch o.SA.Dir {
 	case sadb.DirIn:
-		return worker.In
+		return ipsec.DirIn
 	case sadb.DirOut:
-		return worker.Out
+		return ipsec.DirOut
 	}
 	if len(o.InSelectors) > 0 || (d.local != nil && d.local(o.SA.Dst)) {
-		return worker.In
+		return ipsec.DirIn
 	}
-	return worker.Out
+	return ipsec.DirOut
 }
 
 // RemoveSA takes the SA out of the card first (no packet can name it any more), then out of the
@@ -268,7 +261,7 @@ func (d *driver) Counters() (map[uint32]offload.SACounters, error) {
 		if cs, err := d.card.SAStats(idx); err == nil && cs.FirstUse != 0 {
 			c.FirstUse = wallNow.Add(cs.FirstUse - monoNow)
 		}
-		if h.dir == worker.Out {
+		if h.dir == ipsec.DirOut {
 			c.Seq = h.sa.NextSeq() - 1
 		} else {
 			c.Seq = h.sa.ReplayTop()
@@ -315,10 +308,10 @@ func (d *driver) Dump() (offload.CardState, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	st := offload.CardState{SAs: map[string]map[uint32]offload.CardSA{},
-		Policies: map[string]map[uint32]spd.Policy{}}
+		Policies: map[string]map[uint32]ipsec.Policy{}}
 	for _, ifc := range d.ifaces {
 		st.SAs[ifc] = map[uint32]offload.CardSA{}
-		st.Policies[ifc] = map[uint32]spd.Policy{}
+		st.Policies[ifc] = map[uint32]ipsec.Policy{}
 	}
 	// Read the card itself, not our bookkeeping: the check is there to find where they differ.
 	inCard := map[uint32]loader.SA{}
@@ -373,7 +366,7 @@ func (d *driver) list() []SAInfo {
 			info.TooBig = s.Errors[worker.ReasonPMTU].Load()
 			info.NoNextHop = s.Errors[worker.ReasonNoNeigh].Load()
 		}
-		if h.dir == worker.Out {
+		if h.dir == ipsec.DirOut {
 			info.InnerMTU = d.sas.InnerMTU(idx)
 		}
 		out = append(out, info)
@@ -439,7 +432,7 @@ func (d *driver) ReadAcquire(ctx context.Context) (offload.Acquire, error) {
 			return offload.Acquire{}, err
 		}
 		iface := d.ifaces[0] // outbound policies classify on the protected side
-		if a.Dir == spd.DirIn && len(d.ifaces) > 1 {
+		if a.Dir == ipsec.DirIn && len(d.ifaces) > 1 {
 			iface = d.ifaces[1]
 		}
 		return offload.Acquire{PolicyID: a.PolicyID, Iface: iface, Src: a.Tuple.Src, Dst: a.Tuple.Dst,

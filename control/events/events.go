@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // Type is the kind of an event. The names are stable: they are the JSON "type" values.
@@ -45,8 +47,8 @@ type Event struct {
 	// Reason says why: the nack reason, or the limit that expired the SA (bytes, packets, add, use, seq).
 	Reason string `json:"reason,omitempty"`
 	// Src is the SA's source; for ACQUIRE, Src, Dst and Proto are the packet's.
-	Src   string `json:"src,omitempty"`
-	Proto uint8  `json:"proto,omitempty"`
+	Src   string      `json:"src,omitempty"`
+	Proto ipsec.Proto `json:"proto,omitempty"`
 	// Detail is the driver's explanation of a nack (which limit, which algorithm).
 	Detail string `json:"detail,omitempty"`
 }

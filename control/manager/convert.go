@@ -3,7 +3,7 @@ package manager
 import (
 	"github.com/xdpsec/xdpsec/control/config"
 	"github.com/xdpsec/xdpsec/control/sadb"
-	"github.com/xdpsec/xdpsec/control/spd"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // SAFromConfig converts a config SA to a SAD SA. The key slices share the config's bytes; the store
@@ -44,7 +44,7 @@ func PolicyFromConfig(c *config.Policy) sadb.Policy {
 	sel := c.Selector() // the config's own conversion: ICMP type/code travel in the port ranges
 	p := sadb.Policy{
 		Name: c.Name, Priority: c.Priority,
-		Sel: sadb.Selector{Src: sel.Src, Dst: sel.Dst, Proto: sel.Proto,
+		Sel: sadb.Selector{Src: sel.Src, Dst: sel.Dst, Proto: uint8(sel.Proto),
 			Sport: portRange(sel.SrcPorts), Dport: portRange(sel.DstPorts)},
 		Offload: append([]string(nil), c.Offload...),
 	}
@@ -66,9 +66,9 @@ func PolicyFromConfig(c *config.Policy) sadb.Policy {
 }
 
 // portRange converts the SPD's port range; the SAD spells "any" as the zero range.
-func portRange(r spd.PortRange) sadb.PortRange {
+func portRange(r ipsec.PortRange) sadb.PortRange {
 	if r.IsAny() {
 		return sadb.PortRange{}
 	}
-	return sadb.PortRange{Lo: r.Lo, Hi: r.Hi}
+	return sadb.PortRange{Lo: r.Lo(), Hi: r.Hi()}
 }

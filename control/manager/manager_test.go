@@ -11,7 +11,7 @@ import (
 	"github.com/xdpsec/xdpsec/control/config"
 	"github.com/xdpsec/xdpsec/control/offload/fakecard"
 	"github.com/xdpsec/xdpsec/control/sadb"
-	"github.com/xdpsec/xdpsec/control/spd"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 func loadConfig(t *testing.T, path string) *config.Config {
@@ -61,7 +61,7 @@ func TestStartInstallsConfig(t *testing.T) {
 	out, _ := m.store.GetPolicy(sadb.PolicyRef{Name: "lan-out"})
 	sa, _ := m.store.GetSA(sadb.Ref{Name: "gw1-to-gw2"}, false)
 	p, ok := card.Policy("lan0", out.ID)
-	if !ok || p.SA != sa.Index || p.Action != spd.ActionProtect {
+	if !ok || p.SA != sa.Index || p.Action != ipsec.ActionProtect {
 		t.Fatalf("card policy %+v, want pointing at sa index %d", p, sa.Index)
 	}
 	if v := card.Violations(); len(v) > 0 {

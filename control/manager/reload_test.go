@@ -14,7 +14,7 @@ import (
 
 	"github.com/xdpsec/xdpsec/control/offload/fakecard"
 	"github.com/xdpsec/xdpsec/control/sadb"
-	"github.com/xdpsec/xdpsec/control/spd"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 func writeConfig(t *testing.T, path, text string) {
@@ -262,7 +262,7 @@ func TestReloadReplacementMakeBeforeBreak(t *testing.T) {
 			default:
 			}
 			reads++
-			if p, ok := card.Policy("lan0", lanOut.ID); !ok || p.SA == spd.NoSA {
+			if p, ok := card.Policy("lan0", lanOut.ID); !ok || p.SA == ipsec.NoSA {
 				gaps++
 			}
 		}

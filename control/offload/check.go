@@ -7,7 +7,7 @@ import (
 	"slices"
 
 	"github.com/xdpsec/xdpsec/control/sadb"
-	"github.com/xdpsec/xdpsec/control/spd"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // Report is the result of a consistency check between the SAD/SPD and the card.
@@ -97,7 +97,7 @@ func (e *Engine) check(v *view) (Report, error) {
 	for _, ifc := range e.ifaces {
 		have := card.Policies[ifc]
 		rep.CardPolicies += len(have)
-		want := map[uint32]spd.Policy{}
+		want := map[uint32]ipsec.Policy{}
 		for i := range v.snap.Policies {
 			p := &v.snap.Policies[i]
 			if !mayOffloadPolicy(p, ifc, e.protected, e.wire) {
@@ -110,7 +110,7 @@ func (e *Engine) check(v *view) (Report, error) {
 			if refused {
 				continue // nacked: reported by the policy's state, not here
 			}
-			want[p.ID] = spd.Policy{ID: p.ID, Dir: toSPDDir(p.Dir), Priority: p.Priority,
+			want[p.ID] = ipsec.Policy{ID: p.ID, Dir: toSPDDir(p.Dir), Priority: p.Priority,
 				Selector: SPDSelector(p.Sel), Action: spdAction(p.Action), SA: ref.resolve(p, ifc)}
 		}
 		for id, w := range want {
@@ -126,7 +126,7 @@ func (e *Engine) check(v *view) (Report, error) {
 			if _, ok := want[id]; !ok {
 				bad("policy %d on %s: in the card (%s), not in the SPD", id, ifc, fmtPolicy(h))
 			}
-			if h.SA != spd.NoSA {
+			if h.SA != ipsec.NoSA {
 				if _, ok := card.SAs[ifc][h.SA]; !ok {
 					bad("policy %d on %s: points at sa index %d, which the card does not hold", id, ifc, h.SA)
 				}
@@ -157,9 +157,9 @@ func (e *Engine) check(v *view) (Report, error) {
 	return rep, nil
 }
 
-func fmtPolicy(p spd.Policy) string {
+func fmtPolicy(p ipsec.Policy) string {
 	sa := "none"
-	if p.SA != spd.NoSA {
+	if p.SA != ipsec.NoSA {
 		sa = fmt.Sprint(p.SA)
 	}
 	return fmt.Sprintf("{dir %s prio %d %s→%s proto %d sport %s dport %s %s sa %s}", p.Dir, p.Priority,
@@ -230,7 +230,7 @@ func serves(p *sadb.PolicyEntry, sa *sadb.SAEntry) bool {
 
 func (r *refResolver) resolve(p *sadb.PolicyEntry, iface string) uint32 {
 	if p.Action != sadb.ActionProtect || p.Tmpl == nil {
-		return spd.NoSA
+		return ipsec.NoSA
 	}
 	pool := r.byReqid[p.Tmpl.Reqid]
 	if p.Tmpl.SA != "" {
@@ -250,7 +250,7 @@ func (r *refResolver) resolve(p *sadb.PolicyEntry, iface string) uint32 {
 		}
 	}
 	if best == nil {
-		return spd.NoSA
+		return ipsec.NoSA
 	}
 	return best.Index
 }

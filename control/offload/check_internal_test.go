@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/xdpsec/xdpsec/control/sadb"
-	"github.com/xdpsec/xdpsec/control/spd"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // The check's own resolution of policy → SA, case by case. The engine's resolution is compared with it
@@ -54,19 +54,19 @@ func TestRefResolver(t *testing.T) {
 		{"reqid: newest mature wins over a newer dying one", pol(sadb.DirOut, &sadb.Tmpl{Reqid: 7}), "", 2, false},
 		{"reqid: all dying: newest dying", pol(sadb.DirOut, &sadb.Tmpl{Reqid: 7}), "", 3, true},
 		{"name picks that SA", pol(sadb.DirOut, &sadb.Tmpl{SA: "old"}), "", 1, false},
-		{"name and reqid must both agree", pol(sadb.DirOut, &sadb.Tmpl{SA: "old", Reqid: 8}), "", spd.NoSA, false},
-		{"an SA the card lacks is not used", pol(sadb.DirOut, &sadb.Tmpl{SA: "not-held"}), "", spd.NoSA, false},
-		{"the card holds another SA at its index", pol(sadb.DirOut, &sadb.Tmpl{SA: "wrong-spi-held"}), "", spd.NoSA, false},
-		{"an inbound SA does not serve an outbound policy", pol(sadb.DirOut, &sadb.Tmpl{Reqid: 8}), "", spd.NoSA, false},
+		{"name and reqid must both agree", pol(sadb.DirOut, &sadb.Tmpl{SA: "old", Reqid: 8}), "", ipsec.NoSA, false},
+		{"an SA the card lacks is not used", pol(sadb.DirOut, &sadb.Tmpl{SA: "not-held"}), "", ipsec.NoSA, false},
+		{"the card holds another SA at its index", pol(sadb.DirOut, &sadb.Tmpl{SA: "wrong-spi-held"}), "", ipsec.NoSA, false},
+		{"an inbound SA does not serve an outbound policy", pol(sadb.DirOut, &sadb.Tmpl{Reqid: 8}), "", ipsec.NoSA, false},
 		{"an inbound SA serves an inbound policy", pol(sadb.DirIn, &sadb.Tmpl{Reqid: 8}), "", 6, false},
 		{"template spi narrows", pol(sadb.DirOut, &sadb.Tmpl{Reqid: 7, SPI: 0x101}), "", 1, false},
-		{"template mode narrows", pol(sadb.DirOut, &sadb.Tmpl{Reqid: 7, Mode: &transport}), "", spd.NoSA, false},
+		{"template mode narrows", pol(sadb.DirOut, &sadb.Tmpl{Reqid: 7, Mode: &transport}), "", ipsec.NoSA, false},
 		{"template mode matches", pol(sadb.DirOut, &sadb.Tmpl{Reqid: 7, Mode: &tunnel}), "", 2, false},
-		{"template dst narrows", pol(sadb.DirOut, &sadb.Tmpl{Reqid: 7, Dst: netip.MustParseAddr("198.19.0.2")}), "", spd.NoSA, false},
+		{"template dst narrows", pol(sadb.DirOut, &sadb.Tmpl{Reqid: 7, Dst: netip.MustParseAddr("198.19.0.2")}), "", ipsec.NoSA, false},
 		{"per-interface tables: the list admits lan0", pol(sadb.DirOut, &sadb.Tmpl{Reqid: 9}), "", 7, false},
-		{"shared tables: a list without the wire interface", pol(sadb.DirOut, &sadb.Tmpl{Reqid: 9}), "wan0", spd.NoSA, false},
-		{"a dead SA never", pol(sadb.DirOut, &sadb.Tmpl{Reqid: 10}), "", spd.NoSA, false},
-		{"no template", pol(sadb.DirOut, nil), "", spd.NoSA, false},
+		{"shared tables: a list without the wire interface", pol(sadb.DirOut, &sadb.Tmpl{Reqid: 9}), "wan0", ipsec.NoSA, false},
+		{"a dead SA never", pol(sadb.DirOut, &sadb.Tmpl{Reqid: 10}), "", ipsec.NoSA, false},
+		{"no template", pol(sadb.DirOut, nil), "", ipsec.NoSA, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sas := append([]sadb.SAEntry(nil), base...)
@@ -79,7 +79,7 @@ func TestRefResolver(t *testing.T) {
 		})
 	}
 	bypass := &sadb.PolicyEntry{Policy: sadb.Policy{Dir: sadb.DirOut, Action: sadb.ActionBypass, Tmpl: &sadb.Tmpl{Reqid: 7}}}
-	if got := newRefResolver(base, card, "").resolve(bypass, "lan0"); got != spd.NoSA {
+	if got := newRefResolver(base, card, "").resolve(bypass, "lan0"); got != ipsec.NoSA {
 		t.Fatalf("bypass resolves to %d", got)
 	}
 }

@@ -9,7 +9,7 @@
 //
 //  1. install new and changed SAs (an SA is in the card before any policy points to it);
 //  2. point every policy at its SA: for PROTECT, the newest mature SA that the card acked on that
-//     interface (else the newest dying one, else none — spd.NoSA, which the card drops, counts and
+//     interface (else the newest dying one, else none — ipsec.NoSA, which the card drops, counts and
 //     reports as ACQUIRE: never plaintext);
 //  3. remove SAs no longer wanted (no policy points to them any more); when an SA leaves its last
 //     interface the driver wipes its key, and the store then reaps it (overwrites the SAD's key bytes and

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/control/sadb"
-	"github.com/xdpsec/xdpsec/control/spd"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // Reason is why the card refused (nacked) an SA or a policy on an interface. The names are stable: they
@@ -60,13 +60,13 @@ type SAOffload struct {
 	SA *sadb.SAEntry
 	// InSelectors are the selectors of the inbound PROTECT policies this SA serves: the worker's
 	// post-decryption check (RFC 4301 §5.2) accepts an inner packet only if it matches one of them.
-	InSelectors []spd.Selector
+	InSelectors []ipsec.Selector
 }
 
 // PolicyOffload is one policy as the card holds it on one interface.
 type PolicyOffload struct {
 	Iface  string
-	Policy spd.Policy // Policy.SA is spd.NoSA when a PROTECT policy has no usable SA: the card drops and counts
+	Policy ipsec.Policy // Policy.SA is ipsec.NoSA when a PROTECT policy has no usable SA: the card drops and counts
 }
 
 // SACounters are an SA's totals since the driver installed it, summed over CPUs, interfaces and workers.
@@ -92,8 +92,8 @@ type CardSA struct {
 
 // CardState is what the card holds, per interface.
 type CardState struct {
-	SAs      map[string]map[uint32]CardSA     // iface → index → SA
-	Policies map[string]map[uint32]spd.Policy // iface → policy id → policy
+	SAs      map[string]map[uint32]CardSA       // iface → index → SA
+	Policies map[string]map[uint32]ipsec.Policy // iface → policy id → policy
 }
 
 // Driver is the card as the control plane sees it (FreeBSD's if_ipsec_accel driver methods). The offload
@@ -125,7 +125,7 @@ type Acquire struct {
 	PolicyID uint32
 	Iface    string
 	Src, Dst netip.Addr
-	Proto    uint8
+	Proto    ipsec.Proto
 }
 
 // AcquireReader is implemented by drivers whose card reports ACQUIREs (the card's ring buffer).
@@ -145,7 +145,7 @@ type Capacity struct {
 // offload lists cannot then split an entry between the interfaces, so the engine decides each entry on
 // the one interface where the card uses it, and offloads it to every interface or to none:
 //   - an SA on the wire interface, where its ESP travels: a list without the wire interface refuses the
-//     SA everywhere (ReasonNotInList), so its traffic is dropped and counted (spd.NoSA, InNoStates);
+//     SA everywhere (ReasonNotInList), so its traffic is dropped and counted (ipsec.NoSA, InNoStates);
 //   - a policy on the interface whose packets it classifies: outbound on the protected interface,
 //     inbound on the wire interface.
 type SharedTables interface {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/xdpsec/xdpsec/control/events"
 	"github.com/xdpsec/xdpsec/control/sadb"
-	"github.com/xdpsec/xdpsec/control/spd"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // ErrStopped is returned by requests to an engine that is not running.
@@ -74,8 +74,8 @@ type saOff struct {
 	detail    string
 	installed bool
 	id        sadb.SAID
-	sels      []spd.Selector // inbound selectors installed with it
-	epoch     uint64         // removal epoch when it was refused for lack of room
+	sels      []ipsec.Selector // inbound selectors installed with it
+	epoch     uint64           // removal epoch when it was refused for lack of room
 }
 
 type polKey struct {
@@ -84,8 +84,8 @@ type polKey struct {
 }
 
 type polOff struct {
-	cur       spd.Policy // what the card holds, when installed
-	tried     spd.Policy // the last policy attempted
+	cur       ipsec.Policy // what the card holds, when installed
+	tried     ipsec.Policy // the last policy attempted
 	installed bool
 	status    Status
 	reason    Reason
@@ -355,7 +355,7 @@ func (e *Engine) PolicyStates(id uint32) []IfaceState {
 			continue
 		}
 		s := IfaceState{Iface: ifc, Status: st.status, Reason: st.reason, Detail: st.detail}
-		if st.installed && st.cur.Action == spd.ActionProtect && st.cur.SA == spd.NoSA {
+		if st.installed && st.cur.Action == ipsec.ActionProtect && st.cur.SA == ipsec.NoSA {
 			s.Detail = "no usable SA: traffic dropped"
 		}
 		out = append(out, s)
@@ -419,32 +419,32 @@ func allowed(list []string, iface string) bool {
 	return len(list) == 0 || slices.Contains(list, iface)
 }
 
-func toSPDDir(d sadb.Dir) spd.Dir {
+func toSPDDir(d sadb.Dir) ipsec.Dir {
 	if d == sadb.DirIn {
-		return spd.DirIn
+		return ipsec.DirIn
 	}
-	return spd.DirOut
+	return ipsec.DirOut
 }
 
 // SPDSelector converts a SAD selector to the card's.
-func SPDSelector(s sadb.Selector) spd.Selector {
-	r := func(p sadb.PortRange) spd.PortRange {
+func SPDSelector(s sadb.Selector) ipsec.Selector {
+	r := func(p sadb.PortRange) ipsec.PortRange {
 		if p.Any() {
-			return spd.AnyPort
+			return ipsec.AnyPorts
 		}
-		return spd.PortRange{Lo: p.Lo, Hi: p.Hi}
+		return ipsec.Ports(p.Lo, p.Hi)
 	}
-	return spd.Selector{Src: s.Src, Dst: s.Dst, Proto: s.Proto, SrcPorts: r(s.Sport), DstPorts: r(s.Dport)}
+	return ipsec.Selector{Src: s.Src, Dst: s.Dst, Proto: ipsec.Proto(s.Proto), SrcPorts: r(s.Sport), DstPorts: r(s.Dport)}
 }
 
-func spdAction(a sadb.Action) spd.Action {
+func spdAction(a sadb.Action) ipsec.Action {
 	switch a {
 	case sadb.ActionProtect:
-		return spd.ActionProtect
+		return ipsec.ActionProtect
 	case sadb.ActionDiscard:
-		return spd.ActionDiscard
+		return ipsec.ActionDiscard
 	}
-	return spd.ActionBypass
+	return ipsec.ActionBypass
 }
 
 // view is one snapshot prepared for a pass, indexed so that finding a policy's SAs costs the number
@@ -454,7 +454,7 @@ type view struct {
 	live    map[uint32]*sadb.SAEntry
 	byName  map[string]*sadb.SAEntry
 	byReqid map[uint32][]*sadb.SAEntry
-	inSel   map[uint32][]spd.Selector
+	inSel   map[uint32][]ipsec.Selector
 	pols    map[uint32]*sadb.PolicyEntry
 }
 
@@ -465,7 +465,7 @@ func (v *view) policy(id uint32) (*sadb.PolicyEntry, bool) {
 
 func newView(snap sadb.Snapshot) *view {
 	v := &view{snap: snap, live: make(map[uint32]*sadb.SAEntry, len(snap.SAs)),
-		byName: map[string]*sadb.SAEntry{}, byReqid: map[uint32][]*sadb.SAEntry{}, inSel: map[uint32][]spd.Selector{},
+		byName: map[string]*sadb.SAEntry{}, byReqid: map[uint32][]*sadb.SAEntry{}, inSel: map[uint32][]ipsec.Selector{},
 		pols: make(map[uint32]*sadb.PolicyEntry, len(snap.Policies))}
 	for i := range snap.SAs {
 		sa := &snap.SAs[i]
@@ -706,7 +706,7 @@ func (e *Engine) installSAs(v *view, retryDeferred bool) []saKey {
 // acked there, the newest mature one, else the newest dying one, else none.
 func (e *Engine) resolve(v *view, p *sadb.PolicyEntry, iface string) uint32 {
 	if p.Action != sadb.ActionProtect {
-		return spd.NoSA
+		return ipsec.NoSA
 	}
 	var best *sadb.SAEntry
 	e.mu.Lock()
@@ -721,7 +721,7 @@ func (e *Engine) resolve(v *view, p *sadb.PolicyEntry, iface string) uint32 {
 		}
 	}
 	if best == nil {
-		return spd.NoSA
+		return ipsec.NoSA
 	}
 	return best.Index
 }
@@ -758,7 +758,7 @@ func (e *Engine) syncPolicies(v *view) {
 
 // syncPolicy installs or updates one policy on one interface when the card's entry differs.
 func (e *Engine) syncPolicy(v *view, p *sadb.PolicyEntry, k polKey) {
-	w := spd.Policy{ID: p.ID, Dir: toSPDDir(p.Dir), Priority: p.Priority,
+	w := ipsec.Policy{ID: p.ID, Dir: toSPDDir(p.Dir), Priority: p.Priority,
 		Selector: SPDSelector(p.Sel), Action: spdAction(p.Action), SA: e.resolve(v, p, k.iface)}
 	e.mu.Lock()
 	st := e.pol[k]
@@ -849,7 +849,7 @@ func (e *Engine) removeSAs(v *view) {
 	if len(gone) > 0 {
 		pointing = map[saKey]bool{}
 		for pk, st := range e.pol {
-			if st.installed && st.cur.SA != spd.NoSA {
+			if st.installed && st.cur.SA != ipsec.NoSA {
 				pointing[saKey{st.cur.SA, pk.iface}] = true
 			}
 		}

@@ -16,7 +16,7 @@ import (
 	"github.com/xdpsec/xdpsec/control/offload"
 	"github.com/xdpsec/xdpsec/control/offload/fakecard"
 	"github.com/xdpsec/xdpsec/control/sadb"
-	"github.com/xdpsec/xdpsec/control/spd"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 func mkSA(name string, spi, reqid uint32) sadb.SA {
@@ -113,7 +113,7 @@ func TestInstallAndPoint(t *testing.T) {
 	pol := r.addPolicy(t, mkPolicy("out", sadb.DirOut, "198.18.2.0/24", 1))
 	// PROTECT without an SA: the card holds the policy with NoSA (it drops and counts), never a bypass.
 	r.sync(t)
-	if p, ok := r.card.Policy("lan0", pol.ID); !ok || p.SA != spd.NoSA || p.Action != spd.ActionProtect {
+	if p, ok := r.card.Policy("lan0", pol.ID); !ok || p.SA != ipsec.NoSA || p.Action != ipsec.ActionProtect {
 		t.Fatalf("policy without SA: %+v %v", p, ok)
 	}
 	a := r.add(t, mkSA("a", 0x1001, 1))
@@ -249,7 +249,7 @@ func TestNackUnsupportedAndInterfaceList(t *testing.T) {
 	if s := state(t, r, ce, "lan0"); s.Reason != offload.ReasonUnsupported {
 		t.Fatalf("chacha on a card without it: %+v", s)
 	}
-	if p, _ := card.Policy("lan0", pol.ID); p.SA != spd.NoSA {
+	if p, _ := card.Policy("lan0", pol.ID); p.SA != ipsec.NoSA {
 		t.Fatalf("policy points at a nacked SA: %+v", p)
 	}
 	if s := state(t, r, we, "lan0"); s.Reason != offload.ReasonNotInList {
@@ -445,8 +445,8 @@ func TestCheckDetectsDrift(t *testing.T) {
 	if err := r.card.RemoveSA(a.Index, "wan0"); err != nil {
 		t.Fatal(err)
 	}
-	r.card.InstallPolicy(&offload.PolicyOffload{Iface: "wan0", Policy: spd.Policy{ID: 999, Dir: spd.DirIn,
-		Selector: offload.SPDSelector(pol.Sel), Action: spd.ActionBypass, SA: spd.NoSA}})
+	r.card.InstallPolicy(&offload.PolicyOffload{Iface: "wan0", Policy: ipsec.Policy{ID: 999, Dir: ipsec.DirIn,
+		Selector: offload.SPDSelector(pol.Sel), Action: ipsec.ActionBypass, SA: ipsec.NoSA}})
 	rep, err := r.engine.Check(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -595,7 +595,7 @@ func TestSharedTablesOffloadLists(t *testing.T) {
 		if _, ok := card.SA(ifc, a.Index); ok {
 			t.Fatalf("sa without the wire interface is in the card for %s", ifc)
 		}
-		if p, ok := card.Policy(ifc, out.ID); !ok || p.SA != spd.NoSA || p.Action != spd.ActionProtect {
+		if p, ok := card.Policy(ifc, out.ID); !ok || p.SA != ipsec.NoSA || p.Action != ipsec.ActionProtect {
 			t.Fatalf("policy on %s with its only SA refused: %+v %v (want PROTECT with no SA: drop and count)", ifc, p, ok)
 		}
 	}
@@ -645,7 +645,7 @@ func TestSharedTablesOffloadLists(t *testing.T) {
 		if _, ok := card.SA(ifc, b.Index); ok {
 			t.Fatalf("sa still in the card for %s after its list lost the wire interface", ifc)
 		}
-		if p, _ := card.Policy(ifc, out.ID); p.SA != spd.NoSA {
+		if p, _ := card.Policy(ifc, out.ID); p.SA != ipsec.NoSA {
 			t.Fatalf("policy on %s points at %d after its SA left", ifc, p.SA)
 		}
 	}

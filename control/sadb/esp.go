@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/xdpsec/xdpsec/crypto/esp"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // ESPParams converts the SA to the ESP engine's parameters. The key slices share the SA's bytes (esp.New
@@ -15,9 +16,9 @@ func (s *SA) ESPParams() (esp.Params, error) {
 		TTL: s.TTL, TFCPadTo: s.TFCPad,
 	}
 	if s.Mode == ModeTransport {
-		p.Mode = esp.Transport
+		p.Mode = ipsec.ModeTransport
 	} else {
-		p.Mode = esp.Tunnel
+		p.Mode = ipsec.ModeTunnel
 	}
 	if s.DF != "" {
 		df, err := esp.ParseDFPolicy(s.DF)

@@ -3,6 +3,8 @@ package esp
 import (
 	"runtime"
 	"testing"
+
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // TestZeroAllocs checks the hot path allocates nothing per packet in steady
@@ -12,12 +14,12 @@ func TestZeroAllocs(t *testing.T) {
 		t.Skip("coverage and race instrumentation allocate")
 	}
 	for _, c := range allCases() {
-		if c.esn && c.udp == false && c.mode == Transport {
+		if c.esn && c.udp == false && c.mode == ipsec.ModeTransport {
 			continue // covered by the other ESN rows; keeps the test short
 		}
 		out, in := c.pair(t)
 		inner6 := c.inner6
-		if c.mode == Transport {
+		if c.mode == ipsec.ModeTransport {
 			inner6 = c.outer6
 		}
 		r := newRand()

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // Benchmarks: Encap and Decap per suite at 64, 512, 1400 and 8192-byte inner
@@ -23,7 +25,7 @@ import (
 var benchSizes = []int{64, 512, 1400, 8192}
 
 func benchCase(s suiteCase, window uint32) saCase {
-	return saCase{suite: s, mode: Tunnel, window: window}
+	return saCase{suite: s, mode: ipsec.ModeTunnel, window: window}
 }
 
 // benchEach runs f as a sub-benchmark "suite/size" for every suite and inner packet size.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync"
 	"testing"
+
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // TestTwoWorkersOneSA runs two goroutines on one outbound SA and two on one
@@ -16,7 +18,7 @@ func TestTwoWorkersOneSA(t *testing.T) {
 		n = 1000
 	}
 	for _, s := range []suiteCase{suites[0], suites[4]} {
-		c := saCase{suite: s, mode: Tunnel, esn: true, window: 4096}
+		c := saCase{suite: s, mode: ipsec.ModeTunnel, esn: true, window: 4096}
 		out, in := c.pair(t)
 		wires := make([][][]byte, 2)
 		var wg sync.WaitGroup

@@ -4,6 +4,8 @@ import (
 	"crypto/hmac"
 
 	"github.com/xdpsec/xdpsec/crypto/internal/inetsum"
+
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // Decap verifies and decrypts the outer packet at buf[off:off+n] in place and
@@ -195,7 +197,7 @@ func (sa *SA) Decap(buf []byte, off, n int) (start, end int, err error) {
 	}
 	pl := padStart - payloadStart
 
-	if sa.mode == Tunnel {
+	if sa.mode == ipsec.ModeTunnel {
 		in := buf[payloadStart:padStart]
 		var inLen int
 		switch nh {

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 
 	"github.com/xdpsec/xdpsec/crypto/internal/inetsum"
+
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 const (
@@ -60,7 +62,7 @@ func (sa *SA) Encap(buf []byte, off, n int) (start, end int, err error) {
 			return sa.fail(ErrBadHeader)
 		}
 		tos, df = pkt[1], pkt[6]&0x40 != 0
-		if sa.mode == Tunnel {
+		if sa.mode == ipsec.ModeTunnel {
 			nh = protoIPIP
 		} else {
 			if sa.outer6 {
@@ -86,7 +88,7 @@ func (sa *SA) Encap(buf []byte, off, n int) (start, end int, err error) {
 			return sa.fail(ErrBadHeader)
 		}
 		tos, df = byte(be.Uint16(pkt[0:])>>4), true
-		if sa.mode == Tunnel {
+		if sa.mode == ipsec.ModeTunnel {
 			nh = protoIPv6
 		} else {
 			if !sa.outer6 {
@@ -104,7 +106,7 @@ func (sa *SA) Encap(buf []byte, off, n int) (start, end int, err error) {
 	payloadStart := off + hl
 	pl := inLen - hl
 	padded := pl
-	if sa.mode == Tunnel && pl < sa.tfcPadTo {
+	if sa.mode == ipsec.ModeTunnel && pl < sa.tfcPadTo {
 		padded = sa.tfcPadTo
 	}
 	padLen := sa.padLen(padded)
@@ -124,7 +126,7 @@ func (sa *SA) Encap(buf []byte, off, n int) (start, end int, err error) {
 		return sa.fail(ErrSeqExhausted)
 	}
 
-	if sa.mode == Transport {
+	if sa.mode == ipsec.ModeTransport {
 		// The header must leave before the ESP header overwrites it.
 		copy(buf[start:start+hl], buf[off:off+hl])
 	}
@@ -191,7 +193,7 @@ func (sa *SA) Encap(buf []byte, off, n int) (start, end int, err error) {
 		proto = protoUDP
 	}
 	h := buf[start:]
-	if sa.mode == Tunnel {
+	if sa.mode == ipsec.ModeTunnel {
 		if sa.outer6 {
 			be.PutUint32(h[0:], 6<<28|uint32(tos)<<20)
 			be.PutUint16(h[4:], uint16(end-start-40))
@@ -260,7 +262,7 @@ func (sa *SA) padLen(n int) int {
 // plus UDP.
 func (sa *SA) frontHdrLen(hl int) int {
 	f := hl
-	if sa.mode == Tunnel {
+	if sa.mode == ipsec.ModeTunnel {
 		f = 20
 		if sa.outer6 {
 			f = 40
@@ -276,7 +278,7 @@ func (sa *SA) frontHdrLen(hl int) int {
 // mode the packet's own headers move forward; they are not added).
 func (sa *SA) frontLen() int {
 	f := 8 + sa.ivLen
-	if sa.mode == Tunnel {
+	if sa.mode == ipsec.ModeTunnel {
 		f += sa.frontHdrLen(0)
 	} else if sa.udp {
 		f += 8

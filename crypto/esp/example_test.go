@@ -6,6 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/xdpsec/xdpsec/crypto/esp"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // An SA built from ip-xfrm style parameters protects an inner IPv4 packet in
@@ -17,7 +18,7 @@ func Example() {
 		SPI:          0x1001,
 		Src:          netip.MustParseAddr("198.18.0.1"),
 		Dst:          netip.MustParseAddr("198.19.0.1"),
-		Mode:         esp.Tunnel,
+		Mode:         ipsec.ModeTunnel,
 		AEAD:         esp.AEADAlg{Name: "rfc4106(gcm(aes))", Key: make([]byte, 20), ICVBits: 128}, // key ‖ salt
 		ReplayWindow: 128,
 	}

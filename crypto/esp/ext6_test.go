@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"testing"
+
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // v6WithExt builds an IPv6 packet with the given extension headers (each 8
@@ -30,7 +32,7 @@ func v6WithExt(exts []byte, payload int) []byte {
 // destination options (RFC 4303 §3.1.1), and comes back out intact.
 func TestTransport6ExtensionHeaders(t *testing.T) {
 	for _, s := range suites {
-		c := saCase{suite: s, mode: Transport, outer6: true, window: 64}
+		c := saCase{suite: s, mode: ipsec.ModeTransport, outer6: true, window: 64}
 		out, in := c.pair(t)
 		pkt := v6WithExt([]byte{protoHBH, protoDstOpt}, 300)
 		buf, off := frame(pkt, 0)
@@ -55,7 +57,7 @@ func TestTransport6ExtensionHeaders(t *testing.T) {
 			t.Fatalf("%s: round trip differs", s.name)
 		}
 	}
-	c := saCase{suite: suites[0], mode: Transport, outer6: true, window: 64}
+	c := saCase{suite: suites[0], mode: ipsec.ModeTransport, outer6: true, window: 64}
 	out, _ := c.pair(t)
 	frag := v6WithExt([]byte{protoHBH, protoFrag}, 100)
 	buf, off := frame(frag, 0)

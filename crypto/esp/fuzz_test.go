@@ -7,13 +7,15 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // fuzzCases is the SA table the fuzz targets index with their first byte.
 var fuzzCases = func() []saCase {
 	var cs []saCase
 	for _, s := range suites {
-		for _, mode := range []Mode{Tunnel, Transport} {
+		for _, mode := range []ipsec.Mode{ipsec.ModeTunnel, ipsec.ModeTransport} {
 			for _, outer6 := range []bool{false, true} {
 				for _, udp := range []bool{false, true} {
 					cs = append(cs, saCase{suite: s, mode: mode, outer6: outer6, inner6: outer6, udp: udp, esn: udp, window: 64})
@@ -79,7 +81,7 @@ func FuzzDecapAuthentic(f *testing.F) {
 		c := fuzzSA(t, sel)
 		out, in := c.pair(t)
 		inner6, hl := c.inner6, 0
-		if c.mode == Transport {
+		if c.mode == ipsec.ModeTransport {
 			inner6, hl = c.outer6, 20
 			if c.outer6 {
 				hl = 40

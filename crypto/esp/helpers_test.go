@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // suiteCase is one algorithm suite with fixed test keys.
@@ -44,7 +46,7 @@ var (
 
 type saCase struct {
 	suite   suiteCase
-	mode    Mode
+	mode    ipsec.Mode
 	outer6  bool
 	inner6  bool // tunnel only; transport follows outer6
 	esn     bool
@@ -86,7 +88,7 @@ func (c saCase) String() string {
 	} else {
 		b.WriteString("/out4")
 	}
-	if c.mode == Tunnel {
+	if c.mode == ipsec.ModeTunnel {
 		if c.inner6 {
 			b.WriteString("/in6")
 		} else {
@@ -181,10 +183,10 @@ func mustHex(s string) []byte {
 func allCases() []saCase {
 	var cs []saCase
 	for _, s := range suites {
-		for _, mode := range []Mode{Tunnel, Transport} {
+		for _, mode := range []ipsec.Mode{ipsec.ModeTunnel, ipsec.ModeTransport} {
 			for _, outer6 := range []bool{false, true} {
 				inners := []bool{outer6}
-				if mode == Tunnel {
+				if mode == ipsec.ModeTunnel {
 					inners = []bool{false, true}
 				}
 				for _, inner6 := range inners {

@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // TestCBCIVsUnique encapsulates from several goroutines at once on one CBC
@@ -12,7 +14,7 @@ import (
 // and none is zero across many batches.
 func TestCBCIVsUnique(t *testing.T) {
 	const workers, perWorker = 4, 4000
-	c := saCase{suite: suites[4], mode: Tunnel}
+	c := saCase{suite: suites[4], mode: ipsec.ModeTunnel}
 	out1, _ := c.pair(t)
 	out2, _ := c.pair(t) // same keys: its IVs must still differ
 	ivs := make([][][16]byte, 2*workers)
@@ -55,7 +57,7 @@ func TestCBCIVsUnique(t *testing.T) {
 // on first use, a used IV is wiped from the batch, and after ivRekeyBatches
 // batches it takes a fresh key (the stream changes and stays unique).
 func TestCBCIVGenerator(t *testing.T) {
-	out, _ := saCase{suite: suites[5], mode: Tunnel}.pair(t)
+	out, _ := saCase{suite: suites[5], mode: ipsec.ModeTunnel}.pair(t)
 	st := out.st.Load()
 	es := st.pool.get()
 	defer st.pool.put(es)
@@ -96,7 +98,7 @@ func TestCBCIVGenerator(t *testing.T) {
 //	go test -run='^$' -bench=BenchmarkCBCIV -count=5 ./crypto/esp/
 func BenchmarkCBCIV(b *testing.B) {
 	b.Run("drbg", func(b *testing.B) {
-		out, _ := saCase{suite: suites[4], mode: Tunnel}.pair(b)
+		out, _ := saCase{suite: suites[4], mode: ipsec.ModeTunnel}.pair(b)
 		st := out.st.Load()
 		es := st.pool.get()
 		defer st.pool.put(es)
@@ -129,7 +131,7 @@ func BenchmarkCBCIV(b *testing.B) {
 // (HMAC, CBC, IV generator) per packet.
 func TestETMPoolSize(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(8))
-	out, _ := saCase{suite: suites[4], mode: Tunnel}.pair(t)
+	out, _ := saCase{suite: suites[4], mode: ipsec.ModeTunnel}.pair(t)
 	st := out.st.Load()
 	n := 2 * runtime.GOMAXPROCS(0)
 	held := make([]*etmState, n)

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/xdpsec/xdpsec/crypto/internal/inetsum"
+
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // espVector is one published ESP packet: the ESP header fields, the
@@ -164,9 +166,9 @@ func splitTrailer(pt []byte) ([]byte, byte) {
 // header 1 over whole IP packets).
 func checkVector(t *testing.T, v espVector, p Params, icv func(esp []byte) []byte) {
 	payload, nh := splitTrailer(v.plaintext)
-	p.Mode = Transport
+	p.Mode = ipsec.ModeTransport
 	if nh == protoIPIP {
-		p.Mode = Tunnel
+		p.Mode = ipsec.ModeTunnel
 	}
 	var esp []byte
 	esp = binary.BigEndian.AppendUint32(esp, v.spi)
@@ -186,7 +188,7 @@ func checkVector(t *testing.T, v espVector, p Params, icv func(esp []byte) []byt
 		t.Fatalf("%s: Decap: %v", v.name, err)
 	}
 	got := buf[s:e]
-	if p.Mode == Transport {
+	if p.Mode == ipsec.ModeTransport {
 		if got[9] != nh || !bytes.Equal(got[20:], payload) || inetsum.Fold(inetsum.Sum(got[:20], 0)) != 0xffff {
 			t.Fatalf("%s: Decap gave %x, want payload %x next header %d", v.name, got, payload, nh)
 		}
@@ -201,7 +203,7 @@ func checkVector(t *testing.T, v espVector, p Params, icv func(esp []byte) []byt
 	}
 	out := kaSA(t, v, p)
 	var inner []byte
-	if p.Mode == Transport {
+	if p.Mode == ipsec.ModeTransport {
 		inner = append(ipv4Header(nh, 20+len(payload)), payload...)
 	} else {
 		inner = payload
@@ -312,7 +314,7 @@ func TestKnownAnswerHMAC(t *testing.T) {
 			"cdcb1220d1ecccea91e53aba3092f962e549fe6ce9ed7fdc43191fbde45c30b0"},
 	}
 	for _, c := range cases {
-		sa, err := New(Params{SPI: 0x100, Src: v4a, Dst: v4b, Mode: Tunnel,
+		sa, err := New(Params{SPI: 0x100, Src: v4a, Dst: v4b, Mode: ipsec.ModeTunnel,
 			Enc: EncAlg{Name: "null"}, Auth: AuthAlg{Name: "hmac-sha256-128", Key: mustHex(c.key)}})
 		if err != nil {
 			t.Fatal(err)
@@ -355,7 +357,7 @@ func TestKnownAnswerGMACPublished(t *testing.T) {
 		plaintext: pt,
 		wire:      append(append([]byte(nil), pt...), mustHex("f2a9a836e155106aa8dcd618e4099aaa")...),
 	}
-	p := Params{Mode: Transport, AEAD: AEADAlg{Name: AlgGMAC, Key: v.keymat}}
+	p := Params{Mode: ipsec.ModeTransport, AEAD: AEADAlg{Name: AlgGMAC, Key: v.keymat}}
 	checkVector(t, v, p, nil)
 
 	// testmgr's second vector: the tag's last 4 bytes zeroed (novrfy).
@@ -388,7 +390,7 @@ func TestKnownAnswerGMAC(t *testing.T) {
 		if !esn {
 			seqBase = 7
 		}
-		sa, err := New(Params{SPI: 0x4321, Src: v4a, Dst: v4b, Mode: Tunnel, ESN: esn, Seq: seqBase - 1,
+		sa, err := New(Params{SPI: 0x4321, Src: v4a, Dst: v4b, Mode: ipsec.ModeTunnel, ESN: esn, Seq: seqBase - 1,
 			AEAD: AEADAlg{Name: AlgGMAC, Key: keymat}})
 		if err != nil {
 			t.Fatal(err)
@@ -453,7 +455,7 @@ func TestESNConstruction(t *testing.T) {
 	inner := innerPacketFixed(45)
 
 	authKey := testKey(32, 0x50)
-	sa, err := New(Params{SPI: 0x4321, Src: v4a, Dst: v4b, Mode: Tunnel, ESN: true, Seq: seq - 1,
+	sa, err := New(Params{SPI: 0x4321, Src: v4a, Dst: v4b, Mode: ipsec.ModeTunnel, ESN: true, Seq: seq - 1,
 		Enc: EncAlg{Name: AlgNull}, Auth: AuthAlg{Name: AlgHMAC256, Key: authKey}})
 	if err != nil {
 		t.Fatal(err)
@@ -475,7 +477,7 @@ func TestESNConstruction(t *testing.T) {
 	}
 
 	keymat := testKey(36, 0x60)
-	sa, err = New(Params{SPI: 0x4321, Src: v4a, Dst: v4b, Mode: Tunnel, ESN: true, Seq: seq - 1,
+	sa, err = New(Params{SPI: 0x4321, Src: v4a, Dst: v4b, Mode: ipsec.ModeTunnel, ESN: true, Seq: seq - 1,
 		AEAD: AEADAlg{Name: AlgChaCha, Key: keymat}})
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/xdpsec/xdpsec/crypto/internal/inetsum"
+
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // sealed returns an outer packet from c's outbound SA (fresh copy), with the
@@ -18,7 +20,7 @@ func sealed(t *testing.T, c saCase, payload int, mutate func(trailer []byte)) (w
 	out.trailerFunc = mutate
 	r := rand.New(rand.NewPCG(3, uint64(payload)))
 	inner6 := c.inner6
-	if c.mode == Transport {
+	if c.mode == ipsec.ModeTransport {
 		inner6 = c.outer6
 	}
 	pkt := innerPacket(r, inner6, payload, 0)
@@ -86,10 +88,10 @@ func negativeCases() []saCase {
 	for _, s := range suites {
 		for _, udp := range []bool{false, true} {
 			for _, outer6 := range []bool{false, true} {
-				cs = append(cs, saCase{suite: s, mode: Tunnel, outer6: outer6, inner6: !outer6, udp: udp, window: 64})
+				cs = append(cs, saCase{suite: s, mode: ipsec.ModeTunnel, outer6: outer6, inner6: !outer6, udp: udp, window: 64})
 			}
 		}
-		cs = append(cs, saCase{suite: s, mode: Transport, window: 64, esn: true})
+		cs = append(cs, saCase{suite: s, mode: ipsec.ModeTransport, window: 64, esn: true})
 	}
 	return cs
 }
@@ -124,10 +126,10 @@ func TestDecapBadPaddingAndNextHeader(t *testing.T) {
 		payload := 101
 		_, probe, _ := sealed(t, c, payload, nil)
 		inLen := payload + 28
-		if c.mode == Tunnel && c.inner6 || c.mode == Transport && c.outer6 {
+		if c.mode == ipsec.ModeTunnel && c.inner6 || c.mode == ipsec.ModeTransport && c.outer6 {
 			inLen += 20
 		}
-		if c.mode == Transport {
+		if c.mode == ipsec.ModeTransport {
 			inLen -= 20
 		}
 		if probe.padLen(inLen) == 0 {
@@ -139,7 +141,7 @@ func TestDecapBadPaddingAndNextHeader(t *testing.T) {
 		expectDecap(t, in, wire, ErrBadPadding, c.String()+": pad length too long")
 		wire, _, in = sealed(t, c, payload, func(tr []byte) { tr[len(tr)-1] = protoNoNext })
 		expectDecap(t, in, wire, ErrDummy, c.String()+": dummy packet")
-		if c.mode == Tunnel {
+		if c.mode == ipsec.ModeTunnel {
 			wire, _, in = sealed(t, c, payload, func(tr []byte) { tr[len(tr)-1] = 6 })
 			expectDecap(t, in, wire, ErrBadNextHeader, c.String()+": next header tcp in tunnel mode")
 			other := byte(protoIPv6)
@@ -180,7 +182,7 @@ func TestDecapTampered(t *testing.T) {
 }
 
 func TestDecapNotESP(t *testing.T) {
-	c := saCase{suite: suites[0], mode: Tunnel, udp: true, window: 64}
+	c := saCase{suite: suites[0], mode: ipsec.ModeTunnel, udp: true, window: 64}
 	wire, _, in := sealed(t, c, 10, nil)
 	// IKE on 4500: four zero bytes (the non-ESP marker) where the SPI goes.
 	ike := append([]byte(nil), wire...)
@@ -202,7 +204,7 @@ func TestDecapNotESP(t *testing.T) {
 	// UDP to an SA without encapsulation, and plain ESP (same keys and SPI)
 	// to the UDP-encapsulated SA: the encapsulation is part of the SA, as
 	// Linux's XfrmInStateMismatch and the card's InStateMismatch hold.
-	plainWire, _, plain := sealed(t, saCase{suite: suites[0], mode: Tunnel, window: 64}, 10, nil)
+	plainWire, _, plain := sealed(t, saCase{suite: suites[0], mode: ipsec.ModeTunnel, window: 64}, 10, nil)
 	expectDecap(t, plain, wire, ErrNotESP, "udp to a plain esp sa")
 	expectDecap(t, in, plainWire, ErrNotESP, "plain esp to a udp-encapsulated sa")
 	// Fragments and broken outer headers.
@@ -219,7 +221,7 @@ func TestDecapNotESP(t *testing.T) {
 }
 
 func TestEncapRefuses(t *testing.T) {
-	c := saCase{suite: suites[0], mode: Tunnel, window: 64}
+	c := saCase{suite: suites[0], mode: ipsec.ModeTunnel, window: 64}
 	out, _ := c.pair(t)
 	r := rand.New(rand.NewPCG(1, 1))
 	pkt := innerPacket(r, false, 100, 0)
@@ -241,7 +243,7 @@ func TestEncapRefuses(t *testing.T) {
 		t.Fatalf("counters %+v", got)
 	}
 	// Transport mode refuses fragments and the other family.
-	tc := saCase{suite: suites[0], mode: Transport, window: 64}
+	tc := saCase{suite: suites[0], mode: ipsec.ModeTransport, window: 64}
 	tout, _ := tc.pair(t)
 	frag := innerPacket(r, false, 100, 0)
 	binary.BigEndian.PutUint16(frag[6:], 0x2001)
@@ -258,7 +260,7 @@ func TestEncapRefuses(t *testing.T) {
 
 func TestSeqExhausted(t *testing.T) {
 	for _, esn := range []bool{false, true} {
-		c := saCase{suite: suites[0], mode: Tunnel, esn: esn, window: 64, initSeq: 1<<32 - 2}
+		c := saCase{suite: suites[0], mode: ipsec.ModeTunnel, esn: esn, window: 64, initSeq: 1<<32 - 2}
 		if esn {
 			c.initSeq = 1<<64 - 2
 		}
@@ -290,7 +292,7 @@ func TestSeqExhausted(t *testing.T) {
 // TestReplayThroughSA exercises the window through Decap: out of order,
 // duplicates, the window's left edge.
 func TestReplayThroughSA(t *testing.T) {
-	c := saCase{suite: suites[0], mode: Tunnel, window: 32}
+	c := saCase{suite: suites[0], mode: ipsec.ModeTunnel, window: 32}
 	out, in := c.pair(t)
 	r := rand.New(rand.NewPCG(5, 5))
 	var wires [][]byte
@@ -324,7 +326,7 @@ func TestReplayThroughSA(t *testing.T) {
 // (RFC 4303 Appendix A) both ways.
 func TestESNRollover(t *testing.T) {
 	for _, s := range suites {
-		c := saCase{suite: s, mode: Tunnel, esn: true, window: 64, initSeq: 1<<32 - 10}
+		c := saCase{suite: s, mode: ipsec.ModeTunnel, esn: true, window: 64, initSeq: 1<<32 - 10}
 		out, in := c.pair(t)
 		r := rand.New(rand.NewPCG(6, 6))
 		var wires [][]byte
@@ -352,7 +354,7 @@ func TestESNRollover(t *testing.T) {
 }
 
 func TestECN(t *testing.T) {
-	c := saCase{suite: suites[0], mode: Tunnel, window: 64}
+	c := saCase{suite: suites[0], mode: ipsec.ModeTunnel, window: 64}
 	for _, inner6 := range []bool{false, true} {
 		c.inner6 = inner6
 		for _, tc := range []struct {
@@ -416,7 +418,7 @@ func TestDFAndTTL(t *testing.T) {
 		innerDF bool
 		want    bool
 	}{{DFCopy, true, true}, {DFCopy, false, false}, {DFSet, false, true}, {DFClear, true, false}} {
-		p := saCase{suite: suites[0], mode: Tunnel, window: 64}.params()
+		p := saCase{suite: suites[0], mode: ipsec.ModeTunnel, window: 64}.params()
 		p.DF, p.TTL = tc.df, 17
 		sa, err := New(p)
 		if err != nil {
@@ -440,7 +442,7 @@ func TestDFAndTTL(t *testing.T) {
 }
 
 func TestTFCPadding(t *testing.T) {
-	c := saCase{suite: suites[0], mode: Tunnel, window: 64, tfcPad: 600}
+	c := saCase{suite: suites[0], mode: ipsec.ModeTunnel, window: 64, tfcPad: 600}
 	out, in := c.pair(t)
 	r := rand.New(rand.NewPCG(9, 9))
 	pkt := innerPacket(r, false, 10, 0)
@@ -469,7 +471,7 @@ func TestTFCPadding(t *testing.T) {
 
 func TestWipe(t *testing.T) {
 	for _, s := range suites {
-		c := saCase{suite: s, mode: Tunnel, window: 64}
+		c := saCase{suite: s, mode: ipsec.ModeTunnel, window: 64}
 		out, in := c.pair(t)
 		wire, _, _ := sealed(t, c, 10, nil)
 		st := out.st.Load()
@@ -491,7 +493,7 @@ func TestWipe(t *testing.T) {
 }
 
 func TestValidateNamesField(t *testing.T) {
-	good := saCase{suite: suites[0], mode: Tunnel, window: 64}.params()
+	good := saCase{suite: suites[0], mode: ipsec.ModeTunnel, window: 64}.params()
 	cases := []struct {
 		field string
 		is    error
@@ -500,7 +502,8 @@ func TestValidateNamesField(t *testing.T) {
 		{"spi", ErrInvalidValue, func(p *Params) { p.SPI = 255 }},
 		{"src", ErrMissing, func(p *Params) { p.Src = netip.Addr{} }},
 		{"dst", ErrInvalidValue, func(p *Params) { p.Dst = v6a }},
-		{"mode", ErrMissing, func(p *Params) { p.Mode = ModeUnset }},
+		{"mode", ErrMissing, func(p *Params) { p.Mode = 0 }},
+		{"mode", ErrInvalidValue, func(p *Params) { p.Mode = 3 }},
 		{"aead.alg", ErrUnknownAlgorithm, func(p *Params) { p.AEAD.Name = "rfc4309(ccm(aes))" }},
 		{"aead.key", ErrKeyLength, func(p *Params) { p.AEAD.Key = p.AEAD.Key[:16] }},
 		{"aead.key", ErrKeyLength, func(p *Params) { p.AEAD = AEADAlg{Name: "aes-gcm-256", Key: testKey(20, 1)} }},
@@ -530,7 +533,7 @@ func TestValidateNamesField(t *testing.T) {
 		{"replay_window", ErrInvalidValue, func(p *Params) { p.ReplayWindow = MaxReplayWindow + 1 }},
 		{"seq", ErrInvalidValue, func(p *Params) { p.Seq = 1 << 32 }},
 		{"encap", ErrInvalidValue, func(p *Params) { p.UDPEncap = &UDPEncap{SrcPort: 4500} }},
-		{"tfc_pad", ErrInvalidValue, func(p *Params) { p.Mode = Transport; p.TFCPadTo = 100 }},
+		{"tfc_pad", ErrInvalidValue, func(p *Params) { p.Mode = ipsec.ModeTransport; p.TFCPadTo = 100 }},
 	}
 	if err := good.Validate(); err != nil {
 		t.Fatalf("good params: %v", err)

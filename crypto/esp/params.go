@@ -5,41 +5,9 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/xdpsec/xdpsec/ipsec"
 )
-
-// Mode is the IPsec mode of an SA (RFC 4301 §4.1).
-type Mode uint8
-
-const (
-	// ModeUnset is the zero value; Validate rejects it so a forgotten field
-	// never silently becomes tunnel mode.
-	ModeUnset Mode = iota
-	// Tunnel wraps the whole inner IP packet behind a new outer IP header.
-	Tunnel
-	// Transport inserts ESP between the IP header and its payload.
-	Transport
-)
-
-func (m Mode) String() string {
-	switch m {
-	case Tunnel:
-		return "tunnel"
-	case Transport:
-		return "transport"
-	}
-	return "unset"
-}
-
-// ParseMode accepts "tunnel" or "transport" (the ip-xfrm spelling).
-func ParseMode(s string) (Mode, error) {
-	switch strings.ToLower(s) {
-	case "tunnel":
-		return Tunnel, nil
-	case "transport":
-		return Transport, nil
-	}
-	return ModeUnset, fmt.Errorf("parse mode %q: %w", s, ErrInvalidValue)
-}
 
 // DFPolicy says how tunnel mode sets the DF bit of an outer IPv4 header
 // (RFC 4301 §8.1; ip-xfrm's "dont-encap-dscp"/"nopmtudisc" family of flags).
@@ -119,7 +87,7 @@ type Params struct {
 	// Src and Dst are the outer addresses in tunnel mode and the two
 	// endpoints in transport mode. Both of one family.
 	Src, Dst netip.Addr
-	Mode     Mode
+	Mode     ipsec.Mode
 
 	// Either AEAD, or Enc together with Auth. An empty Name means absent.
 	AEAD AEADAlg
@@ -211,12 +179,12 @@ func (p Params) suite() (suiteSpec, error) {
 	if p.Src.Zone() != "" || p.Dst.Zone() != "" {
 		return s, fieldErr("src", ErrInvalidValue, "zoned addresses are not supported")
 	}
-	switch p.Mode {
-	case Tunnel, Transport:
-	case ModeUnset:
+	switch {
+	case p.Mode == 0:
+		// Unspecified: never silently taken for tunnel mode.
 		return s, fieldErr("mode", ErrMissing, "")
-	default:
-		return s, fieldErr("mode", ErrInvalidValue, "mode %d", p.Mode)
+	case !p.Mode.Valid():
+		return s, fieldErr("mode", ErrInvalidValue, "%s", p.Mode)
 	}
 	var err error
 	s, err = resolveSuite(p.AEAD, p.Enc, p.Auth)
@@ -236,7 +204,7 @@ func (p Params) suite() (suiteSpec, error) {
 	if p.DF > DFClear {
 		return s, fieldErr("df", ErrInvalidValue, "policy %d", p.DF)
 	}
-	if p.TFCPadTo != 0 && p.Mode != Tunnel {
+	if p.TFCPadTo != 0 && p.Mode != ipsec.ModeTunnel {
 		// In transport mode the receiver cannot tell TFC padding from the
 		// upper-layer payload without parsing it (RFC 4303 §2.7).
 		return s, fieldErr("tfc_pad", ErrInvalidValue, "tfc padding needs tunnel mode")

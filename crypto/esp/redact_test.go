@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // TestParamsRedactKeys prints Params and the algorithm types with every fmt
@@ -24,10 +26,10 @@ func TestParamsRedactKeys(t *testing.T) {
 		return b
 	}
 	aead := Params{SPI: 0x1001, Src: netip.MustParseAddr("198.18.0.1"), Dst: netip.MustParseAddr("198.19.0.1"),
-		Mode: Tunnel, AEAD: AEADAlg{Name: AlgGCM, Key: secret(20, 0x41)}, ReplayWindow: 64,
+		Mode: ipsec.ModeTunnel, AEAD: AEADAlg{Name: AlgGCM, Key: secret(20, 0x41)}, ReplayWindow: 64,
 		UDPEncap: &UDPEncap{SrcPort: 4500, DstPort: 4500}}
 	etm := Params{SPI: 0x1002, Src: netip.MustParseAddr("2001:2::1"), Dst: netip.MustParseAddr("2001:2::2"),
-		Mode: Transport, Enc: EncAlg{Name: AlgCBC, Key: secret(32, 0x61)},
+		Mode: ipsec.ModeTransport, Enc: EncAlg{Name: AlgCBC, Key: secret(32, 0x61)},
 		Auth: AuthAlg{Name: AlgHMAC256, Key: secret(32, 0x81)}}
 	keys := [][]byte{aead.AEAD.Key, etm.Enc.Key, etm.Auth.Key}
 

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/xdpsec/xdpsec/crypto/internal/inetsum"
+
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // TestRoundTrip runs every algorithm × mode × inner/outer version × ESN ×
@@ -27,7 +29,7 @@ func TestRoundTrip(t *testing.T) {
 			}
 			for i, size := range sizes {
 				inner6 := c.inner6
-				if c.mode == Transport {
+				if c.mode == ipsec.ModeTransport {
 					inner6 = c.outer6
 				}
 				pkt := innerPacket(r, inner6, size, byte(i%4))
@@ -73,7 +75,7 @@ func checkOuter(t *testing.T, c saCase, o []byte, seq uint64) {
 			t.Fatalf("outer ipv6 header wrong: %x", o[:40])
 		}
 		hl, proto = 40, o[6]
-		if c.mode == Tunnel && o[7] != DefaultTTL {
+		if c.mode == ipsec.ModeTunnel && o[7] != DefaultTTL {
 			t.Fatalf("hop limit %d", o[7])
 		}
 	} else {
@@ -82,7 +84,7 @@ func checkOuter(t *testing.T, c saCase, o []byte, seq uint64) {
 			t.Fatalf("outer ipv4 header wrong: %x", o[:20])
 		}
 		proto = o[9]
-		if c.mode == Tunnel && o[8] != DefaultTTL {
+		if c.mode == ipsec.ModeTunnel && o[8] != DefaultTTL {
 			t.Fatalf("ttl %d", o[8])
 		}
 	}

@@ -14,6 +14,8 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/xdpsec/xdpsec/crypto/replay"
+
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // Buffer geometry. Encap and Decap take the packet at buf[off:off+n] and need
@@ -48,7 +50,7 @@ const (
 // replay window serialises on a short lock taken only after the ICV verified.
 type SA struct {
 	spi      uint32
-	mode     Mode
+	mode     ipsec.Mode
 	outer6   bool // outer (tunnel) or packet (transport) family is IPv6
 	src, dst [16]byte
 	esn      bool
@@ -227,7 +229,7 @@ func (sa *SA) Algorithm() string { return sa.name }
 // (in transport mode: a packet whose IP header has no options or extension
 // headers).
 func (sa *SA) Overhead(n int) int {
-	if sa.mode == Transport {
+	if sa.mode == ipsec.ModeTransport {
 		hl := 20
 		if sa.outer6 {
 			hl = 40

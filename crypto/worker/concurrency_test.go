@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xdpsec/xdpsec/ipsec"
 	"github.com/xdpsec/xdpsec/loader/xsk"
 )
 
@@ -23,7 +24,7 @@ func TestWorkersShareTables(t *testing.T) {
 	defer u.Close()
 	pools, _ := u.Pools(2)
 	sas, _ := NewSATable(16, 1500)
-	if err := sas.Install(outIdx, &Entry{SA: newSA(t, spiOut, outerSrc, outerDst, 0), Dir: Out}); err != nil {
+	if err := sas.Install(outIdx, &Entry{SA: newSA(t, spiOut, outerSrc, outerDst, 0), Dir: ipsec.DirOut}); err != nil {
 		t.Fatal(err)
 	}
 	stats := NewStatsTable(16)
@@ -75,7 +76,7 @@ func TestWorkersShareTables(t *testing.T) {
 	// The control plane churns another index meanwhile.
 	churn := newSA(t, 0x3000, outerSrc, outerDst, 0)
 	for range 200 {
-		if err := sas.Install(5, &Entry{SA: churn, Dir: Out}); err != nil {
+		if err := sas.Install(5, &Entry{SA: churn, Dir: ipsec.DirOut}); err != nil {
 			t.Fatal(err)
 		}
 		sas.Remove(5)

@@ -55,7 +55,7 @@
 // must then pass the post-decryption policy check (RFC 4301 §5.2): it must
 // match one of the selectors of the policy the SA serves (Entry.Selectors;
 // a non-first fragment matches only selectors that do not constrain ports,
-// as in control/spd), else it is dropped and counted (error slot
+// as ipsec.Selector.Matches says), else it is dropped and counted (error slot
 // ReasonPolicyMismatch). The NextHopResolver — which must never block, and
 // starts resolution itself for unknown neighbours — gives the Ethernet
 // addresses for the inner destination; without an answer the packet is

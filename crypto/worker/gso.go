@@ -6,6 +6,7 @@ import (
 	"github.com/xdpsec/xdpsec/bpf"
 	"github.com/xdpsec/xdpsec/crypto/esp"
 	"github.com/xdpsec/xdpsec/crypto/internal/inetsum"
+	"github.com/xdpsec/xdpsec/ipsec"
 	"github.com/xdpsec/xdpsec/loader/xsk"
 )
 
@@ -148,7 +149,7 @@ func (r *chainReader) read(dst []byte) int {
 // and the caller frees the frames.
 func (w *Worker) outSA(m *bpf.CardXdpsecMeta) (e *Entry, smac, dmac [6]byte, ok bool) {
 	sa := m.SaIndex
-	if e = w.lookup(sa, Out); e == nil {
+	if e = w.lookup(sa, ipsec.DirOut); e == nil {
 		return nil, smac, dmac, false
 	}
 	dmac, smac = m.Dmac, m.Smac
@@ -181,7 +182,7 @@ func (w *Worker) handleOutChain(c []xsk.Desc) {
 	frame, off := w.frameOf(d)
 	n := int(d.Len)
 	var m bpf.CardXdpsecMeta
-	l3, ok := w.readMeta(frame, off, n, Out, &m)
+	l3, ok := w.readMeta(frame, off, n, ipsec.DirOut, &m)
 	if !ok {
 		w.freeChain(c)
 		return

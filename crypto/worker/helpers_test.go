@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/xdpsec/xdpsec/bpf"
-	"github.com/xdpsec/xdpsec/control/spd"
 	"github.com/xdpsec/xdpsec/crypto/esp"
+	"github.com/xdpsec/xdpsec/ipsec"
 	"github.com/xdpsec/xdpsec/loader/xsk"
 )
 
@@ -88,7 +88,7 @@ func (p *testPMTU) FragmentIPv4(dst, pkt []byte, mtu, offset int) (int, int) {
 func newSA(t testing.TB, spi uint32, src, dst netip.Addr, window uint32) *esp.SA {
 	t.Helper()
 	sa, err := esp.New(esp.Params{
-		SPI: spi, Src: src, Dst: dst, Mode: esp.Tunnel,
+		SPI: spi, Src: src, Dst: dst, Mode: ipsec.ModeTunnel,
 		AEAD:         esp.AEADAlg{Name: "rfc4106(gcm(aes))", Key: gcmKey},
 		ReplayWindow: window,
 	})
@@ -117,13 +117,13 @@ const (
 	rigFrame = 2048
 )
 
-func newRig(t testing.TB, window uint32, sels []spd.Selector) *rig {
+func newRig(t testing.TB, window uint32, sels []ipsec.Selector) *rig {
 	t.Helper()
 	return newRigSized(t, window, sels, 256, 32)
 }
 
 // newRigSized is newRig with frames UMEM frames and rings of ring entries.
-func newRigSized(t testing.TB, window uint32, sels []spd.Selector, frames, ring uint32) *rig {
+func newRigSized(t testing.TB, window uint32, sels []ipsec.Selector, frames, ring uint32) *rig {
 	t.Helper()
 	u, err := xsk.NewUMEM(xsk.UMEMConfig{FrameCount: frames, FrameSize: rigFrame})
 	if err != nil {
@@ -152,10 +152,10 @@ func newRigSized(t testing.TB, window uint32, sels []spd.Selector, frames, ring 
 	}
 	// The worker's outbound SA and, with the same key, its inbound one: a
 	// packet it seals can be fed back in as if it came from the peer.
-	if err := sas.Install(outIdx, &Entry{SA: newSA(t, spiOut, outerSrc, outerDst, 0), Dir: Out, OuterDst: outerDst}); err != nil {
+	if err := sas.Install(outIdx, &Entry{SA: newSA(t, spiOut, outerSrc, outerDst, 0), Dir: ipsec.DirOut, OuterDst: outerDst}); err != nil {
 		t.Fatal(err)
 	}
-	if err := sas.Install(inIdx, &Entry{SA: newSA(t, spiOut, outerSrc, outerDst, window), Dir: In, Selectors: sels}); err != nil {
+	if err := sas.Install(inIdx, &Entry{SA: newSA(t, spiOut, outerSrc, outerDst, window), Dir: ipsec.DirIn, Selectors: sels}); err != nil {
 		t.Fatal(err)
 	}
 	r := &rig{sas: sas, stats: NewStatsTable(16), prot: pk, wire: wk,
@@ -177,15 +177,15 @@ func newRigSized(t testing.TB, window uint32, sels []spd.Selector, frames, ring 
 }
 
 // lanSelectors is the inbound policy's selector: 198.18.1.0/24 → 198.18.2.0/24, any protocol.
-func lanSelectors() []spd.Selector {
-	return []spd.Selector{{
+func lanSelectors() []ipsec.Selector {
+	return []ipsec.Selector{{
 		Src: netip.MustParsePrefix("198.18.1.0/24"), Dst: netip.MustParsePrefix("198.18.2.0/24"),
-		SrcPorts: spd.AnyPort, DstPorts: spd.AnyPort,
+		SrcPorts: ipsec.AnyPorts, DstPorts: ipsec.AnyPorts,
 	}}
 }
 
 type metaOpt struct {
-	dir     Dir
+	dir     ipsec.Dir
 	sa      uint32
 	flags   uint16
 	egress  uint32
@@ -219,10 +219,10 @@ func metaBytes(o metaOpt) []byte {
 }
 
 func outMeta() []byte {
-	return metaBytes(metaOpt{dir: Out, sa: outIdx, egress: uint32(wireIf)})
+	return metaBytes(metaOpt{dir: ipsec.DirOut, sa: outIdx, egress: uint32(wireIf)})
 }
 
-func inMeta() []byte { return metaBytes(metaOpt{dir: In, sa: inIdx}) }
+func inMeta() []byte { return metaBytes(metaOpt{dir: ipsec.DirIn, sa: inIdx}) }
 
 // ipv4UDP builds an IPv4/UDP packet of ipLen bytes.
 func ipv4UDP(ipLen int, src, dst netip.Addr, sport, dport uint16, df bool, ttl byte) []byte {

@@ -7,8 +7,8 @@ import (
 	"net/netip"
 
 	"github.com/xdpsec/xdpsec/bpf"
-	"github.com/xdpsec/xdpsec/control/spd"
 	"github.com/xdpsec/xdpsec/crypto/esp"
+	"github.com/xdpsec/xdpsec/ipsec"
 	"github.com/xdpsec/xdpsec/loader/xsk"
 )
 
@@ -34,12 +34,12 @@ func (w *Worker) frameOf(d xsk.Desc) (frame []byte, off int) {
 // readMeta decodes the card's metadata in front of the packet at
 // frame[off:off+n] and checks it names a direction and an IP header inside
 // the packet. It returns the IP header's offset in frame.
-func (w *Worker) readMeta(frame []byte, off, n int, want Dir, m *bpf.CardXdpsecMeta) (l3 int, ok bool) {
+func (w *Worker) readMeta(frame []byte, off, n int, want ipsec.Dir, m *bpf.CardXdpsecMeta) (l3 int, ok bool) {
 	if off < bpf.MetaSize || off+n > len(frame) || bpf.DecodeMeta(frame[off-bpf.MetaSize:off], m) != nil {
 		w.stats.BadMeta.Add(1)
 		return 0, false
 	}
-	if Dir(m.Dir) != want {
+	if ipsec.Dir(m.Dir) != want {
 		w.stats.WrongDir.Add(1)
 		return 0, false
 	}
@@ -51,7 +51,7 @@ func (w *Worker) readMeta(frame []byte, off, n int, want Dir, m *bpf.CardXdpsecM
 }
 
 // lookup finds the SA the metadata names and checks its direction.
-func (w *Worker) lookup(index uint32, want Dir) *Entry {
+func (w *Worker) lookup(index uint32, want ipsec.Dir) *Entry {
 	e := w.sas.Lookup(index)
 	if e == nil {
 		w.stats.NoSA.Add(1)
@@ -86,7 +86,7 @@ func (w *Worker) handleOut(d xsk.Desc) {
 	frame, off := w.frameOf(d)
 	n := int(d.Len)
 	var m bpf.CardXdpsecMeta
-	l3, ok := w.readMeta(frame, off, n, Out, &m)
+	l3, ok := w.readMeta(frame, off, n, ipsec.DirOut, &m)
 	if !ok {
 		w.free(d.Addr)
 		return
@@ -222,12 +222,12 @@ func (w *Worker) handleIn(d xsk.Desc) {
 	frame, off := w.frameOf(d)
 	n := int(d.Len)
 	var m bpf.CardXdpsecMeta
-	l3, ok := w.readMeta(frame, off, n, In, &m)
+	l3, ok := w.readMeta(frame, off, n, ipsec.DirIn, &m)
 	if !ok {
 		w.free(d.Addr)
 		return
 	}
-	e := w.lookup(m.SaIndex, In)
+	e := w.lookup(m.SaIndex, ipsec.DirIn)
 	sa := m.SaIndex
 	if e == nil {
 		w.free(d.Addr)
@@ -240,7 +240,7 @@ func (w *Worker) handleIn(d xsk.Desc) {
 		return
 	}
 	inner := frame[start:end]
-	var t spd.Tuple
+	var t ipsec.Tuple
 	if !innerTuple(inner, &t) {
 		w.badHeader(sa)
 		w.free(d.Addr)
@@ -331,8 +331,8 @@ func decTTL(p []byte) {
 }
 
 // innerTuple reads the selector fields of a decrypted IP packet.
-func innerTuple(p []byte, t *spd.Tuple) bool {
-	*t = spd.Tuple{}
+func innerTuple(p []byte, t *ipsec.Tuple) bool {
+	*t = ipsec.Tuple{}
 	var l4 []byte
 	switch {
 	case len(p) >= 20 && p[0]>>4 == 4:
@@ -342,7 +342,7 @@ func innerTuple(p []byte, t *spd.Tuple) bool {
 		}
 		t.Src = netip.AddrFrom4([4]byte(p[12:16]))
 		t.Dst = netip.AddrFrom4([4]byte(p[16:20]))
-		t.Proto = p[9]
+		t.Proto = ipsec.Proto(p[9])
 		if be.Uint16(p[6:])&0x1fff != 0 {
 			t.NonFirstFragment = true
 			return true
@@ -370,7 +370,7 @@ func innerTuple(p []byte, t *spd.Tuple) bool {
 					return false
 				}
 				if be.Uint16(rest[2:])&^7 != 0 {
-					t.Proto = rest[0]
+					t.Proto = ipsec.Proto(rest[0])
 					t.NonFirstFragment = true
 					return true
 				}
@@ -385,18 +385,18 @@ func innerTuple(p []byte, t *spd.Tuple) bool {
 		}
 		return false // deeper than the card accepts either
 	done:
-		t.Proto = nh
+		t.Proto = ipsec.Proto(nh)
 		l4 = rest
 	default:
 		return false
 	}
 	switch {
-	case spd.HasPorts(t.Proto):
+	case t.Proto.HasPorts():
 		if len(l4) < 4 {
 			return false
 		}
 		t.SrcPort, t.DstPort = be.Uint16(l4[0:]), be.Uint16(l4[2:])
-	case spd.IsICMP(t.Proto):
+	case t.Proto.IsICMP():
 		if len(l4) < 2 {
 			return false
 		}
@@ -408,23 +408,10 @@ func innerTuple(p []byte, t *spd.Tuple) bool {
 // selectorsMatch is the post-decryption check (RFC 4301 §5.2): the inner
 // packet must be one the policy the SA serves would have protected. A
 // non-first fragment carries no ports, so it matches only selectors that do
-// not constrain them (the SPD's rule for fragments, control/spd).
-func selectorsMatch(sels []spd.Selector, t *spd.Tuple) bool {
+// not constrain them (ipsec.Selector.Matches, the SPD's rule for fragments).
+func selectorsMatch(sels []ipsec.Selector, t *ipsec.Tuple) bool {
 	for i := range sels {
-		s := &sels[i]
-		if t.NonFirstFragment && s.ConstrainsPorts() {
-			continue
-		}
-		if s.Src.Addr().Is4() != t.Src.Is4() {
-			continue
-		}
-		if s.Proto != spd.ProtoAny && s.Proto != t.Proto {
-			continue
-		}
-		if !s.Src.Contains(t.Src) || !s.Dst.Contains(t.Dst) {
-			continue
-		}
-		if t.NonFirstFragment || (s.SrcPorts.Contains(t.SrcPort) && s.DstPorts.Contains(t.DstPort)) {
+		if sels[i].Matches(t) {
 			return true
 		}
 	}

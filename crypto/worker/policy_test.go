@@ -4,91 +4,12 @@ package worker
 
 import (
 	"encoding/binary"
-	"math/rand/v2"
 	"net/netip"
 	"testing"
 
-	"github.com/xdpsec/xdpsec/control/spd"
 	"github.com/xdpsec/xdpsec/crypto/esp"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
-
-// TestSelectorsMatchEquivalence: for whole packets and first fragments the
-// post-decryption check answers exactly what control/spd's Selector.Matches
-// answers, over random selectors and tuples drawn from a small space so
-// that matches are frequent.
-func TestSelectorsMatchEquivalence(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	addr4 := func() netip.Addr { return netip.AddrFrom4([4]byte{198, 18, byte(rng.IntN(4)), byte(rng.IntN(4))}) }
-	addr6 := func() netip.Addr {
-		return netip.AddrFrom16([16]byte{0x20, 0x01, 0, 2, 0, byte(rng.IntN(4)), 14: byte(rng.IntN(4)), 15: byte(rng.IntN(4))})
-	}
-	protos := []uint8{spd.ProtoAny, spd.ProtoTCP, spd.ProtoUDP, spd.ProtoICMP, spd.ProtoICMPv6, 47}
-	ports := func(p uint8) spd.PortRange {
-		if rng.IntN(2) == 0 || !(spd.HasPorts(p) || spd.IsICMP(p)) {
-			return spd.AnyPort
-		}
-		lo := uint16(rng.IntN(8))
-		return spd.PortRange{Lo: lo, Hi: lo + uint16(rng.IntN(4))}
-	}
-	var matched, missed int
-	for range 20000 {
-		v6 := rng.IntN(2) == 0
-		mk := addr4
-		bits := []int{30, 31, 32, 16}
-		if v6 {
-			mk = addr6
-			bits = []int{126, 127, 128, 32}
-		}
-		p := protos[rng.IntN(len(protos))]
-		sel := spd.Selector{
-			Src:   netip.PrefixFrom(mk(), bits[rng.IntN(4)]).Masked(),
-			Dst:   netip.PrefixFrom(mk(), bits[rng.IntN(4)]).Masked(),
-			Proto: p, SrcPorts: ports(p), DstPorts: ports(p),
-		}
-		if sel.Validate() != nil {
-			continue
-		}
-		tu := spd.Tuple{Src: mk(), Dst: mk(), Proto: protos[1+rng.IntN(len(protos)-1)],
-			SrcPort: uint16(rng.IntN(10)), DstPort: uint16(rng.IntN(10))}
-		// Bias towards matches: half the time take a field from the selector.
-		if rng.IntN(2) == 0 {
-			tu.Src = sel.Src.Addr()
-		}
-		if rng.IntN(2) == 0 {
-			tu.Dst = sel.Dst.Addr()
-		}
-		if rng.IntN(2) == 0 && sel.Proto != spd.ProtoAny {
-			tu.Proto = sel.Proto
-		}
-		if rng.IntN(2) == 0 {
-			tu.SrcPort, tu.DstPort = sel.SrcPorts.Lo, sel.DstPorts.Hi
-		}
-		if rng.IntN(10) == 0 { // the other family
-			if v6 {
-				tu.Src, tu.Dst = addr4(), addr4()
-			} else {
-				tu.Src, tu.Dst = addr6(), addr6()
-			}
-		}
-		got, want := selectorsMatch([]spd.Selector{sel}, &tu), sel.Matches(tu)
-		if got != want {
-			t.Fatalf("selector %v, tuple %+v: worker says %v, spd says %v", sel, tu, got, want)
-		}
-		if got {
-			matched++
-		} else {
-			missed++
-		}
-		// A non-first fragment never matches a selector that constrains ports.
-		tu.NonFirstFragment = true
-		if selectorsMatch([]spd.Selector{sel}, &tu) && sel.ConstrainsPorts() {
-			t.Fatalf("non-first fragment matched port selector %v", sel)
-		}
-	}
-	if matched < 500 || missed < 500 {
-		t.Fatalf("the random space is off: %d matches, %d misses", matched, missed)
-	}
-}
 
 // TestInnerTuple parses the inner packets the policy check sees, IPv6
 // extension chains and fragments included, and refuses truncated ones.
@@ -119,26 +40,26 @@ func TestInnerTuple(t *testing.T) {
 		name string
 		pkt  []byte
 		ok   bool
-		want spd.Tuple
+		want ipsec.Tuple
 	}{
 		{"ipv4 udp", ipv4UDP(40, innerSrc, innerDst, 1234, 53, false, 64), true,
-			spd.Tuple{Src: innerSrc, Dst: innerDst, Proto: 17, SrcPort: 1234, DstPort: 53}},
+			ipsec.Tuple{Src: innerSrc, Dst: innerDst, Proto: 17, SrcPort: 1234, DstPort: 53}},
 		{"ipv4 non-first fragment", tcp4(innerSrc, innerDst, 80, 3), true,
-			spd.Tuple{Src: innerSrc, Dst: innerDst, Proto: 6, NonFirstFragment: true}},
-		{"ipv4 truncated", ipv4UDP(40, innerSrc, innerDst, 1, 2, false, 64)[:19], false, spd.Tuple{}},
-		{"ipv4 udp without ports", ipv4UDP(40, innerSrc, innerDst, 1, 2, false, 64)[:22], false, spd.Tuple{}},
-		{"ipv6 udp", v6(17, udp), true, spd.Tuple{Src: src6, Dst: dst6, Proto: 17, SrcPort: 1234, DstPort: 53}},
-		{"ipv6 hbh+udp", v6(0, hbh(17), udp), true, spd.Tuple{Src: src6, Dst: dst6, Proto: 17, SrcPort: 1234, DstPort: 53}},
-		{"ipv6 icmp", v6(58, icmp6), true, spd.Tuple{Src: src6, Dst: dst6, Proto: 58, SrcPort: 128}},
-		{"ipv6 first fragment", v6(44, frag(17, 0), udp), true, spd.Tuple{Src: src6, Dst: dst6, Proto: 17, SrcPort: 1234, DstPort: 53}},
-		{"ipv6 non-first fragment", v6(0, hbh(44), frag(17, 100), udp), true, spd.Tuple{Src: src6, Dst: dst6, Proto: 17, NonFirstFragment: true}},
-		{"ipv6 truncated extension", v6(0, hbh(17)[:4]), false, spd.Tuple{}},
-		{"ipv6 chain too deep", v6(60, hbh(60), hbh(60), hbh(60), hbh(60), hbh(60), hbh(60), hbh(60), hbh(60), udp), false, spd.Tuple{}},
-		{"not ip", []byte{0x50, 1, 2, 3}, false, spd.Tuple{}},
-		{"empty", nil, false, spd.Tuple{}},
+			ipsec.Tuple{Src: innerSrc, Dst: innerDst, Proto: 6, NonFirstFragment: true}},
+		{"ipv4 truncated", ipv4UDP(40, innerSrc, innerDst, 1, 2, false, 64)[:19], false, ipsec.Tuple{}},
+		{"ipv4 udp without ports", ipv4UDP(40, innerSrc, innerDst, 1, 2, false, 64)[:22], false, ipsec.Tuple{}},
+		{"ipv6 udp", v6(17, udp), true, ipsec.Tuple{Src: src6, Dst: dst6, Proto: 17, SrcPort: 1234, DstPort: 53}},
+		{"ipv6 hbh+udp", v6(0, hbh(17), udp), true, ipsec.Tuple{Src: src6, Dst: dst6, Proto: 17, SrcPort: 1234, DstPort: 53}},
+		{"ipv6 icmp", v6(58, icmp6), true, ipsec.Tuple{Src: src6, Dst: dst6, Proto: 58, SrcPort: 128}},
+		{"ipv6 first fragment", v6(44, frag(17, 0), udp), true, ipsec.Tuple{Src: src6, Dst: dst6, Proto: 17, SrcPort: 1234, DstPort: 53}},
+		{"ipv6 non-first fragment", v6(0, hbh(44), frag(17, 100), udp), true, ipsec.Tuple{Src: src6, Dst: dst6, Proto: 17, NonFirstFragment: true}},
+		{"ipv6 truncated extension", v6(0, hbh(17)[:4]), false, ipsec.Tuple{}},
+		{"ipv6 chain too deep", v6(60, hbh(60), hbh(60), hbh(60), hbh(60), hbh(60), hbh(60), hbh(60), hbh(60), udp), false, ipsec.Tuple{}},
+		{"not ip", []byte{0x50, 1, 2, 3}, false, ipsec.Tuple{}},
+		{"empty", nil, false, ipsec.Tuple{}},
 	}
 	for _, c := range cases {
-		var tu spd.Tuple
+		var tu ipsec.Tuple
 		ok := innerTuple(c.pkt, &tu)
 		if ok != c.ok || (ok && tu != c.want) {
 			t.Errorf("%s: got %v %+v, want %v %+v", c.name, ok, tu, c.ok, c.want)
@@ -157,7 +78,7 @@ func FuzzWorker(f *testing.F) {
 	ip := ipv4UDP(100, innerSrc, innerDst, 1, 2, true, 64)
 	f.Add(outMeta(), outFrame(ip), false)
 	f.Add(inMeta(), outFrame(ip), true)
-	f.Add(metaBytes(metaOpt{dir: Out, sa: outIdx, egress: 7, l3Off: 18}), outFrame(ip), false)
+	f.Add(metaBytes(metaOpt{dir: ipsec.DirOut, sa: outIdx, egress: 7, l3Off: 18}), outFrame(ip), false)
 	f.Add(outMeta(), outFrame(ipv4UDP(1700, innerSrc, innerDst, 1, 2, false, 64)), false)
 	r := newRig(f, 0, nil)
 	f.Fuzz(func(t *testing.T, meta, frame []byte, inbound bool) {
@@ -219,13 +140,13 @@ func FuzzWorkerInbound(f *testing.F) {
 		}
 		_, prot := r.step(t)
 		for _, p := range prot {
-			var tu spd.Tuple
+			var tu ipsec.Tuple
 			if !innerTuple(p[14:], &tu) {
 				t.Fatalf("unparsable frame on the protected side: %x", p)
 			}
 			ok := false
 			for _, sel := range sels {
-				ok = ok || sel.Matches(tu)
+				ok = ok || sel.Matches(&tu)
 			}
 			if !ok {
 				t.Fatalf("frame outside the SA's selectors on the protected side: %+v %x", tu, p)

@@ -6,36 +6,21 @@ import (
 	"net/netip"
 	"sync/atomic"
 
-	"github.com/xdpsec/xdpsec/control/spd"
 	"github.com/xdpsec/xdpsec/crypto/esp"
 	"github.com/xdpsec/xdpsec/crypto/pmtu"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
-
-// Dir is an SA's direction, with the card's values (bpf/xdpsec.h XDPSEC_DIR_*).
-type Dir uint8
-
-const (
-	Out Dir = 0 // protected side → wire: Encap
-	In  Dir = 1 // wire → protected side: Decap and the post-decryption policy check
-)
-
-func (d Dir) String() string {
-	if d == Out {
-		return "out"
-	}
-	return "in"
-}
 
 // Entry is what the workers know of one offloaded SA: the engine's SA (the
 // keys), its direction, and for an inbound SA the selectors of the policy it
 // serves. Entries are immutable once installed.
 type Entry struct {
 	SA  *esp.SA
-	Dir Dir
+	Dir ipsec.Dir // DirOut: Encap; DirIn: Decap and the post-decryption policy check
 	// Selectors, inbound only: after decryption the inner packet must match
 	// one of them, or it is dropped and counted (RFC 4301 §5.2). Required for
 	// inbound entries.
-	Selectors []spd.Selector
+	Selectors []ipsec.Selector
 	// OuterDst, outbound only and optional: the SA's outer destination. When
 	// the card says the next hop is unresolved, the worker asks the resolver
 	// for it (which also starts resolution) instead of dropping at once.
@@ -93,10 +78,10 @@ func (t *SATable) Install(index uint32, e *Entry) error {
 	if int64(index) >= int64(len(t.entries)) {
 		return fmt.Errorf("install sa %d: %w", index, ErrIndex)
 	}
-	if e == nil || e.SA == nil || (e.Dir != Out && e.Dir != In) {
+	if e == nil || e.SA == nil || !e.Dir.OnCard() {
 		return fmt.Errorf("install sa %d: %w: an SA and a direction are required", index, ErrEntry)
 	}
-	if e.Dir == In && len(e.Selectors) == 0 {
+	if e.Dir == ipsec.DirIn && len(e.Selectors) == 0 {
 		return fmt.Errorf("install sa %d: %w: an inbound SA needs the selectors of the policy it serves", index, ErrEntry)
 	}
 	for i, s := range e.Selectors {
@@ -105,7 +90,7 @@ func (t *SATable) Install(index uint32, e *Entry) error {
 		}
 	}
 	c := *e
-	c.Selectors = append([]spd.Selector(nil), e.Selectors...)
+	c.Selectors = append([]ipsec.Selector(nil), e.Selectors...)
 	c.innerMTU = innerMTU(c.SA, t.wireMTU)
 	if !t.entries[index].CompareAndSwap(nil, &c) {
 		return fmt.Errorf("install sa %d: %w", index, ErrPresent)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/crypto/esp"
+	"github.com/xdpsec/xdpsec/ipsec"
 	"github.com/xdpsec/xdpsec/loader/xsk"
 	"github.com/xdpsec/xdpsec/loader/xsk/xsktest"
 )
@@ -53,7 +54,7 @@ func newVethGateway(t testing.TB, frames uint32, ring uint32, opts ...func(*Conf
 	g.lan = xsktest.AddVeth(t, g.ns, "xs-lan", g.lanNS, "xs-lanp")
 	g.wan = xsktest.AddVeth(t, g.ns, "xs-wan", g.wanNS, "xs-wanp")
 
-	outM := metaBytes(metaOpt{dir: Out, sa: outIdx, egress: uint32(g.wan.Index)})
+	outM := metaBytes(metaOpt{dir: ipsec.DirOut, sa: outIdx, egress: uint32(g.wan.Index)})
 	copy(outM[20:26], g.wan.MAC[:])
 	copy(outM[26:32], g.wan.PeerMAC[:])
 	g.rLan = xsktest.AttachRedirect(t, g.ns, g.lan.Index, outM)
@@ -86,10 +87,10 @@ func newVethGateway(t testing.TB, frames uint32, ring uint32, opts ...func(*Conf
 	}
 
 	sas, _ := NewSATable(16, 1500)
-	if err := sas.Install(outIdx, &Entry{SA: newSA(t, spiOut, outerSrc, outerDst, 0), Dir: Out}); err != nil {
+	if err := sas.Install(outIdx, &Entry{SA: newSA(t, spiOut, outerSrc, outerDst, 0), Dir: ipsec.DirOut}); err != nil {
 		t.Fatal(err)
 	}
-	if err := sas.Install(inIdx, &Entry{SA: newSA(t, spiOut, outerSrc, outerDst, 64), Dir: In, Selectors: lanSelectors()}); err != nil {
+	if err := sas.Install(inIdx, &Entry{SA: newSA(t, spiOut, outerSrc, outerDst, 64), Dir: ipsec.DirIn, Selectors: lanSelectors()}); err != nil {
 		t.Fatal(err)
 	}
 	g.stats = NewStatsTable(16)

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xdpsec/xdpsec/control/spd"
 	"github.com/xdpsec/xdpsec/crypto/esp"
+	"github.com/xdpsec/xdpsec/ipsec"
 	"github.com/xdpsec/xdpsec/loader/xsk"
 )
 
@@ -117,9 +117,9 @@ func TestInboundOpen(t *testing.T) {
 // TestPostDecryptionPolicy checks RFC 4301 §5.2: a packet that decrypts
 // fine but is not traffic the SA's policy covers is dropped and counted.
 func TestPostDecryptionPolicy(t *testing.T) {
-	sels := []spd.Selector{{
+	sels := []ipsec.Selector{{
 		Src: netip.MustParsePrefix("198.18.1.0/24"), Dst: netip.MustParsePrefix("198.18.2.0/24"),
-		Proto: spd.ProtoTCP, SrcPorts: spd.AnyPort, DstPorts: spd.PortRange{Lo: 80, Hi: 80},
+		Proto: ipsec.ProtoTCP, SrcPorts: ipsec.AnyPorts, DstPorts: ipsec.Ports(80, 80),
 	}}
 	cases := []struct {
 		name string
@@ -169,15 +169,15 @@ func TestDrops(t *testing.T) {
 		frame   []byte
 		counter func(*Stats) uint64
 	}{
-		{"bad magic", metaBytes(metaOpt{dir: Out, sa: outIdx, egress: 7, badMag: true}), "prot", outFrame(ip), func(s *Stats) uint64 { return s.BadMeta.Load() }},
-		{"bad version", metaBytes(metaOpt{dir: Out, sa: outIdx, egress: 7, version: 9}), "prot", outFrame(ip), func(s *Stats) uint64 { return s.BadMeta.Load() }},
+		{"bad magic", metaBytes(metaOpt{dir: ipsec.DirOut, sa: outIdx, egress: 7, badMag: true}), "prot", outFrame(ip), func(s *Stats) uint64 { return s.BadMeta.Load() }},
+		{"bad version", metaBytes(metaOpt{dir: ipsec.DirOut, sa: outIdx, egress: 7, version: 9}), "prot", outFrame(ip), func(s *Stats) uint64 { return s.BadMeta.Load() }},
 		{"no metadata", nil, "prot", outFrame(ip), func(s *Stats) uint64 { return s.BadMeta.Load() }},
-		{"l3 offset past the end", metaBytes(metaOpt{dir: Out, sa: outIdx, egress: 7, l3Off: 200}), "prot", outFrame(ip), func(s *Stats) uint64 { return s.BadMeta.Load() }},
+		{"l3 offset past the end", metaBytes(metaOpt{dir: ipsec.DirOut, sa: outIdx, egress: 7, l3Off: 200}), "prot", outFrame(ip), func(s *Stats) uint64 { return s.BadMeta.Load() }},
 		{"inbound meta on protected side", inMeta(), "prot", outFrame(ip), func(s *Stats) uint64 { return s.WrongDir.Load() }},
-		{"no such sa", metaBytes(metaOpt{dir: Out, sa: 9, egress: 7}), "prot", outFrame(ip), func(s *Stats) uint64 { return s.NoSA.Load() }},
-		{"sa index beyond table", metaBytes(metaOpt{dir: Out, sa: 1 << 30, egress: 7}), "prot", outFrame(ip), func(s *Stats) uint64 { return s.NoSA.Load() }},
-		{"inbound sa used outbound", metaBytes(metaOpt{dir: Out, sa: inIdx, egress: 7}), "prot", outFrame(ip), func(s *Stats) uint64 { return s.WrongDir.Load() }},
-		{"egress elsewhere", metaBytes(metaOpt{dir: Out, sa: outIdx, egress: 99}), "prot", outFrame(ip), func(s *Stats) uint64 { return s.WrongEgress.Load() }},
+		{"no such sa", metaBytes(metaOpt{dir: ipsec.DirOut, sa: 9, egress: 7}), "prot", outFrame(ip), func(s *Stats) uint64 { return s.NoSA.Load() }},
+		{"sa index beyond table", metaBytes(metaOpt{dir: ipsec.DirOut, sa: 1 << 30, egress: 7}), "prot", outFrame(ip), func(s *Stats) uint64 { return s.NoSA.Load() }},
+		{"inbound sa used outbound", metaBytes(metaOpt{dir: ipsec.DirOut, sa: inIdx, egress: 7}), "prot", outFrame(ip), func(s *Stats) uint64 { return s.WrongDir.Load() }},
+		{"egress elsewhere", metaBytes(metaOpt{dir: ipsec.DirOut, sa: outIdx, egress: 99}), "prot", outFrame(ip), func(s *Stats) uint64 { return s.WrongEgress.Load() }},
 		{"ttl 1", outMeta(), "prot", outFrame(ipv4UDP(100, innerSrc, innerDst, 1, 2, true, 1)), func(s *Stats) uint64 { return s.TTLExpired.Load() }},
 		{"truncated ip", outMeta(), "prot", outFrame(ip)[:40], func(s *Stats) uint64 { return s.CryptoErrors.Load() }},
 		{"not esp inbound", inMeta(), "wire", outFrame(ip), func(s *Stats) uint64 { return s.CryptoErrors.Load() }},
@@ -208,7 +208,7 @@ func TestNeighbourUnresolved(t *testing.T) {
 	r := newRig(t, 128, nil)
 	// Outbound, card says no neighbour; the resolver knows nothing of the
 	// outer destination either.
-	m := metaBytes(metaOpt{dir: Out, sa: outIdx, flags: 1 << 2, egress: 7})
+	m := metaBytes(metaOpt{dir: ipsec.DirOut, sa: outIdx, flags: 1 << 2, egress: 7})
 	r.prot.Receive(m, outFrame(ipv4UDP(100, innerSrc, innerDst, 1, 2, true, 64)))
 	if w, _ := r.step(t); len(w) != 0 || r.w.stats.NoNeighOut.Load() != 1 || r.res.calls != 1 {
 		t.Fatalf("sent %d, noneigh %d, resolver calls %d", len(w), r.w.stats.NoNeighOut.Load(), r.res.calls)
@@ -287,16 +287,16 @@ func TestInstallRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 	sa := newSA(t, 0x2000, outerSrc, outerDst, 0)
-	if err := tab.Install(4, &Entry{SA: sa, Dir: Out}); err == nil {
+	if err := tab.Install(4, &Entry{SA: sa, Dir: ipsec.DirOut}); err == nil {
 		t.Fatal("index out of range accepted")
 	}
-	if err := tab.Install(0, &Entry{SA: sa, Dir: In}); err == nil {
+	if err := tab.Install(0, &Entry{SA: sa, Dir: ipsec.DirIn}); err == nil {
 		t.Fatal("inbound SA without selectors accepted")
 	}
-	if err := tab.Install(0, &Entry{SA: sa, Dir: Out}); err != nil {
+	if err := tab.Install(0, &Entry{SA: sa, Dir: ipsec.DirOut}); err != nil {
 		t.Fatal(err)
 	}
-	if err := tab.Install(0, &Entry{SA: sa, Dir: Out}); err == nil {
+	if err := tab.Install(0, &Entry{SA: sa, Dir: ipsec.DirOut}); err == nil {
 		t.Fatal("second install at a used index accepted")
 	}
 	if e := tab.Remove(0); e == nil || e.SA != sa {

@@ -12,14 +12,14 @@ import (
 
 	"github.com/xdpsec/xdpsec/control/offload"
 	"github.com/xdpsec/xdpsec/control/sadb"
-	"github.com/xdpsec/xdpsec/control/spd"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // SA is an SA as the fake card holds it.
 type SA struct {
 	offload.CardSA
 	Key      []byte // the card's own copy, wiped when the SA leaves its last interface
-	Sels     []spd.Selector
+	Sels     []ipsec.Selector
 	Installs int // how many times it was (re)installed in place
 	Counters offload.SACounters
 }
@@ -49,7 +49,7 @@ type Card struct {
 
 	sas        map[string]map[uint32]*SA
 	byID       map[string]map[offload.CardSA]uint32 // (spi, dst) with Index 0 → index, per interface
-	pols       map[string]map[uint32]spd.Policy
+	pols       map[string]map[uint32]ipsec.Policy
 	counters   map[uint32]*offload.SACounters // per index, shared by interfaces like the real per-CPU maps
 	wiped      []uint32
 	violations []string
@@ -58,13 +58,13 @@ type Card struct {
 
 // New returns an empty card with the given interfaces.
 func New(ifaces ...string) *Card {
-	c := &Card{ifaces: ifaces, sas: map[string]map[uint32]*SA{}, pols: map[string]map[uint32]spd.Policy{},
+	c := &Card{ifaces: ifaces, sas: map[string]map[uint32]*SA{}, pols: map[string]map[uint32]ipsec.Policy{},
 		counters: map[uint32]*offload.SACounters{}, global: map[string]uint64{},
 		byID: map[string]map[offload.CardSA]uint32{}}
 	for _, i := range ifaces {
 		c.sas[i] = map[uint32]*SA{}
 		c.byID[i] = map[offload.CardSA]uint32{}
-		c.pols[i] = map[uint32]spd.Policy{}
+		c.pols[i] = map[uint32]ipsec.Policy{}
 	}
 	return c
 }
@@ -227,7 +227,7 @@ func (c *Card) InstallPolicy(p *offload.PolicyOffload) error {
 	if err := p.Policy.Validate(); err != nil {
 		return fmt.Errorf("install policy: %w", err)
 	}
-	if p.Policy.SA != spd.NoSA {
+	if p.Policy.SA != ipsec.NoSA {
 		if _, ok := c.sas[p.Iface][p.Policy.SA]; !ok {
 			c.violate("install policy %d on %s: points at sa index %d, not in the card", p.Policy.ID, p.Iface, p.Policy.SA)
 		}
@@ -311,13 +311,13 @@ func (c *Card) GlobalCounters() (map[string]uint64, error) {
 func (c *Card) Dump() (offload.CardState, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := offload.CardState{SAs: map[string]map[uint32]offload.CardSA{}, Policies: map[string]map[uint32]spd.Policy{}}
+	st := offload.CardState{SAs: map[string]map[uint32]offload.CardSA{}, Policies: map[string]map[uint32]ipsec.Policy{}}
 	for _, ifc := range c.ifaces {
 		st.SAs[ifc] = map[uint32]offload.CardSA{}
 		for idx, sa := range c.sas[ifc] {
 			st.SAs[ifc][idx] = sa.CardSA
 		}
-		st.Policies[ifc] = map[uint32]spd.Policy{}
+		st.Policies[ifc] = map[uint32]ipsec.Policy{}
 		for id, p := range c.pols[ifc] {
 			st.Policies[ifc][id] = p
 		}
@@ -339,7 +339,7 @@ func (c *Card) SA(iface string, index uint32) (SA, bool) {
 }
 
 // Policy returns what the card holds for policy id on iface.
-func (c *Card) Policy(iface string, id uint32) (spd.Policy, bool) {
+func (c *Card) Policy(iface string, id uint32) (ipsec.Policy, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	p, ok := c.pols[iface][id]

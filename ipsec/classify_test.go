@@ -1,4 +1,4 @@
-package spd
+package ipsec
 
 import (
 	"errors"
@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func sel(src, dst string, proto uint8, sp, dp PortRange) Selector {
+func sel(src, dst string, proto Proto, sp, dp PortRange) Selector {
 	return Selector{Src: netip.MustParsePrefix(src), Dst: netip.MustParsePrefix(dst), Proto: proto, SrcPorts: sp, DstPorts: dp}
 }
 
@@ -16,17 +16,17 @@ func TestSelectorValidate(t *testing.T) {
 		s    Selector
 		ok   bool
 	}{
-		{"any v4", sel("0.0.0.0/0", "0.0.0.0/0", 0, AnyPort, AnyPort), true},
-		{"tcp ports", sel("198.18.0.0/16", "198.18.1.0/24", ProtoTCP, AnyPort, PortRange{80, 80}), true},
-		{"icmp type", sel("2001:2::/48", "::/0", ProtoICMPv6, PortRange{128, 129}, AnyPort), true},
-		{"mixed families", sel("198.18.0.0/16", "2001:2::/48", 0, AnyPort, AnyPort), false},
-		{"host bits", sel("198.18.0.1/16", "0.0.0.0/0", 0, AnyPort, AnyPort), false},
-		{"ports without proto", sel("0.0.0.0/0", "0.0.0.0/0", 0, AnyPort, PortRange{500, 500}), false},
-		{"ports on gre", sel("0.0.0.0/0", "0.0.0.0/0", 47, PortRange{1, 2}, AnyPort), false},
-		{"zero ports without proto", sel("0.0.0.0/0", "0.0.0.0/0", 0, PortRange{}, PortRange{}), false},
-		{"empty range", sel("0.0.0.0/0", "0.0.0.0/0", ProtoUDP, PortRange{9, 8}, AnyPort), false},
-		{"icmp code over 255", sel("0.0.0.0/0", "0.0.0.0/0", ProtoICMP, AnyPort, PortRange{0, 300}), false},
-		{"missing prefix", Selector{Proto: 0, SrcPorts: AnyPort, DstPorts: AnyPort}, false},
+		{"any v4", sel("0.0.0.0/0", "0.0.0.0/0", 0, AnyPorts, AnyPorts), true},
+		{"tcp ports", sel("198.18.0.0/16", "198.18.1.0/24", ProtoTCP, AnyPorts, Ports(80, 80)), true},
+		{"icmp type", sel("2001:2::/48", "::/0", ProtoICMPv6, Ports(128, 129), AnyPorts), true},
+		{"mixed families", sel("198.18.0.0/16", "2001:2::/48", 0, AnyPorts, AnyPorts), false},
+		{"host bits", sel("198.18.0.1/16", "0.0.0.0/0", 0, AnyPorts, AnyPorts), false},
+		{"ports without proto", sel("0.0.0.0/0", "0.0.0.0/0", 0, AnyPorts, Ports(500, 500)), false},
+		{"ports on gre", sel("0.0.0.0/0", "0.0.0.0/0", 47, Ports(1, 2), AnyPorts), false},
+		{"zero ports without proto", sel("0.0.0.0/0", "0.0.0.0/0", 0, Port(0), Port(0)), false},
+		{"empty range", sel("0.0.0.0/0", "0.0.0.0/0", ProtoUDP, Ports(9, 8), AnyPorts), false},
+		{"icmp code over 255", sel("0.0.0.0/0", "0.0.0.0/0", ProtoICMP, AnyPorts, Ports(0, 300)), false},
+		{"missing prefix", Selector{Proto: 0, SrcPorts: AnyPorts, DstPorts: AnyPorts}, false},
 	} {
 		err := tc.s.Validate()
 		if (err == nil) != tc.ok {
@@ -40,10 +40,10 @@ func TestSelectorValidate(t *testing.T) {
 
 func TestLookupOrderAndDefaults(t *testing.T) {
 	pols := []Policy{
-		{ID: 7, Dir: DirOut, Priority: 100, Selector: sel("198.18.1.0/24", "198.18.2.0/24", 0, AnyPort, AnyPort), Action: ActionProtect, SA: 3},
-		{ID: 5, Dir: DirOut, Priority: 100, Selector: sel("198.18.1.0/24", "198.18.2.0/23", 0, AnyPort, AnyPort), Action: ActionDiscard, SA: NoSA},
-		{ID: 9, Dir: DirOut, Priority: 50, Selector: sel("198.18.1.0/24", "198.18.2.0/24", ProtoUDP, AnyPort, PortRange{500, 500}), Action: ActionBypass, SA: NoSA},
-		{ID: 1, Dir: DirIn, Priority: 10, Selector: sel("0.0.0.0/0", "0.0.0.0/0", ProtoUDP, AnyPort, PortRange{500, 500}), Action: ActionBypass, SA: NoSA},
+		{ID: 7, Dir: DirOut, Priority: 100, Selector: sel("198.18.1.0/24", "198.18.2.0/24", 0, AnyPorts, AnyPorts), Action: ActionProtect, SA: 3},
+		{ID: 5, Dir: DirOut, Priority: 100, Selector: sel("198.18.1.0/24", "198.18.2.0/23", 0, AnyPorts, AnyPorts), Action: ActionDiscard, SA: NoSA},
+		{ID: 9, Dir: DirOut, Priority: 50, Selector: sel("198.18.1.0/24", "198.18.2.0/24", ProtoUDP, AnyPorts, Ports(500, 500)), Action: ActionBypass, SA: NoSA},
+		{ID: 1, Dir: DirIn, Priority: 10, Selector: sel("0.0.0.0/0", "0.0.0.0/0", ProtoUDP, AnyPorts, Ports(500, 500)), Action: ActionBypass, SA: NoSA},
 	}
 	c, err := NewClassifier(pols, Defaults{Out: ActionBypass, In: ActionDiscard})
 	if err != nil {
@@ -85,21 +85,21 @@ func TestLookupOrderAndDefaults(t *testing.T) {
 // test trusts this classifier, so it must be right on its own.
 func TestLookupSelectors(t *testing.T) {
 	pols := []Policy{
-		{ID: 1, Dir: DirOut, Priority: 10, Selector: sel("198.18.1.0/24", "198.18.2.0/24", ProtoICMP, PortRange{8, 8}, PortRange{0, 0}), Action: ActionBypass, SA: NoSA},
-		{ID: 2, Dir: DirOut, Priority: 10, Selector: sel("198.18.1.0/24", "198.18.2.0/24", ProtoTCP, PortRange{1000, 2000}, PortRange{443, 445}), Action: ActionProtect, SA: 4},
-		{ID: 3, Dir: DirOut, Priority: 10, Selector: sel("2001:2:1::/64", "2001:2:2::/48", ProtoICMPv6, PortRange{128, 129}, AnyPort), Action: ActionBypass, SA: NoSA},
-		{ID: 4, Dir: DirOut, Priority: 10, Selector: sel("2001:2:1::/64", "2001:2::/32", 0, AnyPort, AnyPort), Action: ActionDiscard, SA: NoSA},
-		{ID: 5, Dir: DirOut, Priority: 20, Selector: sel("198.18.1.128/25", "0.0.0.0/0", 0, AnyPort, AnyPort), Action: ActionDiscard, SA: NoSA},
+		{ID: 1, Dir: DirOut, Priority: 10, Selector: sel("198.18.1.0/24", "198.18.2.0/24", ProtoICMP, Ports(8, 8), Ports(0, 0)), Action: ActionBypass, SA: NoSA},
+		{ID: 2, Dir: DirOut, Priority: 10, Selector: sel("198.18.1.0/24", "198.18.2.0/24", ProtoTCP, Ports(1000, 2000), Ports(443, 445)), Action: ActionProtect, SA: 4},
+		{ID: 3, Dir: DirOut, Priority: 10, Selector: sel("2001:2:1::/64", "2001:2:2::/48", ProtoICMPv6, Ports(128, 129), AnyPorts), Action: ActionBypass, SA: NoSA},
+		{ID: 4, Dir: DirOut, Priority: 10, Selector: sel("2001:2:1::/64", "2001:2::/32", 0, AnyPorts, AnyPorts), Action: ActionDiscard, SA: NoSA},
+		{ID: 5, Dir: DirOut, Priority: 20, Selector: sel("198.18.1.128/25", "0.0.0.0/0", 0, AnyPorts, AnyPorts), Action: ActionDiscard, SA: NoSA},
 	}
 	c, err := NewClassifier(pols, Defaults{Out: ActionBypass, In: ActionBypass})
 	if err != nil {
 		t.Fatal(err)
 	}
 	a := netip.MustParseAddr
-	v4 := func(src string, proto uint8, sp, dp uint16) Tuple {
+	v4 := func(src string, proto Proto, sp, dp uint16) Tuple {
 		return Tuple{Src: a(src), Dst: a("198.18.2.9"), Proto: proto, SrcPort: sp, DstPort: dp}
 	}
-	v6 := func(src, dst string, proto uint8, sp, dp uint16) Tuple {
+	v6 := func(src, dst string, proto Proto, sp, dp uint16) Tuple {
 		return Tuple{Src: a(src), Dst: a(dst), Proto: proto, SrcPort: sp, DstPort: dp}
 	}
 	for _, tc := range []struct {
