@@ -30,7 +30,7 @@ func (s Selector) Validate() error {
 		return fmt.Errorf("%w: source and destination prefixes are required", ErrBadSelector)
 	}
 	if s.Src.Addr().Is4() != s.Dst.Addr().Is4() {
-		return fmt.Errorf("%w: source %s and destination %s are of different families", ErrBadSelector, s.Src, s.Dst)
+		return fmt.Errorf("%w: source %s and destination %s are of different address families", ErrBadSelector, s.Src, s.Dst)
 	}
 	if s.Src.Addr().Is4In6() || s.Dst.Addr().Is4In6() {
 		return fmt.Errorf("%w: IPv4-mapped IPv6 prefixes are not supported", ErrBadSelector)
@@ -51,7 +51,7 @@ func (s Selector) Validate() error {
 				return fmt.Errorf("%w: ICMP type and code range over 0-255", ErrBadSelector)
 			}
 		default:
-			return fmt.Errorf("%w: protocol %s has no ports to select on (ports need tcp, udp, sctp, udplite or dccp; type and code need icmp or ipv6-icmp)",
+			return fmt.Errorf("%w: protocol %s has no ports to select on: ports need proto tcp, udp, sctp, udplite or dccp (type and code: icmp or ipv6-icmp)",
 				ErrBadSelector, s.Proto)
 		}
 	}

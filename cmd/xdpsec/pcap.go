@@ -19,8 +19,8 @@ import (
 	"github.com/google/gopacket/pcapgo"
 	"github.com/spf13/cobra"
 
-	"github.com/xdpsec/xdpsec/control/config"
 	"github.com/xdpsec/xdpsec/crypto/esp"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 //go:generate go test . -count=1 -run TestSampleCapture -update
@@ -164,11 +164,11 @@ func (a *App) runPcap(op, saName, inPath, outPath string) error {
 	bw := bufio.NewWriterSize(out, 1<<16)
 
 	sum := &pcapSummary{
-		Op: op, SA: csa.Name, SPI: csa.SPI.String(), Mode: string(csa.Mode), Algorithm: sa.Algorithm(),
+		Op: op, SA: csa.Name, SPI: csa.SPI.String(), Mode: csa.Mode.String(), Algorithm: sa.Algorithm(),
 		Input: inPath, Output: outPath, LinkType: src.linkName(),
 		FailedBy: map[string]int{}, SkippedBy: map[string]int{},
 	}
-	p := &pcapRun{op: op, sa: sa, transport: csa.Mode == config.ModeTransport, sa6: csa.Src.Is6(), sum: sum,
+	p := &pcapRun{op: op, sa: sa, transport: csa.Mode.Mode == ipsec.ModeTransport, sa6: csa.Src.Is6(), sum: sum,
 		buf: make([]byte, esp.Headroom+esp.MaxPacket+esp.Tailroom+int(csa.TFCPad)+64)}
 	w := pcapgo.NewWriter(bw)
 	if src.nanos() {

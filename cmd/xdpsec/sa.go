@@ -151,16 +151,16 @@ func printSA(w io.Writer, v *api.SAView, stats, showKeys bool) {
 	if e := v.Encap; e != nil {
 		fmt.Fprintf(w, "\tencap type %s sport %d dport %d addr 0.0.0.0\n", e.Type, e.Sport, e.Dport)
 	}
-	if v.Dir != sadb.DirUnspec {
-		fmt.Fprintf(w, "\tdir %s\n", v.Dir)
+	if v.Dir != nil {
+		fmt.Fprintf(w, "\tdir %s\n", *v.Dir)
 	}
 	name := v.Name
 	if name == "" {
 		name = "-"
 	}
 	fmt.Fprintf(w, "\tname %s index %d state %s", name, v.Index, v.State)
-	if v.Dir == sadb.DirUnspec && v.Direction != sadb.DirUnspec {
-		fmt.Fprintf(w, " direction %s", v.Direction) // what the card uses it for; no dir of its own
+	if v.Dir == nil && v.Direction != nil {
+		fmt.Fprintf(w, " direction %s", *v.Direction) // what the card uses it for; no dir of its own
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "\toffload %s\n", offloadText(v.OffloadState, v.Offload))

@@ -116,8 +116,8 @@ func printPolicy(w io.Writer, v *api.PolicyView) {
 		if t.Reqid != 0 {
 			fmt.Fprintf(w, " reqid %d", t.Reqid)
 		}
-		if t.Mode != nil {
-			fmt.Fprintf(w, " mode %s", *t.Mode)
+		if t.Mode != 0 {
+			fmt.Fprintf(w, " mode %s", t.Mode)
 		}
 		if t.SA != "" {
 			fmt.Fprintf(w, " sa %s", t.SA)

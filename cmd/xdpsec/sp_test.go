@@ -22,12 +22,13 @@ func TestSPCommands(t *testing.T) {
 			t.Errorf("sp list lacks %q:\n%s", want, out)
 		}
 	}
-	// SPD order: in before out; within a direction the lower priority first (block 0, web 50, lan-out 100).
+	// SPD order: out before in, as the card numbers them; within a direction the lower priority first
+	// (block 0, web 50, lan-out 100).
 	var l []api.PolicyView
 	if err := json.Unmarshal([]byte(d.ok(t, "sp", "list", "-o", "json")), &l); err != nil || len(l) != 4 {
 		t.Fatalf("sp list -o json: %v %d", err, len(l))
 	}
-	if l[0].Name != "ike" || l[1].Priority != 0 || l[2].Name != "web" || l[3].Name != "lan-out" {
+	if l[0].Priority != 0 || l[1].Name != "web" || l[2].Name != "lan-out" || l[3].Name != "ike" {
 		t.Fatalf("order: %s %s %s %s", l[0].Name, l[1].Name, l[2].Name, l[3].Name)
 	}
 	d.ok(t, strings.Fields("sp update src 198.18.3.0/24 dst 198.18.4.0/24 proto tcp dport 80 dir out priority 60 tmpl reqid 1 name web")...)

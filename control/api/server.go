@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/control/sadb"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // ErrInsecure is returned when the socket's directory or an existing file there could let another user
@@ -153,9 +154,27 @@ func newHandler(b Backend, log *slog.Logger, stop <-chan struct{}) http.Handler 
 	mux.HandleFunc("POST /v1/sa/delete", withBody(h, http.StatusOK, Backend.DeleteSA))
 	mux.HandleFunc("POST /v1/sa/flush", h.saFlush)
 	mux.HandleFunc("GET /v1/sp", h.spList)
-	mux.HandleFunc("POST /v1/sp", withBody(h, http.StatusCreated, Backend.AddPolicy))
-	mux.HandleFunc("PUT /v1/sp", withBody(h, http.StatusOK, Backend.UpdatePolicy))
-	mux.HandleFunc("POST /v1/sp/delete", withBody(h, http.StatusOK, Backend.DeletePolicy))
+	mux.HandleFunc("POST /v1/sp", withBody(h, http.StatusCreated, func(b Backend, in policyIn) (PolicyView, error) {
+		p, err := in.policy()
+		if err != nil {
+			return PolicyView{}, err
+		}
+		return b.AddPolicy(p)
+	}))
+	mux.HandleFunc("PUT /v1/sp", withBody(h, http.StatusOK, func(b Backend, in policyIn) (PolicyView, error) {
+		p, err := in.policy()
+		if err != nil {
+			return PolicyView{}, err
+		}
+		return b.UpdatePolicy(p)
+	}))
+	mux.HandleFunc("POST /v1/sp/delete", withBody(h, http.StatusOK, func(b Backend, in policyRefIn) (PolicyView, error) {
+		ref, err := in.ref()
+		if err != nil {
+			return PolicyView{}, err
+		}
+		return b.DeletePolicy(ref)
+	}))
 	mux.HandleFunc("POST /v1/sp/flush", h.spFlush)
 	mux.HandleFunc("GET /v1/stats", withContext(h, Backend.Stats))
 	mux.HandleFunc("GET /v1/monitor", h.monitor)
@@ -224,6 +243,42 @@ func (h *handler) spList(w http.ResponseWriter, _ *http.Request) {
 
 func (h *handler) spFlush(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, h.b.FlushPolicies())
+}
+
+// policyIn is a policy as a request carries it: its dir must be written, because the zero direction
+// is out, and a client that leaves it out must not install an outbound policy by accident.
+type policyIn struct {
+	sadb.Policy
+	Dir *ipsec.Dir `json:"dir"` // shadows Policy.Dir
+}
+
+func (in *policyIn) policy() (sadb.Policy, error) {
+	if in.Dir == nil {
+		return sadb.Policy{}, fmt.Errorf("%w: a policy needs its dir (in or out)", errBadRequest)
+	}
+	p := in.Policy
+	p.Dir = *in.Dir
+	return p, nil
+}
+
+// policyRefIn is a policy reference as a request carries it: a key names its dir, as policyIn does.
+type policyRefIn struct {
+	sadb.PolicyRef
+	Key *struct {
+		Dir *ipsec.Dir     `json:"dir"`
+		Sel ipsec.Selector `json:"sel"`
+	} `json:"key,omitempty"` // shadows PolicyRef.Key
+}
+
+func (in *policyRefIn) ref() (sadb.PolicyRef, error) {
+	r := in.PolicyRef
+	if k := in.Key; k != nil {
+		if k.Dir == nil {
+			return sadb.PolicyRef{}, fmt.Errorf("%w: a policy key needs its dir (in or out)", errBadRequest)
+		}
+		r.Key = &sadb.PolicyKey{Dir: *k.Dir, Sel: k.Sel}
+	}
+	return r, nil
 }
 
 // withBody serves a call that takes the request's JSON body: its answer with code, or the error.

@@ -10,6 +10,7 @@ import (
 	"github.com/xdpsec/xdpsec/control/events"
 	"github.com/xdpsec/xdpsec/control/offload"
 	"github.com/xdpsec/xdpsec/control/sadb"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // SAView is an SA as the API returns it: the SAD entry plus its offload state on every interface.
@@ -18,8 +19,8 @@ type SAView struct {
 	sadb.SAEntry
 	OffloadState []offload.IfaceState `json:"offload_state"`
 	// Direction is the direction the card uses the SA in: the SA's own dir, else in when it serves an
-	// inbound PROTECT policy, else out (offload.Engine.Direction). Empty for a deleted SA.
-	Direction sadb.Dir `json:"direction,omitempty"`
+	// inbound PROTECT policy, else out (offload.Engine.Direction). Absent for a deleted SA.
+	Direction *ipsec.Dir `json:"direction,omitempty"`
 }
 
 // PolicyView is a policy plus its offload state per interface.

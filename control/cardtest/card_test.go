@@ -26,6 +26,7 @@ import (
 	"github.com/xdpsec/xdpsec/control/sadb"
 	"github.com/xdpsec/xdpsec/hack/testbed"
 	"github.com/xdpsec/xdpsec/hack/testbed/pair"
+	"github.com/xdpsec/xdpsec/ipsec"
 	"github.com/xdpsec/xdpsec/loader"
 )
 
@@ -243,7 +244,7 @@ func TestRealCard(t *testing.T) {
 	// listed for the protected side only: refused on both and absent from the card's table, so
 	// nothing can be encrypted or decrypted with it.
 	listed := sadb.SA{Name: "listed", SPI: 0x5001, Src: testbed.GW1WANAddr4, Dst: netip.MustParseAddr("198.18.0.99"),
-		Mode: sadb.ModeTunnel, AEAD: &sadb.Algorithm{Name: testbed.AlgAESGCM, Key: make(sadb.Key, 20), Bits: 128},
+		Mode: ipsec.ModeTunnel, AEAD: &sadb.Algorithm{Name: testbed.AlgAESGCM, Key: make(sadb.Key, 20), Bits: 128},
 		ReplayWindow: 128, Offload: []string{testbed.GW1WAN}}
 	lanOnly := listed
 	lanOnly.Name, lanOnly.SPI, lanOnly.Offload = "lan-only", 0x5002, []string{testbed.GW1LAN}
@@ -500,7 +501,7 @@ func rekeyUnderTraffic(ctx context.Context, t *testing.T, tb *testbed.Testbed, g
 	for i := range key {
 		key[i] = byte(0xa0 + i)
 	}
-	next := sadb.SA{Name: "v4-gw1-to-gw2-new", SPI: 0x7001, Src: old.Src, Dst: old.Dst, Mode: sadb.ModeTunnel,
+	next := sadb.SA{Name: "v4-gw1-to-gw2-new", SPI: 0x7001, Src: old.Src, Dst: old.Dst, Mode: ipsec.ModeTunnel,
 		Reqid: reqid, AEAD: &sadb.Algorithm{Name: testbed.AlgAESGCM, Key: key, Bits: 128}, ReplayWindow: 128}
 	pingDone := make(chan string, 1)
 	go func() {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // Config is one xdpsec configuration file: one instance of the gateway, its
@@ -117,29 +119,35 @@ type Daemon struct {
 	Metrics string `yaml:"metrics" json:"metrics,omitempty"`
 }
 
-// DefaultVerdict is what happens to traffic no policy matches, per direction.
+// DefaultVerdict is what happens to traffic no policy matches, per direction: bypass (the default)
+// or discard.
 type DefaultVerdict struct {
-	In  Verdict `yaml:"in" json:"in"`
-	Out Verdict `yaml:"out" json:"out"`
+	In  Action `yaml:"in" json:"in"`
+	Out Action `yaml:"out" json:"out"`
+}
+
+// Defaults are the verdicts as the card takes them.
+func (d DefaultVerdict) Defaults() ipsec.Defaults {
+	return ipsec.Defaults{Out: d.Out.Action, In: d.In.Action}
 }
 
 // Policy is one SPD entry (RFC 4301 §4.4.1): selectors, a direction, a
 // priority (lower wins, as in ip xfrm) and an action. A protect policy names
 // the SA it uses (out) or expects traffic through (in), by name or by reqid.
 type Policy struct {
-	Name     string    `yaml:"name" json:"name"`
-	Dir      Dir       `yaml:"dir" json:"dir"`
-	Src      Prefix    `yaml:"src" json:"src"`
-	Dst      Prefix    `yaml:"dst" json:"dst"`
-	Proto    Proto     `yaml:"proto" json:"proto"`
-	Sport    PortRange `yaml:"sport" json:"sport"`
-	Dport    PortRange `yaml:"dport" json:"dport"`
-	ICMPType *uint8    `yaml:"icmp_type" json:"icmp_type,omitempty"`
-	ICMPCode *uint8    `yaml:"icmp_code" json:"icmp_code,omitempty"`
-	Priority uint32    `yaml:"priority" json:"priority"`
-	Action   Action    `yaml:"action" json:"action"`
-	SA       string    `yaml:"sa" json:"sa,omitempty"`
-	Reqid    uint32    `yaml:"reqid" json:"reqid,omitempty"`
+	Name     string `yaml:"name" json:"name"`
+	Dir      Dir    `yaml:"dir" json:"dir"`
+	Src      Prefix `yaml:"src" json:"src"`
+	Dst      Prefix `yaml:"dst" json:"dst"`
+	Proto    Proto  `yaml:"proto" json:"proto"`
+	Sport    Ports  `yaml:"sport" json:"sport"`
+	Dport    Ports  `yaml:"dport" json:"dport"`
+	ICMPType *uint8 `yaml:"icmp_type" json:"icmp_type,omitempty"`
+	ICMPCode *uint8 `yaml:"icmp_code" json:"icmp_code,omitempty"`
+	Priority uint32 `yaml:"priority" json:"priority"`
+	Action   Action `yaml:"action" json:"action"`
+	SA       string `yaml:"sa" json:"sa,omitempty"`
+	Reqid    uint32 `yaml:"reqid" json:"reqid,omitempty"`
 	// Offload lists the interfaces this policy may be offloaded to; empty
 	// means every interface of the instance.
 	Offload []string `yaml:"offload" json:"offload,omitempty"`
@@ -336,12 +344,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.Daemon.PollInterval.Duration == 0 {
 		c.Daemon.PollInterval.Duration = DefaultPollInterval
-	}
-	if c.DefaultVerdict.In == "" {
-		c.DefaultVerdict.In = VerdictBypass
-	}
-	if c.DefaultVerdict.Out == "" {
-		c.DefaultVerdict.Out = VerdictBypass
 	}
 	for i := range c.SAs {
 		c.SAs[i].setDefaults()

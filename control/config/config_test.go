@@ -16,6 +16,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/xdpsec/xdpsec/control/sadb"
 	"github.com/xdpsec/xdpsec/crypto/esp"
 )
 
@@ -66,7 +67,7 @@ func TestDocExample(t *testing.T) {
 		t.Fatalf("encap ports not defaulted: %+v", enc)
 	}
 	p := c.Policy("high-ports")
-	if p.Proto != ProtoTCP || p.Dport != (PortRange{1024, 65535}) || !p.Sport.Any() {
+	if p.Proto.Proto != ipsec.ProtoTCP || p.Dport.PortRange != ipsec.Ports(1024, 65535) || !p.Sport.IsAny() {
 		t.Fatalf("high-ports decoded wrong: %+v", p)
 	}
 	if ping := c.Policy("no-ping"); ping.ICMPType == nil || *ping.ICMPType != 8 || ping.ICMPCode != nil {
@@ -98,7 +99,7 @@ sas:
 	sa := c.SAs[0]
 	if c.Instance != DefaultInstance || c.Capacities.SAs != DefaultSAs || c.Capacities.FlowCache != DefaultFlowCache ||
 		c.Dataplane.UMEMFrames != DefaultUMEMFrames || c.Dataplane.XDPMode != XDPAuto ||
-		c.Daemon.Socket != "/run/xdpsec/xdpsec.sock" || c.DefaultVerdict.In != VerdictBypass || c.DefaultVerdict.Out != VerdictBypass ||
+		c.Daemon.Socket != "/run/xdpsec/xdpsec.sock" || c.DefaultVerdict.In.Action != ipsec.ActionBypass || c.DefaultVerdict.Out.Action != ipsec.ActionBypass ||
 		sa.Window() != DefaultReplayWindow || sa.TTL != DefaultTTL || sa.DF != DFCopy || sa.Auth.TruncBits != 128 {
 		t.Fatalf("defaults not applied: %+v", c)
 	}
@@ -153,7 +154,7 @@ func TestErrors(t *testing.T) {
 		{"odd key", "sas:\n  - name: x\n    aead: {alg: aes-gcm, key: 0x123}\n", ErrInvalid, []string{"odd number"}},
 		{"key without 0x", "sas:\n  - name: x\n    aead: {alg: aes-gcm, key: \"0102\"}\n", ErrInvalid, []string{"want 0x"}},
 		{"bad address", "sas:\n  - name: x\n    src: 198.18.0.300\n", ErrInvalid, []string{"bad.yaml:3:", "198.18.0.300"}},
-		{"bad mode", "sas:\n  - name: x\n    mode: tunel\n", ErrInvalid, []string{"bad.yaml:3:", `"tunel"`, "tunnel, transport"}},
+		{"bad mode", "sas:\n  - name: x\n    mode: tunel\n", ErrInvalid, []string{"bad.yaml:3:", `"tunel"`, "tunnel or transport"}},
 		{"wrong type", "sas:\n  - name: x\n    esn: maybe\n", ErrInvalid, []string{"bad.yaml:3:", `sa "x"`, "esn", "true or false"}},
 		{"number out of range", "sas:\n  - name: x\n    ttl: 300\n", ErrInvalid, []string{"bad.yaml:3:", "ttl", "0-255"}},
 		{"missing name", "sas:\n  - {spi: 0x1001, src: 198.18.0.1, dst: 198.18.0.2, mode: tunnel, aead: {alg: aes-gcm, key: \"" + gcmKey + "\"}}\n",
@@ -212,7 +213,8 @@ func TestErrors(t *testing.T) {
 		{"socket", "daemon: {socket: run/x.sock}\n", ErrInvalid, []string{"daemon.socket"}},
 		{"metrics", "daemon: {metrics: 9585}\n", ErrInvalid, []string{"daemon.metrics"}},
 		{"poll interval", "daemon: {poll_interval: soon}\n", ErrInvalid, []string{"duration"}},
-		{"verdict", "default_verdict: {in: drop}\n", ErrInvalid, []string{"bypass, discard"}},
+		{"verdict", "default_verdict: {in: reject}\n", ErrInvalid, []string{"bad.yaml:1:", `"reject"`, "bypass or discard"}},
+		{"verdict protect", "default_verdict: {out: protect}\n", ErrInvalid, []string{"default_verdict.out", "bypass or discard"}},
 
 		{"policy unknown sa", "sas:\n  - " + okSA + "\npolicies:\n  - {name: p, dir: out, src: 198.18.1.0/24, dst: 198.18.2.0/24, action: protect, sa: nope}\n",
 			ErrUnknownSA, []string{"bad.yaml:4:", `policy "p"`, "sa", `"nope"`}},
@@ -238,7 +240,7 @@ func TestErrors(t *testing.T) {
 		{"policy bad name", "policies:\n  - {name: \"-p\", dir: in, src: 198.18.1.0/24, dst: 198.18.2.0/24, action: bypass}\n", ErrInvalid, []string{"name", `"-p"`}},
 		{"policy icmp code out of range", "policies:\n  - {name: p, proto: icmp, icmp_code: 256}\n", ErrInvalid, []string{"bad.yaml:2:", `policy "p"`, "0-255"}},
 		{"policy bad dir", "policies:\n  - {name: p, dir: fwd}\n", ErrInvalid, []string{`"fwd"`}},
-		{"policy bad action", "policies:\n  - {name: p, action: allow}\n", ErrInvalid, []string{`"allow"`}},
+		{"policy bad action", "policies:\n  - {name: p, action: allowed}\n", ErrInvalid, []string{`"allowed"`}},
 		{"policy bad proto", "policies:\n  - {name: p, proto: tcpp}\n", ErrInvalid, []string{`"tcpp"`}},
 		{"policy port backwards", "policies:\n  - {name: p, proto: tcp, dport: 2000-1000}\n", ErrInvalid, []string{"backwards"}},
 		{"policy port syntax", "policies:\n  - {name: p, proto: tcp, dport: 80-}\n", ErrInvalid, []string{"1000-2000"}},
@@ -526,5 +528,31 @@ func TestDiff(t *testing.T) {
 	}
 	if d.SAs[0].Old != old.SA("gw1-to-gw2") || d.SAs[0].New != nw.SA("gw1-to-gw2") {
 		t.Fatal("Old/New do not point into the configurations")
+	}
+}
+
+// TestPortsAgreeWithSPD: the config accepts a port on exactly the protocols the SPD (and the card)
+// accept one on, so no file passes Parse and then fails in the SPD. A DCCP policy with a port used to.
+func TestPortsAgreeWithSPD(t *testing.T) {
+	for p := range 256 {
+		file := fmt.Sprintf("policies:\n  - {name: p, dir: out, src: 198.18.1.0/24, dst: 198.18.2.0/24, proto: %d, dport: 5000, action: bypass}\n", p)
+		c, perr := Parse("p.yaml", []byte(file))
+		var serr error
+		if perr == nil {
+			_, serr = sadb.New(sadb.Options{}).AddPolicy(c.Policies[0].SADB())
+		}
+		switch proto := ipsec.Proto(p); {
+		case proto.HasPorts() && (perr != nil || serr != nil):
+			t.Errorf("proto %s with a port: config %v, SPD %v", proto, perr, serr)
+		case !proto.HasPorts() && perr == nil:
+			t.Errorf("proto %s with a port: the config accepts it (SPD: %v)", proto, serr)
+		}
+	}
+	c, err := Parse("p.yaml", []byte("policies:\n  - {name: p, dir: in, src: 198.18.1.0/24, dst: 198.18.2.0/24, proto: dccp, dport: 5000-5001, action: discard}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := sadb.New(sadb.Options{}).AddPolicy(c.Policies[0].SADB()); err != nil || e.Sel.DstPorts != ipsec.Ports(5000, 5001) {
+		t.Fatalf("dccp dport 5000-5001: %+v, %v", e.Sel, err)
 	}
 }

@@ -1,95 +1,72 @@
 package config
 
 import (
-	"fmt"
-
+	"github.com/xdpsec/xdpsec/control/sadb"
 	"github.com/xdpsec/xdpsec/crypto/esp"
 	"github.com/xdpsec/xdpsec/ipsec"
 )
 
-// ESPParams converts the SA to the ESP engine's parameters. The key slices in
-// the result share the SA's key bytes (esp.New copies what it keeps), so do
-// not use the Params after the SA's keys are wiped.
-func (s *SA) ESPParams() (esp.Params, error) {
-	p := esp.Params{
-		SPI:          uint32(s.SPI),
-		Src:          s.Src.Addr,
-		Dst:          s.Dst.Addr,
-		ESN:          s.ESN,
-		ReplayWindow: s.Window(),
-		Seq:          s.Seq,
-		TTL:          s.TTL,
-		TFCPadTo:     s.TFCPad,
+// SADB is the SA as the SAD takes it. The key slices share the config's bytes (the store copies them
+// on add; sadb.SA.ESPParams, the one conversion to the ESP engine's parameters, shares them too): do
+// not use the result after the config's keys are wiped.
+func (s *SA) SADB() sadb.SA {
+	sa := sadb.SA{
+		Name: s.Name, SPI: uint32(s.SPI), Src: s.Src.Addr, Dst: s.Dst.Addr, Proto: ipsec.ProtoESP, Mode: s.Mode.Mode,
+		Reqid: s.Reqid, ESN: s.ESN, ReplayWindow: s.Window(), Seq: s.Seq,
+		Limits: sadb.Lifetime{
+			SoftBytes: s.Lifetime.SoftBytes, HardBytes: s.Lifetime.HardBytes,
+			SoftPackets: s.Lifetime.SoftPackets, HardPackets: s.Lifetime.HardPackets,
+			SoftAddSeconds: s.Lifetime.SoftAddSeconds, HardAddSeconds: s.Lifetime.HardAddSeconds,
+			SoftUseSeconds: s.Lifetime.SoftUseSeconds, HardUseSeconds: s.Lifetime.HardUseSeconds,
+		},
+		Offload: append([]string(nil), s.Offload...),
+		TTL:     s.TTL, DF: string(s.DF), TFCPad: s.TFCPad,
 	}
-	var err error
-	if s.Mode != "" {
-		if p.Mode, err = ipsec.ParseMode(string(s.Mode)); err != nil {
-			return esp.Params{}, fmt.Errorf("convert sa %q: %w", s.Name, err)
-		}
+	if a := s.AEAD; a != nil {
+		sa.AEAD = &sadb.Algorithm{Name: a.Alg, Key: a.Key.Bytes(), Bits: int(a.ICVBits)}
 	}
-	if p.DF, err = esp.ParseDFPolicy(string(s.DF)); err != nil {
-		return esp.Params{}, fmt.Errorf("convert sa %q: %w", s.Name, err)
+	if a := s.Enc; a != nil {
+		sa.Enc = &sadb.Algorithm{Name: a.Alg, Key: a.Key.Bytes()}
 	}
-	if s.AEAD != nil {
-		p.AEAD = esp.AEADAlg{Name: s.AEAD.Alg, Key: s.AEAD.Key.Bytes(), ICVBits: int(s.AEAD.ICVBits)}
+	if a := s.Auth; a != nil {
+		sa.Auth = &sadb.Algorithm{Name: a.Alg, Key: a.Key.Bytes(), Bits: int(a.TruncBits)}
 	}
-	if s.Enc != nil {
-		p.Enc = esp.EncAlg{Name: s.Enc.Alg, Key: s.Enc.Key.Bytes()}
+	if e := s.Encap; e != nil {
+		sa.Encap = &sadb.Encap{Type: string(e.Type), Sport: e.Sport, Dport: e.Dport}
 	}
-	if s.Auth != nil {
-		p.Auth = esp.AuthAlg{Name: s.Auth.Alg, Key: s.Auth.Key.Bytes(), TruncBits: int(s.Auth.TruncBits)}
-	}
-	if s.Encap != nil {
-		p.UDPEncap = &esp.UDPEncap{SrcPort: s.Encap.Sport, DstPort: s.Encap.Dport}
-	}
-	return p, nil
+	return sa
 }
 
-// Selector converts the policy's selector fields to the SPD's selector. For
-// ICMP the type and code travel in the port ranges, as in Linux's
-// xfrm_selector (source = type, destination = code).
+// ESPParams are the ESP engine's parameters for the SA, as the SAD builds them (sadb.SA.ESPParams):
+// the key slices share the config's bytes.
+func (s *SA) ESPParams() (esp.Params, error) {
+	sa := s.SADB()
+	return sa.ESPParams()
+}
+
+// Selector is the policy's traffic selector. For ICMP the type and code travel in the port ranges, as
+// in Linux's xfrm_selector (source = type, destination = code).
 func (p *Policy) Selector() ipsec.Selector {
-	sel := ipsec.Selector{
-		Src:      p.Src.Prefix,
-		Dst:      p.Dst.Prefix,
-		Proto:    ipsec.Proto(p.Proto),
-		SrcPorts: p.Sport.spd(),
-		DstPorts: p.Dport.spd(),
-	}
+	sel := ipsec.Selector{Src: p.Src.Prefix, Dst: p.Dst.Prefix, Proto: p.Proto.Proto,
+		SrcPorts: p.Sport.PortRange, DstPorts: p.Dport.PortRange}
 	if p.Proto.IsICMP() {
 		sel.SrcPorts, sel.DstPorts = ipsec.AnyPorts, ipsec.AnyPorts
 		if p.ICMPType != nil {
-			sel.SrcPorts = ipsec.Ports(uint16(*p.ICMPType), uint16(*p.ICMPType))
+			sel.SrcPorts = ipsec.Port(uint16(*p.ICMPType))
 		}
 		if p.ICMPCode != nil {
-			sel.DstPorts = ipsec.Ports(uint16(*p.ICMPCode), uint16(*p.ICMPCode))
+			sel.DstPorts = ipsec.Port(uint16(*p.ICMPCode))
 		}
 	}
 	return sel
 }
 
-func (r PortRange) spd() ipsec.PortRange {
-	if r.Any() {
-		return ipsec.AnyPorts
+// SADB is the policy as the SPD takes it.
+func (p *Policy) SADB() sadb.Policy {
+	sp := sadb.Policy{Name: p.Name, Dir: p.Dir.Dir, Sel: p.Selector(), Priority: p.Priority, Action: p.Action.Action,
+		Offload: append([]string(nil), p.Offload...)}
+	if p.Action.Action == ipsec.ActionProtect {
+		sp.Tmpl = &sadb.Tmpl{SA: p.SA, Reqid: p.Reqid}
 	}
-	return ipsec.Ports(r.Lo, r.Hi)
-}
-
-// SPDDir is the policy's direction in the SPD's terms.
-func (p *Policy) SPDDir() ipsec.Dir {
-	if p.Dir == DirIn {
-		return ipsec.DirIn
-	}
-	return ipsec.DirOut
-}
-
-// SPDAction is the policy's action in the SPD's terms.
-func (p *Policy) SPDAction() ipsec.Action {
-	switch p.Action {
-	case ActionProtect:
-		return ipsec.ActionProtect
-	case ActionDiscard:
-		return ipsec.ActionDiscard
-	}
-	return ipsec.ActionBypass
+	return sp
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"crypto/subtle"
+	"encoding"
 	"encoding/hex"
 	"fmt"
 	"net/netip"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // The scalar types below parse their YAML text themselves, from the node's raw
@@ -235,139 +238,85 @@ func (p *Prefix) UnmarshalYAML(n *yaml.Node) error {
 // MarshalText prints the prefix.
 func (p Prefix) MarshalText() ([]byte, error) { return p.Prefix.MarshalText() }
 
-// PortRange is a port or an inclusive range "1000-2000". The zero value
-// (field omitted) matches any port.
-type PortRange struct{ Lo, Hi uint16 }
+// The vocabulary of package ipsec as the file writes it. Each adapter is the ipsec value itself
+// (embedded) read from one YAML scalar by that value's own parser, so the file, the API and the CLI
+// accept the same words, and a bad one is reported with its line like every other field — which
+// yaml.v3 does not do for a plain encoding.TextUnmarshaler (it stops at the first such error and
+// loses the line). The leaf package cannot know yaml.v3: these adapters are the bridge, with no
+// values, names or rules of their own.
 
-// Any reports whether the range matches every port.
-func (r PortRange) Any() bool { return r == PortRange{} || (r.Lo == 0 && r.Hi == 65535) }
-
-// Contains reports whether port p is in the range.
-func (r PortRange) Contains(p uint16) bool { return r.Any() || (r.Lo <= p && p <= r.Hi) }
-
-// String prints "any", "53" or "1000-2000".
-func (r PortRange) String() string {
-	switch {
-	case r.Any():
-		return "any"
-	case r.Lo == r.Hi:
-		return strconv.Itoa(int(r.Lo))
-	}
-	return fmt.Sprintf("%d-%d", r.Lo, r.Hi)
-}
-
-// MarshalText prints the range as it is written in the file.
-func (r PortRange) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
-
-// ParsePortRange reads "53", "1000-2000" or "any".
-func ParsePortRange(s string) (PortRange, error) {
-	if s == "any" {
-		return PortRange{}, nil
-	}
-	lo, hi, isRange := strings.Cut(s, "-")
-	l, err := strconv.ParseUint(strings.TrimSpace(lo), 10, 16)
-	if err != nil {
-		return PortRange{}, fmt.Errorf("want a port 1-65535 or a range like 1000-2000")
-	}
-	h := l
-	if isRange {
-		if h, err = strconv.ParseUint(strings.TrimSpace(hi), 10, 16); err != nil {
-			return PortRange{}, fmt.Errorf("want a port 1-65535 or a range like 1000-2000")
-		}
-		if l > h {
-			return PortRange{}, fmt.Errorf("range runs backwards (%d > %d)", l, h)
-		}
-	} else if l == 0 {
-		return PortRange{}, fmt.Errorf("port 0 is not a port; omit the field to match any port")
-	}
-	return PortRange{Lo: uint16(l), Hi: uint16(h)}, nil
-}
-
-// UnmarshalYAML implements yaml.Unmarshaler.
-func (r *PortRange) UnmarshalYAML(n *yaml.Node) error {
-	v, err := scalar(n, "port")
+// word reads the scalar n into v with v's own parser.
+func word(n *yaml.Node, what string, v encoding.TextUnmarshaler) error {
+	s, err := scalar(n, what)
 	if err != nil {
 		return err
 	}
-	pr, err := ParsePortRange(v)
-	if err != nil {
-		return typeErr(n, "port %q: %v", v, err)
+	if err := v.UnmarshalText([]byte(s)); err != nil {
+		// The parser's message ("parse dir \"x\": want …") names the value; the file names the field.
+		msg := err.Error()
+		if _, after, ok := strings.Cut(msg, strconv.Quote(s)+": "); ok {
+			msg = after
+		}
+		return typeErr(n, "%s %q: %s", what, s, msg)
 	}
-	*r = pr
 	return nil
 }
 
-// Proto is an IP protocol number as a selector; 0 means any, as in xfrm.
-type Proto uint8
-
-// Protocol numbers the selectors name (IANA "Assigned Internet Protocol Numbers").
-const (
-	ProtoAny    Proto = 0
-	ProtoICMP   Proto = 1
-	ProtoTCP    Proto = 6
-	ProtoUDP    Proto = 17
-	ProtoICMPv6 Proto = 58
-	ProtoSCTP   Proto = 132
-)
-
-var protoNames = map[string]Proto{
-	"any": ProtoAny, "icmp": ProtoICMP, "tcp": ProtoTCP, "udp": ProtoUDP,
-	"ipv6-icmp": ProtoICMPv6, "icmpv6": ProtoICMPv6, "sctp": ProtoSCTP,
+// Dir is a policy's dir. Set tells a written field from an absent one, whose zero value would read
+// as out.
+type Dir struct {
+	ipsec.Dir
+	Set bool `yaml:"-" json:"-"`
 }
 
-// HasPorts reports whether the protocol carries ports a selector can match.
-func (p Proto) HasPorts() bool { return p == ProtoTCP || p == ProtoUDP || p == ProtoSCTP }
-
-// IsICMP reports whether the protocol carries an ICMP type and code.
-func (p Proto) IsICMP() bool { return p == ProtoICMP || p == ProtoICMPv6 }
-
-// String prints the name used in the file.
-func (p Proto) String() string {
-	switch p {
-	case ProtoAny:
-		return "any"
-	case ProtoICMP:
-		return "icmp"
-	case ProtoTCP:
-		return "tcp"
-	case ProtoUDP:
-		return "udp"
-	case ProtoICMPv6:
-		return "ipv6-icmp"
-	case ProtoSCTP:
-		return "sctp"
-	}
-	return strconv.Itoa(int(p))
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Dir) UnmarshalYAML(n *yaml.Node) error {
+	d.Set = true
+	return word(n, "dir", &d.Dir)
 }
 
-// MarshalText prints the protocol as it is written in the file.
-func (p Proto) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
-
-// ParseProto reads a protocol name or number 0-255.
-func ParseProto(s string) (Proto, error) {
-	if p, ok := protoNames[strings.ToLower(s)]; ok {
-		return p, nil
-	}
-	u, err := strconv.ParseUint(s, 10, 8)
-	if err != nil {
-		return 0, fmt.Errorf("want any, tcp, udp, icmp, ipv6-icmp, sctp or a number 0-255")
-	}
-	return Proto(u), nil
+// Action is a policy's action, or a default verdict. Set tells a written field from an absent one,
+// whose zero value would read as bypass.
+type Action struct {
+	ipsec.Action
+	Set bool `yaml:"-" json:"-"`
 }
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (a *Action) UnmarshalYAML(n *yaml.Node) error {
+	a.Set = true
+	return word(n, "action", &a.Action)
+}
+
+// Mode is an SA's mode; absent, it is ipsec's unspecified mode.
+type Mode struct{ ipsec.Mode }
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (m *Mode) UnmarshalYAML(n *yaml.Node) error { return word(n, "mode", &m.Mode) }
+
+// Proto is a selector's protocol, by name or number; absent, any.
+type Proto struct{ ipsec.Proto }
 
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (p *Proto) UnmarshalYAML(n *yaml.Node) error {
-	v, err := scalar(n, "proto")
+	s, err := scalar(n, "proto")
 	if err != nil {
 		return err
 	}
-	pp, err := ParseProto(v)
-	if err != nil {
-		return typeErr(n, "proto %q: %v", v, err)
+	if p.Proto, err = ipsec.ParseProto(s); err != nil {
+		return typeErr(n, "proto %q: want a name (any, tcp, udp, icmp, ipv6-icmp, sctp, udplite, dccp, …) or a number 0-255", s)
 	}
-	*p = pp
 	return nil
 }
+
+// MarshalText prints the protocol's name, as the file writes it.
+func (p Proto) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// Ports is a selector's port range: "53", "1000-2000" or "any"; absent, any port.
+type Ports struct{ ipsec.PortRange }
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (r *Ports) UnmarshalYAML(n *yaml.Node) error { return word(n, "port", &r.PortRange) }
 
 // enum reads one of a fixed set of words.
 func enum(n *yaml.Node, what string, allowed ...string) (string, error) {
@@ -381,71 +330,6 @@ func enum(n *yaml.Node, what string, allowed ...string) (string, error) {
 		}
 	}
 	return "", typeErr(n, "%s %q: want %s", what, v, strings.Join(allowed, ", "))
-}
-
-// Dir is a policy's direction.
-type Dir string
-
-// Directions of policies, as ip xfrm spells them.
-const (
-	DirIn  Dir = "in"
-	DirOut Dir = "out"
-)
-
-// UnmarshalYAML implements yaml.Unmarshaler.
-func (d *Dir) UnmarshalYAML(n *yaml.Node) error {
-	v, err := enum(n, "dir", "in", "out")
-	*d = Dir(v)
-	return err
-}
-
-// Action is what a policy does with matching traffic (RFC 4301 §4.4.1).
-type Action string
-
-// Policy actions.
-const (
-	ActionProtect Action = "protect"
-	ActionBypass  Action = "bypass"
-	ActionDiscard Action = "discard"
-)
-
-// UnmarshalYAML implements yaml.Unmarshaler.
-func (a *Action) UnmarshalYAML(n *yaml.Node) error {
-	v, err := enum(n, "action", "protect", "bypass", "discard")
-	*a = Action(v)
-	return err
-}
-
-// Verdict is what happens to traffic that no policy matches.
-type Verdict string
-
-// Default verdicts.
-const (
-	VerdictBypass  Verdict = "bypass"
-	VerdictDiscard Verdict = "discard"
-)
-
-// UnmarshalYAML implements yaml.Unmarshaler.
-func (v *Verdict) UnmarshalYAML(n *yaml.Node) error {
-	s, err := enum(n, "verdict", "bypass", "discard")
-	*v = Verdict(s)
-	return err
-}
-
-// Mode is an SA's ESP mode.
-type Mode string
-
-// ESP modes.
-const (
-	ModeTunnel    Mode = "tunnel"
-	ModeTransport Mode = "transport"
-)
-
-// UnmarshalYAML implements yaml.Unmarshaler.
-func (m *Mode) UnmarshalYAML(n *yaml.Node) error {
-	v, err := enum(n, "mode", "tunnel", "transport")
-	*m = Mode(v)
-	return err
 }
 
 // DF is the outer IPv4 header's Don't-Fragment policy in tunnel mode

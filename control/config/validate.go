@@ -121,6 +121,14 @@ func (v *validator) topLevel() {
 	if !filepath.IsAbs(c.Daemon.Socket) {
 		v.top("daemon.socket", invalid("%q: want an absolute path", c.Daemon.Socket))
 	}
+	for _, d := range []struct {
+		field string
+		a     ipsec.Action
+	}{{"default_verdict.in", c.DefaultVerdict.In.Action}, {"default_verdict.out", c.DefaultVerdict.Out.Action}} {
+		if d.a != ipsec.ActionBypass && d.a != ipsec.ActionDiscard {
+			v.top(d.field, invalid("%s: want bypass or discard (there is no SA to protect with)", d.a))
+		}
+	}
 	if m := c.Daemon.Metrics; m != "" {
 		if _, port, err := net.SplitHostPort(m); err != nil || port == "" {
 			v.top("daemon.metrics", invalid("%q: want host:port, like 127.0.0.1:9585", m))
@@ -167,7 +175,7 @@ func (v *validator) checkSA(i int) {
 	if s.Src.IsValid() && s.Dst.IsValid() && s.Src.Is4() != s.Dst.Is4() {
 		mark("dst", fmt.Errorf("%w: dst %s and src %s", ErrFamilyMismatch, s.Dst, s.Src))
 	}
-	if s.Mode == "" {
+	if s.Mode.Mode == 0 {
 		mark("mode", ErrMissing)
 	}
 	switch {
@@ -193,7 +201,7 @@ func (v *validator) checkSA(i int) {
 	if s.Encap != nil && s.Encap.Type == "" {
 		mark("encap.type", ErrMissing)
 	}
-	if s.Mode == ModeTransport && s.TFCPad != 0 {
+	if s.Mode.Mode == ipsec.ModeTransport && s.TFCPad != 0 {
 		mark("tfc_pad", invalid("traffic flow confidentiality padding needs tunnel mode (RFC 4303 §2.7)"))
 	}
 	lt := s.Lifetime
@@ -307,10 +315,13 @@ func (v *validator) checkPolicy(i int) {
 	} else if !nameRE.MatchString(p.Name) {
 		report("name", invalid("%q: want letters, digits, '-', '_', '.' or ':' (at most 64)", p.Name))
 	}
-	if p.Dir == "" {
+	switch {
+	case !p.Dir.Set:
 		report("dir", ErrMissing)
+	case !p.Dir.OnCard():
+		report("dir", invalid("%q: the card has no forward tables; forwarded traffic is what in and out policies select", p.Dir))
 	}
-	if p.Action == "" {
+	if !p.Action.Set {
 		report("action", ErrMissing)
 	}
 	if !p.Src.IsValid() {
@@ -326,17 +337,22 @@ func (v *validator) checkPolicy(i int) {
 	}
 	is4 := p.Src.Addr().Is4()
 	switch {
-	case familyKnown && p.Proto == ProtoICMP && !is4:
+	case familyKnown && p.Proto.Proto == ipsec.ProtoICMP && !is4:
 		report("proto", fmt.Errorf("%w: icmp is IPv4's; IPv6 selectors use ipv6-icmp", ErrFamilyMismatch))
-	case familyKnown && p.Proto == ProtoICMPv6 && is4:
+	case familyKnown && p.Proto.Proto == ipsec.ProtoICMPv6 && is4:
 		report("proto", fmt.Errorf("%w: ipv6-icmp is IPv6's; IPv4 selectors use icmp", ErrFamilyMismatch))
 	}
 	for _, pr := range []struct {
 		field string
-		r     PortRange
-	}{{"sport", p.Sport}, {"dport", p.Dport}} {
-		if !pr.r.Any() && !ipsec.Proto(p.Proto).HasPorts() {
+		r     ipsec.PortRange
+	}{{"sport", p.Sport.PortRange}, {"dport", p.Dport.PortRange}} {
+		switch {
+		case pr.r.IsAny():
+		case !p.Proto.HasPorts():
+			// ICMP's type and code have fields of their own (icmp_type, icmp_code).
 			report(pr.field, invalid("proto %s has no ports; ports need tcp, udp, sctp, dccp or udplite", p.Proto))
+		case pr.r == ipsec.Port(0):
+			report(pr.field, invalid("port 0 is not a port; omit the field to match any port"))
 		}
 	}
 	for _, ic := range []struct {
@@ -350,12 +366,12 @@ func (v *validator) checkPolicy(i int) {
 	v.checkOffload(p.Offload, report)
 
 	hasSA := p.SA != "" || p.Reqid != 0
-	switch p.Action {
-	case ActionProtect:
+	switch p.Action.Action {
+	case ipsec.ActionProtect:
 		if !hasSA {
 			report("sa", fmt.Errorf("%w: a protect policy names its sa or reqid", ErrMissing))
 		}
-	case ActionBypass, ActionDiscard:
+	case ipsec.ActionBypass, ipsec.ActionDiscard:
 		if hasSA {
 			field := "sa"
 			if p.SA == "" {
@@ -378,7 +394,7 @@ func (v *validator) checkPolicy(i int) {
 	if p.Reqid != 0 && sa.Reqid != p.Reqid {
 		report("reqid", fmt.Errorf("%w: reqid %d but sa %q has reqid %d", ErrConflict, p.Reqid, p.SA, sa.Reqid))
 	}
-	if familyKnown && sa.Mode == ModeTransport && sa.Src.IsValid() && sa.Src.Is4() != is4 {
+	if familyKnown && sa.Mode.Mode == ipsec.ModeTransport && sa.Src.IsValid() && sa.Src.Is4() != is4 {
 		report("sa", fmt.Errorf("%w: transport-mode sa %q is %s, the selector is %s", ErrFamilyMismatch, p.SA, family(sa.Src.Is4()), family(is4)))
 	}
 }
@@ -392,13 +408,13 @@ func family(is4 bool) string {
 
 func (v *validator) uniquePolicies() {
 	type key struct {
-		dir  Dir
+		dir  ipsec.Dir
 		prio uint32
 		sel  ipsec.Selector
 	}
 	names := map[string]int{}
 	sels := map[key]int{}
-	dirOf := map[string]Dir{}
+	dirOf := map[string]ipsec.Dir{}
 	for i := range v.c.Policies {
 		p := &v.c.Policies[i]
 		if p.Name != "" {
@@ -408,8 +424,8 @@ func (v *validator) uniquePolicies() {
 				names[p.Name] = i
 			}
 		}
-		if p.Src.IsValid() && p.Dst.IsValid() && p.Dir != "" {
-			k := key{dir: p.Dir, prio: p.Priority, sel: p.Selector()}
+		if p.Src.IsValid() && p.Dst.IsValid() && p.Dir.Set {
+			k := key{dir: p.Dir.Dir, prio: p.Priority, sel: p.Selector()}
 			if j, ok := sels[k]; ok {
 				v.policy(i, "priority", fmt.Errorf("%w: same direction, selector and priority as policy %s; which one wins would be arbitrary",
 					ErrDuplicate, entryName(v.c.Policies[j].Name, j)))
@@ -418,11 +434,11 @@ func (v *validator) uniquePolicies() {
 			}
 		}
 		// An SA is one direction of one flow: it cannot serve in and out.
-		if p.SA != "" && p.Action == ActionProtect && p.Dir != "" {
-			if d, ok := dirOf[p.SA]; ok && d != p.Dir {
+		if p.SA != "" && p.Action.Action == ipsec.ActionProtect && p.Dir.Set {
+			if d, ok := dirOf[p.SA]; ok && d != p.Dir.Dir {
 				v.policy(i, "sa", fmt.Errorf("%w: sa %q already serves %s policies; an SA is one direction", ErrConflict, p.SA, d))
 			} else {
-				dirOf[p.SA] = p.Dir
+				dirOf[p.SA] = p.Dir.Dir
 			}
 		}
 	}

@@ -143,13 +143,6 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, er
 		}
 		return nil
 	})
-	defaults := ipsec.Defaults{Out: ipsec.ActionBypass, In: ipsec.ActionBypass}
-	if cfg.DefaultVerdict.Out == config.VerdictDiscard {
-		defaults.Out = ipsec.ActionDiscard
-	}
-	if cfg.DefaultVerdict.In == config.VerdictDiscard {
-		defaults.In = ipsec.ActionDiscard
-	}
 	queues := min(d.Info.Protected.RXQueue, d.Info.Wire.RXQueue)
 	if n := int(cfg.Dataplane.Workers); n > 0 {
 		queues = min(queues, n)
@@ -162,7 +155,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, er
 		SAs:       cfg.Capacities.SAs,
 		FlowCache: cfg.Capacities.FlowCache,
 		Queues:    uint32(max(d.Info.Protected.RXQueue, d.Info.Wire.RXQueue)),
-		Defaults:  defaults,
+		Defaults:  cfg.DefaultVerdict.Defaults(),
 		Frags:     cfg.Dataplane.MultiBuffer,
 		Logger:    d.log,
 	})

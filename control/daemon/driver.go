@@ -13,7 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpsec/xdpsec/control/offload"
-	"github.com/xdpsec/xdpsec/control/sadb"
 	"github.com/xdpsec/xdpsec/crypto/esp"
 	"github.com/xdpsec/xdpsec/crypto/worker"
 	"github.com/xdpsec/xdpsec/ipsec"
@@ -83,7 +82,7 @@ func (d *driver) InstallSA(o *offload.SAOffload) error {
 	defer d.mu.Unlock()
 	e := o.SA
 	var wasOn map[string]bool
-	if h, ok := d.held[o.Index]; ok && h.dir == ipsec.DirOut && e.Dir == sadb.DirUnspec && len(o.InSelectors) > 0 {
+	if h, ok := d.held[o.Index]; ok && h.dir == ipsec.DirOut && e.Dir == nil && len(o.InSelectors) > 0 {
 		// Offered before any inbound policy named it, with no direction in the SAD and a
 		// destination that is not ours, it was taken for outbound; an inbound policy now expects
 		// traffic through it, so it is inbound. Nothing can have been opened with it: install it
@@ -168,11 +167,8 @@ func (d *driver) InstallSA(o *offload.SAOffload) error {
 // direction: the SA's own dir when the SAD has one; else inbound when an inbound policy's
 // selectors came with it or its destination is one of ours.
 func (d *driver) direction(o *offload.SAOffload) ipsec.Dir {
-	switch o.SA.Dir {
-	case sadb.DirIn:
-		return ipsec.DirIn
-	case sadb.DirOut:
-		return ipsec.DirOut
+	if o.SA.Dir != nil {
+		return *o.SA.Dir
 	}
 	if len(o.InSelectors) > 0 || (d.local != nil && d.local(o.SA.Dst)) {
 		return ipsec.DirIn

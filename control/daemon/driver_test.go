@@ -7,6 +7,7 @@ import (
 	"github.com/xdpsec/xdpsec/control/offload"
 	"github.com/xdpsec/xdpsec/control/sadb"
 	"github.com/xdpsec/xdpsec/crypto/worker"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // TestInboundSAWithoutPolicyIsNoPolicy: an inbound SA that no policy covers yet is refused with
@@ -22,8 +23,8 @@ func TestInboundSAWithoutPolicyIsNoPolicy(t *testing.T) {
 	for i := range key {
 		key[i] = byte(i + 1)
 	}
-	e := &sadb.SAEntry{Index: 1, SA: sadb.SA{Name: "in", SPI: 0x100, Proto: sadb.ProtoESP, Dir: sadb.DirIn,
-		Src: netip.MustParseAddr("198.18.0.2"), Dst: netip.MustParseAddr("198.18.0.1"), Mode: sadb.ModeTunnel,
+	e := &sadb.SAEntry{Index: 1, SA: sadb.SA{Name: "in", SPI: 0x100, Proto: ipsec.ProtoESP, Dir: new(ipsec.DirIn),
+		Src: netip.MustParseAddr("198.18.0.2"), Dst: netip.MustParseAddr("198.18.0.1"), Mode: ipsec.ModeTunnel,
 		ReplayWindow: 64, AEAD: &sadb.Algorithm{Name: "rfc4106(gcm(aes))", Key: key, Bits: 128}}}
 	err = d.InstallSA(&offload.SAOffload{Iface: "wan", Index: 1, SA: e})
 	if r, detail := offload.ReasonOf(err); err == nil || r != offload.ReasonNoPolicy {

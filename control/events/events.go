@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/xdpsec/xdpsec/control/sadb"
 	"github.com/xdpsec/xdpsec/ipsec"
 )
 
@@ -51,6 +52,16 @@ type Event struct {
 	Proto ipsec.Proto `json:"proto,omitempty"`
 	// Detail is the driver's explanation of a nack (which limit, which algorithm).
 	Detail string `json:"detail,omitempty"`
+}
+
+// ForSA is an event of type t about SA sa: its identity as ip xfrm monitor prints it, its name and index.
+func ForSA(t Type, sa *sadb.SAEntry) Event {
+	return Event{Type: t, SA: sa.Name, SPI: sa.SPI, Src: sa.Src.String(), Dst: sa.Dst.String(), Index: sa.Index, Reqid: sa.Reqid}
+}
+
+// ForPolicy is an event of type t about policy p: its label (name, or direction and selector) and id.
+func ForPolicy(t Type, p *sadb.PolicyEntry) Event {
+	return Event{Type: t, Policy: p.Label(), PolicyID: p.ID}
 }
 
 // Bus fans events out to subscribers.

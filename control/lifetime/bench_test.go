@@ -12,6 +12,7 @@ import (
 	"github.com/xdpsec/xdpsec/control/offload"
 	"github.com/xdpsec/xdpsec/control/offload/fakecard"
 	"github.com/xdpsec/xdpsec/control/sadb"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // BenchmarkPoll: one lifetime round (read every SA's counters, update the SAD, check the limits) for n
@@ -25,7 +26,7 @@ func BenchmarkPoll(b *testing.B) {
 			eng := offload.New(store, card, offload.Options{Logger: log})
 			for i := range n {
 				_, err := store.AddSA(sadb.SA{SPI: uint32(0x10000 + i), Src: netip.MustParseAddr("198.18.0.1"),
-					Dst: netip.MustParseAddr("198.19.0.1"), Mode: sadb.ModeTunnel, ReplayWindow: 64,
+					Dst: netip.MustParseAddr("198.19.0.1"), Mode: ipsec.ModeTunnel, ReplayWindow: 64,
 					AEAD:   &sadb.Algorithm{Name: "rfc4106(gcm(aes))", Key: make(sadb.Key, 20), Bits: 128},
 					Limits: sadb.Lifetime{SoftBytes: 1 << 40, HardBytes: 1 << 41, HardAddSeconds: 3600}})
 				if err != nil {

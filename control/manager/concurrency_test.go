@@ -14,6 +14,7 @@ import (
 	"github.com/xdpsec/xdpsec/control/events"
 	"github.com/xdpsec/xdpsec/control/offload/fakecard"
 	"github.com/xdpsec/xdpsec/control/sadb"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // Clients on the socket, the lifetime poller (at 1 ms), monitor streams and the engine, all at once under
@@ -35,7 +36,7 @@ func TestConcurrentClients(t *testing.T) {
 			for i := range 50 {
 				name := fmt.Sprintf("c%d-%d", w, i%5)
 				sa := sadb.SA{Name: name, SPI: uint32(0x10000 + w*100 + i%5), Reqid: uint32(w + 10),
-					Src: netip.MustParseAddr("198.18.0.1"), Dst: netip.MustParseAddr("198.19.0.1"), Mode: sadb.ModeTunnel,
+					Src: netip.MustParseAddr("198.18.0.1"), Dst: netip.MustParseAddr("198.19.0.1"), Mode: ipsec.ModeTunnel,
 					AEAD: &sadb.Algorithm{Name: "rfc4106(gcm(aes))", Key: make(sadb.Key, 20), Bits: 128}, ReplayWindow: 64,
 					Limits: sadb.Lifetime{HardPackets: 1000}}
 				switch i % 4 {

@@ -231,18 +231,11 @@ func (m *Manager) readAcquires(ctx context.Context, ar offload.AcquireReader) {
 			ev.Dst = a.Dst.String()
 		}
 		if p, err := m.store.GetPolicy(sadb.PolicyRef{ID: a.PolicyID}); err == nil {
-			ev.Policy = policyLabel(&p)
+			ev.Policy = p.Label()
 			if p.Tmpl != nil {
 				ev.Reqid, ev.SA = p.Tmpl.Reqid, p.Tmpl.SA
 			}
 		}
 		m.bus.Publish(ev)
 	}
-}
-
-func policyLabel(p *sadb.PolicyEntry) string {
-	if p.Name != "" {
-		return p.Name
-	}
-	return fmt.Sprintf("dir %s %s", p.Dir, p.Sel)
 }

@@ -84,16 +84,16 @@ func TestSPDBoundedByCardCapacity(t *testing.T) {
 	cfg := loadConfig(t, "testdata/gw.yaml")
 	cfg.Capacities.Policies = 4 // ids 1..3: the config's three policies fill it
 	m := startManager(t, cfg, fakecard.New("lan0", "wan0"), Options{NoPoller: true, NoAPI: true})
-	_, err := m.AddPolicy(sadb.Policy{Dir: sadb.DirOut, Action: sadb.ActionDiscard,
-		Sel: sadb.Selector{Dst: netip.MustParsePrefix("198.18.9.0/24")}})
+	_, err := m.AddPolicy(sadb.Policy{Dir: ipsec.DirOut, Action: ipsec.ActionDiscard,
+		Sel: ipsec.Selector{Dst: netip.MustParsePrefix("198.18.9.0/24")}})
 	if !errors.Is(err, sadb.ErrFull) {
 		t.Fatalf("policy beyond the card's capacity: %v, want ErrFull", err)
 	}
 	if _, err := m.DeletePolicy(sadb.PolicyRef{Name: "ike"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.AddPolicy(sadb.Policy{Dir: sadb.DirOut, Action: sadb.ActionDiscard,
-		Sel: sadb.Selector{Dst: netip.MustParsePrefix("198.18.9.0/24")}}); err != nil {
+	if _, err := m.AddPolicy(sadb.Policy{Dir: ipsec.DirOut, Action: ipsec.ActionDiscard,
+		Sel: ipsec.Selector{Dst: netip.MustParsePrefix("198.18.9.0/24")}}); err != nil {
 		t.Fatalf("after a delete: %v", err)
 	}
 }

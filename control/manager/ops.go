@@ -15,16 +15,9 @@ import (
 // The Manager is the API's backend: every change goes through here so that it also becomes an event.
 var _ api.Backend = (*Manager)(nil)
 
-func saEvent(t events.Type, e *sadb.SAEntry) events.Event {
-	return events.Event{Type: t, SA: e.Name, SPI: e.SPI, Src: e.Src.String(), Dst: e.Dst.String(), Index: e.Index, Reqid: e.Reqid}
-}
-
-func policyEvent(t events.Type, p *sadb.PolicyEntry) events.Event {
-	return events.Event{Type: t, Policy: policyLabel(p), PolicyID: p.ID}
-}
-
 func (m *Manager) saView(e sadb.SAEntry) api.SAView {
-	return api.SAView{SAEntry: e, OffloadState: m.engine.SAStates(e.Index, e.Serial), Direction: m.engine.Direction(&e)}
+	dir := m.engine.Direction(&e)
+	return api.SAView{SAEntry: e, OffloadState: m.engine.SAStates(e.Index, e.Serial), Direction: &dir}
 }
 
 func (m *Manager) policyView(p sadb.PolicyEntry) api.PolicyView {
@@ -63,7 +56,7 @@ func (m *Manager) changeSA(what string, sa sadb.SA, change func(sadb.SA) (sadb.S
 	if err != nil {
 		return api.SAView{}, err
 	}
-	m.bus.Publish(saEvent(t, &e))
+	m.bus.Publish(events.ForSA(t, &e))
 	return m.saView(e), nil
 }
 
@@ -74,7 +67,7 @@ func (m *Manager) DeleteSA(ref sadb.Ref) (api.SAView, error) {
 	if err != nil {
 		return api.SAView{}, err
 	}
-	m.bus.Publish(saEvent(events.SADeleted, &e))
+	m.bus.Publish(events.ForSA(events.SADeleted, &e))
 	return api.SAView{SAEntry: e}, nil
 }
 
@@ -87,8 +80,8 @@ func (m *Manager) replaceSA(ref sadb.Ref, sa sadb.SA) error {
 	if err != nil {
 		return err
 	}
-	m.bus.Publish(saEvent(events.SADeleted, &old))
-	m.bus.Publish(saEvent(events.SAAdded, &added))
+	m.bus.Publish(events.ForSA(events.SADeleted, &old))
+	m.bus.Publish(events.ForSA(events.SAAdded, &added))
 	return nil
 }
 
@@ -116,7 +109,7 @@ func (m *Manager) FlushSAs() []api.SAView {
 	l := m.store.FlushSAs()
 	out := make([]api.SAView, len(l))
 	for i := range l {
-		m.bus.Publish(saEvent(events.SADeleted, &l[i]))
+		m.bus.Publish(events.ForSA(events.SADeleted, &l[i]))
 		out[i] = api.SAView{SAEntry: l[i]}
 	}
 	return out
@@ -141,7 +134,7 @@ func (m *Manager) changePolicy(what string, p sadb.Policy, change func(sadb.Poli
 	if err != nil {
 		return api.PolicyView{}, err
 	}
-	m.bus.Publish(policyEvent(t, &e))
+	m.bus.Publish(events.ForPolicy(t, &e))
 	return m.policyView(e), nil
 }
 
@@ -151,7 +144,7 @@ func (m *Manager) DeletePolicy(ref sadb.PolicyRef) (api.PolicyView, error) {
 	if err != nil {
 		return api.PolicyView{}, err
 	}
-	m.bus.Publish(policyEvent(events.PolicyDel, &e))
+	m.bus.Publish(events.ForPolicy(events.PolicyDel, &e))
 	return api.PolicyView{PolicyEntry: e}, nil
 }
 
@@ -170,7 +163,7 @@ func (m *Manager) FlushPolicies() []api.PolicyView {
 	l := m.store.FlushPolicies()
 	out := make([]api.PolicyView, len(l))
 	for i := range l {
-		m.bus.Publish(policyEvent(events.PolicyDel, &l[i]))
+		m.bus.Publish(events.ForPolicy(events.PolicyDel, &l[i]))
 		out[i] = api.PolicyView{PolicyEntry: l[i]}
 	}
 	return out

@@ -39,28 +39,6 @@ func (m *Manager) ReloadConfig(cfg *config.Config) (ReloadResult, error) {
 	return res, nil
 }
 
-// saSame reports whether the store's SA is the config's SA in everything but the run-time state (seq).
-func saSame(cur *sadb.SAEntry, want *sadb.SA) (same, inPlace bool) {
-	a := cur.SA
-	b := *want
-	immutable := a.SPI == b.SPI && a.Src == b.Src && a.Dst == b.Dst && a.Mode == b.Mode && a.Reqid == b.Reqid &&
-		a.ESN == b.ESN && a.ReplayWindow == b.ReplayWindow && a.TTL == b.TTL && a.DF == b.DF && a.TFCPad == b.TFCPad &&
-		algSame(a.AEAD, b.AEAD) && algSame(a.Enc, b.Enc) && algSame(a.Auth, b.Auth) &&
-		(a.Encap == nil) == (b.Encap == nil)
-	if !immutable {
-		return false, false
-	}
-	encapSame := a.Encap == nil || *a.Encap == *b.Encap
-	return encapSame && a.Limits == b.Limits && slices.Equal(a.Offload, b.Offload), true
-}
-
-func algSame(a, b *sadb.Algorithm) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return a.Name == b.Name && a.Bits == b.Bits && string(a.Key) == string(b.Key)
-}
-
 func policySame(cur *sadb.PolicyEntry, want *sadb.Policy) bool {
 	a, b := cur.Policy, *want
 	if a.Dir != b.Dir || a.Sel != b.Sel || a.Priority != b.Priority || a.Action != b.Action ||
@@ -83,7 +61,7 @@ func (m *Manager) apply(old, cfg *config.Config) (ReloadResult, error) {
 	for i := range cfg.SAs {
 		c := &cfg.SAs[i]
 		wantSA[c.Name] = true
-		sa := SAFromConfig(c)
+		sa := c.SADB()
 		cur, err := m.store.GetSA(sadb.Ref{Name: c.Name}, true)
 		switch {
 		case errors.Is(err, sadb.ErrNotFound):
@@ -95,11 +73,10 @@ func (m *Manager) apply(old, cfg *config.Config) (ReloadResult, error) {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("sa %q: %w", c.Name, err))
 		default:
-			same, inPlace := saSame(&cur, &sa)
-			switch {
-			case same:
+			switch change, _ := sadb.Compare(&cur.SA, &sa); change {
+			case sadb.Unchanged:
 				res.SAsUnchanged++
-			case inPlace:
+			case sadb.InPlace:
 				if _, err := m.UpdateSA(sa); err != nil {
 					errs = append(errs, fmt.Errorf("sa %q: %w", c.Name, err))
 					break
@@ -122,7 +99,7 @@ func (m *Manager) apply(old, cfg *config.Config) (ReloadResult, error) {
 	for i := range cfg.Policies {
 		c := &cfg.Policies[i]
 		wantPol[c.Name] = true
-		p := PolicyFromConfig(c)
+		p := c.SADB()
 		cur, err := m.store.GetPolicy(sadb.PolicyRef{Name: c.Name})
 		switch {
 		case errors.Is(err, sadb.ErrNotFound):

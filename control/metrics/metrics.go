@@ -20,7 +20,6 @@ import (
 
 	"github.com/xdpsec/xdpsec/control/api"
 	"github.com/xdpsec/xdpsec/control/offload"
-	"github.com/xdpsec/xdpsec/control/sadb"
 )
 
 // Source is what the metrics read (the manager).
@@ -85,11 +84,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	sas := c.src.ListSAs(false)
 	for i := range sas {
 		v := &sas[i]
-		dir := v.Direction
-		if dir == sadb.DirUnspec {
-			dir = v.Dir
+		dir := ""
+		switch {
+		case v.Direction != nil:
+			dir = v.Direction.String()
+		case v.Dir != nil:
+			dir = v.Dir.String()
 		}
-		l := []string{v.Name, fmt.Sprintf("0x%08x", v.SPI), v.Dst.String(), fmt.Sprint(v.Index), dir.String()}
+		l := []string{v.Name, fmt.Sprintf("0x%08x", v.SPI), v.Dst.String(), fmt.Sprint(v.Index), dir}
 		counter := func(d *prometheus.Desc, n uint64) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(n), l...)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/xdpsec/xdpsec/control/api"
 	"github.com/xdpsec/xdpsec/control/offload"
 	"github.com/xdpsec/xdpsec/control/sadb"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 type fakeSource struct{ cardErr error }
@@ -19,7 +20,7 @@ type fakeSource struct{ cardErr error }
 func (fakeSource) ListSAs(bool) []api.SAView {
 	e := sadb.SAEntry{SA: sadb.SA{Name: "a", SPI: 0x1001, Dst: netip.MustParseAddr("198.19.0.1")}, Index: 3,
 		State: sadb.StateDying, Cur: sadb.Current{Bytes: 1500, Packets: 3, IntegrityErrors: 2}}
-	return []api.SAView{{SAEntry: e, Direction: sadb.DirIn, OffloadState: []offload.IfaceState{
+	return []api.SAView{{SAEntry: e, Direction: new(ipsec.DirIn), OffloadState: []offload.IfaceState{
 		{Iface: "wan0", Status: offload.StatusRefused, Reason: offload.ReasonTableFull}}}}
 }
 func (fakeSource) ListPolicies() []api.PolicyView { return nil }

@@ -10,6 +10,7 @@ import (
 	"github.com/xdpsec/xdpsec/control/offload"
 	"github.com/xdpsec/xdpsec/control/offload/fakecard"
 	"github.com/xdpsec/xdpsec/control/sadb"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // benchSPD fills a store with n outbound policies, each protected by its own SA (by name).
@@ -23,8 +24,8 @@ func benchSPD(b testing.TB, n int) (*sadb.Store, *offload.Engine) {
 			b.Fatal(err)
 		}
 		dst := netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)}), 32)
-		p := sadb.Policy{Name: name, Dir: sadb.DirOut, Priority: 100, Action: sadb.ActionProtect,
-			Sel: sadb.Selector{Src: netip.MustParsePrefix("198.18.1.0/24"), Dst: dst}, Tmpl: &sadb.Tmpl{SA: name}}
+		p := sadb.Policy{Name: name, Dir: ipsec.DirOut, Priority: 100, Action: ipsec.ActionProtect,
+			Sel: ipsec.Selector{Src: netip.MustParsePrefix("198.18.1.0/24"), Dst: dst}, Tmpl: &sadb.Tmpl{SA: name}}
 		if _, err := store.AddPolicy(p); err != nil {
 			b.Fatal(err)
 		}

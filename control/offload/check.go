@@ -110,8 +110,7 @@ func (e *Engine) check(v *view) (Report, error) {
 			if refused {
 				continue // nacked: reported by the policy's state, not here
 			}
-			want[p.ID] = ipsec.Policy{ID: p.ID, Dir: toSPDDir(p.Dir), Priority: p.Priority,
-				Selector: SPDSelector(p.Sel), Action: spdAction(p.Action), SA: ref.resolve(p, ifc)}
+			want[p.ID] = cardPolicy(p, ref.resolve(p, ifc))
 		}
 		for id, w := range want {
 			h, ok := have[id]
@@ -119,12 +118,12 @@ func (e *Engine) check(v *view) (Report, error) {
 			case !ok:
 				bad("policy %d on %s: in the SPD, missing from the card", id, ifc)
 			case h != w:
-				bad("policy %d on %s: card has %s, SPD wants %s", id, ifc, fmtPolicy(h), fmtPolicy(w))
+				bad("policy %d on %s: card has %s, SPD wants %s", id, ifc, h, w)
 			}
 		}
 		for id, h := range have {
 			if _, ok := want[id]; !ok {
-				bad("policy %d on %s: in the card (%s), not in the SPD", id, ifc, fmtPolicy(h))
+				bad("policy %d on %s: in the card (%s), not in the SPD", id, ifc, h)
 			}
 			if h.SA != ipsec.NoSA {
 				if _, ok := card.SAs[ifc][h.SA]; !ok {
@@ -148,22 +147,13 @@ func (e *Engine) check(v *view) (Report, error) {
 		}
 		for id, hp := range card.Policies[p] {
 			if hw, ok := card.Policies[w][id]; ok && hw != hp {
-				bad("policy %d: %s has %s, %s has %s, though the card's SPD is shared", id, p, fmtPolicy(hp), w, fmtPolicy(hw))
+				bad("policy %d: %s has %s, %s has %s, though the card's SPD is shared", id, p, hp, w, hw)
 			}
 		}
 	}
 	slices.SortFunc(rep.Problems, cmp.Compare)
 	rep.OK = len(rep.Problems) == 0
 	return rep, nil
-}
-
-func fmtPolicy(p ipsec.Policy) string {
-	sa := "none"
-	if p.SA != ipsec.NoSA {
-		sa = fmt.Sprint(p.SA)
-	}
-	return fmt.Sprintf("{dir %s prio %d %s→%s proto %d sport %s dport %s %s sa %s}", p.Dir, p.Priority,
-		p.Selector.Src, p.Selector.Dst, p.Selector.Proto, p.Selector.SrcPorts, p.Selector.DstPorts, p.Action, sa)
 }
 
 // mayOffloadSA is the rule of the offload lists for SAs (SharedTables): on shared tables the wire
@@ -180,7 +170,7 @@ func mayOffloadSA(sa *sadb.SAEntry, iface, wire string) bool {
 func mayOffloadPolicy(p *sadb.PolicyEntry, iface, protected, wire string) bool {
 	switch {
 	case wire == "":
-	case p.Dir == sadb.DirIn:
+	case p.Dir == ipsec.DirIn:
 		iface = wire
 	default:
 		iface = protected
@@ -218,18 +208,18 @@ func serves(p *sadb.PolicyEntry, sa *sadb.SAEntry) bool {
 		return false
 	case t.SA != "" && sa.Name != t.SA, t.Reqid != 0 && sa.Reqid != t.Reqid:
 		return false
-	case sa.State == sadb.StateDead, sa.Dir != sadb.DirUnspec && sa.Dir != p.Dir:
+	case sa.State == sadb.StateDead, sa.Dir != nil && *sa.Dir != p.Dir:
 		return false
 	case t.Src.IsValid() && t.Src != sa.Src, t.Dst.IsValid() && t.Dst != sa.Dst:
 		return false
-	case t.Mode != nil && *t.Mode != sa.Mode, t.SPI != 0 && t.SPI != sa.SPI:
+	case t.Mode != 0 && t.Mode != sa.Mode, t.SPI != 0 && t.SPI != sa.SPI:
 		return false
 	}
 	return true
 }
 
 func (r *refResolver) resolve(p *sadb.PolicyEntry, iface string) uint32 {
-	if p.Action != sadb.ActionProtect || p.Tmpl == nil {
+	if p.Action != ipsec.ActionProtect || p.Tmpl == nil {
 		return ipsec.NoSA
 	}
 	pool := r.byReqid[p.Tmpl.Reqid]

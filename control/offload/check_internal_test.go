@@ -14,10 +14,8 @@ func TestRefResolver(t *testing.T) {
 	dst := netip.MustParseAddr("198.19.0.1")
 	sa := func(index uint32, serial uint64, name string, reqid uint32, spi uint32) sadb.SAEntry {
 		return sadb.SAEntry{SA: sadb.SA{Name: name, Reqid: reqid, SPI: spi, Dst: dst, Src: netip.MustParseAddr("198.18.0.1"),
-			Proto: sadb.ProtoESP, Mode: sadb.ModeTunnel}, Index: index, Serial: serial}
+			Proto: ipsec.ProtoESP, Mode: ipsec.ModeTunnel}, Index: index, Serial: serial}
 	}
-	transport := sadb.ModeTransport
-	tunnel := sadb.ModeTunnel
 	base := []sadb.SAEntry{
 		sa(1, 1, "old", 7, 0x101),
 		sa(2, 2, "new", 7, 0x102),
@@ -29,7 +27,7 @@ func TestRefResolver(t *testing.T) {
 		sa(8, 8, "dead", 10, 0x108),
 	}
 	base[2].State = sadb.StateDying
-	base[5].Dir = sadb.DirIn
+	base[5].Dir = new(ipsec.DirIn)
 	base[6].Offload = []string{"lan0"}
 	base[7].State = sadb.StateDead
 	held := map[uint32]CardSA{}
@@ -41,8 +39,8 @@ func TestRefResolver(t *testing.T) {
 	held[5] = CardSA{Index: 5, SPI: 0x999, Dst: dst}
 	card := CardState{SAs: map[string]map[uint32]CardSA{"lan0": held, "wan0": held}}
 
-	pol := func(dir sadb.Dir, tmpl *sadb.Tmpl) *sadb.PolicyEntry {
-		return &sadb.PolicyEntry{Policy: sadb.Policy{Dir: dir, Action: sadb.ActionProtect, Tmpl: tmpl}}
+	pol := func(dir ipsec.Dir, tmpl *sadb.Tmpl) *sadb.PolicyEntry {
+		return &sadb.PolicyEntry{Policy: sadb.Policy{Dir: dir, Action: ipsec.ActionProtect, Tmpl: tmpl}}
 	}
 	for _, tc := range []struct {
 		name  string
@@ -51,22 +49,22 @@ func TestRefResolver(t *testing.T) {
 		want  uint32
 		dying bool // mark "old" and "new" dying too
 	}{
-		{"reqid: newest mature wins over a newer dying one", pol(sadb.DirOut, &sadb.Tmpl{Reqid: 7}), "", 2, false},
-		{"reqid: all dying: newest dying", pol(sadb.DirOut, &sadb.Tmpl{Reqid: 7}), "", 3, true},
-		{"name picks that SA", pol(sadb.DirOut, &sadb.Tmpl{SA: "old"}), "", 1, false},
-		{"name and reqid must both agree", pol(sadb.DirOut, &sadb.Tmpl{SA: "old", Reqid: 8}), "", ipsec.NoSA, false},
-		{"an SA the card lacks is not used", pol(sadb.DirOut, &sadb.Tmpl{SA: "not-held"}), "", ipsec.NoSA, false},
-		{"the card holds another SA at its index", pol(sadb.DirOut, &sadb.Tmpl{SA: "wrong-spi-held"}), "", ipsec.NoSA, false},
-		{"an inbound SA does not serve an outbound policy", pol(sadb.DirOut, &sadb.Tmpl{Reqid: 8}), "", ipsec.NoSA, false},
-		{"an inbound SA serves an inbound policy", pol(sadb.DirIn, &sadb.Tmpl{Reqid: 8}), "", 6, false},
-		{"template spi narrows", pol(sadb.DirOut, &sadb.Tmpl{Reqid: 7, SPI: 0x101}), "", 1, false},
-		{"template mode narrows", pol(sadb.DirOut, &sadb.Tmpl{Reqid: 7, Mode: &transport}), "", ipsec.NoSA, false},
-		{"template mode matches", pol(sadb.DirOut, &sadb.Tmpl{Reqid: 7, Mode: &tunnel}), "", 2, false},
-		{"template dst narrows", pol(sadb.DirOut, &sadb.Tmpl{Reqid: 7, Dst: netip.MustParseAddr("198.19.0.2")}), "", ipsec.NoSA, false},
-		{"per-interface tables: the list admits lan0", pol(sadb.DirOut, &sadb.Tmpl{Reqid: 9}), "", 7, false},
-		{"shared tables: a list without the wire interface", pol(sadb.DirOut, &sadb.Tmpl{Reqid: 9}), "wan0", ipsec.NoSA, false},
-		{"a dead SA never", pol(sadb.DirOut, &sadb.Tmpl{Reqid: 10}), "", ipsec.NoSA, false},
-		{"no template", pol(sadb.DirOut, nil), "", ipsec.NoSA, false},
+		{"reqid: newest mature wins over a newer dying one", pol(ipsec.DirOut, &sadb.Tmpl{Reqid: 7}), "", 2, false},
+		{"reqid: all dying: newest dying", pol(ipsec.DirOut, &sadb.Tmpl{Reqid: 7}), "", 3, true},
+		{"name picks that SA", pol(ipsec.DirOut, &sadb.Tmpl{SA: "old"}), "", 1, false},
+		{"name and reqid must both agree", pol(ipsec.DirOut, &sadb.Tmpl{SA: "old", Reqid: 8}), "", ipsec.NoSA, false},
+		{"an SA the card lacks is not used", pol(ipsec.DirOut, &sadb.Tmpl{SA: "not-held"}), "", ipsec.NoSA, false},
+		{"the card holds another SA at its index", pol(ipsec.DirOut, &sadb.Tmpl{SA: "wrong-spi-held"}), "", ipsec.NoSA, false},
+		{"an inbound SA does not serve an outbound policy", pol(ipsec.DirOut, &sadb.Tmpl{Reqid: 8}), "", ipsec.NoSA, false},
+		{"an inbound SA serves an inbound policy", pol(ipsec.DirIn, &sadb.Tmpl{Reqid: 8}), "", 6, false},
+		{"template spi narrows", pol(ipsec.DirOut, &sadb.Tmpl{Reqid: 7, SPI: 0x101}), "", 1, false},
+		{"template mode narrows", pol(ipsec.DirOut, &sadb.Tmpl{Reqid: 7, Mode: ipsec.ModeTransport}), "", ipsec.NoSA, false},
+		{"template mode matches", pol(ipsec.DirOut, &sadb.Tmpl{Reqid: 7, Mode: ipsec.ModeTunnel}), "", 2, false},
+		{"template dst narrows", pol(ipsec.DirOut, &sadb.Tmpl{Reqid: 7, Dst: netip.MustParseAddr("198.19.0.2")}), "", ipsec.NoSA, false},
+		{"per-interface tables: the list admits lan0", pol(ipsec.DirOut, &sadb.Tmpl{Reqid: 9}), "", 7, false},
+		{"shared tables: a list without the wire interface", pol(ipsec.DirOut, &sadb.Tmpl{Reqid: 9}), "wan0", ipsec.NoSA, false},
+		{"a dead SA never", pol(ipsec.DirOut, &sadb.Tmpl{Reqid: 10}), "", ipsec.NoSA, false},
+		{"no template", pol(ipsec.DirOut, nil), "", ipsec.NoSA, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sas := append([]sadb.SAEntry(nil), base...)
@@ -78,7 +76,7 @@ func TestRefResolver(t *testing.T) {
 			}
 		})
 	}
-	bypass := &sadb.PolicyEntry{Policy: sadb.Policy{Dir: sadb.DirOut, Action: sadb.ActionBypass, Tmpl: &sadb.Tmpl{Reqid: 7}}}
+	bypass := &sadb.PolicyEntry{Policy: sadb.Policy{Dir: ipsec.DirOut, Action: ipsec.ActionBypass, Tmpl: &sadb.Tmpl{Reqid: 7}}}
 	if got := newRefResolver(base, card, "").resolve(bypass, "lan0"); got != ipsec.NoSA {
 		t.Fatalf("bypass resolves to %d", got)
 	}

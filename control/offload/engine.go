@@ -171,7 +171,7 @@ func (e *Engine) saAllowed(sa *sadb.SAEntry, iface string) bool {
 // policy classifies decides for every interface.
 func (e *Engine) polAllowed(p *sadb.PolicyEntry, iface string) bool {
 	if e.wire != "" {
-		if p.Dir == sadb.DirIn {
+		if p.Dir == ipsec.DirIn {
 			return allowed(p.Offload, e.wire)
 		}
 		return allowed(p.Offload, e.protected)
@@ -330,18 +330,18 @@ func (e *Engine) SAStates(index uint32, serial uint64) []IfaceState {
 // Direction returns the direction the card uses sa in: its own dir when it has one; else inbound when it
 // serves an inbound PROTECT policy (the engine offered it with that policy's selectors, which is what
 // makes a driver treat it as inbound), else outbound.
-func (e *Engine) Direction(sa *sadb.SAEntry) sadb.Dir {
-	if sa.Dir != sadb.DirUnspec {
-		return sa.Dir
+func (e *Engine) Direction(sa *sadb.SAEntry) ipsec.Dir {
+	if sa.Dir != nil {
+		return *sa.Dir
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, ifc := range e.ifaces {
 		if st := e.sa[saKey{sa.Index, ifc}]; st != nil && st.serial == sa.Serial && len(st.sels) > 0 {
-			return sadb.DirIn
+			return ipsec.DirIn
 		}
 	}
-	return sadb.DirOut
+	return ipsec.DirOut
 }
 
 // PolicyStates returns the offload state of the policy with id on every interface it may use.
@@ -419,32 +419,9 @@ func allowed(list []string, iface string) bool {
 	return len(list) == 0 || slices.Contains(list, iface)
 }
 
-func toSPDDir(d sadb.Dir) ipsec.Dir {
-	if d == sadb.DirIn {
-		return ipsec.DirIn
-	}
-	return ipsec.DirOut
-}
-
-// SPDSelector converts a SAD selector to the card's.
-func SPDSelector(s sadb.Selector) ipsec.Selector {
-	r := func(p sadb.PortRange) ipsec.PortRange {
-		if p.Any() {
-			return ipsec.AnyPorts
-		}
-		return ipsec.Ports(p.Lo, p.Hi)
-	}
-	return ipsec.Selector{Src: s.Src, Dst: s.Dst, Proto: ipsec.Proto(s.Proto), SrcPorts: r(s.Sport), DstPorts: r(s.Dport)}
-}
-
-func spdAction(a sadb.Action) ipsec.Action {
-	switch a {
-	case sadb.ActionProtect:
-		return ipsec.ActionProtect
-	case sadb.ActionDiscard:
-		return ipsec.ActionDiscard
-	}
-	return ipsec.ActionBypass
+// cardPolicy is p as the card holds it, pointing at SA index sa (ipsec.NoSA for none).
+func cardPolicy(p *sadb.PolicyEntry, sa uint32) ipsec.Policy {
+	return ipsec.Policy{ID: p.ID, Dir: p.Dir, Priority: p.Priority, Selector: p.Sel, Action: p.Action, SA: sa}
 }
 
 // view is one snapshot prepared for a pass, indexed so that finding a policy's SAs costs the number
@@ -480,11 +457,11 @@ func newView(snap sadb.Snapshot) *view {
 	for i := range snap.Policies {
 		p := &snap.Policies[i]
 		v.pols[p.ID] = p
-		if p.Dir != sadb.DirIn || p.Action != sadb.ActionProtect {
+		if p.Dir != ipsec.DirIn || p.Action != ipsec.ActionProtect {
 			continue
 		}
 		for _, sa := range v.candidates(p) {
-			v.inSel[sa.Index] = append(v.inSel[sa.Index], SPDSelector(p.Sel))
+			v.inSel[sa.Index] = append(v.inSel[sa.Index], p.Sel)
 		}
 	}
 	return v
@@ -514,7 +491,7 @@ func (v *view) candidates(p *sadb.PolicyEntry) []*sadb.SAEntry {
 	return out
 }
 
-func dirFits(sa *sadb.SAEntry, d sadb.Dir) bool { return sa.Dir == sadb.DirUnspec || sa.Dir == d }
+func dirFits(sa *sadb.SAEntry, d ipsec.Dir) bool { return sa.Dir == nil || *sa.Dir == d }
 
 func (e *Engine) pass() *view {
 	v := newView(e.store.Snapshot())
@@ -579,10 +556,6 @@ func (e *Engine) publish(ev events.Event) {
 	}
 }
 
-func saEvent(t events.Type, sa *sadb.SAEntry) events.Event {
-	return events.Event{Type: t, SA: sa.Name, SPI: sa.SPI, Src: sa.Src.String(), Dst: sa.Dst.String(), Index: sa.Index, Reqid: sa.Reqid}
-}
-
 // setSA records a new state for (SA, iface) and publishes an ack or nack when it changed.
 func (e *Engine) setSA(k saKey, sa *sadb.SAEntry, st *saOff, status Status, reason Reason, detail string) {
 	e.mu.Lock()
@@ -598,7 +571,7 @@ func (e *Engine) setSA(k saKey, sa *sadb.SAEntry, st *saOff, status Status, reas
 	if !changed {
 		return
 	}
-	ev := saEvent(events.OffloadAck, sa)
+	ev := events.ForSA(events.OffloadAck, sa)
 	ev.Iface = k.iface
 	if status == StatusRefused {
 		ev.Type, ev.Reason, ev.Detail = events.OffloadNack, string(reason), detail
@@ -705,7 +678,7 @@ func (e *Engine) installSAs(v *view, retryDeferred bool) []saKey {
 // resolve picks the SA a PROTECT policy uses on iface: among the SAs its template matches that the card
 // acked there, the newest mature one, else the newest dying one, else none.
 func (e *Engine) resolve(v *view, p *sadb.PolicyEntry, iface string) uint32 {
-	if p.Action != sadb.ActionProtect {
+	if p.Action != ipsec.ActionProtect {
 		return ipsec.NoSA
 	}
 	var best *sadb.SAEntry
@@ -758,8 +731,7 @@ func (e *Engine) syncPolicies(v *view) {
 
 // syncPolicy installs or updates one policy on one interface when the card's entry differs.
 func (e *Engine) syncPolicy(v *view, p *sadb.PolicyEntry, k polKey) {
-	w := ipsec.Policy{ID: p.ID, Dir: toSPDDir(p.Dir), Priority: p.Priority,
-		Selector: SPDSelector(p.Sel), Action: spdAction(p.Action), SA: e.resolve(v, p, k.iface)}
+	w := cardPolicy(p, e.resolve(v, p, k.iface))
 	e.mu.Lock()
 	st := e.pol[k]
 	if st == nil {
@@ -795,11 +767,9 @@ func (e *Engine) syncPolicy(v *view, p *sadb.PolicyEntry, k polKey) {
 		st.status, st.reason, st.detail, st.epoch = StatusRefused, r, d, e.epoch
 		e.mu.Unlock()
 		if was != StatusRefused {
-			label := p.Name
-			if label == "" {
-				label = fmt.Sprintf("dir %s %s", p.Dir, p.Sel) // as the manager labels policies
-			}
-			e.publish(events.Event{Type: events.OffloadNack, Policy: label, PolicyID: k.id, Iface: k.iface, Reason: string(r), Detail: d})
+			ev := events.ForPolicy(events.OffloadNack, p)
+			ev.Iface, ev.Reason, ev.Detail = k.iface, string(r), d
+			e.publish(ev)
 		}
 		return
 	}

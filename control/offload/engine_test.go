@@ -31,9 +31,9 @@ func mkSA(name string, spi, reqid uint32) sadb.SA {
 	}
 }
 
-func mkPolicy(name string, dir sadb.Dir, dst string, reqid uint32) sadb.Policy {
-	return sadb.Policy{Name: name, Dir: dir, Priority: 100, Action: sadb.ActionProtect,
-		Sel:  sadb.Selector{Src: netip.MustParsePrefix("198.18.1.0/24"), Dst: netip.MustParsePrefix(dst)},
+func mkPolicy(name string, dir ipsec.Dir, dst string, reqid uint32) sadb.Policy {
+	return sadb.Policy{Name: name, Dir: dir, Priority: 100, Action: ipsec.ActionProtect,
+		Sel:  ipsec.Selector{Src: netip.MustParsePrefix("198.18.1.0/24"), Dst: netip.MustParsePrefix(dst)},
 		Tmpl: &sadb.Tmpl{Reqid: reqid}}
 }
 
@@ -110,7 +110,7 @@ func state(t *testing.T, r *rig, e sadb.SAEntry, iface string) offload.IfaceStat
 
 func TestInstallAndPoint(t *testing.T) {
 	r := newRig(t, fakecard.New("lan0", "wan0"))
-	pol := r.addPolicy(t, mkPolicy("out", sadb.DirOut, "198.18.2.0/24", 1))
+	pol := r.addPolicy(t, mkPolicy("out", ipsec.DirOut, "198.18.2.0/24", 1))
 	// PROTECT without an SA: the card holds the policy with NoSA (it drops and counts), never a bypass.
 	r.sync(t)
 	if p, ok := r.card.Policy("lan0", pol.ID); !ok || p.SA != ipsec.NoSA || p.Action != ipsec.ActionProtect {
@@ -141,8 +141,8 @@ func allZero(b []byte) bool {
 
 func TestRekeyMakeBeforeBreak(t *testing.T) {
 	r := newRig(t, fakecard.New("lan0", "wan0"))
-	out := r.addPolicy(t, mkPolicy("out", sadb.DirOut, "198.18.2.0/24", 1))
-	in := r.addPolicy(t, mkPolicy("in", sadb.DirIn, "198.18.2.0/24", 1))
+	out := r.addPolicy(t, mkPolicy("out", ipsec.DirOut, "198.18.2.0/24", 1))
+	in := r.addPolicy(t, mkPolicy("in", ipsec.DirIn, "198.18.2.0/24", 1))
 	a := r.add(t, mkSA("a", 0x1001, 1))
 	r.sync(t)
 	b := r.add(t, mkSA("b", 0x1002, 1))
@@ -237,7 +237,7 @@ func TestNackUnsupportedAndInterfaceList(t *testing.T) {
 	card := fakecard.New("lan0", "wan0")
 	card.Unsupported = map[string]bool{"rfc7539esp(chacha20,poly1305)": true}
 	r := newRig(t, card)
-	pol := r.addPolicy(t, mkPolicy("out", sadb.DirOut, "198.18.2.0/24", 1))
+	pol := r.addPolicy(t, mkPolicy("out", ipsec.DirOut, "198.18.2.0/24", 1))
 	c := mkSA("c", 0x1001, 1)
 	c.AEAD.Name = "rfc7539esp(chacha20,poly1305)"
 	c.AEAD.Key = make(sadb.Key, 36)
@@ -278,7 +278,7 @@ func TestNackUnsupportedAndInterfaceList(t *testing.T) {
 
 func TestReaddSameSPI(t *testing.T) {
 	r := newRig(t, fakecard.New("wan0"))
-	r.addPolicy(t, mkPolicy("in", sadb.DirIn, "198.18.2.0/24", 1))
+	r.addPolicy(t, mkPolicy("in", ipsec.DirIn, "198.18.2.0/24", 1))
 	a := r.add(t, mkSA("a", 0x1001, 1))
 	r.sync(t)
 	// Delete and re-add the same (SPI, dst) before the engine runs: the new SA gets a new index, and the
@@ -406,9 +406,9 @@ func churn(t *testing.T, r *rig) {
 						r.store.MarkDying(e.Index)
 					}
 				case 7:
-					dir := sadb.DirOut
+					dir := ipsec.DirOut
 					if n%2 == 1 {
-						dir = sadb.DirIn
+						dir = ipsec.DirIn
 					}
 					p := mkPolicy(fmt.Sprintf("p%d", n%16), dir, fmt.Sprintf("198.18.%d.0/24", n%16), reqid)
 					if _, err := r.store.AddPolicy(p); errors.Is(err, sadb.ErrExists) {
@@ -437,7 +437,7 @@ func churn(t *testing.T, r *rig) {
 
 func TestCheckDetectsDrift(t *testing.T) {
 	r := newRig(t, fakecard.New("wan0"))
-	pol := r.addPolicy(t, mkPolicy("in", sadb.DirIn, "198.18.2.0/24", 1))
+	pol := r.addPolicy(t, mkPolicy("in", ipsec.DirIn, "198.18.2.0/24", 1))
 	a := r.add(t, mkSA("a", 0x1001, 1))
 	r.sync(t)
 	r.check(t)
@@ -446,7 +446,7 @@ func TestCheckDetectsDrift(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.card.InstallPolicy(&offload.PolicyOffload{Iface: "wan0", Policy: ipsec.Policy{ID: 999, Dir: ipsec.DirIn,
-		Selector: offload.SPDSelector(pol.Sel), Action: ipsec.ActionBypass, SA: ipsec.NoSA}})
+		Selector: pol.Sel, Action: ipsec.ActionBypass, SA: ipsec.NoSA}})
 	rep, err := r.engine.Check(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -462,7 +462,7 @@ func TestNoPolicyNackReoffered(t *testing.T) {
 	card := fakecard.New("wan0")
 	r := newRig(t, card)
 	sa := mkSA("a", 0x1001, 1)
-	sa.Dir = sadb.DirIn
+	sa.Dir = new(ipsec.DirIn)
 	card.RequireSelectors = true
 	a := r.add(t, sa)
 	r.sync(t)
@@ -474,7 +474,7 @@ func TestNoPolicyNackReoffered(t *testing.T) {
 	if n := r.engine.Stats().SANacks; n != before {
 		t.Fatalf("no-policy nack retried %d times without a change", n-before)
 	}
-	r.addPolicy(t, mkPolicy("in", sadb.DirIn, "198.18.2.0/24", 1))
+	r.addPolicy(t, mkPolicy("in", ipsec.DirIn, "198.18.2.0/24", 1))
 	r.sync(t)
 	if s := state(t, r, a, "wan0"); s.Status != offload.StatusOffloaded {
 		t.Fatalf("after a policy covers it: %+v", s)
@@ -532,7 +532,7 @@ func TestFailedPolicyUpdateKeepsItsSA(t *testing.T) {
 		return nil
 	}
 	r := newRig(t, card)
-	pol := r.addPolicy(t, mkPolicy("out", sadb.DirOut, "198.18.2.0/24", 1))
+	pol := r.addPolicy(t, mkPolicy("out", ipsec.DirOut, "198.18.2.0/24", 1))
 	a := r.add(t, mkSA("a", 0x1001, 1))
 	r.sync(t)
 	mu.Lock()
@@ -583,7 +583,7 @@ func TestSharedTablesOffloadLists(t *testing.T) {
 	if p, w := r.engine.Sides(); p != "lan0" || w != "wan0" {
 		t.Fatalf("sides %q %q", p, w)
 	}
-	out := r.addPolicy(t, mkPolicy("out", sadb.DirOut, "198.18.2.0/24", 1))
+	out := r.addPolicy(t, mkPolicy("out", ipsec.DirOut, "198.18.2.0/24", 1))
 	lanOnly := mkSA("lan-only", 0x1001, 1)
 	lanOnly.Offload = []string{"lan0"}
 	a := r.add(t, lanOnly)
@@ -618,10 +618,10 @@ func TestSharedTablesOffloadLists(t *testing.T) {
 	}
 
 	// Policies: an outbound one is decided on the protected interface, an inbound one on the wire.
-	po := mkPolicy("out-wire", sadb.DirOut, "198.18.3.0/24", 1)
+	po := mkPolicy("out-wire", ipsec.DirOut, "198.18.3.0/24", 1)
 	po.Offload = []string{"wan0"}
 	poe := r.addPolicy(t, po)
-	pi := mkPolicy("in-wire", sadb.DirIn, "198.18.3.0/24", 1)
+	pi := mkPolicy("in-wire", ipsec.DirIn, "198.18.3.0/24", 1)
 	pi.Offload = []string{"wan0"}
 	pie := r.addPolicy(t, pi)
 	r.sync(t)
@@ -659,8 +659,8 @@ func TestPolicyNackEvent(t *testing.T) {
 	r := newRig(t, card)
 	sub := r.bus.Subscribe(64)
 	defer sub.Close()
-	r.addPolicy(t, mkPolicy("first", sadb.DirIn, "198.18.2.0/24", 1))
-	second := r.addPolicy(t, mkPolicy("second", sadb.DirIn, "198.18.3.0/24", 1))
+	r.addPolicy(t, mkPolicy("first", ipsec.DirIn, "198.18.2.0/24", 1))
+	second := r.addPolicy(t, mkPolicy("second", ipsec.DirIn, "198.18.3.0/24", 1))
 	r.sync(t)
 	r.sync(t)
 	var nacks []events.Event

@@ -4,21 +4,16 @@ import (
 	"fmt"
 
 	"github.com/xdpsec/xdpsec/crypto/esp"
-	"github.com/xdpsec/xdpsec/ipsec"
 )
 
-// ESPParams converts the SA to the ESP engine's parameters. The key slices share the SA's bytes (esp.New
-// copies what it keeps): use the result before the SA is reaped.
+// ESPParams converts the SA to the ESP engine's parameters, the one place that does (the config's SAs
+// convert to this type first). The key slices share the SA's bytes (esp.New copies what it keeps):
+// use the result before the SA is reaped.
 func (s *SA) ESPParams() (esp.Params, error) {
 	p := esp.Params{
-		SPI: s.SPI, Src: s.Src, Dst: s.Dst,
+		SPI: s.SPI, Src: s.Src, Dst: s.Dst, Mode: s.Mode,
 		ESN: s.ESN, ReplayWindow: s.ReplayWindow, Seq: s.Seq,
 		TTL: s.TTL, TFCPadTo: s.TFCPad,
-	}
-	if s.Mode == ModeTransport {
-		p.Mode = ipsec.ModeTransport
-	} else {
-		p.Mode = ipsec.ModeTunnel
 	}
 	if s.DF != "" {
 		df, err := esp.ParseDFPolicy(s.DF)
@@ -40,14 +35,4 @@ func (s *SA) ESPParams() (esp.Params, error) {
 		p.UDPEncap = &esp.UDPEncap{SrcPort: e.Sport, DstPort: e.Dport}
 	}
 	return p, nil
-}
-
-// validateESP lets the ESP engine judge what only it knows: algorithm names, key lengths, SPI range,
-// window size. There is one list of what is supported, the engine's.
-func (s *SA) validateESP() error {
-	p, err := s.ESPParams()
-	if err != nil {
-		return err
-	}
-	return p.Validate()
 }

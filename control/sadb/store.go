@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // Sentinel errors callers test with errors.Is.
@@ -41,22 +43,83 @@ type polRec struct {
 	e PolicyEntry
 }
 
+// table is one of the store's two databases: its entries by card index (SA index or policy id), by
+// identity ((SPI, dst, proto) for SAs, (dir, selector) for policies) and by name.
+type table[K comparable, R any] struct {
+	all    map[uint32]*R
+	byKey  map[K]uint32
+	byName map[string]uint32
+	free   indexAlloc
+	what   string // "sa" or "policy", for messages
+}
+
+func newTable[K comparable, R any](what string, max uint32) table[K, R] {
+	return table[K, R]{all: map[uint32]*R{}, byKey: map[K]uint32{}, byName: map[string]uint32{},
+		free: indexAlloc{max: max}, what: what}
+}
+
+// find returns the entry a reference names: by name when name is set, else by identity when key is
+// set, else by index. It is the one lookup of SA and policy references.
+func (t *table[K, R]) find(name string, key *K, index uint32) (*R, error) {
+	var idx uint32
+	var ok bool
+	switch {
+	case name != "":
+		idx, ok = t.byName[name]
+	case key != nil:
+		idx, ok = t.byKey[*key]
+	case index != 0:
+		_, ok = t.all[index]
+		idx = index
+	default:
+		return nil, fmt.Errorf("%w: empty %s reference", ErrInvalid, t.what)
+	}
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return t.all[idx], nil
+}
+
+// taken fails with ErrExists when an entry other than the one at index has key or name.
+func (t *table[K, R]) taken(key K, name string, index uint32) error {
+	if i, ok := t.byKey[key]; ok && i != index {
+		return ErrExists
+	}
+	if i, ok := t.byName[name]; name != "" && ok && i != index {
+		return fmt.Errorf("name %q: %w", name, ErrExists)
+	}
+	return nil
+}
+
+func (t *table[K, R]) insert(index uint32, key K, name string, r *R) {
+	t.all[index] = r
+	t.byKey[key] = index
+	if name != "" {
+		t.byName[name] = index
+	}
+}
+
+// remove drops the entry at index from every map; its index is not freed (SAs wait for Reap).
+func (t *table[K, R]) remove(index uint32, key K, name string) {
+	delete(t.all, index)
+	if t.byKey[key] == index {
+		delete(t.byKey, key)
+	}
+	if name != "" && t.byName[name] == index {
+		delete(t.byName, name)
+	}
+}
+
 // Store is the SPD and the SAD.
 type Store struct {
 	opts Options
 
-	mu       sync.Mutex
-	gen      uint64
-	serial   uint64
-	sas      map[uint32]*saRec
-	byID     map[SAID]uint32
-	byName   map[string]uint32
-	grave    map[uint32]*saRec
-	saIdx    indexAlloc
-	pols     map[uint32]*polRec
-	polByKey map[PolicyKey]uint32
-	polByNm  map[string]uint32
-	polIdx   indexAlloc
+	mu     sync.Mutex
+	gen    uint64
+	serial uint64
+	sas    table[SAID, saRec]
+	grave  map[uint32]*saRec // deleted SAs whose index and key wait for Reap
+	pols   table[PolicyKey, polRec]
 }
 
 // New returns an empty store.
@@ -71,16 +134,10 @@ func New(opts Options) *Store {
 		opts.MaxPolicies = 1 << 20
 	}
 	return &Store{
-		opts:     opts,
-		sas:      map[uint32]*saRec{},
-		byID:     map[SAID]uint32{},
-		byName:   map[string]uint32{},
-		grave:    map[uint32]*saRec{},
-		saIdx:    indexAlloc{max: opts.MaxSAs},
-		pols:     map[uint32]*polRec{},
-		polByKey: map[PolicyKey]uint32{},
-		polByNm:  map[string]uint32{},
-		polIdx:   indexAlloc{max: opts.MaxPolicies},
+		opts:  opts,
+		sas:   newTable[SAID, saRec]("sa", opts.MaxSAs),
+		grave: map[uint32]*saRec{},
+		pols:  newTable[PolicyKey, polRec]("policy", opts.MaxPolicies),
 	}
 }
 
@@ -111,10 +168,19 @@ func (s *Store) Gen() uint64 {
 
 func normalizeSA(sa *SA) error {
 	if sa.Proto == 0 {
-		sa.Proto = ProtoESP
+		sa.Proto = ipsec.ProtoESP
 	}
-	if sa.Proto != ProtoESP {
-		return fmt.Errorf("%w: proto %s: only esp is offloaded", ErrInvalid, ProtoName(sa.Proto))
+	if sa.Proto != ipsec.ProtoESP {
+		return fmt.Errorf("%w: proto %s: only esp is offloaded", ErrInvalid, sa.Proto)
+	}
+	if sa.Mode == 0 {
+		sa.Mode = ipsec.ModeTunnel
+	}
+	if !sa.Mode.Valid() {
+		return fmt.Errorf("%w: %s", ErrInvalid, sa.Mode)
+	}
+	if sa.Dir != nil && !sa.Dir.OnCard() {
+		return fmt.Errorf("%w: dir %s: an SA is in or out", ErrInvalid, *sa.Dir)
 	}
 	if sa.SPI == 0 {
 		return fmt.Errorf("%w: spi 0 is reserved (RFC 4303 §2.1)", ErrInvalid)
@@ -161,42 +227,52 @@ func normalizeSA(sa *SA) error {
 			return fmt.Errorf("%w: soft %s limit %d is above the hard one %d", ErrInvalid, p[0], soft, hard)
 		}
 	}
+	// The ESP engine judges what only it knows: algorithm names, key lengths, SPI range, window size.
+	// There is one list of what is supported, the engine's.
+	p, err := sa.ESPParams()
+	if err == nil {
+		err = p.Validate()
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
 	return nil
+}
+
+// prepare copies in (keys included) and normalizes the copy; on error nothing is kept.
+func prepare(in *SA) (SA, error) {
+	sa := in.clone(true)
+	if err := normalizeSA(&sa); err != nil {
+		sa.Wipe()
+		return SA{}, err
+	}
+	return sa, nil
 }
 
 // AddSA adds an SA (ip xfrm state add). The key bytes are copied.
 func (s *Store) AddSA(in SA) (SAEntry, error) {
-	sa := in.clone(true)
-	if err := normalizeSA(&sa); err != nil {
-		return SAEntry{}, fmt.Errorf("add sa %s: %w", sa.ID(), err)
-	}
-	if err := sa.validateESP(); err != nil {
-		sa.Wipe()
-		return SAEntry{}, fmt.Errorf("add sa %s: %w: %w", sa.ID(), ErrInvalid, err)
+	sa, err := prepare(&in)
+	if err != nil {
+		return SAEntry{}, fmt.Errorf("add sa %s: %w", in.ID(), err)
 	}
 	s.mu.Lock()
 	e, err := s.addSALocked(sa)
 	s.mu.Unlock()
 	if err != nil {
 		sa.Wipe()
-		return SAEntry{}, err
+		return SAEntry{}, fmt.Errorf("add sa %s: %w", sa.ID(), err)
 	}
 	s.changed()
 	return e, nil
 }
 
 func (s *Store) addSALocked(sa SA) (SAEntry, error) {
-	if _, ok := s.byID[sa.ID()]; ok {
-		return SAEntry{}, fmt.Errorf("add sa %s: %w", sa.ID(), ErrExists)
+	if err := s.sas.taken(sa.ID(), sa.Name, 0); err != nil {
+		return SAEntry{}, err
 	}
-	if sa.Name != "" {
-		if _, ok := s.byName[sa.Name]; ok {
-			return SAEntry{}, fmt.Errorf("add sa %s: name %q: %w", sa.ID(), sa.Name, ErrExists)
-		}
-	}
-	idx, ok := s.saIdx.get()
+	idx, ok := s.sas.free.get()
 	if !ok {
-		return SAEntry{}, fmt.Errorf("add sa %s: %w (%d SAs)", sa.ID(), ErrFull, s.opts.MaxSAs)
+		return SAEntry{}, fmt.Errorf("%w (%d SAs)", ErrFull, s.opts.MaxSAs)
 	}
 	return s.insertLocked(sa, idx), nil
 }
@@ -206,11 +282,7 @@ func (s *Store) insertLocked(sa SA, idx uint32) SAEntry {
 	s.gen++
 	s.serial++
 	r := &saRec{e: SAEntry{SA: sa, Index: idx, AddTime: s.opts.Now(), Gen: s.gen, Serial: s.serial}}
-	s.sas[idx] = r
-	s.byID[sa.ID()] = idx
-	if sa.Name != "" {
-		s.byName[sa.Name] = idx
-	}
+	s.sas.insert(idx, sa.ID(), sa.Name, r)
 	return r.e.view(false)
 }
 
@@ -220,34 +292,26 @@ func (s *Store) insertLocked(sa SA, idx uint32) SAEntry {
 // The old SA waits in the graveyard like a deleted one. Nothing changes if sa is invalid, collides with
 // another SA, or finds no free index.
 func (s *Store) ReplaceSA(ref Ref, in SA) (deleted, added SAEntry, err error) {
-	sa := in.clone(true)
-	if err := normalizeSA(&sa); err != nil {
-		return SAEntry{}, SAEntry{}, fmt.Errorf("replace sa %s: %w", sa.ID(), err)
-	}
-	if err := sa.validateESP(); err != nil {
-		sa.Wipe()
-		return SAEntry{}, SAEntry{}, fmt.Errorf("replace sa %s: %w: %w", sa.ID(), ErrInvalid, err)
+	sa, err := prepare(&in)
+	if err != nil {
+		return SAEntry{}, SAEntry{}, fmt.Errorf("replace sa %s: %w", in.ID(), err)
 	}
 	s.mu.Lock()
 	r, err := s.lookupLocked(ref)
 	if err == nil {
-		if idx, ok := s.byID[sa.ID()]; ok && idx != r.e.Index {
-			err = fmt.Errorf("%s: %w", sa.ID(), ErrExists)
-		} else if idx, ok := s.byName[sa.Name]; sa.Name != "" && ok && idx != r.e.Index {
-			err = fmt.Errorf("name %q: %w", sa.Name, ErrExists)
-		}
+		err = s.sas.taken(sa.ID(), sa.Name, r.e.Index)
 	}
 	var idx uint32
 	if err == nil {
 		var ok bool
-		if idx, ok = s.saIdx.get(); !ok {
+		if idx, ok = s.sas.free.get(); !ok {
 			err = fmt.Errorf("%w (%d SAs)", ErrFull, s.opts.MaxSAs)
 		}
 	}
 	if err != nil {
 		s.mu.Unlock()
 		sa.Wipe()
-		return SAEntry{}, SAEntry{}, fmt.Errorf("replace sa: %w", err)
+		return SAEntry{}, SAEntry{}, fmt.Errorf("replace sa %s: %w", sa.ID(), err)
 	}
 	s.buryLocked(r)
 	deleted = r.e.view(false)
@@ -258,51 +322,36 @@ func (s *Store) ReplaceSA(ref Ref, in SA) (deleted, added SAEntry, err error) {
 }
 
 func (s *Store) lookupLocked(ref Ref) (*saRec, error) {
-	var idx uint32
-	var ok bool
-	switch {
-	case ref.Name != "":
-		idx, ok = s.byName[ref.Name]
-	case ref.ID != nil:
-		id := *ref.ID
-		if id.Proto == 0 {
-			id.Proto = ProtoESP
+	var id *SAID
+	if ref.ID != nil {
+		i := *ref.ID
+		if i.Proto == 0 {
+			i.Proto = ipsec.ProtoESP
 		}
-		id.Dst = id.Dst.Unmap()
-		idx, ok = s.byID[id]
-	case ref.Index != 0:
-		_, ok = s.sas[ref.Index]
-		idx = ref.Index
-	default:
-		return nil, fmt.Errorf("%w: empty sa reference", ErrInvalid)
+		i.Dst = i.Dst.Unmap()
+		id = &i
 	}
-	if !ok {
-		return nil, fmt.Errorf("%s: %w", ref, ErrNotFound)
+	r, err := s.sas.find(ref.Name, id, ref.Index)
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("%s: %w", ref, err)
 	}
-	return s.sas[idx], nil
-}
-
-func algEqual(a, b *Algorithm) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return a.Name == b.Name && a.Bits == b.Bits && string(a.Key) == string(b.Key)
+	return r, err
 }
 
 // UpdateSA changes an existing SA (ip xfrm state update). The SA is found by name when the update names
 // one that exists, else by (SPI, dst, proto). Only the lifetime limits, the encapsulation ports, the
 // offload list and the name may change; anything else fails with ErrImmutable.
 func (s *Store) UpdateSA(in SA) (SAEntry, error) {
-	sa := in.clone(true)
-	defer sa.Wipe()
-	if err := normalizeSA(&sa); err != nil {
-		return SAEntry{}, fmt.Errorf("update sa %s: %w", sa.ID(), err)
+	sa, err := prepare(&in)
+	if err != nil {
+		return SAEntry{}, fmt.Errorf("update sa %s: %w", in.ID(), err)
 	}
+	defer sa.Wipe()
 	s.mu.Lock()
 	e, changed, err := s.updateSALocked(sa)
 	s.mu.Unlock()
 	if err != nil {
-		return SAEntry{}, err
+		return SAEntry{}, fmt.Errorf("update sa %s: %w", sa.ID(), err)
 	}
 	if changed {
 		s.changed()
@@ -311,64 +360,33 @@ func (s *Store) UpdateSA(in SA) (SAEntry, error) {
 }
 
 func (s *Store) updateSALocked(sa SA) (SAEntry, bool, error) {
-	var r *saRec
-	if sa.Name != "" {
-		if idx, ok := s.byName[sa.Name]; ok {
-			r = s.sas[idx]
+	r, err := s.sas.find(sa.Name, nil, 0)
+	if sa.Name == "" || err != nil {
+		id := sa.ID()
+		if r, err = s.sas.find("", &id, 0); err != nil {
+			return SAEntry{}, false, err
 		}
-	}
-	if r == nil {
-		idx, ok := s.byID[sa.ID()]
-		if !ok {
-			return SAEntry{}, false, fmt.Errorf("update sa %s: %w", sa.ID(), ErrNotFound)
-		}
-		r = s.sas[idx]
 	}
 	old := &r.e.SA
-	what := ""
-	switch {
-	case old.ID() != sa.ID():
-		what = "spi/dst/proto"
-	case old.Src != sa.Src:
-		what = "src"
-	case old.Mode != sa.Mode:
-		what = "mode"
-	case old.Reqid != sa.Reqid:
-		what = "reqid"
-	case old.Dir != sa.Dir:
-		what = "dir"
-	case old.ESN != sa.ESN:
-		what = "esn"
-	case old.ReplayWindow != sa.ReplayWindow:
-		what = "replay-window"
-	case old.TTL != sa.TTL || old.DF != sa.DF || old.TFCPad != sa.TFCPad:
-		what = "ttl/df/tfc-pad"
-	case !algEqual(old.AEAD, sa.AEAD) || !algEqual(old.Enc, sa.Enc) || !algEqual(old.Auth, sa.Auth):
-		what = "algorithms and keys"
-	case (old.Encap == nil) != (sa.Encap == nil):
-		what = "encap (on/off)"
+	change, what := Compare(old, &sa)
+	if change == Replace {
+		return SAEntry{}, false, fmt.Errorf("%s %w (add a new SA to rekey)", what, ErrImmutable)
 	}
-	if what != "" {
-		return SAEntry{}, false, fmt.Errorf("update sa %s: %s %w (add a new SA to rekey)", old.ID(), what, ErrImmutable)
-	}
-	if sa.Name != old.Name && sa.Name != "" {
-		if _, ok := s.byName[sa.Name]; ok {
-			return SAEntry{}, false, fmt.Errorf("update sa %s: name %q: %w", sa.ID(), sa.Name, ErrExists)
+	nameChanged := sa.Name != "" && sa.Name != old.Name
+	if nameChanged {
+		if err := s.sas.taken(sa.ID(), sa.Name, r.e.Index); err != nil {
+			return SAEntry{}, false, err
 		}
 	}
-	cardChanged := !slices.Equal(old.Offload, sa.Offload) || (sa.Encap != nil && *sa.Encap != *old.Encap)
-	limitsChanged := old.Limits != sa.Limits
-	nameChanged := sa.Name != "" && sa.Name != old.Name
-	if !cardChanged && !limitsChanged && !nameChanged {
+	if change == Unchanged && !nameChanged {
 		return r.e.view(false), false, nil
 	}
 	if nameChanged {
-		if old.Name != "" {
-			delete(s.byName, old.Name)
-		}
+		s.sas.remove(r.e.Index, old.ID(), old.Name)
 		old.Name = sa.Name
-		s.byName[sa.Name] = r.e.Index
+		s.sas.insert(r.e.Index, old.ID(), old.Name, r)
 	}
+	cardChanged := !slices.Equal(old.Offload, sa.Offload) || (sa.Encap != nil && *sa.Encap != *old.Encap)
 	old.Limits = sa.Limits
 	old.Offload = append([]string(nil), sa.Offload...)
 	if sa.Encap != nil {
@@ -399,11 +417,7 @@ func (s *Store) DeleteSA(ref Ref) (SAEntry, error) {
 }
 
 func (s *Store) buryLocked(r *saRec) {
-	delete(s.sas, r.e.Index)
-	delete(s.byID, r.e.ID())
-	if r.e.Name != "" {
-		delete(s.byName, r.e.Name)
-	}
+	s.sas.remove(r.e.Index, r.e.ID(), r.e.Name)
 	s.gen++
 	r.e.State = StateDead
 	r.e.Gen = s.gen
@@ -414,7 +428,7 @@ func (s *Store) buryLocked(r *saRec) {
 func (s *Store) FlushSAs() []SAEntry {
 	s.mu.Lock()
 	var out []SAEntry
-	for _, r := range s.sas {
+	for _, r := range s.sas.all {
 		s.buryLocked(r)
 		out = append(out, r.e.view(false))
 	}
@@ -440,8 +454,8 @@ func (s *Store) GetSA(ref Ref, withKeys bool) (SAEntry, error) {
 // ListSAs returns every SA, ordered by index (ip xfrm state list).
 func (s *Store) ListSAs(withKeys bool) []SAEntry {
 	s.mu.Lock()
-	out := make([]SAEntry, 0, len(s.sas))
-	for _, r := range s.sas {
+	out := make([]SAEntry, 0, len(s.sas.all))
+	for _, r := range s.sas.all {
 		out = append(out, r.e.view(withKeys))
 	}
 	s.mu.Unlock()
@@ -466,7 +480,7 @@ func (e *SAEntry) view(withKeys bool) SAEntry {
 func (s *Store) Usage(index uint32, cur Current, firstUse time.Time) (SAEntry, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.sas[index]
+	r, ok := s.sas.all[index]
 	if !ok {
 		return SAEntry{}, false
 	}
@@ -481,7 +495,7 @@ func (s *Store) Usage(index uint32, cur Current, firstUse time.Time) (SAEntry, b
 // only the first time, so the soft expiry fires once.
 func (s *Store) MarkDying(index uint32) (SAEntry, bool) {
 	s.mu.Lock()
-	r, ok := s.sas[index]
+	r, ok := s.sas.all[index]
 	if !ok || r.e.SoftFired {
 		s.mu.Unlock()
 		return SAEntry{}, false
@@ -499,7 +513,7 @@ func (s *Store) MarkDying(index uint32) (SAEntry, bool) {
 // Expire removes an SA whose hard limit was reached. It returns false if it was already gone.
 func (s *Store) Expire(index uint32) (SAEntry, bool) {
 	s.mu.Lock()
-	r, ok := s.sas[index]
+	r, ok := s.sas.all[index]
 	if !ok {
 		s.mu.Unlock()
 		return SAEntry{}, false
@@ -513,7 +527,7 @@ func (s *Store) Expire(index uint32) (SAEntry, bool) {
 
 // --- policies ---
 
-func normalizeSelector(sel *Selector) error {
+func normalizeSelector(sel *ipsec.Selector) error {
 	if !sel.Src.IsValid() && !sel.Dst.IsValid() {
 		return fmt.Errorf("%w: selector needs src or dst", ErrInvalid)
 	}
@@ -525,23 +539,12 @@ func normalizeSelector(sel *Selector) error {
 	}
 	sel.Src = netip.PrefixFrom(sel.Src.Addr().Unmap(), min(sel.Src.Bits(), sel.Src.Addr().Unmap().BitLen())).Masked()
 	sel.Dst = netip.PrefixFrom(sel.Dst.Addr().Unmap(), min(sel.Dst.Bits(), sel.Dst.Addr().Unmap().BitLen())).Masked()
-	if sel.Src.Addr().Is4() != sel.Dst.Addr().Is4() {
-		return fmt.Errorf("%w: selector src %s and dst %s are of different address families", ErrInvalid, sel.Src, sel.Dst)
-	}
-	sel.Sport, sel.Dport = sel.Sport.norm(), sel.Dport.norm()
-	for _, r := range []PortRange{sel.Sport, sel.Dport} {
-		if r.Lo > r.Hi {
-			return fmt.Errorf("%w: port range %d-%d is reversed", ErrInvalid, r.Lo, r.Hi)
-		}
-	}
-	if (!sel.Sport.Any() || !sel.Dport.Any()) && !hasPorts(sel.Proto) {
-		return fmt.Errorf("%w: ports need proto tcp, udp, sctp (or icmp/ipv6-icmp for type and code), not %s",
-			ErrInvalid, ProtoName(sel.Proto))
+	// The card's own rules: one family, ports only where the protocol carries them.
+	if err := sel.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return nil
 }
-
-func hasPorts(p uint8) bool { return p == 6 || p == 17 || p == 132 || p == 1 || p == 58 || p == 136 }
 
 func anyPrefix(a netip.Addr) netip.Prefix {
 	if a.Unmap().Is4() {
@@ -551,22 +554,31 @@ func anyPrefix(a netip.Addr) netip.Prefix {
 }
 
 func normalizePolicy(p *Policy) error {
-	if p.Dir != DirIn && p.Dir != DirOut {
-		return fmt.Errorf("%w: dir in or out is required", ErrInvalid)
+	switch {
+	case p.Dir == ipsec.DirFwd:
+		// Forwarded traffic is what the card's in and out tables classify; it has no fwd tables.
+		return fmt.Errorf("%w: dir fwd: the card classifies forwarded traffic with its in and out policies", ErrInvalid)
+	case !p.Dir.OnCard():
+		return fmt.Errorf("%w: dir %s: want in or out", ErrInvalid, p.Dir)
+	case p.Action > ipsec.ActionDiscard:
+		return fmt.Errorf("%w: %s", ErrInvalid, p.Action)
 	}
 	if err := normalizeSelector(&p.Sel); err != nil {
 		return err
 	}
-	if p.Action == ActionProtect {
+	if p.Action == ipsec.ActionProtect {
 		if p.Tmpl == nil || (p.Tmpl.SA == "" && p.Tmpl.Reqid == 0) {
 			return fmt.Errorf("%w: a protect policy needs a template naming its SA (sa NAME or reqid N)", ErrInvalid)
 		}
 		t := p.Tmpl
 		if t.Proto == 0 {
-			t.Proto = ProtoESP
+			t.Proto = ipsec.ProtoESP
 		}
-		if t.Proto != ProtoESP {
-			return fmt.Errorf("%w: template proto %s: only esp", ErrInvalid, ProtoName(t.Proto))
+		if t.Proto != ipsec.ProtoESP {
+			return fmt.Errorf("%w: template proto %s: only esp", ErrInvalid, t.Proto)
+		}
+		if t.Mode != 0 && !t.Mode.Valid() {
+			return fmt.Errorf("%w: template %s", ErrInvalid, t.Mode)
 		}
 		t.Src, t.Dst = t.Src.Unmap(), t.Dst.Unmap()
 	} else if p.Tmpl != nil {
@@ -583,28 +595,18 @@ func (s *Store) AddPolicy(in Policy) (PolicyEntry, error) {
 	}
 	key := PolicyKey{Dir: p.Dir, Sel: p.Sel}
 	s.mu.Lock()
-	if _, ok := s.polByKey[key]; ok {
+	if err := s.pols.taken(key, p.Name, 0); err != nil {
 		s.mu.Unlock()
-		return PolicyEntry{}, fmt.Errorf("add policy dir %s %s: %w", p.Dir, p.Sel, ErrExists)
+		return PolicyEntry{}, fmt.Errorf("add policy %s: %w", p.Label(), err)
 	}
-	if p.Name != "" {
-		if _, ok := s.polByNm[p.Name]; ok {
-			s.mu.Unlock()
-			return PolicyEntry{}, fmt.Errorf("add policy %q: name %w", p.Name, ErrExists)
-		}
-	}
-	id, ok := s.polIdx.get()
+	id, ok := s.pols.free.get()
 	if !ok {
 		s.mu.Unlock()
 		return PolicyEntry{}, fmt.Errorf("add policy: %w: the SPD holds its maximum of %d policies", ErrFull, s.opts.MaxPolicies)
 	}
 	s.gen++
 	r := &polRec{e: PolicyEntry{Policy: p, ID: id, AddTime: s.opts.Now(), Gen: s.gen}}
-	s.pols[id] = r
-	s.polByKey[key] = id
-	if p.Name != "" {
-		s.polByNm[p.Name] = id
-	}
+	s.pols.insert(id, key, p.Name, r)
 	e := r.e.view()
 	s.mu.Unlock()
 	s.changed()
@@ -620,45 +622,25 @@ func (s *Store) UpdatePolicy(in Policy) (PolicyEntry, error) {
 	}
 	key := PolicyKey{Dir: p.Dir, Sel: p.Sel}
 	s.mu.Lock()
-	var r *polRec
-	if p.Name != "" {
-		if id, ok := s.polByNm[p.Name]; ok {
-			r = s.pols[id]
-		}
+	r, err := s.pols.find(p.Name, nil, 0)
+	if p.Name == "" || err != nil {
+		r, err = s.pols.find("", &key, 0)
 	}
-	if r == nil {
-		if id, ok := s.polByKey[key]; ok {
-			r = s.pols[id]
-		}
+	if err == nil {
+		err = s.pols.taken(key, p.Name, r.e.ID)
 	}
-	if r == nil {
+	if err != nil {
 		s.mu.Unlock()
-		return PolicyEntry{}, fmt.Errorf("update policy dir %s %s: %w", p.Dir, p.Sel, ErrNotFound)
+		return PolicyEntry{}, fmt.Errorf("update policy %s: %w", p.Label(), err)
 	}
-	if id, ok := s.polByKey[key]; ok && id != r.e.ID {
-		s.mu.Unlock()
-		return PolicyEntry{}, fmt.Errorf("update policy dir %s %s: another policy has this selector: %w", p.Dir, p.Sel, ErrExists)
-	}
-	if p.Name != "" && p.Name != r.e.Name {
-		if _, ok := s.polByNm[p.Name]; ok {
-			s.mu.Unlock()
-			return PolicyEntry{}, fmt.Errorf("update policy: name %q %w", p.Name, ErrExists)
-		}
-	}
-	delete(s.polByKey, PolicyKey{Dir: r.e.Dir, Sel: r.e.Sel})
-	if r.e.Name != "" {
-		delete(s.polByNm, r.e.Name)
-	}
+	s.pols.remove(r.e.ID, PolicyKey{Dir: r.e.Dir, Sel: r.e.Sel}, r.e.Name)
 	if p.Name == "" {
 		p.Name = r.e.Name
 	}
 	s.gen++
 	r.e.Policy = p
 	r.e.Gen = s.gen
-	s.polByKey[key] = r.e.ID
-	if p.Name != "" {
-		s.polByNm[p.Name] = r.e.ID
-	}
+	s.pols.insert(r.e.ID, key, p.Name, r)
 	e := r.e.view()
 	s.mu.Unlock()
 	s.changed()
@@ -666,28 +648,19 @@ func (s *Store) UpdatePolicy(in Policy) (PolicyEntry, error) {
 }
 
 func (s *Store) lookupPolicyLocked(ref PolicyRef) (*polRec, error) {
-	var id uint32
-	var ok bool
-	switch {
-	case ref.Name != "":
-		id, ok = s.polByNm[ref.Name]
-	case ref.Key != nil:
-		k := *ref.Key
-		p := Policy{Dir: k.Dir, Sel: k.Sel}
+	var key *PolicyKey
+	if ref.Key != nil {
+		p := Policy{Dir: ref.Key.Dir, Sel: ref.Key.Sel}
 		if err := normalizePolicy(&p); err != nil {
 			return nil, err
 		}
-		id, ok = s.polByKey[PolicyKey{Dir: p.Dir, Sel: p.Sel}]
-	case ref.ID != 0:
-		_, ok = s.pols[ref.ID]
-		id = ref.ID
-	default:
-		return nil, fmt.Errorf("%w: empty policy reference", ErrInvalid)
+		key = &PolicyKey{Dir: p.Dir, Sel: p.Sel}
 	}
-	if !ok {
-		return nil, fmt.Errorf("%s: %w", ref, ErrNotFound)
+	r, err := s.pols.find(ref.Name, key, ref.ID)
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("%s: %w", ref, err)
 	}
-	return s.pols[id], nil
+	return r, err
 }
 
 // DeletePolicy removes a policy (ip xfrm policy delete). Its id is freed at once: the engine removes the
@@ -708,12 +681,8 @@ func (s *Store) DeletePolicy(ref PolicyRef) (PolicyEntry, error) {
 }
 
 func (s *Store) dropPolicyLocked(r *polRec) {
-	delete(s.pols, r.e.ID)
-	delete(s.polByKey, PolicyKey{Dir: r.e.Dir, Sel: r.e.Sel})
-	if r.e.Name != "" {
-		delete(s.polByNm, r.e.Name)
-	}
-	s.polIdx.put(r.e.ID)
+	s.pols.remove(r.e.ID, PolicyKey{Dir: r.e.Dir, Sel: r.e.Sel}, r.e.Name)
+	s.pols.free.put(r.e.ID)
 	s.gen++
 }
 
@@ -721,7 +690,7 @@ func (s *Store) dropPolicyLocked(r *polRec) {
 func (s *Store) FlushPolicies() []PolicyEntry {
 	s.mu.Lock()
 	var out []PolicyEntry
-	for _, r := range s.pols {
+	for _, r := range s.pols.all {
 		s.dropPolicyLocked(r)
 		out = append(out, r.e.view())
 	}
@@ -744,12 +713,12 @@ func (s *Store) GetPolicy(ref PolicyRef) (PolicyEntry, error) {
 	return r.e.view(), nil
 }
 
-// ListPolicies returns every policy in the order the SPD is searched: by direction, then priority (lower
-// wins, as in ip xfrm), then id (older first).
+// ListPolicies returns every policy in the order the SPD is searched: by direction (out first, as the
+// card numbers them), then priority (lower wins, as in ip xfrm), then id (older first).
 func (s *Store) ListPolicies() []PolicyEntry {
 	s.mu.Lock()
-	out := make([]PolicyEntry, 0, len(s.pols))
-	for _, r := range s.pols {
+	out := make([]PolicyEntry, 0, len(s.pols.all))
+	for _, r := range s.pols.all {
 		out = append(out, r.e.view())
 	}
 	s.mu.Unlock()
@@ -758,9 +727,12 @@ func (s *Store) ListPolicies() []PolicyEntry {
 }
 
 func sortPolicies(v []PolicyEntry) {
-	slices.SortFunc(v, func(a, b PolicyEntry) int {
-		return cmp.Or(cmp.Compare(a.Dir, b.Dir), cmp.Compare(a.Priority, b.Priority), cmp.Compare(a.ID, b.ID))
-	})
+	slices.SortFunc(v, func(a, b PolicyEntry) int { return spdOrder(&a, &b) })
+}
+
+// spdOrder is the order the SPD is searched in: direction, then priority, then id.
+func spdOrder(a, b *PolicyEntry) int {
+	return cmp.Or(cmp.Compare(a.Dir, b.Dir), cmp.Compare(a.Priority, b.Priority), cmp.Compare(a.ID, b.ID))
 }
 
 func (e *PolicyEntry) view() PolicyEntry {
@@ -784,15 +756,15 @@ type Snapshot struct {
 func (s *Store) Snapshot() Snapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	snap := Snapshot{Gen: s.gen, SAs: make([]SAEntry, 0, len(s.sas)), Policies: make([]PolicyEntry, 0, len(s.pols))}
+	snap := Snapshot{Gen: s.gen, SAs: make([]SAEntry, 0, len(s.sas.all)), Policies: make([]PolicyEntry, 0, len(s.pols.all))}
 	// Sort small keys, then copy the (large) entries once, in order.
-	idx := make([]uint32, 0, max(len(s.sas), len(s.grave)))
-	for i := range s.sas {
+	idx := make([]uint32, 0, max(len(s.sas.all), len(s.grave)))
+	for i := range s.sas.all {
 		idx = append(idx, i)
 	}
 	slices.Sort(idx)
 	for _, i := range idx {
-		snap.SAs = append(snap.SAs, s.sas[i].e)
+		snap.SAs = append(snap.SAs, s.sas.all[i].e)
 	}
 	idx = idx[:0]
 	for i := range s.grave {
@@ -802,20 +774,13 @@ func (s *Store) Snapshot() Snapshot {
 	for _, i := range idx {
 		snap.Grave = append(snap.Grave, s.grave[i].e)
 	}
-	type polOrder struct {
-		dir      Dir
-		priority uint32
-		id       uint32
+	order := make([]*PolicyEntry, 0, len(s.pols.all))
+	for _, r := range s.pols.all {
+		order = append(order, &r.e)
 	}
-	order := make([]polOrder, 0, len(s.pols))
-	for id, r := range s.pols {
-		order = append(order, polOrder{r.e.Dir, r.e.Priority, id})
-	}
-	slices.SortFunc(order, func(a, b polOrder) int {
-		return cmp.Or(cmp.Compare(a.dir, b.dir), cmp.Compare(a.priority, b.priority), cmp.Compare(a.id, b.id))
-	})
-	for _, o := range order {
-		snap.Policies = append(snap.Policies, s.pols[o.id].e.view())
+	slices.SortFunc(order, spdOrder)
+	for _, e := range order {
+		snap.Policies = append(snap.Policies, e.view())
 	}
 	return snap
 }
@@ -831,7 +796,7 @@ func (s *Store) Reap(index uint32) bool {
 	}
 	r.e.SA.Wipe()
 	delete(s.grave, index)
-	s.saIdx.put(index)
+	s.sas.free.put(index)
 	return true
 }
 
@@ -856,7 +821,7 @@ func Matches(t *Tmpl, e *SAEntry) bool {
 	if t.Dst.IsValid() && t.Dst != e.Dst {
 		return false
 	}
-	if t.Mode != nil && *t.Mode != e.Mode {
+	if t.Mode != 0 && t.Mode != e.Mode {
 		return false
 	}
 	if t.SPI != 0 && t.SPI != e.SPI {
@@ -902,7 +867,7 @@ func (h *u32heap) Pop() any {
 func (s *Store) WipeKeys() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, r := range s.sas {
+	for _, r := range s.sas.all {
 		r.e.SA.Wipe()
 	}
 	for _, r := range s.grave {
@@ -916,20 +881,16 @@ func (s *Store) WipeKeys() {
 // freeing a low index does not help an SA that was numbered above it.
 func (s *Store) Renumber(index uint32) (SAEntry, bool) {
 	s.mu.Lock()
-	r, ok := s.sas[index]
-	if !ok || s.saIdx.free.Len() == 0 || s.saIdx.free[0] >= index {
+	r, ok := s.sas.all[index]
+	if !ok || s.sas.free.free.Len() == 0 || s.sas.free.free[0] >= index {
 		s.mu.Unlock()
 		return SAEntry{}, false
 	}
-	to := heap.Pop(&s.saIdx.free).(uint32)
-	delete(s.sas, index)
-	s.saIdx.put(index)
+	to := heap.Pop(&s.sas.free.free).(uint32)
+	s.sas.remove(index, r.e.ID(), r.e.Name)
+	s.sas.free.put(index)
 	r.e.Index = to
-	s.sas[to] = r
-	s.byID[r.e.ID()] = to
-	if r.e.Name != "" {
-		s.byName[r.e.Name] = to
-	}
+	s.sas.insert(to, r.e.ID(), r.e.Name, r)
 	s.gen++
 	r.e.Gen = s.gen
 	e := r.e.view(false)

@@ -2,17 +2,20 @@ package sadb
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 func testSA(name string, spi uint32) SA {
 	return SA{
 		Name: name, SPI: spi,
 		Src: netip.MustParseAddr("198.18.0.1"), Dst: netip.MustParseAddr("198.19.0.1"),
-		Reqid: 7,
-		AEAD:  &Algorithm{Name: "rfc4106(gcm(aes))", Key: make(Key, 20), Bits: 128},
+		Reqid: 7, Mode: ipsec.ModeTunnel,
+		AEAD: &Algorithm{Name: "rfc4106(gcm(aes))", Key: make(Key, 20), Bits: 128},
 	}
 }
 
@@ -206,8 +209,8 @@ func TestLifetimeStates(t *testing.T) {
 
 func TestPolicySemantics(t *testing.T) {
 	s := New(Options{})
-	sel := Selector{Src: netip.MustParsePrefix("198.18.1.0/24"), Dst: netip.MustParsePrefix("198.18.2.7/24")}
-	p := Policy{Name: "out", Dir: DirOut, Sel: sel, Priority: 100, Action: ActionProtect, Tmpl: &Tmpl{Reqid: 7}}
+	sel := ipsec.Selector{Src: netip.MustParsePrefix("198.18.1.0/24"), Dst: netip.MustParsePrefix("198.18.2.7/24")}
+	p := Policy{Name: "out", Dir: ipsec.DirOut, Sel: sel, Priority: 100, Action: ipsec.ActionProtect, Tmpl: &Tmpl{Reqid: 7}}
 	e, err := s.AddPolicy(p)
 	if err != nil {
 		t.Fatal(err)
@@ -222,17 +225,17 @@ func TestPolicySemantics(t *testing.T) {
 		t.Fatalf("duplicate selector: %v", err)
 	}
 	p3 := p
-	p3.Name, p3.Dir = "", DirIn
+	p3.Name, p3.Dir = "", ipsec.DirIn
 	if _, err := s.AddPolicy(p3); err != nil {
 		t.Fatalf("other direction: %v", err)
 	}
 	for name, bad := range map[string]Policy{
-		"no dir":         {Sel: sel},
-		"protect no sa":  {Dir: DirOut, Sel: sel, Action: ActionProtect},
-		"bypass tmpl":    {Dir: DirOut, Sel: sel, Tmpl: &Tmpl{Reqid: 1}},
-		"ports no proto": {Dir: DirOut, Sel: Selector{Src: sel.Src, Dst: sel.Dst, Dport: PortRange{80, 80}}},
-		"reversed":       {Dir: DirOut, Sel: Selector{Src: sel.Src, Dst: sel.Dst, Proto: 6, Dport: PortRange{90, 80}}},
-		"mixed family":   {Dir: DirOut, Sel: Selector{Src: sel.Src, Dst: netip.MustParsePrefix("2001:2::/48")}},
+		"fwd":            {Dir: ipsec.DirFwd, Sel: sel},
+		"protect no sa":  {Dir: ipsec.DirOut, Sel: sel, Action: ipsec.ActionProtect},
+		"bypass tmpl":    {Dir: ipsec.DirOut, Sel: sel, Tmpl: &Tmpl{Reqid: 1}},
+		"ports no proto": {Dir: ipsec.DirOut, Sel: ipsec.Selector{Src: sel.Src, Dst: sel.Dst, DstPorts: ipsec.Port(80)}},
+		"reversed":       {Dir: ipsec.DirOut, Sel: ipsec.Selector{Src: sel.Src, Dst: sel.Dst, Proto: ipsec.ProtoTCP, DstPorts: ipsec.Ports(90, 80)}},
+		"mixed family":   {Dir: ipsec.DirOut, Sel: ipsec.Selector{Src: sel.Src, Dst: netip.MustParsePrefix("2001:2::/48")}},
 	} {
 		if _, err := s.AddPolicy(bad); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: got %v, want ErrInvalid", name, err)
@@ -244,7 +247,7 @@ func TestPolicySemantics(t *testing.T) {
 	if err != nil || u.ID != e.ID || u.Priority != 50 {
 		t.Fatalf("update: %+v %v", u, err)
 	}
-	key := PolicyKey{Dir: DirOut, Sel: sel}
+	key := PolicyKey{Dir: ipsec.DirOut, Sel: sel}
 	if _, err := s.DeletePolicy(PolicyRef{Key: &key}); err != nil {
 		t.Fatalf("delete by selector: %v", err)
 	}
@@ -256,10 +259,35 @@ func TestPolicySemantics(t *testing.T) {
 	}
 }
 
+// TestPortProtocols: every protocol that carries ports (the card's list) takes a port selector, and
+// ICMP a type and code; others none. A DCCP policy with a port used to pass the config and fail here.
+func TestPortProtocols(t *testing.T) {
+	s := New(Options{})
+	for p := range 256 {
+		proto := ipsec.Proto(p)
+		sel := ipsec.Selector{Src: netip.MustParsePrefix("198.18.1.0/24"), Dst: netip.MustParsePrefix(fmt.Sprintf("198.18.2.%d/32", p)),
+			Proto: proto, DstPorts: ipsec.Port(33)}
+		_, err := s.AddPolicy(Policy{Dir: ipsec.DirOut, Sel: sel, Action: ipsec.ActionBypass})
+		switch want := proto.HasPorts() || proto.IsICMP(); {
+		case want && err != nil:
+			t.Errorf("proto %s: port 33 refused: %v", proto, err)
+		case !want && !errors.Is(err, ErrInvalid):
+			t.Errorf("proto %s: port 33 accepted (err %v)", proto, err)
+		}
+	}
+	// ICMP type 0 (echo reply) is a type of its own, not "any".
+	sel := ipsec.Selector{Src: netip.MustParsePrefix("198.18.1.0/24"), Dst: netip.MustParsePrefix("198.18.3.0/24"),
+		Proto: ipsec.ProtoICMP, SrcPorts: ipsec.Port(0)}
+	e, err := s.AddPolicy(Policy{Dir: ipsec.DirOut, Sel: sel, Action: ipsec.ActionDiscard})
+	if err != nil || e.Sel.SrcPorts != ipsec.Port(0) || !e.Sel.ConstrainsPorts() {
+		t.Fatalf("icmp type 0: %+v, %v", e.Sel, err)
+	}
+}
+
 func TestPolicyOrder(t *testing.T) {
 	s := New(Options{})
 	mk := func(dst string, prio uint32) Policy {
-		return Policy{Dir: DirOut, Sel: Selector{Src: netip.MustParsePrefix("0.0.0.0/0"), Dst: netip.MustParsePrefix(dst)}, Priority: prio}
+		return Policy{Dir: ipsec.DirOut, Sel: ipsec.Selector{Src: netip.MustParsePrefix("0.0.0.0/0"), Dst: netip.MustParsePrefix(dst)}, Priority: prio}
 	}
 	s.AddPolicy(mk("198.18.0.0/16", 200))
 	s.AddPolicy(mk("198.18.1.0/24", 100))
@@ -272,7 +300,6 @@ func TestPolicyOrder(t *testing.T) {
 
 func TestMatches(t *testing.T) {
 	e := SAEntry{SA: testSA("a", 0x1001)}
-	tr := ModeTransport
 	for _, c := range []struct {
 		t    Tmpl
 		want bool
@@ -283,7 +310,8 @@ func TestMatches(t *testing.T) {
 		{Tmpl{Reqid: 8}, false},
 		{Tmpl{Reqid: 7, Dst: netip.MustParseAddr("198.19.0.1")}, true},
 		{Tmpl{Reqid: 7, Dst: netip.MustParseAddr("198.19.0.2")}, false},
-		{Tmpl{Reqid: 7, Mode: &tr}, false},
+		{Tmpl{Reqid: 7, Mode: ipsec.ModeTransport}, false},
+		{Tmpl{Reqid: 7, Mode: ipsec.ModeTunnel}, true},
 		{Tmpl{}, false},
 	} {
 		if got := Matches(&c.t, &e); got != c.want {

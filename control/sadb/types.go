@@ -3,124 +3,13 @@ package sadb
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/xdpsec/xdpsec/ipsec"
 )
-
-// ProtoESP is IP protocol 50, the only SA protocol xdpsec offloads.
-const ProtoESP = 50
-
-// Dir is the direction of a policy (or, optionally, of an SA), as ip xfrm spells it.
-type Dir uint8
-
-const (
-	DirUnspec Dir = iota
-	DirIn
-	DirOut
-)
-
-func (d Dir) String() string {
-	switch d {
-	case DirIn:
-		return "in"
-	case DirOut:
-		return "out"
-	}
-	return ""
-}
-
-// ParseDir accepts "in" and "out". ip xfrm's "fwd" has no meaning on the card: forwarded traffic is
-// what the card's inbound side handles, so it is refused rather than silently mapped.
-func ParseDir(s string) (Dir, error) {
-	switch strings.ToLower(s) {
-	case "in":
-		return DirIn, nil
-	case "out":
-		return DirOut, nil
-	case "":
-		return DirUnspec, nil
-	}
-	return DirUnspec, fmt.Errorf("parse dir %q: want in or out", s)
-}
-
-func (d Dir) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
-func (d *Dir) UnmarshalText(b []byte) error {
-	v, err := ParseDir(string(b))
-	*d = v
-	return err
-}
-
-// Action is what a policy does with matching traffic.
-type Action uint8
-
-const (
-	ActionBypass Action = iota // ip xfrm "allow" without a template
-	ActionProtect
-	ActionDiscard // ip xfrm "block"
-)
-
-func (a Action) String() string {
-	switch a {
-	case ActionProtect:
-		return "protect"
-	case ActionDiscard:
-		return "discard"
-	}
-	return "bypass"
-}
-
-// ParseAction accepts the config's words and ip xfrm's (allow = bypass, block = discard).
-func ParseAction(s string) (Action, error) {
-	switch strings.ToLower(s) {
-	case "bypass", "allow", "pass":
-		return ActionBypass, nil
-	case "protect", "ipsec":
-		return ActionProtect, nil
-	case "discard", "block", "drop":
-		return ActionDiscard, nil
-	}
-	return ActionBypass, fmt.Errorf("parse action %q: want protect, bypass or discard", s)
-}
-
-func (a Action) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
-func (a *Action) UnmarshalText(b []byte) error {
-	v, err := ParseAction(string(b))
-	*a = v
-	return err
-}
-
-// Mode is the ESP mode of an SA.
-type Mode uint8
-
-const (
-	ModeTunnel Mode = iota
-	ModeTransport
-)
-
-func (m Mode) String() string {
-	if m == ModeTransport {
-		return "transport"
-	}
-	return "tunnel"
-}
-
-func ParseMode(s string) (Mode, error) {
-	switch strings.ToLower(s) {
-	case "tunnel", "":
-		return ModeTunnel, nil
-	case "transport":
-		return ModeTransport, nil
-	}
-	return ModeTunnel, fmt.Errorf("parse mode %q: want tunnel or transport", s)
-}
-
-func (m Mode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
-func (m *Mode) UnmarshalText(b []byte) error {
-	v, err := ParseMode(string(b))
-	*m = v
-	return err
-}
 
 // State is the lifetime state of an SA (RFC 4301 §4.4.2.1).
 type State uint8
@@ -216,6 +105,14 @@ func (a *Algorithm) clone(withKey bool) *Algorithm {
 	return &c
 }
 
+// Equal reports whether a and b are the same algorithm with the same key and length (or both nil).
+func (a *Algorithm) Equal(b *Algorithm) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Name == b.Name && a.Bits == b.Bits && string(a.Key) == string(b.Key)
+}
+
 // Encap is UDP encapsulation of ESP (RFC 3948).
 type Encap struct {
 	Type  string `json:"type"` // "espinudp"
@@ -239,25 +136,27 @@ type Lifetime struct {
 
 // SAID is what identifies an SA on the wire and in ip xfrm: (SPI, destination, protocol).
 type SAID struct {
-	SPI   uint32     `json:"spi"`
-	Dst   netip.Addr `json:"dst"`
-	Proto uint8      `json:"proto"`
+	SPI   uint32      `json:"spi"`
+	Dst   netip.Addr  `json:"dst"`
+	Proto ipsec.Proto `json:"proto"`
 }
 
 func (id SAID) String() string {
-	return fmt.Sprintf("spi 0x%08x dst %s proto %d", id.SPI, id.Dst, id.Proto)
+	return fmt.Sprintf("spi 0x%08x dst %s proto %s", id.SPI, id.Dst, id.Proto)
 }
 
 // SA is the configuration of one Security Association: one direction of one ESP flow.
 type SA struct {
-	Name         string     `json:"name,omitempty"`
-	SPI          uint32     `json:"spi"`
-	Src          netip.Addr `json:"src"`
-	Dst          netip.Addr `json:"dst"`
-	Proto        uint8      `json:"proto"`
-	Mode         Mode       `json:"mode"`
-	Reqid        uint32     `json:"reqid,omitempty"`
-	Dir          Dir        `json:"dir,omitempty"` // optional, as in ip xfrm state's "dir"
+	Name  string      `json:"name,omitempty"`
+	SPI   uint32      `json:"spi"`
+	Src   netip.Addr  `json:"src"`
+	Dst   netip.Addr  `json:"dst"`
+	Proto ipsec.Proto `json:"proto"` // ESP; 0 is taken for ESP
+	Mode  ipsec.Mode  `json:"mode"`  // unspecified is taken for tunnel
+	Reqid uint32      `json:"reqid,omitempty"`
+	// Dir is optional, as ip xfrm state's "dir": nil leaves the direction to the policies the SA
+	// serves (offload.Engine.Direction).
+	Dir          *ipsec.Dir `json:"dir,omitempty"`
 	AEAD         *Algorithm `json:"aead,omitempty"`
 	Enc          *Algorithm `json:"enc,omitempty"`
 	Auth         *Algorithm `json:"auth,omitempty"`
@@ -289,6 +188,10 @@ func (s *SA) Wipe() {
 
 func (s *SA) clone(withKeys bool) SA {
 	c := *s
+	if s.Dir != nil {
+		d := *s.Dir
+		c.Dir = &d
+	}
 	c.AEAD = s.AEAD.clone(withKeys)
 	c.Enc = s.Enc.clone(withKeys)
 	c.Auth = s.Auth.clone(withKeys)
@@ -298,6 +201,50 @@ func (s *SA) clone(withKeys bool) SA {
 	}
 	c.Offload = append([]string(nil), s.Offload...)
 	return c
+}
+
+// Change says how a new version of an SA differs from the one in force.
+type Change uint8
+
+const (
+	Unchanged Change = iota
+	InPlace          // only in what ip xfrm state update may change: limits, encap ports, offload list
+	Replace          // in an immutable field: it is a new SA (a rekey), never an edit
+)
+
+// Compare tells how next differs from cur and, for Replace, names the first immutable field that
+// changed. Names and run-time state (seq) are not compared.
+func Compare(cur, next *SA) (Change, string) {
+	what := ""
+	switch {
+	case cur.ID() != next.ID():
+		what = "spi/dst/proto"
+	case cur.Src != next.Src:
+		what = "src"
+	case cur.Mode != next.Mode:
+		what = "mode"
+	case cur.Reqid != next.Reqid:
+		what = "reqid"
+	case (cur.Dir == nil) != (next.Dir == nil) || cur.Dir != nil && *cur.Dir != *next.Dir:
+		what = "dir"
+	case cur.ESN != next.ESN:
+		what = "esn"
+	case cur.ReplayWindow != next.ReplayWindow:
+		what = "replay-window"
+	case cur.TTL != next.TTL || cur.DF != next.DF || cur.TFCPad != next.TFCPad:
+		what = "ttl/df/tfc-pad"
+	case !cur.AEAD.Equal(next.AEAD) || !cur.Enc.Equal(next.Enc) || !cur.Auth.Equal(next.Auth):
+		what = "algorithms and keys"
+	case (cur.Encap == nil) != (next.Encap == nil):
+		what = "encap (on/off)"
+	}
+	if what != "" {
+		return Replace, what
+	}
+	if (cur.Encap != nil && *cur.Encap != *next.Encap) || cur.Limits != next.Limits || !slices.Equal(cur.Offload, next.Offload) {
+		return InPlace, ""
+	}
+	return Unchanged, ""
 }
 
 // Current is the lifetime an SA has used so far, summed from the card's and the workers' counters.
@@ -328,134 +275,41 @@ type SAEntry struct {
 	SoftFired bool `json:"soft_fired,omitempty"`
 }
 
-// PortRange is an inclusive range of ports. The zero value means any port. For ICMP/ICMPv6 selectors
-// the source range holds the type and the destination range the code, as in the kernel's xfrm_selector.
-type PortRange struct {
-	Lo uint16 `json:"lo"`
-	Hi uint16 `json:"hi"`
-}
-
-// Any reports whether the range matches every port.
-func (r PortRange) Any() bool { return (r.Lo == 0 && r.Hi == 0) || (r.Lo == 0 && r.Hi == 0xffff) }
-
-func (r PortRange) String() string {
-	if r.Any() {
-		return "any"
-	}
-	if r.Lo == r.Hi {
-		return strconv.Itoa(int(r.Lo))
-	}
-	return fmt.Sprintf("%d-%d", r.Lo, r.Hi)
-}
-
-func (r PortRange) norm() PortRange {
-	if r.Any() {
-		return PortRange{}
-	}
-	return r
-}
-
-// Selector is the traffic a policy matches (RFC 4301 §4.4.1.1).
-type Selector struct {
-	Src   netip.Prefix `json:"src"`
-	Dst   netip.Prefix `json:"dst"`
-	Proto uint8        `json:"proto"` // 0 = any
-	Sport PortRange    `json:"sport,omitzero"`
-	Dport PortRange    `json:"dport,omitzero"`
-}
-
-func (s Selector) String() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "src %s dst %s", s.Src, s.Dst)
-	if s.Proto != 0 {
-		fmt.Fprintf(&b, " proto %s", ProtoName(s.Proto))
-	}
-	if !s.Sport.Any() {
-		fmt.Fprintf(&b, " sport %s", s.Sport)
-	}
-	if !s.Dport.Any() {
-		fmt.Fprintf(&b, " dport %s", s.Dport)
-	}
-	return b.String()
-}
-
-// ProtoName returns the name ip xfrm prints for an IP protocol.
-func ProtoName(p uint8) string {
-	switch p {
-	case 0:
-		return "any"
-	case 1:
-		return "icmp"
-	case 6:
-		return "tcp"
-	case 17:
-		return "udp"
-	case 50:
-		return "esp"
-	case 58:
-		return "ipv6-icmp"
-	case 132:
-		return "sctp"
-	}
-	return strconv.Itoa(int(p))
-}
-
-// ParseProto accepts the names of ProtoName and decimal numbers.
-func ParseProto(s string) (uint8, error) {
-	switch strings.ToLower(s) {
-	case "any", "", "0":
-		return 0, nil
-	case "icmp":
-		return 1, nil
-	case "tcp":
-		return 6, nil
-	case "udp":
-		return 17, nil
-	case "esp":
-		return 50, nil
-	case "ipv6-icmp", "icmpv6", "icmp6":
-		return 58, nil
-	case "sctp":
-		return 132, nil
-	}
-	v, err := strconv.ParseUint(s, 10, 8)
-	if err != nil {
-		return 0, fmt.Errorf("parse proto %q: want a name (tcp, udp, icmp, ipv6-icmp, …) or a number 0-255", s)
-	}
-	return uint8(v), nil
-}
-
 // Tmpl is the template of a PROTECT policy: which SA protects its traffic. The SA is found by name (the
 // config's "sa:") or by reqid, and must match the template's addresses and mode where those are given.
 type Tmpl struct {
-	SA    string     `json:"sa,omitempty"`
-	Reqid uint32     `json:"reqid,omitempty"`
-	Src   netip.Addr `json:"src,omitzero"`
-	Dst   netip.Addr `json:"dst,omitzero"`
-	Proto uint8      `json:"proto,omitempty"`
-	Mode  *Mode      `json:"mode,omitempty"`
-	SPI   uint32     `json:"spi,omitempty"`
+	SA    string      `json:"sa,omitempty"`
+	Reqid uint32      `json:"reqid,omitempty"`
+	Src   netip.Addr  `json:"src,omitzero"`
+	Dst   netip.Addr  `json:"dst,omitzero"`
+	Proto ipsec.Proto `json:"proto,omitempty"`
+	Mode  ipsec.Mode  `json:"mode,omitempty"` // unspecified: any
+	SPI   uint32      `json:"spi,omitempty"`
 }
 
 // Policy is one entry of the SPD.
 type Policy struct {
-	Name     string   `json:"name,omitempty"`
-	Dir      Dir      `json:"dir"`
-	Sel      Selector `json:"sel"`
-	Priority uint32   `json:"priority"`
-	Action   Action   `json:"action"`
-	Tmpl     *Tmpl    `json:"tmpl,omitempty"`
-	Offload  []string `json:"offload,omitempty"`
+	Name     string         `json:"name,omitempty"`
+	Dir      ipsec.Dir      `json:"dir"`
+	Sel      ipsec.Selector `json:"sel"`
+	Priority uint32         `json:"priority"`
+	Action   ipsec.Action   `json:"action"`
+	Tmpl     *Tmpl          `json:"tmpl,omitempty"`
+	Offload  []string       `json:"offload,omitempty"`
+}
+
+// Label names the policy in messages and events: its name, else its direction and selector.
+func (p *Policy) Label() string {
+	if p.Name != "" {
+		return p.Name
+	}
+	return fmt.Sprintf("dir %s %s", p.Dir, p.Sel)
 }
 
 func (p *Policy) clone() Policy {
 	c := *p
 	if p.Tmpl != nil {
 		t := *p.Tmpl
-		if p.Tmpl.Mode != nil {
-			m := *p.Tmpl.Mode
-			t.Mode = &m
-		}
 		c.Tmpl = &t
 	}
 	c.Offload = append([]string(nil), p.Offload...)
@@ -472,8 +326,8 @@ type PolicyEntry struct {
 
 // PolicyKey identifies a policy as ip xfrm does: direction and selector.
 type PolicyKey struct {
-	Dir Dir      `json:"dir"`
-	Sel Selector `json:"sel"`
+	Dir ipsec.Dir      `json:"dir"`
+	Sel ipsec.Selector `json:"sel"`
 }
 
 // Ref names an SA: by name, or by its (SPI, dst, proto), or by its card index.

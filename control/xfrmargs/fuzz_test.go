@@ -1,10 +1,11 @@
 package xfrmargs
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
-	"github.com/xdpsec/xdpsec/control/sadb"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // The parsers take whatever a user types: any argument list gives a value or an error, never a panic,
@@ -28,7 +29,7 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		if p, err := ParsePolicy("sp add", args); err == nil {
-			if p.Dir == sadb.DirUnspec || (p.Action == sadb.ActionProtect && p.Tmpl == nil) {
+			if !p.Dir.OnCard() || !slices.Contains(args, "dir") || (p.Action == ipsec.ActionProtect && p.Tmpl == nil) {
 				t.Fatalf("accepted an incomplete policy: %q → %+v", line, p)
 			}
 		}

@@ -23,6 +23,7 @@ import (
 	"strings"
 
 	"github.com/xdpsec/xdpsec/control/sadb"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 type scanner struct {
@@ -115,30 +116,30 @@ func (s *scanner) esp(kw, why string) error {
 	return err
 }
 
-func (s *scanner) mode(kw string) (sadb.Mode, error) {
+func (s *scanner) mode(kw string) (ipsec.Mode, error) {
 	v, err := s.next(kw)
 	if err != nil {
 		return 0, err
 	}
-	m, err := sadb.ParseMode(v)
-	if err != nil {
-		return m, s.errf(kw, "%q: want tunnel or transport", v)
+	m, err := ipsec.ParseMode(v)
+	if err != nil || m == 0 {
+		return 0, s.errf(kw, "%q: want tunnel or transport", v)
 	}
 	return m, nil
 }
 
-// dir reads a direction; a policy's must be in or out, an SA's may also be left unspecified.
-func (s *scanner) dir(kw string, policy bool) (sadb.Dir, error) {
+// dir reads a direction: in or out (the card has no tables for ip xfrm's fwd).
+func (s *scanner) dir(kw string) (ipsec.Dir, error) {
 	v, err := s.next(kw)
 	if err != nil {
-		return sadb.DirUnspec, err
+		return 0, err
 	}
-	if policy && v == "fwd" {
-		return sadb.DirUnspec, s.errf(kw, "fwd: the card's inbound side covers forwarded traffic; use in")
-	}
-	d, err := sadb.ParseDir(v)
-	if err != nil || (policy && d == sadb.DirUnspec) {
-		return sadb.DirUnspec, s.errf(kw, "%q: want in or out", v)
+	d, err := ipsec.ParseDir(v)
+	switch {
+	case err != nil:
+		return 0, s.errf(kw, "%q: want in or out", v)
+	case !d.OnCard():
+		return 0, s.errf(kw, "%s: the card's inbound side covers forwarded traffic; use in", d)
 	}
 	return d, nil
 }
@@ -150,22 +151,16 @@ func parseUint(v string, bits int) (uint64, error) {
 	return strconv.ParseUint(v, 10, bits)
 }
 
-func (s *scanner) ports(kw string) (sadb.PortRange, error) {
+func (s *scanner) ports(kw string) (ipsec.PortRange, error) {
 	v, err := s.next(kw)
 	if err != nil {
-		return sadb.PortRange{}, err
+		return ipsec.AnyPorts, err
 	}
-	lo, hi, isRange := strings.Cut(v, "-")
-	l, err1 := strconv.ParseUint(lo, 10, 16)
-	h := l
-	var err2 error
-	if isRange {
-		h, err2 = strconv.ParseUint(hi, 10, 16)
+	r, err := ipsec.ParsePorts(v)
+	if err != nil {
+		return ipsec.AnyPorts, s.errf(kw, "%q is not a port 0-65535 or a range LO-HI", v)
 	}
-	if err1 != nil || err2 != nil || l > h {
-		return sadb.PortRange{}, s.errf(kw, "%q is not a port 0-65535 or a range LO-HI", v)
-	}
-	return sadb.PortRange{Lo: uint16(l), Hi: uint16(h)}, nil
+	return r, nil
 }
 
 func (s *scanner) offload(list *[]string) error {
@@ -203,7 +198,7 @@ func (s *scanner) offload(list *[]string) error {
 func ParseSA(what string, args []string) (sadb.SA, error) {
 	s := &scanner{args: args, what: what}
 	// ip xfrm's defaults: transport mode; the window is xdpsec's default (ip xfrm's 0 disables anti-replay).
-	sa := sadb.SA{Proto: sadb.ProtoESP, ReplayWindow: 128, Mode: sadb.ModeTransport}
+	sa := sadb.SA{Proto: ipsec.ProtoESP, ReplayWindow: 128, Mode: ipsec.ModeTransport}
 	for s.more() {
 		kw := s.keyword()
 		var err error
@@ -223,7 +218,9 @@ func ParseSA(what string, args []string) (sadb.SA, error) {
 		case "name":
 			sa.Name, err = s.next(kw)
 		case "dir":
-			sa.Dir, err = s.dir(kw, false)
+			var d ipsec.Dir
+			d, err = s.dir(kw)
+			sa.Dir = &d
 		case "aead":
 			sa.AEAD, err = s.alg(kw, true)
 		case "enc":
@@ -271,7 +268,7 @@ func ParseSA(what string, args []string) (sadb.SA, error) {
 		case "sel":
 			// ip xfrm prints every SA with a selector (all-zero for tunnel-mode SAs of IKE daemons), so
 			// users paste one back: a selector that selects everything is what xdpsec does anyway.
-			var sel sadb.Selector
+			var sel ipsec.Selector
 			if err = s.selector(&sel); err == nil && !selectsAll(sel) {
 				err = s.errf(kw, "SA selectors narrower than any are not supported: the policy's selector applies (xdpsec checks inbound traffic against the policies the SA serves)")
 			}
@@ -296,9 +293,9 @@ func ParseSA(what string, args []string) (sadb.SA, error) {
 }
 
 // selectsAll reports whether sel matches every packet (no addresses or /0, any protocol, any ports).
-func selectsAll(sel sadb.Selector) bool {
+func selectsAll(sel ipsec.Selector) bool {
 	all := func(p netip.Prefix) bool { return !p.IsValid() || p.Bits() == 0 }
-	return all(sel.Src) && all(sel.Dst) && sel.Proto == 0 && sel.Sport.Any() && sel.Dport.Any()
+	return all(sel.Src) && all(sel.Dst) && sel.Proto == ipsec.ProtoAny && !sel.ConstrainsPorts()
 }
 
 // alg reads NAME KEY [BITS].
@@ -382,17 +379,37 @@ func (s *scanner) limit(l *sadb.Lifetime) error {
 	return nil
 }
 
-// ParseSARef parses what names an SA for `ip xfrm state delete|get`: `src A dst B proto esp spi N`
-// (src is accepted and ignored: the SA's identity is (SPI, dst, proto)), or `name NAME`, or a bare NAME.
-func ParseSARef(what string, args []string) (sadb.Ref, error) {
+// parseRef reads what names an SA or a policy for delete and get: a bare NAME, `name NAME`, or the
+// keywords of its identity, which ident reads (false: not one of them). It returns the name, if one
+// was given.
+func parseRef(what string, args []string, ident func(s *scanner, kw string) (bool, error)) (string, error) {
 	if len(args) == 1 {
-		return sadb.Ref{Name: args[0]}, nil
+		return args[0], nil
 	}
 	s := &scanner{args: args, what: what}
-	var id sadb.SAID
 	var name string
 	for s.more() {
 		kw := s.keyword()
+		var err error
+		if kw == "name" {
+			name, err = s.next(kw)
+		} else if ok, ierr := ident(s, kw); !ok {
+			err = fmt.Errorf("%s: unknown keyword %q", what, kw)
+		} else {
+			err = ierr
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+	return name, nil
+}
+
+// ParseSARef parses what names an SA for `ip xfrm state delete|get`: `src A dst B proto esp spi N`
+// (src is accepted and ignored: the SA's identity is (SPI, dst, proto)), or `name NAME`, or a bare NAME.
+func ParseSARef(what string, args []string) (sadb.Ref, error) {
+	var id sadb.SAID
+	name, err := parseRef(what, args, func(s *scanner, kw string) (bool, error) {
 		var err error
 		switch kw {
 		case "src":
@@ -403,20 +420,18 @@ func ParseSARef(what string, args []string) (sadb.Ref, error) {
 			err = s.esp(kw, "only esp")
 		case "spi":
 			id.SPI, err = number[uint32](s, kw)
-		case "name":
-			name, err = s.next(kw)
 		default:
-			err = fmt.Errorf("%s: unknown keyword %q", what, kw)
+			return false, nil
 		}
-		if err != nil {
-			return sadb.Ref{}, err
-		}
-	}
+		return true, err
+	})
 	switch {
+	case err != nil:
+		return sadb.Ref{}, err
 	case name != "":
 		return sadb.Ref{Name: name}, nil
 	case id.SPI != 0 && id.Dst.IsValid():
-		id.Proto = sadb.ProtoESP
+		id.Proto = ipsec.ProtoESP
 		return sadb.Ref{ID: &id}, nil
 	}
 	return sadb.Ref{}, fmt.Errorf("%s: name the SA: NAME, name NAME, or dst ADDR proto esp spi SPI", what)
@@ -427,6 +442,7 @@ func ParsePolicy(what string, args []string) (sadb.Policy, error) {
 	s := &scanner{args: args, what: what}
 	var p sadb.Policy
 	var action string
+	dirSet := false
 	for s.more() {
 		kw := s.keyword()
 		var err error
@@ -435,7 +451,8 @@ func ParsePolicy(what string, args []string) (sadb.Policy, error) {
 			s.unread()
 			err = s.selector(&p.Sel)
 		case "dir":
-			p.Dir, err = s.dir(kw, true)
+			p.Dir, err = s.dir(kw)
+			dirSet = true
 		case "priority":
 			p.Priority, err = number[uint32](s, kw)
 		case "action":
@@ -466,28 +483,28 @@ func ParsePolicy(what string, args []string) (sadb.Policy, error) {
 			return sadb.Policy{}, err
 		}
 	}
-	if p.Dir == sadb.DirUnspec {
+	if !dirSet {
 		return sadb.Policy{}, fmt.Errorf("%s: dir in|out is required", what)
 	}
 	switch action {
 	case "", "allow":
 		// ip xfrm: allow with a template protects, without one bypasses.
 		if p.Tmpl != nil {
-			p.Action = sadb.ActionProtect
+			p.Action = ipsec.ActionProtect
 		} else {
-			p.Action = sadb.ActionBypass
+			p.Action = ipsec.ActionBypass
 		}
 	default:
-		a, err := sadb.ParseAction(action)
+		a, err := ipsec.ParseAction(action)
 		if err != nil {
 			return sadb.Policy{}, fmt.Errorf("%s: action %q: want allow, block, protect, bypass or discard", what, action)
 		}
 		p.Action = a
 	}
-	if p.Action == sadb.ActionProtect && p.Tmpl == nil {
+	if p.Action == ipsec.ActionProtect && p.Tmpl == nil {
 		return sadb.Policy{}, fmt.Errorf("%s: action protect needs tmpl … reqid N or sa NAME", what)
 	}
-	if p.Action != sadb.ActionProtect && p.Tmpl != nil {
+	if p.Action != ipsec.ActionProtect && p.Tmpl != nil {
 		return sadb.Policy{}, fmt.Errorf("%s: a template only goes with action allow/protect", what)
 	}
 	if !p.Sel.Src.IsValid() && !p.Sel.Dst.IsValid() {
@@ -497,7 +514,7 @@ func ParsePolicy(what string, args []string) (sadb.Policy, error) {
 }
 
 // selector reads SELECTOR keywords until a non-selector keyword.
-func (s *scanner) selector(sel *sadb.Selector) error {
+func (s *scanner) selector(sel *ipsec.Selector) error {
 	for s.more() {
 		kw := s.keyword()
 		var err error
@@ -509,23 +526,22 @@ func (s *scanner) selector(sel *sadb.Selector) error {
 		case "proto":
 			var v string
 			if v, err = s.next(kw); err == nil {
-				if sel.Proto, err = sadb.ParseProto(v); err != nil {
-					err = s.errf(kw, "%q: want any, tcp, udp, icmp, ipv6-icmp, sctp or a number", v)
+				if sel.Proto, err = ipsec.ParseProto(v); err != nil {
+					err = s.errf(kw, "%q: want any, tcp, udp, icmp, ipv6-icmp, sctp, udplite, dccp or a number", v)
 				}
 			}
 		case "sport":
-			sel.Sport, err = s.ports(kw)
+			sel.SrcPorts, err = s.ports(kw)
 		case "dport":
-			sel.Dport, err = s.ports(kw)
+			sel.DstPorts, err = s.ports(kw)
 		case "type", "code":
 			// ICMP type and code travel in the port fields, as in the kernel's selector.
 			var n uint8
 			n, err = number[uint8](s, kw)
-			r := sadb.PortRange{Lo: uint16(n), Hi: uint16(n)}
 			if kw == "type" {
-				sel.Sport = r
+				sel.SrcPorts = ipsec.Port(uint16(n))
 			} else {
-				sel.Dport = r
+				sel.DstPorts = ipsec.Port(uint16(n))
 			}
 		case "dev":
 			return s.errf(kw, "selecting by device is not supported; use offload dev IFACE to limit where a policy is offloaded")
@@ -559,15 +575,13 @@ scan:
 			t.Dst, err = s.addr("tmpl dst")
 		case "proto":
 			err = s.esp("tmpl proto", "only esp")
-			t.Proto = sadb.ProtoESP
+			t.Proto = ipsec.ProtoESP
 		case "spi":
 			t.SPI, err = number[uint32](s, "tmpl spi")
 		case "reqid":
 			t.Reqid, err = number[uint32](s, "tmpl reqid")
 		case "mode":
-			var m sadb.Mode
-			m, err = s.mode("tmpl mode")
-			t.Mode = &m
+			t.Mode, err = s.mode("tmpl mode")
 		case "level":
 			var v string
 			if v, err = s.next("tmpl level"); err == nil && v != "required" {
@@ -590,34 +604,28 @@ scan:
 // ParsePolicyRef parses what names a policy for `ip xfrm policy delete|get`: `dir DIR SELECTOR`, or
 // `name NAME`, or a bare NAME.
 func ParsePolicyRef(what string, args []string) (sadb.PolicyRef, error) {
-	if len(args) == 1 {
-		return sadb.PolicyRef{Name: args[0]}, nil
-	}
-	s := &scanner{args: args, what: what}
 	var key sadb.PolicyKey
-	var name string
-	for s.more() {
-		kw := s.keyword()
+	dirSet := false
+	name, err := parseRef(what, args, func(s *scanner, kw string) (bool, error) {
 		var err error
 		switch kw {
 		case "src", "dst", "proto", "sport", "dport", "type", "code", "dev":
 			s.unread()
 			err = s.selector(&key.Sel)
 		case "dir":
-			key.Dir, err = s.dir(kw, true)
-		case "name":
-			name, err = s.next(kw)
+			key.Dir, err = s.dir(kw)
+			dirSet = true
 		default:
-			err = fmt.Errorf("%s: unknown keyword %q", what, kw)
+			return false, nil
 		}
-		if err != nil {
-			return sadb.PolicyRef{}, err
-		}
-	}
-	if name != "" {
+		return true, err
+	})
+	switch {
+	case err != nil:
+		return sadb.PolicyRef{}, err
+	case name != "":
 		return sadb.PolicyRef{Name: name}, nil
-	}
-	if key.Dir == sadb.DirUnspec || (!key.Sel.Src.IsValid() && !key.Sel.Dst.IsValid()) {
+	case !dirSet || (!key.Sel.Src.IsValid() && !key.Sel.Dst.IsValid()):
 		return sadb.PolicyRef{}, fmt.Errorf("%s: name the policy: NAME, name NAME, or dir DIR src … dst …", what)
 	}
 	return sadb.PolicyRef{Key: &key}, nil

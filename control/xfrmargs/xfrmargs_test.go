@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/xdpsec/xdpsec/control/sadb"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 const key20 = "0x0102030405060708090a0b0c0d0e0f1011121314"
@@ -23,7 +24,7 @@ func TestParseSAFull(t *testing.T) {
 	want := sadb.Lifetime{SoftBytes: 100, HardBytes: 200, SoftPackets: 1, HardPackets: 2, SoftAddSeconds: 3,
 		HardAddSeconds: 4, SoftUseSeconds: 5, HardUseSeconds: 6}
 	switch {
-	case sa.SPI != 0x1001 || sa.Reqid != 7 || sa.Mode != sadb.ModeTransport || !sa.ESN || sa.ReplayWindow != 64:
+	case sa.SPI != 0x1001 || sa.Reqid != 7 || sa.Mode != ipsec.ModeTransport || !sa.ESN || sa.ReplayWindow != 64:
 		t.Fatalf("ids/flags: %+v", sa)
 	case sa.Src != netip.MustParseAddr("198.18.0.1") || sa.Dst != netip.MustParseAddr("198.19.0.1"):
 		t.Fatalf("addresses: %+v", sa)
@@ -33,7 +34,7 @@ func TestParseSAFull(t *testing.T) {
 		t.Fatalf("encap: %+v", sa.Encap)
 	case sa.Limits != want:
 		t.Fatalf("limits: %+v", sa.Limits)
-	case sa.Name != "x" || strings.Join(sa.Offload, ",") != "wan0,lan0,lan1" || sa.Dir != sadb.DirOut || sa.Seq != 9:
+	case sa.Name != "x" || strings.Join(sa.Offload, ",") != "wan0,lan0,lan1" || sa.Dir == nil || *sa.Dir != ipsec.DirOut || sa.Seq != 9:
 		t.Fatalf("extensions: %+v", sa)
 	}
 }
@@ -109,21 +110,21 @@ func TestParsePolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Dir != sadb.DirOut || p.Priority != 100 || p.Action != sadb.ActionProtect || p.Tmpl.Reqid != 1 ||
-		p.Sel.Proto != 6 || p.Sel.Sport != (sadb.PortRange{Lo: 1000, Hi: 2000}) || p.Sel.Dport != (sadb.PortRange{Lo: 80, Hi: 80}) ||
-		p.Name != "web" || p.Offload[0] != "lan0" || *p.Tmpl.Mode != sadb.ModeTunnel {
+	if p.Dir != ipsec.DirOut || p.Priority != 100 || p.Action != ipsec.ActionProtect || p.Tmpl.Reqid != 1 ||
+		p.Sel.Proto != ipsec.ProtoTCP || p.Sel.SrcPorts != ipsec.Ports(1000, 2000) || p.Sel.DstPorts != ipsec.Port(80) ||
+		p.Name != "web" || p.Offload[0] != "lan0" || p.Tmpl.Mode != ipsec.ModeTunnel {
 		t.Fatalf("%+v %+v", p, p.Tmpl)
 	}
 	b, err := ParsePolicy("sp add", strings.Fields("src 0.0.0.0/0 dst 0.0.0.0/0 proto udp dport 500 dir in priority 10"))
-	if err != nil || b.Action != sadb.ActionBypass {
+	if err != nil || b.Action != ipsec.ActionBypass {
 		t.Fatalf("allow without tmpl is bypass: %+v %v", b, err)
 	}
 	d, err := ParsePolicy("sp add", strings.Fields("dst 198.18.9.0/24 dir out ptype main action block"))
-	if err != nil || d.Action != sadb.ActionDiscard {
+	if err != nil || d.Action != ipsec.ActionDiscard {
 		t.Fatalf("block is discard: %+v %v", d, err)
 	}
 	i, err := ParsePolicy("sp add", strings.Fields("src 2001:2::/48 dst 2001:2::/48 proto ipv6-icmp type 128 code 0 dir in sa peer"))
-	if err != nil || i.Sel.Sport.Lo != 128 || i.Action != sadb.ActionProtect || i.Tmpl.SA != "peer" {
+	if err != nil || i.Sel.SrcPorts != ipsec.Port(128) || i.Action != ipsec.ActionProtect || i.Tmpl.SA != "peer" {
 		t.Fatalf("icmp type/code and sa NAME: %+v %v", i, err)
 	}
 }
@@ -153,7 +154,7 @@ func TestParsePolicyErrors(t *testing.T) {
 
 func TestParsePolicyRef(t *testing.T) {
 	r, err := ParsePolicyRef("sp del", strings.Fields("dir out src 198.18.1.0/24 dst 198.18.2.0/24"))
-	if err != nil || r.Key == nil || r.Key.Dir != sadb.DirOut {
+	if err != nil || r.Key == nil || r.Key.Dir != ipsec.DirOut {
 		t.Fatalf("%+v %v", r, err)
 	}
 	if _, err := ParsePolicyRef("sp del", strings.Fields("src 198.18.1.0/24 dst 198.18.2.0/24")); err == nil {

@@ -133,7 +133,7 @@ func (c *Card) InstallSA(o *offload.SAOffload) error {
 	if c.IndexLimit > 0 && o.Index >= c.IndexLimit {
 		return offload.Nack(offload.ReasonTableFull, "sa index %d out of range", o.Index)
 	}
-	if c.RequireSelectors && o.SA.Dir == sadb.DirIn && len(o.InSelectors) == 0 {
+	if c.RequireSelectors && o.SA.Dir != nil && *o.SA.Dir == ipsec.DirIn && len(o.InSelectors) == 0 {
 		return offload.Nack(offload.ReasonNoPolicy, "inbound sa %s", o.SA.ID())
 	}
 	if c.SACapacity > 0 && c.heldSAs(t, o.Index) >= c.SACapacity {
