@@ -65,6 +65,8 @@ type ReloadResult struct {
 	PoliciesAdded   []string `json:"policies_added,omitempty"`
 	PoliciesUpdated []string `json:"policies_updated,omitempty"`
 	PoliciesDeleted []string `json:"policies_deleted,omitempty"`
+	// DefaultVerdict is true when default_verdict changed and the card applies the new one.
+	DefaultVerdict bool `json:"default_verdict,omitempty"`
 	// Restart lists settings that changed but need a restart (instance, interfaces, capacities, …).
 	Restart []string `json:"restart,omitempty"`
 }

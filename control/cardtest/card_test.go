@@ -18,6 +18,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/xdpsec/xdpsec/bpf"
 	"github.com/xdpsec/xdpsec/control/api"
 	"github.com/xdpsec/xdpsec/control/config"
 	"github.com/xdpsec/xdpsec/control/daemon"
@@ -325,6 +326,7 @@ func TestRealCard(t *testing.T) {
 	sync()
 
 	reloadUnderTraffic(ctx, t, tb, ds, [2]string{y1, y2})
+	reloadDefaultVerdict(t, ds[0], y1)
 	rekeyUnderTraffic(ctx, t, tb, ds[0], ds[1])
 
 	// Lifetimes from the card's counters: soft at 4 packets fires once, hard at 12 removes the SA.
@@ -484,6 +486,39 @@ func reloadUnderTraffic(ctx context.Context, t *testing.T, tb *testbed.Testbed, 
 		}
 	}
 	t.Logf("reload under traffic: %s", strings.TrimSpace(out[strings.Index(out, "50 packets"):]))
+}
+
+// reloadDefaultVerdict changes gw1's default_verdict by a reload and reads the card's card_config map:
+// the card holds the new verdicts at once, and the old ones after a reload back.
+func reloadDefaultVerdict(t *testing.T, d *daemon.Daemon, yaml string) {
+	t.Helper()
+	read := func() ipsec.Defaults {
+		t.Helper()
+		var c bpf.CardXdpsecConfig
+		if err := d.Card().Objects().CardConfig.Lookup(uint32(0), &c); err != nil {
+			t.Fatal(err)
+		}
+		return ipsec.Defaults{Out: ipsec.Action(c.DefaultAction[ipsec.DirOut]), In: ipsec.Action(c.DefaultAction[ipsec.DirIn])}
+	}
+	for _, tc := range []struct {
+		file string
+		want ipsec.Defaults
+	}{
+		{yaml + "default_verdict: {in: bypass, out: discard}\n", ipsec.Defaults{Out: ipsec.ActionDiscard, In: ipsec.ActionBypass}},
+		{yaml, ipsec.Defaults{Out: ipsec.ActionBypass, In: ipsec.ActionBypass}},
+	} {
+		cfg, err := config.Parse("gw1.yaml", []byte(tc.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := d.Manager().ReloadConfig(cfg)
+		if err != nil || !res.DefaultVerdict || len(res.Restart) != 0 {
+			t.Fatalf("reload of default_verdict: %+v %v", res, err)
+		}
+		if got := read(); got != tc.want {
+			t.Fatalf("the card's default verdicts after the reload: %+v, want %+v", got, tc.want)
+		}
+	}
 }
 
 // rekeyUnderTraffic replaces the gw1→gw2 SA make-before-break while h1 pings h2 every 20 ms: the new

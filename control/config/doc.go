@@ -13,19 +13,27 @@
 // and tests tell the problems apart with errors.Is.
 //
 // The algorithm names, key lengths and ranges the ESP engine accepts are
-// checked by the engine itself (esp.Params.Validate, through SA.ESPParams), so
-// there is one list of what is supported. Policies convert to the SPD's
-// selector type (Policy.Selector), so the file means exactly what the
-// reference classifier and the card do.
+// checked by the engine itself (esp.Params.Validate, through SA.ESPParams and
+// the SAD's conversion, sadb.SA.ESPParams), so there is one list of what is
+// supported. SAs and policies convert to the SAD's and SPD's types (SA.SADB,
+// Policy.SADB, Policy.Selector), so the file means exactly what the reference
+// classifier and the card do.
 //
 // Key material is held in Key values: every fmt verb, JSON and YAML print a
 // placeholder with the length, never the bytes; Reveal is the one explicit way
 // out (for `--show-keys`), and Wipe overwrites the bytes (copies of a Key share
 // them, so wiping one wipes all).
 //
-// Diff compares two configurations for a reload (SIGHUP, `xdpsec reload`): the
-// SAs and policies added, removed and changed, by name, and whether a change
-// needs a restart (instance, interfaces, capacities). An SA's seq field only
-// restores state when the SA is added, so a seq that differs alone is not a
-// change: a reload never moves a running SA's sequence number or window.
+// Diff compares two configurations: the SAs and policies added, removed and
+// changed, by name, whether default_verdict changed, and which changed settings
+// need a restart (instance, interfaces, capacities, dataplane, daemon). A reload
+// (SIGHUP, `xdpsec reload`) takes the top-level part from it; the SAs and
+// policies it compares with the SAD and SPD themselves (control/manager). An
+// SA's seq field only restores state when the SA is added, so a seq that
+// differs alone is not a change: a reload never moves a running SA's sequence
+// number or window.
+//
+// The words of the file — dir, action, mode, proto, ports — are package ipsec's,
+// read through small adapters (Dir, Action, Mode, Proto, Ports) that keep the
+// line of a bad value in its error.
 package config

@@ -296,6 +296,10 @@ func monotonicNow() time.Duration {
 	return time.Duration(ts.Nano())
 }
 
+// SetDefaults writes the default verdicts into the card's card_config map: the card applies them to
+// the next packet that matches no policy (its flow cache keeps "no match", not the verdict).
+func (d *driver) SetDefaults(defaults ipsec.Defaults) error { return d.card.SetDefaults(defaults) }
+
 // GlobalCounters are the card's drop and error reasons; the daemon adds the workers' (see
 // Daemon.GlobalCounters).
 func (d *driver) GlobalCounters() (map[string]uint64, error) { return d.card.ReasonCounts() }
@@ -386,6 +390,7 @@ var (
 	_ offload.CapacityReporter = (*driver)(nil)
 	_ offload.AcquireReader    = (*driver)(nil)
 	_ offload.SharedTables     = (*driver)(nil)
+	_ offload.DefaultsSetter   = (*driver)(nil)
 )
 
 // Sides: one card serves both interfaces of the instance, with one set of tables (the manager

@@ -1,12 +1,15 @@
 package manager
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/xdpsec/xdpsec/control/api"
 	"github.com/xdpsec/xdpsec/control/config"
+	"github.com/xdpsec/xdpsec/control/offload"
 	"github.com/xdpsec/xdpsec/control/sadb"
 )
 
@@ -35,7 +38,7 @@ func (m *Manager) ReloadConfig(cfg *config.Config) (ReloadResult, error) {
 	m.log.Info("configuration reloaded", "sas_added", len(res.SAsAdded), "sas_updated", len(res.SAsUpdated),
 		"sas_replaced", len(res.SAsReplaced), "sas_deleted", len(res.SAsDeleted),
 		"policies_added", len(res.PoliciesAdded), "policies_updated", len(res.PoliciesUpdated),
-		"policies_deleted", len(res.PoliciesDeleted), "restart_needed", res.Restart)
+		"policies_deleted", len(res.PoliciesDeleted), "default_verdict", res.DefaultVerdict, "restart_needed", res.Restart)
 	return res, nil
 }
 
@@ -55,7 +58,23 @@ func (m *Manager) apply(old, cfg *config.Config) (ReloadResult, error) {
 	var res ReloadResult
 	var errs []error
 	if old != nil {
-		res.Restart = config.Diff(old, cfg).Restart
+		// The top-level settings: what the file changed (the SAs and policies below are compared
+		// with the SAD and SPD themselves, so changes made through the API are seen too).
+		d := config.Diff(old, cfg)
+		res.Restart = d.Restart
+		if d.DefaultVerdict {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := m.engine.SetDefaults(ctx, cfg.DefaultVerdict.Defaults())
+			cancel()
+			switch {
+			case errors.Is(err, offload.ErrNoDefaults):
+				res.Restart = append(res.Restart, "default_verdict")
+			case err != nil:
+				errs = append(errs, fmt.Errorf("default_verdict: %w", err))
+			default:
+				res.DefaultVerdict = true
+			}
+		}
 	}
 	wantSA := map[string]bool{}
 	for i := range cfg.SAs {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xdpsec/xdpsec/control/offload"
 	"github.com/xdpsec/xdpsec/control/offload/fakecard"
 	"github.com/xdpsec/xdpsec/control/sadb"
 	"github.com/xdpsec/xdpsec/ipsec"
@@ -299,3 +300,47 @@ func TestReloadReplacementMakeBeforeBreak(t *testing.T) {
 		t.Fatal(v)
 	}
 }
+
+// TestReloadDefaultVerdict: a changed default_verdict is applied to the card in place (it used to be
+// neither applied nor listed under restart), and listed under restart by a card that cannot.
+func TestReloadDefaultVerdict(t *testing.T) {
+	base, path := gwConfig(t)
+	card := fakecard.New("lan0", "wan0")
+	m := startManager(t, loadConfig(t, path), card, Options{NoPoller: true, NoAPI: true, Logger: slog.New(slog.DiscardHandler)})
+	verdict := "default_verdict: {in: discard, out: bypass}\n"
+	writeConfig(t, path, base+verdict)
+	res, err := m.ReloadFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ipsec.Defaults{Out: ipsec.ActionBypass, In: ipsec.ActionDiscard}
+	if !res.DefaultVerdict || len(res.Restart) != 0 || card.Defaults() != want {
+		t.Fatalf("reload: %+v; the card's defaults %+v, want %+v", res, card.Defaults(), want)
+	}
+	if res.SAsUnchanged != 2 || len(res.PoliciesUpdated) != 0 {
+		t.Fatalf("the verdict moved SAs or policies: %+v", res)
+	}
+	// The same file again: nothing to apply.
+	if res, err = m.ReloadFile(); err != nil || res.DefaultVerdict {
+		t.Fatalf("second reload: %+v %v", res, err)
+	}
+
+	// A card without DefaultsSetter: the change needs a restart, and says so.
+	writeConfig(t, path, base)
+	m2, err := New(loadConfig(t, path), noDefaults{fakecard.New("lan0", "wan0")},
+		Options{NoPoller: true, NoAPI: true, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m2.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	writeConfig(t, path, base+verdict)
+	if res, err = m2.ReloadFile(); err != nil || res.DefaultVerdict || !slices.Equal(res.Restart, []string{"default_verdict"}) {
+		t.Fatalf("reload on a card without defaults: %+v %v", res, err)
+	}
+}
+
+// noDefaults is a card that offers only the Driver interface.
+type noDefaults struct{ offload.Driver }

@@ -153,6 +153,12 @@ type SharedTables interface {
 	Sides() (protected, wire string)
 }
 
+// DefaultsSetter is implemented by drivers whose card applies the default verdicts (what happens to
+// traffic no policy matches), so that a reload changes them in place.
+type DefaultsSetter interface {
+	SetDefaults(ipsec.Defaults) error
+}
+
 // CapacityReporter is implemented by drivers that know their tables' sizes. The engine then refuses
 // an SA index the card cannot hold without asking it, and the manager bounds the SPD by Policies.
 type CapacityReporter interface {

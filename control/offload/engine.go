@@ -400,6 +400,26 @@ func (e *Engine) Counters(ctx context.Context) (map[uint32]Counted, error) {
 	return out, nil
 }
 
+// ErrNoDefaults is SetDefaults' answer for a driver that does not implement DefaultsSetter.
+var ErrNoDefaults = errors.New("the card cannot change its default verdicts in place")
+
+// SetDefaults changes the card's default verdicts, in the engine's goroutine (the Driver is called
+// from one goroutine only).
+func (e *Engine) SetDefaults(ctx context.Context, d ipsec.Defaults) error {
+	ds, ok := e.drv.(DefaultsSetter)
+	if !ok {
+		return ErrNoDefaults
+	}
+	var err error
+	if derr := e.do(ctx, func() { err = ds.SetDefaults(d) }); derr != nil {
+		return derr
+	}
+	if err != nil {
+		return fmt.Errorf("set default verdicts: %w", err)
+	}
+	return nil
+}
+
 // GlobalCounters reads the card's global counters in the engine's goroutine.
 func (e *Engine) GlobalCounters(ctx context.Context) (map[string]uint64, error) {
 	var out map[string]uint64

@@ -54,6 +54,7 @@ type Card struct {
 	wiped      []uint32
 	violations []string
 	global     map[string]uint64
+	defaults   ipsec.Defaults
 }
 
 // New returns an empty card with the given interfaces.
@@ -347,12 +348,31 @@ func (c *Card) Policy(iface string, id uint32) (ipsec.Policy, bool) {
 }
 
 var (
-	_ offload.Driver       = (*Card)(nil)
-	_ offload.SharedTables = (*Card)(nil)
+	_ offload.Driver         = (*Card)(nil)
+	_ offload.SharedTables   = (*Card)(nil)
+	_ offload.DefaultsSetter = (*Card)(nil)
 )
 
 // Sides implements offload.SharedTables; empty names mean per-interface tables.
 func (c *Card) Sides() (protected, wire string) { return c.Protected, c.Wire }
+
+// SetDefaults implements offload.DefaultsSetter.
+func (c *Card) SetDefaults(d ipsec.Defaults) error {
+	if err := d.Validate(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.defaults = d
+	return nil
+}
+
+// Defaults returns the default verdicts the card applies.
+func (c *Card) Defaults() ipsec.Defaults {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.defaults
+}
 
 // Capacity implements offload.CapacityReporter when IndexLimit is set (as the real card, whose SA table
 // is an array).
