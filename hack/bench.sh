@@ -5,7 +5,7 @@
 #     through xdpsec's IPv4 and IPv6 tunnels (AES-GCM-128);
 #   - 64-byte UDP packets per second through the IPv4 tunnel, offered by a BPF_PROG_TEST_RUN
 #     live-frames generator on h1 (iperf3 tops out near 0.3 Mpps on this machine).
-# Needs root. Arguments go to hack/testbed/xsbench: -t SECONDS per iperf3 run (default 5),
+# Needs root. Arguments go to hack/xsbench: -t SECONDS per iperf3 run (default 5),
 # -runs N per figure (default 3, median reported), -only plain,tunnel,pps, -busy-poll,
 # -umem-frames N.
 # Results: a Markdown table on stdout (BENCHMARKS.md, section 5, records them).
@@ -18,7 +18,7 @@ fi
 if ! mountpoint -q /sys/fs/bpf; then
   mount -t bpf bpf /sys/fs/bpf
 fi
-go build -o bin/xsbench ./hack/testbed/xsbench
+go build -o bin/xsbench ./hack/xsbench
 # xsbench removes its namespaces itself, also on Ctrl-C (SIGINT/SIGTERM).
 echo "# $(date -u +%FT%TZ) $(uname -r), $(nproc) CPUs"
 bin/xsbench "$@"

@@ -16,8 +16,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpsec/xdpsec/control/daemon"
-	"github.com/xdpsec/xdpsec/hack/testbed"
-	"github.com/xdpsec/xdpsec/hack/testbed/pair"
+	"github.com/xdpsec/xdpsec/internal/testbed"
+	"github.com/xdpsec/xdpsec/internal/testbed/pair"
 )
 
 func init() { register(newDemoCmd) }

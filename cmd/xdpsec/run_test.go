@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xdpsec/xdpsec/hack/testbed"
+	"github.com/xdpsec/xdpsec/internal/testbed"
 )
 
 func TestRunNeedsConfig(t *testing.T) {

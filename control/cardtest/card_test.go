@@ -25,8 +25,8 @@ import (
 	"github.com/xdpsec/xdpsec/control/events"
 	"github.com/xdpsec/xdpsec/control/offload"
 	"github.com/xdpsec/xdpsec/control/sadb"
-	"github.com/xdpsec/xdpsec/hack/testbed"
-	"github.com/xdpsec/xdpsec/hack/testbed/pair"
+	"github.com/xdpsec/xdpsec/internal/testbed"
+	"github.com/xdpsec/xdpsec/internal/testbed/pair"
 	"github.com/xdpsec/xdpsec/ipsec"
 	"github.com/xdpsec/xdpsec/loader"
 )

@@ -16,7 +16,7 @@ import (
 	"github.com/xdpsec/xdpsec/control/events"
 	"github.com/xdpsec/xdpsec/control/sadb"
 	"github.com/xdpsec/xdpsec/crypto/worker"
-	"github.com/xdpsec/xdpsec/hack/testbed"
+	"github.com/xdpsec/xdpsec/internal/testbed"
 	"github.com/xdpsec/xdpsec/loader"
 )
 

@@ -134,6 +134,6 @@
 // in copy mode a worker spends ~70 % of its time in the sendto that
 // transmits (which also runs the receiving side's XDP and copy), ~20 % in
 // AES-GCM and ~5 % in its own bookkeeping: BENCHMARKS.md (section 6) has the
-// profile, the levers measured, and BenchmarkTestbedTCP/PPS, which run both
-// gateways of hack/testbed in the test process so -cpuprofile sees them.
+// profile, the levers measured, and internal/testbed/pair's BenchmarkTestbedTCP/PPS,
+// which run both gateways of the testbed in one process so -cpuprofile sees them.
 package worker

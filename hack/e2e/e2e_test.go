@@ -26,8 +26,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpsec/xdpsec/control/daemon"
-	"github.com/xdpsec/xdpsec/hack/testbed"
-	"github.com/xdpsec/xdpsec/hack/testbed/pair"
+	"github.com/xdpsec/xdpsec/internal/testbed"
+	"github.com/xdpsec/xdpsec/internal/testbed/pair"
 )
 
 // The tunnels: IPv4 with AES-GCM-128, IPv6 with ChaCha20-Poly1305.

@@ -1,7 +1,7 @@
 // Package pair starts the two gateways of a testbed in-process: one daemon per gateway, each
 // working on the interfaces of its namespace (netns handles, not `ip netns exec`), so that pins
 // stay under the host's /sys/fs/bpf where bpftool finds them. The end-to-end test, `xdpsec demo`
-// and hack/bench.sh use it.
+// and hack/bench.sh use it, and its benchmarks (bench_test.go) measure the whole gateway in one process.
 package pair
 
 import (
@@ -13,7 +13,7 @@ import (
 
 	"github.com/xdpsec/xdpsec/control/config"
 	"github.com/xdpsec/xdpsec/control/daemon"
-	"github.com/xdpsec/xdpsec/hack/testbed"
+	"github.com/xdpsec/xdpsec/internal/testbed"
 )
 
 // Pair is the two running gateways.

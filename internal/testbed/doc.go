@@ -1,5 +1,7 @@
-// Package testbed builds the four-namespace topology that the end-to-end test, `xdpsec demo` and
-// hack/bench.sh run on:
+// Package testbed builds the four-namespace topology that `xdpsec demo`, the end-to-end test
+// (hack/e2e) and hack/bench.sh run on. The demo ships in the binary, so this is product code, kept
+// internal; it imports nothing of the control plane (package pair, which starts the gateways, does),
+// so tests below control/ may use it too:
 //
 //	h1 ──veth── gw1 ══veth══ gw2 ──veth── h2
 //	   lan link      wire link      lan link
@@ -32,7 +34,7 @@
 // GatewayConfigs writes matching xdpsec configurations for gw1 and gw2 (tunnel-mode SA pairs,
 // AES-GCM or ChaCha20-Poly1305, fresh keys, instances named after the testbed); package pair
 // starts both gateways in-process; HostChecksumOffloadOff prepares h1 and h2 for them (see its
-// documentation). Command xsbench (hack/bench.sh) measures on all of it.
+// documentation). Command hack/xsbench (hack/bench.sh) measures on all of it.
 //
 // New tears down whatever it created when any step fails; Close is idempotent; Sweep removes
 // leftovers of an earlier run that died before it could clean up.

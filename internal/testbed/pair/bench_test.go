@@ -1,6 +1,6 @@
 //go:build linux
 
-package worker_test
+package pair_test
 
 import (
 	"context"
@@ -21,15 +21,15 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"golang.org/x/sys/unix"
 
-	"github.com/xdpsec/xdpsec/hack/testbed"
-	"github.com/xdpsec/xdpsec/hack/testbed/pair"
+	"github.com/xdpsec/xdpsec/internal/testbed"
+	"github.com/xdpsec/xdpsec/internal/testbed/pair"
 )
 
-// The whole-gateway benchmarks run the two gateways of hack/testbed in this
+// The whole-gateway benchmarks run the two gateways of internal/testbed in this
 // process, so `go test -cpuprofile` profiles their workers. Flags tune them:
 //
-//	go test -c -o /tmp/worker.test ./crypto/worker
-//	/tmp/worker.test -test.run xxx -test.bench Testbed -test.benchtime 1x -tb.secs 5 -tb.runs 3
+//	go test -c -o /tmp/pair.test ./internal/testbed/pair
+//	/tmp/pair.test -test.run xxx -test.bench Testbed -test.benchtime 1x -tb.secs 5 -tb.runs 3
 var (
 	tbSecs    = flag.Int("tb.secs", 5, "seconds per iperf3 run (BenchmarkTestbed*)")
 	tbRuns    = flag.Int("tb.runs", 3, "iperf3 runs per figure (BenchmarkTestbed*)")
@@ -167,7 +167,7 @@ func BenchmarkTestbedTCP(b *testing.B) {
 }
 
 // BenchmarkTestbedPPS offers 64-byte UDP h1 → h2 from a live-frames
-// generator (as hack/testbed/xsbench does) and reports what gw1 sealed and
+// generator (as hack/xsbench does) and reports what gw1 sealed and
 // gw2 delivered per second of the generator's run, and gw1's RX ring losses.
 func BenchmarkTestbedPPS(b *testing.B) {
 	tb, gws := startTestbed(b)
