@@ -10,13 +10,11 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
-	"github.com/xdpsec/xdpsec/bpf"
 	"github.com/xdpsec/xdpsec/control/config"
 	"github.com/xdpsec/xdpsec/control/manager"
 	"github.com/xdpsec/xdpsec/crypto/pmtu"
@@ -54,20 +52,19 @@ type Options struct {
 // queue on a shared UMEM, the neighbour cache, and the control plane that keeps the card's
 // tables equal to the SAD/SPD.
 type Daemon struct {
-	cfg      *config.Config
-	log      *slog.Logger
-	ns       netns.NsHandle
-	card     *loader.Card
-	umem     *xsk.UMEM
-	socks    []*xsk.Socket
-	workers  []*worker.Worker
-	wg       sync.WaitGroup
-	werrs    chan error
-	statsMem []byte
-	cache    *neigh.Cache
-	pmtu     *pmtu.Responder
-	drv      *driver
-	mgr      *manager.Manager
+	cfg     *config.Config
+	log     *slog.Logger
+	ns      netns.NsHandle
+	card    *loader.Card
+	umem    *xsk.UMEM
+	socks   []*xsk.Socket
+	workers []*worker.Worker
+	wg      sync.WaitGroup
+	werrs   chan error
+	cache   *neigh.Cache
+	pmtu    *pmtu.Responder
+	drv     *driver
+	mgr     *manager.Manager
 
 	// What Start found and obtained, for logs and callers.
 	Info Info
@@ -164,23 +161,9 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, er
 	}
 	d.Info.PinDir = d.card.PinDir()
 
-	// The workers' per-SA counters live in the card's mmap-able worker_stats map, so that the
-	// control plane, bpftool and this process read the same numbers.
-	ws := d.card.Objects().WorkerStats
-	size := int(ws.MaxEntries()) * int(unsafe.Sizeof(bpf.CardXdpsecWorkerStats{}))
-	d.statsMem, err = unix.Mmap(ws.FD(), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	if err != nil {
-		return nil, fmt.Errorf("start gateway: map worker stats: %w", err)
-	}
-	stats, err := worker.StatsTableFromMem(d.statsMem)
-	if err != nil {
-		// The card's struct xdpsec_worker_stats and crypto/worker.SAStats disagree (a build
-		// whose two halves are out of step): count in Go memory so the gateway still runs and
-		// its own counters stay right; bpftool then shows zeros in worker_stats.
-		d.log.Warn("worker counters kept in process memory, not in the card's worker_stats map",
-			"err", err)
-		stats = worker.NewStatsTable(int(cfg.Capacities.SAs))
-	}
+	// The workers count per SA into the card's mmap-able worker_stats map (loader.WorkerStats), so
+	// that the control plane, bpftool and this process read the same numbers.
+	stats := d.card.WorkerStats()
 	sas, err := worker.NewSATable(int(cfg.Capacities.SAs), d.Info.WireMTU)
 	if err != nil {
 		return nil, fmt.Errorf("start gateway: %w", err)
@@ -241,7 +224,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, er
 	local := func(a netip.Addr) bool {
 		return slices.Contains(d.Info.Wire.Addrs, a) || slices.Contains(d.Info.Protected.Addrs, a)
 	}
-	d.drv = newDriver(d.card, sas, stats, []string{cfg.Interfaces.Protected, cfg.Interfaces.Wire}, local)
+	d.drv = newDriver(d.card, sas, []string{cfg.Interfaces.Protected, cfg.Interfaces.Wire}, local)
 	mopts := manager.Options{Logger: opts.Log, NoAPI: opts.NoAPI, Socket: opts.Socket,
 		Metrics: opts.Metrics, ExtraCounters: d.workerCounters}
 	d.mgr, err = manager.New(cfg, d.drv, mopts)
@@ -336,7 +319,7 @@ func (d *Daemon) inspect() error {
 
 // openSockets opens, per queue, one socket on each interface, all on one UMEM, registers them
 // with the card and makes the workers. It runs inside the gateway's namespace.
-func (d *Daemon) openSockets(queues int, sas *worker.SATable, stats *worker.StatsTable) error {
+func (d *Daemon) openSockets(queues int, sas *worker.SATable, stats worker.SACounters) error {
 	dp := d.cfg.Dataplane
 	var err error
 	d.umem, err = xsk.NewUMEM(xsk.UMEMConfig{FrameCount: dp.UMEMFrames, FrameSize: dp.FrameSize})
@@ -520,9 +503,6 @@ func (d *Daemon) Close() error {
 		}
 		if d.cache != nil {
 			_ = d.cache.Close()
-		}
-		if d.statsMem != nil {
-			_ = unix.Munmap(d.statsMem)
 		}
 		if d.card != nil {
 			// Destroy unpins: a stopped gateway leaves no pinned map behind.

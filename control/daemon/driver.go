@@ -26,7 +26,6 @@ import (
 type driver struct {
 	card   *loader.Card
 	sas    *worker.SATable
-	stats  *worker.StatsTable
 	ifaces []string
 	local  func(netip.Addr) bool // is the address one of this gateway's (decides an SA's direction)
 
@@ -56,9 +55,8 @@ type heldPolicy struct {
 
 var _ offload.Driver = (*driver)(nil)
 
-func newDriver(card *loader.Card, sas *worker.SATable, stats *worker.StatsTable, ifaces []string,
-	local func(netip.Addr) bool) *driver {
-	return &driver{card: card, sas: sas, stats: stats, ifaces: ifaces, local: local,
+func newDriver(card *loader.Card, sas *worker.SATable, ifaces []string, local func(netip.Addr) bool) *driver {
+	return &driver{card: card, sas: sas, ifaces: ifaces, local: local,
 		held: map[uint32]*heldSA{}, pols: map[uint32]*heldPolicy{}}
 }
 
@@ -253,7 +251,7 @@ func (d *driver) Counters() (map[uint32]offload.SACounters, error) {
 	out := make(map[uint32]offload.SACounters, len(d.held))
 	monoNow, wallNow := monotonicNow(), time.Now()
 	for idx, h := range d.held {
-		c := saCounters(d.stats.SA(idx))
+		c := saCounters(d.card.WorkerStats().Read(idx))
 		if cs, err := d.card.SAStats(idx); err == nil && cs.FirstUse != 0 {
 			c.FirstUse = wallNow.Add(cs.FirstUse - monoNow)
 		}
@@ -267,14 +265,9 @@ func (d *driver) Counters() (map[uint32]offload.SACounters, error) {
 	return out, nil
 }
 
-func saCounters(s *worker.SAStats) offload.SACounters {
-	var c offload.SACounters
-	if s == nil {
-		return c
-	}
-	c.Packets, c.Bytes = s.Packets.Load(), s.Bytes.Load()
-	for r := range s.Errors {
-		n := s.Errors[r].Load()
+func saCounters(s loader.WorkerSAStats) offload.SACounters {
+	c := offload.SACounters{Packets: s.Packets, Bytes: s.Bytes}
+	for r, n := range s.Errors {
 		switch esp.Reason(r) {
 		case esp.ReasonReplay:
 			c.ReplayErrors += n
@@ -362,10 +355,9 @@ func (d *driver) list() []SAInfo {
 	for idx, h := range d.held {
 		info := SAInfo{Index: idx, Name: h.name, SPI: h.spi, Dst: h.dst, Dir: h.dir.String(),
 			SACounters: cs[idx]}
-		if s := d.stats.SA(idx); s != nil {
-			info.TooBig = s.Errors[worker.ReasonPMTU].Load()
-			info.NoNextHop = s.Errors[worker.ReasonNoNeigh].Load()
-		}
+		s := d.card.WorkerStats().Read(idx)
+		info.TooBig = s.Errors[loader.WorkerErrPMTU]
+		info.NoNextHop = s.Errors[loader.WorkerErrNoNeigh]
 		if h.dir == ipsec.DirOut {
 			info.InnerMTU = d.sas.InnerMTU(idx)
 		}

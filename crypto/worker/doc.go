@@ -111,9 +111,9 @@
 // esp.Reason values, then the worker's own (ReasonPolicyMismatch,
 // ReasonNoNeigh, ReasonTXFull, ReasonPMTU) — through SACounters, with the
 // slots of the card's struct xdpsec_worker_stats. In the daemon that is the
-// card's mmap'd BPF_F_MMAPABLE worker_stats map (loader.WorkerStats, or
-// StatsTableFromMem / MapStats over the same memory), so bpftool and the
-// control plane read what the workers add with atomic adds. Per worker:
+// card's mmap'd BPF_F_MMAPABLE worker_stats map (loader.WorkerStats, the one
+// view of it), so bpftool and the control plane read what the workers add
+// with atomic adds; StatsTable is the Go-memory table for tests. Per worker:
 // ring and drop counters by reason (Stats). The engine keeps its own per-SA
 // counters too (esp.SA.Counters).
 //

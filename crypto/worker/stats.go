@@ -3,10 +3,7 @@
 package worker
 
 import (
-	"fmt"
 	"sync/atomic"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/xdpsec/xdpsec/bpf"
 )
@@ -31,10 +28,9 @@ const (
 	ReasonPMTU = uint8(bpf.CardXdpsecWorkerErrorXDPSEC_WERR_PMTU)
 )
 
-// SAStats is one SA's counters as the workers write them: the layout of the
-// card's struct xdpsec_worker_stats (bpf/xdpsec.h), so that an element of the
-// mmap'd worker_stats map can be used in place, and bpftool and the control
-// plane read what the workers add. Every field is updated with atomic adds.
+// SAStats is one SA's counters in a StatsTable, with the slots of the card's
+// struct xdpsec_worker_stats (bpf/xdpsec.h). Every field is updated with
+// atomic adds.
 type SAStats struct {
 	Packets atomic.Uint64 // packets sealed (outbound) or opened and policy-checked (inbound)
 	Bytes   atomic.Uint64 // their plaintext IP length
@@ -42,7 +38,9 @@ type SAStats struct {
 }
 
 // SACounters receives the workers' per-SA counters. loader.WorkerStats (the
-// card's mmap'd worker_stats map) implements it, and so does StatsTable.
+// card's mmap'd worker_stats map, which the daemon uses, so that bpftool and
+// the control plane read what the workers add) implements it, and so does
+// StatsTable.
 // Both methods are called per packet, from several workers at once: they
 // must be atomic, non-blocking and allocation-free, and ignore an index
 // beyond their capacity.
@@ -59,8 +57,8 @@ type StatsTable struct {
 	s []SAStats
 }
 
-// NewStatsTable allocates a table in Go memory (for tests, and for a card
-// without the mmapable map).
+// NewStatsTable allocates a table in Go memory: the default when
+// Config.SAStats is nil, and the tests'.
 func NewStatsTable(capacity int) *StatsTable {
 	return &StatsTable{s: make([]SAStats, capacity)}
 }
@@ -89,17 +87,6 @@ func (t *StatsTable) AddError(sa uint32, reason uint8, n uint64) {
 	if s := t.SA(sa); s != nil && int(reason) < NumErrorSlots {
 		s.Errors[reason].Add(n)
 	}
-}
-
-// StatsTableFromMem views mem — the mmap'd value area of the card's
-// BPF_F_MMAPABLE worker_stats array map — as a StatsTable. mem must stay
-// mapped while workers use the table.
-func StatsTableFromMem(mem []byte) (*StatsTable, error) {
-	s, err := statsView(mem)
-	if err != nil {
-		return nil, fmt.Errorf("view worker stats: %w", err)
-	}
-	return &StatsTable{s: s}, nil
 }
 
 // Stats are one worker's ring and drop counters, readable from any
@@ -148,23 +135,4 @@ type Stats struct {
 	Wakeups   atomic.Uint64 // recvfrom calls for a fill ring that asked for it
 	Polls     atomic.Uint64 // times the worker slept in poll
 	Completed atomic.Uint64 // TX frames the kernel returned
-}
-
-// MapStats mmaps the card's worker_stats map — a BPF_F_MMAPABLE array of
-// entries elements of struct xdpsec_worker_stats, open as fd — and returns
-// it as a StatsTable, with the function that unmaps it (call it after the
-// workers stopped).
-func MapStats(fd, entries int) (*StatsTable, func() error, error) {
-	size := entries * int(statsSize)
-	page := unix.Getpagesize()
-	mem, err := unix.Mmap(fd, 0, (size+page-1)/page*page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	if err != nil {
-		return nil, nil, fmt.Errorf("mmap worker stats map: %w", err)
-	}
-	t, err := StatsTableFromMem(mem[:size])
-	if err != nil {
-		_ = unix.Munmap(mem)
-		return nil, nil, err
-	}
-	return t, func() error { return unix.Munmap(mem) }, nil
 }
