@@ -19,6 +19,7 @@ import (
 	"github.com/xdpsec/xdpsec/control/manager"
 	"github.com/xdpsec/xdpsec/crypto/pmtu"
 	"github.com/xdpsec/xdpsec/crypto/worker"
+	"github.com/xdpsec/xdpsec/internal/nsenter"
 	"github.com/xdpsec/xdpsec/ipsec"
 	"github.com/xdpsec/xdpsec/loader"
 	"github.com/xdpsec/xdpsec/loader/neigh"
@@ -132,7 +133,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, er
 		return nil, fmt.Errorf("start gateway: %w", err)
 	}
 	// Channels in use, where the driver says (veth, most NICs); else what netlink reported.
-	_ = inNS(d.ns, func() error {
+	_ = nsenter.Run(d.ns, func() error {
 		for _, ifc := range []*Iface{&d.Info.Protected, &d.Info.Wire} {
 			if n, err := rxQueues(ifc.Name); err == nil && n > 0 {
 				ifc.RXQueue = n
@@ -185,7 +186,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, er
 	}
 	d.pmtu = pmtu.NewResponder(src4, src6, opts.ICMPRate, max(opts.ICMPRate/10, 1))
 
-	if err := inNS(d.ns, func() error { return d.openSockets(queues, sas, stats) }); err != nil {
+	if err := nsenter.Run(d.ns, func() error { return d.openSockets(queues, sas, stats) }); err != nil {
 		return nil, fmt.Errorf("start gateway: %w", err)
 	}
 	// Sockets are registered before the programs attach, so the first packet already finds a
@@ -195,7 +196,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, er
 	if cfg.Dataplane.ProtectedXDPMode != "" {
 		protMode = attachMode(cfg.Dataplane.ProtectedXDPMode)
 	}
-	err = inNS(d.ns, func() error {
+	err = nsenter.Run(d.ns, func() error {
 		var err error
 		if d.Info.Protected.Mode, err = d.card.Attach(loader.SideProtected, cfg.Interfaces.Protected, protMode); err != nil {
 			return err

@@ -5,47 +5,23 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
-	"runtime"
 	"strings"
 
-	"github.com/vishvananda/netns"
+	"github.com/xdpsec/xdpsec/internal/nsenter"
 )
 
-// InNS runs fn on an OS thread that has entered node n's namespace, then
-// returns the thread to the namespace it came from. Sockets fn opens stay in
-// n's namespace; the goroutines that later use them may run anywhere.
+// InNS runs fn on an OS thread that has entered node n's namespace (nsenter.Run). Sockets fn opens
+// stay in n's namespace; the goroutines that later use them may run anywhere.
 func (tb *Testbed) InNS(n Node, fn func() error) error {
 	h, err := tb.NsHandle(n)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("read current namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(h); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter namespace %s: %w", tb.NetNS(n), err)
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			// The thread is in the wrong namespace: leave it locked so that
-			// the runtime terminates it with this goroutine.
-			errc <- fmt.Errorf("return to the original namespace: %w", err)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
+	if err := nsenter.Run(h, fn); err != nil {
+		return fmt.Errorf("in %s: %w", tb.NetNS(n), err)
+	}
+	return nil
 }
 
 // MAC returns the hardware address of interface dev in node n.

@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -25,6 +24,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/xdpsec/xdpsec/internal/nsenter"
 )
 
 // RequireRoot skips the test unless it runs as root.
@@ -49,17 +50,7 @@ func NewNS(tb testing.TB, tag string) *NS {
 	_, _ = rand.Read(rnd[:])
 	name := fmt.Sprintf("xs-%s-%s", tag, hex.EncodeToString(rnd[:]))
 
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		tb.Fatalf("get current netns: %v", err)
-	}
-	defer orig.Close()
-	h, err := netns.NewNamed(name) // switches this thread into it
-	if serr := netns.Set(orig); serr != nil {
-		panic(fmt.Sprintf("cannot return to the original netns: %v", serr))
-	}
+	h, err := nsenter.Create(name)
 	if err != nil {
 		tb.Fatalf("create netns %s: %v", name, err)
 	}
@@ -89,26 +80,13 @@ func NewNS(tb testing.TB, tag string) *NS {
 	return ns
 }
 
-// Do runs fn on a thread switched into the namespace. Sockets created and
-// interfaces looked up inside fn belong to the namespace.
+// Do runs fn on a thread switched into the namespace (nsenter.Run). Sockets
+// created and interfaces looked up inside fn belong to the namespace.
 func (ns *NS) Do(fn func() error) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return fmt.Errorf("get current netns: %w", err)
+	if err := nsenter.Run(ns.handle, fn); err != nil {
+		return fmt.Errorf("in netns %s: %w", ns.Name, err)
 	}
-	defer orig.Close()
-	if err := netns.Set(ns.handle); err != nil {
-		return fmt.Errorf("enter netns %s: %w", ns.Name, err)
-	}
-	ferr := fn()
-	if err := netns.Set(orig); err != nil {
-		// The thread is stuck in the wrong namespace; do not let the
-		// runtime hand it to another goroutine.
-		panic(fmt.Sprintf("cannot return to the original netns: %v", err))
-	}
-	return ferr
+	return nil
 }
 
 // Veth is one end of a veth pair inside a test namespace.
