@@ -51,7 +51,6 @@ func (e *Engine) check(v *view) (Report, error) {
 	bad := func(format string, args ...any) { rep.Problems = append(rep.Problems, fmt.Sprintf(format, args...)) }
 
 	wantSA := map[string]map[uint32]CardSA{}
-	e.mu.Lock()
 	for i := range v.snap.SAs {
 		sa := &v.snap.SAs[i]
 		for _, ifc := range e.ifaces {
@@ -73,7 +72,6 @@ func (e *Engine) check(v *view) (Report, error) {
 			}
 		}
 	}
-	e.mu.Unlock()
 	for _, ifc := range e.ifaces {
 		have := card.SAs[ifc]
 		rep.CardSAs += len(have)
@@ -103,10 +101,8 @@ func (e *Engine) check(v *view) (Report, error) {
 			if !mayOffloadPolicy(p, ifc, e.protected, e.wire) {
 				continue
 			}
-			e.mu.Lock()
 			st := e.pol[polKey{p.ID, ifc}]
 			refused := st != nil && !st.installed && st.status == StatusRefused
-			e.mu.Unlock()
 			if refused {
 				continue // nacked: reported by the policy's state, not here
 			}

@@ -35,4 +35,13 @@
 // Check compares the card (Driver.Dump) with the SAD/SPD after a pass, in the engine's goroutine, so it
 // can run at any time, also under churn (`xdpsec check`). It derives the SA each policy should use on
 // its own (refResolver), from the card's read-back, rather than repeating the engine's resolution.
+//
+// Concurrency, in one rule: the engine goroutine owns all working state and alone calls the Driver;
+// other goroutines send it requests (Counters, GlobalCounters, SetDefaults, Check) or read what it
+// published at the end of its last pass (SAStates, PolicyStates, Direction, Stats, Sync). Engine's
+// documentation lists the fields on each side.
+//
+// Files: engine.go (the engine, its goroutine, requests and published state), pass.go (a pass and its
+// snapshot view, offload lists), sas.go (steps 1, 3, 4, reaping, renumbering), policies.go (step 2),
+// check.go (the consistency check), driver.go (the Driver contract).
 package offload

@@ -1,0 +1,189 @@
+package offload
+
+import (
+	"slices"
+	"time"
+
+	"github.com/xdpsec/xdpsec/control/sadb"
+	"github.com/xdpsec/xdpsec/ipsec"
+)
+
+// A pass makes the card hold what one snapshot of the store says (see the package documentation for
+// the order of its steps). Everything here runs in the engine goroutine.
+
+// view is one snapshot prepared for a pass, indexed so that finding a policy's SAs costs the number
+// of SAs with its template's name or reqid, not the size of the SAD.
+type view struct {
+	snap    sadb.Snapshot
+	live    map[uint32]*sadb.SAEntry
+	byName  map[string]*sadb.SAEntry
+	byReqid map[uint32][]*sadb.SAEntry
+	inSel   map[uint32][]ipsec.Selector
+	pols    map[uint32]*sadb.PolicyEntry
+}
+
+func newView(snap sadb.Snapshot) *view {
+	v := &view{snap: snap, live: make(map[uint32]*sadb.SAEntry, len(snap.SAs)),
+		byName: map[string]*sadb.SAEntry{}, byReqid: map[uint32][]*sadb.SAEntry{}, inSel: map[uint32][]ipsec.Selector{},
+		pols: make(map[uint32]*sadb.PolicyEntry, len(snap.Policies))}
+	for i := range snap.SAs {
+		sa := &snap.SAs[i]
+		v.live[sa.Index] = sa
+		if sa.Name != "" {
+			v.byName[sa.Name] = sa
+		}
+		if sa.Reqid != 0 {
+			v.byReqid[sa.Reqid] = append(v.byReqid[sa.Reqid], sa)
+		}
+	}
+	for i := range snap.Policies {
+		p := &snap.Policies[i]
+		v.pols[p.ID] = p
+		if p.Dir != ipsec.DirIn || p.Action != ipsec.ActionProtect {
+			continue
+		}
+		for _, sa := range v.candidates(p) {
+			v.inSel[sa.Index] = append(v.inSel[sa.Index], p.Sel)
+		}
+	}
+	return v
+}
+
+func (v *view) policy(id uint32) (*sadb.PolicyEntry, bool) {
+	p, ok := v.pols[id]
+	return p, ok
+}
+
+// candidates returns the live SAs that can serve PROTECT policy p (its template and direction).
+func (v *view) candidates(p *sadb.PolicyEntry) []*sadb.SAEntry {
+	t := p.Tmpl
+	if t == nil {
+		return nil
+	}
+	var pool []*sadb.SAEntry
+	switch {
+	case t.SA != "":
+		if sa, ok := v.byName[t.SA]; ok {
+			pool = []*sadb.SAEntry{sa}
+		}
+	case t.Reqid != 0:
+		pool = v.byReqid[t.Reqid]
+	}
+	var out []*sadb.SAEntry
+	for _, sa := range pool {
+		if dirFits(sa, p.Dir) && sadb.Matches(t, sa) {
+			out = append(out, sa)
+		}
+	}
+	return out
+}
+
+func dirFits(sa *sadb.SAEntry, d ipsec.Dir) bool { return sa.Dir == nil || *sa.Dir == d }
+
+// cardPolicy is p as the card holds it, pointing at SA index sa (ipsec.NoSA for none).
+func cardPolicy(p *sadb.PolicyEntry, sa uint32) ipsec.Policy {
+	return ipsec.Policy{ID: p.ID, Dir: p.Dir, Priority: p.Priority, Selector: p.Sel, Action: p.Action, SA: sa}
+}
+
+// pass reconciles the card with the store's current snapshot, then publishes the result (show).
+func (e *Engine) pass() *view {
+	v := newView(e.store.Snapshot())
+	for range 4 {
+		if !e.reconcile(v) {
+			break
+		}
+	}
+	e.reap(v)
+	e.renumber(v)
+	if e.retry {
+		e.retry = false
+		d := e.opts.RetryDelay
+		if d <= 0 {
+			d = time.Second
+		}
+		time.AfterFunc(d, e.Kick)
+	}
+	e.stats.Passes++
+	e.show(v.snap.Gen)
+	return v
+}
+
+// reconcile runs steps 1-4 once. It reports whether another round could make progress (something was
+// removed while SAs or policies wait for room).
+func (e *Engine) reconcile(v *view) bool {
+	epoch0 := e.epoch
+	deferred := e.installSAs(v, false)
+	e.syncPolicies(v)
+	e.removeSAs(v)
+	if len(deferred) > 0 {
+		if e.installSAs(v, true) != nil {
+			e.log.Warn("sa still collides with an installed one after removals")
+		}
+		e.syncPolicies(v)
+	}
+	if e.epoch == epoch0 {
+		return false
+	}
+	for _, st := range e.sa {
+		if st.status == StatusRefused && st.reason == ReasonTableFull && st.epoch < e.epoch {
+			return true
+		}
+	}
+	for _, st := range e.pol {
+		if st.status == StatusRefused && st.reason == ReasonTableFull && st.epoch < e.epoch {
+			return true
+		}
+	}
+	return false
+}
+
+// driverFailed counts a driver call that failed for another reason than a refusal (ReasonError), and
+// has the pass run again after RetryDelay. The caller logs what failed.
+func (e *Engine) driverFailed() {
+	e.stats.DriverErrors++
+	e.retry = true
+}
+
+// --- offload lists ---
+
+func allowed(list []string, iface string) bool {
+	return len(list) == 0 || slices.Contains(list, iface)
+}
+
+// saAllowed tells whether sa may be offloaded to iface. On shared tables the wire interface decides for
+// every interface (see SharedTables).
+func (e *Engine) saAllowed(sa *sadb.SAEntry, iface string) bool {
+	if e.wire != "" {
+		return allowed(sa.Offload, e.wire)
+	}
+	return allowed(sa.Offload, iface)
+}
+
+// polAllowed tells whether p may be offloaded to iface. On shared tables the interface whose packets the
+// policy classifies decides for every interface.
+func (e *Engine) polAllowed(p *sadb.PolicyEntry, iface string) bool {
+	if e.wire != "" {
+		if p.Dir == ipsec.DirIn {
+			return allowed(p.Offload, e.wire)
+		}
+		return allowed(p.Offload, e.protected)
+	}
+	return allowed(p.Offload, iface)
+}
+
+// notInListDetail explains a ReasonNotInList refusal.
+func (e *Engine) notInListDetail() string {
+	if e.wire != "" {
+		return "the card's tables serve both interfaces: an SA is offloaded only if its list admits the wire interface " + e.wire
+	}
+	return ""
+}
+
+// sharedDetail notes an SA offloaded to an interface outside its own list because the card's tables are
+// shared.
+func (e *Engine) sharedDetail(sa *sadb.SAEntry, iface string) string {
+	if e.wire != "" && !allowed(sa.Offload, iface) {
+		return "held in the card's table shared with " + e.wire
+	}
+	return ""
+}
