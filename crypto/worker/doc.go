@@ -41,7 +41,7 @@
 // sum in the field). Only packets whose checksum field equals the folded
 // pseudo-header sum AND whose checksum does not verify are rewritten, in
 // one pass over the L4 bytes (~100 ns for 1400 bytes); every other packet
-// costs a ~7 ns test and is never touched (csum.go, Stats.ChecksumsCompleted).
+// costs a ~7 ns test and is never touched (crypto/internal/packet/csum.go, Stats.ChecksumsCompleted).
 // Config.NoChecksumCompletion turns it off; hosts must then turn their
 // transmit checksum offload off (ethtool -K dev tx off).
 //
@@ -79,7 +79,7 @@
 // of descriptors flagged xsk.PktContd; chains may straddle RX batches and
 // are held (FrameAccount.Held) until their last descriptor. On the
 // protected side they are hosts' GSO super-packets, up to 64 KiB: TCP is
-// cut into segments of the SA's inner MTU (software TSO, gso.go): the IP
+// cut into segments of the SA's inner MTU (software TSO, segment.go): the IP
 // and TCP headers copied in front of each piece in a fresh frame from the
 // pool, IPv4 total length, ID (+1 per segment) and header checksum, IPv6
 // payload length, sequence numbers, FIN/PSH on the last and CWR on the
@@ -87,7 +87,7 @@
 // CHECKSUM_PARTIAL); each segment is sealed in place and queued, the batch
 // flushed to the TX ring when it fills. AF_XDP carries no gso_size: the
 // segment size is the inner MTU minus the headers, which is what the
-// host's own GSO would use once it knows the tunnel's path MTU (gso.go has
+// host's own GSO would use once it knows the tunnel's path MTU (segment.go has
 // the reasoning). A TCP packet longer than the protected link's MTU
 // (Config.ProtectedMTU) that fits one frame is a small GSO packet and is
 // segmented the same way. UDP chains (possibly UDP GSO, whose datagram
@@ -136,4 +136,15 @@
 // AES-GCM and ~5 % in its own bookkeeping: BENCHMARKS.md (section 6) has the
 // profile, the levers measured, and internal/testbed/pair's BenchmarkTestbedTCP/PPS,
 // which run both gateways of the testbed in one process so -cpuprofile sees them.
+//
+// # Files
+//
+// worker.go: Config, New, Run and Step; ring.go: the rings (completions,
+// fill, one RX batch per side, the TX batches, TX slot reservation,
+// shutdown); frame.go: metadata, SA lookup, Ethernet header; outbound.go and
+// inbound.go: the two directions; chain.go: multi-buffer receive;
+// segment.go: chains and GSO packets outbound (software TSO); table.go,
+// stats.go, hooks.go. What is done to the packet's bytes — lengths, selector
+// tuple, TTL, checksum completion, MSS clamping, segment headers — is in
+// crypto/internal/packet.
 package worker

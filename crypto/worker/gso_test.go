@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/xdpsec/xdpsec/crypto/esp"
+	"github.com/xdpsec/xdpsec/crypto/internal/packet/packettest"
 	"github.com/xdpsec/xdpsec/loader/xsk"
 )
 
@@ -56,7 +57,7 @@ func superTCP(v6 bool, ipLen int, flags byte, seq uint32) []byte {
 	if v6 {
 		hl = 40
 	}
-	p, at := l4Packet(v6, 6, ipLen-hl-20)
+	p, at := packettest.L4Packet(v6, 6, ipLen-hl-20)
 	// Grow the TCP header to 32 bytes (NOP, NOP, timestamps) keeping the length.
 	l4 := p[hl:]
 	copy(l4[32:], l4[20:len(l4)-12])
@@ -67,9 +68,9 @@ func superTCP(v6 bool, ipLen int, flags byte, seq uint32) []byte {
 	if !v6 {
 		binary.BigEndian.PutUint16(p[4:], 0x1234)
 		p[10], p[11] = 0, 0
-		binary.BigEndian.PutUint16(p[10:], ^uint16(refSum(p[:20], 0)))
+		binary.BigEndian.PutUint16(p[10:], ^uint16(packettest.RefSum(p[:20], 0)))
 	}
-	return partial(p, at)
+	return packettest.Partial(p, at)
 }
 
 // TestSegmentTCP feeds GSO super-packets (IPv4 and IPv6, up to 64 KiB, in
@@ -122,12 +123,12 @@ func TestSegmentTCP(t *testing.T) {
 					}
 				} else {
 					if int(binary.BigEndian.Uint16(p[2:])) != len(p) || binary.BigEndian.Uint16(p[4:]) != 0x1234+uint16(i) ||
-						binary.BigEndian.Uint16(p[6:]) != 0x4000 || p[8] != 63 || refSum(p[:20], 0) != 0xffff {
+						binary.BigEndian.Uint16(p[6:]) != 0x4000 || p[8] != 63 || packettest.RefSum(p[:20], 0) != 0xffff {
 						t.Errorf("segment %d: ip header %x", i, p[:20])
 					}
 				}
 				tcp := p[hl:]
-				if !l4Verifies(p) {
+				if !packettest.L4Verifies(p) {
 					t.Errorf("segment %d: tcp checksum does not verify", i)
 				}
 				if seq := binary.BigEndian.Uint32(tcp[4:]); seq != 0xfffff000+uint32(i*mss) {
@@ -209,7 +210,7 @@ func TestChainOthers(t *testing.T) {
 	icmp := ipv4UDP(9000, innerSrc, innerDst, 0, 0, false, 64)
 	icmp[9] = 1
 	icmp[10], icmp[11] = 0, 0
-	binary.BigEndian.PutUint16(icmp[10:], ^uint16(refSum(icmp[:20], 0)))
+	binary.BigEndian.PutUint16(icmp[10:], ^uint16(packettest.RefSum(icmp[:20], 0)))
 	r.prot.ReceiveMulti(outMeta(), outFrame(icmp))
 	wire, _ := r.drive(t)
 	if want := (9000 - 20 + (mtu-20)&^7 - 1) / ((mtu - 20) &^ 7); len(wire) != want {
@@ -219,7 +220,7 @@ func TestChainOthers(t *testing.T) {
 	for i, f := range wire {
 		p := r.open(t, f)
 		fo := binary.BigEndian.Uint16(p[6:])
-		if int(fo&0x1fff)*8 != len(payload) || (fo&0x2000 != 0) != (i < len(wire)-1) || refSum(p[:20], 0) != 0xffff || p[8] != 63 {
+		if int(fo&0x1fff)*8 != len(payload) || (fo&0x2000 != 0) != (i < len(wire)-1) || packettest.RefSum(p[:20], 0) != 0xffff || p[8] != 63 {
 			t.Fatalf("fragment %d: header %x", i, p[:20])
 		}
 		payload = append(payload, p[20:]...)
@@ -229,7 +230,7 @@ func TestChainOthers(t *testing.T) {
 	}
 
 	// IPv6, not TCP or UDP: Packet Too Big back to the sender.
-	v6, _ := l4Packet(true, 58, 6000)
+	v6, _ := packettest.L4Packet(true, 58, 6000)
 	r.prot.ReceiveMulti(outMeta(), ether(lanMAC, senderMAC, 0x86dd, v6))
 	if wire, prot := r.drive(t); len(wire) != 0 || len(prot) != 1 || r.w.stats.PTBSent.Load() != 1 {
 		t.Fatalf("v6 chain: %d/%d sent, ptb %d", len(wire), len(prot), r.w.stats.PTBSent.Load())
@@ -279,7 +280,7 @@ func TestSegmentSingleFrameGSO(t *testing.T) {
 		t.Fatalf("gso frame: %d/%d sent, gso frames %d (stats %v)", len(wire), len(prot), r.w.stats.GSOFrames.Load(), statsOf(r.w))
 	}
 	a, b := r.open(t, wire[0]), r.open(t, wire[1])
-	if len(a) != mtu || len(a)+len(b)-52 != len(gso) || a[20+13] != 0x10 || b[20+13] != 0x19 || !l4Verifies(a) || !l4Verifies(b) {
+	if len(a) != mtu || len(a)+len(b)-52 != len(gso) || a[20+13] != 0x10 || b[20+13] != 0x19 || !packettest.L4Verifies(a) || !packettest.L4Verifies(b) {
 		t.Fatalf("segments of %d and %d bytes, flags %#x %#x", len(a), len(b), a[33], b[33])
 	}
 	tooBig := superTCP(false, 1470, 0x10, 7)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/xdpsec/xdpsec/bpf"
 	"github.com/xdpsec/xdpsec/crypto/esp"
+	"github.com/xdpsec/xdpsec/crypto/internal/packet/packettest"
 	"github.com/xdpsec/xdpsec/ipsec"
 	"github.com/xdpsec/xdpsec/loader/xsk"
 )
@@ -81,7 +82,7 @@ func (p *testPMTU) FragmentIPv4(dst, pkt []byte, mtu, offset int) (int, int) {
 	}
 	binary.BigEndian.PutUint16(dst[6:], fo)
 	dst[10], dst[11] = 0, 0
-	binary.BigEndian.PutUint16(dst[10:], ^uint16(refSum(dst[:ihl], 0)))
+	binary.BigEndian.PutUint16(dst[10:], ^uint16(packettest.RefSum(dst[:ihl], 0)))
 	return ihl + n, next
 }
 
@@ -238,7 +239,7 @@ func ipv4UDP(ipLen int, src, dst netip.Addr, sport, dport uint16, df bool, ttl b
 	s4, d4 := src.As4(), dst.As4()
 	copy(p[12:], s4[:])
 	copy(p[16:], d4[:])
-	binary.BigEndian.PutUint16(p[10:], ^uint16(refSum(p[:20], 0)))
+	binary.BigEndian.PutUint16(p[10:], ^uint16(packettest.RefSum(p[:20], 0)))
 	binary.BigEndian.PutUint16(p[20:], sport)
 	binary.BigEndian.PutUint16(p[22:], dport)
 	binary.BigEndian.PutUint16(p[24:], uint16(ipLen-20))

@@ -3,96 +3,24 @@
 package worker
 
 import (
-	"encoding/binary"
 	"testing"
+
+	"github.com/xdpsec/xdpsec/crypto/internal/packet/packettest"
 )
-
-// synPacket is a TCP SYN (IPv4 or IPv6) with the options given (padded with
-// end-of-options to a multiple of 4) and a complete checksum.
-func synPacket(v6 bool, flags byte, opts []byte) []byte {
-	for len(opts)%4 != 0 {
-		opts = append(opts, 0)
-	}
-	hl := 20
-	if v6 {
-		hl = 40
-	}
-	p, _ := l4Packet(v6, 6, len(opts))
-	tcp := p[hl:]
-	copy(tcp[20:], opts)
-	tcp[12] = byte((20+len(opts))/4) << 4
-	tcp[13] = flags
-	tcp[16], tcp[17] = 0, 0
-	binary.BigEndian.PutUint16(tcp[16:], ^uint16(refSum(tcp, pseudoSum(p, 6, len(tcp)))))
-	return p
-}
-
-func mssOf(p []byte, at int) int {
-	hl := 20
-	if p[0]>>4 == 6 {
-		hl = 40
-	}
-	return int(binary.BigEndian.Uint16(p[hl+at:]))
-}
-
-// TestClampMSS: the MSS option of SYNs and SYN-ACKs is lowered, at an even
-// or an odd offset among other options, with a checksum that verifies;
-// smaller MSS values, non-SYNs, SYNs without the option and malformed
-// options are left alone.
-func TestClampMSS(t *testing.T) {
-	mssOpt := []byte{2, 4, 0x05, 0xb4} // 1460
-	ts := []byte{8, 10, 1, 2, 3, 4, 5, 6, 7, 8}
-	for _, c := range []struct {
-		name    string
-		v6      bool
-		flags   byte
-		opts    []byte
-		at      int // offset of the MSS value in the TCP header
-		clamp   int
-		want    int
-		changed bool
-	}{
-		{"v4 syn even", false, 0x02, append(append([]byte{}, mssOpt...), 4, 2), 22, 1360, 1360, true},
-		{"v4 syn odd", false, 0x02, append([]byte{1}, append(mssOpt, 1, 1, 1)...), 23, 1000, 1000, true},
-		{"v6 syn-ack after timestamps", true, 0x12, append(append([]byte{1, 1}, ts...), mssOpt...), 34, 1340, 1340, true},
-		{"v6 syn odd after sack-permitted", true, 0x02, append([]byte{4, 2, 1}, mssOpt...), 25, 1200, 1200, true},
-		{"already smaller", false, 0x02, mssOpt, 22, 1460, 1460, false},
-		{"not a syn", false, 0x10, mssOpt, 22, 1000, 1460, false},
-		{"after end of options", false, 0x02, append([]byte{0, 0, 0, 0}, mssOpt...), 26, 1000, 1460, false},
-		{"option overruns header", false, 0x02, []byte{1, 1, 2, 8, 0x05, 0xb4, 0, 0}, 24, 1000, 1460, false},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			p := synPacket(c.v6, c.flags, c.opts)
-			orig := append([]byte(nil), p...)
-			if got := clampMSS(p, c.clamp); got != c.changed {
-				t.Fatalf("clampMSS = %v, want %v", got, c.changed)
-			}
-			if m := mssOf(p, c.at); m != c.want {
-				t.Errorf("mss %d, want %d", m, c.want)
-			}
-			if !l4Verifies(p) {
-				t.Error("checksum does not verify")
-			}
-			if !c.changed && string(p) != string(orig) {
-				t.Error("packet changed")
-			}
-		})
-	}
-}
 
 // TestMSSClampThroughWorker: with MSSClampAuto the sealed SYN carries the
 // SA's inner MTU minus 40, counted; without the option it is untouched.
 func TestMSSClampThroughWorker(t *testing.T) {
 	r := newRig(t, 0, nil)
 	mtu := r.sas.InnerMTU(outIdx)
-	syn := synPacket(false, 0x02, []byte{2, 4, 0x05, 0xb4})
+	syn := packettest.SYN(false, 0x02, []byte{2, 4, 0x05, 0xb4})
 	p := r.open(t, r.seal(t, syn))
-	if mssOf(p, 22) != 1460 || r.w.stats.MSSClamped.Load() != 0 {
-		t.Fatalf("clamped without the option: mss %d", mssOf(p, 22))
+	if packettest.MSS(p, 22) != 1460 || r.w.stats.MSSClamped.Load() != 0 {
+		t.Fatalf("clamped without the option: mss %d", packettest.MSS(p, 22))
 	}
 	r.w.cfg.MSSClamp = MSSClampAuto
 	p = r.open(t, r.seal(t, syn))
-	if mssOf(p, 22) != mtu-40 || !l4Verifies(p) || r.w.stats.MSSClamped.Load() != 1 {
-		t.Fatalf("mss %d, want %d (verifies %v, counted %d)", mssOf(p, 22), mtu-40, l4Verifies(p), r.w.stats.MSSClamped.Load())
+	if packettest.MSS(p, 22) != mtu-40 || !packettest.L4Verifies(p) || r.w.stats.MSSClamped.Load() != 1 {
+		t.Fatalf("mss %d, want %d (verifies %v, counted %d)", packettest.MSS(p, 22), mtu-40, packettest.L4Verifies(p), r.w.stats.MSSClamped.Load())
 	}
 }

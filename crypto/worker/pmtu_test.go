@@ -9,12 +9,13 @@ import (
 	"testing"
 
 	"github.com/xdpsec/xdpsec/crypto/esp"
+	"github.com/xdpsec/xdpsec/crypto/internal/packet/packettest"
 	"github.com/xdpsec/xdpsec/crypto/pmtu"
 )
 
 // csumOK reports whether b (with acc, a pseudo-header sum) verifies: its
 // plain RFC 1071 sum is all ones.
-func csumOK(b []byte, acc uint32) bool { return refSum(b, acc) == 0xffff }
+func csumOK(b []byte, acc uint32) bool { return packettest.RefSum(b, acc) == 0xffff }
 
 func ipv6UDP(ipLen int, src, dst netip.Addr) []byte {
 	p := make([]byte, ipLen)

@@ -117,7 +117,7 @@ type Stats struct {
 	// CHECKSUM_PARTIAL checksum the worker completed (Config.NoChecksumCompletion).
 	ChecksumsCompleted atomic.Uint64
 
-	// Multi-buffer packets (descriptor chains, gso.go): Chains received,
+	// Multi-buffer packets (descriptor chains, chain.go and segment.go): Chains received,
 	// TCP Segments made from them (each also counted in Sealed), and
 	// ChainDrops (inbound, longer than 64 descriptors, UDP, or not over the
 	// tunnel's MTU); GSOFrames counts TCP GSO packets that fit one frame

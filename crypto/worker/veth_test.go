@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/crypto/esp"
+	"github.com/xdpsec/xdpsec/crypto/internal/packet"
 	"github.com/xdpsec/xdpsec/ipsec"
 	"github.com/xdpsec/xdpsec/loader/xsk"
 	"github.com/xdpsec/xdpsec/loader/xsk/xsktest"
@@ -167,7 +168,7 @@ func TestVethWorker(t *testing.T) {
 			continue
 		}
 		want := ipv4UDP(100+seen*50, innerSrc, innerDst, 9, 9, true, 64)
-		decTTL(want)
+		packet.DecTTL(want)
 		if !bytes.Equal(pb[s:e], want) {
 			t.Fatalf("inner packet %d differs", seen)
 		}
@@ -202,7 +203,7 @@ func TestVethWorker(t *testing.T) {
 			t.Fatalf("inner ethernet %x", f[:14])
 		}
 		want := ipv4UDP(100+seen*50, innerSrc, innerDst, 9, 9, true, 64)
-		decTTL(want)
+		packet.DecTTL(want)
 		if !bytes.Equal(f[14:], want) {
 			t.Fatalf("delivered packet %d differs", seen)
 		}

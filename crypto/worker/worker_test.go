@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/crypto/esp"
+	"github.com/xdpsec/xdpsec/crypto/internal/packet"
+	"github.com/xdpsec/xdpsec/crypto/internal/packet/packettest"
 	"github.com/xdpsec/xdpsec/ipsec"
 	"github.com/xdpsec/xdpsec/loader/xsk"
 )
@@ -56,7 +58,7 @@ func TestOutboundSeal(t *testing.T) {
 			t.Fatalf("peer decap: %v", err)
 		}
 		want := append([]byte(nil), ip...)
-		decTTL(want)
+		packet.DecTTL(want)
 		if !bytes.Equal(buf[s:e], want) {
 			t.Fatalf("inner packet differs:\n got %x\nwant %x", buf[s:e], want)
 		}
@@ -84,8 +86,8 @@ func TestInboundOpen(t *testing.T) {
 		t.Fatalf("inner ethernet header %x", f[:14])
 	}
 	want := append([]byte(nil), ip...)
-	decTTL(want) // at the sealing gateway
-	decTTL(want) // and here
+	packet.DecTTL(want) // at the sealing gateway
+	packet.DecTTL(want) // and here
 	if !bytes.Equal(f[14:], want) {
 		t.Fatalf("delivered\n %x\nwant\n %x", f[14:], want)
 	}
@@ -155,7 +157,7 @@ func tcp4(src, dst netip.Addr, dport uint16, fragOff uint16) []byte {
 	p[9] = 6
 	binary.BigEndian.PutUint16(p[6:], fragOff)
 	p[10], p[11] = 0, 0
-	binary.BigEndian.PutUint16(p[10:], ^uint16(refSum(p[:20], 0)))
+	binary.BigEndian.PutUint16(p[10:], ^uint16(packettest.RefSum(p[:20], 0)))
 	return p
 }
 

@@ -6,6 +6,7 @@ import (
 	"github.com/xdpsec/xdpsec/bpf"
 	"github.com/xdpsec/xdpsec/crypto/esp"
 	"github.com/xdpsec/xdpsec/crypto/internal/inetsum"
+	"github.com/xdpsec/xdpsec/crypto/internal/packet"
 	"github.com/xdpsec/xdpsec/ipsec"
 	"github.com/xdpsec/xdpsec/loader/xsk"
 )
@@ -63,117 +64,6 @@ import (
 // (ESP larger than a frame: jumbo wire MTU) are dropped and counted; the
 // wire MTU is 1500 in every set-up the daemon supports.
 
-// maxChain bounds the descriptors of one packet: a 64 KiB IP packet over
-// 2 KiB frames (1,792 bytes of room) takes 37.
-const maxChain = 64
-
-// link adds d to the side's chain and reports whether the chain is a
-// complete packet now. An over-long chain is dropped whole, counted once.
-func (w *Worker) link(side int, d xsk.Desc) bool {
-	c := w.chain[side]
-	if len(c) == cap(c) || w.chainOver[side] {
-		w.chainOver[side] = true
-		w.free(d.Addr)
-	} else {
-		w.chain[side] = append(c, d)
-	}
-	if d.Options&xsk.PktContd != 0 {
-		return false
-	}
-	if w.chainOver[side] {
-		w.chainOver[side] = false
-		w.stats.Chains.Add(1)
-		w.stats.ChainDrops.Add(1)
-		w.freeChain(w.chain[side])
-		w.chain[side] = w.chain[side][:0]
-		return false
-	}
-	return true
-}
-
-func (w *Worker) freeChain(c []xsk.Desc) {
-	for _, d := range c {
-		w.free(d.Addr)
-	}
-}
-
-// handleChain processes the side's complete chain and empties it.
-func (w *Worker) handleChain(side int) {
-	c := w.chain[side]
-	w.chain[side] = c[:0]
-	if len(c) == 1 {
-		// A chain of one is an ordinary packet.
-		if side == sideProtected {
-			w.handleOut(c[0])
-		} else {
-			w.handleIn(c[0])
-		}
-		return
-	}
-	w.stats.Chains.Add(1)
-	if side != sideProtected {
-		w.stats.ChainDrops.Add(1)
-		w.freeChain(c)
-		return
-	}
-	w.handleOutChain(c)
-}
-
-// chainReader copies a chain's bytes out in order.
-type chainReader struct {
-	w     *Worker
-	descs []xsk.Desc
-	i     int // current descriptor
-	off   int // bytes of it already read
-}
-
-// read fills dst from the chain and returns how many bytes it copied.
-func (r *chainReader) read(dst []byte) int {
-	n := 0
-	for n < len(dst) && r.i < len(r.descs) {
-		d := r.descs[r.i]
-		src := r.w.umem.Bytes(d.Addr, d.Len)[r.off:]
-		k := copy(dst[n:], src)
-		n += k
-		r.off += k
-		if r.off == int(d.Len) {
-			r.i++
-			r.off = 0
-		}
-	}
-	return n
-}
-
-// outSA does the outbound checks common to single frames and chains: the
-// SA the metadata names, and the wire next hop. On failure it has counted
-// and the caller frees the frames.
-func (w *Worker) outSA(m *bpf.CardXdpsecMeta) (e *Entry, smac, dmac [6]byte, ok bool) {
-	sa := m.SaIndex
-	if e = w.lookup(sa, ipsec.DirOut); e == nil {
-		return nil, smac, dmac, false
-	}
-	dmac, smac = m.Dmac, m.Smac
-	egress := int(m.EgressIfindex)
-	if m.Flags&bpf.MetaNoNeigh != 0 {
-		// The card's FIB lookup found no neighbour entry. Asking the resolver
-		// also starts resolution, so the flow recovers without the kernel.
-		var nhOK bool
-		if e.OuterDst.IsValid() && w.resolver != nil {
-			egress, smac, dmac, nhOK = w.resolver.NextHop(e.OuterDst)
-		}
-		if !nhOK {
-			w.stats.NoNeighOut.Add(1)
-			w.saStats.AddError(sa, ReasonNoNeigh, 1)
-			return nil, smac, dmac, false
-		}
-	}
-	if w.wireIfindex != 0 && egress != w.wireIfindex {
-		w.stats.WrongEgress.Add(1)
-		return nil, smac, dmac, false
-	}
-	return e, smac, dmac, true
-}
-
 // handleOutChain protects a multi-buffer packet from the protected side:
 // TCP is segmented, other protocols go the PMTU way (see above). Every
 // frame of the chain goes back to the pool (or, for an ICMP error, out).
@@ -220,20 +110,20 @@ func (w *Worker) handleOutChain(c []xsk.Desc) {
 		return
 	}
 	route := !e.Transport
-	if route && ttlExpired(head) {
+	if route && packet.TTLExpired(head) {
 		w.stats.TTLExpired.Add(1)
 		w.freeChain(c)
 		return
 	}
 	switch {
 	case proto == 6 && !frag:
-		if hl, ok = tcpEnd(head, l4); !ok || ipLen < hl {
+		if hl, ok = packet.TCPEnd(head, l4); !ok || ipLen < hl {
 			w.badHeader(sa)
 			w.freeChain(c)
 			return
 		}
 		if route {
-			decTTL(head)
+			packet.DecTTL(head)
 		}
 		w.split(c, l3, head[:hl], l4, ipLen, true, e, sa, &smac, &dmac)
 		w.freeChain(c)
@@ -257,7 +147,7 @@ func (w *Worker) handleOutChain(c []xsk.Desc) {
 			return
 		}
 		if route {
-			decTTL(head)
+			packet.DecTTL(head)
 		}
 		w.split(c, l3, head[:20], 20, ipLen, false, e, sa, &smac, &dmac)
 		w.freeChain(c)
@@ -279,26 +169,8 @@ func (w *Worker) handleOutChain(c []xsk.Desc) {
 		} else {
 			be.PutUint16(head[4:], uint16(q-40))
 		}
-		var sender, us [6]byte
-		copy(sender[:], frame[off+6:off+12])
-		copy(us[:], frame[off:off+6])
-		start, end, ok := w.pmtu.PacketTooBig(frame, l3, q, e.innerMTU)
-		if !ok || start < ethLen || end > len(frame) || start >= end {
-			w.free(d.Addr)
-			return
-		}
-		w.queue(sideProtected, sa, w.putEth(d, frame, start, end, &sender, &us, frame[start]>>4 == 6))
-		w.stats.PTBSent.Add(1)
+		w.sendTooBig(d, frame, off, l3, q, e, sa)
 	}
-}
-
-// tcpEnd returns the end of the TCP header that starts at l4 of head.
-func tcpEnd(head []byte, l4 int) (int, bool) {
-	if l4+20 > len(head) {
-		return 0, false
-	}
-	thl := int(head[l4+12]>>4) * 4
-	return l4 + thl, thl >= 20 && l4+thl <= len(head)
 }
 
 // gsoOut handles a single-frame packet longer than the protected link's
@@ -319,17 +191,17 @@ func (w *Worker) gsoOut(d xsk.Desc, l3 int, pkt []byte, e *Entry, sa uint32, sma
 	}
 	switch proto {
 	case 6:
-		hl, ok := tcpEnd(pkt, l4)
+		hl, ok := packet.TCPEnd(pkt, l4)
 		if !ok {
 			return false
 		}
 		if !e.Transport {
-			if ttlExpired(pkt) {
+			if packet.TTLExpired(pkt) {
 				w.stats.TTLExpired.Add(1)
 				w.free(d.Addr)
 				return true
 			}
-			decTTL(pkt)
+			packet.DecTTL(pkt)
 		}
 		w.stats.GSOFrames.Add(1)
 		w.one[0] = d
@@ -345,8 +217,9 @@ func (w *Worker) gsoOut(d xsk.Desc, l3 int, pkt []byte, e *Entry, sa uint32, sma
 // split cuts the chain's IP packet (IP length ipLen, starting at l3 of the
 // first frame) into packets that fit the SA's inner MTU, each in a fresh
 // frame: hdr (the IP header, and for tcp the TCP header; l4 is the L4
-// offset) is copied in front of every piece and fixed up, then the piece is
-// sealed and queued for the wire. tcp=false makes IPv4 fragments.
+// offset) is copied in front of every piece and fixed up (packet.Cut), then
+// the piece is sealed and queued for the wire. tcp=false makes IPv4
+// fragments.
 func (w *Worker) split(c []xsk.Desc, l3 int, hdr []byte, l4, ipLen int, tcp bool, e *Entry, sa uint32, smac, dmac *[6]byte) {
 	hl := len(hdr)
 	unit := e.innerMTU - hl
@@ -365,35 +238,12 @@ func (w *Worker) split(c []xsk.Desc, l3 int, hdr []byte, l4, ipLen int, tcp bool
 	}
 	r := chainReader{w: w, descs: c, off: l3 - int(c[0].Addr-w.umem.FrameBase(c[0].Addr)) + hl}
 	payload := ipLen - hl
-	v4 := hdr[0]>>4 == 4
-	id := be.Uint16(hdr[4:])
-	seq := uint32(0)
-	fragOff, fragMF := 0, false
-	if tcp {
-		seq = be.Uint32(hdr[l4+4:])
-	} else {
-		fo := be.Uint16(hdr[6:])
-		fragOff, fragMF = int(fo&0x1fff)*8, fo&0x2000 != 0
-	}
+	cut := packet.NewCut(hdr, l4, tcp)
 	for done, i := 0, 0; done < payload || i == 0; i++ {
 		seg := min(unit, payload-done)
-		first, last := done == 0, done+seg >= payload
-		if len(w.tx[sideWire]) == cap(w.tx[sideWire]) {
-			w.flush(sideWire)
-			if len(w.tx[sideWire]) == cap(w.tx[sideWire]) {
-				w.stats.TXRingFull.Add(1)
-				w.saStats.AddError(sa, ReasonTXFull, 1)
-				return
-			}
-		}
-		addr, ok := w.pool.Get()
+		addr, ok := w.txFrame(sideWire, sa)
 		if !ok {
-			w.flush(sideWire)
-			if addr, ok = w.pool.Get(); !ok {
-				w.stats.NoFrame.Add(1)
-				w.saStats.AddError(sa, ReasonTXFull, 1)
-				return
-			}
+			return
 		}
 		frame := w.umem.Frame(addr)
 		p := frame[dataOff : dataOff+hl+seg]
@@ -402,43 +252,7 @@ func (w *Worker) split(c []xsk.Desc, l3 int, hdr []byte, l4, ipLen int, tcp bool
 			w.free(addr) // cannot happen: ipLen <= the chain's bytes
 			return
 		}
-		if v4 {
-			be.PutUint16(p[2:], uint16(hl+seg))
-			if tcp {
-				be.PutUint16(p[4:], id+uint16(i))
-			} else {
-				fo := uint16((fragOff + done) / 8)
-				if !last || fragMF {
-					fo |= 0x2000
-				}
-				be.PutUint16(p[6:], fo)
-			}
-			be.PutUint16(p[10:], 0)
-			be.PutUint16(p[10:], ^inetsum.Fold(inetsum.Sum(p[:l4], 0)))
-		} else {
-			be.PutUint16(p[4:], uint16(hl-40+seg))
-		}
-		if tcp {
-			t := p[l4:]
-			be.PutUint32(t[4:], seq+uint32(done))
-			flags := t[13]
-			if !last {
-				flags &^= tcpFIN | tcpPSH
-			}
-			if !first {
-				flags &^= tcpCWR
-			}
-			t[13] = flags
-			be.PutUint16(t[16:], 0)
-			var acc uint64
-			if v4 {
-				acc = inetsum.Sum(p[12:20], 0)
-			} else {
-				acc = inetsum.Sum(p[8:40], 0)
-			}
-			acc = inetsum.Add(acc, 6+uint64(len(t)))
-			be.PutUint16(t[16:], ^inetsum.Fold(inetsum.Sum(t, acc)))
-		}
+		cut.Fix(p, i, done, done+seg >= payload)
 		start, end, err := e.SA.Encap(frame, dataOff, len(p))
 		if err != nil {
 			w.cryptoErr(sa, err)
@@ -455,19 +269,4 @@ func (w *Worker) split(c []xsk.Desc, l3 int, hdr []byte, l4, ipLen int, tcp bool
 		w.saStats.Add(sa, 1, uint64(len(p)))
 		done += seg
 	}
-}
-
-const (
-	tcpFIN = 0x01
-	tcpPSH = 0x08
-	tcpCWR = 0x80
-)
-
-// flush puts what is queued for a side on its TX ring mid-batch (a
-// super-packet makes dozens of frames), kicks, and reaps completions, so
-// that the batch and the pool have room again. A kick error comes back
-// from the next Step's transmit.
-func (w *Worker) flush(side int) {
-	_ = w.transmit(side)
-	w.reap(side)
 }

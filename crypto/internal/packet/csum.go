@@ -1,6 +1,4 @@
-//go:build linux
-
-package worker
+package packet
 
 import "github.com/xdpsec/xdpsec/crypto/internal/inetsum"
 
@@ -30,12 +28,12 @@ import "github.com/xdpsec/xdpsec/crypto/internal/inetsum"
 // do with it, and Ethernet's FCS already stands between the wire and the
 // card.
 
-// completeChecksum finishes the L4 checksum of an IP packet (exactly its
+// CompleteChecksum finishes the L4 checksum of an IP packet (exactly its
 // IP length) that carries the CHECKSUM_PARTIAL pattern and does not verify;
 // it reports whether it wrote one. IPv6 packets with extension headers are
 // left as they are (Linux hosts put them before TCP/UDP rarely, and the
 // check needs the last header's offset).
-func completeChecksum(pkt []byte) bool {
+func CompleteChecksum(pkt []byte) bool {
 	var l4 []byte
 	var acc uint64
 	var proto uint8

@@ -1,10 +1,8 @@
-//go:build linux
-
-package worker
+package packet
 
 import "github.com/xdpsec/xdpsec/crypto/internal/inetsum"
 
-// MSS clamping (Config.MSSClamp): the worker lowers the MSS option of TCP
+// MSS clamping (the worker's Config.MSSClamp): the worker lowers the MSS option of TCP
 // SYNs (and SYN-ACKs) that go into the tunnel, so that both ends of a
 // connection send segments that fit the SA's inner MTU from the first
 // segment on, instead of learning it from an ICMP error a firewall may
@@ -12,16 +10,12 @@ import "github.com/xdpsec/xdpsec/crypto/internal/inetsum"
 // Linux IPsec gateway. With both gateways clamping, each direction's SYN
 // carries an MSS that fits the tunnel.
 
-// MSSClampAuto in Config.MSSClamp clamps to the SA's inner MTU minus the
-// IP and TCP headers without options (40 bytes for IPv4, 60 for IPv6).
-const MSSClampAuto = -1
-
-// clampMSS lowers the MSS option of a TCP SYN in the IP packet pkt (exactly
+// ClampMSS lowers the MSS option of a TCP SYN in the IP packet pkt (exactly
 // its IP length) to at most mss, with the TCP checksum updated
 // incrementally (RFC 1624, eqn. 3); the checksum must be complete. It
 // reports whether it changed the packet. IPv6 packets with extension
 // headers and fragments are left alone.
-func clampMSS(pkt []byte, mss int) bool {
+func ClampMSS(pkt []byte, mss int) bool {
 	var l4 int
 	switch {
 	case len(pkt) >= 20 && pkt[0]>>4 == 4:
@@ -84,16 +78,4 @@ func clampMSS(pkt []byte, mss int) bool {
 		i += n
 	}
 	return false
-}
-
-// mssFor is the clamp for an SA: the configured value, or (auto) the inner
-// MTU minus the headers of the packet's family.
-func (w *Worker) mssFor(e *Entry, ipv6 bool) int {
-	if w.cfg.MSSClamp != MSSClampAuto {
-		return w.cfg.MSSClamp
-	}
-	if ipv6 {
-		return e.innerMTU - 60
-	}
-	return e.innerMTU - 40
 }
