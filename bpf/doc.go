@@ -55,7 +55,7 @@
 //
 // # SPD lookup
 //
-// Semantics are control/spd's (the Go reference; an equivalence test compares the two): SPD order is
+// Semantics are package ipsec's (the Go reference classifier; an equivalence test compares the two): SPD order is
 // (priority ascending, policy ID ascending), the first match wins, a selector matches one family, ports
 // apply to port-carrying protocols and to ICMP type/code. Non-first fragments have OPAQUE ports (RFC 4301
 // §7): the first policy matching their addresses and protocol decides; if it constrains ports the fragment

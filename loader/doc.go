@@ -30,7 +30,7 @@
 //     Put writes the table before the key; Delete removes the key before the table entry. No key
 //     material: SA holds SPI, outer addresses, mode, UDP encapsulation ports, reqid, the policy served,
 //     and Larval.
-//   - PutPolicies/DeletePolicies/ReplaceSPD/Policies: the SPD, as control/ipsec.Policy values (IDs below
+//   - PutPolicies/DeletePolicies/ReplaceSPD/Policies: the SPD, as ipsec.Policy values (IDs below
 //     Config.Policies, default 16,384, at most 65,535). Each call is one atomic SPD change: table entries
 //     first, then the idle buffer of each direction touched is brought up to date and made live by one
 //     generation bump, which also invalidates that direction's flow cache. Deletion clears table
@@ -72,7 +72,7 @@
 //
 // # Design points (shared with the worker and the control plane)
 //
-// The metadata contract (bpf.CardXdpsecMeta, bpf.DecodeMeta), the SPD semantics (control/spd) and the
+// The metadata contract (bpf.CardXdpsecMeta, bpf.DecodeMeta), the SPD semantics (package ipsec) and the
 // counters' meaning are documented in package bpf. Counter semantics for lifetimes: sa_stats counts what
 // the card handed to workers (outbound: the plaintext IP length; inbound: the ESP packet's IP length);
 // worker_stats counts what the workers completed (plaintext IP length both ways). First use is

@@ -7,7 +7,8 @@
 //     (ETHTOOL_GCHANNELS; a veth allocates a queue per CPU but uses one).
 //  2. Load the card (loader.Load) with the configuration's capacities, pinned under
 //     /sys/fs/bpf/xdpsec/<instance>/. The workers' per-SA counters are the card's mmap-able
-//     worker_stats map, mapped here, so bpftool and the control plane read what workers add.
+//     worker_stats map, through loader.WorkerStats (mapped by the loader), so bpftool and the
+//     control plane read what workers add.
 //  3. Start the neighbour cache (loader/neigh), learning the hosts of the protected side that
 //     already spoke to the gateway (so a first decrypted packet to them is not dropped for want
 //     of a next hop), and the ICMP responder (crypto/pmtu), whose replies come from the
@@ -27,7 +28,7 @@
 //
 // With dataplane.multi_buffer the card is loaded frags-aware (loader.Config.Frags) and the sockets
 // bound with XDP_USE_SG, so packets larger than a frame reach the workers as descriptor chains,
-// and the workers segment TCP super-packets (crypto/worker, gso.go). On a veth the protected side
+// and the workers segment TCP super-packets (crypto/worker, segment.go). On a veth the protected side
 // should then also be attached in generic mode (dataplane.protected_xdp_mode: generic): a native
 // XDP program on a veth — frags-aware or not — makes the kernel turn TSO off on the veth's peer
 // (veth_fix_features), so the host sends MTU-sized packets anyway; a generic-mode program leaves

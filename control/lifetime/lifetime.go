@@ -143,8 +143,9 @@ func (p *Poller) publish(t events.Type, e *sadb.SAEntry, why Expiry) {
 	if p.opts.Events == nil {
 		return
 	}
-	p.opts.Events.Publish(events.Event{Type: t, SA: e.Name, SPI: e.SPI, Src: e.Src.String(), Dst: e.Dst.String(),
-		Index: e.Index, Reqid: e.Reqid, Reason: string(why)})
+	ev := events.ForSA(t, e)
+	ev.Reason = string(why)
+	p.opts.Events.Publish(ev)
 }
 
 // check compares an SA's current lifetime with its hard (or soft) limits.
