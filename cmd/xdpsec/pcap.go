@@ -76,6 +76,12 @@ a receiving gateway would.`
 		Long:    long,
 		Example: "  xdpsec pcap " + op + " --config cmd/xdpsec/testdata/sample.yaml --sa gcm-tunnel in.pcap out.pcap",
 		Args:    cobra.ExactArgs(2),
+		ValidArgsFunction: func(_ *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			if len(args) == 0 {
+				return []cobra.Completion{"pcap", "pcapng", "cap"}, cobra.ShellCompDirectiveFilterFileExt
+			}
+			return nil, cobra.ShellCompDirectiveDefault // OUT.pcap: any file name
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if asJSON {
 				a.Output = outputJSON
@@ -86,6 +92,7 @@ a receiving gateway would.`
 	cmd.Flags().StringVar(&saName, "sa", "", "`name` of the SA in the configuration (required)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON (same as -o json)")
 	_ = cmd.MarkFlagRequired("sa")
+	_ = cmd.RegisterFlagCompletionFunc("sa", a.completeConfigSAs)
 	return cmd
 }
 
