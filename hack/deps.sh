@@ -18,5 +18,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# promtool checks and unit-tests dist/prometheus's alert rules (control/metrics' tests). Debian ships it
+# only in the prometheus package, which would also install and start a Prometheus server: take the one
+# binary out of the package instead (a 19 MB download, once).
+if ! command -v promtool >/dev/null; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "deps: no promtool; run as root to install it to /usr/local/bin" >&2
+    exit 1
+  fi
+  echo "deps: installing promtool from Debian's prometheus package"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download -qq -o APT::Sandbox::User=root prometheus)
+  dpkg-deb --fsys-tarfile "$tmp"/prometheus_*.deb | tar -x -O ./usr/bin/promtool >"$tmp/promtool"
+  install -m 755 "$tmp/promtool" /usr/local/bin/promtool
+  rm -rf "$tmp"
+fi
 # Go modules come from the module proxy.
 go mod download

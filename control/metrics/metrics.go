@@ -219,15 +219,19 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up)
-	e := c.src.EngineStats()
-	for op, n := range map[string]uint64{"pass": e.Passes, "sa_install": e.SAInstalls, "sa_remove": e.SARemovals,
-		"sa_nack": e.SANacks, "policy_install": e.PolicyInstalls, "policy_remove": e.PolicyRemovals,
-		"policy_nack": e.PolicyNacks, "driver_error": e.DriverErrors} {
+	for op, n := range engineOps(c.src.EngineStats()) {
 		ch <- prometheus.MustNewConstMetric(descEngine, prometheus.CounterValue, float64(n), op)
 	}
 	ev := c.src.EventStats()
 	ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(ev.Published), "published")
 	ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(ev.Dropped), "dropped")
+}
+
+// engineOps are the offload engine's counters by the op label of xdpsec_offload_operations_total.
+func engineOps(e offload.Stats) map[string]uint64 {
+	return map[string]uint64{"pass": e.Passes, "sa_install": e.SAInstalls, "sa_remove": e.SARemovals,
+		"sa_nack": e.SANacks, "policy_install": e.PolicyInstalls, "policy_remove": e.PolicyRemovals,
+		"policy_nack": e.PolicyNacks, "driver_error": e.DriverErrors}
 }
 
 // Server serves /metrics.
