@@ -3,7 +3,7 @@
 # (for regenerating the committed objects), bpftool, and the traffic tools the end-to-end tests drive.
 # Idempotent: it installs only what is missing.
 set -euo pipefail
-pkgs=(clang llvm libbpf-dev bpftool iperf3 tcpdump iproute2 iputils-ping ethtool bash-completion)
+pkgs=(clang llvm libbpf-dev bpftool iperf3 tcpdump iproute2 iputils-ping ethtool bash-completion strace)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
