@@ -3,7 +3,7 @@
 # (for regenerating the committed objects), bpftool, and the traffic tools the end-to-end tests drive.
 # Idempotent: it installs only what is missing.
 set -euo pipefail
-pkgs=(clang llvm libbpf-dev bpftool iperf3 tcpdump iproute2 iputils-ping ethtool)
+pkgs=(clang llvm libbpf-dev bpftool iperf3 tcpdump iproute2 iputils-ping ethtool bash-completion strace)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -17,6 +17,21 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# promtool checks and unit-tests dist/prometheus's alert rules (control/metrics' tests). Debian ships it
+# only in the prometheus package, which would also install and start a Prometheus server: take the one
+# binary out of the package instead (a 19 MB download, once).
+if ! command -v promtool >/dev/null; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "deps: no promtool; run as root to install it to /usr/local/bin" >&2
+    exit 1
+  fi
+  echo "deps: installing promtool from Debian's prometheus package"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download -qq -o APT::Sandbox::User=root prometheus)
+  dpkg-deb --fsys-tarfile "$tmp"/prometheus_*.deb | tar -x -O ./usr/bin/promtool >"$tmp/promtool"
+  install -m 755 "$tmp/promtool" /usr/local/bin/promtool
+  rm -rf "$tmp"
 fi
 # Go modules come from the module proxy.
 go mod download

@@ -14,7 +14,7 @@ func newCheckCmd(a *App) *cobra.Command {
 	return &cobra.Command{
 		Use:   "check",
 		Short: "Check that the card's tables equal the daemon's SAD and SPD (exit 1 if not)",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			rep, err := callDaemon(cmd.Context(), a, (*api.Client).Check)
 			if err != nil {

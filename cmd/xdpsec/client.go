@@ -79,9 +79,10 @@ func replyList[T any](a *App, l []T, print func(*T)) error {
 // say how many.
 func newFlushCmd[T any](a *App, one, many string, flush func(*api.Client, context.Context) ([]T, error)) *cobra.Command {
 	return &cobra.Command{
-		Use:   "flush",
-		Short: "Delete every " + one,
-		Args:  cobra.NoArgs,
+		Use:        "flush",
+		Short:      "Delete every " + one,
+		SuggestFor: []string{"deleteall", "delete-all"}, // ip xfrm state/policy deleteall
+		Args:       noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			l, err := callDaemon(cmd.Context(), a, flush)
 			if err != nil {

@@ -49,7 +49,7 @@ the bpftool commands to read them. --hold keeps the gateways up after the traffi
 --cleanup removes what a demo that was killed (kill -9) left behind — its namespaces
 (xs-demo-*) and pins — and does nothing else (a demo still running loses its testbed).
 Needs root, iperf3 and ping (hack/deps.sh installs them).`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.cleanup {
 				return sweepDemo(a.Out, demoPrefix)

@@ -8,14 +8,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// walk calls fn for cmd and every command below it.
-func walk(cmd *cobra.Command, fn func(*cobra.Command)) {
-	fn(cmd)
-	for _, c := range cmd.Commands() {
-		walk(c, fn)
-	}
-}
-
 // Every subcommand, including those added later by other files, answers
 // --help with exit 0 and its usage, and says in one line what it does.
 func TestEveryCommandHasHelp(t *testing.T) {

@@ -22,7 +22,7 @@ func newMonitorCmd(a *App) *cobra.Command {
 		Long: `Stream the daemon's events until interrupted: ACQUIRE (a packet matched a PROTECT policy
 with no usable SA; at most one per policy per second), SA and policy changes, soft and hard expiries,
 and offload acks and nacks with their reason. -o json prints one JSON object per line.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := a.apiClient()
 			if err != nil {

@@ -14,9 +14,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcapgo"
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/spf13/cobra"
 
 	"github.com/xdpsec/xdpsec/crypto/esp"
@@ -76,6 +76,12 @@ a receiving gateway would.`
 		Long:    long,
 		Example: "  xdpsec pcap " + op + " --config cmd/xdpsec/testdata/sample.yaml --sa gcm-tunnel in.pcap out.pcap",
 		Args:    cobra.ExactArgs(2),
+		ValidArgsFunction: func(_ *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			if len(args) == 0 {
+				return []cobra.Completion{"pcap", "pcapng", "cap"}, cobra.ShellCompDirectiveFilterFileExt
+			}
+			return nil, cobra.ShellCompDirectiveDefault // OUT.pcap: any file name
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if asJSON {
 				a.Output = outputJSON
@@ -86,6 +92,7 @@ a receiving gateway would.`
 	cmd.Flags().StringVar(&saName, "sa", "", "`name` of the SA in the configuration (required)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON (same as -o json)")
 	_ = cmd.MarkFlagRequired("sa")
+	_ = cmd.RegisterFlagCompletionFunc("sa", a.completeConfigSAs)
 	return cmd
 }
 
@@ -307,10 +314,8 @@ func byReason(m map[string]int) string {
 	return ": " + strings.Join(parts, ", ")
 }
 
-// linkType is a capture's LINKTYPE_ value. gopacket's layers.LinkType is
-// 8 bits wide, too narrow for LINKTYPE_LINUX_SLL2 (276), so pcap headers are
-// read here.
-type linkType uint32
+// linkType is a capture's LINKTYPE_ value (16 bits, as in pcap and pcapng headers).
+type linkType = layers.LinkType
 
 // Link types read. 12 and 14 are DLT_RAW's values on some BSDs, 228 and 229
 // LINKTYPE_IPV4/IPV6, 113/276 Linux cooked v1/v2 (tcpdump -i any), 0/108 BSD
@@ -333,11 +338,12 @@ var linkNames = map[linkType]string{
 	linkLoop: "OpenBSD loopback", linkSLL: "Linux cooked", linkIPv4: "raw IPv4", linkIPv6: "raw IPv6", linkSLL2: "Linux cooked v2",
 }
 
-func (l linkType) String() string {
+// linkText names a link type as the summary and errors print it.
+func linkText(l linkType) string {
 	if n, ok := linkNames[l]; ok {
-		return fmt.Sprintf("%s, link type %d", n, uint32(l))
+		return fmt.Sprintf("%s, link type %d", n, uint16(l))
 	}
-	return fmt.Sprintf("link type %d", uint32(l))
+	return fmt.Sprintf("link type %d", uint16(l))
 }
 
 func supportedLink(l linkType) bool { _, ok := linkNames[l]; return ok }
@@ -350,13 +356,11 @@ const (
 	ethHdrLen  = 14
 	sllHdrLen  = 16
 	sll2HdrLen = 20
-	pcapHdrLen = 24
 )
 
 // capture reads pcap or pcapng records and the link type of each.
 type capture struct {
 	pcap *pcapgo.Reader
-	link linkType // of the pcap file
 	ng   *pcapgo.NgReader
 }
 
@@ -373,7 +377,7 @@ const maxSnaplen = outSnaplen
 
 func openCapture(r io.ReadSeeker) (*capture, error) {
 	br := bufio.NewReaderSize(r, 1<<16)
-	hdr, err := br.Peek(pcapHdrLen)
+	hdr, err := br.Peek(4)
 	if err != nil && len(hdr) < 4 {
 		return nil, fmt.Errorf("%w: only %d bytes", errNotCapture, len(hdr))
 	}
@@ -390,14 +394,6 @@ func openCapture(r io.ReadSeeker) (*capture, error) {
 			return nil, fmt.Errorf("%w: %w", errNotCapture, err)
 		}
 	} else {
-		if len(hdr) == pcapHdrLen {
-			var order binary.ByteOrder = binary.LittleEndian
-			if m := binary.BigEndian.Uint32(hdr); m == 0xa1b2c3d4 || m == 0xa1b23c4d {
-				order = binary.BigEndian
-			}
-			// The low 16 bits are the link type; the high ones hold FCS flags.
-			c.link = linkType(order.Uint32(hdr[20:]) & 0xffff)
-		}
 		if c.pcap, err = pcapgo.NewReader(br); err != nil {
 			return nil, fmt.Errorf("%w: %w", errNotCapture, err)
 		}
@@ -408,7 +404,7 @@ func openCapture(r io.ReadSeeker) (*capture, error) {
 		}
 	}
 	if lt := c.linkType(); !supportedLink(lt) {
-		return nil, fmt.Errorf("%w: %s; want Ethernet, raw IP, Linux cooked or BSD loopback", errLinkType, lt)
+		return nil, fmt.Errorf("%w: %s; want Ethernet, raw IP, Linux cooked or BSD loopback", errLinkType, linkText(lt))
 	}
 	return c, nil
 }
@@ -503,12 +499,12 @@ func checkPcapng(r io.Reader) error {
 
 func (c *capture) linkType() linkType {
 	if c.ng != nil {
-		return linkType(c.ng.LinkType())
+		return c.ng.LinkType()
 	}
-	return c.link
+	return c.pcap.LinkType()
 }
 
-func (c *capture) linkName() string { return c.linkType().String() }
+func (c *capture) linkName() string { return linkText(c.linkType()) }
 
 func (c *capture) nanos() bool {
 	if c.ng != nil {
@@ -520,7 +516,7 @@ func (c *capture) nanos() bool {
 func (c *capture) next() ([]byte, gopacket.CaptureInfo, linkType, error) {
 	if c.pcap != nil {
 		data, ci, err := c.pcap.ZeroCopyReadPacketData()
-		return data, ci, c.link, err
+		return data, ci, c.pcap.LinkType(), err
 	}
 	data, ci, err := c.ng.ZeroCopyReadPacketData()
 	if err != nil {
@@ -530,12 +526,11 @@ func (c *capture) next() ([]byte, gopacket.CaptureInfo, linkType, error) {
 	if err != nil {
 		return nil, ci, 0, err
 	}
-	// pcapng interfaces carry 16-bit link types that gopacket narrows to 8
-	// bits; the ones read here all fit below 256.
-	if lt := linkType(ifc.LinkType); !supportedLink(lt) {
-		return nil, ci, 0, fmt.Errorf("%w: interface %d has %s", errLinkType, ci.InterfaceIndex, lt)
+	// A pcapng file may mix interfaces of different link types (dumpcap -i any -i eth0).
+	if !supportedLink(ifc.LinkType) {
+		return nil, ci, 0, fmt.Errorf("%w: interface %d has %s", errLinkType, ci.InterfaceIndex, linkText(ifc.LinkType))
 	}
-	return data, ci, linkType(ifc.LinkType), nil
+	return data, ci, ifc.LinkType, nil
 }
 
 // ipPayload returns the IP packet inside one captured frame, or false when

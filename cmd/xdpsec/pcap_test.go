@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -14,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcapgo"
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/xdpsec/xdpsec/control/config"
 	"github.com/xdpsec/xdpsec/crypto/esp"
@@ -331,6 +332,10 @@ func TestPcapLinkTypes(t *testing.T) {
 			h = append([]byte{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x81, 0x00, 0x00, 0x07}, et...)
 		case linkSLL:
 			h = append([]byte{0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0}, et...)
+		case linkSLL2:
+			// tcpdump -i any since libpcap 1.10: protocol, reserved, ifindex 7, ARPHRD_ETHER,
+			// PACKET_OUTGOING, a 6-byte address padded to 8.
+			h = append(append([]byte{}, et...), 0, 0, 0, 0, 0, 7, 0, 1, 4, 6, 2, 0, 0, 0, 0, 1, 0, 0)
 		case linkNull:
 			h = []byte{2, 0, 0, 0}
 		}
@@ -340,18 +345,36 @@ func TestPcapLinkTypes(t *testing.T) {
 		}
 		return f
 	}
-	for _, lt := range []linkType{linkEther, linkSLL, linkNull} {
-		t.Run(lt.String(), func(t *testing.T) {
+	for _, tc := range []struct {
+		lt linkType
+		ng bool
+	}{{linkEther, false}, {linkSLL, false}, {linkSLL2, false}, {linkSLL2, true}, {linkNull, false}} {
+		name := tc.lt.String()
+		if tc.ng {
+			name += "/pcapng" // dumpcap -i any writes SLL2 in pcapng; its link type does not fit 8 bits
+		}
+		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			in, enc, dec := filepath.Join(dir, "in.pcap"), filepath.Join(dir, "enc.pcap"), filepath.Join(dir, "dec.pcap")
 			var frames [][]byte
 			for _, p := range plain {
-				frames = append(frames, frame(lt, p))
+				frames = append(frames, frame(tc.lt, p))
 			}
 			frames = append(frames, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 1, 0x08, 0x06, 0, 1}) // ARP-ish, not IP
-			writeCapture(t, in, layers.LinkType(lt), frames)
+			if tc.lt == linkSLL2 {
+				// The frames are what gopacket's own SLL2 decoder reads as IP.
+				pkt := gopacket.NewPacket(frames[0], layers.LinkTypeLinuxSLL2, gopacket.Default)
+				if pkt.Layer(layers.LayerTypeLinuxSLL2) == nil || pkt.NetworkLayer() == nil {
+					t.Fatalf("the test's SLL2 frame does not decode: %v", pkt)
+				}
+			}
+			if tc.ng {
+				writeNg(t, in, tc.lt, 6, frames)
+			} else {
+				writeCapture(t, in, tc.lt, frames)
+			}
 			code, s, errOut := pcapJSON(t, "pcap", "encrypt", "--config", sampleConfig, "--sa", "gcm-tunnel", in, enc)
-			if code != 0 || s.OK != len(plain) || s.SkippedBy["not_ip"] != 1 {
+			if code != 0 || s.OK != len(plain) || s.SkippedBy["not_ip"] != 1 || s.LinkType != linkText(tc.lt) {
 				t.Fatalf("encrypt: exit %d %+v %s", code, s, errOut)
 			}
 			if code, _, errOut := runCLI(t, "pcap", "decrypt", "--config", sampleConfig, "--sa", "gcm-tunnel", enc, dec); code != 0 {
@@ -434,44 +457,77 @@ func TestPcapErrors(t *testing.T) {
 	}
 }
 
-func writeNg(t testing.TB, path string, lt layers.LinkType, frames [][]byte) {
+// writeNg writes frames as little-endian pcapng (one section, one interface) with timestamps in
+// units of 10^-resol seconds: 6 (µs) is what Wireshark and dumpcap write, 9 (ns) what gopacket's
+// writer does. Built here because gopacket's writer always writes ns.
+func writeNg(t testing.TB, path string, lt layers.LinkType, resol uint8, frames [][]byte) {
 	t.Helper()
-	var b bytes.Buffer
-	w, err := pcapgo.NewNgWriter(&b, lt)
-	if err != nil {
-		t.Fatal(err)
+	le := binary.LittleEndian
+	block := func(typ uint32, body []byte) []byte {
+		for len(body)%4 != 0 {
+			body = append(body, 0)
+		}
+		n := uint32(12 + len(body))
+		b := le.AppendUint32(le.AppendUint32(nil, typ), n)
+		return le.AppendUint32(append(b, body...), n)
+	}
+	shb := le.AppendUint16(le.AppendUint16(le.AppendUint32(nil, 0x1a2b3c4d), 1), 0)
+	shb = le.AppendUint64(shb, ^uint64(0)) // section length unknown
+	idb := le.AppendUint32(le.AppendUint16(le.AppendUint16(nil, uint16(lt)), 0), 0)
+	idb = append(le.AppendUint16(le.AppendUint16(idb, 9), 1), resol, 0, 0, 0) // if_tsresol
+	idb = le.AppendUint32(idb, 0)                                             // opt_endofopt
+	out := append(block(pcapngSHB, shb), block(pcapngIDB, idb)...)
+	unit := uint64(1)
+	for range 9 - resol {
+		unit *= 10
 	}
 	for i, f := range frames {
-		ci := gopacket.CaptureInfo{Timestamp: sampleTime.Add(time.Duration(i) * time.Millisecond), CaptureLength: len(f), Length: len(f)}
-		if err := w.WritePacket(ci, f); err != nil {
-			t.Fatal(err)
-		}
+		ts := uint64(sampleTime.Add(time.Duration(i)*time.Millisecond).UnixNano()) / unit
+		epb := le.AppendUint32(le.AppendUint32(le.AppendUint32(nil, 0), uint32(ts>>32)), uint32(ts))
+		epb = le.AppendUint32(le.AppendUint32(epb, uint32(len(f))), uint32(len(f)))
+		out = append(out, block(pcapngEPB, append(epb, f...))...)
 	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(path, out, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// pcapng input (Wireshark's default) reads like pcap; timestamps survive
-// (pcapng's default resolution is microseconds, so the output is pcap-µs).
+// pcapng input (Wireshark's default) reads like pcap, and timestamps survive at the input's
+// resolution: µs pcapng gives back the µs sample byte for byte, ns pcapng gives ns pcap.
 func TestPcapng(t *testing.T) {
-	dir := t.TempDir()
-	in, enc, dec := filepath.Join(dir, "in.pcapng"), filepath.Join(dir, "enc.pcap"), filepath.Join(dir, "dec.pcap")
 	plain := readCapture(t, samplePcap)
-	writeNg(t, in, layers.LinkTypeRaw, plain)
-	if code, _, errOut := runCLI(t, "pcap", "encrypt", "--config", sampleConfig, "--sa", "gcm-tunnel", in, enc); code != 0 {
-		t.Fatal(errOut)
-	}
-	if code, _, errOut := runCLI(t, "pcap", "decrypt", "--config", sampleConfig, "--sa", "gcm-tunnel", enc, dec); code != 0 {
-		t.Fatal(errOut)
-	}
-	a, _ := os.ReadFile(samplePcap)
-	b, _ := os.ReadFile(dec)
-	if !bytes.Equal(a, b) {
-		t.Fatal("pcapng → encrypt → decrypt does not give back the sample")
+	for _, resol := range []uint8{6, 9} {
+		t.Run(fmt.Sprintf("tsresol %d", resol), func(t *testing.T) {
+			dir := t.TempDir()
+			in, enc, dec := filepath.Join(dir, "in.pcapng"), filepath.Join(dir, "enc.pcap"), filepath.Join(dir, "dec.pcap")
+			writeNg(t, in, layers.LinkTypeRaw, resol, plain)
+			if code, _, errOut := runCLI(t, "pcap", "encrypt", "--config", sampleConfig, "--sa", "gcm-tunnel", in, enc); code != 0 {
+				t.Fatal(errOut)
+			}
+			if code, _, errOut := runCLI(t, "pcap", "decrypt", "--config", sampleConfig, "--sa", "gcm-tunnel", enc, dec); code != 0 {
+				t.Fatal(errOut)
+			}
+			b, _ := os.ReadFile(dec)
+			if resol == 6 {
+				if a, _ := os.ReadFile(samplePcap); !bytes.Equal(a, b) {
+					t.Fatal("pcapng → encrypt → decrypt does not give back the sample")
+				}
+				return
+			}
+			r, err := pcapgo.NewReader(bytes.NewReader(b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Resolution() != gopacket.TimestampResolutionNanosecond {
+				t.Fatalf("output resolution %v, want ns", r.Resolution())
+			}
+			for i := range plain {
+				d, ci, err := r.ReadPacketData()
+				if err != nil || !bytes.Equal(d, plain[i]) || !ci.Timestamp.Equal(sampleTime.Add(time.Duration(i)*time.Millisecond)) {
+					t.Fatalf("packet %d: %v, at %v, equal %v", i, err, ci.Timestamp, bytes.Equal(d, plain[i]))
+				}
+			}
+		})
 	}
 }
 

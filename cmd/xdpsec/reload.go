@@ -18,7 +18,7 @@ func newReloadCmd(a *App) *cobra.Command {
 		Long: `Make the daemon re-read its configuration file and apply only what changed: SAs and policies
 added, changed or removed, by name. Unchanged SAs keep their sequence numbers and replay windows;
 changed keys or SPIs replace the SA (the new one is offloaded before the old one leaves).`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			res, err := callDaemon(cmd.Context(), a, (*api.Client).Reload)
 			if err != nil {

@@ -33,6 +33,7 @@ type App struct {
 	Socket     string // --socket (overrides the API socket path)
 	Output     string // -o, --output: text or json
 	LogLevel   string // --log-level
+	Version    bool   // --version (the root's own flag)
 
 	In       io.Reader
 	Out, Err io.Writer
@@ -97,14 +98,18 @@ func (a *App) SocketPath() string {
 	return config.DefaultSocket(a.InstanceName())
 }
 
-// usageError marks errors in how the binary was called (exit code 2).
-type usageError struct{ err error }
+// usageError marks errors in how the binary was called (exit code 2). cmd, when set, is the command
+// whose --help the message points to (else the one the arguments name).
+type usageError struct {
+	err error
+	cmd *cobra.Command
+}
 
 func (e *usageError) Error() string { return e.err.Error() }
 func (e *usageError) Unwrap() error { return e.err }
 
 func usageErrorf(format string, args ...any) error {
-	return &usageError{fmt.Errorf(format, args...)}
+	return &usageError{err: fmt.Errorf(format, args...)}
 }
 
 // exitError carries an exit code for a failure that was already reported
@@ -124,17 +129,22 @@ func newRoot(a *App) *cobra.Command {
 part of an IPsec-offload NIC: it classifies every packet against the offloaded SPD and SAD and
 hands packets to be protected or decrypted over AF_XDP to Go crypto workers. The control plane
 keeps the authoritative SPD and SAD and offloads entries to the card, per interface.`,
-		SilenceUsage:      true,
-		SilenceErrors:     true,
-		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: true},
+		SilenceUsage:  true,
+		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			return a.setup()
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if a.Version {
+				return a.printVersion()
+			}
+			return cmd.Help()
 		},
 	}
 	root.SetIn(a.In)
 	root.SetOut(a.Out)
 	root.SetErr(a.Err)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	root.SetFlagErrorFunc(flagError)
 
 	f := root.PersistentFlags()
 	f.StringVarP(&a.ConfigPath, "config", "c", "", "configuration `file` (YAML; see docs/config.md)")
@@ -142,10 +152,13 @@ keeps the authoritative SPD and SAD and offloads entries to the card, per interf
 	f.StringVar(&a.Socket, "socket", "", "daemon API socket `path` (default /run/xdpsec/<instance>.sock)")
 	f.StringVarP(&a.Output, "output", "o", outputText, "output `format`: text or json")
 	f.StringVar(&a.LogLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	root.Flags().BoolVar(&a.Version, "version", false, "print the version, build and kernel features (as the version command)")
 
 	for _, newCmd := range commands {
 		root.AddCommand(newCmd(a))
 	}
+	addCompletion(a, root)
+	guardTree(root)
 	return root
 }
 
@@ -190,7 +203,9 @@ func run(args []string, in io.Reader, out, errOut io.Writer) int {
 	var ue *usageError
 	if errors.As(err, &ue) || isCobraUsageError(err) {
 		cmd, _, ferr := root.Find(args)
-		if ferr != nil || cmd == nil {
+		if ue != nil && ue.cmd != nil {
+			cmd = ue.cmd
+		} else if ferr != nil || cmd == nil {
 			cmd = root
 		}
 		fmt.Fprintf(errOut, "Run '%s --help' for usage.\n", cmd.CommandPath())

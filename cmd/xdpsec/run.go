@@ -40,7 +40,7 @@ listens in this process's network namespace.
 
 --metrics ADDR serves Prometheus metrics at http://ADDR/metrics, overriding the configuration's
 daemon.metrics (port 0 picks a free port; the start log names the address).`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if metrics != "" {
 				if _, port, err := net.SplitHostPort(metrics); err != nil || port == "" {
@@ -64,6 +64,7 @@ daemon.metrics (port 0 picks a free port; the start log names the address).`,
 		},
 	}
 	cmd.Flags().StringVar(&nsName, "netns", "", "run on interfaces inside this network `namespace` (ip netns name)")
+	_ = cmd.RegisterFlagCompletionFunc("netns", completeNetns)
 	cmd.Flags().BoolVar(&noAPI, "no-api", false, "do not serve the unix-socket API")
 	cmd.Flags().StringVar(&metrics, "metrics", "", "serve Prometheus metrics on `host:port` (overrides the config's daemon.metrics)")
 	return cmd

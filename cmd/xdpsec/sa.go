@@ -45,14 +45,15 @@ socket. The arguments follow ip xfrm state; see docs/control.md.`,
 		},
 	}
 	del := &cobra.Command{
-		Use:     "del NAME | name NAME | [src ADDR] dst ADDR proto esp spi SPI",
-		Aliases: []string{"delete"},
-		Short:   "Delete an SA; its offload ends before its key is overwritten",
-		Args:    cobra.MinimumNArgs(1),
+		Use:               "del NAME | name NAME | [src ADDR] dst ADDR proto esp spi SPI",
+		Aliases:           []string{"delete"},
+		Short:             "Delete an SA; its offload ends before its key is overwritten",
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: completeRef(a.daemonSANames),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref, err := xfrmargs.ParseSARef("sa del", args)
 			if err != nil {
-				return &usageError{err}
+				return &usageError{err: err}
 			}
 			v, err := callDaemon(cmd.Context(), a, func(c *api.Client, ctx context.Context) (api.SAView, error) {
 				return c.DeleteSA(ctx, ref)
@@ -64,13 +65,14 @@ socket. The arguments follow ip xfrm state; see docs/control.md.`,
 		},
 	}
 	get := &cobra.Command{
-		Use:   "get NAME | name NAME | [src ADDR] dst ADDR proto esp spi SPI",
-		Short: "Show one SA",
-		Args:  cobra.MinimumNArgs(1),
+		Use:               "get NAME | name NAME | [src ADDR] dst ADDR proto esp spi SPI",
+		Short:             "Show one SA",
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: completeRef(a.daemonSANames),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref, err := xfrmargs.ParseSARef("sa get", args)
 			if err != nil {
-				return &usageError{err}
+				return &usageError{err: err}
 			}
 			v, err := callDaemon(cmd.Context(), a, func(c *api.Client, ctx context.Context) (api.SAView, error) {
 				return c.GetSA(ctx, ref, showKeys)
@@ -86,7 +88,7 @@ socket. The arguments follow ip xfrm state; see docs/control.md.`,
 		Use:     "list",
 		Aliases: []string{"show", "ls"},
 		Short:   "List the SAs (-s: with statistics, like ip -s xfrm state)",
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			l, err := callDaemon(cmd.Context(), a, func(c *api.Client, ctx context.Context) ([]api.SAView, error) {
 				return c.ListSAs(ctx, showKeys)
@@ -107,7 +109,7 @@ socket. The arguments follow ip xfrm state; see docs/control.md.`,
 func (a *App) saChange(ctx context.Context, what string, args []string, update bool) error {
 	sa, err := xfrmargs.ParseSA(what, args)
 	if err != nil {
-		return &usageError{err}
+		return &usageError{err: err}
 	}
 	v, err := callDaemon(ctx, a, func(c *api.Client, ctx context.Context) (api.SAView, error) {
 		if update {

@@ -40,14 +40,15 @@ The arguments follow ip xfrm policy; see docs/control.md.`,
 		},
 	}
 	del := &cobra.Command{
-		Use:     "del NAME | name NAME | dir in|out SELECTOR",
-		Aliases: []string{"delete"},
-		Short:   "Delete a policy",
-		Args:    cobra.MinimumNArgs(1),
+		Use:               "del NAME | name NAME | dir in|out SELECTOR",
+		Aliases:           []string{"delete"},
+		Short:             "Delete a policy",
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: completeRef(a.daemonPolicyNames),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref, err := xfrmargs.ParsePolicyRef("sp del", args)
 			if err != nil {
-				return &usageError{err}
+				return &usageError{err: err}
 			}
 			v, err := callDaemon(cmd.Context(), a, func(c *api.Client, ctx context.Context) (api.PolicyView, error) {
 				return c.DeletePolicy(ctx, ref)
@@ -62,7 +63,7 @@ The arguments follow ip xfrm policy; see docs/control.md.`,
 		Use:     "list",
 		Aliases: []string{"show", "ls"},
 		Short:   "List the policies in SPD order, with their offload state",
-		Args:    cobra.NoArgs,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			l, err := callDaemon(cmd.Context(), a, (*api.Client).ListPolicies)
 			if err != nil {
@@ -79,7 +80,7 @@ The arguments follow ip xfrm policy; see docs/control.md.`,
 func (a *App) spChange(ctx context.Context, what string, args []string, update bool) error {
 	p, err := xfrmargs.ParsePolicy(what, args)
 	if err != nil {
-		return &usageError{err}
+		return &usageError{err: err}
 	}
 	v, err := callDaemon(ctx, a, func(c *api.Client, ctx context.Context) (api.PolicyView, error) {
 		if update {

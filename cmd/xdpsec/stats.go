@@ -16,7 +16,7 @@ func newStatsCmd(a *App) *cobra.Command {
 	return &cobra.Command{
 		Use:   "stats",
 		Short: "Print the global counters: the card's and workers' drop and error reasons (like /proc/net/xfrm_stat)",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := callDaemon(cmd.Context(), a, (*api.Client).Stats)
 			if err != nil {

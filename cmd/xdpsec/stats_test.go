@@ -25,5 +25,5 @@ func TestStats(t *testing.T) {
 	if st.Card["OutNoStates"] != 7 || st.SAs != 1 || st.Policies != 2 || st.Engine.SAInstalls != 2 {
 		t.Fatalf("stats json: %+v", st)
 	}
-	d.fails(t, exitUsage, "unknown command", "stats", "extra")
+	d.fails(t, exitUsage, `xdpsec stats takes no arguments, got "extra"`, "stats", "extra")
 }

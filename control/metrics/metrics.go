@@ -1,9 +1,14 @@
 // Package metrics exports the control plane's counters to Prometheus (`--metrics 127.0.0.1:PORT`):
-// per-SA traffic, errors, lifetime state and offload state, the card's and workers' global drop and
-// error reasons, and the offload engine's work. Values are read at scrape time from the same sources as
+// per-SA traffic, errors, lifetime state and offload state; the card's and the workers' global
+// counters, split by what they count (drops, the card's verdicts, the workers' throughput and work);
+// SA expiries; and the offload engine's work. Values are read at scrape time from the same sources as
 // `xdpsec sa list -s` and `xdpsec stats`, so the two never disagree.
 //
-// Names follow Prometheus conventions: xdpsec_ prefix, _total for counters, base units (bytes).
+// Names follow Prometheus conventions (xdpsec_ prefix, _total for counters, base units), checked by
+// promlint in a test. Label values are bounded: per-SA series are keyed by the SA's name, card index
+// and direction (at most the card's SA capacity of them), never by SPI, and no series carries a
+// sequence number — the endpoint is readable by whoever can connect to it. The global counters' label
+// values are the fixed names `xdpsec stats` prints (counters.go).
 package metrics
 
 import (
@@ -13,12 +18,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/xdpsec/xdpsec/control/api"
+	"github.com/xdpsec/xdpsec/control/events"
+	"github.com/xdpsec/xdpsec/control/lifetime"
 	"github.com/xdpsec/xdpsec/control/offload"
 )
 
@@ -29,10 +37,12 @@ type Source interface {
 	GlobalCounters(ctx context.Context) (map[string]uint64, error)
 	EngineStats() offload.Stats
 	EventStats() api.EventStats
+	// Subscribe streams the control plane's events; the collector counts SA expiries from them.
+	Subscribe(buf int) *events.Sub
 }
 
-// saLabels name an SA: its name, identity, card index and direction (in, out).
-var saLabels = []string{"sa", "spi", "dst", "index", "dir"}
+// saLabels name an SA: its name ("" for an SA added without one), its card index, its direction.
+var saLabels = []string{"sa", "index", "dir"}
 
 var (
 	descSAPackets   = prometheus.NewDesc("xdpsec_sa_packets_total", "Packets protected or accepted on the SA.", saLabels, nil)
@@ -40,15 +50,33 @@ var (
 	descSAReplay    = prometheus.NewDesc("xdpsec_sa_replay_errors_total", "Packets dropped on the SA by the anti-replay check.", saLabels, nil)
 	descSAIntegrity = prometheus.NewDesc("xdpsec_sa_integrity_errors_total", "Packets dropped on the SA because the ICV did not verify.", saLabels, nil)
 	descSAOther     = prometheus.NewDesc("xdpsec_sa_other_errors_total", "Packets dropped on the SA for other reasons.", saLabels, nil)
-	descSASeq       = prometheus.NewDesc("xdpsec_sa_sequence_number", "Highest sequence number used (outbound) or accepted (inbound).", saLabels, nil)
-	descSAState     = prometheus.NewDesc("xdpsec_sa_state", "1 for the SA's lifetime state (mature, dying).", append(saLabels, "state"), nil)
+	descSAState     = prometheus.NewDesc("xdpsec_sa_state", "1 for the SA's lifetime state (mature, dying: soft limit reached).", append(saLabels, "state"), nil)
 	descSAAdded     = prometheus.NewDesc("xdpsec_sa_add_time_seconds", "Unix time the SA was added.", saLabels, nil)
 	descSAUsed      = prometheus.NewDesc("xdpsec_sa_use_time_seconds", "Unix time of the SA's first packet (absent until then).", saLabels, nil)
 	descSAOffload   = prometheus.NewDesc("xdpsec_sa_offload", "1 for the SA's offload state on each interface.",
 		append(saLabels, "iface", "status", "reason"), nil)
 	descPolicyOffload = prometheus.NewDesc("xdpsec_policy_offload", "1 for the policy's offload state on each interface.",
 		[]string{"policy", "id", "iface", "status", "reason"}, nil)
-	descReasons  = prometheus.NewDesc("xdpsec_drops_total", "Global drop and error reasons of the card and the workers (xfrm_stat-like).", []string{"reason"}, nil)
+	descExpiries = prometheus.NewDesc("xdpsec_sa_expiries_total",
+		"SA lifetime expiries since the daemon started: soft (rekey now) and hard (the SA is gone), by the limit reached.",
+		[]string{"kind", "limit"}, nil)
+
+	descDrops = prometheus.NewDesc("xdpsec_drops_total",
+		"Packets dropped by the card or the workers, by reason (the names of xdpsec stats).", []string{"reason"}, nil)
+	descVerdicts = prometheus.NewDesc("xdpsec_card_verdicts_total",
+		"Packets the card let through: to a worker (OutProtect, InOffload) or to the kernel (OutBypass, InBypass, InNoStates, InESPFragment, NonIP).",
+		[]string{"verdict"}, nil)
+	descCardEvents = prometheus.NewDesc("xdpsec_card_events_total",
+		"The card's events besides verdicts: ACQUIRE records sent or lost to a full ring, packets handed on with an unresolved next hop (FibNoNeigh).",
+		[]string{"event"}, nil)
+	descWorkerPackets = prometheus.NewDesc("xdpsec_worker_packets_total",
+		"The crypto workers' throughput: descriptors received and transmitted, packets sealed and opened.", []string{"counter"}, nil)
+	descWorkerOps = prometheus.NewDesc("xdpsec_worker_operations_total",
+		"Work the crypto workers did on packets: fragmentation, PMTU errors sent, checksum completion, segmentation, MSS clamping.",
+		[]string{"counter"}, nil)
+	descUnclassified = prometheus.NewDesc("xdpsec_counters_unclassified_total",
+		"Global counters the metrics do not classify yet (a bug: it belongs in drops, verdicts or operations).", []string{"counter"}, nil)
+
 	descSAs      = prometheus.NewDesc("xdpsec_sas", "SAs in the SAD.", nil, nil)
 	descPolicies = prometheus.NewDesc("xdpsec_policies", "Policies in the SPD.", nil, nil)
 	descEngine   = prometheus.NewDesc("xdpsec_offload_operations_total", "Work of the offload engine by operation.", []string{"op"}, nil)
@@ -56,25 +84,82 @@ var (
 	descUp       = prometheus.NewDesc("xdpsec_card_up", "1 when the card's counters could be read at this scrape.", nil, nil)
 )
 
-// Collector is a prometheus.Collector over a Source.
+// descByKind is the metric of each kind of global counter.
+var descByKind = map[kind]*prometheus.Desc{kindDrop: descDrops, kindVerdict: descVerdicts, kindCardEvent: descCardEvents,
+	kindWorkerPackets: descWorkerPackets, kindWorkerOp: descWorkerOps, kindUnclassified: descUnclassified}
+
+// expiryLimits are the limits an SA can expire by (the label values of xdpsec_sa_expiries_total).
+var expiryLimits = []lifetime.Expiry{lifetime.ByBytes, lifetime.ByPackets, lifetime.ByAddTime, lifetime.ByUseTime, lifetime.BySeq}
+
+// eventQueue is the collector's event subscription's queue: expiries come in bursts at most as
+// large as the SAD.
+const eventQueue = 4096
+
+// Collector is a prometheus.Collector over a Source. It counts SA expiries from the Source's events
+// until Close.
 type Collector struct {
 	src Source
 	log *slog.Logger
+	sub *events.Sub
+
+	mu       sync.Mutex
+	expiries map[[2]string]uint64 // (kind, limit) → count
+	done     chan struct{}
 }
 
-// NewCollector returns a collector over src.
+// NewCollector returns a collector over src; Close it to stop counting events.
 func NewCollector(src Source, log *slog.Logger) *Collector {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Collector{src: src, log: log}
+	c := &Collector{src: src, log: log, sub: src.Subscribe(eventQueue), expiries: map[[2]string]uint64{},
+		done: make(chan struct{})}
+	// Every series from the start, so that increase() sees the first expiry.
+	for _, k := range []string{"soft", "hard"} {
+		for _, l := range expiryLimits {
+			c.expiries[[2]string{k, string(l)}] = 0
+		}
+	}
+	go c.countEvents()
+	return c
+}
+
+func (c *Collector) countEvents() {
+	defer close(c.done)
+	for ev := range c.sub.C() {
+		var k string
+		switch ev.Type {
+		case events.SASoftExpire:
+			k = "soft"
+		case events.SAHardExpire:
+			k = "hard"
+		default:
+			continue
+		}
+		key := [2]string{k, "other"}
+		for _, l := range expiryLimits {
+			if ev.Reason == string(l) {
+				key[1] = ev.Reason
+			}
+		}
+		c.mu.Lock()
+		c.expiries[key]++
+		c.mu.Unlock()
+	}
+}
+
+// Close stops counting events.
+func (c *Collector) Close() {
+	c.sub.Close()
+	<-c.done
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSAPackets, descSABytes, descSAReplay, descSAIntegrity, descSAOther,
-		descSASeq, descSAState, descSAAdded, descSAUsed, descSAOffload, descPolicyOffload, descReasons, descSAs, descPolicies,
-		descEngine, descEvents, descUp} {
+		descSAState, descSAAdded, descSAUsed, descSAOffload, descPolicyOffload, descExpiries, descDrops, descVerdicts,
+		descCardEvents, descWorkerPackets, descWorkerOps, descUnclassified, descSAs, descPolicies, descEngine,
+		descEvents, descUp} {
 		ch <- d
 	}
 }
@@ -91,7 +176,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		case v.Dir != nil:
 			dir = v.Dir.String()
 		}
-		l := []string{v.Name, fmt.Sprintf("0x%08x", v.SPI), v.Dst.String(), fmt.Sprint(v.Index), dir}
+		l := []string{v.Name, fmt.Sprint(v.Index), dir}
 		counter := func(d *prometheus.Desc, n uint64) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(n), l...)
 		}
@@ -100,7 +185,6 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descSAReplay, v.Cur.ReplayErrors)
 		counter(descSAIntegrity, v.Cur.IntegrityErrors)
 		counter(descSAOther, v.Cur.OtherErrors)
-		ch <- prometheus.MustNewConstMetric(descSASeq, prometheus.GaugeValue, float64(v.Cur.Seq), l...)
 		ch <- prometheus.MustNewConstMetric(descSAState, prometheus.GaugeValue, 1, append(l, v.State.String())...)
 		ch <- prometheus.MustNewConstMetric(descSAAdded, prometheus.GaugeValue, float64(v.AddTime.Unix()), l...)
 		if !v.UseTime.IsZero() {
@@ -120,6 +204,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descSAs, prometheus.GaugeValue, float64(len(sas)))
 	ch <- prometheus.MustNewConstMetric(descPolicies, prometheus.GaugeValue, float64(len(pols)))
+	c.mu.Lock()
+	for k, n := range c.expiries {
+		ch <- prometheus.MustNewConstMetric(descExpiries, prometheus.CounterValue, float64(n), k[0], k[1])
+	}
+	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	up := 1.0
@@ -127,15 +216,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		c.log.Warn("read global counters for metrics", "err", err)
 		up = 0
 	} else {
-		for k, n := range g {
-			ch <- prometheus.MustNewConstMetric(descReasons, prometheus.CounterValue, float64(n), k)
+		for name, n := range g {
+			ch <- prometheus.MustNewConstMetric(descByKind[counterKinds[name]], prometheus.CounterValue, float64(n), name)
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up)
-	e := c.src.EngineStats()
-	for op, n := range map[string]uint64{"pass": e.Passes, "sa_install": e.SAInstalls, "sa_remove": e.SARemovals,
-		"sa_nack": e.SANacks, "policy_install": e.PolicyInstalls, "policy_remove": e.PolicyRemovals,
-		"policy_nack": e.PolicyNacks, "driver_error": e.DriverErrors} {
+	for op, n := range engineOps(c.src.EngineStats()) {
 		ch <- prometheus.MustNewConstMetric(descEngine, prometheus.CounterValue, float64(n), op)
 	}
 	ev := c.src.EventStats()
@@ -143,27 +229,41 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(ev.Dropped), "dropped")
 }
 
+// engineOps are the offload engine's counters by the op label of xdpsec_offload_operations_total.
+func engineOps(e offload.Stats) map[string]uint64 {
+	return map[string]uint64{"pass": e.Passes, "sa_install": e.SAInstalls, "sa_remove": e.SARemovals,
+		"sa_nack": e.SANacks, "policy_install": e.PolicyInstalls, "policy_remove": e.PolicyRemovals,
+		"policy_nack": e.PolicyNacks, "driver_error": e.DriverErrors}
+}
+
 // Server serves /metrics.
 type Server struct {
 	srv  *http.Server
 	ln   net.Listener
+	col  *Collector
 	done chan struct{}
 }
 
 // Serve listens on addr (host:port) and serves src's metrics at /metrics, with the Go runtime's.
 func Serve(addr string, src Source, log *slog.Logger) (*Server, error) {
+	if log == nil {
+		log = slog.Default()
+	}
 	reg := prometheus.NewRegistry()
-	if err := reg.Register(NewCollector(src, log)); err != nil {
+	col := NewCollector(src, log)
+	if err := reg.Register(col); err != nil {
+		col.Close()
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
 	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
+		col.Close()
 		return nil, fmt.Errorf("listen for metrics on %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	s := &Server{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, ln: ln, done: make(chan struct{})}
+	s := &Server{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, ln: ln, col: col, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -182,5 +282,6 @@ func (s *Server) Close() error {
 	defer cancel()
 	err := s.srv.Shutdown(ctx)
 	<-s.done
+	s.col.Close()
 	return err
 }

@@ -57,7 +57,7 @@ func (tb *Testbed) Iperf3(ctx context.Context, o IperfOptions) (IperfResult, err
 	defer cancel()
 
 	srv := tb.Command(ctx, H2, "iperf3", "-s", "-1", "-B", o.Dst.String())
-	srvOut := new(lockedBuffer)
+	srvOut := new(LockedBuffer)
 	srv.Stdout, srv.Stderr = srvOut, srvOut
 	if err := srv.Start(); err != nil {
 		return IperfResult{}, fmt.Errorf("start iperf3 server: %w", err)
@@ -159,19 +159,19 @@ func parseIperf(out []byte, udp bool) (IperfResult, error) {
 	}, nil
 }
 
-// lockedBuffer collects a child's output while the child runs.
-type lockedBuffer struct {
+// LockedBuffer collects a child's output while the child runs, safe to read meanwhile.
+type LockedBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
+func (b *LockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *lockedBuffer) String() string {
+func (b *LockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return strings.TrimSpace(b.buf.String())
