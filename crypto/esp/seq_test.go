@@ -551,3 +551,58 @@ func TestContinueRefuses(t *testing.T) {
 		t.Errorf("invalid window: %v", err)
 	}
 }
+
+// TestFingerprint: the fingerprint depends on the secret, the key, the salt
+// and the nonce family, not on the spelling of the algorithm, the ICV length,
+// the SPI or anything else; it does not contain the key.
+func TestFingerprint(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	base := saCase{suite: suites[0], mode: Tunnel, window: 64}.params()
+	fp := func(p Params, sec []byte) [FingerprintLen]byte {
+		f, err := Fingerprint(p, sec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	ref := fp(base, secret)
+	same := []func(p *Params){
+		func(p *Params) { p.AEAD.Name = AlgGCM },
+		func(p *Params) { p.AEAD.Name = AlgGMAC }, // same AES-GCM nonces
+		func(p *Params) { p.AEAD.ICVBits = 96 },
+		func(p *Params) { p.SPI, p.Seq, p.TTL, p.ESN, p.ReplayWindow = 0x9999, 5, 3, true, 0 },
+	}
+	for i, f := range same {
+		p := base
+		f(&p)
+		if fp(p, secret) != ref {
+			t.Errorf("change %d moved the fingerprint", i)
+		}
+	}
+	other := []func(p *Params){
+		func(p *Params) { p.AEAD.Key = append([]byte{p.AEAD.Key[0] ^ 1}, p.AEAD.Key[1:]...) },
+		func(p *Params) { k := append([]byte(nil), p.AEAD.Key...); k[19] ^= 1; p.AEAD.Key = k },
+		func(p *Params) {
+			p.AEAD = AEADAlg{}
+			p.Enc, p.Auth = EncAlg{Name: AlgCBC, Key: base.AEAD.Key[:16]}, AuthAlg{Name: AlgHMAC256, Key: testKey(32, 1)}
+		},
+	}
+	for i, f := range other {
+		p := base
+		f(&p)
+		if fp(p, secret) == ref {
+			t.Errorf("change %d kept the fingerprint", i)
+		}
+	}
+	if fp(base, []byte("another secret")) == ref {
+		t.Error("the fingerprint does not depend on the secret")
+	}
+	if strings.Contains(string(ref[:]), string(base.AEAD.Key[:4])) {
+		t.Error("the fingerprint shows key bytes")
+	}
+	bad := base
+	bad.AEAD.Key = bad.AEAD.Key[:5]
+	if _, err := Fingerprint(bad, secret); err == nil {
+		t.Error("invalid parameters fingerprinted")
+	}
+}
