@@ -56,7 +56,8 @@
 //	           h.Attach(sa)
 //	update in place (esp.Continue): h.Attach(newSA) — same handle
 //	removed from the SAD:            h.Release()  — kept for Grace
-//	hard expiry, seq exhausted:      h.Retire("hard-expired" / "seq-exhausted")
+//	hard expiry, seq exhausted:      h.Retire("hard-expired"), or store.Retire(p, "seq-exhausted")
+//	                                 where the handle is not at hand (the lifetime poller)
 //
 // and Close at shutdown persists the last inbound marks.
 //

@@ -933,28 +933,58 @@ func (h *handle) Release() {
 }
 
 // Retire records a tombstone for the SA's key (reason: a short
-// [a-z0-9-] word, e.g. "hard-expired" or "seq-exhausted") and drops its
-// entry: Outbound and Inbound refuse the key from now on, under any SPI,
-// in this life and the next ones. It returns once the tombstone is on disk;
-// on a write error the tombstone is in force in memory and Step retries.
+// [a-z0-9-] word, e.g. "hard-expired" or "seq-exhausted") and drops the
+// SA's entries: Outbound and Inbound refuse the key from now on, under any
+// SPI, in this life and the next ones. It returns once the tombstone is on
+// disk; on a write error the tombstone is in force in memory and Step
+// retries the write.
 func (h *handle) Retire(reason string) error {
-	if !validReason(reason) {
-		return fmt.Errorf("retire %s: reason %q is not [a-z0-9-]{1,%d}", h.e.key.id, reason, maxReasonLen)
+	return h.s.retire(h.e.key.id, reason, func() error {
+		if h.e.claim != h.gen {
+			return ErrStale
+		}
+		return nil
+	})
+}
+
+// Retire is Retire for the SA p, whether or not a handle holds it, for a
+// caller that learns of the hard expiry without the handle (the lifetime
+// poller). A handle of the SA goes stale: its SA is no longer renewed and
+// stops at its ceiling.
+func (s *Store) Retire(p esp.Params, reason string) error {
+	id, err := s.ID(p)
+	if err != nil {
+		return err
 	}
-	s := h.s
+	return s.retire(id, reason, nil)
+}
+
+func (s *Store) retire(id ID, reason string, check func() error) error {
+	if !validReason(reason) {
+		return fmt.Errorf("retire %s: reason %q is not [a-z0-9-]{1,%d}", id, reason, maxReasonLen)
+	}
 	now := s.opts.Now()
 	s.io.Lock()
 	defer s.io.Unlock()
 	s.mu.Lock()
-	if h.e.claim != h.gen {
+	if s.closed {
 		s.mu.Unlock()
-		return fmt.Errorf("retire %s: %w", h.e.key.id, ErrStale)
+		return ErrClosed
 	}
-	id := h.e.key.id
+	if check != nil {
+		if err := check(); err != nil {
+			s.mu.Unlock()
+			return fmt.Errorf("retire %s: %w", id, err)
+		}
+	}
 	sh := &s.shards[id.shard()]
-	delete(sh.entries, h.e.key)
-	s.detachLocked(h.e)
-	h.e.claim = 0
+	for _, d := range []Dir{Out, In} {
+		if e := sh.entries[entryKey{id, d}]; e != nil {
+			delete(sh.entries, e.key)
+			s.detachLocked(e)
+			e.claim = 0
+		}
+	}
 	if sh.tombs[id.Key] == nil {
 		sh.tombs[id.Key] = &tomb{id: id, at: now.Unix(), reason: reason}
 	}

@@ -838,3 +838,38 @@ func TestPrepare(t *testing.T) {
 		t.Fatalf("after the disk recovered: %v", err)
 	}
 }
+
+// TestStoreRetire: retiring by parameters (the lifetime poller has no
+// handle) tombstones the key, stales the handle, and stops renewing its SA:
+// it stops at its ceiling.
+func TestStoreRetire(t *testing.T) {
+	c := newClock()
+	m := newMemFS()
+	s := openMem(t, m, testOptions(c))
+	p := saParams(0x3030, 30, false)
+	h, sa := newOutbound(t, s, p)
+	if err := s.Retire(p, "seq-exhausted"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Attach(sa); !errors.Is(err, ErrStale) {
+		t.Fatalf("attach after Store.Retire: %v", err)
+	}
+	for range 1000 {
+		if _, err := encap(sa); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Step(c.add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := encap(sa); !errors.Is(err, esp.ErrSeqUnreserved) {
+		t.Fatalf("a retired sa was renewed: %v", err)
+	}
+	m.crash()
+	if _, err := openMem(t, m, testOptions(c)).Outbound(p); !errors.Is(err, ErrRetired) || !strings.Contains(err.Error(), "seq-exhausted") {
+		t.Fatalf("after a restart: %v", err)
+	}
+	if err := s.Retire(p, "bad reason"); err == nil {
+		t.Fatal("a reason with a space accepted")
+	}
+}
