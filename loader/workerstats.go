@@ -25,7 +25,7 @@ const (
 
 var workerErrorNames = [NumWorkerErrors]string{
 	"replay", "icv", "bad_padding", "bad_next_header", "truncated", "seq_exhausted", "wrong_spi",
-	"not_esp", "bad_header", "fragment", "no_room", "too_big", "dummy", "ecn", "wiped", "",
+	"not_esp", "bad_header", "fragment", "no_room", "too_big", "dummy", "ecn", "wiped", "seq_unreserved",
 	"policy_mismatch", "no_neigh", "tx_full", "pmtu",
 }
 

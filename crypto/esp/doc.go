@@ -68,22 +68,42 @@
 // Outbound numbers come from an atomic counter (compare-and-swap) and never
 // cycle: without ESN Encap refuses after 2^32-1, with ESN after 2^64-1,
 // returning ErrSeqExhausted — the control plane must then hard-expire the SA.
+// Nor do they pass the SA's ceiling: WithCeiling and RaiseCeiling let the
+// durable state (control/seqstate) hold Encap to numbers it has reserved on
+// disk, so no later life of the SA can send one again; beyond it Encap
+// returns ErrSeqUnreserved and takes no number. Without a ceiling
+// (NoCeiling, the default) Encap stops only at exhaustion.
 // Params.Seq restores state (outbound: last number used; inbound: top of the
-// window, every number up to it counting as seen). GCM, ChaCha20-Poly1305 and
-// GMAC IVs are the 64-bit sequence number (RFC 4106 §3.1, RFC 7634 §2,
-// RFC 4543 §3.1), so an IV never repeats under one key. CBC IVs are
-// unpredictable (RFC 3602 §3): each per-caller state draws them in batches
-// of 64 from its own AES-CTR generator keyed from crypto/rand (NIST SP
-// 800-38A Appendix C), 2.5 ns per packet and no allocation; see iv.go for
-// why not getrandom per batch. With ESN the high half enters the AEAD AAD (RFC 4106 §5,
-// RFC 7634 §2.1), the GMAC AAD (RFC 4543 §5) or the end of the HMAC input
-// (RFC 4303 §3.3.2.1).
+// window, every number up to it counting as seen, so a restarted receiver
+// drops everything at or below its last persisted high-water mark).
+// GCM, ChaCha20-Poly1305 and GMAC IVs are the 64-bit sequence number XOR a
+// per-SA 64-bit mask, as Linux's seqiv builds them (RFC 4106 §3.1, RFC 7634
+// §2, RFC 4543 §3.1 ask only for uniqueness): a bijection for a fixed mask,
+// so an IV never repeats under one SA; the mask, random per SA unless
+// WithIVMask carries the previous life's, makes a repeat across lives whose
+// counter state was lost improbable instead of certain (iv.go explains).
+// CBC IVs are unpredictable (RFC 3602 §3): each per-caller state draws them
+// in batches of 64 from its own AES-CTR generator keyed from crypto/rand
+// (NIST SP 800-38A Appendix C), 2.5 ns per packet and no allocation; see
+// iv.go for why not getrandom per batch. With ESN the high half enters the
+// AEAD AAD (RFC 4106 §5, RFC 7634 §2.1), the GMAC AAD (RFC 4543 §5) or the
+// end of the HMAC input (RFC 4303 §3.3.2.1).
+//
+// # Updates in place
+//
+// Continue(prev, p) builds an SA that continues prev's cryptographic state
+// with new non-key parameters (src, mode, TTL, DF, TFC padding, UDP
+// encapsulation, ESN, replay window size within its capacity): it shares
+// prev's counter, ceiling, IV mask and replay window, so a configuration
+// reload that touches neither SPI, destination, algorithm nor key keeps
+// counting where prev was, even while both are in use. Anything else is
+// refused with ErrNotContinuable.
 //
 // # Concurrency
 //
-// Encap, Decap, Counters, NextSeq and ReplayTop may be called from any number
-// of goroutines at once on one SA: sequence numbers are unique across
-// callers, the replay window (package replay, an RFC 6479 bitmap ring behind
+// Encap, Decap, Counters, NextSeq, Ceiling, RaiseCeiling and ReplayTop may be
+// called from any number of goroutines at once on one SA (and on the SAs
+// that continue it): sequence numbers are unique across callers, the replay window (package replay, an RFC 6479 bitmap ring behind
 // a short mutex) accepts each number once. HMAC and CBC objects keep running
 // state, so each call borrows one from a small per-SA pool of atomic slots.
 // Wipe zeroes the SA's key buffer and drops its cipher objects; calls that
@@ -119,6 +139,8 @@
 //	dummy            next header 59, a dummy packet (RFC 4303 §2.6): drop silently
 //	ecn              outer CE over a not-ECT inner packet (RFC 6040 §4.2): drop
 //	wiped            the SA was wiped
+//	seq_unreserved   outbound: the next number is above the ceiling (the durable
+//	                 reservation has not reached the disk yet, or writing it fails)
 //
 // Counters also hold packets and bytes per direction; bytes count inner
 // packets (plaintext), as IPsec byte lifetimes do.

@@ -121,9 +121,9 @@ func (sa *SA) Encap(buf []byte, off, n int) (start, end int, err error) {
 	if end-start > MaxPacket {
 		return sa.fail(ErrTooBig)
 	}
-	seq, ok := sa.nextSeq()
-	if !ok {
-		return sa.fail(ErrSeqExhausted)
+	seq, serr := sa.nextSeq()
+	if serr != nil {
+		return sa.fail(serr)
 	}
 
 	if sa.mode == ipsec.ModeTransport {
@@ -152,9 +152,10 @@ func (sa *SA) Encap(buf []byte, off, n int) (start, end int, err error) {
 		if sa.ivFunc != nil {
 			sa.ivFunc(seq, iv)
 		} else {
-			// RFC 4106 §3.1 / RFC 7634 §2 / RFC 4543 §3.1: the sequence
-			// number is unique per SA, so it is a valid, never-repeating IV.
-			be.PutUint64(iv, seq)
+			// RFC 4106 §3.1 / RFC 7634 §2 / RFC 4543 §3.1: the IV must
+			// never repeat under a key. seq never repeats and XOR with a
+			// fixed mask is a bijection (iv.go).
+			be.PutUint64(iv, seq^sa.ivMask)
 		}
 		nonce := scratch[0:12]
 		copy(nonce, st.salt)
@@ -234,20 +235,6 @@ func (sa *SA) Encap(buf []byte, off, n int) (start, end int, err error) {
 	sa.ctr.outPackets.Add(1)
 	sa.ctr.outBytes.Add(uint64(inLen))
 	return start, end, nil
-}
-
-// nextSeq takes the next outbound sequence number. It never cycles: without
-// ESN it stops after 2^32-1 (RFC 4303 §3.3.3), with ESN after 2^64-1.
-func (sa *SA) nextSeq() (uint64, bool) {
-	for {
-		cur := sa.seq.Load()
-		if cur >= sa.seqLimit {
-			return 0, false
-		}
-		if sa.seq.CompareAndSwap(cur, cur+1) {
-			return cur + 1, true
-		}
-	}
 }
 
 // padLen returns the RFC 4303 §2.4 padding for a payload of n bytes: the

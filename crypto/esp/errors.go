@@ -22,6 +22,7 @@ const (
 	ReasonDummy                       // a dummy packet (next header 59, RFC 4303 §2.6): drop silently
 	ReasonECN                         // outer CE over a not-ECT inner packet: drop (RFC 6040 §4.2)
 	ReasonWiped                       // the SA was wiped (deleted)
+	ReasonSeqUnreserved               // outbound: the next sequence number lies above the durable reservation (ceiling)
 	NumReasons                        // number of reasons; not a reason
 )
 
@@ -41,6 +42,7 @@ var reasonNames = [NumReasons]string{
 	ReasonDummy:         "dummy",
 	ReasonECN:           "ecn",
 	ReasonWiped:         "wiped",
+	ReasonSeqUnreserved: "seq_unreserved",
 }
 
 // String returns the reason's stable snake_case name.
@@ -78,6 +80,7 @@ var (
 	ErrDummy         = &Error{ReasonDummy, "esp: dummy packet"}
 	ErrECN           = &Error{ReasonECN, "esp: ce-marked outer header over not-ect inner packet"}
 	ErrWiped         = &Error{ReasonWiped, "esp: sa wiped"}
+	ErrSeqUnreserved = &Error{ReasonSeqUnreserved, "esp: sequence number above the reserved ceiling"}
 )
 
 // ReasonOf returns the Reason of a per-packet error from Encap or Decap.

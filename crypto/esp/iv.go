@@ -6,6 +6,48 @@ import (
 	"crypto/rand"
 )
 
+// AEAD IVs (GCM, ChaCha20-Poly1305, GMAC) only have to be unique under a
+// key (RFC 4106 §3.1, RFC 7634 §2, RFC 4543 §3.1): a repeated (key, nonce)
+// pair leaks the XOR of two plaintexts and, for GCM and GMAC, the
+// authentication key, after which anyone can forge. As Linux's seqiv does,
+// the explicit IV is the 64-bit sequence number XOR a per-SA 64-bit mask:
+//
+//	IV = seq ⊕ mask
+//
+// For a fixed mask this is a bijection of the 64-bit numbers, so IVs repeat
+// exactly when sequence numbers do, and the counter (nextSeq) never repeats
+// one. What the mask adds is safety when the counter's state is lost:
+//
+//   - Same key, state carried over (control/seqstate): the SA's next life
+//     gets the previous mask and a counter strictly above every number the
+//     previous life could have sent, so its IVs are new ones of the same
+//     injective sequence. The mask must be carried too: a fresh mask with
+//     a continuing counter is NOT safe, since seq₁ ⊕ m₁ = seq₂ ⊕ m₂ whenever
+//     seq₁ ⊕ seq₂ = m₁ ⊕ m₂, and for long-lived SAs such pairs exist.
+//   - Same key, state lost (a restart from a static configuration, the
+//     state directory wiped): the counter starts again at 1, and without
+//     a mask every IV of the new life would repeat one of the old life.
+//     With a fresh random mask, two lives collide only if m₁ ⊕ m₂ is one
+//     of the values seq₁ ⊕ seq₂ can take: fewer than 2^b, b the bit length
+//     of the larger of the two lives' counts, so the probability is below
+//     2^(b-64) (2^-32 for an SA that used all 2^32-1 non-ESN numbers).
+//     Improbable, not impossible: keep the state, or use IKE.
+//   - The same key configured on two SAs (a common manual-keying mistake,
+//     e.g. one key for both directions): independent masks make their IV
+//     streams differ with the same probability, where IV = seq made them
+//     equal from the first packet.
+//
+// The mask is public (any packet shows seq and IV); it needs no secrecy,
+// only independence between lives. Known-answer tests pass WithIVMask(0),
+// which gives IV = seq as before.
+
+// randomMask returns a fresh AEAD IV mask.
+func randomMask() uint64 {
+	var b [8]byte
+	rand.Read(b[:]) // never fails (crypto/rand documents a crash instead)
+	return be.Uint64(b[:])
+}
+
 // CBC IVs must be unpredictable (RFC 3602 §2.4, §3). Taking them from
 // crypto/rand costs a getrandom call of ~1.7 µs per 1 KiB batch here (27 ns
 // per packet, 7 % of a 64-byte CBC Encap), and a background goroutine

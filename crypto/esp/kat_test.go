@@ -390,8 +390,9 @@ func TestKnownAnswerGMAC(t *testing.T) {
 		if !esn {
 			seqBase = 7
 		}
+		const mask = 0x0123_4567_89ab_cdef
 		sa, err := New(Params{SPI: 0x4321, Src: v4a, Dst: v4b, Mode: ipsec.ModeTunnel, ESN: esn, Seq: seqBase - 1,
-			AEAD: AEADAlg{Name: AlgGMAC, Key: keymat}})
+			AEAD: AEADAlg{Name: AlgGMAC, Key: keymat}}, WithIVMask(mask))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -422,8 +423,8 @@ func TestKnownAnswerGMAC(t *testing.T) {
 		if !bytes.Equal(esp[icvPos:], want) {
 			t.Fatalf("esn=%v: icv %x want %x", esn, esp[icvPos:], want)
 		}
-		if binary.BigEndian.Uint64(esp[8:16]) != seqBase {
-			t.Fatalf("iv %x is not the sequence number", esp[8:16])
+		if binary.BigEndian.Uint64(esp[8:16]) != seqBase^mask {
+			t.Fatalf("iv %x is not the sequence number xor the mask", esp[8:16])
 		}
 	}
 }

@@ -44,10 +44,11 @@ const (
 // both Encap (the outbound transform) and Decap (the inbound one); a dataplane
 // uses one of them per SA, the offline pcap tool either.
 //
-// Concurrency: Encap, Decap, Counters, NextSeq and ReplayTop are safe to
-// call from any number of goroutines at once (see Wipe for its one rule). Outbound sequence numbers come
-// from an atomic counter, so concurrent Encap calls never share one; the
-// replay window serialises on a short lock taken only after the ICV verified.
+// Concurrency: Encap, Decap, Counters, NextSeq, Ceiling, RaiseCeiling and
+// ReplayTop are safe to call from any number of goroutines at once (see Wipe
+// for its one rule). Outbound sequence numbers come from an atomic counter,
+// so concurrent Encap calls never share one; the replay window serialises
+// on a short lock taken only after the ICV verified.
 type SA struct {
 	spi      uint32
 	mode     ipsec.Mode
@@ -66,15 +67,17 @@ type SA struct {
 	kind     suiteKind
 	name     string
 	seqLimit uint64 // highest sequence number Encap may use
-	window   *replay.Window
-	st       atomic.Pointer[state]
+	ivMask   uint64 // AEAD suites: the explicit IV is seq XOR ivMask (see iv.go)
+	// out and window are shared with the SAs that continue this one
+	// (Continue): its counter, ceiling and replay state are theirs too.
+	out    *outSeq
+	window *replay.Window
+	st     atomic.Pointer[state]
 
-	// The fields above are read by every call; the ones below are written
-	// by every call. Separate cache lines keep workers on different cores
-	// from invalidating each other's read-mostly line.
+	// The fields above are read by every call; the counters below are
+	// written by every call. Separate cache lines keep workers on different
+	// cores from invalidating each other's read-mostly line.
 	_   [64]byte
-	seq atomic.Uint64 // last outbound sequence number used
-	_   [56]byte
 	ctr counters
 
 	// ivFunc, when set by tests, replaces IV generation (known-answer vectors
@@ -140,12 +143,38 @@ type etmState struct {
 
 type ivSetter interface{ SetIV([]byte) }
 
-// New validates p and returns an SA ready for Encap and Decap.
-func New(p Params) (*SA, error) {
+// New validates p and returns an SA ready for Encap and Decap. Without
+// options the AEAD IV mask is drawn from crypto/rand and there is no
+// sequence ceiling; see WithIVMask and WithCeiling for an SA whose state is
+// kept across restarts.
+func New(p Params, opts ...Option) (*SA, error) {
 	spec, err := p.suite()
 	if err != nil {
 		return nil, fmt.Errorf("validate sa: %w", err)
 	}
+	o := options{ceiling: NoCeiling}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	sa := newSA(p, spec)
+	sa.out = &outSeq{}
+	sa.out.last.Store(p.Seq)
+	sa.out.ceiling.Store(o.ceiling)
+	sa.window = replay.New(p.ReplayWindow, p.Seq)
+	if spec.ivLen == 8 { // the AEAD suites
+		sa.ivMask = o.ivMask
+		if !o.ivMaskSet {
+			sa.ivMask = randomMask()
+		}
+	}
+	if err := sa.build(spec); err != nil {
+		return nil, err
+	}
+	return sa, nil
+}
+
+// newSA fills in everything but the sequence state and the keys.
+func newSA(p Params, spec suiteSpec) *SA {
 	sa := &SA{
 		spi:      p.SPI,
 		mode:     p.Mode,
@@ -172,9 +201,12 @@ func New(p Params) (*SA, error) {
 	if p.UDPEncap != nil {
 		sa.udp, sa.sport, sa.dport = true, p.UDPEncap.SrcPort, p.UDPEncap.DstPort
 	}
-	sa.seq.Store(p.Seq)
-	sa.window = replay.New(p.ReplayWindow, p.Seq)
+	return sa
+}
 
+// build copies the keys into one buffer owned by the SA and creates the
+// cipher objects.
+func (sa *SA) build(spec suiteSpec) error {
 	st := &state{keys: make([]byte, 0, len(spec.cipher)+len(spec.salt)+len(spec.authKey))}
 	st.keys = append(st.keys, spec.cipher...)
 	st.keys = append(st.keys, spec.salt...)
@@ -183,23 +215,24 @@ func New(p Params) (*SA, error) {
 	st.salt = st.keys[len(spec.cipher) : len(spec.cipher)+len(spec.salt)]
 	ak := st.keys[len(spec.cipher)+len(spec.salt):]
 
+	var err error
 	switch spec.kind {
 	case kindGCM, kindGMAC:
 		b, err := aes.NewCipher(ck)
 		if err != nil {
-			return nil, fmt.Errorf("create aes cipher: %w", err)
+			return fmt.Errorf("create aes cipher: %w", err)
 		}
 		if st.aead, err = cipher.NewGCMWithTagSize(b, spec.icvLen); err != nil {
-			return nil, fmt.Errorf("create gcm: %w", err)
+			return fmt.Errorf("create gcm: %w", err)
 		}
 	case kindChaCha:
 		if st.aead, err = chacha20poly1305.New(ck); err != nil {
-			return nil, fmt.Errorf("create chacha20-poly1305: %w", err)
+			return fmt.Errorf("create chacha20-poly1305: %w", err)
 		}
 	case kindCBC, kindNull:
 		if spec.kind == kindCBC {
 			if st.blk, err = aes.NewCipher(ck); err != nil {
-				return nil, fmt.Errorf("create aes cipher: %w", err)
+				return fmt.Errorf("create aes cipher: %w", err)
 			}
 		}
 		blk := st.blk
@@ -215,7 +248,7 @@ func New(p Params) (*SA, error) {
 		}
 	}
 	sa.st.Store(st)
-	return sa, nil
+	return nil
 }
 
 // SPI returns the SA's SPI.
@@ -239,23 +272,6 @@ func (sa *SA) Overhead(n int) int {
 	padded := max(n, sa.tfcPadTo)
 	return sa.frontLen() + padded - n + sa.trailerLen(padded)
 }
-
-// NextSeq returns the sequence number the next Encap will use (meaningless
-// once SeqExhausted).
-func (sa *SA) NextSeq() uint64 { return sa.seq.Load() + 1 }
-
-// SeqExhausted reports whether Encap has used the last sequence number
-// (2^32-1 without ESN, 2^64-1 with it): the SA can send no more and needs
-// a hard expiry (RFC 4303 §3.3.3).
-func (sa *SA) SeqExhausted() bool { return sa.seq.Load() >= sa.seqLimit }
-
-// SeqLimit returns the last sequence number Encap may use, for soft
-// lifetimes expressed as "packets left".
-func (sa *SA) SeqLimit() uint64 { return sa.seqLimit }
-
-// ReplayTop returns the highest sequence number Decap accepted so far (the
-// "replay-seq" state to save and restore through Params.Seq).
-func (sa *SA) ReplayTop() uint64 { return sa.window.Top() }
 
 // Wipe zeroes the SA's key material and drops its cipher objects; later Encap
 // and Decap calls fail with ErrWiped. Go cannot reach into the expanded key

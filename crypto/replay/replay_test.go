@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"errors"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -105,6 +106,154 @@ func TestRestoredTopCountsAsSeen(t *testing.T) {
 	// Numbers above the restored top in its own block are new.
 	if !w.Accept(1003) || !w.Accept(1001) || !w.Accept(1002) {
 		t.Fatal("numbers above the restored top refused")
+	}
+}
+
+// TestRestoreRejectsAtOrBelowTop restores windows of several sizes at tops on
+// and around block boundaries: every number from 1 to top is refused (inside
+// the window as a seen bit, further left as too old), top+1 is accepted once,
+// and so are the numbers above it that share top's block.
+func TestRestoreRejectsAtOrBelowTop(t *testing.T) {
+	for _, size := range []uint32{32, 64, 65, 128, 1000, 4096} {
+		for _, top := range []uint64{1, 5, 63, 64, 65, 127, 128, 1000, 1<<32 - 1, 1 << 32, 1<<32 + 5, 1<<64 - 3} {
+			w := New(size, top)
+			if w.Top() != top {
+				t.Fatalf("size %d top %d: Top() = %d", size, top, w.Top())
+			}
+			lo := uint64(1)
+			if top > 3*uint64(size) {
+				lo = top - 3*uint64(size)
+			}
+			for s := lo; s <= top; s++ {
+				if w.Check(s) || w.Accept(s) {
+					t.Fatalf("size %d top %d: %d accepted after the restore", size, top, s)
+				}
+			}
+			if !w.Accept(top+1) || w.Accept(top+1) {
+				t.Fatalf("size %d top %d: top+1 not accepted exactly once", size, top)
+			}
+			// The rest of top's block and the next one are new.
+			for s := top + 2; s <= top+66 && s > top; s++ {
+				if !w.Accept(s) {
+					t.Fatalf("size %d top %d: %d refused", size, top, s)
+				}
+			}
+		}
+	}
+}
+
+// TestRestoreAgainstModel: a restored window behaves like a model in which
+// every number up to the restored top was seen.
+func TestRestoreAgainstModel(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	for _, size := range []uint32{32, 100, 1024} {
+		for _, top := range []uint64{1, 777, 1 << 40} {
+			w := New(size, top)
+			m := &model{size: uint64(size), top: top, seen: map[uint64]bool{}}
+			for s := top - min(top, uint64(size)) + 1; s <= top; s++ {
+				m.seen[s] = true
+			}
+			next := top
+			for i := range 5000 {
+				next += uint64(r.IntN(3))
+				seq := next - uint64(r.IntN(int(size)+5))
+				if got, want := w.Accept(seq), m.accept(seq); got != want {
+					t.Fatalf("size %d top %d step %d: Accept(%d) = %v, model %v", size, top, i, seq, got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestWithSizeSharesState: two views of one window (an SA and its in-place
+// update) see each other's accepted numbers and the same top, whatever
+// their sizes; a view refuses what is left of its own window.
+func TestWithSizeSharesState(t *testing.T) {
+	a := New(128, 0)
+	if a.Capacity() != 192 {
+		t.Fatalf("capacity %d, want 192 (4 blocks, one spare)", a.Capacity())
+	}
+	b, err := a.WithSize(192)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := a.WithSize(32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if same, _ := a.WithSize(128); same != a {
+		t.Fatal("WithSize of the own size made a new view")
+	}
+	for s := uint64(1); s <= 1000; s += 2 {
+		if !a.Accept(s) {
+			t.Fatalf("%d refused", s)
+		}
+	}
+	if b.Top() != 999 || c.Top() != 999 {
+		t.Fatalf("tops %d %d", b.Top(), c.Top())
+	}
+	for s := uint64(999 - 191); s <= 1000; s++ {
+		want := s%2 == 0 // odd numbers were accepted through a
+		if got := b.Check(s); got != want {
+			t.Fatalf("view of 192: Check(%d) = %v, want %v", s, got, want)
+		}
+	}
+	if c.Check(999-33) || !b.Check(999-33) || !a.Check(999-33) {
+		t.Fatal("the 32-packet view does not refuse what is left of its window")
+	}
+	if !b.Accept(850) || a.Accept(850) || c.Accept(1000) == false || a.Accept(1000) {
+		t.Fatal("a number accepted through one view is not a replay through the others")
+	}
+}
+
+// TestWithSizeAgainstModel checks two views of one window against the model
+// of the narrower one, over random traffic accepted through both.
+func TestWithSizeAgainstModel(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, sizes := range [][2]uint32{{64, 64}, {65, 192}, {1000, 1024 + 960}, {4096, 32}} {
+		w := New(sizes[0], 0)
+		v, err := w.WithSize(sizes[1])
+		if err != nil {
+			t.Fatalf("%v: %v", sizes, err)
+		}
+		narrow, wide := w, v
+		if v.Size() < w.Size() {
+			narrow, wide = v, w
+		}
+		m := &model{size: uint64(narrow.Size()), seen: map[uint64]bool{}}
+		next := uint64(1)
+		for i := range 20000 {
+			next += uint64(r.IntN(4))
+			seq := next - uint64(r.IntN(int(sizes[1])+10))
+			if seq > next {
+				seq = 1
+			}
+			// The wide view takes what the narrow one takes, and more (left
+			// of the narrow window): only the former goes through it.
+			// The model's seen set holds every accepted number: the wide
+			// view must read its own window's bits right too.
+			wantWide := seq != 0 && (seq > m.top || m.top-seq < uint64(wide.Size()) && !m.seen[seq])
+			if got := wide.Check(seq); got != wantWide {
+				t.Fatalf("%v step %d: wide Check(%d) = %v, want %v (top %d)", sizes, i, seq, got, wantWide, m.top)
+			}
+			via := narrow
+			if i%2 == 1 && narrow.Check(seq) {
+				via = wide
+			}
+			if got, want := via.Accept(seq), m.accept(seq); got != want {
+				t.Fatalf("%v step %d: Accept(%d) = %v, model %v", sizes, i, seq, got, want)
+			}
+		}
+	}
+}
+
+func TestWithSizeRefusals(t *testing.T) {
+	for _, c := range []struct {
+		from, to uint32
+	}{{64, 65}, {128, 193}, {0, 64}, {64, 0}, {32, 1 << 16}} {
+		if _, err := New(c.from, 0).WithSize(c.to); !errors.Is(err, ErrResize) {
+			t.Errorf("%d -> %d: err %v, want ErrResize", c.from, c.to, err)
+		}
 	}
 }
 
