@@ -1,0 +1,7 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+
+#include "test.h"
+
+const test_t events_tests[] = {
+	{ NULL, NULL },
+};
