@@ -2,7 +2,7 @@
 # Both install what they need on a fresh Debian machine (hack/deps.sh).
 GO ?= go
 
-.PHONY: all build demo test deps generate bench
+.PHONY: all build demo test deps generate bench strongswan-plugin install-strongswan-plugin strongswan-plugin-test
 
 all: build
 
@@ -23,3 +23,15 @@ generate:
 
 bench: build
 	./hack/bench.sh
+
+# charon's kernel-xdpsec plugin (ike/strongswan, docs/strongswan.md): built against the source of the
+# installed strongSwan; installs Debian's strongSwan and the build dependencies it needs.
+strongswan-plugin:
+	./hack/strongswan-plugin.sh build
+
+# DESTDIR=/some/root installs into a temporary root instead of /.
+install-strongswan-plugin:
+	./hack/strongswan-plugin.sh install
+
+strongswan-plugin-test:
+	./hack/strongswan-plugin.sh test

@@ -577,9 +577,13 @@ int xc_chunked_decode(xc_chunked_t *d, const char *in, size_t *in_len,
 				{
 					return -1;
 				}
-				/* the rest of the line is an extension (";name=value") */
-				if (in + i < nl && in[i] != ';' && in[i] != '\r' &&
-					in[i] != ' ' && in[i] != '\t')
+				/* the rest of the line is an extension (";name=value"),
+				 * after optional white space */
+				while (in + i < nl && (in[i] == ' ' || in[i] == '\t'))
+				{
+					i++;
+				}
+				if (in + i < nl && in[i] != ';' && in[i] != '\r')
 				{
 					return -1;
 				}
