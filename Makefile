@@ -2,7 +2,7 @@
 # Both install what they need on a fresh Debian machine (hack/deps.sh).
 GO ?= go
 
-.PHONY: all build demo test deps generate bench strongswan-plugin install-strongswan-plugin strongswan-plugin-test
+.PHONY: all build demo test deps generate bench strongswan-plugin install-strongswan-plugin strongswan-plugin-test strongswan-charon-test
 
 all: build
 
@@ -35,3 +35,7 @@ install-strongswan-plugin:
 
 strongswan-plugin-test:
 	./hack/strongswan-plugin.sh test
+
+# Two real charons negotiating through the plugin against fake daemons (root; no data plane).
+strongswan-charon-test:
+	./hack/strongswan-charon-test.sh

@@ -175,7 +175,7 @@ install_plugin() {
   local dest=${DESTDIR:-}
   install -D -m 0644 "$out/libstrongswan-kernel-xdpsec.so" "$dest/usr/lib/ipsec/plugins/libstrongswan-kernel-xdpsec.so"
   install -D -m 0644 ike/strongswan/kernel-xdpsec.conf "$dest/etc/strongswan.d/charon/kernel-xdpsec.conf"
-  log "installed into ${dest:-/}usr/lib/ipsec/plugins and ${dest:-/}etc/strongswan.d/charon"
+  log "installed into ${dest}/usr/lib/ipsec/plugins and ${dest}/etc/strongswan.d/charon"
 }
 
 case "${1:-build}" in

@@ -172,7 +172,8 @@ static xc_status_t conn_open(xc_client_t *c, int64_t deadline, conn_t *conn,
 		return XC_CONNECT;
 	}
 	strcpy(addr.sun_path, c->path);
-	give_up = now_ms() + c->connect_wait_ms;
+	give_up = now_ms() +
+			  (__atomic_load_n(&c->down, __ATOMIC_RELAXED) ? 0 : c->connect_wait_ms);
 	if (give_up > deadline)
 	{
 		give_up = deadline;
@@ -187,6 +188,7 @@ static xc_status_t conn_open(xc_client_t *c, int64_t deadline, conn_t *conn,
 		}
 		if (connect(fd, (struct sockaddr*)&addr, sizeof(addr)) == 0)
 		{
+			__atomic_store_n(&c->down, 0, __ATOMIC_RELAXED);
 			conn->fd = fd;
 			return XC_OK;
 		}
@@ -196,6 +198,7 @@ static xc_status_t conn_open(xc_client_t *c, int64_t deadline, conn_t *conn,
 			e = finish_connect(fd, deadline);
 			if (e == 0)
 			{
+				__atomic_store_n(&c->down, 0, __ATOMIC_RELAXED);
 				conn->fd = fd;
 				return XC_OK;
 			}
@@ -209,6 +212,7 @@ static xc_status_t conn_open(xc_client_t *c, int64_t deadline, conn_t *conn,
 			sleep_ms(CONNECT_RETRY_MS);
 			continue;
 		}
+		__atomic_store_n(&c->down, 1, __ATOMIC_RELAXED);
 		if (e == ETIMEDOUT)
 		{
 			snprintf(err, errlen, "connect %s: timed out", c->path);

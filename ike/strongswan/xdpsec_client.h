@@ -53,6 +53,10 @@ typedef struct {
 	char *path;
 	int timeout_ms;
 	int connect_wait_ms;
+	/* the last connect failed: try once, without waiting, until one works
+	 * (charon deleting a thousand SAs while the daemon is gone must not
+	 * wait connect_wait for each) */
+	int down;
 } xc_client_t;
 
 /**

@@ -245,6 +245,13 @@ static void test_absent(void)
 	CHECK_CONTAINS(err, path);
 	/* it kept trying for connect_wait, not for the whole timeout */
 	CHECK_MSG(took >= 250 && took < 1500, "took %lld ms", (long long)took);
+	/* while the daemon stays away, calls fail at once (charon deleting
+	 * many SAs at shutdown does not wait for each) */
+	t0 = test_now_ms();
+	CHECK_INT(xc_request(c, "GET", "/v1/info", NULL, 0, &resp, err,
+						 sizeof(err)), XC_CONNECT);
+	took = test_now_ms() - t0;
+	CHECK_MSG(took < 100, "second call took %lld ms", (long long)took);
 	xc_client_destroy(c);
 }
 
