@@ -297,12 +297,14 @@ static void deferred_destroy(deferred_t *d)
 	free(d);
 }
 
-/** The target with the epoch its ids belong to, so that a restarted daemon
- * refuses instead of acting on another object with the same id. */
+/** The target of a request naming a policy by id: with the epoch the id
+ * belongs to and our owner, so that a restarted daemon, or an id now used by
+ * someone else's policy, makes the daemon refuse instead of acting on
+ * another policy. */
 static void epoch_target(char *buf, size_t len, const char *path,
 						 const char *epoch)
 {
-	snprintf(buf, len, "%s?epoch=%s", path, epoch);
+	snprintf(buf, len, "%s?epoch=%s&owner=ike", path, epoch);
 }
 
 /**
@@ -313,7 +315,7 @@ static status_t policy_unref(private_kernel_xdpsec_ipsec_t *this,
 							 const char *key, char *err, size_t errlen)
 {
 	policy_entry_t *entry;
-	char target[128], body[64];
+	char target[160], body[64];
 	answer_t ans;
 	status_t status = SUCCESS;
 
@@ -1147,7 +1149,7 @@ METHOD(kernel_ipsec_t, query_policy, status_t,
 	private_kernel_xdpsec_ipsec_t *this, kernel_ipsec_policy_id_t *id,
 	kernel_ipsec_query_policy_t *data, time_t *use_time)
 {
-	char err[XDPSEC_ERRLEN], target[128], body[96];
+	char err[XDPSEC_ERRLEN], target[160], body[96];
 	char epoch[XDPSEC_EPOCH_LEN + 1] = "";
 	enumerator_t *enumerator;
 	policy_entry_t *entry, *best = NULL;

@@ -376,25 +376,30 @@ class Daemon:
         self.publish(dict(type="sp-added", policy_id=view["id"], owner=view["owner"]))
         return 201, view
 
-    def find_policy(self, ref):
+    def find_policy(self, ref, owner=None):
         fields(ref, "policy ref", ("name", "key", "id"))
+        found = None
         with self.lock:
             if "id" in ref:
-                return self.policies.get(uint(ref, "id", "policy ref"))
-            for v in self.policies.values():
-                if ref.get("name") and v.get("name") == ref["name"]:
-                    return v
-        return None
+                found = self.policies.get(uint(ref, "id", "policy ref"))
+            else:
+                for v in self.policies.values():
+                    if ref.get("name") and v.get("name") == ref["name"]:
+                        found = v
+        # ?owner= is a condition: another owner's policy is not found
+        if found and owner and found["owner"] != owner:
+            return None
+        return found
 
-    def get_policy(self, q):
+    def get_policy(self, q, owner=None):
         fields(q, "sp get", ("ref",), ("ref",))
-        v = self.find_policy(q["ref"])
+        v = self.find_policy(q["ref"], owner)
         if not v:
             raise APIError("not_found", "get policy: not found")
         return 200, v
 
-    def delete_policy(self, ref):
-        v = self.find_policy(ref)
+    def delete_policy(self, ref, owner=None):
+        v = self.find_policy(ref, owner)
         if not v:
             raise APIError("not_found", "delete policy: not found")
         with self.lock:
@@ -479,7 +484,10 @@ class Handler(BaseHTTPRequestHandler):
             if route == "events":
                 return self.events(q)
             owner = q.get("owner", [None])[0]
-            status, out = route(d, req if req is not None else owner)
+            if route in (Daemon.get_policy, Daemon.delete_policy):
+                status, out = route(d, req, owner)
+            else:
+                status, out = route(d, req if req is not None else owner)
             return self.reply(status, out)
         except json.JSONDecodeError as e:
             self.reply(400, {"error": f"bad request: decode request: {e}", "kind": "invalid"})

@@ -658,7 +658,16 @@ static void test_policies(void)
 	CHECK_INT(fake_requests(&f, "/v1/sp/delete"), 0);
 	CHECK_INT(k->del_policy(k, &new.id, &new.data), SUCCESS);
 	CHECK_INT(fake_count(&f, "policies"), 1);
-	CHECK_INT(fake_requests(&f, "/v1/sp/delete?epoch="), 1);
+	{
+		/* by id, guarded by the id's epoch and our owner */
+		json_object *info = fake_call(&f, "GET", "/v1/info", NULL, NULL);
+		char target[160];
+
+		snprintf(target, sizeof(target), "/v1/sp/delete?epoch=%s&owner=ike",
+				 xj_str(info, "epoch") ?: "?");
+		json_object_put(info);
+		CHECK_INT(fake_requests(&f, target), 1);
+	}
 	/* now the trap policy answers the query, and it was never used */
 	CHECK_INT(k->query_policy(k, &new.id, &q, &use), SUCCESS);
 	CHECK_INT(use, 0);
