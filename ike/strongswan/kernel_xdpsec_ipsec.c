@@ -951,6 +951,15 @@ static time_t to_monotonic(time_t wall)
 	return now - wall >= mono ? 1 : mono - (now - wall);
 }
 
+/** The monotonic time of an answer's last_use_time, 0 for never used. */
+static time_t last_use(json_object *view)
+{
+	const char *last = xj_str(view, "last_use_time");
+	time_t wall;
+
+	return last && xj_time(last, &wall) ? to_monotonic(wall) : 0;
+}
+
 METHOD(kernel_ipsec_t, query_sa, status_t,
 	private_kernel_xdpsec_ipsec_t *this, kernel_ipsec_sa_id_t *id,
 	kernel_ipsec_query_sa_t *data, uint64_t *bytes, uint64_t *packets,
@@ -958,12 +967,11 @@ METHOD(kernel_ipsec_t, query_sa, status_t,
 {
 	char err[XDPSEC_ERRLEN];
 	json_object *cur;
-	const char *last;
 	answer_t ans;
 	uint64_t b = 0, p = 0;
-	time_t wall;
 	jw_t w;
 	bool sent;
+
 	(void)data;
 
 	if (!ensure_ready(this, err, sizeof(err)))
@@ -1005,8 +1013,7 @@ METHOD(kernel_ipsec_t, query_sa, status_t,
 	}
 	if (use_time)
 	{
-		last = xj_str(ans.json, "last_use_time");
-		*use_time = last && xj_time(last, &wall) ? to_monotonic(wall) : 0;
+		*use_time = last_use(ans.json);
 	}
 	answer_free(&ans);
 	return SUCCESS;
@@ -1022,6 +1029,7 @@ METHOD(kernel_ipsec_t, del_sa, status_t,
 	answer_t ans;
 	status_t status = SUCCESS;
 	jw_t w;
+
 	(void)data;
 
 	/* forget it first: the deletion's own event is not news for charon */
@@ -1153,11 +1161,11 @@ METHOD(kernel_ipsec_t, query_policy, status_t,
 	char epoch[XDPSEC_EPOCH_LEN + 1] = "";
 	enumerator_t *enumerator;
 	policy_entry_t *entry, *best = NULL;
-	const char *selkey, *last;
+	const char *selkey;
 	uint32_t pid = 0;
 	answer_t ans;
-	time_t wall;
 	jw_t s;
+
 	(void)data;
 
 	jw_init(&s);
@@ -1205,8 +1213,7 @@ METHOD(kernel_ipsec_t, query_policy, status_t,
 		answer_free(&ans);
 		return FAILED;
 	}
-	last = xj_str(ans.json, "last_use_time");
-	*use_time = last && xj_time(last, &wall) ? to_monotonic(wall) : 0;
+	*use_time = last_use(ans.json);
 	answer_free(&ans);
 	return SUCCESS;
 }
@@ -1387,6 +1394,7 @@ METHOD(kernel_ipsec_t, enable_udp_decap, bool,
 {
 	char err[XDPSEC_ERRLEN];
 	uint16_t card_port;
+
 	(void)fd;
 	(void)family;
 
