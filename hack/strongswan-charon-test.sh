@@ -7,6 +7,8 @@
 #   - IKE_AUTH: two SAs on each side with crossing SPIs, in/fwd/out policies;
 #   - a rekey (swanctl --rekey), a soft expiry raised by the daemon, an acquire raised by the daemon:
 #     new SAs, the old ones gone;
+#   - one daemon killed and started again (empty, a new epoch): charon's policies installed again and
+#     its CHILD_SAs rekeyed into it;
 #   - swanctl --terminate and stopping charon: nothing of charon's left in the daemons.
 # The API calls each daemon received are kept in build/strongswan/charon-test/ (the order charon makes them).
 #
@@ -22,6 +24,7 @@ out=$root/build/strongswan/charon-test
 tmp=$(mktemp -d /tmp/xs-charon.XXXXXX)
 id=$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
 pids=()
+declare -A fakepid charonpid
 
 log() { echo "charon-test: $*" >&2; }
 fail() { log "FAIL: $*"; exit 1; }
@@ -63,11 +66,16 @@ done
 python=/usr/bin/python3
 [ -x $python ] || python=python3
 
+start_fake() {
+  $python ike/strongswan/tests/fake_xdpsecd.py --socket "$tmp/$1/xdpsec.sock" --keepalive 5 2>>"$tmp/$1/fake.log" &
+  fakepid[$1]=$!
+  pids+=($!)
+}
+
 start_side() {
   local s=$1 me=$2 peer=$3 lnet=$4 rnet=$5 lweb=$6 rweb=$7 dir=$tmp/$1
   mkdir -p "$dir"
-  $python ike/strongswan/tests/fake_xdpsecd.py --socket "$dir/xdpsec.sock" --keepalive 5 2>"$dir/fake.log" &
-  pids+=($!)
+  start_fake $s
   cat >"$dir/strongswan.conf" <<EOF
 charon {
   load_modular = yes
@@ -138,6 +146,7 @@ EOF
   ip netns exec "xs-$id-$s" unshare -m --propagation private sh -c \
     "mount -t tmpfs none /run && mount --bind '$tmp/plugins' /usr/lib/ipsec/plugins && \
      STRONGSWAN_CONF='$dir/strongswan.conf' exec /usr/lib/ipsec/charon" >"$dir/charon.out" 2>&1 &
+  charonpid[$s]=$!
   pids+=($!)
 }
 
@@ -232,7 +241,22 @@ for s in a b; do wait_for "the trap's SAs on $s" 20 is "q $s 'len(st[\"sas\"])'"
 swanctl_ a --list-sas | grep -q "web: .*INSTALLED" || fail "the acquire did not bring web up"
 log "acquire from the daemon: charon negotiated the trap's CHILD_SA (reqid $reqid)"
 
-# 7. swanctl --terminate leaves only the trap and bypass policies; stopping charon leaves nothing
+# 7. a's daemon dies and comes back empty (a new epoch): the plugin installs charon's policies again and
+#    charon rekeys both CHILD_SAs into it
+mkdir -p "$out"
+api a GET /_fake/requests >"$out/requests-a-before-restart.json"
+old_b=$(q b "sorted(sa['spi'] for sa in st['sas'])")
+kill -9 "${fakepid[a]}"
+wait "${fakepid[a]}" 2>/dev/null || true
+start_fake a
+wait_for "a's new daemon" 20 test -S "$tmp/a/xdpsec.sock"
+wait_for "charon's policies in a's new daemon" 30 is "q a 'len(st[\"policies\"])'" 17
+wait_for "the rekeyed SAs in a's new daemon" 30 is "q a 'len(st[\"sas\"])'" 4
+wait_for "the rekeyed SAs on b" 30 is "q b 'len(st[\"sas\"]) == 4 and not set(sorted(sa[\"spi\"] for sa in st[\"sas\"])) & set($old_b)'" True
+grep -q "xdpsec restarted" "$tmp/a/charon.log" || fail "charon a did not log the daemon's restart"
+log "a's daemon restarted: 17 policies installed again, both CHILD_SAs rekeyed into it"
+
+# 8. swanctl --terminate leaves only the trap and bypass policies; stopping charon leaves nothing
 swanctl_ a --terminate --ike gw >/dev/null
 for s in a b; do
   wait_for "no SAs on $s" 20 is "q $s 'len(st[\"sas\"])'" 0
@@ -242,15 +266,14 @@ log "terminate: no SAs left, only the 8 bypass and 3 trap policies"
 for s in a b; do
   swanctl_ $s --stats >/dev/null
 done
-kill "${pids[1]}" "${pids[3]}"
-wait "${pids[1]}" "${pids[3]}" 2>/dev/null || true
+kill "${charonpid[a]}" "${charonpid[b]}"
+wait "${charonpid[a]}" "${charonpid[b]}" 2>/dev/null || true
 for s in a b; do
   [ "$(q $s 'len(st["policies"]) + len(st["sas"]) + len(st["larvals"])')" = 0 ] ||
     fail "charon $s stopped but left $(state $s)"
 done
 log "charon stopped: both daemons are empty"
 
-mkdir -p "$out"
 for s in a b; do
   api $s GET /_fake/requests | $python -c '
 import json, sys
