@@ -365,9 +365,15 @@ static status_t policy_ref(private_kernel_xdpsec_ipsec_t *this,
 	entry = this->policies->get(this->policies, key);
 	if (entry)
 	{
-		entry->refs++;
 		free(selkey);
-		return SUCCESS;
+		/* one the daemon refused or never got: it must be there for this
+		 * use too */
+		if (!entry->id && !policy_install(this, entry, err, errlen) && !pending)
+		{
+			return FAILED;
+		}
+		entry->refs++;
+		return entry->id ? SUCCESS : FAILED;
 	}
 	obj = xj_parse(key, strlen(key), err, errlen);
 	xj_uint(obj, "priority", &prio);

@@ -672,8 +672,12 @@ def main():
     ap.add_argument("--backlog", type=int, default=4096)
     ap.add_argument("--encap-port", type=int, default=4500)
     ap.add_argument("--epoch", default="")
+    ap.add_argument("--fault", action="append", default=[],
+                    help="a fault as POST /_fake/fault takes it, active from the start (JSON)")
     args = ap.parse_args()
     Handler.daemon = Daemon(args)
+    for f in args.fault:
+        Handler.daemon.faults.append(dict({"count": 1, "ms": 0}, **json.loads(f)))
     if os.path.exists(args.socket):
         os.unlink(args.socket)
     srv = Server(args.socket, Handler)

@@ -1141,6 +1141,41 @@ static void test_update_unsupported(void)
 	sa_args_free(&a);
 }
 
+/* a policy the restarted daemon refused when the plugin installed it again
+ * is installed by charon's next use of it */
+static void test_policy_reinstalled_on_use(void)
+{
+	kernel_ipsec_t *k;
+	pol_args_t pol;
+	fake_t f;
+
+	obs_reset();
+	fake_init(&f, "ipsec-reinstall");
+	CHECK(fake_start(&f, "--epoch r1"));
+	k = backend(&f);
+	pol_args(&pol, POLICY_OUT, POLICY_PRIORITY_DEFAULT, 0xc0000901);
+	CHECK_INT(k->add_policy(k, &pol.id, &pol.data), SUCCESS);
+	fake_kill(&f);
+	CHECK(fake_start(&f, "--epoch r2 --fault "
+					 "'{\"path\":\"/v1/sp\",\"mode\":\"status\",\"status\":507,"
+					 "\"body\":\"{\\\"error\\\":\\\"add policy: full\\\",\\\"kind\\\":"
+					 "\\\"full\\\"}\"}'"));
+	CHECK(wait_until(logged_cond, "installed 0 policies in xdpsec, 1 failed",
+					 10000));
+	CHECK(logged("HTTP 507, full: add policy: full"));
+	CHECK_INT(fake_count(&f, "policies"), 0);
+	/* the next CHILD_SA using it */
+	CHECK_INT(k->add_policy(k, &pol.id, &pol.data), SUCCESS);
+	CHECK_INT(fake_count(&f, "policies"), 1);
+	CHECK_INT(k->del_policy(k, &pol.id, &pol.data), SUCCESS);
+	CHECK_INT(fake_count(&f, "policies"), 1);
+	CHECK_INT(k->del_policy(k, &pol.id, &pol.data), SUCCESS);
+	CHECK_INT(fake_count(&f, "policies"), 0);
+	k->destroy(k);
+	fake_stop(&f);
+	pol_args_free(&pol);
+}
+
 const test_t ipsec_tests[] = {
 	{ "ipsec/daemon-absent-then-up", test_daemon_absent },
 	{ "ipsec/old-daemon", test_old_daemon },
@@ -1155,5 +1190,6 @@ const test_t ipsec_tests[] = {
 	{ "ipsec/deferred-delete", test_deferred_delete },
 	{ "ipsec/slow-and-dying-daemon", test_slow_and_dying },
 	{ "ipsec/update-unsupported", test_update_unsupported },
+	{ "ipsec/policy-reinstalled-on-use", test_policy_reinstalled_on_use },
 	{ NULL, NULL },
 };
