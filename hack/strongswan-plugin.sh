@@ -45,7 +45,8 @@ install_pkgs() {
 # "Types: deb" stanza of debian.sources that is signed by debian-archive-keyring.gpg.
 enable_deb_src() {
   local list=/etc/apt/sources.list.d/xdpsec-deb-src.sources
-  if apt-cache showsrc strongswan >/dev/null 2>&1 && apt-cache showsrc strongswan | grep -q '^Package: strongswan$'; then
+  # (grep without -q: reading all of apt-cache's output spares it a SIGPIPE that pipefail would count)
+  if apt-cache showsrc strongswan 2>/dev/null | grep '^Package: strongswan$' >/dev/null; then
     return 0
   fi
   [ -f /etc/apt/sources.list.d/debian.sources ] || die "no /etc/apt/sources.list.d/debian.sources to derive deb-src entries from"
