@@ -21,7 +21,7 @@ BUILDDIR ?= build
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
 export SOURCE_DATE_EPOCH
 
-.PHONY: all build demo test deps generate bench man completion install uninstall
+.PHONY: all build demo test deps generate bench man completion install uninstall strongswan-plugin install-strongswan-plugin strongswan-plugin-test strongswan-charon-test
 
 all: build
 
@@ -75,3 +75,19 @@ uninstall:
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/xdpsec $(DESTDIR)$(ZSHCOMPDIR)/_xdpsec $(DESTDIR)$(FISHCOMPDIR)/xdpsec.fish
 	rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/xdpsec@.service
 	rm -rf $(DESTDIR)$(DATADIR)/xdpsec $(DESTDIR)$(DOCDIR)
+
+# charon's kernel-xdpsec plugin (ike/strongswan, docs/strongswan.md): built against the source of the
+# installed strongSwan; installs Debian's strongSwan and the build dependencies it needs.
+strongswan-plugin:
+	./hack/strongswan-plugin.sh build
+
+# DESTDIR=/some/root installs into a temporary root instead of /.
+install-strongswan-plugin:
+	./hack/strongswan-plugin.sh install
+
+strongswan-plugin-test:
+	./hack/strongswan-plugin.sh test
+
+# Two real charons negotiating through the plugin against fake daemons (root; no data plane).
+strongswan-charon-test:
+	./hack/strongswan-charon-test.sh
