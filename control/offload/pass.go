@@ -18,13 +18,13 @@ type view struct {
 	live    map[uint32]*sadb.SAEntry
 	byName  map[string]*sadb.SAEntry
 	byReqid map[uint32][]*sadb.SAEntry
-	inSel   map[uint32][]ipsec.Selector
+	inCheck map[uint32]ipsec.CheckList // by SA index: the check list of each SA that serves inbound policies
 	pols    map[uint32]*sadb.PolicyEntry
 }
 
 func newView(snap sadb.Snapshot) *view {
 	v := &view{snap: snap, live: make(map[uint32]*sadb.SAEntry, len(snap.SAs)),
-		byName: map[string]*sadb.SAEntry{}, byReqid: map[uint32][]*sadb.SAEntry{}, inSel: map[uint32][]ipsec.Selector{},
+		byName: map[string]*sadb.SAEntry{}, byReqid: map[uint32][]*sadb.SAEntry{}, inCheck: map[uint32]ipsec.CheckList{},
 		pols: make(map[uint32]*sadb.PolicyEntry, len(snap.Policies))}
 	for i := range snap.SAs {
 		sa := &snap.SAs[i]
@@ -36,14 +36,26 @@ func newView(snap sadb.Snapshot) *view {
 			v.byReqid[sa.Reqid] = append(v.byReqid[sa.Reqid], sa)
 		}
 	}
+	served := map[uint32][]uint32{} // SA index → ids of the inbound PROTECT policies it serves
+	var inbound []ipsec.Policy
 	for i := range snap.Policies {
 		p := &snap.Policies[i]
 		v.pols[p.ID] = p
-		if p.Dir != ipsec.DirIn || p.Action != ipsec.ActionProtect {
+		if p.Dir != ipsec.DirIn {
+			continue
+		}
+		inbound = append(inbound, cardPolicy(p, ipsec.NoSA))
+		if p.Action != ipsec.ActionProtect {
 			continue
 		}
 		for _, sa := range v.candidates(p) {
-			v.inSel[sa.Index] = append(v.inSel[sa.Index], p.Sel)
+			served[sa.Index] = append(served[sa.Index], p.ID)
+		}
+	}
+	if len(served) > 0 {
+		x := ipsec.NewCheckIndex(inbound)
+		for idx, ids := range served {
+			v.inCheck[idx] = x.List(ids)
 		}
 	}
 	return v
