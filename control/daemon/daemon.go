@@ -134,12 +134,12 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, er
 		d.ns = netns.NsHandle(fd)
 	}
 	d.Info.Instance = cfg.Instance
-	// The sequence state first: a state directory that is unsafe, damaged or in use by another
-	// daemon stops the start before anything is attached.
-	if err := d.openState(); err != nil {
+	if err := d.inspect(); err != nil {
 		return nil, fmt.Errorf("start gateway: %w", err)
 	}
-	if err := d.inspect(); err != nil {
+	// The sequence state before the card: a state directory that is unsafe, damaged or in use by
+	// another daemon stops the start before anything is loaded or attached.
+	if err := d.openState(); err != nil {
 		return nil, fmt.Errorf("start gateway: %w", err)
 	}
 	// Channels in use, where the driver says (veth, most NICs); else what netlink reported.
