@@ -125,36 +125,40 @@ func family(s Selector) int {
 // List returns the CheckList of an SA that serves the inbound PROTECT policies with the given
 // ids (ids not in the index are ignored). No ids: an empty list, which rejects everything.
 func (x *CheckIndex) List(served []uint32) CheckList {
-	var accept []int
+	type entry struct {
+		pos    int
+		accept bool
+	}
+	var es []entry
 	for _, id := range served {
 		if i, ok := x.pos[id]; ok && x.pols[i].Action == ActionProtect {
-			accept = append(accept, i)
+			es = append(es, entry{i, true})
 		}
 	}
-	if len(accept) == 0 {
+	n := len(es)
+	if n == 0 {
 		return nil
 	}
-	// position → accept; the rejecting entries are the policies before an accepting one that
-	// may overlap it.
-	in := map[int]bool{}
-	for _, i := range accept {
-		in[i] = true
+	// The rejecting entries: the policies before an accepting one that may overlap it.
+	for _, a := range es[:n] {
+		x.overlapping(x.pols[a.pos].Selector, a.pos, func(i int) { es = append(es, entry{i, false}) })
 	}
-	for _, k := range accept {
-		x.overlapping(x.pols[k].Selector, k, func(i int) {
-			if _, ok := in[i]; !ok {
-				in[i] = false
+	slices.SortFunc(es, func(a, b entry) int {
+		if a.pos != b.pos {
+			return a.pos - b.pos
+		}
+		if a.accept != b.accept { // accepting first, so that Compact keeps it
+			if a.accept {
+				return -1
 			}
-		})
-	}
-	order := make([]int, 0, len(in))
-	for i := range in {
-		order = append(order, i)
-	}
-	slices.Sort(order)
-	out := make(CheckList, len(order))
-	for n, i := range order {
-		out[n] = CheckEntry{Selector: x.pols[i].Selector, Accept: in[i]}
+			return 1
+		}
+		return 0
+	})
+	es = slices.CompactFunc(es, func(a, b entry) bool { return a.pos == b.pos })
+	out := make(CheckList, len(es))
+	for k, e := range es {
+		out[k] = CheckEntry{Selector: x.pols[e.pos].Selector, Accept: e.accept}
 	}
 	return out
 }

@@ -1,6 +1,7 @@
 package ipsec
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -190,4 +191,29 @@ func randTuple(rng *rand.Rand) Tuple {
 	}
 	t.NonFirstFragment = rng.IntN(6) == 0
 	return t
+}
+
+// BenchmarkCheckLists: one pass's work for n inbound SAs of a hub (one local prefix, a remote /32
+// each, behind an IKE bypass): index the inbound SPD and build every SA's list.
+func BenchmarkCheckLists(b *testing.B) {
+	for _, n := range []int{1024, 16384} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			spd := []Policy{{ID: 1, Dir: DirIn, Priority: 10, Selector: sel("0.0.0.0/0", "0.0.0.0/0", ProtoUDP, AnyPorts, Port(500)),
+				Action: ActionBypass, SA: NoSA}}
+			for i := range n {
+				src := netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 19, byte(i >> 8), byte(i)}), 32)
+				spd = append(spd, Policy{ID: uint32(i + 2), Dir: DirIn, Priority: 100, Action: ActionProtect, SA: uint32(i + 1),
+					Selector: Selector{Src: src, Dst: netip.MustParsePrefix("198.18.1.0/24")}})
+			}
+			for b.Loop() {
+				x := NewCheckIndex(spd)
+				for i := range n {
+					if l := x.List([]uint32{uint32(i + 2)}); len(l) != 2 {
+						b.Fatalf("list %v", l)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/sa")
+		})
+	}
 }

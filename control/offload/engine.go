@@ -107,6 +107,7 @@ type Engine struct {
 	retry   bool           // a driver call failed in this pass: run another one after RetryDelay
 	full    bool           // an SA was refused for lack of room: renumbering may help
 	pending []events.Event // this pass's acks and nacks, published at its end
+	checks  checkCache     // the inbound SAs' post-decryption check lists of the last pass
 }
 
 type saKey struct {
