@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -16,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -64,6 +62,22 @@ func gatewayFiles(t *testing.T, tb *testbed.Testbed) (gw1, gw2 string) {
 		}
 	}
 	return gw1, gw2
+}
+
+// newTestbed builds the testbed with the wire tap (the hosts' checksum offload off, so that ping is
+// all the traffic) and writes both gateways' configuration files.
+func newTestbed(ctx context.Context, t *testing.T) (tb *testbed.Testbed, gw1, gw2 string) {
+	t.Helper()
+	tb, err := testbed.New(ctx, testbed.Options{Tag: "e2e", WireTap: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tb.Close() })
+	if err := tb.HostChecksumOffloadOff(ctx); err != nil {
+		t.Fatal(err)
+	}
+	gw1, gw2 = gatewayFiles(t, tb)
+	return tb, gw1, gw2
 }
 
 // startFromFile starts gw in-process from its configuration file (so that ReloadFile re-reads it).
@@ -248,15 +262,7 @@ func TestReloadKeepsSequence(t *testing.T) {
 	needE2E(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	tb, err := testbed.New(ctx, testbed.Options{Tag: "e2e", WireTap: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tb.Close() })
-	if err := tb.HostChecksumOffloadOff(ctx); err != nil {
-		t.Fatal(err)
-	}
-	f1, f2 := gatewayFiles(t, tb)
+	tb, f1, f2 := newTestbed(ctx, t)
 	keys := espKeys(t, f1)
 	gw1 := startFromFile(ctx, t, tb, testbed.GW1, f1)
 	gw2 := startFromFile(ctx, t, tb, testbed.GW2, f2)
@@ -326,31 +332,16 @@ func compact(v []uint8) []uint8 { return slices.Compact(slices.Clone(v)) }
 // gateway is `xdpsec run` of gw1 as a process of its own.
 type gateway struct {
 	cmd  *exec.Cmd
-	logs *lockedBuffer
+	logs *testbed.LockedBuffer
 	done chan struct{}
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func runGateway(ctx context.Context, t *testing.T, bin, cfg, netns string) *gateway {
+// runGateway starts `xdpsec run` and waits until it runs. The process is not tied to a context
+// (that would kill it with SIGKILL and leave its pins): the test's cleanup stops it with SIGTERM.
+func runGateway(t *testing.T, bin, cfg, netns string) *gateway {
 	t.Helper()
-	g := &gateway{cmd: exec.CommandContext(ctx, bin, "run", "--config", cfg, "--netns", netns, "--no-api"),
-		logs: &lockedBuffer{}, done: make(chan struct{})}
+	g := &gateway{cmd: exec.Command(bin, "run", "--config", cfg, "--netns", netns, "--no-api"),
+		logs: &testbed.LockedBuffer{}, done: make(chan struct{})}
 	g.cmd.Stdout, g.cmd.Stderr = g.logs, g.logs
 	if err := g.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -408,25 +399,20 @@ func TestRestartContinuesSequence(t *testing.T) {
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "../../cmd/xdpsec").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	tb, err := testbed.New(ctx, testbed.Options{Tag: "e2e", WireTap: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tb.Close() })
-	if err := tb.HostChecksumOffloadOff(ctx); err != nil {
-		t.Fatal(err)
-	}
-	f1, f2 := gatewayFiles(t, tb)
+	tb, f1, f2 := newTestbed(ctx, t)
 	keys := espKeys(t, f1)
 	gw2 := startFromFile(ctx, t, tb, testbed.GW2, f2)
-	g := runGateway(ctx, t, bin, f1, tb.NetNS(testbed.GW1))
+	// Whatever happens, this instance's pins go with the test (a process that a failure left
+	// killed keeps them).
+	t.Cleanup(func() { _ = os.RemoveAll("/sys/fs/bpf/xdpsec/" + tb.Instance(testbed.GW1)) })
+	g := runGateway(t, bin, f1, tb.NetNS(testbed.GW1))
 	_ = tb.Ping(ctx, testbed.H1, testbed.H2Addr4, 3)
 	replay0 := saCounters(gw2, 0x1000, "in").ReplayErrors
 
 	pcapFile := filepath.Join(t.TempDir(), "wire.pcap")
 	capture := startCapture(ctx, t, tb, pcapFile, "--immediate-mode") // every packet in the file when it stops
 	ping := tb.Command(ctx, testbed.H1, "ping", "-D", "-n", "-i", "0.02", "-W", "1", testbed.H2Addr4.String())
-	pingOut := &lockedBuffer{}
+	pingOut := &testbed.LockedBuffer{}
 	ping.Stdout, ping.Stderr = pingOut, pingOut
 	if err := ping.Start(); err != nil {
 		t.Fatal(err)
@@ -485,7 +471,7 @@ func TestRestartContinuesSequence(t *testing.T) {
 		signalled := time.Now()
 		g.stop(t, sig)
 		exited := time.Now()
-		g = runGateway(ctx, t, bin, f1, tb.NetNS(testbed.GW1))
+		g = runGateway(t, bin, f1, tb.NetNS(testbed.GW1))
 		waitReplies(sig.String(), signalled, exited, 50) // and a second of traffic in the new life
 	}
 	_ = ping.Process.Signal(syscall.SIGINT)
@@ -501,5 +487,10 @@ func TestRestartContinuesSequence(t *testing.T) {
 	}
 	if d := saCounters(gw2, 0x1000, "in").ReplayErrors - replay0; d != 0 {
 		t.Errorf("gw2 dropped %d of gw1's packets as replays: its window did not accept gw1's new lives", d)
+	}
+	// The last life stops cleanly, and with it the card it adopted from the killed one.
+	g.stop(t, syscall.SIGTERM)
+	if _, err := os.Stat("/sys/fs/bpf/xdpsec/" + tb.Instance(testbed.GW1)); err == nil {
+		t.Errorf("pins of %s left after the last life's SIGTERM", tb.Instance(testbed.GW1))
 	}
 }
