@@ -257,6 +257,7 @@ const (
 	CardXdpsecWorkerErrorXDPSEC_WERR_DUMMY           CardXdpsecWorkerError = 12
 	CardXdpsecWorkerErrorXDPSEC_WERR_ECN             CardXdpsecWorkerError = 13
 	CardXdpsecWorkerErrorXDPSEC_WERR_WIPED           CardXdpsecWorkerError = 14
+	CardXdpsecWorkerErrorXDPSEC_WERR_SEQ_UNRESERVED  CardXdpsecWorkerError = 15
 	CardXdpsecWorkerErrorXDPSEC_WERR_POLICY          CardXdpsecWorkerError = 16
 	CardXdpsecWorkerErrorXDPSEC_WERR_NO_NEIGH        CardXdpsecWorkerError = 17
 	CardXdpsecWorkerErrorXDPSEC_WERR_TX_FULL         CardXdpsecWorkerError = 18

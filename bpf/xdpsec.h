@@ -202,6 +202,7 @@ enum xdpsec_worker_error {
 	XDPSEC_WERR_DUMMY,
 	XDPSEC_WERR_ECN,
 	XDPSEC_WERR_WIPED,
+	XDPSEC_WERR_SEQ_UNRESERVED, /* outbound: above the durable sequence reservation (crypto/esp ceiling) */
 	XDPSEC_WERR_POLICY = 16, /* post-decryption policy check failed (RFC 4301 §5.2) */
 	XDPSEC_WERR_NO_NEIGH,    /* next hop unresolved: dropped, resolution asked */
 	XDPSEC_WERR_TX_FULL,     /* no room on the TX ring or no free frame */

@@ -183,8 +183,8 @@ func printSA(w io.Writer, v *api.SAView, stats, showKeys bool) {
 	}
 	fmt.Fprintf(w, "\t  add %s use %s\n", v.AddTime.Format(time.DateTime), use)
 	fmt.Fprintf(w, "\tstats:\n")
-	fmt.Fprintf(w, "\t  seq 0x%x replay %d integrity %d other %d\n", v.Cur.Seq, v.Cur.ReplayErrors,
-		v.Cur.IntegrityErrors, v.Cur.OtherErrors)
+	fmt.Fprintf(w, "\t  seq 0x%x replay %d integrity %d other %d (seq_unreserved %d)\n", v.Cur.Seq, v.Cur.ReplayErrors,
+		v.Cur.IntegrityErrors, v.Cur.OtherErrors, v.Cur.SeqUnreserved)
 }
 
 func limitText(n uint64) string {

@@ -567,6 +567,23 @@ func rekeyUnderTraffic(ctx context.Context, t *testing.T, tb *testbed.Testbed, g
 		}
 		t.Errorf("no policy %s", name)
 	}
+	// The old SA takes the rekey's reqid (an update in place: it keeps its numbers), so that on gw2
+	// the inbound policy, once it names the reqid, serves both the old and the new SA: the
+	// post-decryption check accepts the old SA's traffic only while a policy it serves says so.
+	for _, m := range []interface {
+		GetSA(sadb.Ref, bool) (api.SAView, error)
+		UpdateSA(sadb.SA) (api.SAView, error)
+	}{m1, m2} {
+		v, err := m.GetSA(sadb.Ref{Name: "v4-gw1-to-gw2"}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		up := v.SA
+		up.Reqid = reqid
+		if _, err := m.UpdateSA(up); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// gw2 accepts the new SA before anyone sends on it (and still accepts the old one).
 	if _, err := m2.AddSA(next); err != nil {
 		t.Fatal(err)

@@ -27,8 +27,12 @@ type Config struct {
 	Dataplane      Dataplane      `yaml:"dataplane" json:"dataplane"`
 	Daemon         Daemon         `yaml:"daemon" json:"daemon"`
 	DefaultVerdict DefaultVerdict `yaml:"default_verdict" json:"default_verdict"`
-	Policies       []Policy       `yaml:"policies" json:"policies"`
-	SAs            []SA           `yaml:"sas" json:"sas"`
+	// StateDir keeps the durable sequence state (control/seqstate): outbound reservations and IV
+	// masks, inbound high-water marks, tombstones of retired keys. Default
+	// /var/lib/xdpsec/<instance>; created 0700, refused when someone else can write it.
+	StateDir string   `yaml:"state_dir" json:"state_dir"`
+	Policies []Policy `yaml:"policies" json:"policies"`
+	SAs      []SA     `yaml:"sas" json:"sas"`
 
 	// File is the name the configuration was parsed under (for messages).
 	File string `yaml:"-" json:"-"`
@@ -342,6 +346,9 @@ func (c *Config) setDefaults() {
 	if c.Daemon.Socket == "" {
 		c.Daemon.Socket = DefaultSocket(c.Instance)
 	}
+	if c.StateDir == "" {
+		c.StateDir = DefaultStateDir(c.Instance)
+	}
 	if c.Daemon.PollInterval.Duration == 0 {
 		c.Daemon.PollInterval.Duration = DefaultPollInterval
 	}
@@ -380,11 +387,19 @@ func (s *SA) setDefaults() {
 // DefaultSocket is the API socket of an instance whose file names none.
 func DefaultSocket(instance string) string { return "/run/xdpsec/" + instance + ".sock" }
 
+// DefaultStateDir is the state directory of an instance whose file names none
+// (seqstate.DefaultDir).
+func DefaultStateDir(instance string) string { return "/var/lib/xdpsec/" + instance }
+
 // SetInstance renames the instance (the --instance flag) and moves a
-// defaulted API socket along with it, then validates the result.
+// defaulted API socket and state directory along with it, then validates the
+// result.
 func (c *Config) SetInstance(name string) error {
 	if c.Daemon.Socket == DefaultSocket(c.Instance) {
 		c.Daemon.Socket = DefaultSocket(name)
+	}
+	if c.StateDir == DefaultStateDir(c.Instance) {
+		c.StateDir = DefaultStateDir(name)
 	}
 	c.Instance = name
 	return c.Validate()

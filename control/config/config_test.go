@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -554,5 +555,60 @@ func TestPortsAgreeWithSPD(t *testing.T) {
 	}
 	if e, err := sadb.New(sadb.Options{}).AddPolicy(c.Policies[0].SADB()); err != nil || e.Sel.DstPorts != ipsec.Ports(5000, 5001) {
 		t.Fatalf("dccp dport 5000-5001: %+v, %v", e.Sel, err)
+	}
+}
+
+// TestDiffAgreesWithReload: for every field of an SA, Diff's promise (Replaces) is what a reload
+// does: sadb.Compare, which the manager acts on, calls the change a replacement exactly when Diff
+// says so, and an in-place change otherwise.
+func TestDiffAgreesWithReload(t *testing.T) {
+	base := "sas:\n  - name: a\n    spi: 0x1001\n    src: 198.18.0.1\n    dst: 198.18.0.2\n    mode: tunnel\n" +
+		"    aead: {alg: \"rfc4106(gcm(aes))\", key: \"0x000102030405060708090a0b0c0d0e0f10111213\"}\n"
+	for _, tc := range []struct {
+		field, edit string
+		replace     bool
+	}{
+		{"spi", "    spi: 0x1002\n", true},
+		{"dst", "    dst: 198.18.0.3\n", true},
+		{"aead", "    aead: {alg: \"rfc4106(gcm(aes))\", key: \"0x000102030405060708090a0b0c0d0e0f10111214\"}\n", true},
+		{"src", "    src: 198.18.0.9\n", false},
+		{"mode", "    mode: transport\n", false},
+		{"reqid", "    reqid: 7\n", false},
+		{"esn", "    esn: true\n", false},
+		{"replay_window", "    replay_window: 64\n", false},
+		{"encap", "    encap: {type: espinudp}\n", false},
+		{"lifetime", "    lifetime: {hard_packets: 10}\n", false},
+		{"offload", "    offload: [wan0]\n", false},
+		{"ttl", "    ttl: 9\n", false},
+		{"df", "    df: set\n", false},
+		{"tfc_pad", "    tfc_pad: 128\n", false},
+	} {
+		t.Run(tc.field, func(t *testing.T) {
+			y := base
+			key := tc.field + ":"
+			if i := strings.Index(y, "    "+key); i >= 0 {
+				j := i + strings.Index(y[i:], "\n") + 1
+				y = y[:i] + tc.edit + y[j:]
+			} else {
+				y += tc.edit
+			}
+			old, err := Parse("old.yaml", []byte(base))
+			if err != nil {
+				t.Fatal(err)
+			}
+			nw, err := Parse("new.yaml", []byte(y))
+			if err != nil {
+				t.Fatalf("%v\n%s", err, y)
+			}
+			d := Diff(old, nw)
+			if len(d.SAs) != 1 || !slices.Equal(d.SAs[0].Fields, []string{tc.field}) {
+				t.Fatalf("diff %+v, want one SA with field %s", d.SAs, tc.field)
+			}
+			a, b := old.SAs[0].SADB(), nw.SAs[0].SADB()
+			change, what := sadb.Compare(&a, &b)
+			if got := d.SAs[0].Replaces(); got != tc.replace || (change == sadb.Replace) != tc.replace || change == sadb.Unchanged {
+				t.Fatalf("Replaces %v, sadb.Compare %v (%s); want replace=%v", got, change, what, tc.replace)
+			}
+		})
 	}
 }

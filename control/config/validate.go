@@ -121,6 +121,11 @@ func (v *validator) topLevel() {
 	if !filepath.IsAbs(c.Daemon.Socket) {
 		v.top("daemon.socket", invalid("%q: want an absolute path", c.Daemon.Socket))
 	}
+	// The directory's owner and modes are checked when the daemon opens it (control/seqstate).
+	if !filepath.IsAbs(c.StateDir) || filepath.Clean(c.StateDir) != c.StateDir || c.StateDir == "/" {
+		v.top("state_dir", invalid("%q: want a clean absolute path of a directory of its own, like /var/lib/xdpsec/%s",
+			c.StateDir, c.Instance))
+	}
 	for _, d := range []struct {
 		field string
 		a     ipsec.Action

@@ -40,9 +40,9 @@ func startPair(t *testing.T, tunnels []testbed.Tunnel) (*testbed.Testbed, *Daemo
 }
 
 // startPairWith is startPair on a testbed built with o; edit, if not nil, rewrites the two
-// configuration files first.
+// configuration files first, and each of more adjusts each gateway's Options.
 func startPairWith(t *testing.T, tunnels []testbed.Tunnel, o testbed.Options,
-	edit func(y1, y2 string) (string, string)) (*testbed.Testbed, *Daemon, *Daemon) {
+	edit func(y1, y2 string) (string, string), more ...func(testbed.Node, *Options)) (*testbed.Testbed, *Daemon, *Daemon) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -69,8 +69,11 @@ func startPairWith(t *testing.T, tunnels []testbed.Tunnel, o testbed.Options,
 		if err != nil {
 			t.Fatal(err)
 		}
-		d, err := Start(ctx, cfg, Options{NetNS: ns, NoAPI: true,
-			Log: slog.New(slog.NewTextHandler(testWriter{t}, nil)).With("gw", string(gw))})
+		opts := Options{NetNS: ns, NoAPI: true, Log: slog.New(slog.NewTextHandler(testWriter{t}, nil)).With("gw", string(gw))}
+		for _, f := range more {
+			f(gw, &opts)
+		}
+		d, err := Start(ctx, cfg, opts)
 		ns.Close()
 		if err != nil {
 			t.Fatalf("start %s: %v", gw, err)

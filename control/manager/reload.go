@@ -11,6 +11,7 @@ import (
 	"github.com/xdpsec/xdpsec/control/config"
 	"github.com/xdpsec/xdpsec/control/offload"
 	"github.com/xdpsec/xdpsec/control/sadb"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // ReloadResult says what a reload did, by name: the API's schema.
@@ -40,6 +41,28 @@ func (m *Manager) ReloadConfig(cfg *config.Config) (ReloadResult, error) {
 		"policies_added", len(res.PoliciesAdded), "policies_updated", len(res.PoliciesUpdated),
 		"policies_deleted", len(res.PoliciesDeleted), "default_verdict", res.DefaultVerdict, "restart_needed", res.Restart)
 	return res, nil
+}
+
+// outboundSAs are the configuration's SAs that will be installed outbound: those with dir out, and
+// those without a dir that no inbound PROTECT policy of the file names (the driver further leaves
+// out SAs towards one of the gateway's own addresses).
+func outboundSAs(cfg *config.Config) []sadb.SA {
+	inName, inReqid := map[string]bool{}, map[uint32]bool{}
+	for i := range cfg.Policies {
+		p := &cfg.Policies[i]
+		if p.Dir.Dir == ipsec.DirIn && p.Action.Action == ipsec.ActionProtect {
+			inName[p.SA], inReqid[p.Reqid] = true, true
+		}
+	}
+	var out []sadb.SA
+	for i := range cfg.SAs {
+		c := &cfg.SAs[i]
+		if inName[c.Name] || (c.Reqid != 0 && inReqid[c.Reqid]) {
+			continue
+		}
+		out = append(out, c.SADB())
+	}
+	return out
 }
 
 func policySame(cur *sadb.PolicyEntry, want *sadb.Policy) bool {
@@ -76,6 +99,13 @@ func (m *Manager) apply(old, cfg *config.Config) (ReloadResult, error) {
 			}
 		}
 	}
+	if m.opts.Keys != nil {
+		// One write reserves the first numbers of every outbound SA the engine is about to
+		// install (each would otherwise write on its own). Failing, each reserves for itself.
+		if err := m.opts.Keys.Prepare(outboundSAs(cfg)); err != nil {
+			m.log.Warn("prepare sequence reservations", "err", err)
+		}
+	}
 	wantSA := map[string]bool{}
 	for i := range cfg.SAs {
 		c := &cfg.SAs[i]
@@ -104,7 +134,14 @@ func (m *Manager) apply(old, cfg *config.Config) (ReloadResult, error) {
 			default:
 				// A new SA under the same name, in one change of the store: the engine installs the new
 				// one and moves the policies naming it before the old one leaves the card. (With the
-				// same SPI and destination the card cannot hold both: the old one leaves first.)
+				// same SPI and destination the card cannot hold both: the old one leaves first.) It
+				// must come with a new key: under the old one it would start the key's sequence
+				// numbers, and its AEAD nonces, over.
+				if _, what := sadb.Compare(&cur.SA, &sa); sadb.SameKey(&cur.SA, &sa) {
+					errs = append(errs, fmt.Errorf("sa %q: %s changed but the key did not: %w: a new SA needs a new key "+
+						"(under the running SA's key its sequence numbers would start over)", c.Name, what, sadb.ErrImmutable))
+					break
+				}
 				if err := m.replaceSA(sadb.Ref{Name: c.Name}, sa); err != nil {
 					errs = append(errs, fmt.Errorf("sa %q: %w", c.Name, err))
 					break

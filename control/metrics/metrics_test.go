@@ -39,7 +39,7 @@ var workerCounters = []string{"WorkerRxPackets", "WorkerTxPackets", "WorkerSeale
 	"WorkerWrongDir", "WorkerNoSa", "WorkerCryptoErrors", "WorkerPolicyMismatch", "WorkerTtlExpired", "WorkerNoNeighOut",
 	"WorkerNoNextHopIn", "WorkerWrongEgress", "WorkerTooBig", "WorkerPtbSent", "WorkerFragments", "WorkerNoFrame",
 	"WorkerTxRingFull", "WorkerFrameErrors", "WorkerChecksumsCompleted", "WorkerChains", "WorkerSegments",
-	"WorkerChainDrops", "WorkerGsoFrames", "WorkerMssClamped"}
+	"WorkerChainDrops", "WorkerGsoFrames", "WorkerMssClamped", "WorkerSeqUnreserved"}
 
 const testSPI = 0x1001
 

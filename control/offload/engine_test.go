@@ -153,8 +153,8 @@ func TestRekeyMakeBeforeBreak(t *testing.T) {
 	}
 	for _, e := range []sadb.SAEntry{a, b} {
 		sa, ok := r.card.SA("wan0", e.Index)
-		if !ok || len(sa.Sels) != 1 {
-			t.Fatalf("sa %d in card %v with inbound selectors %v", e.Index, ok, sa.Sels)
+		if !ok || len(sa.Check) != 1 || !sa.Check[0].Accept {
+			t.Fatalf("sa %d in card %v with check list %v", e.Index, ok, sa.Check)
 		}
 	}
 	_ = in
@@ -457,13 +457,13 @@ func TestCheckDetectsDrift(t *testing.T) {
 	t.Log(rep.Problems)
 }
 
-// A card that refuses inbound SAs without selectors gets them again as soon as a policy covers them.
+// A card that refuses inbound SAs that serve no policy gets them again as soon as a policy covers them.
 func TestNoPolicyNackReoffered(t *testing.T) {
 	card := fakecard.New("wan0")
 	r := newRig(t, card)
 	sa := mkSA("a", 0x1001, 1)
 	sa.Dir = new(ipsec.DirIn)
-	card.RequireSelectors = true
+	card.RequireCheck = true
 	a := r.add(t, sa)
 	r.sync(t)
 	if s := state(t, r, a, "wan0"); s.Reason != offload.ReasonNoPolicy {

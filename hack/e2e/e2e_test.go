@@ -445,10 +445,11 @@ type capture struct {
 	done   chan struct{}
 }
 
-// startCapture runs tcpdump on the wire tap's port towards gw1, whole packets, a large buffer.
-func startCapture(ctx context.Context, t *testing.T, tb *testbed.Testbed, file string) *capture {
-	cmd := tb.Command(ctx, testbed.SW, "tcpdump", "-i", testbed.SWGW1, "-n", "-s", "0", "-B", "131072",
-		"-Z", "root", "-w", file)
+// startCapture runs tcpdump on the wire tap's port towards gw1, whole packets, a large buffer, and
+// any extra arguments.
+func startCapture(ctx context.Context, t *testing.T, tb *testbed.Testbed, file string, extra ...string) *capture {
+	cmd := tb.Command(ctx, testbed.SW, "tcpdump", append([]string{"-i", testbed.SWGW1, "-n", "-s", "0", "-B", "131072",
+		"-Z", "root", "-w", file}, extra...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
