@@ -65,17 +65,25 @@ const (
 func (a *App) JSON() bool { return a.Output == outputJSON }
 
 // LoadConfig reads and validates the file named by --config. --instance, when
-// given, overrides the file's instance.
-func (a *App) LoadConfig() (*config.Config, error) {
+// given, overrides the file's instance. The offline tools use it; the daemon
+// uses LoadPrivateConfig.
+func (a *App) LoadConfig() (*config.Config, error) { return a.loadConfig(config.Load) }
+
+// LoadPrivateConfig is LoadConfig with config.LoadChecked's checks of who can
+// read and change the file (xdpsec run).
+func (a *App) LoadPrivateConfig() (*config.Config, error) { return a.loadConfig(config.LoadChecked) }
+
+func (a *App) loadConfig(load func(string) (*config.Config, error)) (*config.Config, error) {
 	if a.ConfigPath == "" {
 		return nil, usageErrorf("no configuration file: give --config FILE")
 	}
-	c, err := config.Load(a.ConfigPath)
+	c, err := load(a.ConfigPath)
 	if err != nil {
 		return nil, err
 	}
 	if a.Instance != "" && a.Instance != c.Instance {
 		if err := c.SetInstance(a.Instance); err != nil {
+			c.Wipe()
 			return nil, fmt.Errorf("--instance %q: %w", a.Instance, err)
 		}
 	}
