@@ -221,7 +221,7 @@ func TestUnitCapabilitiesAndSyscalls(t *testing.T) {
 		}
 		<-g.done
 		// The error names what is missing: the kernel's EPERM alone does not.
-		if g.cmd.ProcessState.ExitCode() == 0 || !strings.Contains(g.out.String(), "xdpsec: start gateway:") ||
+		if g.cmd.ProcessState.ExitCode() != 1 || !strings.Contains(g.out.String(), "xdpsec: start gateway:") ||
 			!strings.Contains(g.out.String(), "missing capability: ") || !strings.Contains(g.out.String(), c+" (") {
 			t.Errorf("without %s: exit %d\n%s", c, g.cmd.ProcessState.ExitCode(), g.out.String())
 		}

@@ -223,11 +223,12 @@ func run(args []string, in io.Reader, out, errOut io.Writer) int {
 }
 
 // isCobraUsageError recognises the argument errors cobra returns as plain
-// errors (unknown command, wrong number of arguments).
+// errors (unknown command, wrong number of arguments) by how they begin: the
+// same words inside another error (a verifier log) do not make it a usage error.
 func isCobraUsageError(err error) bool {
 	msg := err.Error()
-	for _, s := range []string{"unknown command", "accepts ", "requires at least", "requires at most", "received ", "required flag"} {
-		if strings.Contains(msg, s) {
+	for _, s := range []string{"unknown command", "accepts ", "requires at least", "requires at most", "required flag"} {
+		if strings.HasPrefix(msg, s) {
 			return true
 		}
 	}

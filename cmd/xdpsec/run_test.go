@@ -187,12 +187,29 @@ func httpGet(ctx context.Context, url string) (string, error) {
 }
 
 func TestRunRejectsBadMetricsAddress(t *testing.T) {
-	var out, errOut bytes.Buffer
-	if code := run([]string{"run", "--config", "/nonexistent.yaml", "--metrics", "9585"}, nil, &out, &errOut); code != exitUsage {
-		t.Fatalf("exit %d, want %d (usage): %s", code, exitUsage, errOut.String())
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--metrics", "9585"}, "want host:port"},
+		// Beyond loopback only with --metrics-public: the metrics name every SA and policy.
+		{[]string{"--metrics", "0.0.0.0:9585"}, "not a loopback address"},
+		{[]string{"--metrics", "198.18.0.1:9585"}, "--metrics-public"},
+	} {
+		var out, errOut bytes.Buffer
+		args := append([]string{"run", "--config", "/nonexistent.yaml"}, c.args...)
+		if code := run(args, nil, &out, &errOut); code != exitUsage {
+			t.Fatalf("%v: exit %d, want %d (usage): %s", c.args, code, exitUsage, errOut.String())
+		}
+		if !strings.Contains(errOut.String(), "--metrics") || !strings.Contains(errOut.String(), c.want) {
+			t.Errorf("%v: the error does not say %q: %s", c.args, c.want, errOut.String())
+		}
 	}
-	if !strings.Contains(errOut.String(), "--metrics") {
-		t.Errorf("the error does not name the flag: %s", errOut.String())
+	// With --metrics-public the address passes the check (and the run fails later, on the file).
+	var out, errOut bytes.Buffer
+	code := run([]string{"run", "--config", "/nonexistent.yaml", "--metrics", "0.0.0.0:9585", "--metrics-public"}, nil, &out, &errOut)
+	if code != exitFailure || !strings.Contains(errOut.String(), "nonexistent.yaml") {
+		t.Errorf("--metrics-public: exit %d: %s", code, errOut.String())
 	}
 }
 
