@@ -104,10 +104,12 @@ func TestReloadAppliesOnlyDifferences(t *testing.T) {
 }
 
 func TestCloseWipesKeys(t *testing.T) {
-	m := startManager(t, loadConfig(t, "testdata/gw.yaml"), fakecard.New("lan0", "wan0"),
+	cfg := loadConfig(t, "testdata/gw.yaml")
+	m := startManager(t, cfg, fakecard.New("lan0", "wan0"),
 		Options{NoPoller: true, NoAPI: true, Logger: slog.New(slog.DiscardHandler)})
 	snap := m.Store().Snapshot()
-	keys := [][]byte{snap.SAs[0].AEAD.Key, snap.SAs[1].AEAD.Key}
+	// The SAD's keys and the configuration's.
+	keys := [][]byte{snap.SAs[0].AEAD.Key, snap.SAs[1].AEAD.Key, cfg.SAs[0].AEAD.Key.Bytes(), cfg.SAs[1].AEAD.Key.Bytes()}
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
