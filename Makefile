@@ -29,8 +29,10 @@ deps:
 	./hack/deps.sh
 
 # -buildvcs=auto stamps the commit (xdpsec version) when built in a git checkout, whatever GOFLAGS says.
+# CGO_ENABLED=0: xdpsec run drops its capabilities in every thread with syscall.AllThreadsSyscall,
+# which Go offers only in a binary without cgo (docs/security.md, "Capabilities").
 build:
-	$(GO) build -buildvcs=auto -o $(BINARY) ./cmd/xdpsec
+	CGO_ENABLED=0 $(GO) build -buildvcs=auto -o $(BINARY) ./cmd/xdpsec
 
 demo: deps build
 	./hack/demo.sh

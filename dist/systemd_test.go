@@ -78,9 +78,10 @@ type gateway struct {
 	wrapped bool // the daemon is the child of a tracer, not cmd's process itself
 }
 
-// startGateway runs bin in gw1's network namespace (nsenter, which keeps this mount namespace and so
-// /sys/fs/bpf) as root whose capability bounding set is caps, prefixed by wrap (strace).
-func startGateway(ctx context.Context, t *testing.T, tb *testbed.Testbed, bin, cfg string, caps []string, wrap ...string) *gateway {
+// startGateway runs bin as gateway node (GW1 or GW2) in its network namespace (nsenter, which keeps
+// this mount namespace and so /sys/fs/bpf) as root whose capability bounding set is caps, prefixed
+// by wrap (strace).
+func startGateway(ctx context.Context, t *testing.T, tb *testbed.Testbed, node testbed.Node, bin, cfg string, caps []string, wrap ...string) *gateway {
 	t.Helper()
 	bounding := "-all"
 	for _, c := range caps {
@@ -88,9 +89,9 @@ func startGateway(ctx context.Context, t *testing.T, tb *testbed.Testbed, bin, c
 	}
 	g := &gateway{out: &testbed.LockedBuffer{}, done: make(chan struct{}), socket: filepath.Join(t.TempDir(), "api.sock"),
 		wrapped: len(wrap) > 0}
-	args := append([]string{"--net=/run/netns/" + tb.NetNS(testbed.GW1), "--"}, wrap...)
+	args := append([]string{"--net=/run/netns/" + tb.NetNS(node), "--"}, wrap...)
 	args = append(args, "setpriv", "--inh-caps=-all", "--bounding-set="+bounding, "--",
-		bin, "run", "--config", cfg, "--instance", tb.Instance(testbed.GW1), "--socket", g.socket, "--metrics", "127.0.0.1:0")
+		bin, "run", "--config", cfg, "--instance", tb.Instance(node), "--socket", g.socket, "--metrics", "127.0.0.1:0")
 	g.cmd = exec.CommandContext(ctx, "nsenter", args...)
 	g.cmd.Stdout, g.cmd.Stderr = g.out, g.out
 	if err := g.cmd.Start(); err != nil {
@@ -165,10 +166,7 @@ func TestUnitCapabilitiesAndSyscalls(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	bin := filepath.Join(t.TempDir(), "xdpsec")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "../cmd/xdpsec").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(ctx, t)
 	tb, err := testbed.New(ctx, testbed.Options{Tag: "unit"})
 	if err != nil {
 		t.Fatal(err)
@@ -188,7 +186,7 @@ func TestUnitCapabilitiesAndSyscalls(t *testing.T) {
 	t.Cleanup(func() { _ = os.RemoveAll(pins) })
 
 	trace := filepath.Join(t.TempDir(), "strace.out")
-	g := startGateway(ctx, t, tb, bin, cfg, caps, "strace", "-f", "-qq", "-o", trace)
+	g := startGateway(ctx, t, tb, testbed.GW1, bin, cfg, caps, "strace", "-f", "-qq", "-o", trace)
 	if !g.waitFor("gateway running") {
 		t.Fatalf("the daemon did not start with %v:\n%s", caps, g.out.String())
 	}
@@ -215,14 +213,16 @@ func TestUnitCapabilitiesAndSyscalls(t *testing.T) {
 	// Each capability is needed: without it the start fails, saying why.
 	for i, c := range caps {
 		fewer := slices.Delete(slices.Clone(caps), i, i+1)
-		g := startGateway(ctx, t, tb, bin, cfg, fewer)
+		g := startGateway(ctx, t, tb, testbed.GW1, bin, cfg, fewer)
 		if g.waitFor("gateway running") {
 			t.Errorf("the daemon started without %s: the unit grants more than it needs", c)
 			g.stop(t)
 			continue
 		}
 		<-g.done
-		if g.cmd.ProcessState.ExitCode() == 0 || !strings.Contains(g.out.String(), "xdpsec: start gateway:") {
+		// The error names what is missing: the kernel's EPERM alone does not.
+		if g.cmd.ProcessState.ExitCode() != 1 || !strings.Contains(g.out.String(), "xdpsec: start gateway:") ||
+			!strings.Contains(g.out.String(), "missing capability: ") || !strings.Contains(g.out.String(), c+" (") {
 			t.Errorf("without %s: exit %d\n%s", c, g.cmd.ProcessState.ExitCode(), g.out.String())
 		}
 		// Nothing stays attached. (Pins may: a verifier rejection leaves the maps the loader pinned
@@ -338,4 +338,17 @@ func syscallSet(t *testing.T, names []string) map[string]bool {
 		add(n)
 	}
 	return set
+}
+
+// buildBinary builds xdpsec as make build does: without cgo, which the daemon's capability drop
+// needs (syscall.AllThreadsSyscall).
+func buildBinary(ctx context.Context, t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "xdpsec")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "../cmd/xdpsec")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
 }

@@ -25,24 +25,42 @@ func newSACmd(a *App) *cobra.Command {
 socket. The arguments follow ip xfrm state; see docs/control.md.`,
 	}
 	var showKeys, stats bool
+	var keyFile string
 	add := &cobra.Command{
 		Use:   "add src ADDR dst ADDR proto esp spi SPI [reqid N] [mode tunnel|transport] ALGO... [options]",
 		Short: "Add an SA (ip xfrm state add grammar)",
+		Long: `Add an SA to the running daemon. The arguments follow ip xfrm state add (docs/control.md).
+
+Keys: a KEY written on the command line is visible to every user of this machine while the command
+runs (ps, /proc/PID/cmdline) and stays in the shell's history. Write each KEY as - instead and give
+the keys in a file, --key-file FILE (mode 0600: a file group or others can read is refused), or on
+standard input, --key-file - : one key per line (0x followed by hex digits), in the order the
+arguments name the algorithms (aead; or enc, then auth/auth-trunc). Empty lines and lines starting
+with # are skipped.`,
 		Example: `  xdpsec sa add src 198.18.0.1 dst 198.19.0.1 proto esp spi 0x1001 reqid 1 mode tunnel \
-      aead 'rfc4106(gcm(aes))' 0x0102030405060708090a0b0c0d0e0f1011121314 128 \
-      replay-window 128 limit byte-soft 1000000000 limit time-hard 3600 name gw1-to-gw2`,
+      aead 'rfc4106(gcm(aes))' - 128 replay-window 128 limit time-hard 3600 name gw1-to-gw2 \
+      --key-file /etc/xdpsec/keys/gw1-to-gw2
+  pass show ipsec/gw1-to-gw2 | xdpsec sa add src 198.18.0.1 dst 198.19.0.1 proto esp spi 0x1001 \
+      mode tunnel enc 'cbc(aes)' - auth-trunc 'hmac(sha256)' - 128 --key-file -
+  xdpsec sa add src 198.18.0.1 dst 198.19.0.1 proto esp spi 0x1001 reqid 1 mode tunnel \
+      aead 'rfc4106(gcm(aes))' 0x0102030405060708090a0b0c0d0e0f1011121314 128   # key visible in ps`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.saChange(cmd.Context(), "sa add", args, false)
+			return a.saChange(cmd.Context(), "sa add", args, keyFile, false)
 		},
 	}
 	update := &cobra.Command{
 		Use:   "update src ADDR dst ADDR proto esp spi SPI ... (same arguments as add)",
 		Short: "Update an SA's lifetime, offload list or encapsulation ports (ip xfrm state update)",
-		Args:  cobra.ArbitraryArgs,
+		Long: `Update an SA of the running daemon (ip xfrm state update): the arguments name the SA as add
+does, keys included, which must be the SA's own; --key-file works as for add.`,
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.saChange(cmd.Context(), "sa update", args, true)
+			return a.saChange(cmd.Context(), "sa update", args, keyFile, true)
 		},
+	}
+	for _, c := range []*cobra.Command{add, update} {
+		c.Flags().StringVar(&keyFile, "key-file", "", "read the KEYs written - from `FILE` (- for standard input), one per line")
 	}
 	del := &cobra.Command{
 		Use:               "del NAME | name NAME | [src ADDR] dst ADDR proto esp spi SPI",
@@ -106,8 +124,17 @@ socket. The arguments follow ip xfrm state; see docs/control.md.`,
 	return cmd
 }
 
-func (a *App) saChange(ctx context.Context, what string, args []string, update bool) error {
-	sa, err := xfrmargs.ParseSA(what, args)
+func (a *App) saChange(ctx context.Context, what string, args []string, keyFile string, update bool) error {
+	var keys [][]byte
+	if keyFile != "" {
+		text, err := a.readKeyFile(keyFile)
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		defer clear(text)
+		keys = keyLines(text)
+	}
+	sa, err := xfrmargs.ParseSAKeys(what, args, keys)
 	if err != nil {
 		return &usageError{err: err}
 	}

@@ -119,8 +119,11 @@ type Daemon struct {
 	Socket string `yaml:"socket" json:"socket"`
 	// PollInterval is how often lifetimes are updated from the card's counters.
 	PollInterval Duration `yaml:"poll_interval" json:"poll_interval"`
-	// Metrics is an optional host:port for Prometheus metrics.
+	// Metrics is an optional host:port for Prometheus metrics: a loopback address (or none, which
+	// means 127.0.0.1) unless MetricsPublic says otherwise (CheckMetricsAddr).
 	Metrics string `yaml:"metrics" json:"metrics,omitempty"`
+	// MetricsPublic allows Metrics to name an address other hosts can reach.
+	MetricsPublic bool `yaml:"metrics_public" json:"metrics_public,omitempty"`
 }
 
 // DefaultVerdict is what happens to traffic no policy matches, per direction: bypass (the default)
@@ -254,24 +257,15 @@ const (
 	MaxFileSize = 16 << 20
 )
 
-// Load reads, parses and validates a configuration file.
+// Load reads, parses and validates a configuration file. A daemon uses
+// LoadChecked, which also checks who can read and change the file.
 func Load(path string) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("load config: %w", err)
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("load config %s: %w", path, err)
-	}
-	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("load config %s: %w: larger than %d bytes", path, ErrInvalid, MaxFileSize)
-	}
-	c, err := Parse(path, data)
-	// The raw file held the keys in hex; the Config holds its own copies.
-	clear(data)
-	return c, err
+	return read(path, f)
 }
 
 // Parse decodes data strictly (unknown fields are errors), fills in defaults

@@ -48,6 +48,10 @@ type Options struct {
 	ICMPRate int
 	// SyncTimeout bounds the wait for the card to hold the configuration (default 10 s).
 	SyncTimeout time.Duration
+	// LeastPrivilege drops, once the gateway runs, every capability but RunningCapabilities from
+	// every thread of the process and sets no_new_privs (privileges.go): for a process that is
+	// this gateway alone (xdpsec run).
+	LeastPrivilege bool
 }
 
 // Daemon is a running gateway: the card attached to both interfaces, one worker per receive
@@ -260,6 +264,11 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, er
 	for _, sa := range d.drv.list() {
 		if sa.Dir == ipsec.DirOut.String() {
 			d.cache.NextHop(sa.Dst)
+		}
+	}
+	if opts.LeastPrivilege {
+		if err := d.leastPrivilege(); err != nil {
+			return nil, fmt.Errorf("start gateway: %w", err)
 		}
 	}
 	attrs := []any{"protected", d.Info.Protected.Name, "protected_xdp", string(d.Info.Protected.Mode),

@@ -32,6 +32,11 @@
 //     updates in place (esp.Continue). Wait until the card
 //     holds the configuration, then ask the neighbour cache for every tunnel peer, so that the
 //     card's FIB lookups find their neighbours from the first packet on.
+//  7. With Options.LeastPrivilege (xdpsec run), drop every capability but RunningCapabilities
+//     (CAP_NET_ADMIN, for next-hop resolution) from every thread's permitted, effective,
+//     inheritable, ambient and bounding sets, set no_new_privs, and check each thread in
+//     /proc/self/task (privileges.go; docs/security.md says how the kept set was found). Nothing a
+//     running gateway does creates a map, loads a program or opens a socket: those are all above.
 //
 // With dataplane.multi_buffer the card is loaded frags-aware (loader.Config.Frags) and the sockets
 // bound with XDP_USE_SG, so packets larger than a frame reach the workers as descriptor chains,

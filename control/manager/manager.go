@@ -216,7 +216,8 @@ func (m *Manager) socketForLog() string {
 func (m *Manager) Sync(ctx context.Context) error { return m.engine.Sync(ctx) }
 
 // Close stops the API, the poller and the engine. The card keeps what it holds (the daemon detaches it);
-// the SAD's key bytes are overwritten.
+// the SAD's key bytes are overwritten, and so are those of the configuration in force (the one given
+// to New, or the last one a reload applied).
 func (m *Manager) Close() error {
 	m.runMu.Lock()
 	defer m.runMu.Unlock()
@@ -235,6 +236,9 @@ func (m *Manager) Close() error {
 	m.wg.Wait()
 	m.engine.Stop()
 	m.store.WipeKeys()
+	m.mu.Lock()
+	m.cfg.Wipe()
+	m.mu.Unlock()
 	return errors.Join(errs...)
 }
 

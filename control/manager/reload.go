@@ -18,8 +18,9 @@ import (
 type ReloadResult = api.ReloadResult
 
 // ReloadFile re-reads the configuration file and applies the differences (SIGHUP, `xdpsec reload`).
+// The file must pass the same checks as at start (config.LoadChecked).
 func (m *Manager) ReloadFile() (ReloadResult, error) {
-	cfg, err := config.Load(m.opts.ConfigPath)
+	cfg, err := config.LoadChecked(m.opts.ConfigPath)
 	if err != nil {
 		return ReloadResult{}, fmt.Errorf("reload: %w", err)
 	}
@@ -27,13 +28,20 @@ func (m *Manager) ReloadFile() (ReloadResult, error) {
 }
 
 // ReloadConfig applies the differences between the configuration in force and cfg, which the manager
-// keeps.
+// keeps. The configuration it replaces is wiped (the SAD holds its own copies of the keys), and so is
+// cfg when the reload fails.
 func (m *Manager) ReloadConfig(cfg *config.Config) (ReloadResult, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	res, err := m.apply(m.cfg, cfg)
 	if err != nil {
+		if cfg != m.cfg {
+			cfg.Wipe()
+		}
 		return res, fmt.Errorf("reload: %w", err)
+	}
+	if m.cfg != cfg {
+		m.cfg.Wipe()
 	}
 	m.cfg = cfg
 	m.log.Info("configuration reloaded", "sas_added", len(res.SAsAdded), "sas_updated", len(res.SAsUpdated),

@@ -1,8 +1,11 @@
 package manager
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xdpsec/xdpsec/control/config"
 	"github.com/xdpsec/xdpsec/control/offload"
 	"github.com/xdpsec/xdpsec/control/offload/fakecard"
 	"github.com/xdpsec/xdpsec/control/sadb"
@@ -101,10 +105,12 @@ func TestReloadAppliesOnlyDifferences(t *testing.T) {
 }
 
 func TestCloseWipesKeys(t *testing.T) {
-	m := startManager(t, loadConfig(t, "testdata/gw.yaml"), fakecard.New("lan0", "wan0"),
+	cfg := loadConfig(t, "testdata/gw.yaml")
+	m := startManager(t, cfg, fakecard.New("lan0", "wan0"),
 		Options{NoPoller: true, NoAPI: true, Logger: slog.New(slog.DiscardHandler)})
 	snap := m.Store().Snapshot()
-	keys := [][]byte{snap.SAs[0].AEAD.Key, snap.SAs[1].AEAD.Key}
+	// The SAD's keys and the configuration's.
+	keys := [][]byte{snap.SAs[0].AEAD.Key, snap.SAs[1].AEAD.Key, cfg.SAs[0].AEAD.Key.Bytes(), cfg.SAs[1].AEAD.Key.Bytes()}
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -114,6 +120,62 @@ func TestCloseWipesKeys(t *testing.T) {
 				t.Fatalf("key not wiped at close: %x", k)
 			}
 		}
+	}
+}
+
+// A reload wipes the configuration it replaces (the SAD keeps its own copies), and a reload that
+// fails wipes the configuration it was given; a file others can read is refused as at start.
+func TestReloadWipesReplacedConfig(t *testing.T) {
+	_, path := gwConfig(t)
+	first := loadConfig(t, path)
+	m := startManager(t, first, fakecard.New("lan0", "wan0"),
+		Options{NoPoller: true, NoAPI: true, Logger: slog.New(slog.DiscardHandler)})
+	mem := first.SAs[0].AEAD.Key.Bytes()
+	if _, err := m.ReloadFile(); err != nil {
+		t.Fatal(err)
+	}
+	if first.SAs[0].AEAD.Key.Len() != 0 || !bytes.Equal(mem, make([]byte, len(mem))) {
+		t.Errorf("the replaced configuration's key survives the reload: %d bytes left", first.SAs[0].AEAD.Key.Len())
+	}
+	if sa, err := m.Store().GetSA(sadb.Ref{Name: "gw1-to-gw2"}, true); err != nil || len(sa.AEAD.Key) != 20 || sa.AEAD.Key[0] == 0 {
+		t.Errorf("the SAD lost its key with the old configuration: %v", err)
+	} else {
+		sa.Wipe()
+	}
+	// A configuration the reload refuses is wiped too: its new SA collides with one added through
+	// the API (same SPI and destination, another name).
+	viaAPI := sadb.SA{Name: "from-api", SPI: 0x3003, Src: netip.MustParseAddr("198.18.0.1"), Dst: netip.MustParseAddr("198.19.0.1"),
+		Mode: ipsec.ModeTunnel, AEAD: &sadb.Algorithm{Name: "rfc4106(gcm(aes))", Key: make(sadb.Key, 20), Bits: 128}}
+	if _, err := m.AddSA(viaAPI); err != nil {
+		t.Fatal(err)
+	}
+	text, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := config.Parse("bad.yaml", append(text, `  - name: collides
+    spi: 0x00003003
+    src: 198.18.0.1
+    dst: 198.19.0.1
+    mode: tunnel
+    aead: {alg: "rfc4106(gcm(aes))", key: "0x2102030405060708090a0b0c0d0e0f1011121314", icv_bits: 128}
+`...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.ReloadConfig(bad); err == nil {
+		t.Fatal("a configuration whose SA collides with the SAD reloaded")
+	}
+	for _, sa := range bad.SAs {
+		if sa.AEAD.Key.Len() != 0 {
+			t.Errorf("sa %s: a refused configuration keeps its key", sa.Name)
+		}
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.ReloadFile(); !errors.Is(err, config.ErrUnsafeFile) {
+		t.Errorf("reload of a world-readable file with keys: %v", err)
 	}
 }
 

@@ -7,7 +7,8 @@
 // Names follow Prometheus conventions (xdpsec_ prefix, _total for counters, base units), checked by
 // promlint in a test. Label values are bounded: per-SA series are keyed by the SA's name, card index
 // and direction (at most the card's SA capacity of them), never by SPI, and no series carries a
-// sequence number — the endpoint is readable by whoever can connect to it. The global counters' label
+// sequence number — the endpoint is readable by whoever can connect to it, which is why it listens on
+// loopback unless told otherwise (Serve, config.CheckMetricsAddr). The global counters' label
 // values are the fixed names `xdpsec stats` prints (counters.go).
 package metrics
 
@@ -249,7 +250,13 @@ type Server struct {
 }
 
 // Serve listens on addr (host:port) and serves src's metrics at /metrics, with the Go runtime's.
+// An address without a host (":9585") listens on 127.0.0.1 only, not on every address: the metrics
+// name every SA and policy, so reaching them from other hosts takes an address that says so
+// (config.CheckMetricsAddr is what the configuration and --metrics allow).
 func Serve(addr string, src Source, log *slog.Logger) (*Server, error) {
+	if host, port, err := net.SplitHostPort(addr); err == nil && host == "" {
+		addr = net.JoinHostPort("127.0.0.1", port)
+	}
 	if log == nil {
 		log = slog.Default()
 	}

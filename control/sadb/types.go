@@ -5,9 +5,9 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/xdpsec/xdpsec/crypto/keymem"
 	"github.com/xdpsec/xdpsec/ipsec"
 )
 
@@ -65,24 +65,21 @@ func (k *Key) UnmarshalText(b []byte) error {
 	return err
 }
 
-// ParseKey reads a key as ip xfrm accepts it: 0x-prefixed hex.
-func ParseKey(s string) (Key, error) {
-	h, ok := strings.CutPrefix(strings.ToLower(s), "0x")
-	if !ok {
-		return nil, fmt.Errorf("parse key: want 0x-prefixed hex")
+// ParseKey reads a key as ip xfrm accepts it: 0x-prefixed hex. An error names the position of a bad
+// character, never the key's characters. The key it returns is on the heap: a request's copy, which
+// the store copies into key memory when it keeps the SA.
+func ParseKey(s string) (Key, error) { return parseKey(s) }
+
+// ParseKeyText is ParseKey for text in a buffer the caller wipes after (a key file's line).
+func ParseKeyText(b []byte) (Key, error) { return parseKey(b) }
+
+func parseKey[T string | []byte](text T) (Key, error) {
+	b, err := keymem.ParseHex(text)
+	if err != nil {
+		return nil, fmt.Errorf("parse key: %w", err)
 	}
-	if len(h)%2 != 0 {
-		return nil, fmt.Errorf("parse key: odd number of hex digits")
-	}
-	out := make(Key, len(h)/2)
-	for i := range out {
-		v, err := strconv.ParseUint(h[2*i:2*i+2], 16, 8)
-		if err != nil {
-			return nil, fmt.Errorf("parse key: bad hex digit near %q", h[2*i:2*i+2])
-		}
-		out[i] = byte(v)
-	}
-	return out, nil
+	defer b.Free()
+	return append(Key{}, b.Bytes()...), nil
 }
 
 // Algorithm names a transform and its key. Bits is the ICV length for an AEAD and the truncation length
@@ -91,6 +88,9 @@ type Algorithm struct {
 	Name string `json:"alg"`
 	Key  Key    `json:"key,omitempty"`
 	Bits int    `json:"bits,omitempty"`
+	// mem, when set, is the key memory behind Key (copies the store makes: package keymem); Wipe
+	// frees it. A Key from elsewhere (a request, a configuration) is only zeroed.
+	mem *keymem.Buf
 }
 
 func (a *Algorithm) clone(withKey bool) *Algorithm {
@@ -98,11 +98,23 @@ func (a *Algorithm) clone(withKey bool) *Algorithm {
 		return nil
 	}
 	c := *a
-	c.Key = nil
-	if withKey {
-		c.Key = append(Key(nil), a.Key...)
+	c.Key, c.mem = nil, nil
+	if withKey && len(a.Key) > 0 {
+		c.mem = keymem.Copy(a.Key)
+		c.Key = c.mem.Bytes()
 	}
 	return &c
+}
+
+// wipe zeroes the key; a copy in key memory is released and the Key set to nil, so a use after the
+// wipe fails (a nil key has the wrong length) instead of finding the slot's next key.
+func (a *Algorithm) wipe() {
+	if a.mem != nil {
+		a.mem.Free()
+		a.Key = nil
+		return
+	}
+	clear(a.Key)
 }
 
 // Equal reports whether a and b are the same algorithm with the same key and length (or both nil).
@@ -177,11 +189,12 @@ type SA struct {
 // ID returns the SA's identity triple.
 func (s *SA) ID() SAID { return SAID{SPI: s.SPI, Dst: s.Dst, Proto: s.Proto} }
 
-// Wipe overwrites the SA's key bytes, and so those of every copy that shares them.
+// Wipe overwrites the SA's key bytes, and so those of every copy that shares them; the store's own
+// copies (in key memory) are released too.
 func (s *SA) Wipe() {
 	for _, a := range []*Algorithm{s.AEAD, s.Enc, s.Auth} {
 		if a != nil {
-			clear(a.Key)
+			a.wipe()
 		}
 	}
 }
