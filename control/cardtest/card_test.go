@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -27,6 +26,7 @@ import (
 	"github.com/xdpsec/xdpsec/control/sadb"
 	"github.com/xdpsec/xdpsec/internal/testbed"
 	"github.com/xdpsec/xdpsec/internal/testbed/pair"
+	"github.com/xdpsec/xdpsec/internal/testutil"
 	"github.com/xdpsec/xdpsec/ipsec"
 	"github.com/xdpsec/xdpsec/loader"
 )
@@ -36,9 +36,7 @@ const sasCapacity = 6
 
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: the real card needs root (XDP, AF_XDP, network namespaces)")
-	}
+	testutil.RequireRoot(t, "the real card loads XDP and AF_XDP in network namespaces")
 }
 
 type testWriter struct{ t *testing.T }

@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/xdpsec/xdpsec/control/sadb"
 	"github.com/xdpsec/xdpsec/crypto/worker"
 	"github.com/xdpsec/xdpsec/internal/testbed"
+	"github.com/xdpsec/xdpsec/internal/testutil"
 	"github.com/xdpsec/xdpsec/loader"
 )
 
@@ -28,9 +28,7 @@ var (
 
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: starting a gateway needs root (XDP, AF_XDP, namespaces)")
-	}
+	testutil.RequireRoot(t, "starting a gateway builds namespaces and loads XDP and AF_XDP")
 }
 
 // startPair builds a testbed and starts both gateways in it, in-process.

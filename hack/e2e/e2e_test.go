@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -28,6 +27,7 @@ import (
 	"github.com/xdpsec/xdpsec/control/daemon"
 	"github.com/xdpsec/xdpsec/internal/testbed"
 	"github.com/xdpsec/xdpsec/internal/testbed/pair"
+	"github.com/xdpsec/xdpsec/internal/testutil"
 )
 
 // The tunnels: IPv4 with AES-GCM-128, IPv6 with ChaCha20-Poly1305.
@@ -46,17 +46,8 @@ var multiBuffer = os.Getenv("XDPSEC_E2E_MULTIBUF") == "1"
 var marker = []byte("XDPSEC-E2E-PLAINTEXT-MARKER-5f3a9c")
 
 func TestEndToEnd(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: the end-to-end test needs root (namespaces, XDP, AF_XDP)")
-	}
-	if _, err := os.Stat("/sys/fs/bpf"); err != nil {
-		t.Skip("skipping: no /sys/fs/bpf")
-	}
-	for _, tool := range []string{"ip", "ping", "tcpdump"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("skipping: %s is not installed (hack/deps.sh installs it)", tool)
-		}
-	}
+	testutil.RequireRoot(t, "the end-to-end test builds namespaces and loads XDP and AF_XDP")
+	testutil.RequireTools(t, "ip", "ping", "tcpdump")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))

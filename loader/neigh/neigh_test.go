@@ -3,20 +3,18 @@ package neigh
 import (
 	"context"
 	"net/netip"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/xdpsec/xdpsec/internal/testbed"
+	"github.com/xdpsec/xdpsec/internal/testutil"
 )
 
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: the neighbour cache test builds network namespaces, which needs root")
-	}
+	testutil.RequireRoot(t, "the neighbour cache test builds network namespaces")
 }
 
 func newBed(t *testing.T) *testbed.Testbed {
