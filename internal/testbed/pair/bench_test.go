@@ -85,7 +85,8 @@ func startTestbed(b *testing.B) (*testbed.Testbed, *pair.Pair) {
 		}
 	}
 	for _, dst := range []netip.Addr{testbed.H2Addr4, testbed.H2Addr6} {
-		for i := 0; i < 3 && tb.Ping(ctx, testbed.H1, dst, 1) != nil; i++ {
+		if _, err := tb.WarmUp(ctx, testbed.H1, dst); err != nil {
+			b.Fatal(err)
 		}
 	}
 	return tb, gws
