@@ -33,7 +33,10 @@ echo "== go test"
 go test -count=1 -json -timeout 40m ./... | "$out/testsum" stream -o "$out/main.json" || status=1
 
 # The multi-buffer variant of the end-to-end test (XDPSEC_E2E_MULTIBUF=1 go test ./hack/e2e) is not
-# run here: dataplane.multi_buffer is experimental and that variant still stalls now and then under load.
+# run here: dataplane.multi_buffer is experimental and the variant is not reliable yet. Run 5 times on
+# 2026-12-03 (issue 12): 3 passed; one failed because the IPv6 sender's path MTU stayed 1500 (no ICMPv6
+# Packet Too Big reached it), one because the IPv6 SA sealed 13 % more plaintext bytes than the 16 MiB
+# transfer (retransmissions). Earlier runs also stalled now and then under load.
 
 echo "== go test -race (engine, workers, control plane, loader)"
 go test -count=1 -race -json -timeout 30m ./crypto/... ./control/... ./loader/... |
