@@ -21,7 +21,7 @@ BUILDDIR ?= build
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
 export SOURCE_DATE_EPOCH
 
-.PHONY: all build demo test deps generate bench man completion install uninstall strongswan-plugin install-strongswan-plugin strongswan-plugin-test strongswan-charon-test
+.PHONY: all build demo test fuzz deps generate bench man completion install uninstall strongswan-plugin install-strongswan-plugin strongswan-plugin-test strongswan-charon-test
 
 all: build
 
@@ -39,6 +39,11 @@ demo: deps build
 
 test: deps
 	./hack/test.sh
+
+# Every fuzz target for FUZZTIME each (default 30s; FUZZ=regexp picks targets); new corpus entries go to
+# testdata/fuzz, a crasher fails it (hack/fuzz.sh).
+fuzz: deps
+	./hack/fuzz.sh
 
 generate:
 	$(GO) generate ./bpf/...

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpsec/xdpsec/internal/testbed"
+	"github.com/xdpsec/xdpsec/internal/testutil"
 )
 
 // keptCapabilities reads the capabilities the unit says the running daemon keeps (its
@@ -85,14 +86,8 @@ func procStatus(t *testing.T, path string) map[string]uint64 {
 // does with only those: a tunnel carries traffic both ways, a next hop is resolved after the drop, an
 // SA is added and deleted through the API, and a reload adds an SA and a policy.
 func TestUnitLeastPrivilege(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: running the daemon needs root (namespaces, XDP, AF_XDP)")
-	}
-	for _, tool := range []string{"nsenter", "setpriv", "ip", "ping"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("skipping: %s is not installed (hack/deps.sh)", tool)
-		}
-	}
+	testutil.RequireRoot(t, "running the daemon needs namespaces, XDP and AF_XDP")
+	testutil.RequireTools(t, "nsenter", "setpriv", "ip", "ping")
 	unit := unitSettings(t)
 	caps := strings.Fields(strings.Join(unit["CapabilityBoundingSet"], " "))
 	kept := keptCapabilities(t)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/internal/testbed"
+	"github.com/xdpsec/xdpsec/internal/testutil"
 )
 
 const unitFile = "systemd/xdpsec@.service"
@@ -44,20 +45,11 @@ func unitSettings(t *testing.T) map[string][]string {
 // The unit as `make install` writes it passes `systemd-analyze verify` (which also runs the
 // binary's path check and looks up the man pages it names) and keeps its exposure score low.
 func TestUnitVerifies(t *testing.T) {
-	analyze, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		t.Skip("skipping: systemd-analyze is not installed (Debian's systemd package; not installed by hack/deps.sh)")
-	}
-	if _, err := exec.LookPath("make"); err != nil {
-		t.Skip("skipping: no make")
-	}
+	analyze := testutil.RequireTools(t, "systemd-analyze", "make", "man")[0]
 	prefix := t.TempDir()
 	install(t, "PREFIX="+prefix)
 	unit := filepath.Join(prefix, "lib/systemd/system/xdpsec@.service")
-	man := "--man=no"
-	if _, err := exec.LookPath("man"); err == nil {
-		man = "--man=yes" // Documentation=man:… must name installed pages
-	}
+	man := "--man=yes" // Documentation=man:… must name installed pages
 	cmd := exec.Command(analyze, "verify", man, unit)
 	cmd.Env = append(os.Environ(), "MANPATH="+filepath.Join(prefix, "share/man"))
 	if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
@@ -151,14 +143,8 @@ func (g *gateway) stop(t *testing.T) int {
 // included, stopped with SIGTERM: exit 0, no pins left), fails without any one of them, and makes
 // only the system calls the unit's filter allows, on the address families it allows.
 func TestUnitCapabilitiesAndSyscalls(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: running the daemon needs root (namespaces, XDP, AF_XDP)")
-	}
-	for _, tool := range []string{"nsenter", "setpriv", "strace", "systemd-analyze", "ip"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("skipping: %s is not installed (strace: hack/deps.sh; systemd-analyze: Debian's systemd)", tool)
-		}
-	}
+	testutil.RequireRoot(t, "running the daemon builds namespaces and loads XDP and AF_XDP")
+	testutil.RequireTools(t, "nsenter", "setpriv", "strace", "systemd-analyze", "ip")
 	unit := unitSettings(t)
 	caps := strings.Fields(strings.Join(unit["CapabilityBoundingSet"], " "))
 	if len(caps) == 0 {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/internal/testbed"
+	"github.com/xdpsec/xdpsec/internal/testutil"
 )
 
 func TestRunNeedsConfig(t *testing.T) {
@@ -69,9 +70,7 @@ func TestRunRefusesConfigWithoutInterfaces(t *testing.T) {
 // file, stops it with SIGTERM, and checks that it exits 0 leaving no pin and no XDP program on
 // the interfaces.
 func TestRunBinary(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: xdpsec run needs root (XDP, AF_XDP)")
-	}
+	testutil.RequireRoot(t, "xdpsec run loads XDP and opens AF_XDP sockets")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	bin := buildXdpsec(ctx, t)

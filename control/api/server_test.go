@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/xdpsec/xdpsec/internal/testutil"
 )
 
 func TestListenSocketMode(t *testing.T) {
@@ -107,14 +109,10 @@ func TestPeerUID(t *testing.T) {
 
 // Even with the socket's permissions loosened behind the daemon's back, another user gets no answer.
 func TestOtherUserRefused(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: needs root to connect as another user")
-	}
+	testutil.RequireRoot(t, "connects as another user")
 	// The system's python, which another user can run (not a shim under root's home).
 	py := "/usr/bin/python3"
-	if _, err := os.Stat(py); err != nil {
-		t.Skip("skipping: /usr/bin/python3 (the other user's client) not found")
-	}
+	testutil.RequireFiles(t, py)
 	// Not t.TempDir: its parent admits only root, and the other user must reach the socket.
 	dir, err := os.MkdirTemp("", "xdpsec-api-test-")
 	if err != nil {

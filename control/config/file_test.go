@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/xdpsec/xdpsec/internal/testutil"
 )
 
 const (
@@ -114,9 +116,7 @@ func TestLoadCheckedParents(t *testing.T) {
 
 // As root, a file or directory another (non-root) user owns is refused, as ssh refuses such keys.
 func TestLoadCheckedOwner(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: giving a file to another user needs root")
-	}
+	testutil.RequireRoot(t, "giving a file to another user needs root")
 	const nobody = 65534
 	dir := t.TempDir()
 	p := write(t, dir, withoutKeys, 0o644)

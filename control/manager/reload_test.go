@@ -19,6 +19,7 @@ import (
 	"github.com/xdpsec/xdpsec/control/offload"
 	"github.com/xdpsec/xdpsec/control/offload/fakecard"
 	"github.com/xdpsec/xdpsec/control/sadb"
+	"github.com/xdpsec/xdpsec/internal/testutil"
 	"github.com/xdpsec/xdpsec/ipsec"
 )
 
@@ -221,6 +222,14 @@ func TestReloadUnderTrafficKeepsUnchangedSAs(t *testing.T) {
 			time.Sleep(100 * time.Microsecond)
 		}
 	})
+	// Each step happens while the observer below looks at the card: rounds counts its looks, and
+	// observe waits for a few more, in the state the test is in.
+	var rounds atomic.Int64
+	observe := func(what string) {
+		t.Helper()
+		n := rounds.Load()
+		testutil.WaitFor(t, 5*time.Second, "the observer to look at the card "+what, func() bool { return rounds.Load() >= n+10 })
+	}
 	wg.Go(func() { // what a packet would see: the policies' SAs and the SAs' sequence numbers
 		last := map[uint32]uint64{}
 		for {
@@ -242,10 +251,11 @@ func TestReloadUnderTrafficKeepsUnchangedSAs(t *testing.T) {
 				}
 				last[idx] = c[idx].Seq
 			}
+			rounds.Add(1)
 			time.Sleep(200 * time.Microsecond)
 		}
 	})
-	time.Sleep(20 * time.Millisecond)
+	observe("before the reload")
 	res, err := m.ReloadFile()
 	if err != nil || res.SAsUnchanged != 2 {
 		t.Fatalf("reload of the same file: %+v %v", res, err)
@@ -253,7 +263,7 @@ func TestReloadUnderTrafficKeepsUnchangedSAs(t *testing.T) {
 	text = strings.Replace(text, "    aead: {alg: \"rfc4106(gcm(aes))\", key: \"0x1102", "    lifetime: {hard_packets: 100000000}\n    aead: {alg: \"rfc4106(gcm(aes))\", key: \"0x1102", 1)
 	text = strings.Replace(text, "priority: 10, action: bypass", "priority: 20, action: bypass", 1)
 	writeConfig(t, path, text)
-	time.Sleep(20 * time.Millisecond)
+	observe("after the first reload")
 	res, err = m.ReloadFile()
 	if err != nil || !slices.Equal(res.SAsUpdated, []string{"gw2-to-gw1"}) || res.SAsUnchanged != 1 ||
 		!slices.Equal(res.PoliciesUpdated, []string{"ike"}) {
@@ -261,7 +271,7 @@ func TestReloadUnderTrafficKeepsUnchangedSAs(t *testing.T) {
 	}
 	m.sync(t)
 	before, _ := card.Counters()
-	time.Sleep(20 * time.Millisecond)
+	observe("after the second reload")
 	close(stop)
 	wg.Wait()
 

@@ -26,6 +26,7 @@ import (
 	"github.com/xdpsec/xdpsec/control/sadb"
 	"github.com/xdpsec/xdpsec/crypto/esp"
 	"github.com/xdpsec/xdpsec/internal/testbed"
+	"github.com/xdpsec/xdpsec/internal/testutil"
 )
 
 // Issue 8's proofs that no nonce and no sequence number is used twice under one key, on the wire,
@@ -37,14 +38,8 @@ var v4Tunnel = []testbed.Tunnel{{Name: "v4", Alg: testbed.AlgAESGCM, SPI: 0x1000
 
 func needE2E(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: the end-to-end test needs root (namespaces, XDP, AF_XDP)")
-	}
-	for _, tool := range []string{"ip", "ping", "tcpdump"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("skipping: %s is not installed (hack/deps.sh installs it)", tool)
-		}
-	}
+	testutil.RequireRoot(t, "the end-to-end test needs namespaces, XDP and AF_XDP")
+	testutil.RequireTools(t, "ip", "ping", "tcpdump")
 }
 
 // gatewayFiles writes the testbed's two configurations (each with its own state_dir) to files.

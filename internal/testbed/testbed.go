@@ -340,14 +340,6 @@ func (tb *Testbed) Run(ctx context.Context, n Node, name string, args ...string)
 	return string(out), nil
 }
 
-// Ping sends count echo requests from node to dst, 0.2 s apart, and fails unless every one is
-// answered.
-func (tb *Testbed) Ping(ctx context.Context, from Node, dst netip.Addr, count int) error {
-	_, err := tb.Run(ctx, from, "ping", "-n", "-q", "-c", fmt.Sprint(count), "-i", "0.2", "-W", "2",
-		dst.String())
-	return err
-}
-
 // Close removes the namespaces, and with them every link in them. It is idempotent and safe to
 // call on a partly built testbed.
 func (tb *Testbed) Close() error {
