@@ -94,7 +94,7 @@ func TestUnitLeastPrivilege(t *testing.T) {
 	want := capMask(t, kept)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	bin := buildBinary(ctx, t)
+	bin := testutil.BuildXdpsec(ctx, t)
 	tb, err := testbed.New(ctx, testbed.Options{Tag: "priv"})
 	if err != nil {
 		t.Fatal(err)

@@ -152,7 +152,7 @@ func TestUnitCapabilitiesAndSyscalls(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	bin := buildBinary(ctx, t)
+	bin := testutil.BuildXdpsec(ctx, t)
 	tb, err := testbed.New(ctx, testbed.Options{Tag: "unit"})
 	if err != nil {
 		t.Fatal(err)
@@ -324,17 +324,4 @@ func syscallSet(t *testing.T, names []string) map[string]bool {
 		add(n)
 	}
 	return set
-}
-
-// buildBinary builds xdpsec as make build does: without cgo, which the daemon's capability drop
-// needs (syscall.AllThreadsSyscall).
-func buildBinary(ctx context.Context, t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "xdpsec")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "../cmd/xdpsec")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	return bin
 }

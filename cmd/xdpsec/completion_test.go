@@ -127,7 +127,7 @@ func TestCompletionScripts(t *testing.T) {
 	testutil.RequireFiles(t, bashCompletion)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	bin := buildXdpsec(ctx, t)
+	bin := testutil.BuildXdpsec(ctx, t)
 	d := startDaemon(t)
 	tab := func(line string) string {
 		t.Helper()

@@ -78,7 +78,7 @@ func TestDemoInterrupted(t *testing.T) {
 	testutil.RequireTools(t, "ip", "ping", "iperf3", "ethtool", "bpftool")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	bin := buildXdpsec(ctx, t)
+	bin := testutil.BuildXdpsec(ctx, t)
 	for _, c := range []struct {
 		name  string
 		args  []string

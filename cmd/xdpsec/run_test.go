@@ -73,7 +73,7 @@ func TestRunBinary(t *testing.T) {
 	testutil.RequireRoot(t, "xdpsec run loads XDP and opens AF_XDP sockets")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	bin := buildXdpsec(ctx, t)
+	bin := testutil.BuildXdpsec(ctx, t)
 	tb, err := testbed.New(ctx, testbed.Options{Tag: "run"})
 	if err != nil {
 		t.Fatal(err)
@@ -156,19 +156,6 @@ func TestRunBinary(t *testing.T) {
 			t.Errorf("%s still has an XDP program after shutdown:\n%s", dev, out)
 		}
 	}
-}
-
-// buildXdpsec builds the binary into the test's temporary directory, as make build does (without
-// cgo: xdpsec run's capability drop needs it).
-func buildXdpsec(ctx context.Context, t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "xdpsec")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	return bin
 }
 
 func httpGet(ctx context.Context, url string) (string, error) {

@@ -390,10 +390,7 @@ func TestRestartContinuesSequence(t *testing.T) {
 	needE2E(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	bin := filepath.Join(t.TempDir(), "xdpsec")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "../../cmd/xdpsec").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := testutil.BuildXdpsec(ctx, t)
 	tb, f1, f2 := newTestbed(ctx, t)
 	keys := espKeys(t, f1)
 	gw2 := startFromFile(ctx, t, tb, testbed.GW2, f2)

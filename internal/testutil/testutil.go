@@ -9,8 +9,10 @@
 package testutil
 
 import (
+	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -111,4 +113,18 @@ func WaitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool
 	if !Eventually(timeout, cond) {
 		tb.Fatalf("timed out after %v waiting for %s", timeout, what)
 	}
+}
+
+// BuildXdpsec builds the xdpsec binary into the test's temporary directory as `make build` does:
+// without cgo, because `xdpsec run` drops capabilities in every thread (syscall.AllThreadsSyscall),
+// which Go allows only in a binary without it. The test must run inside the module.
+func BuildXdpsec(ctx context.Context, tb testing.TB) string {
+	tb.Helper()
+	bin := filepath.Join(tb.TempDir(), "xdpsec")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/xdpsec/xdpsec/cmd/xdpsec")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("build xdpsec: %v\n%s", err, out)
+	}
+	return bin
 }
