@@ -36,6 +36,27 @@ const (
 	CardXdpsecActionXDPSEC_ACT_DISCARD CardXdpsecAction = 2
 )
 
+type CardXdpsecBucket struct {
+	_    structs.HostLayout
+	N    uint32
+	Pad  uint32
+	Rule CardXdpsecRule
+}
+
+type CardXdpsecBucketKey struct {
+	_     structs.HostLayout
+	Src   [4]uint32
+	Dst   [4]uint32
+	Sport uint16
+	Dport uint16
+	Chunk uint16
+	Proto uint8
+	Frag  uint8
+	List  uint8
+	Tuple uint8
+	Pad   uint16
+}
+
 type CardXdpsecConfig struct {
 	_                 structs.HostLayout
 	DefaultAction     [2]uint8
@@ -174,6 +195,7 @@ type CardXdpsecRule struct {
 	SrcMask  [4]uint32
 	Dst      [4]uint32
 	DstMask  [4]uint32
+	Priority uint32
 	SportLo  uint16
 	SportHi  uint16
 	DportLo  uint16
@@ -234,9 +256,28 @@ type CardXdpsecSaStats struct {
 }
 
 type CardXdpsecSpd struct {
-	_     structs.HostLayout
-	Gen   uint32
-	Count [2][2]uint32
+	_   structs.HostLayout
+	Gen uint32
+}
+
+type CardXdpsecTuple struct {
+	_         structs.HostLayout
+	SrcMask   [4]uint32
+	DstMask   [4]uint32
+	Best      uint64
+	SportMask uint16
+	DportMask uint16
+	ProtoMask uint8
+	Id        uint8
+	SrcBits   uint8
+	DstBits   uint8
+}
+
+type CardXdpsecTupleList struct {
+	_        structs.HostLayout
+	N        uint32
+	Policies uint32
+	T        [64]CardXdpsecTuple
 }
 
 type CardXdpsecWorkerError uint32
@@ -285,8 +326,10 @@ const (
 	CardMapSaInLookup     = "sa_in_lookup"
 	CardMapSaStats        = "sa_stats"
 	CardMapSaTable        = "sa_table"
-	CardMapSpdRules       = "spd_rules"
+	CardMapSpdBuckets     = "spd_buckets"
+	CardMapSpdChains      = "spd_chains"
 	CardMapSpdState       = "spd_state"
+	CardMapSpdTuples      = "spd_tuples"
 	CardMapWorkerStats    = "worker_stats"
 	CardMapXsksIn         = "xsks_in"
 	CardMapXsksOut        = "xsks_out"
@@ -306,7 +349,6 @@ const (
 	CardVarWorkerError    = "_worker_error"
 	CardVarEncapPort      = "encap_port"
 	CardVarPolicyCapacity = "policy_capacity"
-	CardVarRuleBlocks     = "rule_blocks"
 )
 
 // LoadCard returns the embedded CollectionSpec for Card.
@@ -369,8 +411,10 @@ type CardMapSpecs struct {
 	SaInLookup  *ebpf.MapSpec `ebpf:"sa_in_lookup"`
 	SaStats     *ebpf.MapSpec `ebpf:"sa_stats"`
 	SaTable     *ebpf.MapSpec `ebpf:"sa_table"`
-	SpdRules    *ebpf.MapSpec `ebpf:"spd_rules"`
+	SpdBuckets  *ebpf.MapSpec `ebpf:"spd_buckets"`
+	SpdChains   *ebpf.MapSpec `ebpf:"spd_chains"`
 	SpdState    *ebpf.MapSpec `ebpf:"spd_state"`
+	SpdTuples   *ebpf.MapSpec `ebpf:"spd_tuples"`
 	WorkerStats *ebpf.MapSpec `ebpf:"worker_stats"`
 	XsksIn      *ebpf.MapSpec `ebpf:"xsks_in"`
 	XsksOut     *ebpf.MapSpec `ebpf:"xsks_out"`
@@ -394,7 +438,6 @@ type CardVariableSpecs struct {
 	WorkerError    *ebpf.VariableSpec `ebpf:"_worker_error"`
 	EncapPort      *ebpf.VariableSpec `ebpf:"encap_port"`
 	PolicyCapacity *ebpf.VariableSpec `ebpf:"policy_capacity"`
-	RuleBlocks     *ebpf.VariableSpec `ebpf:"rule_blocks"`
 }
 
 // CardObjects contains all objects after they have been loaded into the kernel.
@@ -427,8 +470,10 @@ type CardMaps struct {
 	SaInLookup  *ebpf.Map `ebpf:"sa_in_lookup"`
 	SaStats     *ebpf.Map `ebpf:"sa_stats"`
 	SaTable     *ebpf.Map `ebpf:"sa_table"`
-	SpdRules    *ebpf.Map `ebpf:"spd_rules"`
+	SpdBuckets  *ebpf.Map `ebpf:"spd_buckets"`
+	SpdChains   *ebpf.Map `ebpf:"spd_chains"`
 	SpdState    *ebpf.Map `ebpf:"spd_state"`
+	SpdTuples   *ebpf.Map `ebpf:"spd_tuples"`
 	WorkerStats *ebpf.Map `ebpf:"worker_stats"`
 	XsksIn      *ebpf.Map `ebpf:"xsks_in"`
 	XsksOut     *ebpf.Map `ebpf:"xsks_out"`
@@ -446,8 +491,10 @@ func (m *CardMaps) Close() error {
 		m.SaInLookup,
 		m.SaStats,
 		m.SaTable,
-		m.SpdRules,
+		m.SpdBuckets,
+		m.SpdChains,
 		m.SpdState,
+		m.SpdTuples,
 		m.WorkerStats,
 		m.XsksIn,
 		m.XsksOut,
@@ -472,7 +519,6 @@ type CardVariables struct {
 	WorkerError    *ebpf.Variable `ebpf:"_worker_error"`
 	EncapPort      *ebpf.Variable `ebpf:"encap_port"`
 	PolicyCapacity *ebpf.Variable `ebpf:"policy_capacity"`
-	RuleBlocks     *ebpf.Variable `ebpf:"rule_blocks"`
 }
 
 // CardPrograms contains all programs after they have been loaded into the kernel.

@@ -62,28 +62,42 @@
 // is ambiguous and dropped (FragAmbiguous), so a fragment never takes a path its first fragment would not.
 //
 // Structure: an LRU flow cache (flow_cache, keyed by direction, family, addresses, protocol, ports and the
-// non-first-fragment bit) in front of a linear scan of a sorted rule list (spd_rules). A cache entry holds
-// the outcome, the policy ID and the SPD generation it was computed under; the action and SA are read from
-// policy_table on every packet, so a rekey (a policy's SA changing) takes effect at once without
-// invalidating the cache. An established flow costs one hash lookup and two array lookups whatever the
-// SPD's size. A first packet (or any packet after an SPD change) scans the rule list of its direction and
-// family with bpf_loop over blocks of 8 rules (struct xdpsec_rule_block): at most ⌈N/8⌉ iterations
-// for N policies of that family, each one array lookup and up to 8 rule matches of a few masked
-// compares. Measured bound: about 2 ns per rule scanned on this machine — 34 µs for a first packet
-// that scans 16,384 IPv4 rules, 8 µs for 4,096, under 1 µs for 64 (BENCHMARKS.md, section 2).
+// non-first-fragment bit) in front of a tuple-space search. A cache entry holds the outcome, the policy ID
+// and the SPD generation it was computed under; the action and SA are read from policy_table on every
+// packet, so a rekey (a policy's SA changing) takes effect at once without invalidating the cache. An
+// established flow costs one hash lookup and two array lookups whatever the SPD's size.
 //
-// spd_rules holds two buffers per (direction, family); spd_state[dir] says which is live (gen & 1) and
-// how many rules each holds. The loader writes the idle buffer, then bumps gen; the card reads gen before
-// and after a scan (the closing read is atomic) and rescans once if it moved — a sequence lock — so a
-// torn rule list is never used, and entries cached under an older generation are ignored. Two changes
-// during two scans in a row drop the packet (SPDBusy), which policy updates at human rates never cause.
+// A first packet (or any packet after an SPD change) searches the tuple space of its direction and family
+// (xdpsec.h). The loader groups policies into tuples by what their selectors fix: source and destination
+// prefix lengths, the protocol or any, each port (or ICMP type, code) exact or not; port ranges are not
+// hashed. Each tuple's policies are hashed by those fields, masked, into buckets (spd_buckets); a bucket
+// holds the tuple's policies with exactly those fields, in SPD order: the first inline, the others in
+// chunks of 8 (spd_chains). The card probes each tuple once (bpf_loop: build the masked key, one hash
+// lookup) and checks the bucket's rules in full (ranges; prefixes longer than the tuple's) until one
+// matches; the best match over the tuples wins. Tuples come sorted by their best policy, so the search
+// stops at the first tuple whose best cannot beat the match in hand. Non-first fragments probe a tuple
+// that hashes ports through its fragment entries (frag = 1: the tuple's policies by addresses and protocol
+// only), and the winner decides as in the reference: ambiguous if it constrains ports. A list holds at most
+// XDPSEC_MAX_TUPLES (64) tuples: with more shapes than that, the loader merges shapes into coarser
+// tuples (a deterministic greedy merge that gives up the fewest prefix bits), which lengthens buckets but
+// keeps the probes bounded; one tuple of everything would be the old linear scan.
+//
+// Each (direction, family) has two buffers: two tuple lists in spd_tuples, and the keys of its buckets
+// and chains carry the buffer. spd_state[dir].gen says which is live (gen & 1). The loader writes the
+// idle buffer (only the buckets that changed since it last wrote that buffer), then bumps gen; the card
+// reads gen before and after a lookup (the closing read is atomic) and looks up once more if it moved —
+// a sequence lock — so a half-written SPD is never used, and entries cached under an older generation are
+// ignored. Two changes during two lookups in a row drop the packet (SPDBusy), which policy updates at
+// human rates never cause.
 //
 // # Tables and counters (pinned under /sys/fs/bpf/xdpsec/<instance>/)
 //
 //	sa_table      array, SA index → struct xdpsec_sa (SPI, outer addresses, mode, encap ports, flags, policy; no keys)
 //	sa_in_lookup  hash, struct xdpsec_sa_key (SPI, dst, family, proto) → SA index
 //	policy_table  array, policy ID → struct xdpsec_policy (action, SA, priority, dir)
-//	spd_rules     array, the sorted rule lists; spd_state: generation and counts per direction
+//	spd_tuples    array, the tuple lists per (direction, buffer, family); spd_state: generation per direction
+//	spd_buckets   hash, struct xdpsec_bucket_key (masked fields, tuple, list) → rule count and first rule
+//	spd_chains    hash, the same key with a chunk number → 8 further rules of a bucket
 //	card_config   defaults per direction, no-socket verdict, ACQUIRE interval
 //	flow_cache    LRU hash of classified flows
 //	sa_stats      per-CPU array per SA: packets, bytes, first use (CLOCK_MONOTONIC ns)
@@ -100,13 +114,15 @@
 //	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/sa_table       # SAs (non-zero entries are installed)
 //	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/sa_in_lookup   # inbound (SPI, dst) → SA index
 //	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/policy_table   # action, SA, priority per policy ID
-//	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/spd_state      # generation and rule counts
+//	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/spd_state      # generation (low bit: live buffer)
 //	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/reasons        # global counters per CPU (enum order)
 //	bpftool map lookup pinned /sys/fs/bpf/xdpsec/<instance>/sa_stats key 5 0 0 0   # SA 5, per CPU
 //	bpftool map lookup pinned /sys/fs/bpf/xdpsec/<instance>/worker_stats key 5 0 0 0
 //	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/flow_cache     # classified flows
 //	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/policy_stats   # hits per policy, per CPU
-//	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/spd_rules      # the compiled rule lists, in blocks
+//	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/spd_tuples     # tuples per (dir, buffer, family)
+//	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/spd_buckets    # buckets: masked fields → first rule
+//	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/spd_chains     # further rules of long buckets
 //	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/card_config    # default actions, no-socket verdict
 //	bpftool link show; bpftool net show                                  # what is attached where
 //

@@ -41,16 +41,35 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } policy_table SEC(".maps");
 
-/* Rule lists, in blocks: index ((dir*2 + buffer)*2 + family)*rule_blocks + position/XDPSEC_RULE_BLOCK. */
-volatile const __u32 rule_blocks = XDPSEC_DEFAULT_POLICIES / XDPSEC_RULE_BLOCK;
-
+/* The SPD's tuple space (xdpsec.h): tuple lists indexed (dir * 2 + buffer) * 2 + family, and the buckets
+ * and their chains of both buffers in two hash maps. Sizes: each policy is in one bucket per buffer, and
+ * in a second (its fragment entry) when its tuple hashes ports; chains are at most one chunk per bucket
+ * plus one per XDPSEC_RULE_BLOCK rules. Entries are allocated as written (no prealloc). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
-	__type(value, struct xdpsec_rule_block);
-	__uint(max_entries, 8 * XDPSEC_DEFAULT_POLICIES / XDPSEC_RULE_BLOCK);
+	__type(value, struct xdpsec_tuple_list);
+	__uint(max_entries, 8);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} spd_rules SEC(".maps");
+} spd_tuples SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct xdpsec_bucket_key);
+	__type(value, struct xdpsec_bucket);
+	__uint(max_entries, 4 * XDPSEC_DEFAULT_POLICIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} spd_buckets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct xdpsec_bucket_key);
+	__type(value, struct xdpsec_rule_block);
+	__uint(max_entries, 4 * XDPSEC_DEFAULT_POLICIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} spd_chains SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

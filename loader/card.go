@@ -120,12 +120,10 @@ type Card struct {
 	links  [2]link.Link // per Side
 	modes  [2]AttachMode
 	pols   map[uint32]spd.Policy // installed policies by ID
-	lists  [2][2]ruleList        // [dir][family]: the SPD in card order
-	// shadow[dir][buffer][family] is what each rule buffer holds, when shadowKnown says it is known,
-	// so that an SPD change writes only the blocks that differ.
-	shadow      [2][2][2][]bpf.CardXdpsecRule
-	shadowKnown [2][2][2]bool
-	ws          *WorkerStats
+	// tss[dir][family] is the SPD compiled into the card's tuple space, and what each of the card's two
+	// buffers holds of it, so that an SPD change writes only the buckets that differ.
+	tss [2][2]tssList
+	ws  *WorkerStats
 }
 
 // Load loads the card with cfg's capacities. With an Instance it pins every map under
@@ -243,7 +241,8 @@ func sizeSpec(spec *ebpf.CollectionSpec, cfg *Config) error {
 		bpf.CardMapPolicyTable: cfg.Policies,
 		bpf.CardMapPolicyStats: cfg.Policies,
 		bpf.CardMapAcquireLast: cfg.Policies,
-		bpf.CardMapSpdRules:    8 * ruleBlocks(cfg.Policies),
+		bpf.CardMapSpdBuckets:  4 * cfg.Policies,
+		bpf.CardMapSpdChains:   4 * cfg.Policies,
 		bpf.CardMapFlowCache:   cfg.FlowCache,
 		bpf.CardMapXsksOut:     cfg.Queues,
 		bpf.CardMapXsksIn:      cfg.Queues,
@@ -257,9 +256,6 @@ func sizeSpec(spec *ebpf.CollectionSpec, cfg *Config) error {
 	}
 	if err := spec.Variables[bpf.CardVarPolicyCapacity].Set(cfg.Policies); err != nil {
 		return fmt.Errorf("set policy capacity: %w", err)
-	}
-	if err := spec.Variables[bpf.CardVarRuleBlocks].Set(ruleBlocks(cfg.Policies)); err != nil {
-		return fmt.Errorf("set rule blocks: %w", err)
 	}
 	if err := spec.Variables[bpf.CardVarEncapPort].Set(cfg.EncapPort); err != nil {
 		return fmt.Errorf("set encap port: %w", err)
@@ -391,7 +387,8 @@ func (c *Card) mapsByName() map[string]*ebpf.Map {
 		bpf.CardMapPolicyStats: o.PolicyStats, bpf.CardMapPolicyTable: o.PolicyTable,
 		bpf.CardMapReasons: o.Reasons, bpf.CardMapSaInLookup: o.SaInLookup,
 		bpf.CardMapSaStats: o.SaStats, bpf.CardMapSaTable: o.SaTable,
-		bpf.CardMapSpdRules: o.SpdRules, bpf.CardMapSpdState: o.SpdState,
+		bpf.CardMapSpdBuckets: o.SpdBuckets, bpf.CardMapSpdChains: o.SpdChains,
+		bpf.CardMapSpdState: o.SpdState, bpf.CardMapSpdTuples: o.SpdTuples,
 		bpf.CardMapWorkerStats: o.WorkerStats, bpf.CardMapXsksIn: o.XsksIn, bpf.CardMapXsksOut: o.XsksOut,
 	}
 }

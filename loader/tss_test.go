@@ -1,0 +1,549 @@
+package loader
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"slices"
+	"testing"
+
+	"github.com/xdpsec/xdpsec/bpf"
+	"github.com/xdpsec/xdpsec/control/spd"
+)
+
+// stressGen draws SPDs that stress the tuple space: prefixes of every length over spdGen's small address
+// pools (many shapes, overlapping so that a packet hits several tuples at once), exact ports, ranges and
+// any, ICMP type and code, and priorities from a small pool (ties across tuples, broken by ID). Packets
+// are mostly spdGen's: every protocol, ICMP, non-first fragments, both families. A third of the selectors
+// repeat one of a few hot selectors with other ports of the same kind, so that buckets grow long
+// (chains of several chunks), and a third of the packets fall in a hot selector.
+type stressGen struct {
+	spdGen
+	hot *[]spd.Selector
+}
+
+func newStressGen(r *rand.Rand) stressGen { return stressGen{spdGen{r: r}, new([]spd.Selector)} }
+
+// tuple draws spdGen's packets, and a third of the time one inside a hot selector's prefixes and
+// protocol, with ports from the pool, so that long buckets are searched deep.
+func (g stressGen) tuple(dir spd.Dir) (spd.Tuple, bool) {
+	t, first := g.spdGen.tuple(dir)
+	if hot := *g.hot; len(hot) > 0 && g.r.IntN(3) == 0 {
+		s := hot[g.r.IntN(len(hot))]
+		t.Src, t.Dst, t.Proto = s.Src.Addr(), s.Dst.Addr(), s.Proto
+		switch {
+		case t.NonFirstFragment:
+			t.SrcPort, t.DstPort = 0, 0
+		case spd.IsICMP(t.Proto):
+			t.SrcPort, t.DstPort = uint16(g.r.IntN(4)), uint16(g.r.IntN(3))
+		default:
+			t.SrcPort, t.DstPort = g.port(), g.port()
+		}
+		if dir == spd.DirIn && t.Proto == spd.ProtoUDP && t.DstPort == 4500 {
+			t.DstPort = 4501 // ESP-in-UDP takes the SA path
+		}
+	}
+	return t, first
+}
+
+// reset forgets the hot selectors (for the next SPD).
+func (g stressGen) reset() { *g.hot = (*g.hot)[:0] }
+
+func (g stressGen) prefix(v6 bool) netip.Prefix {
+	width, varying := 32, []int{0, 8, 16, 21, 22, 23, 24, 28, 29, 30, 31, 32}
+	if v6 {
+		width, varying = 128, []int{0, 32, 48, 61, 62, 63, 64, 96, 124, 125, 126, 127, 128}
+	}
+	bits := varying[g.r.IntN(len(varying))]
+	if g.r.IntN(4) == 0 {
+		bits = g.r.IntN(width + 1)
+	}
+	return netip.PrefixFrom(g.addr(v6), bits).Masked()
+}
+
+func (g stressGen) ports(max uint16) spd.PortRange {
+	switch g.r.IntN(3) {
+	case 0:
+		p := min(g.port(), max)
+		return spd.PortRange{Lo: p, Hi: p}
+	case 1:
+		return g.portRange(max)
+	}
+	return spd.AnyPort
+}
+
+// like draws a port range of the same kind as r: any, one port, or a range of several.
+func (g stressGen) like(r spd.PortRange, max uint16) spd.PortRange {
+	switch {
+	case r.IsAny():
+		return r
+	case r.Lo == r.Hi:
+		p := min(g.port(), max)
+		return spd.PortRange{Lo: p, Hi: p}
+	}
+	for {
+		a, b := min(g.port(), max), min(g.port(), max)
+		if a != b {
+			return spd.PortRange{Lo: min(a, b), Hi: max16(a, b)}
+		}
+	}
+}
+
+func (g stressGen) policy(id uint32, sas uint32) spd.Policy {
+	v6 := g.r.IntN(2) == 0
+	s := spd.Selector{Src: g.prefix(v6), Dst: g.prefix(v6), Proto: protoPool[g.r.IntN(len(protoPool))], SrcPorts: spd.AnyPort, DstPorts: spd.AnyPort}
+	clone := false
+	if hot := *g.hot; len(hot) > 0 && g.r.IntN(3) == 0 {
+		s, clone = hot[g.r.IntN(len(hot))], true
+	}
+	top := uint16(65535)
+	if spd.IsICMP(s.Proto) {
+		top = 3
+	}
+	switch {
+	case clone:
+		// The same shape, so the same tuple: another range, another exact port.
+		s.SrcPorts, s.DstPorts = g.like(s.SrcPorts, top), g.like(s.DstPorts, top)
+	case spd.HasPorts(s.Proto) || spd.IsICMP(s.Proto):
+		s.SrcPorts, s.DstPorts = g.ports(top), g.ports(top)
+	}
+	if len(*g.hot) < 3 && s.ConstrainsPorts() {
+		*g.hot = append(*g.hot, s)
+	}
+	p := spd.Policy{ID: id, Dir: spd.Dir(g.r.IntN(2)), Priority: uint32(g.r.IntN(4)), Selector: s, Action: spd.Action(g.r.IntN(3)), SA: spd.NoSA}
+	if p.Action == spd.ActionProtect && g.r.IntN(8) != 0 {
+		p.SA = uint32(g.r.IntN(int(sas)))
+	}
+	return p
+}
+
+// spdModel is the loader's compilation without a card: the four lists, changed as changeSPDLocked
+// changes them.
+type spdModel struct {
+	pols  map[uint32]spd.Policy
+	lists [2][2]tssList
+}
+
+func newSPDModel() *spdModel {
+	m := &spdModel{pols: map[uint32]spd.Policy{}}
+	for d := range m.lists {
+		for f := range m.lists[d] {
+			m.lists[d][f].init(spd.Dir(d), f)
+		}
+	}
+	return m
+}
+
+func (m *spdModel) change(put []spd.Policy, del []uint32) {
+	var ops [2][2]listOps
+	for _, id := range del {
+		if old, ok := m.pols[id]; ok {
+			ops[old.Dir][famOf(&old)].remove = append(ops[old.Dir][famOf(&old)].remove, old)
+			delete(m.pols, id)
+		}
+	}
+	for _, p := range put {
+		if old, ok := m.pols[p.ID]; ok {
+			ops[old.Dir][famOf(&old)].remove = append(ops[old.Dir][famOf(&old)].remove, old)
+		}
+		ops[p.Dir][famOf(&p)].insert = append(ops[p.Dir][famOf(&p)].insert, p)
+		m.pols[p.ID] = p
+	}
+	for d := range ops {
+		for f := range ops[d] {
+			if len(ops[d][f].remove)+len(ops[d][f].insert) > 0 {
+				m.lists[d][f].apply(&ops[d][f])
+			}
+		}
+	}
+}
+
+// lookup is the card's lookup (bpf/xdpsec.c lookup) over what the loader writes into a buffer: the
+// tuple list and the buckets.
+func (m *spdModel) lookup(dir spd.Dir, t spd.Tuple, defs spd.Defaults) spd.Decision {
+	fam := 0
+	if t.Src.Is6() {
+		fam = 1
+	}
+	l := &m.lists[dir][fam]
+	tl := l.tupleList()
+	src, dst := addrWords(t.Src), addrWords(t.Dst)
+	best, outcome, id := ^uint64(0), bpf.CardXdpsecFlowOutcomeXDPSEC_FLOW_NOMATCH, uint16(0)
+	for _, tp := range tl.T[:tl.N] {
+		if tp.Best > best {
+			break
+		}
+		k := bucketKey{List: uint8(l.listIndex(0)), Tuple: tp.Id, Proto: t.Proto & tp.ProtoMask}
+		for j := range 4 {
+			k.Src[j], k.Dst[j] = src[j]&tp.SrcMask[j], dst[j]&tp.DstMask[j]
+		}
+		if t.NonFirstFragment {
+			if tp.SportMask|tp.DportMask != 0 {
+				k.Frag = 1
+			}
+		} else {
+			k.Sport, k.Dport = t.SrcPort&tp.SportMask, t.DstPort&tp.DportMask
+		}
+		for _, r := range l.buckets[k] {
+			if ruleOrder(&r) > best {
+				break
+			}
+			if r.Proto != 0 && r.Proto != t.Proto {
+				continue
+			}
+			ok := true
+			for j := range 4 {
+				ok = ok && src[j]&r.SrcMask[j] == r.Src[j] && dst[j]&r.DstMask[j] == r.Dst[j]
+			}
+			if !ok {
+				continue
+			}
+			if t.NonFirstFragment {
+				outcome = bpf.CardXdpsecFlowOutcomeXDPSEC_FLOW_MATCH
+				if r.Flags&uint8(bpf.CardXdpsecRuleFlagsXDPSEC_RULE_F_PORTS) != 0 {
+					outcome = bpf.CardXdpsecFlowOutcomeXDPSEC_FLOW_AMBIGUOUS
+				}
+			} else {
+				if t.SrcPort < r.SportLo || t.SrcPort > r.SportHi || t.DstPort < r.DportLo || t.DstPort > r.DportHi {
+					continue
+				}
+				outcome = bpf.CardXdpsecFlowOutcomeXDPSEC_FLOW_MATCH
+			}
+			best, id = ruleOrder(&r), r.PolicyId
+			break
+		}
+	}
+	switch outcome {
+	case bpf.CardXdpsecFlowOutcomeXDPSEC_FLOW_AMBIGUOUS:
+		return spd.Decision{Ambiguous: true, Action: spd.ActionDiscard, SA: spd.NoSA}
+	case bpf.CardXdpsecFlowOutcomeXDPSEC_FLOW_MATCH:
+		p := m.pols[uint32(id)]
+		d := spd.Decision{Matched: true, PolicyID: p.ID, Action: p.Action, SA: spd.NoSA}
+		if p.Action == spd.ActionProtect {
+			d.SA = p.SA
+		}
+		return d
+	}
+	if dir == spd.DirIn {
+		return spd.Decision{Action: defs.In, SA: spd.NoSA}
+	}
+	return spd.Decision{Action: defs.Out, SA: spd.NoSA}
+}
+
+// canonical is a list's compiled content without tuple ids (which depend on history): bucket rules by
+// tuple shape and key, and the tuples' bests.
+func (l *tssList) canonical() (map[string][]bpf.CardXdpsecRule, map[tssShape]uint64) {
+	shapeOfID := map[uint8]tssShape{}
+	bests := map[tssShape]uint64{}
+	for s, t := range l.tuples {
+		shapeOfID[t.id] = s
+		bests[s] = t.orders[0]
+	}
+	out := map[string][]bpf.CardXdpsecRule{}
+	for k, rs := range l.buckets {
+		s := shapeOfID[k.Tuple]
+		k.Tuple = 0
+		out[fmt.Sprintf("%+v %+v", s, k)] = rs
+	}
+	return out, bests
+}
+
+// TestTSSModel drives the compilation with random changes to stress SPDs and checks, after every change,
+// that the card's lookup over the compiled tuple space (modelled in Go) equals the reference classifier,
+// that every list stays within the tuples the card probes, that every bucket is in SPD order, and that
+// the incremental result equals a compilation from scratch. No card needed: the BPF equivalence tests
+// check the card runs the same lookup.
+func TestTSSModel(t *testing.T) {
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	g := newStressGen(rand.New(rand.NewPCG(seed, 3)))
+	rounds := 60
+	if testing.Short() {
+		rounds = 10
+	}
+	for round := range rounds {
+		g.reset()
+		m := newSPDModel()
+		size := 20 + g.r.IntN(600)
+		defs := spd.Defaults{Out: spd.Action(2 * g.r.IntN(2)), In: spd.Action(2 * g.r.IntN(2))}
+		for step := range 12 {
+			var put []spd.Policy
+			var del []uint32
+			n := 1 + g.r.IntN(8)
+			if step == 0 {
+				n = size
+			}
+			seen := map[uint32]bool{}
+			for range n {
+				id := uint32(g.r.IntN(size + size/4))
+				if seen[id] {
+					continue
+				}
+				seen[id] = true
+				if _, ok := m.pols[id]; ok && g.r.IntN(2) == 0 {
+					del = append(del, id)
+				} else {
+					put = append(put, g.policy(id, 16))
+				}
+			}
+			m.change(put, del)
+			ref, err := spd.NewClassifier(slices.Collect(maps.Values(m.pols)), defs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for d := range m.lists {
+				for f := range m.lists[d] {
+					l := &m.lists[d][f]
+					if len(l.tuples) > tssMaxTuples {
+						t.Fatalf("round %d step %d: %d tuples", round, step, len(l.tuples))
+					}
+					for k, rs := range l.buckets {
+						if !slices.IsSortedFunc(rs, func(a, b bpf.CardXdpsecRule) int { return cmp.Compare(ruleOrder(&a), ruleOrder(&b)) }) {
+							t.Fatalf("round %d step %d: bucket %+v out of SPD order", round, step, k)
+						}
+					}
+					var fresh tssList
+					fresh.init(l.dir, l.fam)
+					fresh.apply(&listOps{insert: slices.Collect(maps.Values(l.pols))})
+					gb, gt := l.canonical()
+					wb, wt := fresh.canonical()
+					if !maps.Equal(gt, wt) || !maps.EqualFunc(gb, wb, slices.Equal) {
+						t.Fatalf("round %d step %d: %s family %d: the incremental compilation differs from a fresh one", round, step, l.dir, f)
+					}
+				}
+			}
+			for range 400 {
+				dir := spd.Dir(g.r.IntN(2))
+				tup, _ := g.tuple(dir)
+				want := ref.Lookup(dir, tup)
+				if got := m.lookup(dir, tup, defs); got != want {
+					t.Fatalf("round %d step %d: %s %+v: model %+v, reference %+v; policies:\n%s", round, step, dir, tup, got, want,
+						dumpPolicies(slices.Collect(maps.Values(m.pols)), dir))
+				}
+			}
+		}
+	}
+}
+
+// TestTupleShapes checks the merge of shapes into tuples: at most the bound, every shape's tuple no
+// more specific than the shape, and the same result whatever the order of the input.
+func TestTupleShapes(t *testing.T) {
+	r := rand.New(rand.NewPCG(rand.Uint64(), 4))
+	for _, n := range []int{1, 10, 64, 65, 100, 300, 2000} {
+		for _, width := range []int{32, 128} {
+			seen := map[tssShape]bool{}
+			var shapes []tssShape
+			for len(shapes) < n && len(seen) < (width+1)*(width+1)*8 {
+				s := tssShape{src: uint8(r.IntN(width + 1)), dst: uint8(r.IntN(width + 1)), proto: r.IntN(2) == 0}
+				if s.proto {
+					s.sport, s.dport = r.IntN(3) == 0, r.IntN(2) == 0
+				}
+				if !seen[s] {
+					seen[s] = true
+					shapes = append(shapes, s)
+				}
+			}
+			m := tupleShapes(shapes, tssMaxTuples)
+			tuples := map[tssShape]bool{}
+			for _, s := range shapes {
+				ts, ok := m[s]
+				if !ok {
+					t.Fatalf("%d shapes: %+v has no tuple", n, s)
+				}
+				if ts.src > s.src || ts.dst > s.dst || ts.proto && !s.proto || ts.sport && !s.sport || ts.dport && !s.dport {
+					t.Fatalf("%d shapes: %+v in the more specific tuple %+v", n, s, ts)
+				}
+				tuples[ts] = true
+			}
+			if len(tuples) > tssMaxTuples || len(shapes) <= tssMaxTuples && len(tuples) != len(shapes) {
+				t.Errorf("%d shapes (width %d): %d tuples", len(shapes), width, len(tuples))
+			}
+			r.Shuffle(len(shapes), func(i, j int) { shapes[i], shapes[j] = shapes[j], shapes[i] })
+			if !maps.Equal(m, tupleShapes(shapes, tssMaxTuples)) {
+				t.Errorf("%d shapes: the tuples depend on the order of the shapes", n)
+			}
+		}
+	}
+}
+
+// TestEquivalenceTupleSpace is TestEquivalence on SPDs built to stress the card's tuple space
+// (stressGen: more shapes than the card probes, so tuples merge; long buckets with chains; overlapping
+// priorities across tuples and ties broken by ID; exact ports, ranges, ICMP type and code, non-first
+// fragments, IPv6), with small changes between the packets, so that both buffers, the bucket diffs and
+// the tuples' re-sorting by best policy are exercised too.
+func TestEquivalenceTupleSpace(t *testing.T) {
+	const policies = 2048
+	e := newEquivCard(t, policies)
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	g := newStressGen(rand.New(rand.NewPCG(seed, 5)))
+	for s := 0; s < 40 && e.mismatches < 10; s++ {
+		g.reset()
+		n := []int{1, 40, 250, 1200}[s%4] + g.r.IntN(40)
+		cur := map[uint32]spd.Policy{}
+		for _, id := range g.r.Perm(policies)[:n] {
+			cur[uint32(id)] = g.policy(uint32(id), equivSAs)
+		}
+		defs := spd.Defaults{Out: spd.Action(2 * g.r.IntN(2)), In: spd.Action(2 * g.r.IntN(2))}
+		e.replace(slices.Collect(maps.Values(cur)), defs)
+		for batch := 0; batch < 10 && e.mismatches < 10; batch++ {
+			for k := 0; k < 100 && e.mismatches < 10; k++ {
+				dir := spd.Dir(g.r.IntN(2))
+				tup, first := g.tuple(dir)
+				e.check(fmt.Sprintf("spd %d batch %d packet %d", s, batch, k), dir, tup, tuplePacket(tup, first, g.r))
+			}
+			var put []spd.Policy
+			var del []uint32
+			for _, id := range g.r.Perm(policies)[:1+g.r.IntN(6)] {
+				if _, ok := cur[uint32(id)]; ok && g.r.IntN(2) == 0 {
+					del = append(del, uint32(id))
+					delete(cur, uint32(id))
+					continue
+				}
+				p := g.policy(uint32(id), equivSAs)
+				put = append(put, p)
+				if p.Action != spd.ActionProtect {
+					p.SA = spd.NoSA
+				}
+				cur[p.ID] = p
+			}
+			if err := e.c.PutPolicies(put...); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.c.DeletePolicies(del...); err != nil {
+				t.Fatal(err)
+			}
+			e.reference(slices.Collect(maps.Values(cur)), defs)
+		}
+		got, err := e.c.DumpSPD()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(cur) {
+			t.Fatalf("spd %d: the card holds %d policies, want %d", s, len(got), len(cur))
+		}
+		for _, p := range got {
+			if cur[p.ID] != p {
+				t.Fatalf("spd %d: the card holds %+v, want %+v", s, p, cur[p.ID])
+			}
+		}
+	}
+}
+
+// TestTupleSpaceReopen reopens a pinned card holding a stress SPD: the loader reads the SPD back from
+// the live buffers, recognises what both buffers hold (nothing to rewrite in the live one), and the card
+// classifies exactly as before, also after the next change.
+func TestTupleSpaceReopen(t *testing.T) {
+	requireRoot(t)
+	cfg := Config{Instance: "t" + randHex(4), Policies: 1024, SAs: 64, Logger: quiet}
+	c, err := Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := c.PinDir()
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	g := newStressGen(rand.New(rand.NewPCG(rand.Uint64(), 6)))
+	var pols []spd.Policy
+	for _, id := range g.r.Perm(1024)[:700] {
+		p := g.policy(uint32(id), 1)
+		p.SA = spd.NoSA
+		pols = append(pols, p)
+	}
+	if err := c.ReplaceSPD(pols[:600]); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.PutPolicies(pols[600:]...); err != nil {
+		t.Fatal(err)
+	}
+	want := c.Policies()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, err = Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Destroy() })
+	if got := c.Policies(); !slices.Equal(got, want) {
+		t.Fatalf("reopened with %d policies, want %d", len(got), len(want))
+	}
+	for d := range c.tss {
+		var st bpf.CardXdpsecSpd
+		if err := c.objs.SpdState.Lookup(uint32(d), &st); err != nil {
+			t.Fatal(err)
+		}
+		for f := range c.tss[d] {
+			if n := len(c.tss[d][f].dirty[st.Gen&1]); n != 0 {
+				t.Errorf("%s family %d: %d buckets of the live buffer to rewrite after reopening", spd.Dir(d), f, n)
+			}
+		}
+	}
+	r := runner(t)
+	ref, err := spd.NewClassifier(want, spd.Defaults{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for step := range 2 {
+		for range 500 {
+			d := spd.Dir(g.r.IntN(2))
+			tup, first := g.tuple(d)
+			if bad := verdictMismatch(t, c, r, ref, d, tup, first); bad != "" {
+				t.Fatalf("step %d: %s", step, bad)
+			}
+		}
+		// A change after the reopen writes the idle buffer from what the loader learnt of it.
+		if err := c.DeletePolicies(want[0].ID, want[len(want)-1].ID); err != nil {
+			t.Fatal(err)
+		}
+		want = want[1 : len(want)-1]
+		if ref, err = spd.NewClassifier(want, spd.Defaults{}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := c.DumpSPD()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("after the change the card holds %d policies, want %d", len(got), len(want))
+		}
+	}
+}
+
+// TestTupleSpaceChains checks long buckets on the card: 40 policies with one selector but for disjoint
+// destination port ranges share one bucket (a first rule and five chunks of chain), and policies in
+// other tuples beat or lose to them by SPD order. Every range is hit, in both families, and so is a
+// non-first fragment.
+func TestTupleSpaceChains(t *testing.T) {
+	e := newEquivCard(t, 1024)
+	for _, fam := range []struct{ net, host, dst, other string }{
+		{"198.18.1.0/24", "198.18.1.1", "198.18.2.0/24", "198.18.1.2"},
+		{"2001:2:1::/48", "2001:2:1::1", "2001:2:2::/48", "2001:2:1::2"},
+	} {
+		var pols []spd.Policy
+		for i := range 40 {
+			s := anySel(fam.net, fam.dst)
+			s.Proto, s.DstPorts = spd.ProtoUDP, spd.PortRange{Lo: uint16(1000 + 10*i), Hi: uint16(1009 + 10*i)}
+			pols = append(pols, spd.Policy{ID: uint32(100 + i), Dir: spd.DirOut, Priority: 10, Selector: s, Action: spd.Action(i % 3), SA: uint32(i % 10)})
+		}
+		// Before the bucket in SPD order, for one host and port: wins there.
+		s := anySel(netip.PrefixFrom(ip(fam.host), ip(fam.host).BitLen()).String(), fam.dst)
+		s.Proto, s.DstPorts = spd.ProtoUDP, spd.PortRange{Lo: 1205, Hi: 1205}
+		pols = append(pols, spd.Policy{ID: 5, Dir: spd.DirOut, Priority: 10, Selector: s, Action: spd.ActionBypass, SA: spd.NoSA})
+		// Between the bucket's rules in SPD order (ID 120 and 121), for everything of the source: the
+		// bucket's rules up to 120 win over it, those after lose.
+		pols = append(pols, spd.Policy{ID: 120, Dir: spd.DirOut, Priority: 10, Selector: anySel(fam.net, fam.dst), Action: spd.ActionDiscard, SA: spd.NoSA})
+		pols = slices.DeleteFunc(pols, func(p spd.Policy) bool { return p.ID == 120 && p.Selector.Proto == spd.ProtoUDP })
+		e.replace(pols, spd.Defaults{})
+		for _, src := range []string{fam.host, fam.other} {
+			for i := range 41 {
+				tup := spd.Tuple{Src: ip(src), Dst: pfx(fam.dst).Addr().Next(), Proto: spd.ProtoUDP, SrcPort: 7, DstPort: uint16(995 + 10*i)}
+				e.check(fmt.Sprintf("range %d", i), spd.DirOut, tup, tuplePacket(tup, false, nil))
+			}
+			frag := spd.Tuple{Src: ip(src), Dst: pfx(fam.dst).Addr().Next(), Proto: spd.ProtoUDP, NonFirstFragment: true}
+			e.check("fragment", spd.DirOut, frag, tuplePacket(frag, false, nil))
+		}
+	}
+}
