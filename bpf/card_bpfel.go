@@ -37,10 +37,10 @@ const (
 )
 
 type CardXdpsecBucket struct {
-	_    structs.HostLayout
-	N    uint32
-	Pad  uint32
-	Rule CardXdpsecRule
+	_     structs.HostLayout
+	N     uint32
+	Chain uint32
+	Rule  CardXdpsecRule
 }
 
 type CardXdpsecBucketKey struct {
@@ -49,12 +49,10 @@ type CardXdpsecBucketKey struct {
 	Dst   [4]uint32
 	Sport uint16
 	Dport uint16
-	Chunk uint16
 	Proto uint8
 	Frag  uint8
 	List  uint8
 	Tuple uint8
-	Pad   uint16
 }
 
 type CardXdpsecConfig struct {
@@ -205,11 +203,6 @@ type CardXdpsecRule struct {
 	Flags    uint8
 }
 
-type CardXdpsecRuleBlock struct {
-	_    structs.HostLayout
-	Rule [8]CardXdpsecRule
-}
-
 type CardXdpsecRuleFlags uint32
 
 const (
@@ -327,7 +320,8 @@ const (
 	CardMapSaStats        = "sa_stats"
 	CardMapSaTable        = "sa_table"
 	CardMapSpdBuckets     = "spd_buckets"
-	CardMapSpdChains      = "spd_chains"
+	CardMapSpdChain       = "spd_chain"
+	CardMapSpdFilter      = "spd_filter"
 	CardMapSpdState       = "spd_state"
 	CardMapSpdTuples      = "spd_tuples"
 	CardMapWorkerStats    = "worker_stats"
@@ -348,6 +342,7 @@ const (
 	CardVarSaFlags        = "_sa_flags"
 	CardVarWorkerError    = "_worker_error"
 	CardVarEncapPort      = "encap_port"
+	CardVarFilterBits     = "filter_bits"
 	CardVarPolicyCapacity = "policy_capacity"
 )
 
@@ -412,7 +407,8 @@ type CardMapSpecs struct {
 	SaStats     *ebpf.MapSpec `ebpf:"sa_stats"`
 	SaTable     *ebpf.MapSpec `ebpf:"sa_table"`
 	SpdBuckets  *ebpf.MapSpec `ebpf:"spd_buckets"`
-	SpdChains   *ebpf.MapSpec `ebpf:"spd_chains"`
+	SpdChain    *ebpf.MapSpec `ebpf:"spd_chain"`
+	SpdFilter   *ebpf.MapSpec `ebpf:"spd_filter"`
 	SpdState    *ebpf.MapSpec `ebpf:"spd_state"`
 	SpdTuples   *ebpf.MapSpec `ebpf:"spd_tuples"`
 	WorkerStats *ebpf.MapSpec `ebpf:"worker_stats"`
@@ -437,6 +433,7 @@ type CardVariableSpecs struct {
 	SaFlags        *ebpf.VariableSpec `ebpf:"_sa_flags"`
 	WorkerError    *ebpf.VariableSpec `ebpf:"_worker_error"`
 	EncapPort      *ebpf.VariableSpec `ebpf:"encap_port"`
+	FilterBits     *ebpf.VariableSpec `ebpf:"filter_bits"`
 	PolicyCapacity *ebpf.VariableSpec `ebpf:"policy_capacity"`
 }
 
@@ -471,7 +468,8 @@ type CardMaps struct {
 	SaStats     *ebpf.Map `ebpf:"sa_stats"`
 	SaTable     *ebpf.Map `ebpf:"sa_table"`
 	SpdBuckets  *ebpf.Map `ebpf:"spd_buckets"`
-	SpdChains   *ebpf.Map `ebpf:"spd_chains"`
+	SpdChain    *ebpf.Map `ebpf:"spd_chain"`
+	SpdFilter   *ebpf.Map `ebpf:"spd_filter"`
 	SpdState    *ebpf.Map `ebpf:"spd_state"`
 	SpdTuples   *ebpf.Map `ebpf:"spd_tuples"`
 	WorkerStats *ebpf.Map `ebpf:"worker_stats"`
@@ -492,7 +490,8 @@ func (m *CardMaps) Close() error {
 		m.SaStats,
 		m.SaTable,
 		m.SpdBuckets,
-		m.SpdChains,
+		m.SpdChain,
+		m.SpdFilter,
 		m.SpdState,
 		m.SpdTuples,
 		m.WorkerStats,
@@ -518,6 +517,7 @@ type CardVariables struct {
 	SaFlags        *ebpf.Variable `ebpf:"_sa_flags"`
 	WorkerError    *ebpf.Variable `ebpf:"_worker_error"`
 	EncapPort      *ebpf.Variable `ebpf:"encap_port"`
+	FilterBits     *ebpf.Variable `ebpf:"filter_bits"`
 	PolicyCapacity *ebpf.Variable `ebpf:"policy_capacity"`
 }
 

@@ -96,8 +96,9 @@
 //	sa_in_lookup  hash, struct xdpsec_sa_key (SPI, dst, family, proto) → SA index
 //	policy_table  array, policy ID → struct xdpsec_policy (action, SA, priority, dir)
 //	spd_tuples    array, the tuple lists per (direction, buffer, family); spd_state: generation per direction
-//	spd_buckets   hash, struct xdpsec_bucket_key (masked fields, tuple, list) → rule count and first rule
-//	spd_chains    hash, the same key with a chunk number → 8 further rules of a bucket
+//	spd_buckets   hash, struct xdpsec_bucket_key (masked fields, tuple, list) → rule count, first rule, chain
+//	spd_chain     array of struct xdpsec_rule: the further rules of buckets, a region per (dir, buffer)
+//	spd_filter    array of 64-bit words: per list, a one-hash Bloom filter of its bucket keys
 //	card_config   defaults per direction, no-socket verdict, ACQUIRE interval
 //	flow_cache    LRU hash of classified flows
 //	sa_stats      per-CPU array per SA: packets, bytes, first use (CLOCK_MONOTONIC ns)
@@ -122,7 +123,8 @@
 //	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/policy_stats   # hits per policy, per CPU
 //	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/spd_tuples     # tuples per (dir, buffer, family)
 //	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/spd_buckets    # buckets: masked fields → first rule
-//	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/spd_chains     # further rules of long buckets
+//	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/spd_chain      # further rules of long buckets
+//	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/spd_filter     # per list, bits of keys present
 //	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/card_config    # default actions, no-socket verdict
 //	bpftool link show; bpftool net show                                  # what is attached where
 //

@@ -41,10 +41,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } policy_table SEC(".maps");
 
-/* The SPD's tuple space (xdpsec.h): tuple lists indexed (dir * 2 + buffer) * 2 + family, and the buckets
- * and their chains of both buffers in two hash maps. Sizes: each policy is in one bucket per buffer, and
- * in a second (its fragment entry) when its tuple hashes ports; chains are at most one chunk per bucket
- * plus one per XDPSEC_RULE_BLOCK rules. Entries are allocated as written (no prealloc). */
+/* The SPD's tuple space (xdpsec.h). spd_tuples: the tuple lists, indexed (dir * 2 + buffer) * 2 + family.
+ * spd_buckets: the buckets of both buffers; each policy is in one bucket per buffer, and in a second (its
+ * fragment entry) when its tuple hashes ports; entries are allocated as written (no prealloc).
+ * spd_chain: the further rules of buckets holding several, a region of 2 * policy_capacity entries per
+ * (dir, buffer) (a bucket's rules after its first, at most two per policy). spd_filter: a bit array of
+ * 2^filter_bits bits per list (the index of spd_tuples), as 64-bit words. */
+volatile const __u32 filter_bits = 19;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
@@ -63,13 +67,20 @@ struct {
 } spd_buckets SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, struct xdpsec_bucket_key);
-	__type(value, struct xdpsec_rule_block);
-	__uint(max_entries, 4 * XDPSEC_DEFAULT_POLICIES);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xdpsec_rule);
+	__uint(max_entries, 8 * XDPSEC_DEFAULT_POLICIES);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} spd_chains SEC(".maps");
+} spd_chain SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, 8 << (19 - 6));
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} spd_filter SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

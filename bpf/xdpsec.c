@@ -228,18 +228,20 @@ static __always_inline int parse_verdict(struct xdp_md *ctx, struct pkt *p)
 /* ---- SPD lookup ---- */
 
 struct tss_ctx {
-	struct xdpsec_bucket_key k; /* the key of the current probe (chunk > 0: walking its chain) */
+	struct xdpsec_bucket_key k; /* the key of the current probe */
 	__u32 src[4];
 	__u32 dst[4];
 	__u64 best;  /* SPD order of the match so far ((priority << 16) | policy ID); ~0 for none */
 	__u32 list;  /* spd_tuples index */
 	__u32 next;  /* the next tuple to probe */
-	__u32 left;  /* rules of the current bucket still to check in its chain */
+	__u32 pos;   /* the current bucket's next rule in spd_chain */
+	__u32 left;  /* rules of the current bucket still to check there */
 	__u16 sport, dport;
 	__u16 policy_id;
 	__u8 proto;
 	__u8 nonfirst_frag;
 	__u8 outcome;
+	__u8 v6;
 };
 
 /* check_rule looks at the next rule of a bucket (buckets are in SPD order): it returns 1 when the bucket
@@ -252,12 +254,14 @@ static __always_inline int check_rule(const struct xdpsec_rule *r, struct tss_ct
 		return 1;
 	if (r->proto && r->proto != c->proto)
 		return 0;
-	/* The key matched under the tuple's masks; a rule may be more specific than its tuple. For IPv4 the
-	 * other words are zero on both sides. */
-	if ((c->src[0] & r->src_mask[0]) != r->src[0] || (c->dst[0] & r->dst_mask[0]) != r->dst[0] ||
-	    (c->src[1] & r->src_mask[1]) != r->src[1] || (c->dst[1] & r->dst_mask[1]) != r->dst[1] ||
-	    (c->src[2] & r->src_mask[2]) != r->src[2] || (c->dst[2] & r->dst_mask[2]) != r->dst[2] ||
-	    (c->src[3] & r->src_mask[3]) != r->src[3] || (c->dst[3] & r->dst_mask[3]) != r->dst[3])
+	/* The key matched under the tuple's masks; a rule may be more specific than its tuple (merged
+	 * tuples). IPv4 lists hold only IPv4 rules, whose other words are zero. */
+	if ((c->src[0] & r->src_mask[0]) != r->src[0] || (c->dst[0] & r->dst_mask[0]) != r->dst[0])
+		return 0;
+	if (c->v6 &&
+	    ((c->src[1] & r->src_mask[1]) != r->src[1] || (c->dst[1] & r->dst_mask[1]) != r->dst[1] ||
+	     (c->src[2] & r->src_mask[2]) != r->src[2] || (c->dst[2] & r->dst_mask[2]) != r->dst[2] ||
+	     (c->src[3] & r->src_mask[3]) != r->src[3] || (c->dst[3] & r->dst_mask[3]) != r->dst[3]))
 		return 0;
 	if (c->nonfirst_frag) {
 		/* RFC 4301 §7: ports are OPAQUE; a port selector cannot be decided, so the fragment is
@@ -274,7 +278,38 @@ static __always_inline int check_rule(const struct xdpsec_rule *r, struct tss_ct
 	return 1;
 }
 
-/* probe_tuple probes the next tuple: one hash lookup of the packet's fields under the tuple's masks. */
+static __always_inline __u32 filter_mix(__u32 h, __u32 w)
+{
+	return (h ^ w) * XDPSEC_FILTER_MUL;
+}
+
+/* maybe_present asks the list's filter whether key k may be in spd_buckets (no false negatives). */
+static __always_inline int maybe_present(const struct tss_ctx *c)
+{
+	const struct xdpsec_bucket_key *k = &c->k;
+	__u32 h = filter_mix(0, k->src[0]);
+	h = filter_mix(h, k->dst[0]);
+	if (c->v6) {
+		h = filter_mix(h, k->src[1]);
+		h = filter_mix(h, k->dst[1]);
+		h = filter_mix(h, k->src[2]);
+		h = filter_mix(h, k->dst[2]);
+		h = filter_mix(h, k->src[3]);
+		h = filter_mix(h, k->dst[3]);
+	}
+	h = filter_mix(h, ((__u32)k->sport << 16) | k->dport);
+	h = filter_mix(h, k->proto | ((__u32)k->frag << 8) | ((__u32)k->tuple << 16));
+	h ^= h >> 15;
+	h *= XDPSEC_FILTER_MIX;
+	h ^= h >> 13;
+	__u32 bit = h >> (32 - filter_bits);
+	__u32 word = (c->list << (filter_bits - 6)) + (bit >> 6);
+	__u64 *w = bpf_map_lookup_elem(&spd_filter, &word);
+	return w && (*w & (1ULL << (bit & 63)));
+}
+
+/* probe_tuple probes the next tuple: the packet's fields under the tuple's masks, through the filter,
+ * then one hash lookup. */
 static __always_inline long probe_tuple(struct tss_ctx *c, const struct xdpsec_tuple_list *l)
 {
 	__u32 i = c->next;
@@ -303,7 +338,8 @@ static __always_inline long probe_tuple(struct tss_ctx *c, const struct xdpsec_t
 		k->frag = 0;
 	}
 	k->tuple = t->id;
-	k->chunk = 0;
+	if (!maybe_present(c))
+		return 0;
 	struct xdpsec_bucket *b = bpf_map_lookup_elem(&spd_buckets, k);
 	if (!b)
 		return 0;
@@ -311,59 +347,61 @@ static __always_inline long probe_tuple(struct tss_ctx *c, const struct xdpsec_t
 		return 0;
 	if (b->n > 1) {
 		c->left = b->n - 1;
-		k->chunk = 1;
+		c->pos = b->chain;
 	}
 	return 0;
 }
 
-/* walk_chain checks the next chunk of the current bucket's chain. */
+/* walk_chain checks the next rules of the current bucket in spd_chain. */
 static __always_inline long walk_chain(struct tss_ctx *c)
 {
-	struct xdpsec_rule_block *blk = bpf_map_lookup_elem(&spd_chains, &c->k);
 	__u32 left = c->left;
 	c->left = 0;
-	if (!blk)
-		return 0; /* a torn read of a changing SPD: the sequence lock retries */
 	int j;
 #pragma unroll
-	for (j = 0; j < XDPSEC_RULE_BLOCK; j++) {
+	for (j = 0; j < XDPSEC_CHAIN_STEP; j++) {
 		if (j >= left)
 			return 0;
-		if (check_rule(&blk->rule[j], c))
+		__u32 idx = c->pos + j;
+		struct xdpsec_rule *r = bpf_map_lookup_elem(&spd_chain, &idx);
+		if (!r || check_rule(r, c))
 			return 0;
 	}
-	if (left > XDPSEC_RULE_BLOCK) {
-		c->left = left - XDPSEC_RULE_BLOCK;
-		c->k.chunk++;
+	if (left > XDPSEC_CHAIN_STEP) {
+		c->left = left - XDPSEC_CHAIN_STEP;
+		c->pos += XDPSEC_CHAIN_STEP;
 	}
 	return 0;
 }
 
 static long tss_step(__u32 i, struct tss_ctx *c)
 {
+	if (c->left)
+		return walk_chain(c);
 	struct xdpsec_tuple_list *l = bpf_map_lookup_elem(&spd_tuples, &c->list);
 	if (!l)
 		return 1;
-	if (c->left)
-		return walk_chain(c);
 	return probe_tuple(c, l);
 }
 
-/* lookup finds the packet's best policy in the live tuple space of (dir, family). Cost: one hash lookup
- * per tuple probed (at most XDPSEC_MAX_TUPLES, fewer when the match in hand beats the rest) plus one per
- * XDPSEC_RULE_BLOCK further rules of a bucket that holds more than one. */
+/* lookup finds the packet's best policy in the live tuple space of (dir, family). Cost: per tuple
+ * probed (at most XDPSEC_MAX_TUPLES, fewer when the match in hand beats the rest) a masked key and its
+ * filter bit, and a hash lookup when the bit is set; per bucket hit, its rules in SPD order up to the
+ * first that matches. */
 static __always_inline void lookup(__u32 gen, __u32 dir, struct pkt *p, struct tss_ctx *c)
 {
 	__u32 fam = p->family == 6;
 	c->list = (dir * 2 + (gen & 1)) * 2 + fam;
 	c->k.list = c->list;
+	c->v6 = fam;
 	c->next = 0;
 	c->left = 0;
 	c->best = ~0ULL;
 	c->outcome = XDPSEC_FLOW_NOMATCH;
 	c->policy_id = XDPSEC_NONE_U16;
-	/* Every step probes a tuple or walks a chunk: bounded by the tuples plus all chunks of a list. */
-	bpf_loop(2 * XDPSEC_MAX_TUPLES + policy_capacity / 4, tss_step, c, 0);
+	/* Every step probes a tuple or checks XDPSEC_CHAIN_STEP rules of a chain: bounded by the tuples
+	 * plus, per tuple, one partial step and the list's chained rules (at most two per policy). */
+	bpf_loop(2 * XDPSEC_MAX_TUPLES + 2 * policy_capacity / XDPSEC_CHAIN_STEP, tss_step, c, 0);
 }
 
 /* classify returns the flow outcome and fills *policy_id; it consults the flow cache first. Returns

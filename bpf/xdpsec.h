@@ -127,41 +127,43 @@ struct xdpsec_rule {
  * masks, and a hit is a bucket: the tuple's policies with exactly those masked fields, in SPD order,
  * checked in full (port ranges, and prefixes longer than the tuple's when the loader had to merge
  * tuples). The best match over the probed tuples wins; tuples are sorted by their best policy, so the
- * probing stops at the first tuple that cannot beat the match in hand. */
+ * probing stops at the first tuple that cannot beat the match in hand. A bit array per list (a Bloom
+ * filter with one hash) says which keys may be present, so most probes that miss cost no hash lookup. */
 
 /* Most tuples a list holds: the loader merges tuples (shortening their masks) to stay within it. */
 #define XDPSEC_MAX_TUPLES 64
 
-/* Key of spd_buckets and spd_chains. */
+/* Key of spd_buckets. */
 struct xdpsec_bucket_key {
 	__u32 src[4];  /* the packet's source under the tuple's mask, network order */
 	__u32 dst[4];
 	__u16 sport, dport; /* under the tuple's port masks; 0 in a fragment entry */
-	__u16 chunk;   /* 0 in spd_buckets; 1.. for the bucket's further rules in spd_chains */
 	__u8 proto;    /* under the tuple's protocol mask */
 	__u8 frag;     /* 1: the non-first-fragment entry of a tuple that hashes ports (see below) */
 	__u8 list;     /* (dir * 2 + buffer) * 2 + family (0 IPv4, 1 IPv6) */
 	__u8 tuple;    /* the tuple's id (struct xdpsec_tuple.id) */
-	__u16 _pad;
 };
 
-/* A bucket: its first rule in SPD order, and how many rules it holds in all. Rules 1..n-1 are in
- * spd_chains under the same key with chunk 1, 2, …, XDPSEC_RULE_BLOCK per chunk.
+/* A bucket: how many rules it holds, its first rule in SPD order, and where the others are: n - 1
+ * consecutive entries of spd_chain from index chain.
  *
  * Non-first fragments have no ports (RFC 4301 §7), so a tuple that hashes ports cannot be probed with
  * them: such a tuple also holds, under frag = 1 and zero ports, one bucket per masked (addresses,
  * protocol) with all its policies of those fields, whatever their ports. */
 struct xdpsec_bucket {
 	__u32 n;
-	__u32 _pad;
+	__u32 chain;
 	struct xdpsec_rule rule;
 };
 
-#define XDPSEC_RULE_BLOCK 8
+/* Rules of a bucket's chain checked per step of the lookup. */
+#define XDPSEC_CHAIN_STEP 8
 
-struct xdpsec_rule_block {
-	struct xdpsec_rule rule[XDPSEC_RULE_BLOCK];
-};
+/* The filter's hash of a bucket key: multiply-xor over its words (IPv4 keys: src[0] and dst[0] only),
+ * then a final mix; the top filter_bits bits of the result index the list's bit array. The loader
+ * computes the same (loader/tss.go). */
+#define XDPSEC_FILTER_MUL 0x9e3779b1u
+#define XDPSEC_FILTER_MIX 0x85ebca6bu
 
 /* One tuple: the masks its policies are hashed under, and its best policy in SPD order. */
 struct xdpsec_tuple {
@@ -181,8 +183,8 @@ struct xdpsec_tuple_list {
 	struct xdpsec_tuple t[XDPSEC_MAX_TUPLES];
 };
 
-/* State of the SPD of one direction: which of the two buffers (tuple lists and the buckets and chains
- * keyed with them) is live: gen & 1. The loader writes the idle buffer, then bumps gen; the card reads
+/* State of the SPD of one direction: which of the two buffers (tuple lists, buckets keyed with them,
+ * chains and filters) is live: gen & 1. The loader writes the idle buffer, then bumps gen; the card reads
  * gen before and after a lookup and retries when it moved (a sequence lock), and tags flow-cache entries
  * with gen so any SPD change invalidates them. */
 struct xdpsec_spd {

@@ -123,7 +123,12 @@ type Card struct {
 	// tss[dir][family] is the SPD compiled into the card's tuple space, and what each of the card's two
 	// buffers holds of it, so that an SPD change writes only the buckets that differ.
 	tss [2][2]tssList
-	ws  *WorkerStats
+	// chains[dir][buffer] allocates spd_chain entries in the region of that direction and buffer;
+	// tssReset[dir][buffer] says the loader no longer knows what the buffer holds (a failed write).
+	chains           [2][2]extents
+	tssReset         [2][2]bool
+	chainCompactions int // buffers rewritten whole because their chain region was too fragmented
+	ws               *WorkerStats
 }
 
 // Load loads the card with cfg's capacities. With an Instance it pins every map under
@@ -242,7 +247,8 @@ func sizeSpec(spec *ebpf.CollectionSpec, cfg *Config) error {
 		bpf.CardMapPolicyStats: cfg.Policies,
 		bpf.CardMapAcquireLast: cfg.Policies,
 		bpf.CardMapSpdBuckets:  4 * cfg.Policies,
-		bpf.CardMapSpdChains:   4 * cfg.Policies,
+		bpf.CardMapSpdChain:    4 * chainRegion(cfg.Policies),
+		bpf.CardMapSpdFilter:   8 << (filterBitsFor(cfg.Policies) - 6),
 		bpf.CardMapFlowCache:   cfg.FlowCache,
 		bpf.CardMapXsksOut:     cfg.Queues,
 		bpf.CardMapXsksIn:      cfg.Queues,
@@ -256,6 +262,9 @@ func sizeSpec(spec *ebpf.CollectionSpec, cfg *Config) error {
 	}
 	if err := spec.Variables[bpf.CardVarPolicyCapacity].Set(cfg.Policies); err != nil {
 		return fmt.Errorf("set policy capacity: %w", err)
+	}
+	if err := spec.Variables[bpf.CardVarFilterBits].Set(uint32(filterBitsFor(cfg.Policies))); err != nil {
+		return fmt.Errorf("set filter bits: %w", err)
 	}
 	if err := spec.Variables[bpf.CardVarEncapPort].Set(cfg.EncapPort); err != nil {
 		return fmt.Errorf("set encap port: %w", err)
@@ -387,7 +396,7 @@ func (c *Card) mapsByName() map[string]*ebpf.Map {
 		bpf.CardMapPolicyStats: o.PolicyStats, bpf.CardMapPolicyTable: o.PolicyTable,
 		bpf.CardMapReasons: o.Reasons, bpf.CardMapSaInLookup: o.SaInLookup,
 		bpf.CardMapSaStats: o.SaStats, bpf.CardMapSaTable: o.SaTable,
-		bpf.CardMapSpdBuckets: o.SpdBuckets, bpf.CardMapSpdChains: o.SpdChains,
+		bpf.CardMapSpdBuckets: o.SpdBuckets, bpf.CardMapSpdChain: o.SpdChain, bpf.CardMapSpdFilter: o.SpdFilter,
 		bpf.CardMapSpdState: o.SpdState, bpf.CardMapSpdTuples: o.SpdTuples,
 		bpf.CardMapWorkerStats: o.WorkerStats, bpf.CardMapXsksIn: o.XsksIn, bpf.CardMapXsksOut: o.XsksOut,
 	}

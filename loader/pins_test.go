@@ -62,7 +62,8 @@ func TestPinsReopenAndDestroy(t *testing.T) {
 			{[]string{"lookup", "sa_stats", "key", "3", "0", "0", "0"}, []string{`"packets": 0`, `"first_use_ns": 0`}},
 			{[]string{"lookup", "worker_stats", "key", "3", "0", "0", "0"}, []string{`"packets": 10`, `"errors": [0,2,`}},
 			{[]string{"dump", "policy_stats"}, []string{`"packets": 0`, `"bytes": 0`}},
-			{[]string{"dump", "spd_chains"}, nil}, // empty: no bucket holds more than one rule
+			{[]string{"dump", "spd_chain"}, []string{`"src_mask": [`, `"dport_hi": `}}, // unused: zeros
+			{[]string{"dump", "spd_filter"}, []string{`"value": `}},
 			{[]string{"dump", "card_config"}, []string{`"default_action": [`, `"acquire_interval_ms": `}},
 		} {
 			args := append([]string{"map", b.args[0], "pinned", filepath.Join(dir, b.args[1])}, b.args[2:]...)

@@ -2,12 +2,8 @@ package loader
 
 import (
 	"cmp"
-	"errors"
-	"fmt"
 	"net/netip"
 	"slices"
-
-	"github.com/cilium/ebpf"
 
 	"github.com/xdpsec/xdpsec/bpf"
 	"github.com/xdpsec/xdpsec/control/spd"
@@ -15,8 +11,8 @@ import (
 
 // The card's SPD is a tuple space (bpf/xdpsec.h): per direction and family, policies grouped into tuples
 // by the fields their selectors constrain, each tuple's policies hashed by those fields into buckets.
-// This file compiles policies into that form, keeps it up to date policy by policy, and writes the
-// differences into the idle buffer of the card's double-buffered maps.
+// This file compiles policies into that form and keeps it up to date policy by policy; tss_card.go
+// writes the differences into the idle buffer of the card's double-buffered maps.
 
 // tssShape is what a tuple hashes: the prefix lengths its addresses are masked to, and whether the
 // protocol and each port (or ICMP type and code) are part of the key.
@@ -217,7 +213,7 @@ func (l tssLevel) round(s tssShape) tssShape {
 	return s
 }
 
-// bucketKey is a bucket's key with buffer 0 in List and chunk 0; withBuffer gives the key in a buffer.
+// bucketKey is a bucket's key with buffer 0 in List; withBuffer gives the key in a buffer.
 type bucketKey = bpf.CardXdpsecBucketKey
 
 func withBuffer(k bucketKey, buf uint32) bucketKey {
@@ -237,8 +233,8 @@ func tssOrder(p *spd.Policy) uint64 { return uint64(p.Priority)<<16 | uint64(p.I
 
 func ruleOrder(r *bpf.CardXdpsecRule) uint64 { return uint64(r.Priority)<<16 | uint64(r.PolicyId) }
 
-// tssList is the compiled SPD of one direction and family, what each of the card's two buffers holds of
-// it, and which buckets differ.
+// tssList is the SPD of one direction and family compiled into a tuple space (the target both of the
+// card's buffers are brought to), and what each buffer holds of it.
 type tssList struct {
 	dir  spd.Dir
 	fam  int
@@ -251,25 +247,42 @@ type tssList struct {
 	// hint is the id a tuple of the shape had on the card before a restart, reused when free.
 	hint    map[tssShape]uint8
 	buckets map[bucketKey][]bpf.CardXdpsecRule // SPD order
-	// card[buf] holds, for each bucket the buffer may hold, 1 + the chain chunks it may hold; dirty[buf]
-	// the buckets whose content in that buffer may differ from buckets.
-	card  [2]map[bucketKey]uint16
-	dirty [2]map[bucketKey]bool
-	// written[buf] is the tuple list last written to buffer buf, nil when unknown.
-	written [2]*bpf.CardXdpsecTupleList
+	// The filter: bit array words (nonzero only) and how many buckets set each bit.
+	filterBits uint
+	filter     map[uint32]uint64
+	bitCount   map[uint32]int
+	buf        [2]tssBuffer
 }
 
-func (l *tssList) init(dir spd.Dir, fam int) {
+// tssBuffer is what one of the card's buffers holds of a list, as far as the loader knows.
+type tssBuffer struct {
+	// held are the buckets the buffer (may) hold, with their chains; dirty the buckets whose content
+	// there may differ from the target, dirtyWords the filter words.
+	held       map[bucketKey]tssChain
+	dirty      map[bucketKey]bool
+	dirtyWords map[uint32]bool
+	// written is the tuple list last written, nil when unknown.
+	written *bpf.CardXdpsecTupleList
+}
+
+// tssChain is where a bucket's rules after its first are in spd_chain: n entries from off.
+type tssChain struct{ off, n uint32 }
+
+func (l *tssList) init(dir spd.Dir, fam int, filterBits uint) {
 	*l = tssList{
 		dir: dir, fam: fam,
-		pols:    map[uint32]spd.Policy{},
-		shapes:  map[tssShape]int{},
-		tupleOf: map[tssShape]tssShape{},
-		tuples:  map[tssShape]*tssTuple{},
-		hint:    map[tssShape]uint8{},
-		buckets: map[bucketKey][]bpf.CardXdpsecRule{},
-		card:    [2]map[bucketKey]uint16{{}, {}},
-		dirty:   [2]map[bucketKey]bool{{}, {}},
+		pols:       map[uint32]spd.Policy{},
+		shapes:     map[tssShape]int{},
+		tupleOf:    map[tssShape]tssShape{},
+		tuples:     map[tssShape]*tssTuple{},
+		hint:       map[tssShape]uint8{},
+		buckets:    map[bucketKey][]bpf.CardXdpsecRule{},
+		filterBits: filterBits,
+		filter:     map[uint32]uint64{},
+		bitCount:   map[uint32]int{},
+	}
+	for b := range l.buf {
+		l.buf[b] = tssBuffer{held: map[bucketKey]tssChain{}, dirty: map[bucketKey]bool{}, dirtyWords: map[uint32]bool{}}
 	}
 }
 
@@ -326,28 +339,28 @@ func (l *tssList) remap(fresh []spd.Policy) {
 			moved = true
 		}
 	}
-	if moved {
-		isFresh := make(map[uint32]bool, len(fresh))
-		for _, p := range fresh {
-			isFresh[p.ID] = true
-		}
-		var move []spd.Policy
-		for id, p := range l.pols {
-			s := shapeOf(&p)
-			if old, ok := l.tupleOf[s]; ok && !isFresh[id] && old != next[s] {
-				move = append(move, p)
-			}
-		}
-		for i := range move {
-			l.place(&move[i], false)
-		}
+	if !moved {
 		l.tupleOf = next
-		for i := range move {
-			l.place(&move[i], true)
-		}
 		return
 	}
+	isFresh := make(map[uint32]bool, len(fresh))
+	for _, p := range fresh {
+		isFresh[p.ID] = true
+	}
+	var move []spd.Policy
+	for id, p := range l.pols {
+		s := shapeOf(&p)
+		if old, ok := l.tupleOf[s]; ok && !isFresh[id] && old != next[s] {
+			move = append(move, p)
+		}
+	}
+	for i := range move {
+		l.place(&move[i], false)
+	}
 	l.tupleOf = next
+	for i := range move {
+		l.place(&move[i], true)
+	}
 }
 
 // place inserts p into (or removes it from) its tuple and buckets.
@@ -381,13 +394,59 @@ func (l *tssList) place(p *spd.Policy, insert bool) {
 		default:
 			continue
 		}
-		if len(b) == 0 {
+		switch {
+		case len(b) == 0:
 			delete(l.buckets, k)
-		} else {
+			l.countBit(k, -1)
+		case len(b) == 1 && insert:
+			l.buckets[k] = b
+			l.countBit(k, 1)
+		default:
 			l.buckets[k] = b
 		}
-		l.dirty[0][k], l.dirty[1][k] = true, true
+		l.buf[0].dirty[k], l.buf[1].dirty[k] = true, true
 	}
+}
+
+// countBit counts a bucket key in or out of the filter.
+func (l *tssList) countBit(k bucketKey, d int) {
+	bit := filterBit(&k, l.fam == 1, l.filterBits)
+	l.bitCount[bit] += d
+	w, mask := bit>>6, uint64(1)<<(bit&63)
+	switch l.bitCount[bit] {
+	case 0:
+		delete(l.bitCount, bit)
+		if l.filter[w] &^= mask; l.filter[w] == 0 {
+			delete(l.filter, w)
+		}
+	case 1:
+		if d < 0 {
+			return
+		}
+		l.filter[w] |= mask
+	default:
+		return
+	}
+	l.buf[0].dirtyWords[w], l.buf[1].dirtyWords[w] = true, true
+}
+
+// filterBit is the card's filter hash of key k (bpf/xdpsec.c maybe_present): the bit of the list's array.
+func filterBit(k *bucketKey, v6 bool, bits uint) uint32 {
+	mix := func(h, w uint32) uint32 { return (h ^ w) * 0x9e3779b1 }
+	h := mix(0, k.Src[0])
+	h = mix(h, k.Dst[0])
+	if v6 {
+		for i := 1; i < 4; i++ {
+			h = mix(h, k.Src[i])
+			h = mix(h, k.Dst[i])
+		}
+	}
+	h = mix(h, uint32(k.Sport)<<16|uint32(k.Dport))
+	h = mix(h, uint32(k.Proto)|uint32(k.Frag)<<8|uint32(k.Tuple)<<16)
+	h ^= h >> 15
+	h *= 0x85ebca6b
+	h ^= h >> 13
+	return h >> (32 - bits)
 }
 
 // keysOf is the bucket key of p in tuple t and, when t hashes ports, the key of p's fragment entry.
@@ -442,16 +501,11 @@ func (l *tssList) dropEmptyTuples() {
 	}
 }
 
-// rebuild recompiles the list from pols (after a failed write undid the loader's view). Tuple ids may
-// change, so every bucket the buffers may hold and every bucket of the result is marked for rewriting.
+// rebuild recompiles the list from pols (after a failed write undid the loader's view). What the buffers
+// hold is kept; tuple ids may change, so every bucket the buffers may hold is marked for rewriting.
 func (l *tssList) rebuild(pols map[uint32]spd.Policy) {
-	card, dirty := l.card, l.dirty
-	for k := range l.buckets {
-		dirty[0][k], dirty[1][k] = true, true
-	}
-	written := l.written
-	l.init(l.dir, l.fam)
-	l.card, l.dirty, l.written = card, dirty, written
+	bufs := l.buf
+	l.init(l.dir, l.fam, l.filterBits)
 	var o listOps
 	for _, p := range pols {
 		if p.Dir == l.dir && famOf(&p) == l.fam {
@@ -459,10 +513,18 @@ func (l *tssList) rebuild(pols map[uint32]spd.Policy) {
 		}
 	}
 	l.apply(&o)
-	for b := range l.card {
-		for k := range l.card[b] {
-			l.dirty[b][k] = true
+	for b := range bufs {
+		for k := range bufs[b].held {
+			l.buf[b].dirty[k] = true
 		}
+		for k := range bufs[b].dirty {
+			l.buf[b].dirty[k] = true
+		}
+		for w := range bufs[b].dirtyWords {
+			l.buf[b].dirtyWords[w] = true
+		}
+		l.buf[b].held = bufs[b].held
+		l.buf[b].written = bufs[b].written
 	}
 }
 
@@ -501,378 +563,4 @@ func (l *tssList) zero() netip.Addr {
 		return netip.IPv4Unspecified()
 	}
 	return netip.IPv6Unspecified()
-}
-
-// chunks is how many chain chunks a bucket of n rules needs.
-func chunks(n int) int { return (n - 1 + ruleBlock - 1) / ruleBlock }
-
-const ruleBlock = len(bpf.CardXdpsecRuleBlock{}.Rule)
-
-// tssWrites are the map writes that bring one buffer up to date.
-type tssWrites struct {
-	bucketKeys []bucketKey
-	buckets    []bpf.CardXdpsecBucket
-	chainKeys  []bucketKey
-	chains     []bpf.CardXdpsecRuleBlock
-	deletes    []bucketKey // buckets
-	chainDels  []bucketKey
-}
-
-// collect adds the writes that make buffer buf hold l's dirty buckets, and records what the buffer will
-// hold once they succeed (commit) or, pessimistically, may hold if they fail.
-func (l *tssList) collect(buf uint32, w *tssWrites) {
-	for k := range l.dirty[buf] {
-		kb := withBuffer(k, buf)
-		rules := l.buckets[k]
-		old := int(l.card[buf][k]) // 0: absent
-		if len(rules) > 0 {
-			w.bucketKeys = append(w.bucketKeys, kb)
-			w.buckets = append(w.buckets, bpf.CardXdpsecBucket{N: uint32(len(rules)), Rule: rules[0]})
-			for c := 1; c <= chunks(len(rules)); c++ {
-				var blk bpf.CardXdpsecRuleBlock
-				copy(blk.Rule[:], rules[1+(c-1)*ruleBlock:])
-				ck := kb
-				ck.Chunk = uint16(c)
-				w.chainKeys = append(w.chainKeys, ck)
-				w.chains = append(w.chains, blk)
-			}
-		} else if old > 0 {
-			w.deletes = append(w.deletes, kb)
-		}
-		for c := max(1, chunks(len(rules))+1); c < old; c++ {
-			ck := kb
-			ck.Chunk = uint16(c)
-			w.chainDels = append(w.chainDels, ck)
-		}
-		// Until the writes succeed the buffer may hold the old or the new bucket.
-		if n := len(rules); n > 0 {
-			l.card[buf][k] = uint16(max(old, 1+chunks(n)))
-		}
-	}
-}
-
-// commit records that buffer buf now holds exactly the compiled buckets.
-func (l *tssList) commit(buf uint32) {
-	for k := range l.dirty[buf] {
-		if rules := l.buckets[k]; len(rules) > 0 {
-			l.card[buf][k] = uint16(1 + chunks(len(rules)))
-		} else {
-			delete(l.card[buf], k)
-		}
-	}
-	// A new map rather than clear: iterating a cleared map still walks all the room it once grew to.
-	l.dirty[buf] = map[bucketKey]bool{}
-}
-
-// writeTSS brings the idle buffer of dir up to the compiled lists and makes it live. Only buckets that
-// changed since that buffer was last written are written (the loader tracks both buffers), so a change
-// costs O(buckets changed) map writes, plus the two tuple lists.
-func (c *Card) writeTSS(dir spd.Dir) error {
-	var st bpf.CardXdpsecSpd
-	if err := c.objs.SpdState.Lookup(uint32(dir), &st); err != nil {
-		return fmt.Errorf("read spd state: %w", err)
-	}
-	buf := (st.Gen + 1) & 1
-	var w tssWrites
-	for fam := range 2 {
-		c.tss[dir][fam].collect(buf, &w)
-	}
-	// Chains before the buckets that count them (not needed for correctness, the buffer is idle, but it
-	// keeps a bucket from ever announcing rules its chain lacks); deletions last.
-	if err := putBatch(c.objs.SpdChains, w.chainKeys, w.chains); err != nil {
-		return fmt.Errorf("write %s chains: %w", dir, err)
-	}
-	if err := putBatch(c.objs.SpdBuckets, w.bucketKeys, w.buckets); err != nil {
-		return fmt.Errorf("write %s buckets: %w", dir, err)
-	}
-	if err := deleteBatch(c.objs.SpdBuckets, w.deletes); err != nil {
-		return fmt.Errorf("delete %s buckets: %w", dir, err)
-	}
-	if err := deleteBatch(c.objs.SpdChains, w.chainDels); err != nil {
-		return fmt.Errorf("delete %s chains: %w", dir, err)
-	}
-	for fam := range 2 {
-		l := &c.tss[dir][fam]
-		v := l.tupleList()
-		if l.written[buf] != nil && *l.written[buf] == *v {
-			continue
-		}
-		l.written[buf] = nil
-		if err := c.objs.SpdTuples.Put(l.listIndex(buf), v); err != nil {
-			return fmt.Errorf("write %s tuples: %w", dir, err)
-		}
-		l.written[buf] = v
-	}
-	for fam := range 2 {
-		c.tss[dir][fam].commit(buf)
-	}
-	// One 32-bit store makes the buffer live and invalidates the flow cache of this direction.
-	st.Gen++
-	if err := c.objs.SpdState.Put(uint32(dir), &st); err != nil {
-		return fmt.Errorf("write spd state: %w", err)
-	}
-	return nil
-}
-
-func putBatch[K, V any](m *ebpf.Map, keys []K, vals []V) error {
-	if len(keys) == 0 {
-		return nil
-	}
-	_, err := m.BatchUpdate(keys, vals, nil)
-	if errors.Is(err, ebpf.ErrNotSupported) {
-		for i := range keys {
-			if err := m.Put(&keys[i], &vals[i]); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	return err
-}
-
-// deleteBatch deletes keys; keys already gone are fine (after a failed write the loader only knows
-// what a buffer may hold).
-func deleteBatch[K any](m *ebpf.Map, keys []K) error {
-	if len(keys) == 0 {
-		return nil
-	}
-	n, err := m.BatchDelete(keys, nil)
-	if err == nil {
-		return nil
-	}
-	for i := n; i < len(keys); i++ {
-		if err := m.Delete(&keys[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return err
-		}
-	}
-	return nil
-}
-
-// tssCard is what the card's SPD maps hold.
-type tssCard struct {
-	gen [2]uint32 // per direction
-	// buckets[buf] are the rules of each bucket of buffer buf (keys as bucketKey: buffer 0), chains[buf]
-	// the highest chain chunk present for each bucket (stale chunks included).
-	buckets [2]map[bucketKey][]bpf.CardXdpsecRule
-	chains  [2]map[bucketKey]uint16
-	lists   [8]bpf.CardXdpsecTupleList
-}
-
-// missingRule stands for a rule a bucket counts but its chain lacks: no policy has its ID.
-var missingRule = bpf.CardXdpsecRule{Priority: ^uint32(0), PolicyId: 0xffff}
-
-// readTSS reads every bucket, chain and tuple list of the card.
-func (c *Card) readTSS() (*tssCard, error) {
-	t := &tssCard{
-		buckets: [2]map[bucketKey][]bpf.CardXdpsecRule{{}, {}},
-		chains:  [2]map[bucketKey]uint16{{}, {}},
-	}
-	for d := range t.gen {
-		var st bpf.CardXdpsecSpd
-		if err := c.objs.SpdState.Lookup(uint32(d), &st); err != nil {
-			return nil, fmt.Errorf("read spd state: %w", err)
-		}
-		t.gen[d] = st.Gen
-	}
-	for i := range t.lists {
-		if err := c.objs.SpdTuples.Lookup(uint32(i), &t.lists[i]); err != nil {
-			return nil, fmt.Errorf("read tuples: %w", err)
-		}
-	}
-	if err := readAll(c.objs.SpdBuckets, func(k bucketKey, v *bpf.CardXdpsecBucket) error {
-		if k.Chunk != 0 || k.List > 7 || v.N == 0 || v.N > c.cfg.Policies {
-			return fmt.Errorf("%w: spd bucket %+v of %d rules", ErrIncompatiblePin, k, v.N)
-		}
-		buf := uint32(k.List>>1) & 1
-		k.List &^= 2
-		rules := make([]bpf.CardXdpsecRule, v.N)
-		rules[0] = v.Rule
-		for i := 1; i < len(rules); i++ {
-			rules[i] = missingRule
-		}
-		t.buckets[buf][k] = rules
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	type chunk struct {
-		k bucketKey
-		v bpf.CardXdpsecRuleBlock
-	}
-	var cs []chunk
-	if err := readAll(c.objs.SpdChains, func(k bucketKey, v *bpf.CardXdpsecRuleBlock) error {
-		if k.List > 7 || k.Chunk == 0 {
-			return fmt.Errorf("%w: spd chain %+v", ErrIncompatiblePin, k)
-		}
-		cs = append(cs, chunk{k, *v})
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	for _, ch := range cs {
-		k := ch.k
-		buf := uint32(k.List>>1) & 1
-		n := int(k.Chunk)
-		k.List &^= 2
-		k.Chunk = 0
-		t.chains[buf][k] = max(t.chains[buf][k], uint16(n))
-		if rules, ok := t.buckets[buf][k]; ok && 1+(n-1)*ruleBlock < len(rules) {
-			copy(rules[1+(n-1)*ruleBlock:], ch.v.Rule[:])
-		}
-	}
-	return t, nil
-}
-
-func readAll[K comparable, V any](m *ebpf.Map, fn func(K, *V) error) error {
-	const chunk = 1024
-	keys := make([]K, chunk)
-	vals := make([]V, chunk)
-	var cursor ebpf.MapBatchCursor
-	for {
-		n, err := m.BatchLookup(&cursor, keys, vals, nil)
-		for i := 0; i < n; i++ {
-			if err := fn(keys[i], &vals[i]); err != nil {
-				return err
-			}
-		}
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("read %s: %w", m, err)
-		}
-	}
-}
-
-// livePolicies is the SPD of the card's live buffers: every policy's rule joined with the policy table,
-// in SPD order per direction (out first).
-func (c *Card) livePolicies(t *tssCard) ([]spd.Policy, error) {
-	var out []spd.Policy
-	for _, dir := range []spd.Dir{spd.DirOut, spd.DirIn} {
-		live := t.gen[dir] & 1
-		type famRule struct {
-			r      bpf.CardXdpsecRule
-			family uint8
-		}
-		rules := map[uint16]famRule{}
-		for k, rs := range t.buckets[live] {
-			if spd.Dir(k.List>>2) != dir {
-				continue
-			}
-			family := uint8(4)
-			if k.List&1 == 1 {
-				family = 6
-			}
-			for _, r := range rs {
-				if uint32(r.PolicyId) >= c.cfg.Policies {
-					return nil, fmt.Errorf("%w: %s bucket %+v holds a rule of policy %d", ErrIncompatiblePin, dir, k, r.PolicyId)
-				}
-				fr := famRule{r, family}
-				if old, ok := rules[r.PolicyId]; ok && old != fr {
-					return nil, fmt.Errorf("%w: policy %d has two rules", ErrIncompatiblePin, r.PolicyId)
-				}
-				rules[r.PolicyId] = fr
-			}
-		}
-		var list []spd.Policy
-		for id, fr := range rules {
-			r := &fr.r
-			var e bpf.CardXdpsecPolicy
-			if err := c.objs.PolicyTable.Lookup(uint32(id), &e); err != nil {
-				return nil, fmt.Errorf("read policy %d: %w", id, err)
-			}
-			list = append(list, spd.Policy{
-				ID: uint32(id), Dir: dir, Priority: e.Priority, Action: spd.Action(e.Action), SA: e.SaIndex,
-				Selector: spd.Selector{
-					Src:      wordsPrefix(r.Src, r.SrcMask, fr.family),
-					Dst:      wordsPrefix(r.Dst, r.DstMask, fr.family),
-					Proto:    r.Proto,
-					SrcPorts: spd.PortRange{Lo: r.SportLo, Hi: r.SportHi},
-					DstPorts: spd.PortRange{Lo: r.DportLo, Hi: r.DportHi},
-				},
-			})
-		}
-		slices.SortFunc(list, func(a, b spd.Policy) int { return spd.Compare(&a, &b) })
-		out = append(out, list...)
-	}
-	return out, nil
-}
-
-// restore rebuilds the loader's view of the SPD from a reopened card's live buffers, and learns what each
-// buffer holds so that the next changes write only what differs.
-func (c *Card) restore() error {
-	t, err := c.readTSS()
-	if err != nil {
-		return err
-	}
-	pols, err := c.livePolicies(t)
-	if err != nil {
-		return err
-	}
-	for _, p := range pols {
-		c.pols[p.ID] = p
-	}
-	for d := range c.tss {
-		for f := range c.tss[d] {
-			l := &c.tss[d][f]
-			l.init(spd.Dir(d), f)
-			// The live tuples keep their ids, so that the buckets of unchanged tuples keep their keys.
-			live := &t.lists[l.listIndex(t.gen[d]&1)]
-			for _, e := range live.T[:min(int(live.N), len(live.T))] {
-				l.hint[tssShape{e.SrcBits, e.DstBits, e.ProtoMask != 0, e.SportMask != 0, e.DportMask != 0}] = e.Id
-			}
-			var o listOps
-			for _, p := range pols {
-				if p.Dir == l.dir && famOf(&p) == f {
-					o.insert = append(o.insert, p)
-				}
-			}
-			l.apply(&o)
-			clear(l.hint)
-			for buf := range l.written {
-				l.written[buf] = &t.lists[l.listIndex(uint32(buf))]
-			}
-			for buf := range l.card {
-				l.dirty[buf] = map[bucketKey]bool{}
-				for k, rs := range t.buckets[buf] {
-					if k.List == uint8(l.listIndex(0)) {
-						l.card[buf][k] = uint16(1 + chunks(len(rs)))
-						if !slices.Equal(rs, l.buckets[k]) {
-							l.dirty[buf][k] = true
-						}
-					}
-				}
-				for k, n := range t.chains[buf] {
-					if k.List == uint8(l.listIndex(0)) && n+1 > l.card[buf][k] {
-						l.card[buf][k] = n + 1 // stale chunks past the bucket's rules
-						l.dirty[buf][k] = true
-					}
-				}
-				for k := range l.buckets {
-					if _, ok := t.buckets[buf][k]; !ok {
-						l.dirty[buf][k] = true
-					}
-				}
-			}
-		}
-	}
-	if len(c.pols) > 0 {
-		c.log.Info("card reopened with its offloaded SPD", "policies", len(c.pols))
-	}
-	return nil
-}
-
-// DumpSPD reads the SPD the card is using — its live buckets joined with the policy table — rather than
-// the loader's copy: for consistency checks. Policies come in SPD order, out first.
-func (c *Card) DumpSPD() ([]spd.Policy, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return nil, ErrClosed
-	}
-	t, err := c.readTSS()
-	if err != nil {
-		return nil, err
-	}
-	return c.livePolicies(t)
 }

@@ -120,6 +120,9 @@ func (g stressGen) policy(id uint32, sas uint32) spd.Policy {
 	return p
 }
 
+// modelFilterBits is the model's filter size: small, so that bits are shared and the counting is tested.
+const modelFilterBits = 12
+
 // spdModel is the loader's compilation without a card: the four lists, changed as changeSPDLocked
 // changes them.
 type spdModel struct {
@@ -131,7 +134,7 @@ func newSPDModel() *spdModel {
 	m := &spdModel{pols: map[uint32]spd.Policy{}}
 	for d := range m.lists {
 		for f := range m.lists[d] {
-			m.lists[d][f].init(spd.Dir(d), f)
+			m.lists[d][f].init(spd.Dir(d), f, modelFilterBits)
 		}
 	}
 	return m
@@ -186,6 +189,12 @@ func (m *spdModel) lookup(dir spd.Dir, t spd.Tuple, defs spd.Defaults) spd.Decis
 			}
 		} else {
 			k.Sport, k.Dport = t.SrcPort&tp.SportMask, t.DstPort&tp.DportMask
+		}
+		if bit := filterBit(&k, fam == 1, l.filterBits); l.filter[bit>>6]&(1<<(bit&63)) == 0 {
+			if len(l.buckets[k]) > 0 {
+				panic(fmt.Sprintf("the filter lacks bucket %+v", k))
+			}
+			continue
 		}
 		for _, r := range l.buckets[k] {
 			if ruleOrder(&r) > best {
@@ -305,8 +314,16 @@ func TestTSSModel(t *testing.T) {
 							t.Fatalf("round %d step %d: bucket %+v out of SPD order", round, step, k)
 						}
 					}
+					filter := map[uint32]uint64{}
+					for k := range l.buckets {
+						bit := filterBit(&k, f == 1, l.filterBits)
+						filter[bit>>6] |= 1 << (bit & 63)
+					}
+					if !maps.Equal(filter, l.filter) {
+						t.Fatalf("round %d step %d: the filter is not the buckets' bits", round, step)
+					}
 					var fresh tssList
-					fresh.init(l.dir, l.fam)
+					fresh.init(l.dir, l.fam, modelFilterBits)
 					fresh.apply(&listOps{insert: slices.Collect(maps.Values(l.pols))})
 					gb, gt := l.canonical()
 					wb, wt := fresh.canonical()
@@ -476,7 +493,7 @@ func TestTupleSpaceReopen(t *testing.T) {
 			t.Fatal(err)
 		}
 		for f := range c.tss[d] {
-			if n := len(c.tss[d][f].dirty[st.Gen&1]); n != 0 {
+			if n := len(c.tss[d][f].buf[st.Gen&1].dirty); n != 0 {
 				t.Errorf("%s family %d: %d buckets of the live buffer to rewrite after reopening", spd.Dir(d), f, n)
 			}
 		}
@@ -545,5 +562,95 @@ func TestTupleSpaceChains(t *testing.T) {
 			frag := spd.Tuple{Src: ip(src), Dst: pfx(fam.dst).Addr().Next(), Proto: spd.ProtoUDP, NonFirstFragment: true}
 			e.check("fragment", spd.DirOut, frag, tuplePacket(frag, false, nil))
 		}
+	}
+}
+
+// TestTupleSpaceCompaction churns an SPD of long buckets on a card so small that the chain regions
+// fragment: the loader then rewrites the idle buffer whole, and the card still classifies like the
+// reference and holds exactly the SPD.
+func TestTupleSpaceCompaction(t *testing.T) {
+	const policies = 16
+	e := newEquivCard(t, policies)
+	g := newStressGen(rand.New(rand.NewPCG(rand.Uint64(), 7)))
+	cur := map[uint32]spd.Policy{}
+	e.replace(nil, spd.Defaults{})
+	for op := 0; op < 1000 && e.mismatches == 0; op++ {
+		var put []spd.Policy
+		var del []uint32
+		for _, id := range g.r.Perm(policies)[:1+g.r.IntN(4)] {
+			if _, ok := cur[uint32(id)]; ok && g.r.IntN(8) == 0 {
+				del = append(del, uint32(id))
+				delete(cur, uint32(id))
+				continue
+			}
+			// One selector, exact destination ports from a small pool: long normal and fragment
+			// buckets whose lengths keep changing.
+			s := anySel("198.18.1.0/24", "198.18.2.0/24")
+			s.Proto, s.SrcPorts = spd.ProtoUDP, spd.PortRange{Lo: g.port(), Hi: 65535}
+			dport := []uint16{53, 500}[g.r.IntN(2)]
+			s.DstPorts = spd.PortRange{Lo: dport, Hi: dport}
+			p := spd.Policy{ID: uint32(id), Dir: spd.DirOut, Priority: uint32(g.r.IntN(3)), Selector: s, Action: spd.ActionDiscard, SA: spd.NoSA}
+			put = append(put, p)
+			cur[p.ID] = p
+		}
+		if err := e.c.PutPolicies(put...); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.c.DeletePolicies(del...); err != nil {
+			t.Fatal(err)
+		}
+		e.reference(slices.Collect(maps.Values(cur)), spd.Defaults{})
+		for k := range 8 {
+			tup := spd.Tuple{Src: ip("198.18.1.1"), Dst: ip("198.18.2.1"), Proto: spd.ProtoUDP, SrcPort: g.port(), DstPort: []uint16{53, 500, 4500}[k%3]}
+			tup.NonFirstFragment = k == 7
+			if tup.NonFirstFragment {
+				tup.SrcPort, tup.DstPort = 0, 0
+			}
+			e.check(fmt.Sprintf("op %d packet %d", op, k), spd.DirOut, tup, tuplePacket(tup, false, nil))
+		}
+		got, err := e.c.DumpSPD()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !maps.Equal(cur, maps.Collect(func(yield func(uint32, spd.Policy) bool) {
+			for _, p := range got {
+				yield(p.ID, p)
+			}
+		})) {
+			t.Fatalf("op %d: the card holds %d policies, want %d", op, len(got), len(cur))
+		}
+	}
+	if e.c.chainCompactions == 0 {
+		t.Errorf("no chain region was ever too fragmented: the test did not test compaction")
+	}
+	t.Logf("%d compactions", e.c.chainCompactions)
+}
+
+func TestExtents(t *testing.T) {
+	e := extents{base: 100, size: 10}
+	e.reset()
+	a, _ := e.alloc(3)
+	b, _ := e.alloc(3)
+	c, _ := e.alloc(4)
+	if a != 100 || b != 103 || c != 106 {
+		t.Fatalf("allocated %d %d %d", a, b, c)
+	}
+	if _, ok := e.alloc(1); ok {
+		t.Fatal("allocated from a full region")
+	}
+	e.release(tssChain{b, 3})
+	if _, ok := e.alloc(4); ok {
+		t.Fatal("allocated 4 from a hole of 3")
+	}
+	e.release(tssChain{a, 3})
+	e.release(tssChain{c, 4})
+	if len(e.free) != 1 || e.free[0] != (tssChain{100, 10}) {
+		t.Fatalf("free runs %v after releasing all, want one", e.free)
+	}
+	if !e.restore([]tssChain{{102, 2}, {105, 0}, {106, 1}}) || !slices.Equal(e.free, []tssChain{{100, 2}, {104, 2}, {107, 3}}) {
+		t.Fatalf("restored free runs %v", e.free)
+	}
+	if e.restore([]tssChain{{102, 2}, {103, 1}}) || e.restore([]tssChain{{108, 3}}) {
+		t.Fatal("restored overlapping or out-of-region runs")
 	}
 }

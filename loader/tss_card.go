@@ -1,0 +1,544 @@
+package loader
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"math/bits"
+	"slices"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/xdpsec/xdpsec/bpf"
+	"github.com/xdpsec/xdpsec/control/spd"
+)
+
+// Writing the compiled tuple spaces (tss.go) into the card's double-buffered maps, and reading them back.
+
+// filterBitsFor is log2 of the filter's bits per list for a policy capacity: at least 16 bits per bucket
+// a list can hold (two per policy), so that a probe whose key is absent finds its bit clear about 94 %
+// of the time.
+func filterBitsFor(policies uint32) uint {
+	return uint(min(max(bits.Len32(32*policies-1), 12), 26))
+}
+
+// chainRegion is the size of one (direction, buffer) region of spd_chain: a bucket's rules after its
+// first, and each policy is in at most two buckets.
+func chainRegion(policies uint32) uint32 { return 2 * policies }
+
+// extents allocates runs of spd_chain entries within one (direction, buffer) region: first fit over the
+// free runs, sorted by offset and coalesced.
+type extents struct {
+	base, size uint32
+	free       []tssChain
+}
+
+func (e *extents) reset() { e.free = []tssChain{{e.base, e.size}} }
+
+func (e *extents) alloc(n uint32) (uint32, bool) {
+	for i, f := range e.free {
+		if f.n >= n {
+			if f.n == n {
+				e.free = slices.Delete(e.free, i, i+1)
+			} else {
+				e.free[i] = tssChain{f.off + n, f.n - n}
+			}
+			return f.off, true
+		}
+	}
+	return 0, false
+}
+
+func (e *extents) release(c tssChain) {
+	if c.n == 0 {
+		return
+	}
+	i, _ := slices.BinarySearchFunc(e.free, c.off, func(f tssChain, off uint32) int { return cmp.Compare(f.off, off) })
+	e.free = slices.Insert(e.free, i, c)
+	if i+1 < len(e.free) && c.off+c.n == e.free[i+1].off {
+		e.free[i].n += e.free[i+1].n
+		e.free = slices.Delete(e.free, i+1, i+2)
+	}
+	if i > 0 && e.free[i-1].off+e.free[i-1].n == c.off {
+		e.free[i-1].n += e.free[i].n
+		e.free = slices.Delete(e.free, i, i+1)
+	}
+}
+
+// restore sets the free runs to the gaps between used; false when used overlap or leave the region.
+func (e *extents) restore(used []tssChain) bool {
+	used = slices.DeleteFunc(slices.Clone(used), func(c tssChain) bool { return c.n == 0 })
+	slices.SortFunc(used, func(a, b tssChain) int { return cmp.Compare(a.off, b.off) })
+	e.free = nil
+	at := e.base
+	for _, u := range used {
+		if u.off < at || u.off+u.n > e.base+e.size || u.off+u.n < u.off {
+			e.reset()
+			return false
+		}
+		if u.off > at {
+			e.free = append(e.free, tssChain{at, u.off - at})
+		}
+		at = u.off + u.n
+	}
+	if at < e.base+e.size {
+		e.free = append(e.free, tssChain{at, e.base + e.size - at})
+	}
+	return true
+}
+
+var errChainFull = errors.New("chain region fragmented")
+
+// tssWrites are the map writes that bring one buffer up to date.
+type tssWrites struct {
+	bucketKeys []bucketKey
+	buckets    []bpf.CardXdpsecBucket
+	chainIdx   []uint32
+	chain      []bpf.CardXdpsecRule
+	deletes    []bucketKey
+	wordIdx    []uint32
+	words      []uint64
+	// pending is what the buffer holds of each dirty bucket once the writes succeed (nil: absent).
+	pending []map[bucketKey]*tssChain
+}
+
+// collect adds the writes that bring buffer buf of l up to the target, allocating chains from ch.
+func (l *tssList) collect(buf uint32, ch *extents, w *tssWrites) error {
+	b := &l.buf[buf]
+	for k := range b.dirty {
+		if h, ok := b.held[k]; ok {
+			ch.release(h)
+		}
+	}
+	pending := make(map[bucketKey]*tssChain, len(b.dirty))
+	w.pending = append(w.pending, pending)
+	for k := range b.dirty {
+		kb := withBuffer(k, buf)
+		rules := l.buckets[k]
+		if len(rules) == 0 {
+			if _, ok := b.held[k]; ok {
+				w.deletes = append(w.deletes, kb)
+			}
+			pending[k] = nil
+			continue
+		}
+		var c tssChain
+		if n := uint32(len(rules) - 1); n > 0 {
+			off, ok := ch.alloc(n)
+			if !ok {
+				return errChainFull
+			}
+			c = tssChain{off, n}
+			for i, r := range rules[1:] {
+				w.chainIdx = append(w.chainIdx, off+uint32(i))
+				w.chain = append(w.chain, r)
+			}
+		}
+		w.bucketKeys = append(w.bucketKeys, kb)
+		w.buckets = append(w.buckets, bpf.CardXdpsecBucket{N: uint32(len(rules)), Chain: c.off, Rule: rules[0]})
+		pending[k] = &c
+	}
+	base := l.listIndex(buf) << (l.filterBits - 6)
+	for i := range b.dirtyWords {
+		w.wordIdx = append(w.wordIdx, base+i)
+		w.words = append(w.words, l.filter[i])
+	}
+	return nil
+}
+
+// resetBuffer forgets where buffer buf of dir keeps its chains and marks everything for rewriting: after a
+// failed write, or when its chain region is too fragmented for a change.
+func (c *Card) resetBuffer(dir spd.Dir, buf uint32) {
+	c.chains[dir][buf].reset()
+	for f := range c.tss[dir] {
+		l := &c.tss[dir][f]
+		b := &l.buf[buf]
+		for k := range b.held {
+			b.held[k] = tssChain{}
+			b.dirty[k] = true
+		}
+		for k := range l.buckets {
+			b.dirty[k] = true
+		}
+		for i := range uint32(1) << (l.filterBits - 6) {
+			b.dirtyWords[i] = true
+		}
+		b.written = nil
+	}
+}
+
+// writeTSS brings the idle buffer of dir up to the compiled lists and makes it live. Only buckets and
+// filter words that changed since that buffer was last written are written (the loader tracks both
+// buffers), so a change costs O(buckets changed) map writes, plus the tuple lists that changed.
+func (c *Card) writeTSS(dir spd.Dir) error {
+	var st bpf.CardXdpsecSpd
+	if err := c.objs.SpdState.Lookup(uint32(dir), &st); err != nil {
+		return fmt.Errorf("read spd state: %w", err)
+	}
+	buf := (st.Gen + 1) & 1
+	if c.tssReset[dir][buf] {
+		c.resetBuffer(dir, buf)
+	}
+	var w tssWrites
+	for attempt := 0; ; attempt++ {
+		w = tssWrites{}
+		var err error
+		for f := range c.tss[dir] {
+			if err = c.tss[dir][f].collect(buf, &c.chains[dir][buf], &w); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			break
+		}
+		if attempt > 0 {
+			return fmt.Errorf("write %s chains: %w", dir, err) // cannot happen: the region fits the worst case
+		}
+		// Rewriting the buffer whole lays its chains out end to end.
+		c.chainCompactions++
+		c.resetBuffer(dir, buf)
+	}
+	if err := c.putTSS(dir, buf, &w); err != nil {
+		// What the buffer holds is unknown now: the next change rewrites it whole.
+		c.tssReset[dir][buf] = true
+		for f := range c.tss[dir] {
+			for k, h := range w.pending[f] {
+				if h != nil {
+					c.tss[dir][f].buf[buf].held[k] = tssChain{}
+				}
+			}
+		}
+		return err
+	}
+	c.tssReset[dir][buf] = false
+	for f := range c.tss[dir] {
+		b := &c.tss[dir][f].buf[buf]
+		for k, h := range w.pending[f] {
+			if h == nil {
+				delete(b.held, k)
+			} else {
+				b.held[k] = *h
+			}
+		}
+		// New maps rather than clear: iterating a cleared map still walks all the room it once had.
+		b.dirty, b.dirtyWords = map[bucketKey]bool{}, map[uint32]bool{}
+	}
+	// One 32-bit store makes the buffer live and invalidates the flow cache of this direction.
+	st.Gen++
+	if err := c.objs.SpdState.Put(uint32(dir), &st); err != nil {
+		return fmt.Errorf("write spd state: %w", err)
+	}
+	return nil
+}
+
+// putTSS makes the writes into the idle buffer buf of dir (in no particular order: the card does not
+// read it until the generation moves).
+func (c *Card) putTSS(dir spd.Dir, buf uint32, w *tssWrites) error {
+	if err := putBatch(c.objs.SpdChain, w.chainIdx, w.chain); err != nil {
+		return fmt.Errorf("write %s chains: %w", dir, err)
+	}
+	if err := putBatch(c.objs.SpdBuckets, w.bucketKeys, w.buckets); err != nil {
+		return fmt.Errorf("write %s buckets: %w", dir, err)
+	}
+	if err := deleteBatch(c.objs.SpdBuckets, w.deletes); err != nil {
+		return fmt.Errorf("delete %s buckets: %w", dir, err)
+	}
+	if err := putBatch(c.objs.SpdFilter, w.wordIdx, w.words); err != nil {
+		return fmt.Errorf("write %s filter: %w", dir, err)
+	}
+	for f := range c.tss[dir] {
+		l := &c.tss[dir][f]
+		v := l.tupleList()
+		if old := l.buf[buf].written; old != nil && *old == *v {
+			continue
+		}
+		l.buf[buf].written = nil
+		if err := c.objs.SpdTuples.Put(l.listIndex(buf), v); err != nil {
+			return fmt.Errorf("write %s tuples: %w", dir, err)
+		}
+		l.buf[buf].written = v
+	}
+	return nil
+}
+
+func putBatch[K, V any](m *ebpf.Map, keys []K, vals []V) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	_, err := m.BatchUpdate(keys, vals, nil)
+	if errors.Is(err, ebpf.ErrNotSupported) {
+		for i := range keys {
+			if err := m.Put(&keys[i], &vals[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return err
+}
+
+// deleteBatch deletes keys; keys already gone are fine (after a failed write the loader only knows what
+// a buffer may hold).
+func deleteBatch[K any](m *ebpf.Map, keys []K) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	n, err := m.BatchDelete(keys, nil)
+	if err == nil {
+		return nil
+	}
+	for i := max(n, 0); i < len(keys); i++ {
+		if err := m.Delete(&keys[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+// tssCard is what the card's SPD maps hold.
+type tssCard struct {
+	gen [2]uint32 // per direction
+	// buckets[buf] are the rules of each bucket of buffer buf (keys as bucketKey: buffer 0), and
+	// chains[buf] where the buckets say their further rules are.
+	buckets [2]map[bucketKey][]bpf.CardXdpsecRule
+	chains  [2]map[bucketKey]tssChain
+	lists   [8]bpf.CardXdpsecTupleList
+	filter  []uint64
+}
+
+// readTSS reads every bucket with its chain, every tuple list and the filters of the card.
+func (c *Card) readTSS() (*tssCard, error) {
+	t := &tssCard{
+		buckets: [2]map[bucketKey][]bpf.CardXdpsecRule{{}, {}},
+		chains:  [2]map[bucketKey]tssChain{{}, {}},
+	}
+	for d := range t.gen {
+		var st bpf.CardXdpsecSpd
+		if err := c.objs.SpdState.Lookup(uint32(d), &st); err != nil {
+			return nil, fmt.Errorf("read spd state: %w", err)
+		}
+		t.gen[d] = st.Gen
+	}
+	for i := range t.lists {
+		if err := c.objs.SpdTuples.Lookup(uint32(i), &t.lists[i]); err != nil {
+			return nil, fmt.Errorf("read tuples: %w", err)
+		}
+	}
+	chainEnd := 4 * chainRegion(c.cfg.Policies)
+	if err := readAll(c.objs.SpdBuckets, func(k bucketKey, v *bpf.CardXdpsecBucket) error {
+		if k.List > 7 || v.N == 0 || v.N > c.cfg.Policies {
+			return fmt.Errorf("%w: spd bucket %+v of %d rules", ErrIncompatiblePin, k, v.N)
+		}
+		buf := uint32(k.List>>1) & 1
+		k.List &^= 2
+		rules := make([]bpf.CardXdpsecRule, v.N)
+		rules[0] = v.Rule
+		ch := tssChain{v.Chain, v.N - 1}
+		t.chains[buf][k] = ch
+		for i := range ch.n {
+			if ch.off+i >= chainEnd {
+				return fmt.Errorf("%w: spd bucket %+v chained past the chain array", ErrIncompatiblePin, k)
+			}
+			if err := c.objs.SpdChain.Lookup(ch.off+i, &rules[1+i]); err != nil {
+				return fmt.Errorf("read spd chain: %w", err)
+			}
+		}
+		t.buckets[buf][k] = rules
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	t.filter = make([]uint64, c.objs.SpdFilter.MaxEntries())
+	err := readAll(c.objs.SpdFilter, func(i uint32, v *uint64) error {
+		if int(i) < len(t.filter) {
+			t.filter[i] = *v
+		}
+		return nil
+	})
+	return t, err
+}
+
+func readAll[K comparable, V any](m *ebpf.Map, fn func(K, *V) error) error {
+	const chunk = 4096
+	keys := make([]K, chunk)
+	vals := make([]V, chunk)
+	var cursor ebpf.MapBatchCursor
+	for {
+		n, err := m.BatchLookup(&cursor, keys, vals, nil)
+		for i := 0; i < n; i++ {
+			if err := fn(keys[i], &vals[i]); err != nil {
+				return err
+			}
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", m, err)
+		}
+	}
+}
+
+// livePolicies is the SPD of the card's live buffers: every policy's rule joined with the policy table,
+// in SPD order per direction (out first).
+func (c *Card) livePolicies(t *tssCard) ([]spd.Policy, error) {
+	var out []spd.Policy
+	for _, dir := range []spd.Dir{spd.DirOut, spd.DirIn} {
+		live := t.gen[dir] & 1
+		type famRule struct {
+			r      bpf.CardXdpsecRule
+			family uint8
+		}
+		rules := map[uint16]famRule{}
+		for k, rs := range t.buckets[live] {
+			if spd.Dir(k.List>>2) != dir {
+				continue
+			}
+			family := uint8(4)
+			if k.List&1 == 1 {
+				family = 6
+			}
+			for _, r := range rs {
+				if uint32(r.PolicyId) >= c.cfg.Policies {
+					return nil, fmt.Errorf("%w: %s bucket %+v holds a rule of policy %d", ErrIncompatiblePin, dir, k, r.PolicyId)
+				}
+				fr := famRule{r, family}
+				if old, ok := rules[r.PolicyId]; ok && old != fr {
+					return nil, fmt.Errorf("%w: policy %d has two rules", ErrIncompatiblePin, r.PolicyId)
+				}
+				rules[r.PolicyId] = fr
+			}
+		}
+		var list []spd.Policy
+		for id, fr := range rules {
+			r := &fr.r
+			var e bpf.CardXdpsecPolicy
+			if err := c.objs.PolicyTable.Lookup(uint32(id), &e); err != nil {
+				return nil, fmt.Errorf("read policy %d: %w", id, err)
+			}
+			list = append(list, spd.Policy{
+				ID: uint32(id), Dir: dir, Priority: e.Priority, Action: spd.Action(e.Action), SA: e.SaIndex,
+				Selector: spd.Selector{
+					Src:      wordsPrefix(r.Src, r.SrcMask, fr.family),
+					Dst:      wordsPrefix(r.Dst, r.DstMask, fr.family),
+					Proto:    r.Proto,
+					SrcPorts: spd.PortRange{Lo: r.SportLo, Hi: r.SportHi},
+					DstPorts: spd.PortRange{Lo: r.DportLo, Hi: r.DportHi},
+				},
+			})
+		}
+		slices.SortFunc(list, func(a, b spd.Policy) int { return spd.Compare(&a, &b) })
+		out = append(out, list...)
+	}
+	return out, nil
+}
+
+// initTSS sets up the empty compiled lists and chain allocators.
+func (c *Card) initTSS() {
+	for d := range c.tss {
+		for f := range c.tss[d] {
+			c.tss[d][f].init(spd.Dir(d), f, filterBitsFor(c.cfg.Policies))
+		}
+		for b := range c.chains[d] {
+			c.chains[d][b] = extents{base: uint32(d*2+b) * chainRegion(c.cfg.Policies), size: chainRegion(c.cfg.Policies)}
+			c.chains[d][b].reset()
+		}
+	}
+}
+
+// restore rebuilds the loader's view of the SPD from a reopened card's live buffers, and learns what both
+// buffers hold so that the next changes write only what differs.
+func (c *Card) restore() error {
+	c.initTSS()
+	t, err := c.readTSS()
+	if err != nil {
+		return err
+	}
+	pols, err := c.livePolicies(t)
+	if err != nil {
+		return err
+	}
+	for _, p := range pols {
+		c.pols[p.ID] = p
+	}
+	for d := range c.tss {
+		for f := range c.tss[d] {
+			l := &c.tss[d][f]
+			// The live tuples keep their ids, so that the buckets of unchanged tuples keep their keys.
+			live := &t.lists[l.listIndex(t.gen[d]&1)]
+			for _, e := range live.T[:min(int(live.N), len(live.T))] {
+				l.hint[tssShape{e.SrcBits, e.DstBits, e.ProtoMask != 0, e.SportMask != 0, e.DportMask != 0}] = e.Id
+			}
+			var o listOps
+			for _, p := range pols {
+				if p.Dir == l.dir && famOf(&p) == f {
+					o.insert = append(o.insert, p)
+				}
+			}
+			l.apply(&o)
+			clear(l.hint)
+			for buf := range l.buf {
+				l.learn(uint32(buf), t)
+			}
+		}
+		for buf := range c.chains[d] {
+			var used []tssChain
+			for f := range c.tss[d] {
+				for _, h := range c.tss[d][f].buf[buf].held {
+					used = append(used, h)
+				}
+			}
+			if !c.chains[d][buf].restore(used) {
+				c.tssReset[d][buf] = true
+			}
+		}
+	}
+	if len(c.pols) > 0 {
+		c.log.Info("card reopened with its offloaded SPD", "policies", len(c.pols))
+	}
+	return nil
+}
+
+// learn records what buffer buf of the card holds of l, and marks what differs from the target.
+func (l *tssList) learn(buf uint32, t *tssCard) {
+	b := &l.buf[buf]
+	b.dirty, b.dirtyWords = map[bucketKey]bool{}, map[uint32]bool{}
+	for k, rs := range t.buckets[buf] {
+		if k.List != uint8(l.listIndex(0)) {
+			continue
+		}
+		b.held[k] = t.chains[buf][k]
+		if !slices.Equal(rs, l.buckets[k]) {
+			b.dirty[k] = true
+		}
+	}
+	for k := range l.buckets {
+		if _, ok := b.held[k]; !ok {
+			b.dirty[k] = true
+		}
+	}
+	words := uint32(1) << (l.filterBits - 6)
+	base := l.listIndex(buf) * words
+	for i := range words {
+		if int(base+i) >= len(t.filter) || t.filter[base+i] != l.filter[i] {
+			b.dirtyWords[i] = true
+		}
+	}
+	v := t.lists[l.listIndex(buf)]
+	b.written = &v
+}
+
+// DumpSPD reads the SPD the card is using — its live buckets joined with the policy table — rather than
+// the loader's copy: for consistency checks. Policies come in SPD order, out first.
+func (c *Card) DumpSPD() ([]spd.Policy, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, ErrClosed
+	}
+	t, err := c.readTSS()
+	if err != nil {
+		return nil, err
+	}
+	return c.livePolicies(t)
+}
