@@ -229,3 +229,30 @@ func BenchmarkPutPolicy(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkReplaceSPD measures installing n policies (benchSPD's, gatewaySPD's) into an empty card in
+// one SPD change, as an initial offload does: compilation, table entries and the tuple space written.
+func BenchmarkReplaceSPD(b *testing.B) {
+	for _, n := range []int{1024, 16384, 65535} {
+		for _, kind := range []struct {
+			name string
+			spd  func(int, spd.Action, uint32) []spd.Policy
+		}{{"bench", benchSPD}, {"gateway", gatewaySPD}} {
+			b.Run(fmt.Sprintf("%s/spd=%d", kind.name, n), func(b *testing.B) {
+				c := newTestCard(b, Config{Policies: benchCapacity(n)})
+				pols := kind.spd(n, spd.ActionBypass, 0)
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					if err := c.ReplaceSPD(pols); err != nil {
+						b.Fatal(err)
+					}
+					b.StopTimer()
+					if err := c.ReplaceSPD(nil); err != nil {
+						b.Fatal(err)
+					}
+					b.StartTimer()
+				}
+			})
+		}
+	}
+}

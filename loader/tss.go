@@ -2,6 +2,7 @@ package loader
 
 import (
 	"cmp"
+	"math/bits"
 	"net/netip"
 	"slices"
 
@@ -247,20 +248,20 @@ type tssList struct {
 	// hint is the id a tuple of the shape had on the card before a restart, reused when free.
 	hint    map[tssShape]uint8
 	buckets map[bucketKey][]bpf.CardXdpsecRule // SPD order
-	// The filter: bit array words (nonzero only) and how many buckets set each bit.
+	// The filter: the bit array, and how many buckets beyond the first set a bit.
 	filterBits uint
-	filter     map[uint32]uint64
-	bitCount   map[uint32]int
+	filter     bitset
+	shared     map[uint32]uint32
 	buf        [2]tssBuffer
 }
 
 // tssBuffer is what one of the card's buffers holds of a list, as far as the loader knows.
 type tssBuffer struct {
 	// held are the buckets the buffer (may) hold, with their chains; dirty the buckets whose content
-	// there may differ from the target, dirtyWords the filter words.
+	// there may differ from the target, dirtyWords the filter words (a bit per word).
 	held       map[bucketKey]tssChain
 	dirty      map[bucketKey]bool
-	dirtyWords map[uint32]bool
+	dirtyWords bitset
 	// written is the tuple list last written, nil when unknown.
 	written *bpf.CardXdpsecTupleList
 }
@@ -278,11 +279,11 @@ func (l *tssList) init(dir spd.Dir, fam int, filterBits uint) {
 		hint:       map[tssShape]uint8{},
 		buckets:    map[bucketKey][]bpf.CardXdpsecRule{},
 		filterBits: filterBits,
-		filter:     map[uint32]uint64{},
-		bitCount:   map[uint32]int{},
+		filter:     newBitset(1 << filterBits),
+		shared:     map[uint32]uint32{},
 	}
 	for b := range l.buf {
-		l.buf[b] = tssBuffer{held: map[bucketKey]tssChain{}, dirty: map[bucketKey]bool{}, dirtyWords: map[uint32]bool{}}
+		l.buf[b] = tssBuffer{held: map[bucketKey]tssChain{}, dirty: map[bucketKey]bool{}, dirtyWords: newBitset(1 << (filterBits - 6))}
 	}
 }
 
@@ -411,23 +412,43 @@ func (l *tssList) place(p *spd.Policy, insert bool) {
 // countBit counts a bucket key in or out of the filter.
 func (l *tssList) countBit(k bucketKey, d int) {
 	bit := filterBit(&k, l.fam == 1, l.filterBits)
-	l.bitCount[bit] += d
-	w, mask := bit>>6, uint64(1)<<(bit&63)
-	switch l.bitCount[bit] {
-	case 0:
-		delete(l.bitCount, bit)
-		if l.filter[w] &^= mask; l.filter[w] == 0 {
-			delete(l.filter, w)
-		}
-	case 1:
-		if d < 0 {
-			return
-		}
-		l.filter[w] |= mask
-	default:
+	switch {
+	case d > 0 && l.filter.has(bit):
+		l.shared[bit]++
 		return
+	case d > 0:
+		l.filter.set(bit)
+	case l.shared[bit] > 0:
+		if l.shared[bit]--; l.shared[bit] == 0 {
+			delete(l.shared, bit)
+		}
+		return
+	default:
+		l.filter.clear(bit)
 	}
-	l.buf[0].dirtyWords[w], l.buf[1].dirtyWords[w] = true, true
+	l.buf[0].dirtyWords.set(bit >> 6)
+	l.buf[1].dirtyWords.set(bit >> 6)
+}
+
+// bitset is a set of small integers, a bit each.
+type bitset []uint64
+
+func newBitset(n uint32) bitset    { return make(bitset, (n+63)/64) }
+func (s bitset) set(i uint32)      { s[i>>6] |= 1 << (i & 63) }
+func (s bitset) clear(i uint32)    { s[i>>6] &^= 1 << (i & 63) }
+func (s bitset) has(i uint32) bool { return s[i>>6]&(1<<(i&63)) != 0 }
+func (s bitset) or(o bitset) {
+	for i := range s {
+		s[i] |= o[i]
+	}
+}
+func (s bitset) each(fn func(i uint32)) {
+	for w, v := range s {
+		for v != 0 {
+			fn(uint32(w)<<6 | uint32(bits.TrailingZeros64(v)))
+			v &= v - 1
+		}
+	}
 }
 
 // filterBit is the card's filter hash of key k (bpf/xdpsec.c maybe_present): the bit of the list's array.
@@ -520,9 +541,7 @@ func (l *tssList) rebuild(pols map[uint32]spd.Policy) {
 		for k := range bufs[b].dirty {
 			l.buf[b].dirty[k] = true
 		}
-		for w := range bufs[b].dirtyWords {
-			l.buf[b].dirtyWords[w] = true
-		}
+		l.buf[b].dirtyWords.or(bufs[b].dirtyWords)
 		l.buf[b].held = bufs[b].held
 		l.buf[b].written = bufs[b].written
 	}

@@ -139,10 +139,10 @@ func (l *tssList) collect(buf uint32, ch *extents, w *tssWrites) error {
 		pending[k] = &c
 	}
 	base := l.listIndex(buf) << (l.filterBits - 6)
-	for i := range b.dirtyWords {
+	b.dirtyWords.each(func(i uint32) {
 		w.wordIdx = append(w.wordIdx, base+i)
 		w.words = append(w.words, l.filter[i])
-	}
+	})
 	return nil
 }
 
@@ -160,8 +160,8 @@ func (c *Card) resetBuffer(dir spd.Dir, buf uint32) {
 		for k := range l.buckets {
 			b.dirty[k] = true
 		}
-		for i := range uint32(1) << (l.filterBits - 6) {
-			b.dirtyWords[i] = true
+		for i := range b.dirtyWords {
+			b.dirtyWords[i] = ^uint64(0)
 		}
 		b.written = nil
 	}
@@ -220,8 +220,9 @@ func (c *Card) writeTSS(dir spd.Dir) error {
 				b.held[k] = *h
 			}
 		}
-		// New maps rather than clear: iterating a cleared map still walks all the room it once had.
-		b.dirty, b.dirtyWords = map[bucketKey]bool{}, map[uint32]bool{}
+		// A new map rather than clear: iterating a cleared map still walks all the room it once had.
+		b.dirty = map[bucketKey]bool{}
+		clear(b.dirtyWords)
 	}
 	// One 32-bit store makes the buffer live and invalidates the flow cache of this direction.
 	st.Gen++
@@ -502,7 +503,8 @@ func (c *Card) restore() error {
 // learn records what buffer buf of the card holds of l, and marks what differs from the target.
 func (l *tssList) learn(buf uint32, t *tssCard) {
 	b := &l.buf[buf]
-	b.dirty, b.dirtyWords = map[bucketKey]bool{}, map[uint32]bool{}
+	b.dirty = map[bucketKey]bool{}
+	clear(b.dirtyWords)
 	for k, rs := range t.buckets[buf] {
 		if k.List != uint8(l.listIndex(0)) {
 			continue
@@ -521,7 +523,7 @@ func (l *tssList) learn(buf uint32, t *tssCard) {
 	base := l.listIndex(buf) * words
 	for i := range words {
 		if int(base+i) >= len(t.filter) || t.filter[base+i] != l.filter[i] {
-			b.dirtyWords[i] = true
+			b.dirtyWords.set(i)
 		}
 	}
 	v := t.lists[l.listIndex(buf)]

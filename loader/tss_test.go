@@ -190,7 +190,7 @@ func (m *spdModel) lookup(dir spd.Dir, t spd.Tuple, defs spd.Defaults) spd.Decis
 		} else {
 			k.Sport, k.Dport = t.SrcPort&tp.SportMask, t.DstPort&tp.DportMask
 		}
-		if bit := filterBit(&k, fam == 1, l.filterBits); l.filter[bit>>6]&(1<<(bit&63)) == 0 {
+		if !l.filter.has(filterBit(&k, fam == 1, l.filterBits)) {
 			if len(l.buckets[k]) > 0 {
 				panic(fmt.Sprintf("the filter lacks bucket %+v", k))
 			}
@@ -314,12 +314,11 @@ func TestTSSModel(t *testing.T) {
 							t.Fatalf("round %d step %d: bucket %+v out of SPD order", round, step, k)
 						}
 					}
-					filter := map[uint32]uint64{}
+					filter := newBitset(1 << l.filterBits)
 					for k := range l.buckets {
-						bit := filterBit(&k, f == 1, l.filterBits)
-						filter[bit>>6] |= 1 << (bit & 63)
+						filter.set(filterBit(&k, f == 1, l.filterBits))
 					}
-					if !maps.Equal(filter, l.filter) {
+					if !slices.Equal(filter, l.filter) {
 						t.Fatalf("round %d step %d: the filter is not the buckets' bits", round, step)
 					}
 					var fresh tssList
