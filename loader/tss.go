@@ -541,7 +541,10 @@ func (l *tssList) rebuild(pols map[uint32]spd.Policy) {
 		for k := range bufs[b].dirty {
 			l.buf[b].dirty[k] = true
 		}
-		l.buf[b].dirtyWords.or(bufs[b].dirtyWords)
+		// Words the old target set and the new one does not are not marked by apply.
+		for i := range l.buf[b].dirtyWords {
+			l.buf[b].dirtyWords[i] = ^uint64(0)
+		}
 		l.buf[b].held = bufs[b].held
 		l.buf[b].written = bufs[b].written
 	}

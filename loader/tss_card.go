@@ -17,7 +17,7 @@ import (
 
 // filterBitsFor is log2 of the filter's bits per list for a policy capacity: at least 16 bits per bucket
 // a list can hold (two per policy), so that a probe whose key is absent finds its bit clear about 94 %
-// of the time.
+// of the time. At least 2^12, so that a list's words fill whole bitset words (dirtyWords).
 func filterBitsFor(policies uint32) uint {
 	return uint(min(max(bits.Len32(32*policies-1), 12), 26))
 }

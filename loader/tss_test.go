@@ -10,6 +10,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/xdpsec/xdpsec/bpf"
 	"github.com/xdpsec/xdpsec/control/spd"
 )
@@ -434,6 +436,7 @@ func TestEquivalenceTupleSpace(t *testing.T) {
 			}
 			e.reference(slices.Collect(maps.Values(cur)), defs)
 		}
+		checkChains(t, e.c)
 		got, err := e.c.DumpSPD()
 		if err != nil {
 			t.Fatal(err)
@@ -619,6 +622,7 @@ func TestTupleSpaceCompaction(t *testing.T) {
 			t.Fatalf("op %d: the card holds %d policies, want %d", op, len(got), len(cur))
 		}
 	}
+	checkChains(t, e.c)
 	if e.c.chainCompactions == 0 {
 		t.Errorf("no chain region was ever too fragmented: the test did not test compaction")
 	}
@@ -651,5 +655,120 @@ func TestExtents(t *testing.T) {
 	}
 	if e.restore([]tssChain{{102, 2}, {103, 1}}) || e.restore([]tssChain{{108, 3}}) {
 		t.Fatal("restored overlapping or out-of-region runs")
+	}
+}
+
+// TestTupleSpaceWriteFailure makes the card refuse an SPD change half way (spd_buckets swapped for a map
+// too small to take the writes): the change fails, the card keeps classifying with the SPD it had, and
+// the next change rewrites the half-written buffer whole, after which the card holds exactly the SPD.
+func TestTupleSpaceWriteFailure(t *testing.T) {
+	e := newEquivCard(t, 1024)
+	g := newStressGen(rand.New(rand.NewPCG(rand.Uint64(), 8)))
+	cur := map[uint32]spd.Policy{}
+	for id := range uint32(300) {
+		p := g.policy(id, equivSAs)
+		if p.Action != spd.ActionProtect {
+			p.SA = spd.NoSA
+		}
+		cur[id] = p
+	}
+	e.replace(slices.Collect(maps.Values(cur)), spd.Defaults{})
+	packets := func(what string) {
+		for k := range 300 {
+			dir := spd.Dir(g.r.IntN(2))
+			tup, first := g.tuple(dir)
+			e.check(fmt.Sprintf("%s packet %d", what, k), dir, tup, tuplePacket(tup, first, g.r))
+		}
+	}
+	real := e.c.objs.SpdBuckets
+	small, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Hash, KeySize: real.KeySize(), ValueSize: real.ValueSize(), MaxEntries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer small.Close()
+	for _, dir := range []spd.Dir{spd.DirOut, spd.DirIn} {
+		var put []spd.Policy
+		for id := uint32(300); id < 400; id++ {
+			p := g.policy(id, equivSAs)
+			p.Dir = dir
+			put = append(put, p)
+		}
+		e.c.mu.Lock()
+		e.c.objs.SpdBuckets = small
+		e.c.mu.Unlock()
+		err := e.c.PutPolicies(put...)
+		e.c.mu.Lock()
+		e.c.objs.SpdBuckets = real
+		e.c.mu.Unlock()
+		if err == nil {
+			t.Fatalf("%s: the change went through a map of one entry", dir)
+		}
+		if !e.c.tssReset[dir][0] && !e.c.tssReset[dir][1] {
+			t.Fatalf("%s: a failed write left the buffer known", dir)
+		}
+		if got := e.c.Policies(); len(got) != len(cur) {
+			t.Fatalf("%s: after a failed change the loader holds %d policies, want %d", dir, len(got), len(cur))
+		}
+		packets(fmt.Sprintf("%s after the failure", dir))
+		// The next change goes to the half-written buffer.
+		p := g.policy(500, equivSAs)
+		p.Dir = dir
+		if err := e.c.PutPolicies(p); err != nil {
+			t.Fatal(err)
+		}
+		if p.Action != spd.ActionProtect {
+			p.SA = spd.NoSA
+		}
+		cur[p.ID] = p
+		e.reference(slices.Collect(maps.Values(cur)), spd.Defaults{})
+		packets(fmt.Sprintf("%s after the next change", dir))
+		checkChains(t, e.c)
+		got, err := e.c.DumpSPD()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(cur) {
+			t.Fatalf("%s: the card holds %d policies, want %d", dir, len(got), len(cur))
+		}
+		for _, p := range got {
+			if cur[p.ID] != p {
+				t.Fatalf("%s: the card holds %+v, want %+v", dir, p, cur[p.ID])
+			}
+		}
+	}
+}
+
+// checkChains checks that the free runs and the chains the loader knows each buffer holds partition
+// every spd_chain region exactly: nothing leaked, nothing handed out twice.
+func checkChains(t *testing.T, c *Card) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for d := range c.chains {
+		for b := range c.chains[d] {
+			if c.tssReset[d][b] {
+				continue // rewritten whole at the next change
+			}
+			e := &c.chains[d][b]
+			runs := slices.Clone(e.free)
+			for f := range c.tss[d] {
+				for _, h := range c.tss[d][f].buf[b].held {
+					if h.n > 0 {
+						runs = append(runs, h)
+					}
+				}
+			}
+			slices.SortFunc(runs, func(a, b tssChain) int { return cmp.Compare(a.off, b.off) })
+			at := e.base
+			for _, r := range runs {
+				if r.off != at {
+					t.Fatalf("%s buffer %d: chain region has a run at %d, want %d (runs %v)", spd.Dir(d), b, r.off, at, runs)
+				}
+				at += r.n
+			}
+			if at != e.base+e.size {
+				t.Fatalf("%s buffer %d: chain region runs end at %d, want %d", spd.Dir(d), b, at, e.base+e.size)
+			}
+		}
 	}
 }
