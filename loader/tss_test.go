@@ -437,18 +437,7 @@ func TestEquivalenceTupleSpace(t *testing.T) {
 			e.reference(slices.Collect(maps.Values(cur)), defs)
 		}
 		checkChains(t, e.c)
-		got, err := e.c.DumpSPD()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(got) != len(cur) {
-			t.Fatalf("spd %d: the card holds %d policies, want %d", s, len(got), len(cur))
-		}
-		for _, p := range got {
-			if cur[p.ID] != p {
-				t.Fatalf("spd %d: the card holds %+v, want %+v", s, p, cur[p.ID])
-			}
-		}
+		e.checkHolds(fmt.Sprintf("spd %d", s), cur)
 	}
 }
 
@@ -610,17 +599,7 @@ func TestTupleSpaceCompaction(t *testing.T) {
 			}
 			e.check(fmt.Sprintf("op %d packet %d", op, k), spd.DirOut, tup, tuplePacket(tup, false, nil))
 		}
-		got, err := e.c.DumpSPD()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !maps.Equal(cur, maps.Collect(func(yield func(uint32, spd.Policy) bool) {
-			for _, p := range got {
-				yield(p.ID, p)
-			}
-		})) {
-			t.Fatalf("op %d: the card holds %d policies, want %d", op, len(got), len(cur))
-		}
+		e.checkHolds(fmt.Sprintf("op %d", op), cur)
 	}
 	checkChains(t, e.c)
 	if e.c.chainCompactions == 0 {
@@ -723,18 +702,7 @@ func TestTupleSpaceWriteFailure(t *testing.T) {
 		e.reference(slices.Collect(maps.Values(cur)), spd.Defaults{})
 		packets(fmt.Sprintf("%s after the next change", dir))
 		checkChains(t, e.c)
-		got, err := e.c.DumpSPD()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(got) != len(cur) {
-			t.Fatalf("%s: the card holds %d policies, want %d", dir, len(got), len(cur))
-		}
-		for _, p := range got {
-			if cur[p.ID] != p {
-				t.Fatalf("%s: the card holds %+v, want %+v", dir, p, cur[p.ID])
-			}
-		}
+		e.checkHolds(dir.String(), cur)
 	}
 }
 
@@ -769,6 +737,23 @@ func checkChains(t *testing.T, c *Card) {
 			if at != e.base+e.size {
 				t.Fatalf("%s buffer %d: chain region runs end at %d, want %d", spd.Dir(d), b, at, e.base+e.size)
 			}
+		}
+	}
+}
+
+// checkHolds checks that the SPD the card uses (DumpSPD) is exactly want (by ID; SA NoSA unless PROTECT).
+func (e *equivCard) checkHolds(what string, want map[uint32]spd.Policy) {
+	e.t.Helper()
+	got, err := e.c.DumpSPD()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		e.t.Fatalf("%s: the card holds %d policies, want %d", what, len(got), len(want))
+	}
+	for _, p := range got {
+		if want[p.ID] != p {
+			e.t.Fatalf("%s: the card holds %+v, want %+v", what, p, want[p.ID])
 		}
 	}
 }
