@@ -251,6 +251,7 @@ type CardXdpsecSaStats struct {
 type CardXdpsecSpd struct {
 	_   structs.HostLayout
 	Gen uint32
+	Pad uint32
 }
 
 type CardXdpsecTuple struct {

@@ -54,6 +54,7 @@ struct {
 	__type(key, __u32);
 	__type(value, struct xdpsec_tuple_list);
 	__uint(max_entries, 8);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } spd_tuples SEC(".maps");
 
@@ -71,6 +72,7 @@ struct {
 	__type(key, __u32);
 	__type(value, struct xdpsec_rule);
 	__uint(max_entries, 8 * XDPSEC_DEFAULT_POLICIES);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } spd_chain SEC(".maps");
 
@@ -79,6 +81,7 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 	__uint(max_entries, 8 << (19 - 6));
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } spd_filter SEC(".maps");
 
@@ -87,6 +90,7 @@ struct {
 	__type(key, __u32); /* enum xdpsec_dir */
 	__type(value, struct xdpsec_spd);
 	__uint(max_entries, 2);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } spd_state SEC(".maps");
 

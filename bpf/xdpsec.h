@@ -189,6 +189,7 @@ struct xdpsec_tuple_list {
  * with gen so any SPD change invalidates them. */
 struct xdpsec_spd {
 	__u32 gen;
+	__u32 _pad; /* mmap-able arrays are strided by 8 bytes */
 };
 
 /* Runtime settings, one entry; the loader writes it. */

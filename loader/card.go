@@ -127,7 +127,8 @@ type Card struct {
 	// tssReset[dir][buffer] says the loader no longer knows what the buffer holds (a failed write).
 	chains           [2][2]extents
 	tssReset         [2][2]bool
-	chainCompactions int // buffers rewritten whole because their chain region was too fragmented
+	chainCompactions int    // buffers rewritten whole because their chain region was too fragmented
+	spd              spdMem // the mmap'ed SPD arrays
 	ws               *WorkerStats
 }
 
@@ -173,6 +174,10 @@ func Load(cfg Config) (*Card, error) {
 			os.Remove(c.dir) // only if this attempt created it and left it empty
 		}
 		return nil, loadError(err)
+	}
+	if err := c.mapSPD(); err != nil {
+		c.Close()
+		return nil, err
 	}
 	if err := c.restore(); err != nil {
 		c.Close()
@@ -356,6 +361,7 @@ func (c *Card) Close() error {
 	if c.ws != nil {
 		errs = append(errs, c.ws.close())
 	}
+	errs = append(errs, c.spd.close())
 	errs = append(errs, c.objs.Close())
 	c.unlock()
 	return errors.Join(errs...)

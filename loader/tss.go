@@ -253,6 +253,8 @@ type tssList struct {
 	filter     bitset
 	shared     map[uint32]uint32
 	buf        [2]tssBuffer
+	// list is the card's tuple list of the target, nil until tupleList computes it after a change.
+	list *bpf.CardXdpsecTupleList
 }
 
 // tssBuffer is what one of the card's buffers holds of a list, as far as the loader knows.
@@ -262,7 +264,7 @@ type tssBuffer struct {
 	held       map[bucketKey]tssChain
 	dirty      map[bucketKey]bool
 	dirtyWords bitset
-	// written is the tuple list last written, nil when unknown.
+	// written is the tuple list last written (tssList.list when it was), nil when unknown.
 	written *bpf.CardXdpsecTupleList
 }
 
@@ -294,6 +296,7 @@ func (l *tssList) listIndex(buf uint32) uint32 {
 
 // apply removes and inserts policies (a policy replaced is in both) and marks what changed.
 func (l *tssList) apply(o *listOps) {
+	l.list = nil
 	before := len(l.shapes)
 	grew := false
 	for i := range o.remove {
@@ -552,6 +555,9 @@ func (l *tssList) rebuild(pols map[uint32]spd.Policy) {
 
 // tupleList is the card's tuple list: the tuples by their best policy.
 func (l *tssList) tupleList() *bpf.CardXdpsecTupleList {
+	if l.list != nil {
+		return l.list
+	}
 	ts := make([]*tssTuple, 0, len(l.tuples))
 	for _, t := range l.tuples {
 		ts = append(ts, t)
@@ -577,7 +583,8 @@ func (l *tssList) tupleList() *bpf.CardXdpsecTupleList {
 		e.Id = t.id
 		e.SrcBits, e.DstBits = t.shape.src, t.shape.dst
 	}
-	return &v
+	l.list = &v
+	return l.list
 }
 
 func (l *tssList) zero() netip.Addr {

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"math/bits"
 	"slices"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/cilium/ebpf"
 
@@ -89,7 +92,8 @@ func (e *extents) restore(used []tssChain) bool {
 
 var errChainFull = errors.New("chain region fragmented")
 
-// tssWrites are the map writes that bring one buffer up to date.
+// tssWrites are the writes that bring one buffer up to date: spd_buckets through syscalls, the chains
+// and filter words through the mmap'ed arrays (indexes into them).
 type tssWrites struct {
 	bucketKeys []bucketKey
 	buckets    []bpf.CardXdpsecBucket
@@ -169,13 +173,11 @@ func (c *Card) resetBuffer(dir spd.Dir, buf uint32) {
 
 // writeTSS brings the idle buffer of dir up to the compiled lists and makes it live. Only buckets and
 // filter words that changed since that buffer was last written are written (the loader tracks both
-// buffers), so a change costs O(buckets changed) map writes, plus the tuple lists that changed.
+// buffers), so a change costs O(buckets changed): one batch update of spd_buckets (and one batch delete)
+// in syscalls, the rest written through the mmap'ed arrays.
 func (c *Card) writeTSS(dir spd.Dir) error {
-	var st bpf.CardXdpsecSpd
-	if err := c.objs.SpdState.Lookup(uint32(dir), &st); err != nil {
-		return fmt.Errorf("read spd state: %w", err)
-	}
-	buf := (st.Gen + 1) & 1
+	gen := &c.spd.state[dir].Gen
+	buf := (atomic.LoadUint32(gen) + 1) & 1
 	if c.tssReset[dir][buf] {
 		c.resetBuffer(dir, buf)
 	}
@@ -198,7 +200,12 @@ func (c *Card) writeTSS(dir spd.Dir) error {
 		c.chainCompactions++
 		c.resetBuffer(dir, buf)
 	}
-	if err := c.putTSS(dir, buf, &w); err != nil {
+	// The buckets first: the only writes that can fail.
+	err := putBatch(c.objs.SpdBuckets, w.bucketKeys, w.buckets)
+	if err == nil {
+		err = deleteBatch(c.objs.SpdBuckets, w.deletes)
+	}
+	if err != nil {
 		// What the buffer holds is unknown now: the next change rewrites it whole.
 		c.tssReset[dir][buf] = true
 		for f := range c.tss[dir] {
@@ -208,11 +215,22 @@ func (c *Card) writeTSS(dir spd.Dir) error {
 				}
 			}
 		}
-		return err
+		return fmt.Errorf("write %s buckets: %w", dir, err)
+	}
+	for i, idx := range w.chainIdx {
+		c.spd.chain[idx] = w.chain[i]
+	}
+	for i, idx := range w.wordIdx {
+		c.spd.filter[idx] = w.words[i]
 	}
 	c.tssReset[dir][buf] = false
 	for f := range c.tss[dir] {
-		b := &c.tss[dir][f].buf[buf]
+		l := &c.tss[dir][f]
+		b := &l.buf[buf]
+		if v := l.tupleList(); b.written != v {
+			writeTuples(&c.spd.tuples[l.listIndex(buf)], b.written, v)
+			b.written = v
+		}
 		for k, h := range w.pending[f] {
 			if h == nil {
 				delete(b.held, k)
@@ -224,42 +242,25 @@ func (c *Card) writeTSS(dir spd.Dir) error {
 		b.dirty = map[bucketKey]bool{}
 		clear(b.dirtyWords)
 	}
-	// One 32-bit store makes the buffer live and invalidates the flow cache of this direction.
-	st.Gen++
-	if err := c.objs.SpdState.Put(uint32(dir), &st); err != nil {
-		return fmt.Errorf("write spd state: %w", err)
-	}
+	// One atomic add makes the buffer live, after every store above (it is sequentially consistent),
+	// and invalidates the flow cache of this direction.
+	atomic.AddUint32(gen, 1)
 	return nil
 }
 
-// putTSS makes the writes into the idle buffer buf of dir (in no particular order: the card does not
-// read it until the generation moves).
-func (c *Card) putTSS(dir spd.Dir, buf uint32, w *tssWrites) error {
-	if err := putBatch(c.objs.SpdChain, w.chainIdx, w.chain); err != nil {
-		return fmt.Errorf("write %s chains: %w", dir, err)
+// writeTuples makes dst, which holds old (nil: unknown), hold v, writing only the tuples that differ: the
+// array is shared memory the loader's syscalls have evicted from the cache, so every line costs.
+func writeTuples(dst, old, v *bpf.CardXdpsecTupleList) {
+	if old == nil {
+		*dst = *v
+		return
 	}
-	if err := putBatch(c.objs.SpdBuckets, w.bucketKeys, w.buckets); err != nil {
-		return fmt.Errorf("write %s buckets: %w", dir, err)
-	}
-	if err := deleteBatch(c.objs.SpdBuckets, w.deletes); err != nil {
-		return fmt.Errorf("delete %s buckets: %w", dir, err)
-	}
-	if err := putBatch(c.objs.SpdFilter, w.wordIdx, w.words); err != nil {
-		return fmt.Errorf("write %s filter: %w", dir, err)
-	}
-	for f := range c.tss[dir] {
-		l := &c.tss[dir][f]
-		v := l.tupleList()
-		if old := l.buf[buf].written; old != nil && *old == *v {
-			continue
+	for i := range v.T[:v.N] {
+		if i >= int(old.N) || old.T[i] != v.T[i] {
+			dst.T[i] = v.T[i]
 		}
-		l.buf[buf].written = nil
-		if err := c.objs.SpdTuples.Put(l.listIndex(buf), v); err != nil {
-			return fmt.Errorf("write %s tuples: %w", dir, err)
-		}
-		l.buf[buf].written = v
 	}
-	return nil
+	dst.N, dst.Policies = v.N, v.Policies
 }
 
 func putBatch[K, V any](m *ebpf.Map, keys []K, vals []V) error {
@@ -304,7 +305,7 @@ type tssCard struct {
 	buckets [2]map[bucketKey][]bpf.CardXdpsecRule
 	chains  [2]map[bucketKey]tssChain
 	lists   [8]bpf.CardXdpsecTupleList
-	filter  []uint64
+	filter  []uint64 // the card's own memory
 }
 
 // readTSS reads every bucket with its chain, every tuple list and the filters of the card.
@@ -312,48 +313,20 @@ func (c *Card) readTSS() (*tssCard, error) {
 	t := &tssCard{
 		buckets: [2]map[bucketKey][]bpf.CardXdpsecRule{{}, {}},
 		chains:  [2]map[bucketKey]tssChain{{}, {}},
+		filter:  c.spd.filter,
 	}
 	for d := range t.gen {
-		var st bpf.CardXdpsecSpd
-		if err := c.objs.SpdState.Lookup(uint32(d), &st); err != nil {
-			return nil, fmt.Errorf("read spd state: %w", err)
-		}
-		t.gen[d] = st.Gen
+		t.gen[d] = atomic.LoadUint32(&c.spd.state[d].Gen)
 	}
-	for i := range t.lists {
-		if err := c.objs.SpdTuples.Lookup(uint32(i), &t.lists[i]); err != nil {
-			return nil, fmt.Errorf("read tuples: %w", err)
-		}
-	}
-	chainEnd := 4 * chainRegion(c.cfg.Policies)
-	if err := readAll(c.objs.SpdBuckets, func(k bucketKey, v *bpf.CardXdpsecBucket) error {
-		if k.List > 7 || v.N == 0 || v.N > c.cfg.Policies {
-			return fmt.Errorf("%w: spd bucket %+v of %d rules", ErrIncompatiblePin, k, v.N)
+	copy(t.lists[:], c.spd.tuples)
+	err := readAll(c.objs.SpdBuckets, func(k bucketKey, v *bpf.CardXdpsecBucket) error {
+		if k.List > 7 || v.N == 0 || v.N > c.cfg.Policies || uint64(v.Chain)+uint64(v.N-1) > uint64(len(c.spd.chain)) {
+			return fmt.Errorf("%w: spd bucket %+v of %d rules chained at %d", ErrIncompatiblePin, k, v.N, v.Chain)
 		}
 		buf := uint32(k.List>>1) & 1
 		k.List &^= 2
-		rules := make([]bpf.CardXdpsecRule, v.N)
-		rules[0] = v.Rule
-		ch := tssChain{v.Chain, v.N - 1}
-		t.chains[buf][k] = ch
-		for i := range ch.n {
-			if ch.off+i >= chainEnd {
-				return fmt.Errorf("%w: spd bucket %+v chained past the chain array", ErrIncompatiblePin, k)
-			}
-			if err := c.objs.SpdChain.Lookup(ch.off+i, &rules[1+i]); err != nil {
-				return fmt.Errorf("read spd chain: %w", err)
-			}
-		}
-		t.buckets[buf][k] = rules
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	t.filter = make([]uint64, c.objs.SpdFilter.MaxEntries())
-	err := readAll(c.objs.SpdFilter, func(i uint32, v *uint64) error {
-		if int(i) < len(t.filter) {
-			t.filter[i] = *v
-		}
+		t.chains[buf][k] = tssChain{v.Chain, v.N - 1}
+		t.buckets[buf][k] = append([]bpf.CardXdpsecRule{v.Rule}, c.spd.chain[v.Chain:v.Chain+v.N-1]...)
 		return nil
 	})
 	return t, err
@@ -526,8 +499,7 @@ func (l *tssList) learn(buf uint32, t *tssCard) {
 			b.dirtyWords.set(i)
 		}
 	}
-	v := t.lists[l.listIndex(buf)]
-	b.written = &v
+	b.written = nil // written at the next change
 }
 
 // DumpSPD reads the SPD the card is using — its live buckets joined with the policy table — rather than
@@ -543,4 +515,56 @@ func (c *Card) DumpSPD() ([]spd.Policy, error) {
 		return nil, err
 	}
 	return c.livePolicies(t)
+}
+
+// spdMem is the card's mmap-able SPD arrays, mapped into the process.
+type spdMem struct {
+	mems   [][]byte
+	state  []bpf.CardXdpsecSpd
+	tuples []bpf.CardXdpsecTupleList
+	chain  []bpf.CardXdpsecRule
+	filter []uint64
+}
+
+func (c *Card) mapSPD() error {
+	m := &c.spd
+	add := func(mem []byte, err error) error {
+		if mem != nil {
+			m.mems = append(m.mems, mem)
+		}
+		return err
+	}
+	var err error
+	var mem []byte
+	mem, m.state, err = mmapArray[bpf.CardXdpsecSpd](c.objs.SpdState)
+	if err := add(mem, err); err != nil {
+		return err
+	}
+	mem, m.tuples, err = mmapArray[bpf.CardXdpsecTupleList](c.objs.SpdTuples)
+	if err := add(mem, err); err != nil {
+		return err
+	}
+	mem, m.chain, err = mmapArray[bpf.CardXdpsecRule](c.objs.SpdChain)
+	if err := add(mem, err); err != nil {
+		return err
+	}
+	mem, m.filter, err = mmapArray[uint64](c.objs.SpdFilter)
+	if err := add(mem, err); err != nil {
+		return err
+	}
+	if len(m.state) != 2 || len(m.tuples) != 8 {
+		return fmt.Errorf("%w: spd state or tuple arrays of %d and %d entries", ErrIncompatiblePin, len(m.state), len(m.tuples))
+	}
+	return nil
+}
+
+func (m *spdMem) close() error {
+	var err error
+	for _, mem := range m.mems {
+		if e := unix.Munmap(mem); e != nil && err == nil {
+			err = e
+		}
+	}
+	*m = spdMem{}
+	return err
 }
