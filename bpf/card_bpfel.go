@@ -203,6 +203,11 @@ type CardXdpsecRule struct {
 	Flags    uint8
 }
 
+type CardXdpsecRuleBlock struct {
+	_    structs.HostLayout
+	Rule [8]CardXdpsecRule
+}
+
 type CardXdpsecRuleFlags uint32
 
 const (

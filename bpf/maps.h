@@ -44,8 +44,8 @@ struct {
 /* The SPD's tuple space (xdpsec.h). spd_tuples: the tuple lists, indexed (dir * 2 + buffer) * 2 + family.
  * spd_buckets: the buckets of both buffers; each policy is in one bucket per buffer, and in a second (its
  * fragment entry) when its tuple hashes ports; entries are allocated as written (no prealloc).
- * spd_chain: the further rules of buckets holding several, a region of 2 * policy_capacity entries per
- * (dir, buffer) (a bucket's rules after its first, at most two per policy). spd_filter: a bit array of
+ * spd_chain: the further rules of buckets holding several, in blocks of XDPSEC_RULE_BLOCK; a region of
+ * 2 * policy_capacity rules per (dir, buffer) (a bucket's rules after its first, at most two per policy). spd_filter: a bit array of
  * 2^filter_bits bits per list (the index of spd_tuples), as 64-bit words. */
 volatile const __u32 filter_bits = 19;
 
@@ -70,8 +70,8 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
-	__type(value, struct xdpsec_rule);
-	__uint(max_entries, 8 * XDPSEC_DEFAULT_POLICIES);
+	__type(value, struct xdpsec_rule_block);
+	__uint(max_entries, XDPSEC_DEFAULT_POLICIES);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } spd_chain SEC(".maps");

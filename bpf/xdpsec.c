@@ -244,14 +244,14 @@ struct tss_ctx {
 	__u8 v6;
 };
 
-/* check_rule looks at the next rule of a bucket (buckets are in SPD order): it returns 1 when the bucket
- * is done — the rule matched (recorded in c), or it cannot beat the match in hand, nor can the rules after
- * it. */
-static __always_inline int check_rule(const struct xdpsec_rule *r, struct tss_ctx *c)
+static __always_inline __u64 rule_order(const struct xdpsec_rule *r)
 {
-	__u64 order = ((__u64)r->priority << 16) | r->policy_id;
-	if (order > c->best)
-		return 1;
+	return ((__u64)r->priority << 16) | r->policy_id;
+}
+
+/* rule_matches reports whether rule r selects the packet, and how (*outcome). */
+static __always_inline int rule_matches(const struct xdpsec_rule *r, const struct tss_ctx *c, __u8 *outcome)
+{
 	if (r->proto && r->proto != c->proto)
 		return 0;
 	/* The key matched under the tuple's masks; a rule may be more specific than its tuple (merged
@@ -266,15 +266,28 @@ static __always_inline int check_rule(const struct xdpsec_rule *r, struct tss_ct
 	if (c->nonfirst_frag) {
 		/* RFC 4301 §7: ports are OPAQUE; a port selector cannot be decided, so the fragment is
 		 * ambiguous and the caller discards it. */
-		c->outcome = (r->flags & XDPSEC_RULE_F_PORTS) ? XDPSEC_FLOW_AMBIGUOUS : XDPSEC_FLOW_MATCH;
-	} else {
-		if (c->sport < r->sport_lo || c->sport > r->sport_hi || c->dport < r->dport_lo ||
-		    c->dport > r->dport_hi)
-			return 0;
-		c->outcome = XDPSEC_FLOW_MATCH;
+		*outcome = (r->flags & XDPSEC_RULE_F_PORTS) ? XDPSEC_FLOW_AMBIGUOUS : XDPSEC_FLOW_MATCH;
+		return 1;
 	}
-	c->best = order;
-	c->policy_id = r->policy_id;
+	if (c->sport < r->sport_lo || c->sport > r->sport_hi || c->dport < r->dport_lo || c->dport > r->dport_hi)
+		return 0;
+	*outcome = XDPSEC_FLOW_MATCH;
+	return 1;
+}
+
+/* check_rule looks at the next rule of a bucket (buckets are in SPD order): it returns 1 when the rule
+ * matches, which decides the bucket; the rule is kept in c if it beats the match in hand. */
+static __always_inline int check_rule(const struct xdpsec_rule *r, struct tss_ctx *c)
+{
+	__u8 outcome;
+	if (!rule_matches(r, c, &outcome))
+		return 0;
+	__u64 order = rule_order(r);
+	if (order < c->best) {
+		c->best = order;
+		c->policy_id = r->policy_id;
+		c->outcome = outcome;
+	}
 	return 1;
 }
 
@@ -341,9 +354,8 @@ static __always_inline long probe_tuple(struct tss_ctx *c, const struct xdpsec_t
 	if (!maybe_present(c))
 		return 0;
 	struct xdpsec_bucket *b = bpf_map_lookup_elem(&spd_buckets, k);
-	if (!b)
-		return 0;
-	if (check_rule(&b->rule, c))
+	/* A bucket whose first rule cannot beat the match in hand has none that can. */
+	if (!b || rule_order(&b->rule) > c->best || check_rule(&b->rule, c))
 		return 0;
 	if (b->n > 1) {
 		c->left = b->n - 1;
@@ -352,25 +364,30 @@ static __always_inline long probe_tuple(struct tss_ctx *c, const struct xdpsec_t
 	return 0;
 }
 
-/* walk_chain checks the next rules of the current bucket in spd_chain. */
+/* walk_chain checks the current bucket's next rules in spd_chain, up to the end of their block. */
 static __always_inline long walk_chain(struct tss_ctx *c)
 {
-	__u32 left = c->left;
-	c->left = 0;
-	int j;
+	__u32 idx = c->pos / XDPSEC_RULE_BLOCK;
+	__u32 first = c->pos % XDPSEC_RULE_BLOCK;
+	__u32 n = XDPSEC_RULE_BLOCK - first;
+	if (n > c->left)
+		n = c->left;
+	/* Where the next step goes on, unless a rule here decides the bucket. */
+	c->left -= n;
+	c->pos += n;
+	struct xdpsec_rule_block *blk = bpf_map_lookup_elem(&spd_chain, &idx);
+	if (!blk || rule_order(&blk->rule[first & (XDPSEC_RULE_BLOCK - 1)]) > c->best) {
+		c->left = 0;
+		return 0;
+	}
+	int j, done = 0;
 #pragma unroll
-	for (j = 0; j < XDPSEC_CHAIN_STEP; j++) {
-		if (j >= left)
-			return 0;
-		__u32 idx = c->pos + j;
-		struct xdpsec_rule *r = bpf_map_lookup_elem(&spd_chain, &idx);
-		if (!r || check_rule(r, c))
-			return 0;
+	for (j = 0; j < XDPSEC_RULE_BLOCK; j++) {
+		if (j < n && !done)
+			done = check_rule(&blk->rule[(first + j) & (XDPSEC_RULE_BLOCK - 1)], c);
 	}
-	if (left > XDPSEC_CHAIN_STEP) {
-		c->left = left - XDPSEC_CHAIN_STEP;
-		c->pos += XDPSEC_CHAIN_STEP;
-	}
+	if (done)
+		c->left = 0;
 	return 0;
 }
 
@@ -399,9 +416,10 @@ static __always_inline void lookup(__u32 gen, __u32 dir, struct pkt *p, struct t
 	c->best = ~0ULL;
 	c->outcome = XDPSEC_FLOW_NOMATCH;
 	c->policy_id = XDPSEC_NONE_U16;
-	/* Every step probes a tuple or checks XDPSEC_CHAIN_STEP rules of a chain: bounded by the tuples
-	 * plus, per tuple, one partial step and the list's chained rules (at most two per policy). */
-	bpf_loop(2 * XDPSEC_MAX_TUPLES + 2 * policy_capacity / XDPSEC_CHAIN_STEP, tss_step, c, 0);
+	/* Every step probes a tuple or checks the rest of a chain's block. Bounded by the tuples, plus per
+	 * bucket probed a partial first and last block, plus the full blocks of the chains probed: each
+	 * policy is in one bucket a packet probes at most. */
+	bpf_loop(3 * XDPSEC_MAX_TUPLES + policy_capacity / XDPSEC_RULE_BLOCK, tss_step, c, 0);
 }
 
 /* classify returns the flow outcome and fills *policy_id; it consults the flow cache first. Returns

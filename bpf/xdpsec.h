@@ -145,7 +145,7 @@ struct xdpsec_bucket_key {
 };
 
 /* A bucket: how many rules it holds, its first rule in SPD order, and where the others are: n - 1
- * consecutive entries of spd_chain from index chain.
+ * consecutive rules of spd_chain from rule index chain (rule i is rule[i % 8] of block i / 8).
  *
  * Non-first fragments have no ports (RFC 4301 §7), so a tuple that hashes ports cannot be probed with
  * them: such a tuple also holds, under frag = 1 and zero ports, one bucket per masked (addresses,
@@ -156,8 +156,12 @@ struct xdpsec_bucket {
 	struct xdpsec_rule rule;
 };
 
-/* Rules of a bucket's chain checked per step of the lookup. */
-#define XDPSEC_CHAIN_STEP 8
+/* spd_chain's values: XDPSEC_RULE_BLOCK rules, so that one lookup serves several rules of a chain. */
+#define XDPSEC_RULE_BLOCK 8
+
+struct xdpsec_rule_block {
+	struct xdpsec_rule rule[XDPSEC_RULE_BLOCK];
+};
 
 /* The filter's hash of a bucket key: multiply-xor over its words (IPv4 keys: src[0] and dst[0] only),
  * then a final mix; the top filter_bits bits of the result index the list's bit array. The loader

@@ -252,7 +252,7 @@ func sizeSpec(spec *ebpf.CollectionSpec, cfg *Config) error {
 		bpf.CardMapPolicyStats: cfg.Policies,
 		bpf.CardMapAcquireLast: cfg.Policies,
 		bpf.CardMapSpdBuckets:  4 * cfg.Policies,
-		bpf.CardMapSpdChain:    4 * chainRegion(cfg.Policies),
+		bpf.CardMapSpdChain:    4 * chainRegion(cfg.Policies) / uint32(ruleBlock),
 		bpf.CardMapSpdFilter:   8 << (filterBitsFor(cfg.Policies) - 6),
 		bpf.CardMapFlowCache:   cfg.FlowCache,
 		bpf.CardMapXsksOut:     cfg.Queues,

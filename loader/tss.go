@@ -297,6 +297,17 @@ func (l *tssList) listIndex(buf uint32) uint32 {
 // apply removes and inserts policies (a policy replaced is in both) and marks what changed.
 func (l *tssList) apply(o *listOps) {
 	l.list = nil
+	if len(l.pols) == 0 && len(l.buckets) == 0 && len(o.insert) > 64 {
+		// A bulk load (an initial offload): maps sized once rather than grown step by step.
+		n := len(o.insert)
+		l.pols = make(map[uint32]spd.Policy, n)
+		l.buckets = make(map[bucketKey][]bpf.CardXdpsecRule, n)
+		for b := range l.buf {
+			if len(l.buf[b].dirty) == 0 {
+				l.buf[b].dirty = make(map[bucketKey]bool, n)
+			}
+		}
+	}
 	before := len(l.shapes)
 	grew := false
 	for i := range o.remove {

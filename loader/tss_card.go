@@ -8,9 +8,8 @@ import (
 	"slices"
 	"sync/atomic"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/xdpsec/xdpsec/bpf"
 	"github.com/xdpsec/xdpsec/control/spd"
@@ -25,9 +24,14 @@ func filterBitsFor(policies uint32) uint {
 	return uint(min(max(bits.Len32(32*policies-1), 12), 26))
 }
 
-// chainRegion is the size of one (direction, buffer) region of spd_chain: a bucket's rules after its
-// first, and each policy is in at most two buckets.
-func chainRegion(policies uint32) uint32 { return 2 * policies }
+// chainRegion is the size in rules of one (direction, buffer) region of spd_chain, whole blocks: a
+// bucket's rules after its first, and each policy is in at most two buckets.
+func chainRegion(policies uint32) uint32 {
+	return (2*policies + uint32(ruleBlock) - 1) / uint32(ruleBlock) * uint32(ruleBlock)
+}
+
+// ruleBlock is the rules per spd_chain entry.
+const ruleBlock = len(bpf.CardXdpsecRuleBlock{}.Rule)
 
 // extents allocates runs of spd_chain entries within one (direction, buffer) region: first fit over the
 // free runs, sorted by offset and coalesced.
@@ -218,7 +222,7 @@ func (c *Card) writeTSS(dir spd.Dir) error {
 		return fmt.Errorf("write %s buckets: %w", dir, err)
 	}
 	for i, idx := range w.chainIdx {
-		c.spd.chain[idx] = w.chain[i]
+		c.spd.chain[idx/uint32(ruleBlock)].Rule[idx%uint32(ruleBlock)] = w.chain[i]
 	}
 	for i, idx := range w.wordIdx {
 		c.spd.filter[idx] = w.words[i]
@@ -320,13 +324,18 @@ func (c *Card) readTSS() (*tssCard, error) {
 	}
 	copy(t.lists[:], c.spd.tuples)
 	err := readAll(c.objs.SpdBuckets, func(k bucketKey, v *bpf.CardXdpsecBucket) error {
-		if k.List > 7 || v.N == 0 || v.N > c.cfg.Policies || uint64(v.Chain)+uint64(v.N-1) > uint64(len(c.spd.chain)) {
+		if k.List > 7 || v.N == 0 || v.N > c.cfg.Policies || uint64(v.Chain)+uint64(v.N-1) > uint64(len(c.spd.chain)*ruleBlock) {
 			return fmt.Errorf("%w: spd bucket %+v of %d rules chained at %d", ErrIncompatiblePin, k, v.N, v.Chain)
 		}
 		buf := uint32(k.List>>1) & 1
 		k.List &^= 2
 		t.chains[buf][k] = tssChain{v.Chain, v.N - 1}
-		t.buckets[buf][k] = append([]bpf.CardXdpsecRule{v.Rule}, c.spd.chain[v.Chain:v.Chain+v.N-1]...)
+		rules := make([]bpf.CardXdpsecRule, 0, v.N)
+		rules = append(rules, v.Rule)
+		for i := v.Chain; i < v.Chain+v.N-1; i++ {
+			rules = append(rules, c.spd.chain[i/uint32(ruleBlock)].Rule[i%uint32(ruleBlock)])
+		}
+		t.buckets[buf][k] = rules
 		return nil
 	})
 	return t, err
@@ -522,7 +531,7 @@ type spdMem struct {
 	mems   [][]byte
 	state  []bpf.CardXdpsecSpd
 	tuples []bpf.CardXdpsecTupleList
-	chain  []bpf.CardXdpsecRule
+	chain  []bpf.CardXdpsecRuleBlock
 	filter []uint64
 }
 
@@ -544,7 +553,7 @@ func (c *Card) mapSPD() error {
 	if err := add(mem, err); err != nil {
 		return err
 	}
-	mem, m.chain, err = mmapArray[bpf.CardXdpsecRule](c.objs.SpdChain)
+	mem, m.chain, err = mmapArray[bpf.CardXdpsecRuleBlock](c.objs.SpdChain)
 	if err := add(mem, err); err != nil {
 		return err
 	}

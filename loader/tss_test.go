@@ -520,38 +520,48 @@ func TestTupleSpaceReopen(t *testing.T) {
 	}
 }
 
-// TestTupleSpaceChains checks long buckets on the card: 40 policies with one selector but for disjoint
-// destination port ranges share one bucket (a first rule and five chunks of chain), and policies in
-// other tuples beat or lose to them by SPD order. Every range is hit, in both families, and so is a
-// non-first fragment.
+// TestTupleSpaceChains checks long buckets on the card: policies with one selector but disjoint
+// destination port ranges share one bucket, whose rules after the first are a chain in spd_chain. Four
+// such buckets of 11 to 40 rules are allocated one after the other, so most chains start inside a block.
+// Policies in other tuples beat or lose to the first bucket's rules by SPD order. Every range is hit, in
+// both families, and so is a non-first fragment.
 func TestTupleSpaceChains(t *testing.T) {
 	e := newEquivCard(t, 1024)
-	for _, fam := range []struct{ net, host, dst, other string }{
-		{"198.18.1.0/24", "198.18.1.1", "198.18.2.0/24", "198.18.1.2"},
-		{"2001:2:1::/48", "2001:2:1::1", "2001:2:2::/48", "2001:2:1::2"},
+	for _, fam := range []struct {
+		net, host, other string
+		dst              func(int) string
+	}{
+		{"198.18.1.0/24", "198.18.1.1", "198.18.1.2", func(i int) string { return fmt.Sprintf("198.18.%d.0/24", 2+i) }},
+		{"2001:2:1::/48", "2001:2:1::1", "2001:2:1::2", func(i int) string { return fmt.Sprintf("2001:2:%d::/48", 2+i) }},
 	} {
 		var pols []spd.Policy
-		for i := range 40 {
-			s := anySel(fam.net, fam.dst)
-			s.Proto, s.DstPorts = spd.ProtoUDP, spd.PortRange{Lo: uint16(1000 + 10*i), Hi: uint16(1009 + 10*i)}
-			pols = append(pols, spd.Policy{ID: uint32(100 + i), Dir: spd.DirOut, Priority: 10, Selector: s, Action: spd.Action(i % 3), SA: uint32(i % 10)})
+		sizes := []int{40, 11, 23, 17}
+		for sel, size := range sizes {
+			for i := range size {
+				s := anySel(fam.net, fam.dst(sel))
+				s.Proto, s.DstPorts = spd.ProtoUDP, spd.PortRange{Lo: uint16(1000 + 10*i), Hi: uint16(1009 + 10*i)}
+				pols = append(pols, spd.Policy{ID: uint32(100*(sel+1) + i), Dir: spd.DirOut, Priority: 10, Selector: s, Action: spd.Action(i % 3), SA: uint32(i % 10)})
+			}
 		}
-		// Before the bucket in SPD order, for one host and port: wins there.
-		s := anySel(netip.PrefixFrom(ip(fam.host), ip(fam.host).BitLen()).String(), fam.dst)
+		// Before the first bucket in SPD order, for one host and port: wins there.
+		s := anySel(netip.PrefixFrom(ip(fam.host), ip(fam.host).BitLen()).String(), fam.dst(0))
 		s.Proto, s.DstPorts = spd.ProtoUDP, spd.PortRange{Lo: 1205, Hi: 1205}
 		pols = append(pols, spd.Policy{ID: 5, Dir: spd.DirOut, Priority: 10, Selector: s, Action: spd.ActionBypass, SA: spd.NoSA})
-		// Between the bucket's rules in SPD order (ID 120 and 121), for everything of the source: the
-		// bucket's rules up to 120 win over it, those after lose.
-		pols = append(pols, spd.Policy{ID: 120, Dir: spd.DirOut, Priority: 10, Selector: anySel(fam.net, fam.dst), Action: spd.ActionDiscard, SA: spd.NoSA})
-		pols = slices.DeleteFunc(pols, func(p spd.Policy) bool { return p.ID == 120 && p.Selector.Proto == spd.ProtoUDP })
+		// Between the first bucket's rules in SPD order (IDs 120 and 121), for everything of the
+		// source: the bucket's rules up to 120 win over it, those after lose.
+		pols = slices.DeleteFunc(pols, func(p spd.Policy) bool { return p.ID == 120 })
+		pols = append(pols, spd.Policy{ID: 120, Dir: spd.DirOut, Priority: 10, Selector: anySel(fam.net, fam.dst(0)), Action: spd.ActionDiscard, SA: spd.NoSA})
 		e.replace(pols, spd.Defaults{})
-		for _, src := range []string{fam.host, fam.other} {
-			for i := range 41 {
-				tup := spd.Tuple{Src: ip(src), Dst: pfx(fam.dst).Addr().Next(), Proto: spd.ProtoUDP, SrcPort: 7, DstPort: uint16(995 + 10*i)}
-				e.check(fmt.Sprintf("range %d", i), spd.DirOut, tup, tuplePacket(tup, false, nil))
+		for sel, size := range sizes {
+			dst := pfx(fam.dst(sel)).Addr().Next()
+			for _, src := range []string{fam.host, fam.other} {
+				for i := range size + 1 {
+					tup := spd.Tuple{Src: ip(src), Dst: dst, Proto: spd.ProtoUDP, SrcPort: 7, DstPort: uint16(995 + 10*i)}
+					e.check(fmt.Sprintf("bucket %d range %d", sel, i), spd.DirOut, tup, tuplePacket(tup, false, nil))
+				}
+				frag := spd.Tuple{Src: ip(src), Dst: dst, Proto: spd.ProtoUDP, NonFirstFragment: true}
+				e.check(fmt.Sprintf("bucket %d fragment", sel), spd.DirOut, frag, tuplePacket(frag, false, nil))
 			}
-			frag := spd.Tuple{Src: ip(src), Dst: pfx(fam.dst).Addr().Next(), Proto: spd.ProtoUDP, NonFirstFragment: true}
-			e.check("fragment", spd.DirOut, frag, tuplePacket(frag, false, nil))
 		}
 	}
 }
