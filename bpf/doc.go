@@ -84,11 +84,11 @@
 // the probes bounded; one tuple of everything would be the old linear scan.
 //
 // Cost (BENCHMARKS.md, section 2): independent of the SPD's size except through long buckets. A first
-// packet measured the benchmark's way (caches cold after the syscalls between runs) costs 0.6–0.8 µs
-// at 1,024 to 65,535 policies, ≈ 1.5 µs when all 64 tuples must be probed; warm (a flood of new flows),
-// ≈ 0.18 µs and ≈ 0.75 µs. A probe costs ≈ 10 ns when the filter answers, ≈ 45 ns when the bucket is
-// looked up; a bucket's rules beyond the first ≈ 1.8 ns each (the old linear scan's cost per rule). The
-// weak spot is many port ranges on one selector: one bucket, walked linearly.
+// packet measured the benchmark's way (caches cold after the syscalls between runs) costs 0.65–1 µs at
+// 1,024 to 65,535 policies (bypass), 1.4–1.9 µs when all 64 tuples must be probed; warm (a flood of new
+// flows) ≈ 0.17 µs and ≈ 0.75 µs. A probe costs ≈ 10 ns warm when the filter answers, ≈ 25 ns (≈ 45 ns
+// cold) when the bucket is looked up; a bucket's rules beyond the first ≈ 1.8 ns each (the old linear
+// scan's cost per rule). The weak spot is many port ranges on one selector: one bucket, walked linearly.
 //
 // Each (direction, family) has two buffers: two tuple lists in spd_tuples, and the keys of its buckets
 // carry the buffer; spd_chain and spd_filter have a region per buffer. spd_state[dir].gen says which is
