@@ -11,7 +11,7 @@
 #define XDPSEC_DEFAULT_POLICIES 16384
 #define XDPSEC_DEFAULT_SAS 65536
 
-/* Capacities the program must know (the rule list stride); set by the loader with the map sizes. */
+/* Capacities the program must know (the bound of the SPD lookup); set by the loader with the map sizes. */
 volatile const __u32 policy_capacity = XDPSEC_DEFAULT_POLICIES;
 /* UDP destination port of ESP-in-UDP (RFC 3948). */
 volatile const __u16 encap_port = 4500;

@@ -90,7 +90,7 @@ enum xdpsec_policy_flags {
 	XDPSEC_POL_F_INSTALLED = 1 << 0,
 };
 
-/* One policy in the card's policy table, indexed by policy ID. The selector lives in the rule lists. */
+/* One policy in the card's policy table, indexed by policy ID. The selector lives in the tuple space. */
 struct xdpsec_policy {
 	__u32 sa_index; /* PROTECT: the SA (outbound: used; inbound: expected), else NONE */
 	__u32 priority; /* lower wins; kept so the loader can rebuild its view after a restart */
