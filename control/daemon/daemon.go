@@ -448,6 +448,16 @@ func (d *Daemon) WorkerStats() map[string]uint64 {
 	return out
 }
 
+// WorkerSealed returns how many packets each worker sealed so far, in queue order: how a tunnel's
+// traffic spreads over the workers.
+func (d *Daemon) WorkerSealed() []uint64 {
+	out := make([]uint64, len(d.workers))
+	for i, w := range d.workers {
+		out[i] = w.Stats().Sealed.Load()
+	}
+	return out
+}
+
 // SocketStats sums the kernel's drop counters of the gateway's AF_XDP sockets, per side
 // ("protected", "wire"): where packets are lost before a worker sees them.
 func (d *Daemon) SocketStats() map[string]xsk.Statistics {

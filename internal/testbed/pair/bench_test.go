@@ -159,8 +159,9 @@ func BenchmarkTestbedTCP(b *testing.B) {
 	if st["chains"] > 0 {
 		b.ReportMetric(float64(st["segments"])/float64(st["chains"]), "segs/chain")
 	}
-	b.Logf("Gbit/s per run: %.2f; gw1 sealed %d, chains %d, segments %d, chain drops %d",
-		rates, st["sealed"], st["chains"], st["segments"], st["chain_drops"])
+	st2 := gws.GW2.WorkerStats()
+	b.Logf("Gbit/s per run: %.2f; gw1 sealed %d, chains %d, segments %d, chain drops %d; gw2 sealed %d opened %d",
+		rates, st["sealed"], st["chains"], st["segments"], st["chain_drops"], st2["sealed"], st2["opened"])
 	if *tbLinks {
 		logLinks(b, tb, gws)
 	}

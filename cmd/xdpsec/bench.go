@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/xdpsec/xdpsec/internal/bench"
+)
+
+func init() { register(newBenchCmd) }
+
+func newBenchCmd(a *App) *cobra.Command {
+	var o bench.Options
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure xdpsec against kernel forwarding, a bare AF_XDP forwarder and wireguard-go in a testbed (root)",
+		Long: `Build the four-namespace testbed h1 — gw1 — gw2 — h2 (veth pairs with one queue per CPU,
+GRO on, addresses from 198.18.0.0/15) and measure, side by side in rounds: plain kernel
+forwarding, the bare AF_XDP forwarder (xsfwd: xdpsec's pipe without classification or crypto),
+xdpsec with its default configuration per suite, and wireguard-go when a binary is found
+(--wireguard-go, build/wireguard-go from hack/wireguard-go.sh, or $PATH).
+
+Workloads: TCP with 1 and 4 streams (iperf3); UDP at 64, 512 and 1400 bytes and IMIX from an XDP
+generator on h1 (BPF_PROG_TEST_RUN with live frames) that outruns the gateways, counted by an XDP
+sink on h2; an RFC 2544 search for the highest rate with loss ≤ 0.1 %; one-way latency
+percentiles of timestamped probes at fixed loads; xdpsec by workers, SAs/policies and flows; and
+the ESP engine's Encap against the raw AEAD Seal.
+
+Writes bench.json (the schema internal/bench.Report), bench.md (the tables and the goals, with
+ratios within this run) and SVG plots into --out. --quick takes about two minutes, the full run
+under fifteen. All traffic stays inside the testbed's namespaces (xs-bench-*), removed at the end.
+Needs root, iperf3 and ethtool (hack/deps.sh installs them).`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, p := range o.Phases {
+				if !slices.Contains(bench.AllPhases, p) {
+					return usageErrorf("--phases %s: want some of %s", p, strings.Join(bench.AllPhases, ","))
+				}
+			}
+			if o.Queues < 0 || o.Queues > 64 {
+				return usageErrorf("--queues %d: want 1 to 64 (0: one per CPU)", o.Queues)
+			}
+			ctx := cmd.Context()
+			if timeout > 0 {
+				var cancel func()
+				ctx, cancel = context.WithTimeout(ctx, timeout)
+				defer cancel()
+			}
+			o.Command = "xdpsec " + strings.Join(os.Args[1:], " ")
+			o.Progress = a.Err
+			o.Log = a.Log
+			rep, err := bench.Run(ctx, o)
+			if rep == nil {
+				return err
+			}
+			fmt.Fprint(a.Out, rep.Markdown())
+			fmt.Fprintf(a.Out, "\nwrote %s, %s and the plots\n", filepath.Join(o.OutDir, "bench.json"), filepath.Join(o.OutDir, "bench.md"))
+			if err != nil {
+				return err
+			}
+			if cerr := rep.Check(); cerr != nil {
+				return errors.Join(errors.New("the report does not account for every measurement"), cerr)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&o.Quick, "quick", false, "the short run (about two minutes): one round, fewer points")
+	f.IntVar(&o.Rounds, "rounds", 0, "rounds of every system (0: 3, or 1 with --quick)")
+	f.StringSliceVar(&o.Systems, "systems", nil, "measure only these `systems` (kernel, xsfwd, xdpsec, xdpsec/SUITE, wireguard-go)")
+	f.StringSliceVar(&o.Phases, "phases", nil, "run only these `phases` ("+strings.Join(bench.AllPhases, ",")+")")
+	f.StringSliceVar(&o.Suites, "suites", nil, "xdpsec `suites` (default aes-gcm-128,chacha20-poly1305)")
+	f.StringVar(&o.WireguardGo, "wireguard-go", "", "the wireguard-go `binary` (default build/wireguard-go, then $PATH)")
+	f.IntVar(&o.Queues, "queues", 0, "queues of every veth (0: one per CPU, at most 8)")
+	f.StringVar(&o.OutDir, "out", filepath.Join("build", "bench"), "`directory` for bench.json, bench.md and the plots")
+	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the run (gateways, forwarders, generator) to `file`")
+	f.DurationVar(&timeout, "timeout", 30*time.Minute, "give up after this `time`")
+	return cmd
+}

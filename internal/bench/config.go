@@ -1,0 +1,140 @@
+package bench
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/xdpsec/xdpsec/internal/testbed"
+)
+
+// Suites xdpsec is measured with, by their bench names.
+var suites = map[string]struct {
+	alg    string
+	keyLen int // key ‖ 4-byte salt
+}{
+	"aes-gcm-128":       {testbed.AlgAESGCM, 16 + 4},
+	"aes-gcm-256":       {testbed.AlgAESGCM, 32 + 4},
+	"chacha20-poly1305": {testbed.AlgChaCha, 32 + 4},
+}
+
+// GatewayConfig is what differs between the xdpsec gateway pairs the bench starts. Everything
+// else is the daemon's default configuration: no dataplane settings unless named here.
+type GatewayConfig struct {
+	Suite string // a key of suites
+	// Workers sets dataplane.workers (0: the default, one per receive queue).
+	Workers int
+	// PortSAs adds that many extra SA/policy pairs, gw1 → gw2 only: policy i protects UDP from
+	// LAN1 to LAN2 with destination port 1024 + i%32768 and source port 1 + i/32768 (the
+	// generator's PerPolicy workload) with its own SA.
+	PortSAs int
+}
+
+// Keys is what the bench needs to craft ESP packets of gw1 → gw2's IPv4 SA itself (the storm).
+type Keys struct {
+	SPI uint32
+	Alg string
+	Key []byte // key ‖ salt
+}
+
+// The SPIs of the bench's SAs.
+const (
+	spiV4     = 0x1000 // gw1→gw2; +1 gw2→gw1
+	spiV6     = 0x2000
+	spiPort0  = 0x100000
+	portBase  = 1024
+	portsPerS = 32768
+)
+
+// YAML returns the two gateways' configuration files and the IPv4 SA's keys.
+func (c GatewayConfig) YAML(tb *testbed.Testbed) (gw1, gw2 string, keys *Keys, err error) {
+	s, ok := suites[c.Suite]
+	if !ok {
+		return "", "", nil, fmt.Errorf("unknown suite %q", c.Suite)
+	}
+	newKey := func() (string, []byte, error) {
+		k := make([]byte, s.keyLen)
+		if _, err := rand.Read(k); err != nil {
+			return "", nil, err
+		}
+		return "0x" + hex.EncodeToString(k), k, nil
+	}
+	var b [2]strings.Builder // gw1, gw2
+	for i, gw := range []testbed.Node{testbed.GW1, testbed.GW2} {
+		lan, wan := testbed.GW1LAN, testbed.GW1WAN
+		if gw == testbed.GW2 {
+			lan, wan = testbed.GW2LAN, testbed.GW2WAN
+		}
+		st, err := tb.StateDir(gw)
+		if err != nil {
+			return "", "", nil, err
+		}
+		fmt.Fprintf(&b[i], "instance: %s\ninterfaces: {protected: %s, wire: %s}\nstate_dir: %s\n",
+			tb.Instance(gw), lan, wan, st)
+		if c.PortSAs > 0 {
+			n := c.PortSAs + 16
+			fmt.Fprintf(&b[i], "capacities: {policies: %d, sas: %d}\n", max(n, 16384), max(2*n, 65536))
+		}
+		if c.Workers > 0 {
+			fmt.Fprintf(&b[i], "dataplane: {workers: %d}\n", c.Workers)
+		}
+	}
+	var pol, sas [2]strings.Builder
+	for i := range pol {
+		fmt.Fprintf(&pol[i], "policies:\n  - {name: ike, dir: in, src: 0.0.0.0/0, dst: 0.0.0.0/0, proto: udp, dport: 500, priority: 10, action: bypass}\n")
+		sas[i].WriteString("sas:\n")
+	}
+	sa := func(name string, spi uint32, src, dst netip.Addr, key string) {
+		for i := range sas {
+			fmt.Fprintf(&sas[i], "  - {name: %s, spi: 0x%x, src: %s, dst: %s, mode: tunnel, aead: {alg: %q, key: %q, icv_bits: 128}}\n",
+				name, spi, src, dst, s.alg, key)
+		}
+	}
+	policy := func(gw int, name, dir string, src, dst netip.Prefix, extra, saName string, prio int) {
+		fmt.Fprintf(&pol[gw], "  - {name: %s, dir: %s, src: %s, dst: %s, %spriority: %d, action: protect, sa: %s}\n",
+			name, dir, src, dst, extra, prio, saName)
+	}
+	for _, t := range []struct {
+		name       string
+		spi        uint32
+		l1, l2     netip.Prefix
+		w1, w2     netip.Addr
+		collectKey bool
+	}{
+		{"v4", spiV4, testbed.LAN1Prefix4, testbed.LAN2Prefix4, testbed.GW1WANAddr4, testbed.GW2WANAddr4, true},
+		{"v6", spiV6, testbed.LAN1Prefix6, testbed.LAN2Prefix6, testbed.GW1WANAddr6, testbed.GW2WANAddr6, false},
+	} {
+		k12, raw, err := newKey()
+		if err != nil {
+			return "", "", nil, err
+		}
+		k21, _, err := newKey()
+		if err != nil {
+			return "", "", nil, err
+		}
+		if t.collectKey {
+			keys = &Keys{SPI: t.spi, Alg: s.alg, Key: raw}
+		}
+		o, in := t.name+"-gw1-to-gw2", t.name+"-gw2-to-gw1"
+		sa(o, t.spi, t.w1, t.w2, k12)
+		sa(in, t.spi+1, t.w2, t.w1, k21)
+		policy(0, t.name+"-out", "out", t.l1, t.l2, "proto: any, ", o, 100)
+		policy(0, t.name+"-in", "in", t.l2, t.l1, "proto: any, ", in, 100)
+		policy(1, t.name+"-out", "out", t.l2, t.l1, "proto: any, ", in, 100)
+		policy(1, t.name+"-in", "in", t.l1, t.l2, "proto: any, ", o, 100)
+	}
+	for i := range c.PortSAs {
+		k, _, err := newKey()
+		if err != nil {
+			return "", "", nil, err
+		}
+		name := fmt.Sprintf("p%d", i)
+		sa(name, spiPort0+uint32(i), testbed.GW1WANAddr4, testbed.GW2WANAddr4, k)
+		ports := fmt.Sprintf("proto: udp, sport: %d, dport: %d, ", 1+i/portsPerS, portBase+i%portsPerS)
+		policy(0, name+"-out", "out", testbed.LAN1Prefix4, testbed.LAN2Prefix4, ports, name, 50)
+		policy(1, name+"-in", "in", testbed.LAN1Prefix4, testbed.LAN2Prefix4, ports, name, 50)
+	}
+	return b[0].String() + pol[0].String() + sas[0].String(), b[1].String() + pol[1].String() + sas[1].String(), keys, nil
+}
