@@ -240,6 +240,10 @@ func TestEquivalence(t *testing.T) {
 					fail("policy %d hit counter moved by %d", want.PolicyID, pa.Packets-polBefore.Packets)
 					continue
 				}
+				if pa.LastUse == 0 || pa.LastUse < polBefore.LastUse {
+					fail("policy %d last use %s after %s", want.PolicyID, pa.LastUse, polBefore.LastUse)
+					continue
+				}
 			}
 			if wantR == "OutNoSocket" {
 				m := decodeMeta(t, out)

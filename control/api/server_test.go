@@ -99,9 +99,9 @@ func TestPeerUID(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	uid, err := peerUID(c)
-	if err != nil || uid != os.Geteuid() {
-		t.Fatalf("peer uid %d (%v), want %d", uid, err, os.Geteuid())
+	cred, err := peerCred(c)
+	if err != nil || int(cred.Uid) != os.Geteuid() {
+		t.Fatalf("peer cred %+v (%v), want uid %d", cred, err, os.Geteuid())
 	}
 }
 

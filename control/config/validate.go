@@ -134,6 +134,9 @@ func (v *validator) topLevel() {
 			v.top("daemon.metrics", invalid("%q: want host:port, like 127.0.0.1:9585", m))
 		}
 	}
+	if n := c.Daemon.EventBacklog; n < 1 || n > MaxEventBacklog {
+		v.top("daemon.event_backlog", invalid("%d: want 1 to %d events", n, MaxEventBacklog))
+	}
 }
 
 func (v *validator) checkOffload(list []string, report func(string, error)) {

@@ -32,12 +32,14 @@ type driver struct {
 	mu   sync.Mutex
 	held map[uint32]*heldSA
 	pols map[uint32]*heldPolicy
+	uses map[*heldSA]useMark // last use readings (usage.go)
 
 	acqMu sync.Mutex
 	acq   *loader.AcquireReader
 }
 
 type heldSA struct {
+	index     uint32
 	name      string
 	spi       uint32
 	dst       netip.Addr
@@ -94,6 +96,9 @@ func (d *driver) InstallSA(o *offload.SAOffload) error {
 		wasOn = h.ifaces
 	}
 	if h, ok := d.held[o.Index]; ok {
+		if d.moving(h, o) {
+			return d.moveSA(h, o)
+		}
 		if h.spi != e.SPI || h.dst != e.Dst {
 			return fmt.Errorf("install sa %d: index holds spi 0x%x dst %s", o.Index, h.spi, h.dst)
 		}
@@ -157,7 +162,7 @@ func (d *driver) InstallSA(o *offload.SAOffload) error {
 	for ifc := range wasOn {
 		ifaces[ifc] = true
 	}
-	d.held[o.Index] = &heldSA{name: e.Name, spi: e.SPI, dst: e.Dst, dir: dir, transport: ent.Transport, sa: esa,
+	d.held[o.Index] = &heldSA{index: o.Index, name: e.Name, spi: e.SPI, dst: e.Dst, dir: dir, transport: ent.Transport, sa: esa,
 		sels: slices.Clone(o.InSelectors), ifaces: ifaces}
 	return nil
 }
@@ -244,24 +249,16 @@ func (d *driver) RemovePolicy(id uint32, iface string) error {
 }
 
 // Counters: packets and bytes are what the workers completed (sealed, or opened and
-// policy-checked); the first use is the card's.
+// policy-checked); the first and last use are the card's (usage.go).
 func (d *driver) Counters() (map[uint32]offload.SACounters, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := make(map[uint32]offload.SACounters, len(d.held))
 	monoNow, wallNow := monotonicNow(), time.Now()
 	for idx, h := range d.held {
-		c := saCounters(d.card.WorkerStats().Read(idx))
-		if cs, err := d.card.SAStats(idx); err == nil && cs.FirstUse != 0 {
-			c.FirstUse = wallNow.Add(cs.FirstUse - monoNow)
-		}
-		if h.dir == ipsec.DirOut {
-			c.Seq = h.sa.NextSeq() - 1
-		} else {
-			c.Seq = h.sa.ReplayTop()
-		}
-		out[idx] = c
+		out[idx] = d.counters(idx, h, monoNow, wallNow)
 	}
+	d.pruneUses()
 	return out, nil
 }
 
@@ -429,7 +426,7 @@ func (d *driver) ReadAcquire(ctx context.Context) (offload.Acquire, error) {
 			iface = d.ifaces[1]
 		}
 		return offload.Acquire{PolicyID: a.PolicyID, Iface: iface, Src: a.Tuple.Src, Dst: a.Tuple.Dst,
-			Proto: a.Tuple.Proto}, nil
+			Proto: a.Tuple.Proto, Sport: a.Tuple.SrcPort, Dport: a.Tuple.DstPort}, nil
 	}
 }
 

@@ -25,6 +25,9 @@ const (
 	StatusPending   Status = "pending"
 	StatusOffloaded Status = "offloaded"
 	StatusRefused   Status = "refused"
+	// StatusShadowed: a policy with the same (dir, selector) applies first, so this one is not in the
+	// card; it takes over when that one goes.
+	StatusShadowed Status = "shadowed"
 )
 
 // IfaceState is the offload state on one interface.
@@ -402,11 +405,8 @@ func (e *Engine) Counters(ctx context.Context) (map[uint32]Counted, error) {
 		}
 		out = make(map[uint32]Counted, len(raw))
 		for idx, c := range raw {
-			for _, ifc := range e.ifaces {
-				if st := e.sa[saKey{idx, ifc}]; st != nil && st.installed {
-					out[idx] = Counted{Serial: st.serial, SACounters: c}
-					break
-				}
+			if serial, held := e.heldSerial(idx); held {
+				out[idx] = Counted{Serial: serial, SACounters: c}
 			}
 		}
 	}); derr != nil {

@@ -73,29 +73,59 @@ func NewSATable(capacity int, wireMTU int) (*SATable, error) {
 func (t *SATable) Capacity() int { return len(t.entries) }
 
 // Install publishes e at index. It fails if the index is taken: replace an
-// SA by removing the old one first (and wiping it once the card is updated).
+// SA by removing the old one first (and wiping it once the card is updated),
+// or with Replace when the new entry continues the old one's state.
 func (t *SATable) Install(index uint32, e *Entry) error {
+	c, err := t.entry("install", index, e)
+	if err != nil {
+		return err
+	}
+	if !t.entries[index].CompareAndSwap(nil, c) {
+		return fmt.Errorf("install sa %d: %w", index, ErrPresent)
+	}
+	return nil
+}
+
+// Replace publishes e at index in place of the entry there, in one atomic
+// step (a worker sees one or the other, never none), and returns the old
+// one. For an entry whose SA continues the old one's state (esp.Continue,
+// esp.Migrate); the caller wipes the old SA when it is no longer used.
+func (t *SATable) Replace(index uint32, e *Entry) (*Entry, error) {
+	c, err := t.entry("replace", index, e)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		old := t.entries[index].Load()
+		if old == nil {
+			return nil, fmt.Errorf("replace sa %d: %w: no entry", index, ErrEntry)
+		}
+		if t.entries[index].CompareAndSwap(old, c) {
+			return old, nil
+		}
+	}
+}
+
+// entry checks e and returns the table's own copy of it.
+func (t *SATable) entry(op string, index uint32, e *Entry) (*Entry, error) {
 	if int64(index) >= int64(len(t.entries)) {
-		return fmt.Errorf("install sa %d: %w", index, ErrIndex)
+		return nil, fmt.Errorf("%s sa %d: %w", op, index, ErrIndex)
 	}
 	if e == nil || e.SA == nil || !e.Dir.OnCard() {
-		return fmt.Errorf("install sa %d: %w: an SA and a direction are required", index, ErrEntry)
+		return nil, fmt.Errorf("%s sa %d: %w: an SA and a direction are required", op, index, ErrEntry)
 	}
 	if e.Dir == ipsec.DirIn && len(e.Selectors) == 0 {
-		return fmt.Errorf("install sa %d: %w: an inbound SA needs the selectors of the policy it serves", index, ErrEntry)
+		return nil, fmt.Errorf("%s sa %d: %w: an inbound SA needs the selectors of the policy it serves", op, index, ErrEntry)
 	}
 	for i, s := range e.Selectors {
 		if err := s.Validate(); err != nil {
-			return fmt.Errorf("install sa %d: selector %d: %w", index, i, err)
+			return nil, fmt.Errorf("%s sa %d: selector %d: %w", op, index, i, err)
 		}
 	}
 	c := *e
 	c.Selectors = append([]ipsec.Selector(nil), e.Selectors...)
 	c.innerMTU = innerMTU(c.SA, t.wireMTU)
-	if !t.entries[index].CompareAndSwap(nil, &c) {
-		return fmt.Errorf("install sa %d: %w", index, ErrPresent)
-	}
-	return nil
+	return &c, nil
 }
 
 // Remove unpublishes the entry at index and returns it (nil if none). It
