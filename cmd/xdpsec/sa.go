@@ -25,9 +25,26 @@ func newSACmd(a *App) *cobra.Command {
 socket. The arguments follow ip xfrm state; see docs/control.md.`,
 	}
 	var showKeys, stats bool
+	var owner string
 	add := &cobra.Command{
 		Use:   "add src ADDR dst ADDR proto esp spi SPI [reqid N] [mode tunnel|transport] ALGO... [options]",
 		Short: "Add an SA (ip xfrm state add grammar)",
+		Long: `Add an SA. The arguments are ip xfrm state add's:
+
+  src ADDR dst ADDR proto esp spi SPI [reqid N] [mode tunnel|transport]
+  { aead NAME KEY ICV-BITS | enc NAME KEY auth-trunc NAME KEY TRUNC-BITS | enc NAME KEY auth NAME KEY }
+  [replay-window N] [replay-seq N] [replay-oseq N] [flag esn] [flag af-unspec]
+  [encap espinudp SPORT DPORT 0.0.0.0] [dir in|out]
+  [limit {byte-soft|byte-hard|packet-soft|packet-hard|time-soft|time-hard|time-use-soft|time-use-hard} N]...
+  [sel src 0.0.0.0/0 dst 0.0.0.0/0] [name NAME] [offload dev IFACE]... [ttl N] [df copy|set|clear] [tfc-pad N]
+
+KEY is 0x followed by hex digits, or a string whose bytes are the key (ip xfrm's quoted ASCII keys).
+NAME is an algorithm: rfc4106(gcm(aes)) (AES-GCM, ICV 128 or 96 bits), rfc7539esp(chacha20,poly1305),
+rfc4543(gcm(aes)) (AES-GMAC), cbc(aes) or ecb(cipher_null) with hmac(sha256) (truncated to 128 bits).
+flag af-unspec is accepted and changes nothing: a tunnel-mode SA carries IPv4 and IPv6 inside.
+Marks (mark, output-mark, set-mark), interface IDs (if_id) and security contexts (ctx) are refused:
+the card selects by addresses, protocol and ports only. Without dir, the direction follows from the
+policies the SA serves.`,
 		Example: `  xdpsec sa add src 198.18.0.1 dst 198.19.0.1 proto esp spi 0x1001 reqid 1 mode tunnel \
       aead 'rfc4106(gcm(aes))' 0x0102030405060708090a0b0c0d0e0f1011121314 128 \
       replay-window 128 limit byte-soft 1000000000 limit time-hard 3600 name gw1-to-gw2`,
@@ -90,8 +107,12 @@ socket. The arguments follow ip xfrm state; see docs/control.md.`,
 		Short:   "List the SAs (-s: with statistics, like ip -s xfrm state)",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := ownerFlag(owner)
+			if err != nil {
+				return err
+			}
 			l, err := callDaemon(cmd.Context(), a, func(c *api.Client, ctx context.Context) ([]api.SAView, error) {
-				return c.ListSAs(ctx, showKeys)
+				return c.ListSAsOf(ctx, f, showKeys)
 			})
 			if err != nil {
 				return err
@@ -101,7 +122,8 @@ socket. The arguments follow ip xfrm state; see docs/control.md.`,
 	}
 	list.Flags().BoolVarP(&stats, "stats", "s", false, "show lifetimes, counters and offload state")
 	list.Flags().BoolVar(&showKeys, "show-keys", false, "print key material")
-	flush := newFlushCmd(a, "SA", "SAs", (*api.Client).FlushSAs)
+	addOwnerFlag(list, &owner)
+	flush := newFlushCmd(a, "SA", "SAs", (*api.Client).FlushSAsOf)
 	cmd.AddCommand(add, update, del, get, list, flush)
 	return cmd
 }
@@ -160,7 +182,7 @@ func printSA(w io.Writer, v *api.SAView, stats, showKeys bool) {
 	if name == "" {
 		name = "-"
 	}
-	fmt.Fprintf(w, "\tname %s index %d state %s", name, v.Index, v.State)
+	fmt.Fprintf(w, "\tname %s owner %s index %d state %s", name, v.Owner, v.Index, v.State)
 	if v.Dir == nil && v.Direction != nil {
 		fmt.Fprintf(w, " direction %s", *v.Direction) // what the card uses it for; no dir of its own
 	}
@@ -181,7 +203,11 @@ func printSA(w io.Writer, v *api.SAView, stats, showKeys bool) {
 	if !v.UseTime.IsZero() {
 		use = v.UseTime.Format(time.DateTime)
 	}
-	fmt.Fprintf(w, "\t  add %s use %s\n", v.AddTime.Format(time.DateTime), use)
+	last := "-"
+	if !v.LastUse.IsZero() {
+		last = v.LastUse.Format(time.DateTime)
+	}
+	fmt.Fprintf(w, "\t  add %s use %s last-use %s\n", v.AddTime.Format(time.DateTime), use, last)
 	fmt.Fprintf(w, "\tstats:\n")
 	fmt.Fprintf(w, "\t  seq 0x%x replay %d integrity %d other %d\n", v.Cur.Seq, v.Cur.ReplayErrors,
 		v.Cur.IntegrityErrors, v.Cur.OtherErrors)
