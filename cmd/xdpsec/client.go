@@ -9,8 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xdpsec/xdpsec/control/api"
-	"github.com/xdpsec/xdpsec/control/sadb"
 	"github.com/xdpsec/xdpsec/control/config"
+	"github.com/xdpsec/xdpsec/control/sadb"
 )
 
 // apiClient connects to the daemon: --socket, else the socket of --config's file, else the instance's
