@@ -34,6 +34,18 @@ go test -count=1 -timeout 40m ./...
 echo "== go test -race (engine, workers, control plane, loader)"
 go test -count=1 -race -timeout 30m ./crypto/... ./control/... ./loader/...
 
+echo "== strongSwan's kernel-xdpsec plugin: unit tests (C, against the fake daemon)"
+./hack/strongswan-plugin.sh test
+
+if [ "$(id -u)" -eq 0 ]; then
+  # One package at a time (-p 1): charon's tests count lost echoes, so nothing else runs beside them.
+  echo "== charon with kernel-xdpsec against xdpsec in the testbed (hack/ike: two gateways, a libipsec peer, a 2-minute soak)"
+  go vet -tags ike ./hack/ike/...
+  XDPSEC_SOAK=2m go test -tags ike -count=1 -p 1 -timeout 20m -v -run 'TestTwoGateways|TestLibipsecPeer|TestSoak' ./hack/ike
+else
+  echo "== skipped: the charon tests (hack/ike) need root"
+fi
+
 echo "== leftovers"
 left=0
 pins_new=$(comm -13 <(echo "$pins_before") <(ls -A /sys/fs/bpf/xdpsec 2>/dev/null | sort || true) | grep . || true)

@@ -175,7 +175,13 @@ type capture struct {
 
 func startCapture(ctx context.Context, t testing.TB, tb *testbed.Testbed, file string) *capture {
 	t.Helper()
-	cmd := tb.Command(ctx, testbed.SW, "tcpdump", "-i", testbed.SWGW1, "-n", "-s", "0", "-B", "65536",
+	return startCaptureSnap(ctx, t, tb, file, 0)
+}
+
+// startCaptureSnap captures the first snap bytes of each packet (0: whole packets).
+func startCaptureSnap(ctx context.Context, t testing.TB, tb *testbed.Testbed, file string, snap int) *capture {
+	t.Helper()
+	cmd := tb.Command(ctx, testbed.SW, "tcpdump", "-i", testbed.SWGW1, "-n", "-s", fmt.Sprint(snap), "-B", "65536",
 		"-Z", "root", "-w", file)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

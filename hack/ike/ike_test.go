@@ -132,9 +132,10 @@ func (g *twoGateways) crossing(ctx context.Context, t *testing.T) (uint32, uint3
 // TestTwoGateways: charon with kernel-xdpsec and xdpsec on both gateways. A trap policy's ACQUIRE
 // from the card brings the tunnel up; both charons and both daemons agree on the SPIs; ping and a
 // TCP transfer go through with only ESP and IKE on the wire; CHILD_SAs rekey every few seconds under
-// a 10/s ping with at most one echo lost and the old SAs go; swanctl --terminate leaves only the IKE
-// sockets' bypass and the trap policies, a charon that stops leaves nothing; a charon killed and
-// started again brings the tunnel back.
+// a 10/s ping with at most one echo lost and the old SAs go; a daemon that restarts empty gets
+// charon's policies and a rekeyed CHILD_SA again; swanctl --terminate leaves only the IKE sockets'
+// bypass and the trap policies, a charon that stops leaves nothing; a charon killed and started again
+// brings the tunnel back.
 func TestTwoGateways(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -199,7 +200,39 @@ func TestTwoGateways(t *testing.T) {
 	// 5. Rekeys, every 6 s from gw1, under a 10/s ping: at most one echo lost, the old SAs go.
 	g.rekeyUnderPing(ctx, t, in1, out1)
 
-	// 6. swanctl --terminate: the CHILD_SA's SAs and policies go; the bypass and trap policies stay.
+	// 6. gw1's daemon restarts, empty (a new epoch): the plugin installs charon's policies again and
+	// charon rekeys its CHILD_SA into it; traffic resumes.
+	epoch := g.gw1.Manager().Epoch()
+	if err := g.gw1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	gw, err := ikebed.StartGateway(ctx, g.tb, testbed.GW1, g.gw1.Socket, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = gw.Close() })
+	g.gw1 = gw
+	if gw.Manager().Epoch() == epoch {
+		t.Fatal("the restarted daemon has the old epoch")
+	}
+	waitFor(t, "charon's policies in the restarted daemon", 60*time.Second, func() (bool, string) {
+		n := len(ikePolicies(t, g.gw1))
+		return n == 14, fmt.Sprintf("%d ike policies (want 8 bypass, 3 trap, 3 of the CHILD_SA)", n)
+	})
+	waitFor(t, "the tunnel through the restarted daemon", 60*time.Second, func() (bool, string) {
+		lost, out, _ := pingLoss(ctx, g.tb, testbed.H2Addr4, 1, 200*time.Millisecond)
+		return lost == 0, out
+	})
+	if !strings.Contains(g.c1.Log(), "xdpsec restarted") {
+		t.Fatal("charon did not notice the daemon's restart")
+	}
+	waitFor(t, "one CHILD_SA's SAs on each side", 30*time.Second, func() (bool, string) {
+		s1, s2 := spiSet(ikeSAs(t, g.gw1)), spiSet(ikeSAs(t, g.gw2))
+		return len(s1) == 2 && len(s2) == 2, fmt.Sprintf("gw1 %v gw2 %v", s1, s2)
+	})
+	g.crossing(ctx, t)
+
+	// 7. swanctl --terminate: the CHILD_SA's SAs and policies go; the bypass and trap policies stay.
 	if out, err := g.c1.Swanctl(ctx, "--terminate", "--ike", "gw"); err != nil {
 		t.Fatalf("terminate: %v\n%s", err, out)
 	}
@@ -212,7 +245,7 @@ func TestTwoGateways(t *testing.T) {
 		})
 	}
 
-	// 7. A charon killed (its SAs and policies stay in xdpsec) and started again: it removes what
+	// 8. A charon killed (its SAs and policies stay in xdpsec) and started again: it removes what
 	// the killed one left, and traffic brings the tunnel up again.
 	if lost, _, _ := pingLoss(ctx, g.tb, testbed.H2Addr4, 3, 300*time.Millisecond); lost == 3 {
 		waitFor(t, "the tunnel again after terminate", 60*time.Second, func() (bool, string) {
@@ -242,7 +275,7 @@ func TestTwoGateways(t *testing.T) {
 		return len(sas) == 2, fmt.Sprintf("%v", spiSet(sas))
 	})
 
-	// 8. Stopping charon removes everything it installed, the IKE bypass policies too.
+	// 9. Stopping charon removes everything it installed, the IKE bypass policies too.
 	for i, side := range []struct {
 		c  *ikebed.Charon
 		gw *ikebed.Gateway
