@@ -157,3 +157,10 @@ func (c *Client) Events(ctx context.Context, q EventQuery, f func(StreamItem) er
 	}
 	return nil
 }
+
+// NoKeepAlive makes the client open a connection per request, as strongSwan's plugin does.
+func (c *Client) NoKeepAlive() {
+	if tr, ok := c.hc.Transport.(*http.Transport); ok {
+		tr.DisableKeepAlives = true
+	}
+}

@@ -244,6 +244,9 @@ func (e *Engine) Kick() {
 	}
 }
 
+// maxGather bounds how long the engine lets changes gather between two passes of a burst.
+const maxGather = 50 * time.Millisecond
+
 // loop is the engine goroutine.
 func (e *Engine) loop(ctx context.Context, done chan struct{}) {
 	defer close(done)
@@ -252,7 +255,30 @@ func (e *Engine) loop(ctx context.Context, done chan struct{}) {
 		case <-ctx.Done():
 			return
 		case <-e.kick:
+			start := time.Now()
 			e.pass()
+			if len(e.kick) > 0 {
+				// A burst (an IKE daemon bringing up thousands of CHILD_SAs): every pass costs
+				// the whole SAD and SPD, so let the changes gather for as long as the pass took
+				// instead of running passes back to back and leaving the API no CPU.
+				e.gather(ctx, min(time.Since(start), maxGather))
+			}
+		case f := <-e.reqs:
+			f()
+		}
+	}
+}
+
+// gather waits d, serving requests meanwhile.
+func (e *Engine) gather(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			return
 		case f := <-e.reqs:
 			f()
 		}

@@ -780,6 +780,14 @@ type Snapshot struct {
 
 // Snapshot returns the current SPD and SAD.
 func (s *Store) Snapshot() Snapshot {
+	snap := s.snapshot()
+	// Outside the lock: the API waits for it while a snapshot is taken.
+	sortPolicies(snap.Policies)
+	markShadowed(snap.Policies)
+	return snap
+}
+
+func (s *Store) snapshot() Snapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	snap := Snapshot{Gen: s.gen, SAs: make([]SAEntry, 0, len(s.sas.all)), Policies: make([]PolicyEntry, 0, len(s.pols.all))}
@@ -800,15 +808,9 @@ func (s *Store) Snapshot() Snapshot {
 	for _, i := range idx {
 		snap.Grave = append(snap.Grave, s.grave[i].e)
 	}
-	order := make([]*PolicyEntry, 0, len(s.pols.all))
 	for _, r := range s.pols.all {
-		order = append(order, &r.e)
+		snap.Policies = append(snap.Policies, r.e.view())
 	}
-	slices.SortFunc(order, spdOrder)
-	for _, e := range order {
-		snap.Policies = append(snap.Policies, e.view())
-	}
-	markShadowed(snap.Policies)
 	return snap
 }
 

@@ -32,7 +32,7 @@ type twoGateways struct {
 	dir      string
 }
 
-func startTwoGateways(ctx context.Context, t *testing.T, child ikebed.Child, tune func(gw1, gw2 *ikebed.Conn)) *twoGateways {
+func startTwoGateways(ctx context.Context, t testing.TB, child ikebed.Child, tune func(gw1, gw2 *ikebed.Conn)) *twoGateways {
 	t.Helper()
 	needRoot(t)
 	log := testLog(t)
@@ -72,7 +72,7 @@ func startTwoGateways(ctx context.Context, t *testing.T, child ikebed.Child, tun
 	return g
 }
 
-func (g *twoGateways) startCharon(ctx context.Context, t *testing.T, n testbed.Node, o ikebed.Options) *ikebed.Charon {
+func (g *twoGateways) startCharon(ctx context.Context, t testing.TB, n testbed.Node, o ikebed.Options) *ikebed.Charon {
 	t.Helper()
 	c, err := ikebed.StartCharon(ctx, g.tb, n, filepath.Join(g.dir, "charon-"+string(n)), o)
 	if err != nil {

@@ -365,9 +365,9 @@ func StartGateway(ctx context.Context, tb *testbed.Testbed, gw testbed.Node, soc
 	if gw == testbed.GW2 {
 		y = y2
 	}
-	// Room for the benchmarks' thousand CHILD_SAs.
+	// Room for the benchmarks' thousands of CHILD_SAs.
 	y = strings.Replace(y, "capacities: {policies: 64, sas: 64, flow_cache: 4096}",
-		"capacities: {policies: 4096, sas: 4096, flow_cache: 4096}", 1)
+		"capacities: {policies: 16384, sas: 16384, flow_cache: 4096}", 1)
 	cfg, err := config.Parse(string(gw)+".yaml", []byte(y))
 	if err != nil {
 		return nil, fmt.Errorf("parse %s configuration: %w", gw, err)
