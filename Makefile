@@ -91,7 +91,7 @@ strongswan-plugin-test:
 # charon with the plugin against real xdpsec daemons in the four-namespace testbed (root): two
 # gateways, and one against a plain strongSwan peer (kernel-libipsec). hack/ike, docs/strongswan.md.
 strongswan-charon-test:
-	go test -tags ike -count=1 -timeout 20m -run 'TestTwoGateways|TestLibipsecPeer' -v ./hack/ike
+	go test -tags ike -count=1 -timeout 20m -run 'TestTwoGateways|TestLibipsecPeer|TestMOBIKE' -v ./hack/ike
 
 # Traffic through IKE-keyed tunnels rekeying every 30 s for 10 minutes (CI runs 2): memory, frames,
 # the wire, lost echoes (hack/ike/soak_test.go). XDPSEC_SOAK=30m make soak for longer.

@@ -41,7 +41,7 @@ if [ "$(id -u)" -eq 0 ]; then
   # One package at a time (-p 1): charon's tests count lost echoes, so nothing else runs beside them.
   echo "== charon with kernel-xdpsec against xdpsec in the testbed (hack/ike: two gateways, a libipsec peer, a 2-minute soak)"
   go vet -tags ike ./hack/ike/...
-  XDPSEC_SOAK=2m go test -tags ike -count=1 -p 1 -timeout 20m -v -run 'TestTwoGateways|TestLibipsecPeer|TestSoak' ./hack/ike
+  XDPSEC_SOAK=2m go test -tags ike -count=1 -p 1 -timeout 20m -v -run 'TestTwoGateways|TestLibipsecPeer|TestMOBIKE|TestSoak' ./hack/ike
 else
   echo "== skipped: the charon tests (hack/ike) need root"
 fi

@@ -9,6 +9,7 @@ package ike
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -472,5 +473,88 @@ func TestLibipsecPeer(t *testing.T) {
 	}
 	if now.LastUse.IsZero() || time.Since(now.LastUse) > time.Minute {
 		t.Fatalf("xdpsec's last use of the outbound SA: %s", now.LastUse)
+	}
+}
+
+// TestMOBIKE: gw1 loses the address its IKE_SA and CHILD_SA use and has another one on the same
+// interface; charon moves both with MOBIKE, which reaches xdpsec as /v1/sa/migrate on both sides: the
+// SAs keep their SPIs, counters and replay windows (no new negotiation), the inbound SA of gw1 is
+// found on the card under its new destination, and traffic goes on.
+func TestMOBIKE(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	second := netip.MustParseAddr("198.18.0.11")
+	g := startTwoGateways(ctx, t, ikebed.LAN("lan"), func(c1, c2 *ikebed.Conn) {
+		// charon may use any of gw1's IPv4 wire addresses (IPv6 would be another family: a rekey)
+		c1.LocalAddrs, c2.RemoteAddrs = testbed.WirePrefix4.String(), testbed.WirePrefix4.String()
+	})
+	// The second address stays when the first goes (a secondary address is promoted, not removed).
+	if out, err := g.tb.Run(ctx, testbed.GW1, "sysctl", "-qw", "net.ipv4.conf."+testbed.GW1WAN+".promote_secondaries=1"); err != nil {
+		t.Fatalf("promote_secondaries: %v: %s", err, out)
+	}
+	if out, err := g.tb.Run(ctx, testbed.GW1, "ip", "addr", "add", second.String()+"/24", "dev", testbed.GW1WAN); err != nil {
+		t.Fatalf("second address: %v: %s", err, out)
+	}
+	// Without IPv6 on gw1's wire, MOBIKE cannot choose a path of the other family (which xdpsec
+	// refuses to move in place: charon then rekeys the CHILD_SA instead).
+	if out, err := g.tb.Run(ctx, testbed.GW1, "ip", "-6", "addr", "flush", "dev", testbed.GW1WAN, "scope", "global"); err != nil {
+		t.Fatalf("flush gw1's IPv6: %v: %s", err, out)
+	}
+	if out, err := g.c1.Swanctl(ctx, "--initiate", "--child", "lan"); err != nil {
+		t.Fatalf("initiate: %v\n%s", err, out)
+	}
+	waitFor(t, "a ping through the tunnel", 30*time.Second, func() (bool, string) {
+		lost, out, _ := pingLoss(ctx, g.tb, testbed.H2Addr4, 1, 200*time.Millisecond)
+		return lost == 0, out
+	})
+	in1, out1 := g.crossing(ctx, t)
+	before := map[uint32]uint64{}
+	for _, sa := range ikeSAs(t, g.gw1) {
+		before[sa.SPI] = sa.Cur.Packets
+	}
+	// The address goes: charon's kernel-net sees it, MOBIKE moves the IKE_SA and the CHILD_SA.
+	if out, err := g.tb.Run(ctx, testbed.GW1, "ip", "addr", "del", testbed.GW1WANAddr4.String()+"/24", "dev", testbed.GW1WAN); err != nil {
+		t.Fatalf("remove the first address: %v: %s", err, out)
+	}
+	waitFor(t, "gw1's inbound SA at its new address", 60*time.Second, func() (bool, string) {
+		sas := ikeSAs(t, g.gw1)
+		for _, sa := range sas {
+			if sa.SPI == in1 && sa.Dst == second {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%+v", spiSet(sas))
+	})
+	waitFor(t, "gw2's outbound SA to the new address", 30*time.Second, func() (bool, string) {
+		for _, sa := range ikeSAs(t, g.gw2) {
+			if sa.SPI == in1 && sa.Dst == second {
+				return true, ""
+			}
+		}
+		return false, ""
+	})
+	if lost, out, err := pingLoss(ctx, g.tb, testbed.H2Addr4, 20, 50*time.Millisecond); err != nil || lost != 0 {
+		t.Fatalf("ping after the move: %d lost, %v\n%s", lost, err, out)
+	}
+	// The same SAs, moved in place: same SPIs, counters going on, no rekey in between.
+	sas := ikeSAs(t, g.gw1)
+	if s := spiSet(sas); len(s) != 2 || s[in1] != "in" || s[out1] != "out" {
+		t.Fatalf("gw1's SAs after the move: %v, want the same %08x/%08x", s, in1, out1)
+	}
+	for _, sa := range sas {
+		if sa.Cur.Packets <= before[sa.SPI] {
+			t.Errorf("SA %08x: %d packets after the move, %d before: counters did not go on", sa.SPI, sa.Cur.Packets, before[sa.SPI])
+		}
+		if sa.SPI == out1 && sa.Src != second {
+			t.Errorf("gw1's outbound SA's source %s, want %s", sa.Src, second)
+		}
+	}
+	if !strings.Contains(g.c1.Log(), "kernel-xdpsec") || strings.Contains(g.c1.Log(), "rekeys instead") {
+		t.Fatal("the plugin did not move the SA in place")
+	}
+	// On the card: the inbound SA under its new (SPI, dst) only.
+	h := g.gw1.Manager()
+	if rep, err := h.Check(ctx); err != nil || !rep.OK {
+		t.Fatalf("check after the move: %+v %v", rep, err)
 	}
 }

@@ -11,9 +11,12 @@ import (
 
 // Conn is one side of an IKE connection between the testbed's gateways, with pre-shared keys.
 type Conn struct {
-	Local, Remote     netip.Addr // the wire addresses IKE runs between
-	LocalID, RemoteID string
-	Children          []Child
+	Local, Remote netip.Addr // the wire addresses IKE runs between
+	// LocalAddrs and RemoteAddrs, when set, replace Local and Remote in swanctl's local_addrs and
+	// remote_addrs (a subnet lets MOBIKE move among its addresses).
+	LocalAddrs, RemoteAddrs string
+	LocalID, RemoteID   string
+	Children            []Child
 	// Encap forces ESP in UDP (what kernel-libipsec needs on both sides).
 	Encap bool
 	// Unique is swanctl's unique (replace: a peer that comes back replaces its old IKE_SA).
@@ -38,7 +41,14 @@ const psk = "0x786470736563206b657920666f72207465737473206f6e6c79" // "xdpsec ke
 // Swanctl writes the connection as swanctl.conf.
 func (c Conn) Swanctl() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "connections {\n  gw {\n    local_addrs = %s\n    remote_addrs = %s\n", c.Local, c.Remote)
+	local, remote := c.Local.String(), c.Remote.String()
+	if c.LocalAddrs != "" {
+		local = c.LocalAddrs
+	}
+	if c.RemoteAddrs != "" {
+		remote = c.RemoteAddrs
+	}
+	fmt.Fprintf(&b, "connections {\n  gw {\n    local_addrs = %s\n    remote_addrs = %s\n", local, remote)
 	fmt.Fprintf(&b, "    proposals = aes128-sha256-x25519\n    rekey_time = 0\n")
 	if c.Encap {
 		fmt.Fprintf(&b, "    encap = yes\n")
