@@ -15,8 +15,8 @@ type Conn struct {
 	// LocalAddrs and RemoteAddrs, when set, replace Local and Remote in swanctl's local_addrs and
 	// remote_addrs (a subnet lets MOBIKE move among its addresses).
 	LocalAddrs, RemoteAddrs string
-	LocalID, RemoteID   string
-	Children            []Child
+	LocalID, RemoteID       string
+	Children                []Child
 	// Encap forces ESP in UDP (what kernel-libipsec needs on both sides).
 	Encap bool
 	// Unique is swanctl's unique (replace: a peer that comes back replaces its old IKE_SA).
