@@ -86,8 +86,8 @@
 //	spd_rules     array, the sorted rule lists; spd_state: generation and counts per direction
 //	card_config   defaults per direction, no-socket verdict, ACQUIRE interval
 //	flow_cache    LRU hash of classified flows
-//	sa_stats      per-CPU array per SA: packets, bytes, first use (CLOCK_MONOTONIC ns)
-//	policy_stats  per-CPU array per policy: packets, bytes
+//	sa_stats      per-CPU array per SA: packets, bytes, first and last use (CLOCK_MONOTONIC ns)
+//	policy_stats  per-CPU array per policy: packets, bytes, last match (CLOCK_MONOTONIC ns)
 //	reasons       per-CPU array per enum xdpsec_reason
 //	worker_stats  mmap-able array per SA, written by the workers: packets, bytes, errors by crypto/esp.Reason
 //	acquire_ring  ring buffer of struct xdpsec_acquire; acquire_last: rate limit per policy
