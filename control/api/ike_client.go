@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -110,52 +109,27 @@ func (c *Client) Events(ctx context.Context, q EventQuery, f func(StreamItem) er
 		}
 		v.Set("type", strings.Join(ts, ","))
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://xdpsec/v1/events?"+v.Encode(), nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fmt.Errorf("connect to daemon at %s (is `xdpsec run` running?): %w", c.path, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return &APIError{Status: resp.StatusCode, Msg: "events: " + resp.Status}
-	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
+	return c.lines(ctx, "/v1/events?"+v.Encode(), func(line []byte) error {
 		var probe struct {
 			Type string `json:"type"`
 		}
-		if err := json.Unmarshal(sc.Bytes(), &probe); err != nil {
+		if err := json.Unmarshal(line, &probe); err != nil {
 			return fmt.Errorf("events: decode line: %w", err)
 		}
 		var it StreamItem
+		var err error
 		switch probe.Type {
 		case StreamStart, Resync, Keepalive:
 			it.Line = new(StreamLine)
-			err = json.Unmarshal(sc.Bytes(), it.Line)
+			err = json.Unmarshal(line, it.Line)
 		default:
-			err = json.Unmarshal(sc.Bytes(), &it.Event)
+			err = json.Unmarshal(line, &it.Event)
 		}
 		if err != nil {
 			return fmt.Errorf("events: decode line: %w", err)
 		}
-		if err := f(it); err != nil {
-			return err
-		}
-	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("events: %w", err)
-	}
-	return nil
+		return f(it)
+	})
 }
 
 // NoKeepAlive makes the client open a connection per request, as strongSwan's plugin does.

@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -103,7 +104,7 @@ func New(cfg *config.Config, drv offload.Driver, opts Options) (*Manager, error)
 		opts.EncapPort = 4500
 	}
 	m := &Manager{opts: opts, log: opts.Logger.With("component", "control"), drv: drv, epoch: newEpoch()}
-	m.bus = events.NewBusBacklog(opts.Now, cfg.Daemon.EventBacklog)
+	m.bus = events.NewBusBacklog(opts.Now, cmp.Or(cfg.Daemon.EventBacklog, events.DefaultBacklog))
 	// Policy ids must stay below the card's policy capacity, and the SPD must never hold a policy the
 	// card cannot (its traffic would fall through to lower-priority policies): the SPD refuses more.
 	var maxPolicies uint32

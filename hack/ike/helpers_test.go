@@ -16,10 +16,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -164,75 +162,21 @@ func transfer(ctx context.Context, tb *testbed.Testbed, dst netip.Addr, size int
 	}
 }
 
-// capture is tcpdump on the wire tap's port towards gw1 (AF_XDP transmissions skip the sender's
-// own taps, the peer's XDP program takes packets before its taps: only the hop between sees them).
-type capture struct {
-	file   string
-	cmd    *exec.Cmd
-	stderr *bytes.Buffer
-	done   chan struct{}
-}
-
-func startCapture(ctx context.Context, t testing.TB, tb *testbed.Testbed, file string) *capture {
+func startCapture(ctx context.Context, t testing.TB, tb *testbed.Testbed, file string) *testbed.Capture {
 	t.Helper()
 	return startCaptureSnap(ctx, t, tb, file, 0)
 }
 
-// startCaptureSnap captures the first snap bytes of each packet (0: whole packets).
-func startCaptureSnap(ctx context.Context, t testing.TB, tb *testbed.Testbed, file string, snap int) *capture {
+// startCaptureSnap captures the wire between the gateways, the first snap bytes of each packet (0:
+// whole packets).
+func startCaptureSnap(ctx context.Context, t testing.TB, tb *testbed.Testbed, file string, snap int) *testbed.Capture {
 	t.Helper()
-	cmd := tb.Command(ctx, testbed.SW, "tcpdump", "-i", testbed.SWGW1, "-n", "-s", fmt.Sprint(snap), "-B", "65536",
-		"-Z", "root", "-w", file)
-	stderr, err := cmd.StderrPipe()
+	c, err := tb.StartCapture(ctx, file, snap)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &capture{file: file, cmd: cmd, stderr: new(bytes.Buffer), done: make(chan struct{})}
-	listening := make(chan struct{})
-	go func() {
-		defer close(c.done)
-		sc := bufio.NewScanner(stderr)
-		once := false
-		for sc.Scan() {
-			c.stderr.WriteString(sc.Text() + "\n")
-			if !once && strings.Contains(sc.Text(), "listening on") {
-				once = true
-				close(listening)
-			}
-		}
-		if !once {
-			close(listening)
-		}
-	}()
-	select {
-	case <-listening:
-	case <-time.After(10 * time.Second):
-		t.Fatal("tcpdump did not start")
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	t.Cleanup(c.Kill)
 	return c
-}
-
-// stop ends the capture and returns how many packets tcpdump missed.
-func (c *capture) stop() int {
-	_ = c.cmd.Process.Signal(syscall.SIGINT)
-	<-c.done
-	_ = c.cmd.Wait()
-	var captured, received, dropped int
-	for _, l := range strings.Split(c.stderr.String(), "\n") {
-		switch {
-		case strings.Contains(l, "packets captured"):
-			fmt.Sscan(l, &captured)
-		case strings.Contains(l, "received by filter"):
-			fmt.Sscan(l, &received)
-		case strings.Contains(l, "dropped by kernel"):
-			fmt.Sscan(l, &dropped)
-		}
-	}
-	return max(dropped, received-captured)
 }
 
 // wire is what a capture of the gw1–gw2 link held.

@@ -177,7 +177,7 @@ func TestTwoGateways(t *testing.T) {
 	if err != nil || sent != got {
 		t.Fatalf("transfer: %v; sent %x, received %x", err, sent[:8], got[:8])
 	}
-	if missed := c.stop(); missed > 0 {
+	if missed := c.Stop(); missed > 0 {
 		t.Logf("tcpdump missed %d packets", missed)
 	}
 	w := readWire(t, capFile)
@@ -443,7 +443,7 @@ func TestLibipsecPeer(t *testing.T) {
 	if err != nil || sent != got {
 		t.Fatalf("transfer: %v; sent %x, received %x", err, sent[:8], got[:8])
 	}
-	if missed := c.stop(); missed > 0 {
+	if missed := c.Stop(); missed > 0 {
 		t.Logf("tcpdump missed %d packets", missed)
 	}
 	w := readWire(t, capFile)

@@ -121,7 +121,7 @@ func TestSoak(t *testing.T) {
 		time.Sleep(3 * time.Second)
 	}
 	wg.Wait()
-	if missed := c.stop(); missed > 0 {
+	if missed := c.Stop(); missed > 0 {
 		t.Logf("tcpdump missed %d packets", missed)
 	}
 	if pingErr != nil {
