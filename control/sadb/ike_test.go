@@ -3,6 +3,7 @@ package sadb
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -344,8 +345,8 @@ func TestFwdPolicies(t *testing.T) {
 		t.Fatal(err)
 	}
 	e, err := s.AddPolicy(ikePolicy(ipsec.DirFwd, 100, 9))
-	if err != nil || e.ID != ids[0] {
-		t.Fatalf("the freed fwd id is reused in its range: %+v %v", e, err)
+	if err != nil || e.ID <= 2 || slices.Contains(ids, e.ID) {
+		t.Fatalf("a new fwd policy: id %d (%v), want a new one in the fwd range", e.ID, err)
 	}
 	// fwd policies list after out and in.
 	l := s.ListPolicies()
@@ -357,5 +358,32 @@ func TestFwdPolicies(t *testing.T) {
 	}
 	if n := len(s.FlushPolicies()); n != 7 {
 		t.Fatalf("flushed %d, want 7", n)
+	}
+}
+
+// TestPolicyIDsNotReusedAtOnce: a deleted policy's id goes to a new policy only after many others
+// were freed, or when no other id is left: a late delete naming it meets nothing.
+func TestPolicyIDsNotReusedAtOnce(t *testing.T) {
+	s := New(Options{MaxPolicies: 4})
+	first, err := s.AddPolicy(ikePolicy(ipsec.DirIn, 100, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DeletePolicy(PolicyRef{ID: first.ID}); err != nil {
+		t.Fatal(err)
+	}
+	var got []uint32
+	for reqid := uint32(2); reqid <= 5; reqid++ {
+		e, err := s.AddPolicy(ikePolicy(ipsec.DirIn, 100, reqid))
+		if err != nil {
+			t.Fatalf("policy %d: %v", reqid, err)
+		}
+		got = append(got, e.ID)
+	}
+	if !slices.Equal(got, []uint32{2, 3, 4, first.ID}) {
+		t.Fatalf("ids %v: want the freed id %d only when no other is left", got, first.ID)
+	}
+	if _, err := s.AddPolicy(ikePolicy(ipsec.DirIn, 100, 6)); !errors.Is(err, ErrFull) {
+		t.Fatalf("a fifth policy: %v", err)
 	}
 }

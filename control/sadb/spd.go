@@ -83,6 +83,11 @@ func markShadowed(v []PolicyEntry) {
 // OnCard reports whether a policy may be offered to the card at all: not a fwd policy, not shadowed.
 func (e *PolicyEntry) OnCard() bool { return e.Dir.OnCard() && e.ShadowedBy == 0 }
 
+// policyIDDelay is how many other policy ids are freed before a freed one is handed out again (unless
+// none is left): an IKE daemon names its policies by id, and a late delete of a policy that is already
+// gone must not meet a new one (docs/ike-api.md).
+const policyIDDelay = 4096
+
 // isFwdID tells whether a policy id comes from the fwd range.
 func (s *Store) isFwdID(id uint32) bool { return id > s.opts.MaxPolicies }
 
@@ -122,4 +127,11 @@ func (s *Store) SAsServing(p *Policy) []SAEntry {
 		}
 	}
 	return out
+}
+
+// newPolicyTable is the SPD's table: its ids are reused only after a delay (policyIDDelay).
+func newPolicyTable(max uint32) table[PolicyKey, polRec] {
+	t := newTable[PolicyKey, polRec]("policy", max)
+	t.free.delay = policyIDDelay
+	return t
 }

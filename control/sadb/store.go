@@ -148,9 +148,9 @@ func New(opts Options) *Store {
 		sas:     newTable[SAID, saRec]("sa", opts.MaxSAs),
 		grave:   map[uint32]*saRec{},
 		larval:  map[SAID]time.Time{},
-		pols:    newTable[PolicyKey, polRec]("policy", opts.MaxPolicies),
+		pols:    newPolicyTable(opts.MaxPolicies),
 		ikePols: map[string]uint32{},
-		fwdFree: indexAlloc{max: 1<<32 - 1 - opts.MaxPolicies},
+		fwdFree: indexAlloc{max: 1<<32 - 1 - opts.MaxPolicies, delay: policyIDDelay},
 	}
 }
 
@@ -859,25 +859,44 @@ func Matches(t *Tmpl, e *SAEntry) bool {
 	return true
 }
 
-// indexAlloc hands out the lowest free index in 1..max.
+// indexAlloc hands out the lowest free index in 1..max. With delay, a freed index is handed out
+// again only after delay other indexes were freed (or none is left otherwise): policy ids, which
+// clients name policies by, are not reused at once.
 type indexAlloc struct {
-	max  uint32
-	next uint32 // highest index ever handed out
-	free u32heap
+	max   uint32
+	next  uint32 // highest index ever handed out
+	free  u32heap
+	delay int
+	cool  []uint32 // freed, not yet free again (FIFO)
 }
 
 func (a *indexAlloc) get() (uint32, bool) {
 	if a.free.Len() > 0 {
 		return heap.Pop(&a.free).(uint32), true
 	}
-	if a.next >= a.max {
-		return 0, false
+	if a.next < a.max {
+		a.next++
+		return a.next, true
 	}
-	a.next++
-	return a.next, true
+	if len(a.cool) > 0 {
+		i := a.cool[0]
+		a.cool = a.cool[1:]
+		return i, true
+	}
+	return 0, false
 }
 
-func (a *indexAlloc) put(i uint32) { heap.Push(&a.free, i) }
+func (a *indexAlloc) put(i uint32) {
+	if a.delay == 0 {
+		heap.Push(&a.free, i)
+		return
+	}
+	a.cool = append(a.cool, i)
+	if len(a.cool) > a.delay {
+		heap.Push(&a.free, a.cool[0])
+		a.cool = a.cool[1:]
+	}
+}
 
 type u32heap []uint32
 
