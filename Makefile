@@ -21,7 +21,7 @@ BUILDDIR ?= build
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
 export SOURCE_DATE_EPOCH
 
-.PHONY: all build demo test deps generate bench man completion install uninstall strongswan-plugin install-strongswan-plugin strongswan-plugin-test strongswan-charon-test soak ike-demo
+.PHONY: all build demo test fuzz deps generate bench man completion install uninstall strongswan-plugin install-strongswan-plugin strongswan-plugin-test strongswan-charon-test soak ike-demo
 
 all: build
 
@@ -29,14 +29,21 @@ deps:
 	./hack/deps.sh
 
 # -buildvcs=auto stamps the commit (xdpsec version) when built in a git checkout, whatever GOFLAGS says.
+# CGO_ENABLED=0: xdpsec run drops its capabilities in every thread with syscall.AllThreadsSyscall,
+# which Go offers only in a binary without cgo (docs/security.md, "Capabilities").
 build:
-	$(GO) build -buildvcs=auto -o $(BINARY) ./cmd/xdpsec
+	CGO_ENABLED=0 $(GO) build -buildvcs=auto -o $(BINARY) ./cmd/xdpsec
 
 demo: deps build
 	./hack/demo.sh
 
 test: deps
 	./hack/test.sh
+
+# Every fuzz target for FUZZTIME each (default 30s; FUZZ=regexp picks targets); new corpus entries go to
+# testdata/fuzz, a crasher fails it (hack/fuzz.sh).
+fuzz: deps
+	./hack/fuzz.sh
 
 generate:
 	$(GO) generate ./bpf/...

@@ -36,6 +36,25 @@ const (
 	CardXdpsecActionXDPSEC_ACT_DISCARD CardXdpsecAction = 2
 )
 
+type CardXdpsecBucket struct {
+	_     structs.HostLayout
+	N     uint32
+	Chain uint32
+	Rule  CardXdpsecRule
+}
+
+type CardXdpsecBucketKey struct {
+	_     structs.HostLayout
+	Src   [4]uint32
+	Dst   [4]uint32
+	Sport uint16
+	Dport uint16
+	Proto uint8
+	Frag  uint8
+	List  uint8
+	Tuple uint8
+}
+
 type CardXdpsecConfig struct {
 	_                 structs.HostLayout
 	DefaultAction     [2]uint8
@@ -175,6 +194,7 @@ type CardXdpsecRule struct {
 	SrcMask  [4]uint32
 	Dst      [4]uint32
 	DstMask  [4]uint32
+	Priority uint32
 	SportLo  uint16
 	SportHi  uint16
 	DportLo  uint16
@@ -236,9 +256,29 @@ type CardXdpsecSaStats struct {
 }
 
 type CardXdpsecSpd struct {
-	_     structs.HostLayout
-	Gen   uint32
-	Count [2][2]uint32
+	_   structs.HostLayout
+	Gen uint32
+	Pad uint32
+}
+
+type CardXdpsecTuple struct {
+	_         structs.HostLayout
+	SrcMask   [4]uint32
+	DstMask   [4]uint32
+	Best      uint64
+	SportMask uint16
+	DportMask uint16
+	ProtoMask uint8
+	Id        uint8
+	SrcBits   uint8
+	DstBits   uint8
+}
+
+type CardXdpsecTupleList struct {
+	_        structs.HostLayout
+	N        uint32
+	Policies uint32
+	T        [64]CardXdpsecTuple
 }
 
 type CardXdpsecWorkerError uint32
@@ -259,6 +299,7 @@ const (
 	CardXdpsecWorkerErrorXDPSEC_WERR_DUMMY           CardXdpsecWorkerError = 12
 	CardXdpsecWorkerErrorXDPSEC_WERR_ECN             CardXdpsecWorkerError = 13
 	CardXdpsecWorkerErrorXDPSEC_WERR_WIPED           CardXdpsecWorkerError = 14
+	CardXdpsecWorkerErrorXDPSEC_WERR_SEQ_UNRESERVED  CardXdpsecWorkerError = 15
 	CardXdpsecWorkerErrorXDPSEC_WERR_POLICY          CardXdpsecWorkerError = 16
 	CardXdpsecWorkerErrorXDPSEC_WERR_NO_NEIGH        CardXdpsecWorkerError = 17
 	CardXdpsecWorkerErrorXDPSEC_WERR_TX_FULL         CardXdpsecWorkerError = 18
@@ -287,8 +328,11 @@ const (
 	CardMapSaInLookup     = "sa_in_lookup"
 	CardMapSaStats        = "sa_stats"
 	CardMapSaTable        = "sa_table"
-	CardMapSpdRules       = "spd_rules"
+	CardMapSpdBuckets     = "spd_buckets"
+	CardMapSpdChain       = "spd_chain"
+	CardMapSpdFilter      = "spd_filter"
 	CardMapSpdState       = "spd_state"
+	CardMapSpdTuples      = "spd_tuples"
 	CardMapWorkerStats    = "worker_stats"
 	CardMapXsksIn         = "xsks_in"
 	CardMapXsksOut        = "xsks_out"
@@ -307,8 +351,8 @@ const (
 	CardVarSaFlags        = "_sa_flags"
 	CardVarWorkerError    = "_worker_error"
 	CardVarEncapPort      = "encap_port"
+	CardVarFilterBits     = "filter_bits"
 	CardVarPolicyCapacity = "policy_capacity"
-	CardVarRuleBlocks     = "rule_blocks"
 )
 
 // LoadCard returns the embedded CollectionSpec for Card.
@@ -371,8 +415,11 @@ type CardMapSpecs struct {
 	SaInLookup  *ebpf.MapSpec `ebpf:"sa_in_lookup"`
 	SaStats     *ebpf.MapSpec `ebpf:"sa_stats"`
 	SaTable     *ebpf.MapSpec `ebpf:"sa_table"`
-	SpdRules    *ebpf.MapSpec `ebpf:"spd_rules"`
+	SpdBuckets  *ebpf.MapSpec `ebpf:"spd_buckets"`
+	SpdChain    *ebpf.MapSpec `ebpf:"spd_chain"`
+	SpdFilter   *ebpf.MapSpec `ebpf:"spd_filter"`
 	SpdState    *ebpf.MapSpec `ebpf:"spd_state"`
+	SpdTuples   *ebpf.MapSpec `ebpf:"spd_tuples"`
 	WorkerStats *ebpf.MapSpec `ebpf:"worker_stats"`
 	XsksIn      *ebpf.MapSpec `ebpf:"xsks_in"`
 	XsksOut     *ebpf.MapSpec `ebpf:"xsks_out"`
@@ -395,8 +442,8 @@ type CardVariableSpecs struct {
 	SaFlags        *ebpf.VariableSpec `ebpf:"_sa_flags"`
 	WorkerError    *ebpf.VariableSpec `ebpf:"_worker_error"`
 	EncapPort      *ebpf.VariableSpec `ebpf:"encap_port"`
+	FilterBits     *ebpf.VariableSpec `ebpf:"filter_bits"`
 	PolicyCapacity *ebpf.VariableSpec `ebpf:"policy_capacity"`
-	RuleBlocks     *ebpf.VariableSpec `ebpf:"rule_blocks"`
 }
 
 // CardObjects contains all objects after they have been loaded into the kernel.
@@ -429,8 +476,11 @@ type CardMaps struct {
 	SaInLookup  *ebpf.Map `ebpf:"sa_in_lookup"`
 	SaStats     *ebpf.Map `ebpf:"sa_stats"`
 	SaTable     *ebpf.Map `ebpf:"sa_table"`
-	SpdRules    *ebpf.Map `ebpf:"spd_rules"`
+	SpdBuckets  *ebpf.Map `ebpf:"spd_buckets"`
+	SpdChain    *ebpf.Map `ebpf:"spd_chain"`
+	SpdFilter   *ebpf.Map `ebpf:"spd_filter"`
 	SpdState    *ebpf.Map `ebpf:"spd_state"`
+	SpdTuples   *ebpf.Map `ebpf:"spd_tuples"`
 	WorkerStats *ebpf.Map `ebpf:"worker_stats"`
 	XsksIn      *ebpf.Map `ebpf:"xsks_in"`
 	XsksOut     *ebpf.Map `ebpf:"xsks_out"`
@@ -448,8 +498,11 @@ func (m *CardMaps) Close() error {
 		m.SaInLookup,
 		m.SaStats,
 		m.SaTable,
-		m.SpdRules,
+		m.SpdBuckets,
+		m.SpdChain,
+		m.SpdFilter,
 		m.SpdState,
+		m.SpdTuples,
 		m.WorkerStats,
 		m.XsksIn,
 		m.XsksOut,
@@ -473,8 +526,8 @@ type CardVariables struct {
 	SaFlags        *ebpf.Variable `ebpf:"_sa_flags"`
 	WorkerError    *ebpf.Variable `ebpf:"_worker_error"`
 	EncapPort      *ebpf.Variable `ebpf:"encap_port"`
+	FilterBits     *ebpf.Variable `ebpf:"filter_bits"`
 	PolicyCapacity *ebpf.Variable `ebpf:"policy_capacity"`
-	RuleBlocks     *ebpf.Variable `ebpf:"rule_blocks"`
 }
 
 // CardPrograms contains all programs after they have been loaded into the kernel.

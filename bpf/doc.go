@@ -62,28 +62,51 @@
 // is ambiguous and dropped (FragAmbiguous), so a fragment never takes a path its first fragment would not.
 //
 // Structure: an LRU flow cache (flow_cache, keyed by direction, family, addresses, protocol, ports and the
-// non-first-fragment bit) in front of a linear scan of a sorted rule list (spd_rules). A cache entry holds
-// the outcome, the policy ID and the SPD generation it was computed under; the action and SA are read from
-// policy_table on every packet, so a rekey (a policy's SA changing) takes effect at once without
-// invalidating the cache. An established flow costs one hash lookup and two array lookups whatever the
-// SPD's size. A first packet (or any packet after an SPD change) scans the rule list of its direction and
-// family with bpf_loop over blocks of 8 rules (struct xdpsec_rule_block): at most ⌈N/8⌉ iterations
-// for N policies of that family, each one array lookup and up to 8 rule matches of a few masked
-// compares. Measured bound: about 2 ns per rule scanned on this machine — 34 µs for a first packet
-// that scans 16,384 IPv4 rules, 8 µs for 4,096, under 1 µs for 64 (BENCHMARKS.md, section 2).
+// non-first-fragment bit) in front of a tuple-space search. A cache entry holds the outcome, the policy ID
+// and the SPD generation it was computed under; the action and SA are read from policy_table on every
+// packet, so a rekey (a policy's SA changing) takes effect at once without invalidating the cache. An
+// established flow costs one hash lookup and two array lookups whatever the SPD's size.
 //
-// spd_rules holds two buffers per (direction, family); spd_state[dir] says which is live (gen & 1) and
-// how many rules each holds. The loader writes the idle buffer, then bumps gen; the card reads gen before
-// and after a scan (the closing read is atomic) and rescans once if it moved — a sequence lock — so a
-// torn rule list is never used, and entries cached under an older generation are ignored. Two changes
-// during two scans in a row drop the packet (SPDBusy), which policy updates at human rates never cause.
+// A first packet (or any packet after an SPD change) searches the tuple space of its direction and family
+// (xdpsec.h). The loader groups policies into tuples by what their selectors fix: source and destination
+// prefix lengths, the protocol or any, each port (or ICMP type, code) exact or not; port ranges are not
+// hashed. Each tuple's policies are hashed by those fields, masked, into buckets (spd_buckets); a bucket
+// holds the tuple's policies with exactly those fields, in SPD order: the first inline, the others in a
+// chain of spd_chain (8-rule blocks). The card probes each tuple once (bpf_loop: build the masked key,
+// test its bit in the list's one-hash Bloom filter spd_filter, and only if set look the bucket up) and
+// checks the bucket's rules in full (ranges; prefixes longer than the tuple's) until one matches; the best
+// match over the tuples wins. Tuples come sorted by their best policy, so the search stops at the first
+// tuple whose best cannot beat the match in hand. Non-first fragments probe a tuple that hashes ports
+// through its fragment entries (frag = 1: the tuple's policies by addresses and protocol only), and the
+// winner decides as in the reference: ambiguous if it constrains ports. A list holds at most
+// XDPSEC_MAX_TUPLES (64) tuples: with more shapes than that, the loader merges shapes into coarser tuples
+// (a deterministic greedy merge that gives up the fewest prefix bits), which lengthens buckets but keeps
+// the probes bounded; one tuple of everything would be the old linear scan.
+//
+// Cost (BENCHMARKS.md, section 2): independent of the SPD's size except through long buckets. A first
+// packet measured the benchmark's way (caches cold after the syscalls between runs) costs 0.65–1 µs at
+// 1,024 to 65,535 policies (bypass), 1.4–1.9 µs when all 64 tuples must be probed; warm (a flood of new
+// flows) ≈ 0.17 µs and ≈ 0.75 µs. A probe costs ≈ 10 ns warm when the filter answers, ≈ 25 ns (≈ 45 ns
+// cold) when the bucket is looked up; a bucket's rules beyond the first ≈ 1.8 ns each (the old linear
+// scan's cost per rule). The weak spot is many port ranges on one selector: one bucket, walked linearly.
+//
+// Each (direction, family) has two buffers: two tuple lists in spd_tuples, and the keys of its buckets
+// carry the buffer; spd_chain and spd_filter have a region per buffer. spd_state[dir].gen says which is
+// live (gen & 1). The loader writes the idle buffer (only the buckets and filter words that changed since
+// it last wrote that buffer; the arrays through mmap), then bumps gen; the card reads gen before and
+// after a lookup (the closing read is atomic) and looks up once more if it moved — a sequence lock — so a
+// half-written SPD is never used, and entries cached under an older generation are ignored. Two changes
+// during two lookups in a row drop the packet (SPDBusy), which policy updates at human rates never cause.
 //
 // # Tables and counters (pinned under /sys/fs/bpf/xdpsec/<instance>/)
 //
 //	sa_table      array, SA index → struct xdpsec_sa (SPI, outer addresses, mode, encap ports, flags, policy; no keys)
 //	sa_in_lookup  hash, struct xdpsec_sa_key (SPI, dst, family, proto) → SA index
 //	policy_table  array, policy ID → struct xdpsec_policy (action, SA, priority, dir)
-//	spd_rules     array, the sorted rule lists; spd_state: generation and counts per direction
+//	spd_tuples    array, the tuple lists per (direction, buffer, family); spd_state: generation per direction
+//	spd_buckets   hash, struct xdpsec_bucket_key (masked fields, tuple, list) → rule count, first rule, chain
+//	spd_chain     array of 8-rule blocks: the further rules of buckets, a region per (dir, buffer)
+//	spd_filter    array of 64-bit words: per list, a one-hash Bloom filter of its bucket keys
 //	card_config   defaults per direction, no-socket verdict, ACQUIRE interval
 //	flow_cache    LRU hash of classified flows
 //	sa_stats      per-CPU array per SA: packets, bytes, first and last use (CLOCK_MONOTONIC ns)
@@ -100,13 +123,16 @@
 //	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/sa_table       # SAs (non-zero entries are installed)
 //	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/sa_in_lookup   # inbound (SPI, dst) → SA index
 //	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/policy_table   # action, SA, priority per policy ID
-//	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/spd_state      # generation and rule counts
+//	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/spd_state      # generation (low bit: live buffer)
 //	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/reasons        # global counters per CPU (enum order)
 //	bpftool map lookup pinned /sys/fs/bpf/xdpsec/<instance>/sa_stats key 5 0 0 0   # SA 5, per CPU
 //	bpftool map lookup pinned /sys/fs/bpf/xdpsec/<instance>/worker_stats key 5 0 0 0
 //	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/flow_cache     # classified flows
 //	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/policy_stats   # hits per policy, per CPU
-//	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/spd_rules      # the compiled rule lists, in blocks
+//	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/spd_tuples     # tuples per (dir, buffer, family)
+//	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/spd_buckets    # buckets: masked fields → first rule
+//	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/spd_chain      # further rules of long buckets
+//	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/spd_filter     # per list, bits of keys present
 //	bpftool map dump pinned /sys/fs/bpf/xdpsec/<instance>/card_config    # default actions, no-socket verdict
 //	bpftool link show; bpftool net show                                  # what is attached where
 //

@@ -2,18 +2,17 @@ package bpf
 
 import (
 	"errors"
-	"os"
 	"testing"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/xdpsec/xdpsec/internal/testutil"
 )
 
 // TestVerifierAccepts loads the collection (without pins) so a verifier rejection shows up here, with
 // its whole log, before any other test.
 func TestVerifierAccepts(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("loading BPF programs needs root (CI runs as root)")
-	}
+	testutil.RequireRoot(t, "loads BPF programs")
 	spec, err := LoadCard()
 	if err != nil {
 		t.Fatal(err)

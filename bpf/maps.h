@@ -11,7 +11,7 @@
 #define XDPSEC_DEFAULT_POLICIES 16384
 #define XDPSEC_DEFAULT_SAS 65536
 
-/* Capacities the program must know (the rule list stride); set by the loader with the map sizes. */
+/* Capacities the program must know (the bound of the SPD lookup); set by the loader with the map sizes. */
 volatile const __u32 policy_capacity = XDPSEC_DEFAULT_POLICIES;
 /* UDP destination port of ESP-in-UDP (RFC 3948). */
 volatile const __u16 encap_port = 4500;
@@ -41,22 +41,56 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } policy_table SEC(".maps");
 
-/* Rule lists, in blocks: index ((dir*2 + buffer)*2 + family)*rule_blocks + position/XDPSEC_RULE_BLOCK. */
-volatile const __u32 rule_blocks = XDPSEC_DEFAULT_POLICIES / XDPSEC_RULE_BLOCK;
+/* The SPD's tuple space (xdpsec.h). spd_tuples: the tuple lists, indexed (dir * 2 + buffer) * 2 + family.
+ * spd_buckets: the buckets of both buffers; each policy is in one bucket per buffer, and in a second (its
+ * fragment entry) when its tuple hashes ports; entries are allocated as written (no prealloc).
+ * spd_chain: the further rules of buckets holding several, in blocks of XDPSEC_RULE_BLOCK; a region of
+ * 2 * policy_capacity rules per (dir, buffer) (a bucket's rules after its first, at most two per policy). spd_filter: a bit array of
+ * 2^filter_bits bits per list (the index of spd_tuples), as 64-bit words. */
+volatile const __u32 filter_bits = 19;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xdpsec_tuple_list);
+	__uint(max_entries, 8);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} spd_tuples SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct xdpsec_bucket_key);
+	__type(value, struct xdpsec_bucket);
+	__uint(max_entries, 4 * XDPSEC_DEFAULT_POLICIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} spd_buckets SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
 	__type(value, struct xdpsec_rule_block);
-	__uint(max_entries, 8 * XDPSEC_DEFAULT_POLICIES / XDPSEC_RULE_BLOCK);
+	__uint(max_entries, XDPSEC_DEFAULT_POLICIES);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} spd_rules SEC(".maps");
+} spd_chain SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, 8 << (19 - 6));
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} spd_filter SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32); /* enum xdpsec_dir */
 	__type(value, struct xdpsec_spd);
 	__uint(max_entries, 2);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } spd_state SEC(".maps");
 

@@ -227,11 +227,15 @@ static __always_inline int parse_verdict(struct xdp_md *ctx, struct pkt *p)
 
 /* ---- SPD lookup ---- */
 
-struct scan_ctx {
+struct tss_ctx {
+	struct xdpsec_bucket_key k; /* the key of the current probe */
 	__u32 src[4];
 	__u32 dst[4];
-	__u32 base; /* first block of the list */
-	__u32 n;    /* rules in the list */
+	__u64 best;  /* SPD order of the match so far ((priority << 16) | policy ID); ~0 for none */
+	__u32 list;  /* spd_tuples index */
+	__u32 next;  /* the next tuple to probe */
+	__u32 pos;   /* the current bucket's next rule in spd_chain */
+	__u32 left;  /* rules of the current bucket still to check there */
 	__u16 sport, dport;
 	__u16 policy_id;
 	__u8 proto;
@@ -240,14 +244,20 @@ struct scan_ctx {
 	__u8 v6;
 };
 
-/* match_rule reports whether rule r decides the packet (and records how in c). */
-static __always_inline int match_rule(const struct xdpsec_rule *r, struct scan_ctx *c)
+static __always_inline __u64 rule_order(const struct xdpsec_rule *r)
+{
+	return ((__u64)r->priority << 16) | r->policy_id;
+}
+
+/* rule_matches reports whether rule r selects the packet, and how (*outcome). */
+static __always_inline int rule_matches(const struct xdpsec_rule *r, const struct tss_ctx *c, __u8 *outcome)
 {
 	if (r->proto && r->proto != c->proto)
 		return 0;
+	/* The key matched under the tuple's masks; a rule may be more specific than its tuple (merged
+	 * tuples). IPv4 lists hold only IPv4 rules, whose other words are zero. */
 	if ((c->src[0] & r->src_mask[0]) != r->src[0] || (c->dst[0] & r->dst_mask[0]) != r->dst[0])
 		return 0;
-	/* IPv4 lists hold only IPv4 rules, whose other words are zero. */
 	if (c->v6 &&
 	    ((c->src[1] & r->src_mask[1]) != r->src[1] || (c->dst[1] & r->dst_mask[1]) != r->dst[1] ||
 	     (c->src[2] & r->src_mask[2]) != r->src[2] || (c->dst[2] & r->dst_mask[2]) != r->dst[2] ||
@@ -256,55 +266,164 @@ static __always_inline int match_rule(const struct xdpsec_rule *r, struct scan_c
 	if (c->nonfirst_frag) {
 		/* RFC 4301 §7: ports are OPAQUE; a port selector cannot be decided, so the fragment is
 		 * ambiguous and the caller discards it. */
-		c->outcome = (r->flags & XDPSEC_RULE_F_PORTS) ? XDPSEC_FLOW_AMBIGUOUS : XDPSEC_FLOW_MATCH;
-		c->policy_id = r->policy_id;
+		*outcome = (r->flags & XDPSEC_RULE_F_PORTS) ? XDPSEC_FLOW_AMBIGUOUS : XDPSEC_FLOW_MATCH;
 		return 1;
 	}
 	if (c->sport < r->sport_lo || c->sport > r->sport_hi || c->dport < r->dport_lo || c->dport > r->dport_hi)
 		return 0;
-	c->outcome = XDPSEC_FLOW_MATCH;
-	c->policy_id = r->policy_id;
+	*outcome = XDPSEC_FLOW_MATCH;
 	return 1;
 }
 
-static long scan_block(__u32 b, struct scan_ctx *c)
+/* check_rule looks at the next rule of a bucket (buckets are in SPD order): it returns 1 when the rule
+ * matches, which decides the bucket; the rule is kept in c if it beats the match in hand. */
+static __always_inline int check_rule(const struct xdpsec_rule *r, struct tss_ctx *c)
 {
-	__u32 idx = c->base + b;
-	struct xdpsec_rule_block *blk = bpf_map_lookup_elem(&spd_rules, &idx);
-	if (!blk)
+	__u8 outcome;
+	if (!rule_matches(r, c, &outcome))
+		return 0;
+	__u64 order = rule_order(r);
+	if (order < c->best) {
+		c->best = order;
+		c->policy_id = r->policy_id;
+		c->outcome = outcome;
+	}
+	return 1;
+}
+
+static __always_inline __u32 filter_mix(__u32 h, __u32 w)
+{
+	return (h ^ w) * XDPSEC_FILTER_MUL;
+}
+
+/* maybe_present asks the list's filter whether key k may be in spd_buckets (no false negatives). */
+static __always_inline int maybe_present(const struct tss_ctx *c)
+{
+	const struct xdpsec_bucket_key *k = &c->k;
+	__u32 h = filter_mix(0, k->src[0]);
+	h = filter_mix(h, k->dst[0]);
+	if (c->v6) {
+		h = filter_mix(h, k->src[1]);
+		h = filter_mix(h, k->dst[1]);
+		h = filter_mix(h, k->src[2]);
+		h = filter_mix(h, k->dst[2]);
+		h = filter_mix(h, k->src[3]);
+		h = filter_mix(h, k->dst[3]);
+	}
+	h = filter_mix(h, ((__u32)k->sport << 16) | k->dport);
+	h = filter_mix(h, k->proto | ((__u32)k->frag << 8) | ((__u32)k->tuple << 16));
+	h ^= h >> 15;
+	h *= XDPSEC_FILTER_MIX;
+	h ^= h >> 13;
+	__u32 bit = h >> (32 - filter_bits);
+	__u32 word = (c->list << (filter_bits - 6)) + (bit >> 6);
+	__u64 *w = bpf_map_lookup_elem(&spd_filter, &word);
+	return w && (*w & (1ULL << (bit & 63)));
+}
+
+/* probe_tuple probes the next tuple: the packet's fields under the tuple's masks, through the filter,
+ * then one hash lookup. */
+static __always_inline long probe_tuple(struct tss_ctx *c, const struct xdpsec_tuple_list *l)
+{
+	__u32 i = c->next;
+	if (i >= l->n || i >= XDPSEC_MAX_TUPLES)
 		return 1;
-	__u32 first = b * XDPSEC_RULE_BLOCK;
+	const struct xdpsec_tuple *t = &l->t[i];
+	/* Tuples come in order of their best policy: none from here on can beat the match in hand. */
+	if (t->best > c->best)
+		return 1;
+	c->next = i + 1;
+	struct xdpsec_bucket_key *k = &c->k;
 	int j;
 #pragma unroll
-	for (j = 0; j < XDPSEC_RULE_BLOCK; j++) {
-		if (first + j >= c->n)
-			return 1;
-		if (match_rule(&blk->rule[j], c))
-			return 1;
+	for (j = 0; j < 4; j++) {
+		k->src[j] = c->src[j] & t->src_mask[j];
+		k->dst[j] = c->dst[j] & t->dst_mask[j];
+	}
+	k->proto = c->proto & t->proto_mask;
+	if (c->nonfirst_frag) {
+		k->sport = 0;
+		k->dport = 0;
+		k->frag = (t->sport_mask | t->dport_mask) != 0;
+	} else {
+		k->sport = c->sport & t->sport_mask;
+		k->dport = c->dport & t->dport_mask;
+		k->frag = 0;
+	}
+	k->tuple = t->id;
+	if (!maybe_present(c))
+		return 0;
+	struct xdpsec_bucket *b = bpf_map_lookup_elem(&spd_buckets, k);
+	/* A bucket whose first rule cannot beat the match in hand has none that can. */
+	if (!b || rule_order(&b->rule) > c->best || check_rule(&b->rule, c))
+		return 0;
+	if (b->n > 1) {
+		c->left = b->n - 1;
+		c->pos = b->chain;
 	}
 	return 0;
 }
 
-/* scan walks the live rule list of (dir, family) in SPD order; the first match wins. Cost: one array
- * lookup per block of XDPSEC_RULE_BLOCK rules and a few compares per rule up to the first match —
- * O(number of rules of the family). */
-static __always_inline void scan(struct xdpsec_spd *st, __u32 gen, __u32 dir, struct pkt *p, struct scan_ctx *c)
+/* walk_chain checks the current bucket's next rules in spd_chain, up to the end of their block. */
+static __always_inline long walk_chain(struct tss_ctx *c)
 {
-	__u32 buf = gen & 1;
+	__u32 idx = c->pos / XDPSEC_RULE_BLOCK;
+	__u32 first = c->pos % XDPSEC_RULE_BLOCK;
+	__u32 n = XDPSEC_RULE_BLOCK - first;
+	if (n > c->left)
+		n = c->left;
+	/* Where the next step goes on, unless a rule here decides the bucket. */
+	c->left -= n;
+	c->pos += n;
+	struct xdpsec_rule_block *blk = bpf_map_lookup_elem(&spd_chain, &idx);
+	if (!blk || rule_order(&blk->rule[first & (XDPSEC_RULE_BLOCK - 1)]) > c->best) {
+		c->left = 0;
+		return 0;
+	}
+	int j, done = 0;
+#pragma unroll
+	for (j = 0; j < XDPSEC_RULE_BLOCK; j++) {
+		if (j < n && !done)
+			done = check_rule(&blk->rule[(first + j) & (XDPSEC_RULE_BLOCK - 1)], c);
+	}
+	if (done)
+		c->left = 0;
+	return 0;
+}
+
+static long tss_step(__u32 i, struct tss_ctx *c)
+{
+	if (c->left)
+		return walk_chain(c);
+	struct xdpsec_tuple_list *l = bpf_map_lookup_elem(&spd_tuples, &c->list);
+	if (!l)
+		return 1;
+	return probe_tuple(c, l);
+}
+
+/* lookup finds the packet's best policy in the live tuple space of (dir, family). Cost: per tuple
+ * probed (at most XDPSEC_MAX_TUPLES, fewer when the match in hand beats the rest) a masked key and its
+ * filter bit, and a hash lookup when the bit is set; per bucket hit, its rules in SPD order up to the
+ * first that matches. */
+static __always_inline void lookup(__u32 gen, __u32 dir, struct pkt *p, struct tss_ctx *c)
+{
 	__u32 fam = p->family == 6;
-	__u32 n = st->count[buf][fam];
-	if (n > policy_capacity)
-		n = policy_capacity;
-	c->n = n;
+	c->list = (dir * 2 + (gen & 1)) * 2 + fam;
+	c->k.list = c->list;
 	c->v6 = fam;
-	c->base = ((dir * 2 + buf) * 2 + fam) * rule_blocks;
+	c->next = 0;
+	c->left = 0;
+	c->best = ~0ULL;
 	c->outcome = XDPSEC_FLOW_NOMATCH;
 	c->policy_id = XDPSEC_NONE_U16;
-	bpf_loop((n + XDPSEC_RULE_BLOCK - 1) / XDPSEC_RULE_BLOCK, scan_block, c, 0);
+	/* Every step probes a tuple or checks the rest of a chain's block. Bounded by the tuples, plus per
+	 * bucket probed a partial first and last block, plus the full blocks of the chains probed: each
+	 * policy is in one bucket a packet probes at most. */
+	bpf_loop(3 * XDPSEC_MAX_TUPLES + policy_capacity / XDPSEC_RULE_BLOCK, tss_step, c, 0);
 }
 
 /* classify returns the flow outcome and fills *policy_id; it consults the flow cache first. Returns
- * 0xff when the SPD kept changing under two scans. */
+ * 0xff when the SPD kept changing under two lookups. */
 static __always_inline __u8 classify(__u32 dir, struct pkt *p, __u16 *policy_id)
 {
 	struct xdpsec_spd *st = bpf_map_lookup_elem(&spd_state, &dir);
@@ -327,7 +446,7 @@ static __always_inline __u8 classify(__u32 dir, struct pkt *p, __u16 *policy_id)
 		return f->outcome;
 	}
 
-	struct scan_ctx c = {};
+	struct tss_ctx c = {};
 	__builtin_memcpy(c.src, p->src, 16);
 	__builtin_memcpy(c.dst, p->dst, 16);
 	c.sport = p->sport;
@@ -337,8 +456,8 @@ static __always_inline __u8 classify(__u32 dir, struct pkt *p, __u16 *policy_id)
 
 	int attempt;
 	for (attempt = 0; attempt < 2; attempt++) {
-		scan(st, gen, dir, p, &c);
-		/* The atomic read orders the scan's loads before it (a sequence lock's closing read). */
+		lookup(gen, dir, p, &c);
+		/* The atomic read orders the lookup's loads before it (a sequence lock's closing read). */
 		__u32 now = __sync_fetch_and_add(&st->gen, 0);
 		if (now == gen) {
 			struct xdpsec_flow v = { .gen = gen, .policy_id = c.policy_id, .outcome = c.outcome };

@@ -96,7 +96,7 @@ enum xdpsec_policy_flags {
 	XDPSEC_POL_F_INSTALLED = 1 << 0,
 };
 
-/* One policy in the card's policy table, indexed by policy ID. The selector lives in the rule lists. */
+/* One policy in the card's policy table, indexed by policy ID. The selector lives in the tuple space. */
 struct xdpsec_policy {
 	__u32 sa_index; /* PROTECT: the SA (outbound: used; inbound: expected), else NONE */
 	__u32 priority; /* lower wins; kept so the loader can rebuild its view after a restart */
@@ -110,13 +110,14 @@ enum xdpsec_rule_flags {
 	XDPSEC_RULE_F_PORTS = 1 << 0, /* the selector constrains ports or ICMP type/code */
 };
 
-/* One entry of a rule list: a policy's selector in a form the scan matches with masks. The lists are kept
- * sorted in SPD order (priority, then policy ID) per direction and family. */
+/* One policy's selector in a form the card matches with masks, and the policy's place in SPD order
+ * (priority, then policy ID), which decides between matches found in different tuples. */
 struct xdpsec_rule {
 	__u32 src[4];      /* network order, already masked */
 	__u32 src_mask[4]; /* network order */
 	__u32 dst[4];
 	__u32 dst_mask[4];
+	__u32 priority;
 	__u16 sport_lo, sport_hi; /* or ICMP type */
 	__u16 dport_lo, dport_hi; /* or ICMP code */
 	__u16 policy_id;
@@ -124,21 +125,81 @@ struct xdpsec_rule {
 	__u8 flags;       /* enum xdpsec_rule_flags */
 };
 
-/* Rules are stored in blocks so that one map lookup (and one bpf_loop iteration) covers
- * XDPSEC_RULE_BLOCK rules: the scan's per-rule cost is then a few compares. */
+/* ---- The SPD as a tuple space (one per direction and family, two buffers each) ----
+ *
+ * Policies are grouped into tuples: sets of policies whose selectors constrain the same fields (source
+ * and destination prefix lengths, protocol or any, each port exact or not). A tuple's policies are
+ * hashed by those fields, masked; a packet probes each tuple once with its own fields under the tuple's
+ * masks, and a hit is a bucket: the tuple's policies with exactly those masked fields, in SPD order,
+ * checked in full (port ranges, and prefixes longer than the tuple's when the loader had to merge
+ * tuples). The best match over the probed tuples wins; tuples are sorted by their best policy, so the
+ * probing stops at the first tuple that cannot beat the match in hand. A bit array per list (a Bloom
+ * filter with one hash) says which keys may be present, so most probes that miss cost no hash lookup. */
+
+/* Most tuples a list holds: the loader merges tuples (shortening their masks) to stay within it. */
+#define XDPSEC_MAX_TUPLES 64
+
+/* Key of spd_buckets. */
+struct xdpsec_bucket_key {
+	__u32 src[4];  /* the packet's source under the tuple's mask, network order */
+	__u32 dst[4];
+	__u16 sport, dport; /* under the tuple's port masks; 0 in a fragment entry */
+	__u8 proto;    /* under the tuple's protocol mask */
+	__u8 frag;     /* 1: the non-first-fragment entry of a tuple that hashes ports (see below) */
+	__u8 list;     /* (dir * 2 + buffer) * 2 + family (0 IPv4, 1 IPv6) */
+	__u8 tuple;    /* the tuple's id (struct xdpsec_tuple.id) */
+};
+
+/* A bucket: how many rules it holds, its first rule in SPD order, and where the others are: n - 1
+ * consecutive rules of spd_chain from rule index chain (rule i is rule[i % 8] of block i / 8).
+ *
+ * Non-first fragments have no ports (RFC 4301 §7), so a tuple that hashes ports cannot be probed with
+ * them: such a tuple also holds, under frag = 1 and zero ports, one bucket per masked (addresses,
+ * protocol) with all its policies of those fields, whatever their ports. */
+struct xdpsec_bucket {
+	__u32 n;
+	__u32 chain;
+	struct xdpsec_rule rule;
+};
+
+/* spd_chain's values: XDPSEC_RULE_BLOCK rules, so that one lookup serves several rules of a chain. */
 #define XDPSEC_RULE_BLOCK 8
 
 struct xdpsec_rule_block {
 	struct xdpsec_rule rule[XDPSEC_RULE_BLOCK];
 };
 
-/* State of the SPD of one direction: which of two rule buffers is live (gen & 1) and how many rules each
- * family's list holds in each buffer. The loader writes the idle buffer, its counts, then bumps gen; the
- * card reads gen before and after a scan and retries when it moved (a sequence lock), and tags flow-cache
- * entries with gen so any SPD change invalidates them. */
+/* The filter's hash of a bucket key: multiply-xor over its words (IPv4 keys: src[0] and dst[0] only),
+ * then a final mix; the top filter_bits bits of the result index the list's bit array. The loader
+ * computes the same (loader/tss.go). */
+#define XDPSEC_FILTER_MUL 0x9e3779b1u
+#define XDPSEC_FILTER_MIX 0x85ebca6bu
+
+/* One tuple: the masks its policies are hashed under, and its best policy in SPD order. */
+struct xdpsec_tuple {
+	__u32 src_mask[4]; /* network order */
+	__u32 dst_mask[4];
+	__u64 best;        /* (priority << 16) | policy ID of the tuple's first policy in SPD order */
+	__u16 sport_mask, dport_mask; /* 0xffff or 0 */
+	__u8 proto_mask;   /* 0xff or 0 */
+	__u8 id;
+	__u8 src_bits, dst_bits; /* the masks' prefix lengths, for people reading the map */
+};
+
+/* The tuples of one (direction, buffer, family), sorted by best. */
+struct xdpsec_tuple_list {
+	__u32 n;        /* tuples in use */
+	__u32 policies; /* policies they hold */
+	struct xdpsec_tuple t[XDPSEC_MAX_TUPLES];
+};
+
+/* State of the SPD of one direction: which of the two buffers (tuple lists, buckets keyed with them,
+ * chains and filters) is live: gen & 1. The loader writes the idle buffer, then bumps gen; the card reads
+ * gen before and after a lookup and retries when it moved (a sequence lock), and tags flow-cache entries
+ * with gen so any SPD change invalidates them. */
 struct xdpsec_spd {
 	__u32 gen;
-	__u32 count[2][2]; /* [buffer][family: 0 IPv4, 1 IPv6] */
+	__u32 _pad; /* mmap-able arrays are strided by 8 bytes */
 };
 
 /* Runtime settings, one entry; the loader writes it. */
@@ -204,6 +265,7 @@ enum xdpsec_worker_error {
 	XDPSEC_WERR_DUMMY,
 	XDPSEC_WERR_ECN,
 	XDPSEC_WERR_WIPED,
+	XDPSEC_WERR_SEQ_UNRESERVED, /* outbound: above the durable sequence reservation (crypto/esp ceiling) */
 	XDPSEC_WERR_POLICY = 16, /* post-decryption policy check failed (RFC 4301 §5.2) */
 	XDPSEC_WERR_NO_NEIGH,    /* next hop unresolved: dropped, resolution asked */
 	XDPSEC_WERR_TX_FULL,     /* no room on the TX ring or no free frame */

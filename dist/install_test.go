@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xdpsec/xdpsec/internal/testutil"
 )
 
 // install runs `make install` with vars into a temporary build directory and returns the build
@@ -30,9 +32,7 @@ func install(t *testing.T, vars ...string) string {
 // shells, the systemd unit pointing at the installed binary, the dashboard, the alert rules and the
 // licences; `make uninstall` removes every file again.
 func TestMakeInstall(t *testing.T) {
-	if _, err := exec.LookPath("make"); err != nil {
-		t.Skip("skipping: no make")
-	}
+	testutil.RequireTools(t, "make")
 	dest := t.TempDir()
 	build := install(t, "DESTDIR="+dest, "PREFIX=/opt/xs")
 	files := map[string]fs.FileMode{}

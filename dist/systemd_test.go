@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/internal/testbed"
+	"github.com/xdpsec/xdpsec/internal/testutil"
 )
 
 const unitFile = "systemd/xdpsec@.service"
@@ -44,20 +45,11 @@ func unitSettings(t *testing.T) map[string][]string {
 // The unit as `make install` writes it passes `systemd-analyze verify` (which also runs the
 // binary's path check and looks up the man pages it names) and keeps its exposure score low.
 func TestUnitVerifies(t *testing.T) {
-	analyze, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		t.Skip("skipping: systemd-analyze is not installed (Debian's systemd package; not installed by hack/deps.sh)")
-	}
-	if _, err := exec.LookPath("make"); err != nil {
-		t.Skip("skipping: no make")
-	}
+	analyze := testutil.RequireTools(t, "systemd-analyze", "make", "man")[0]
 	prefix := t.TempDir()
 	install(t, "PREFIX="+prefix)
 	unit := filepath.Join(prefix, "lib/systemd/system/xdpsec@.service")
-	man := "--man=no"
-	if _, err := exec.LookPath("man"); err == nil {
-		man = "--man=yes" // Documentation=man:… must name installed pages
-	}
+	man := "--man=yes" // Documentation=man:… must name installed pages
 	cmd := exec.Command(analyze, "verify", man, unit)
 	cmd.Env = append(os.Environ(), "MANPATH="+filepath.Join(prefix, "share/man"))
 	if out, err := cmd.CombinedOutput(); err != nil || len(bytes.TrimSpace(out)) > 0 {
@@ -78,9 +70,10 @@ type gateway struct {
 	wrapped bool // the daemon is the child of a tracer, not cmd's process itself
 }
 
-// startGateway runs bin in gw1's network namespace (nsenter, which keeps this mount namespace and so
-// /sys/fs/bpf) as root whose capability bounding set is caps, prefixed by wrap (strace).
-func startGateway(ctx context.Context, t *testing.T, tb *testbed.Testbed, bin, cfg string, caps []string, wrap ...string) *gateway {
+// startGateway runs bin as gateway node (GW1 or GW2) in its network namespace (nsenter, which keeps
+// this mount namespace and so /sys/fs/bpf) as root whose capability bounding set is caps, prefixed
+// by wrap (strace).
+func startGateway(ctx context.Context, t *testing.T, tb *testbed.Testbed, node testbed.Node, bin, cfg string, caps []string, wrap ...string) *gateway {
 	t.Helper()
 	bounding := "-all"
 	for _, c := range caps {
@@ -88,9 +81,9 @@ func startGateway(ctx context.Context, t *testing.T, tb *testbed.Testbed, bin, c
 	}
 	g := &gateway{out: &testbed.LockedBuffer{}, done: make(chan struct{}), socket: filepath.Join(t.TempDir(), "api.sock"),
 		wrapped: len(wrap) > 0}
-	args := append([]string{"--net=/run/netns/" + tb.NetNS(testbed.GW1), "--"}, wrap...)
+	args := append([]string{"--net=/run/netns/" + tb.NetNS(node), "--"}, wrap...)
 	args = append(args, "setpriv", "--inh-caps=-all", "--bounding-set="+bounding, "--",
-		bin, "run", "--config", cfg, "--instance", tb.Instance(testbed.GW1), "--socket", g.socket, "--metrics", "127.0.0.1:0")
+		bin, "run", "--config", cfg, "--instance", tb.Instance(node), "--socket", g.socket, "--metrics", "127.0.0.1:0")
 	g.cmd = exec.CommandContext(ctx, "nsenter", args...)
 	g.cmd.Stdout, g.cmd.Stderr = g.out, g.out
 	if err := g.cmd.Start(); err != nil {
@@ -150,14 +143,8 @@ func (g *gateway) stop(t *testing.T) int {
 // included, stopped with SIGTERM: exit 0, no pins left), fails without any one of them, and makes
 // only the system calls the unit's filter allows, on the address families it allows.
 func TestUnitCapabilitiesAndSyscalls(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: running the daemon needs root (namespaces, XDP, AF_XDP)")
-	}
-	for _, tool := range []string{"nsenter", "setpriv", "strace", "systemd-analyze", "ip"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("skipping: %s is not installed (strace: hack/deps.sh; systemd-analyze: Debian's systemd)", tool)
-		}
-	}
+	testutil.RequireRoot(t, "running the daemon builds namespaces and loads XDP and AF_XDP")
+	testutil.RequireTools(t, "nsenter", "setpriv", "strace", "systemd-analyze", "ip")
 	unit := unitSettings(t)
 	caps := strings.Fields(strings.Join(unit["CapabilityBoundingSet"], " "))
 	if len(caps) == 0 {
@@ -165,10 +152,7 @@ func TestUnitCapabilitiesAndSyscalls(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	bin := filepath.Join(t.TempDir(), "xdpsec")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "../cmd/xdpsec").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := testutil.BuildXdpsec(ctx, t)
 	tb, err := testbed.New(ctx, testbed.Options{Tag: "unit"})
 	if err != nil {
 		t.Fatal(err)
@@ -188,7 +172,7 @@ func TestUnitCapabilitiesAndSyscalls(t *testing.T) {
 	t.Cleanup(func() { _ = os.RemoveAll(pins) })
 
 	trace := filepath.Join(t.TempDir(), "strace.out")
-	g := startGateway(ctx, t, tb, bin, cfg, caps, "strace", "-f", "-qq", "-o", trace)
+	g := startGateway(ctx, t, tb, testbed.GW1, bin, cfg, caps, "strace", "-f", "-qq", "-o", trace)
 	if !g.waitFor("gateway running") {
 		t.Fatalf("the daemon did not start with %v:\n%s", caps, g.out.String())
 	}
@@ -215,14 +199,16 @@ func TestUnitCapabilitiesAndSyscalls(t *testing.T) {
 	// Each capability is needed: without it the start fails, saying why.
 	for i, c := range caps {
 		fewer := slices.Delete(slices.Clone(caps), i, i+1)
-		g := startGateway(ctx, t, tb, bin, cfg, fewer)
+		g := startGateway(ctx, t, tb, testbed.GW1, bin, cfg, fewer)
 		if g.waitFor("gateway running") {
 			t.Errorf("the daemon started without %s: the unit grants more than it needs", c)
 			g.stop(t)
 			continue
 		}
 		<-g.done
-		if g.cmd.ProcessState.ExitCode() == 0 || !strings.Contains(g.out.String(), "xdpsec: start gateway:") {
+		// The error names what is missing: the kernel's EPERM alone does not.
+		if g.cmd.ProcessState.ExitCode() != 1 || !strings.Contains(g.out.String(), "xdpsec: start gateway:") ||
+			!strings.Contains(g.out.String(), "missing capability: ") || !strings.Contains(g.out.String(), c+" (") {
 			t.Errorf("without %s: exit %d\n%s", c, g.cmd.ProcessState.ExitCode(), g.out.String())
 		}
 		// Nothing stays attached. (Pins may: a verifier rejection leaves the maps the loader pinned

@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 bin=bin/xdpsec
 cfg=cmd/xdpsec/testdata/sample.yaml
 sample=cmd/xdpsec/testdata/sample.pcap
-go build -o "$bin" ./cmd/xdpsec
+CGO_ENABLED=0 go build -o "$bin" ./cmd/xdpsec   # as make build: xdpsec run needs a binary without cgo
 
 if [ "$(id -u)" -eq 0 ]; then
   echo "==== 1. two gateways in network namespaces (xdpsec demo)"

@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need on a fresh Debian 12 machine: the BPF toolchain
-# (for regenerating the committed objects), bpftool, and the traffic tools the end-to-end tests drive.
+# (for regenerating the committed objects), bpftool, and the tools the tests drive. A test that needs a
+# tool fails when it is missing (internal/testutil.RequireTools): add the tool here, not a skip.
 # Idempotent: it installs only what is missing.
 set -euo pipefail
-pkgs=(clang llvm libbpf-dev bpftool iperf3 tcpdump iproute2 iputils-ping ethtool bash-completion strace)
+pkgs=(
+  clang llvm libbpf-dev # make generate, hack/bpf-fresh.sh and its test
+  bpftool               # the pinned tables as structs (loader, the demo)
+  iproute2 iputils-ping ethtool iperf3 tcpdump # the testbeds, the demo, the end-to-end test's capture
+  util-linux            # setpriv and nsenter: tests that drop capabilities (loader, dist)
+  strace systemd make man-db # dist: the unit verified and run under its filters, make install
+  bash-completion zsh fish   # cmd/xdpsec: each shell checks its completion script
+  python3               # control/api: /usr/bin/python3 as another user's client
+)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

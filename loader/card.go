@@ -120,12 +120,16 @@ type Card struct {
 	links  [2]link.Link // per Side
 	modes  [2]AttachMode
 	pols   map[uint32]ipsec.Policy // installed policies by ID
-	lists  [2][2]ruleList          // [dir][family]: the SPD in card order
-	// shadow[dir][buffer][family] is what each rule buffer holds, when shadowKnown says it is known,
-	// so that an SPD change writes only the blocks that differ.
-	shadow      [2][2][2][]bpf.CardXdpsecRule
-	shadowKnown [2][2][2]bool
-	ws          *WorkerStats
+	// tss[dir][family] is the SPD compiled into the card's tuple space, and what each of the card's two
+	// buffers holds of it, so that an SPD change writes only the buckets that differ.
+	tss [2][2]tssList
+	// chains[dir][buffer] allocates spd_chain entries in the region of that direction and buffer;
+	// tssReset[dir][buffer] says the loader no longer knows what the buffer holds (a failed write).
+	chains           [2][2]extents
+	tssReset         [2][2]bool
+	chainCompactions int    // buffers rewritten whole because their chain region was too fragmented
+	spd              spdMem // the mmap'ed SPD arrays
+	ws               *WorkerStats
 }
 
 // Load loads the card with cfg's capacities. With an Instance it pins every map under
@@ -170,6 +174,10 @@ func Load(cfg Config) (*Card, error) {
 			os.Remove(c.dir) // only if this attempt created it and left it empty
 		}
 		return nil, loadError(err)
+	}
+	if err := c.mapSPD(); err != nil {
+		c.Close()
+		return nil, err
 	}
 	if err := c.restore(); err != nil {
 		c.Close()
@@ -243,7 +251,9 @@ func sizeSpec(spec *ebpf.CollectionSpec, cfg *Config) error {
 		bpf.CardMapPolicyTable: cfg.Policies,
 		bpf.CardMapPolicyStats: cfg.Policies,
 		bpf.CardMapAcquireLast: cfg.Policies,
-		bpf.CardMapSpdRules:    8 * ruleBlocks(cfg.Policies),
+		bpf.CardMapSpdBuckets:  4 * cfg.Policies,
+		bpf.CardMapSpdChain:    4 * chainRegion(cfg.Policies) / uint32(ruleBlock),
+		bpf.CardMapSpdFilter:   8 << (filterBitsFor(cfg.Policies) - 6),
 		bpf.CardMapFlowCache:   cfg.FlowCache,
 		bpf.CardMapXsksOut:     cfg.Queues,
 		bpf.CardMapXsksIn:      cfg.Queues,
@@ -258,8 +268,8 @@ func sizeSpec(spec *ebpf.CollectionSpec, cfg *Config) error {
 	if err := spec.Variables[bpf.CardVarPolicyCapacity].Set(cfg.Policies); err != nil {
 		return fmt.Errorf("set policy capacity: %w", err)
 	}
-	if err := spec.Variables[bpf.CardVarRuleBlocks].Set(ruleBlocks(cfg.Policies)); err != nil {
-		return fmt.Errorf("set rule blocks: %w", err)
+	if err := spec.Variables[bpf.CardVarFilterBits].Set(uint32(filterBitsFor(cfg.Policies))); err != nil {
+		return fmt.Errorf("set filter bits: %w", err)
 	}
 	if err := spec.Variables[bpf.CardVarEncapPort].Set(cfg.EncapPort); err != nil {
 		return fmt.Errorf("set encap port: %w", err)
@@ -351,6 +361,7 @@ func (c *Card) Close() error {
 	if c.ws != nil {
 		errs = append(errs, c.ws.close())
 	}
+	errs = append(errs, c.spd.close())
 	errs = append(errs, c.objs.Close())
 	c.unlock()
 	return errors.Join(errs...)
@@ -391,7 +402,8 @@ func (c *Card) mapsByName() map[string]*ebpf.Map {
 		bpf.CardMapPolicyStats: o.PolicyStats, bpf.CardMapPolicyTable: o.PolicyTable,
 		bpf.CardMapReasons: o.Reasons, bpf.CardMapSaInLookup: o.SaInLookup,
 		bpf.CardMapSaStats: o.SaStats, bpf.CardMapSaTable: o.SaTable,
-		bpf.CardMapSpdRules: o.SpdRules, bpf.CardMapSpdState: o.SpdState,
+		bpf.CardMapSpdBuckets: o.SpdBuckets, bpf.CardMapSpdChain: o.SpdChain, bpf.CardMapSpdFilter: o.SpdFilter,
+		bpf.CardMapSpdState: o.SpdState, bpf.CardMapSpdTuples: o.SpdTuples,
 		bpf.CardMapWorkerStats: o.WorkerStats, bpf.CardMapXsksIn: o.XsksIn, bpf.CardMapXsksOut: o.XsksOut,
 	}
 }

@@ -11,9 +11,9 @@ import (
 )
 
 // TestSPDChurnUnderTraffic rewrites the SPD continuously (adding and removing policies that do not
-// match the flow, which moves the rule lists and bumps the generation) while one flow's packets run
+// match the flow, which changes the tuple space and bumps the generation) while one flow's packets run
 // through the card. The flow's PROTECT policy never changes, so every packet must get exactly its SA:
-// the double-buffered rule lists and the sequence lock never show a torn SPD — a packet is classified
+// the double-buffered tuple space and the sequence lock never show a torn SPD — a packet is classified
 // against the old or the new SPD, or dropped as SPDBusy, never bypassed.
 func TestSPDChurnUnderTraffic(t *testing.T) {
 	c := verdictCard(t, Config{})

@@ -13,7 +13,7 @@
 // With an Instance, every map is pinned under /sys/fs/bpf/xdpsec/<instance>/<map> (names in package
 // bpf's doc) and the links as link_protected and link_wire. Load on an existing instance reuses the
 // pinned maps — cilium/ebpf checks each against the embedded spec and the configured capacities, and a
-// mismatch is ErrIncompatiblePin — rebuilds its view of the SPD from the live rule lists, and swaps the
+// mismatch is ErrIncompatiblePin — rebuilds its view of the SPD from the live tuple space, and swaps the
 // new programs into the pinned links (BPF_LINK_UPDATE): traffic never stops across a restart. The
 // instance directory is flock'ed while a Card holds it.
 //
@@ -34,14 +34,15 @@
 //     Config.Policies, default 16,384, at most 65,535). Each call is one atomic SPD change: table entries
 //     first, then the idle buffer of each direction touched is brought up to date and made live by one
 //     generation bump, which also invalidates that direction's flow cache. Deletion clears table
-//     entries after the switch. The loader keeps each direction's list sorted (edited in place for
-//     small changes, re-sorted for large ones) and a shadow of what each buffer holds, so only the
-//     8-rule blocks that differ are written, in one batch: about 8 µs per change at 64 policies,
-//     0.1 ms at 4,096, 0.25 ms at 16,384 (BenchmarkPutPolicy). Batch many changes into one call
-//     when you can: each call is one SPD generation.
+//     entries after the switch. The loader compiles each direction and family into a tuple space
+//     (tss.go: tuples, buckets, a Bloom filter; see package bpf) kept up to date policy by policy, and
+//     knows what each of the card's buffers holds, so only the buckets and filter words that differ
+//     are written (spd_buckets in one batch, the arrays through mmap): about 12–15 µs per change at any
+//     SPD size (BenchmarkPutPolicy). Batch many changes into one call when you can: each call is one
+//     SPD generation.
 //     Make-before-break rekey: PutSA(new), then PutPolicies(policy with SA=new) (outbound switches at
 //     once), then DeleteSA(old).
-//   - DumpSPD: the SPD the card is actually using, read back from its live rule lists and policy table
+//   - DumpSPD: the SPD the card is actually using, read back from its live buckets and policy table
 //     (for consistency checks such as `xdpsec check`); Policies is the loader's copy.
 //   - SetDefaults: the actions for packets no policy matches (bypass or discard).
 //   - Reasons/ReasonCounts, SAStats, EachSAStats (the whole table in a few batch reads), PolicyStats:

@@ -158,36 +158,12 @@ func TestEquivalence(t *testing.T) {
 	const (
 		spds    = 100
 		packets = 1000
-		sas     = 12 // 0..9 usable, 10..11 larval
 	)
-	c := newTestCard(t, Config{Policies: 1024, SAs: 64})
-	for i := uint32(0); i < sas; i++ {
-		if err := c.PutSA(i, SA{Dir: ipsec.DirOut, SPI: 0x100 + i, Src: ip("198.18.0.1"), Dst: ip("198.18.0.2"), Mode: ipsec.ModeTunnel, Larval: i >= 10}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	saValid := func(i uint32) bool { return i < 10 }
-	r := runner(t)
+	e := newEquivCard(t, 1024)
 	seed := rand.Uint64()
 	t.Logf("seed %d", seed)
 	g := spdGen{r: rand.New(rand.NewPCG(seed, 1))}
-	reasonIdx := map[string]uint32{}
-	for i, n := range reasonNames {
-		reasonIdx[n] = uint32(i)
-	}
-	readReason := func(name string) uint64 {
-		var per []uint64
-		if err := c.objs.Reasons.Lookup(reasonIdx[name], &per); err != nil {
-			t.Fatal(err)
-		}
-		var s uint64
-		for _, v := range per {
-			s += v
-		}
-		return s
-	}
-	mismatches := 0
-	for s := 0; s < spds && mismatches < 10; s++ {
+	for s := 0; s < spds && e.mismatches < 10; s++ {
 		n := 1 + g.r.IntN(64)
 		if s%10 == 9 {
 			n = 200 + g.r.IntN(300)
@@ -195,62 +171,120 @@ func TestEquivalence(t *testing.T) {
 		ids := g.r.Perm(1024)[:n]
 		pols := make([]ipsec.Policy, n)
 		for i := range pols {
-			pols[i] = g.policy(uint32(ids[i]), sas)
+			pols[i] = g.policy(uint32(ids[i]), equivSAs)
 		}
 		defs := ipsec.Defaults{Out: ipsec.Action(2 * g.r.IntN(2)), In: ipsec.Action(2 * g.r.IntN(2))}
-		ref, err := ipsec.NewClassifier(pols, defs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.ReplaceSPD(pols); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.SetDefaults(defs); err != nil {
-			t.Fatal(err)
-		}
-		for k := 0; k < packets && mismatches < 10; k++ {
+		e.replace(pols, defs)
+		for k := 0; k < packets && e.mismatches < 10; k++ {
 			dir := ipsec.Dir(g.r.IntN(2))
 			tup, first := g.tuple(dir)
-			want := ref.Lookup(dir, tup)
-			wantV, wantR := expectedReason(dir, want, saValid)
-			side := SideProtected
-			if dir == ipsec.DirIn {
-				side = SideWire
-			}
-			data := tuplePacket(tup, first, g.r)
-			before := readReason(wantR)
-			var polBefore PolicyStats
-			if want.Matched {
-				polBefore, _ = c.PolicyStats(want.PolicyID)
-			}
-			v, out := r.run(t, c.program(side), data)
-			after := readReason(wantR)
-			fail := func(format string, args ...any) {
-				mismatches++
-				t.Errorf("spd %d packet %d (%s %+v first=%v): %s; reference %+v; policies:\n%s", s, k, dir, tup, first,
-					fmt.Sprintf(format, args...), want, dumpPolicies(pols, dir))
-			}
-			if v != wantV || after != before+1 {
-				fail("verdict %s, %s moved by %d; want %s", verdictName(v), wantR, after-before, verdictName(wantV))
-				continue
-			}
-			if want.Matched {
-				pa, _ := c.PolicyStats(want.PolicyID)
-				if pa.Packets != polBefore.Packets+1 {
-					fail("policy %d hit counter moved by %d", want.PolicyID, pa.Packets-polBefore.Packets)
-					continue
-				}
-				if pa.LastUse == 0 || pa.LastUse < polBefore.LastUse {
-					fail("policy %d last use %s after %s", want.PolicyID, pa.LastUse, polBefore.LastUse)
-					continue
-				}
-			}
-			if wantR == "OutNoSocket" {
-				m := decodeMeta(t, out)
-				if m.SaIndex != want.SA || uint32(m.PolicyId) != want.PolicyID {
-					fail("metadata SA %d policy %d", m.SaIndex, m.PolicyId)
-				}
-			}
+			e.check(fmt.Sprintf("spd %d packet %d", s, k), dir, tup, tuplePacket(tup, first, g.r))
+		}
+	}
+}
+
+// equivSAs are the SAs of an equivalence card: 0..9 usable, 10..11 larval.
+const equivSAs = 12
+
+// equivCard runs packets through a card and compares each outcome with the reference classifier of the
+// SPD it holds.
+type equivCard struct {
+	t          *testing.T
+	c          *Card
+	r          *nsRunner
+	reasonIdx  map[string]uint32
+	pols       []ipsec.Policy
+	ref        *ipsec.Classifier
+	mismatches int
+}
+
+func newEquivCard(t *testing.T, policies uint32) *equivCard {
+	c := newTestCard(t, Config{Policies: policies, SAs: 64})
+	for i := uint32(0); i < equivSAs; i++ {
+		if err := c.PutSA(i, SA{Dir: ipsec.DirOut, SPI: 0x100 + i, Src: ip("198.18.0.1"), Dst: ip("198.18.0.2"), Mode: ipsec.ModeTunnel, Larval: i >= 10}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := &equivCard{t: t, c: c, r: runner(t), reasonIdx: map[string]uint32{}}
+	for i, n := range reasonNames {
+		e.reasonIdx[n] = uint32(i)
+	}
+	return e
+}
+
+// replace installs pols and defs as the card's whole SPD.
+func (e *equivCard) replace(pols []ipsec.Policy, defs ipsec.Defaults) {
+	if err := e.c.ReplaceSPD(pols); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.c.SetDefaults(defs); err != nil {
+		e.t.Fatal(err)
+	}
+	e.reference(pols, defs)
+}
+
+// reference sets the SPD the card is expected to hold.
+func (e *equivCard) reference(pols []ipsec.Policy, defs ipsec.Defaults) {
+	ref, err := ipsec.NewClassifier(pols, defs)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.pols, e.ref = pols, ref
+}
+
+func (e *equivCard) readReason(name string) uint64 {
+	var per []uint64
+	if err := e.c.objs.Reasons.Lookup(e.reasonIdx[name], &per); err != nil {
+		e.t.Fatal(err)
+	}
+	var s uint64
+	for _, v := range per {
+		s += v
+	}
+	return s
+}
+
+// check runs one packet of tuple tup through the card's side for dir and compares the verdict, the
+// reason that moved, the winning policy's hit counter and, for PROTECT, the metadata's SA and policy.
+func (e *equivCard) check(what string, dir ipsec.Dir, tup ipsec.Tuple, data []byte) {
+	t, c := e.t, e.c
+	want := e.ref.Lookup(dir, tup)
+	wantV, wantR := expectedReason(dir, want, func(i uint32) bool { return i < 10 })
+	side := SideProtected
+	if dir == ipsec.DirIn {
+		side = SideWire
+	}
+	before := e.readReason(wantR)
+	var polBefore PolicyStats
+	if want.Matched {
+		polBefore, _ = c.PolicyStats(want.PolicyID)
+	}
+	v, out := e.r.run(t, c.program(side), data)
+	after := e.readReason(wantR)
+	fail := func(format string, args ...any) {
+		e.mismatches++
+		t.Errorf("%s (%s %+v): %s; reference %+v; policies:\n%s", what, dir, tup,
+			fmt.Sprintf(format, args...), want, dumpPolicies(e.pols, dir))
+	}
+	if v != wantV || after != before+1 {
+		fail("verdict %s, %s moved by %d; want %s", verdictName(v), wantR, after-before, verdictName(wantV))
+		return
+	}
+	if want.Matched {
+		pa, _ := c.PolicyStats(want.PolicyID)
+		if pa.Packets != polBefore.Packets+1 {
+			fail("policy %d hit counter moved by %d", want.PolicyID, pa.Packets-polBefore.Packets)
+			return
+		}
+		if pa.LastUse == 0 || pa.LastUse < polBefore.LastUse {
+			fail("policy %d last use %s after %s", want.PolicyID, pa.LastUse, polBefore.LastUse)
+			return
+		}
+	}
+	if wantR == "OutNoSocket" {
+		m := decodeMeta(t, out)
+		if m.SaIndex != want.SA || uint32(m.PolicyId) != want.PolicyID {
+			fail("metadata SA %d policy %d", m.SaIndex, m.PolicyId)
 		}
 	}
 }
@@ -336,17 +370,26 @@ func TestIncrementalSPD(t *testing.T) {
 		for k := 0; k < 100; k++ {
 			dir := ipsec.Dir(g.r.IntN(2))
 			tup, first := g.tuple(dir)
-			d := ref.Lookup(dir, tup)
-			side := SideProtected
-			if dir == ipsec.DirIn {
-				side = SideWire
-			}
-			wantV, wantR := expectedReason(dir, d, func(uint32) bool { return false })
-			var v uint32
-			delta := reasonDelta(t, c, func() { v, _ = r.run(t, c.program(side), tuplePacket(tup, first, nil)) })
-			if v != wantV || delta[wantR] != 1 {
-				t.Fatalf("op %d: %s %+v: verdict %s reasons %v; reference %+v", op, dir, tup, verdictName(v), delta, d)
+			if bad := verdictMismatch(t, c, r, ref, dir, tup, first); bad != "" {
+				t.Fatalf("op %d: %s", op, bad)
 			}
 		}
 	}
+}
+
+// verdictMismatch runs a packet of tuple tup through c and reports how its verdict and reason differ from
+// the reference's, with every SA unusable; "" when they agree.
+func verdictMismatch(t testing.TB, c *Card, r *nsRunner, ref *ipsec.Classifier, dir ipsec.Dir, tup ipsec.Tuple, first bool) string {
+	d := ref.Lookup(dir, tup)
+	side := SideProtected
+	if dir == ipsec.DirIn {
+		side = SideWire
+	}
+	wantV, wantR := expectedReason(dir, d, func(uint32) bool { return false })
+	var v uint32
+	delta := reasonDelta(t, c, func() { v, _ = r.run(t, c.program(side), tuplePacket(tup, first, nil)) })
+	if v != wantV || delta[wantR] != 1 {
+		return fmt.Sprintf("%s %+v: verdict %s reasons %v; reference %+v", dir, tup, verdictName(v), delta, d)
+	}
+	return ""
 }

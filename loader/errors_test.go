@@ -11,6 +11,7 @@ import (
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
+	"github.com/xdpsec/xdpsec/internal/testutil"
 	"github.com/xdpsec/xdpsec/ipsec"
 )
 
@@ -103,10 +104,7 @@ func TestLoadWithoutCapabilities(t *testing.T) {
 		return
 	}
 	requireRoot(t)
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("needs setpriv (util-linux) to drop capabilities")
-	}
+	setpriv := testutil.RequireTools(t, "setpriv")[0]
 	cmd := exec.Command(setpriv, "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--",
 		os.Args[0], "-test.run=^TestLoadWithoutCapabilities$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "XDPSEC_TEST_NOCAPS=1")

@@ -4,6 +4,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/xdpsec/xdpsec/internal/testutil"
 	"github.com/xdpsec/xdpsec/ipsec"
 )
 
@@ -19,6 +20,7 @@ var (
 // is bound, so never a redirect; never XDP_ABORTED) with exactly one final reason counted. `go test`
 // runs the seeds; `go test -fuzz FuzzCard ./loader/` explores.
 func FuzzCard(f *testing.F) {
+	requireRoot(f) // not each input: a fuzz target whose every seed skipped would report PASS
 	for _, p := range []pkt{
 		v4("198.18.1.1", "198.18.2.1", ipsec.ProtoUDP, ports(1, 2, 10)),
 		v4("198.18.6.1", "198.18.2.1", ipsec.ProtoTCP, ports(1, 80, 0)),
@@ -34,7 +36,7 @@ func FuzzCard(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, frame []byte, wire bool) {
 		if len(frame) < 14 || len(frame) > 3000 {
-			t.Skip("BPF_PROG_TEST_RUN takes 14 to ~3,500 bytes")
+			testutil.Skip(t, "BPF_PROG_TEST_RUN takes 14 to ~3,500 bytes")
 		}
 		fuzzCardOnce.Do(func() { fuzzCard = verdictCardFor(t) })
 		c := fuzzCard

@@ -17,14 +17,13 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/xdpsec/xdpsec/bpf"
+	"github.com/xdpsec/xdpsec/internal/testutil"
 	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 func requireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: loads BPF programs and creates network namespaces (CI runs as root)")
-	}
+	testutil.RequireRoot(t, "loads BPF programs and creates network namespaces")
 }
 
 func randHex(n int) string {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/xdpsec/xdpsec/bpf"
 	"github.com/xdpsec/xdpsec/crypto/esp"
+	"github.com/xdpsec/xdpsec/internal/testutil"
 	"github.com/xdpsec/xdpsec/ipsec"
 )
 
@@ -46,38 +47,39 @@ func TestPinsReopenAndDestroy(t *testing.T) {
 
 	// bpftool reads the pinned tables as structs with field names (BTF): every command the README and
 	// bpf/doc.go show, on this card (SA 3, policies 7 and 9).
-	if _, err := exec.LookPath("bpftool"); err == nil {
-		for _, b := range []struct {
-			args []string
-			want []string // field names and values the output must show
-		}{
-			{[]string{"dump", "sa_table"}, []string{`"spi": `, `"reqid": 42`, `"encap_dport": `}},
-			{[]string{"dump", "sa_in_lookup"}, []string{`"key": {`, `"spi": `, `"dst": [`, `"value": 3`}},
-			{[]string{"dump", "policy_table"}, []string{`"sa_index": 3`, `"priority": 5`, `"action": `}},
-			{[]string{"dump", "spd_state"}, []string{`"gen": `, `"count": [[`}},
-			{[]string{"dump", "flow_cache"}, nil}, // empty: no traffic
-			{[]string{"dump", "reasons"}, []string{`"values": [{`, `"cpu": 0`}},
-			{[]string{"lookup", "sa_stats", "key", "3", "0", "0", "0"}, []string{`"packets": 0`, `"first_use_ns": 0`}},
-			{[]string{"lookup", "worker_stats", "key", "3", "0", "0", "0"}, []string{`"packets": 10`, `"errors": [0,2,`}},
-			{[]string{"dump", "policy_stats"}, []string{`"packets": 0`, `"bytes": 0`}},
-			// Not in the README yet: the compiled SPD rules and the runtime settings.
-			{[]string{"dump", "spd_rules"}, []string{`"rule": [{`, `"sport_lo": 1000`, `"dport_hi": 443`, `"policy_id": 9`}},
-			{[]string{"dump", "card_config"}, []string{`"default_action": [`, `"acquire_interval_ms": `}},
-		} {
-			args := append([]string{"map", b.args[0], "pinned", filepath.Join(dir, b.args[1])}, b.args[2:]...)
-			out, err := exec.Command("bpftool", args...).CombinedOutput()
-			if err != nil {
-				t.Errorf("bpftool %s: %v\n%.400s", strings.Join(args, " "), err, out)
-				continue
-			}
-			// Without BTF bpftool falls back to hex bytes ("key: 03 00 00 00").
-			if strings.Contains(string(out), "key: ") || strings.Contains(string(out), "value: ") {
-				t.Errorf("bpftool %s printed raw bytes, not structs:\n%.400s", strings.Join(args, " "), out)
-			}
-			for _, w := range b.want {
-				if !strings.Contains(string(out), w) {
-					t.Errorf("bpftool %s lacks %s:\n%.600s", strings.Join(args, " "), w, out)
-				}
+	testutil.RequireTools(t, "bpftool")
+	for _, b := range []struct {
+		args []string
+		want []string // field names and values the output must show
+	}{
+		{[]string{"dump", "sa_table"}, []string{`"spi": `, `"reqid": 42`, `"encap_dport": `}},
+		{[]string{"dump", "sa_in_lookup"}, []string{`"key": {`, `"spi": `, `"dst": [`, `"value": 3`}},
+		{[]string{"dump", "policy_table"}, []string{`"sa_index": 3`, `"priority": 5`, `"action": `}},
+		{[]string{"dump", "spd_state"}, []string{`"gen": `}},
+		{[]string{"dump", "spd_tuples"}, []string{`"policies": 1`, `"src_bits": 24`, `"dst_bits": 25`, `"dport_mask": 65535`}},
+		{[]string{"dump", "spd_buckets"}, []string{`"frag": 1`, `"rule": {`, `"sport_lo": 1000`, `"dport_hi": 443`, `"policy_id": 9`, `"priority": 5`}},
+		{[]string{"dump", "flow_cache"}, nil}, // empty: no traffic
+		{[]string{"dump", "reasons"}, []string{`"values": [{`, `"cpu": 0`}},
+		{[]string{"lookup", "sa_stats", "key", "3", "0", "0", "0"}, []string{`"packets": 0`, `"first_use_ns": 0`}},
+		{[]string{"lookup", "worker_stats", "key", "3", "0", "0", "0"}, []string{`"packets": 10`, `"errors": [0,2,`}},
+		{[]string{"dump", "policy_stats"}, []string{`"packets": 0`, `"bytes": 0`}},
+		{[]string{"dump", "spd_chain"}, []string{`"src_mask": [`, `"dport_hi": `}}, // unused: zeros
+		{[]string{"dump", "spd_filter"}, []string{`"value": `}},
+		{[]string{"dump", "card_config"}, []string{`"default_action": [`, `"acquire_interval_ms": `}},
+	} {
+		args := append([]string{"map", b.args[0], "pinned", filepath.Join(dir, b.args[1])}, b.args[2:]...)
+		out, err := exec.Command("bpftool", args...).CombinedOutput()
+		if err != nil {
+			t.Errorf("bpftool %s: %v\n%.400s", strings.Join(args, " "), err, out)
+			continue
+		}
+		// Without BTF bpftool falls back to hex bytes ("key: 03 00 00 00").
+		if strings.Contains(string(out), "key: ") || strings.Contains(string(out), "value: ") {
+			t.Errorf("bpftool %s printed raw bytes, not structs:\n%.400s", strings.Join(args, " "), out)
+		}
+		for _, w := range b.want {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("bpftool %s lacks %s:\n%.600s", strings.Join(args, " "), w, out)
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package loader
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -75,11 +76,13 @@ func upWithAddrs(name string, addrs ...string) error {
 	return netlink.LinkSetUp(l)
 }
 
+// ping sends three echo requests from namespace ns to addr and fails unless all three are answered
+// (ping itself exits 0 on one reply of three).
 func ping(t *testing.T, ns, addr string) error {
 	t.Helper()
-	out, err := exec.Command("ip", "netns", "exec", ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", addr).CombinedOutput()
-	if err != nil {
-		return errors.New(strings.TrimSpace(string(out)))
+	out, err := exec.Command("ip", "netns", "exec", ns, "ping", "-q", "-c", "3", "-i", "0.2", "-W", "2", addr).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "3 packets transmitted, 3 received,") {
+		return fmt.Errorf("want 3 of 3 echoes answered (%v): %s", err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
@@ -204,7 +207,11 @@ func TestVeth(t *testing.T) {
 		sendUDP(t, b, "198.18.10.1", 9, 5)
 		sendUDP(t, a, "198.18.10.2", 7, 5)
 		sendESP(t, b, "198.18.10.1", 0xdead)
-		time.Sleep(100 * time.Millisecond)
+		// The marker that the card has seen all of the above: B's echo requests queue behind B's
+		// datagrams and ESP at A's end of the veth, A's replies behind A's datagrams at B's end.
+		if err := ping(t, b.name, "198.18.10.1"); err != nil {
+			t.Errorf("ping B → A after the datagrams: %v", err)
+		}
 	})
 	t.Logf("reasons: %v", d)
 	if d["InPolBlock"] != 5 {
@@ -216,11 +223,20 @@ func TestVeth(t *testing.T) {
 	if d["InNoStates"] != 1 {
 		t.Errorf("InNoStates = %d, want 1 (ESP with an unknown SPI)", d["InNoStates"])
 	}
-	if d["InBypass"] < 6 || d["OutBypass"] < 6 {
+	if d["InBypass"] < 9 || d["OutBypass"] < 9 {
 		t.Errorf("InBypass %d, OutBypass %d: want the pings' packets", d["InBypass"], d["OutBypass"])
 	}
-	if s, _ := c.PolicyStats(1); s.Packets < 3 {
-		t.Errorf("ICMP bypass policy hits = %d, want ≥ 3", s.Packets)
+	icmpHits := func() uint64 {
+		t.Helper()
+		s, err := c.PolicyStats(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Packets
+	}
+	// B's IPv4 echo requests, two pings of three, and nothing else from B to A is ICMP.
+	if n := icmpHits(); n != 6 {
+		t.Errorf("ICMP bypass policy hits = %d, want the 6 echo requests", n)
 	}
 	rd.SetDeadline(time.Now().Add(time.Second))
 	if acq, err := rd.Read(); err != nil || acq.PolicyID != 3 || acq.Tuple.DstPort != 7 {
@@ -271,13 +287,14 @@ func TestVeth(t *testing.T) {
 	if err != nil || modeA != AttachNative {
 		t.Errorf("attach after reopen: %s, %v", modeA, err)
 	}
+	hits0 := icmpHits()
 	d = reasonDelta(t, c, func() {
 		if err := ping(t, b.name, "198.18.10.1"); err != nil {
 			t.Errorf("ping after reopen: %v", err)
 		}
 	})
-	if d["InBypass"] < 3 {
-		t.Errorf("after reopen the new program did not count: %v", d)
+	if d["InBypass"] < 3 || icmpHits()-hits0 != 3 {
+		t.Errorf("after reopen the new program counted %d ICMP policy hits for 3 echo requests: %v", icmpHits()-hits0, d)
 	}
 
 	// Destroy: nothing left.

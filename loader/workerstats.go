@@ -1,9 +1,7 @@
 package loader
 
 import (
-	"fmt"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
@@ -54,16 +52,10 @@ type WorkerSAStats struct {
 }
 
 func newWorkerStats(m *ebpf.Map) (*WorkerStats, error) {
-	n := int(m.MaxEntries())
-	size := n * int(unsafe.Sizeof(bpf.CardXdpsecWorkerStats{}))
-	if size == 0 {
-		return &WorkerStats{}, nil
-	}
-	mem, err := unix.Mmap(m.FD(), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	mem, s, err := mmapArray[bpf.CardXdpsecWorkerStats](m)
 	if err != nil {
-		return nil, fmt.Errorf("mmap worker stats: %w", err)
+		return nil, err
 	}
-	s := unsafe.Slice((*bpf.CardXdpsecWorkerStats)(unsafe.Pointer(&mem[0])), n)
 	return &WorkerStats{mem: mem, s: s}, nil
 }
 

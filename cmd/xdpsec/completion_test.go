@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xdpsec/xdpsec/internal/testutil"
 )
 
 // complete runs `xdpsec __complete ARGS…` (what the shell scripts run) and returns the candidates
@@ -115,22 +117,17 @@ func TestCompletionScripts(t *testing.T) {
 		if check == nil {
 			continue
 		}
-		if _, err := exec.LookPath(check[0]); err != nil {
-			t.Logf("%s is not installed: its script is generated but not syntax-checked", shell)
-			continue
-		}
+		testutil.RequireTools(t, check[0])
 		if out, err := exec.Command(check[0], append(check[1:], path)...).CombinedOutput(); err != nil {
 			t.Errorf("%s rejects its completion script: %v\n%s", shell, err, out)
 		}
 	}
 
 	const bashCompletion = "/usr/share/bash-completion/bash_completion" // the scripts need its helpers
-	if _, err := os.Stat(bashCompletion); err != nil {
-		t.Skip("skipping the bash run: bash-completion is not installed (hack/deps.sh installs it)")
-	}
+	testutil.RequireFiles(t, bashCompletion)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	bin := buildXdpsec(ctx, t)
+	bin := testutil.BuildXdpsec(ctx, t)
 	d := startDaemon(t)
 	tab := func(line string) string {
 		t.Helper()

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/xdpsec/xdpsec/internal/testutil"
 )
 
 func TestDemoRejectsBadFlags(t *testing.T) {
@@ -30,12 +32,9 @@ func TestDemoRejectsBadFlags(t *testing.T) {
 // TestDemo runs the whole demo for a second per tunnel: both tunnels carry traffic, the
 // counters are printed, and the testbed is gone afterwards.
 func TestDemo(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: the demo needs root (namespaces, XDP, AF_XDP)")
-	}
-	if testing.Short() {
-		t.Skip("skipping the demo in -short mode")
-	}
+	testutil.RequireRoot(t, "the demo builds namespaces and loads XDP and AF_XDP")
+	testutil.SkipShort(t, "the demo")
+	testutil.RequireTools(t, "ip", "ping", "iperf3", "ethtool", "bpftool")
 	var out, errOut bytes.Buffer
 	code := run([]string{"demo", "--duration", "1s", "--log-level", "warn"}, nil, &out, &errOut)
 	text := out.String()
@@ -74,15 +73,12 @@ func TestDemo(t *testing.T) {
 // command the demo printed): each time it must tear everything down — no namespace, no pin, and
 // no process (iperf3, ping) left in the testbed's namespaces — and exit 0.
 func TestDemoInterrupted(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: the demo needs root (namespaces, XDP, AF_XDP)")
-	}
-	if testing.Short() {
-		t.Skip("skipping the demo in -short mode")
-	}
+	testutil.RequireRoot(t, "the demo builds namespaces and loads XDP and AF_XDP")
+	testutil.SkipShort(t, "the demo")
+	testutil.RequireTools(t, "ip", "ping", "iperf3", "ethtool", "bpftool")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	bin := buildXdpsec(ctx, t)
+	bin := testutil.BuildXdpsec(ctx, t)
 	for _, c := range []struct {
 		name  string
 		args  []string
@@ -128,11 +124,9 @@ func TestDemoInterrupted(t *testing.T) {
 				if m == nil {
 					t.Fatalf("no bpftool command for the SA table in the output:\n%s", out.String())
 				}
-				if _, err := exec.LookPath("bpftool"); err == nil {
-					dump, err := exec.CommandContext(ctx, "bpftool", "map", "dump", "pinned", m[1]).CombinedOutput()
-					if err != nil {
-						t.Errorf("the printed bpftool command fails: %v\n%s", err, dump)
-					}
+				dump, err := exec.CommandContext(ctx, "bpftool", "map", "dump", "pinned", m[1]).CombinedOutput()
+				if err != nil {
+					t.Errorf("the printed bpftool command fails: %v\n%s", err, dump)
 				}
 			}
 			_ = cmd.Process.Signal(os.Interrupt)
@@ -171,9 +165,7 @@ func TestDemoInterrupted(t *testing.T) {
 // TestDemoCleanup: what a killed demo leaves — a namespace and a pin directory under its prefix —
 // is removed. The test sweeps a prefix of its own, not every demo's.
 func TestDemoCleanup(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: --cleanup needs root")
-	}
+	testutil.RequireRoot(t, "--cleanup removes namespaces and pins")
 	prefix := fmt.Sprintf("%s%x", demoPrefix, time.Now().UnixNano()&0xffffff)
 	ns, pins := prefix+"-gw1", "/sys/fs/bpf/xdpsec/"+prefix+"-gw1"
 	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
@@ -181,7 +173,7 @@ func TestDemoCleanup(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
 	if err := os.MkdirAll(pins, 0o700); err != nil {
-		t.Skipf("skipping: no bpffs: %v", err)
+		t.Fatalf("no bpffs (hack/test.sh mounts it): %v", err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(pins) })
 	var out bytes.Buffer

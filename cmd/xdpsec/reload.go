@@ -16,8 +16,11 @@ func newReloadCmd(a *App) *cobra.Command {
 		Use:   "reload",
 		Short: "Make the daemon re-read its configuration and apply only the differences (like SIGHUP)",
 		Long: `Make the daemon re-read its configuration file and apply only what changed: SAs and policies
-added, changed or removed, by name. Unchanged SAs keep their sequence numbers and replay windows;
-changed keys or SPIs replace the SA (the new one is offloaded before the old one leaves).`,
+added, changed or removed, by name. An SA whose SPI, destination or key changed is replaced (the new
+one is offloaded before the old one leaves; it must come with a new key); any other change (src, mode,
+reqid, esn, replay_window, encap, ttl, df, tfc_pad, lifetime, offload) updates the running SA in place,
+and it keeps its sequence numbers, IV mask and replay window. A change the running SA cannot take, a
+replacement under the same key and a key retired after a hard expiry are refused, each with the reason.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			res, err := callDaemon(cmd.Context(), a, (*api.Client).Reload)

@@ -65,17 +65,25 @@ const (
 func (a *App) JSON() bool { return a.Output == outputJSON }
 
 // LoadConfig reads and validates the file named by --config. --instance, when
-// given, overrides the file's instance.
-func (a *App) LoadConfig() (*config.Config, error) {
+// given, overrides the file's instance. The offline tools use it; the daemon
+// uses LoadPrivateConfig.
+func (a *App) LoadConfig() (*config.Config, error) { return a.loadConfig(config.Load) }
+
+// LoadPrivateConfig is LoadConfig with config.LoadChecked's checks of who can
+// read and change the file (xdpsec run).
+func (a *App) LoadPrivateConfig() (*config.Config, error) { return a.loadConfig(config.LoadChecked) }
+
+func (a *App) loadConfig(load func(string) (*config.Config, error)) (*config.Config, error) {
 	if a.ConfigPath == "" {
 		return nil, usageErrorf("no configuration file: give --config FILE")
 	}
-	c, err := config.Load(a.ConfigPath)
+	c, err := load(a.ConfigPath)
 	if err != nil {
 		return nil, err
 	}
 	if a.Instance != "" && a.Instance != c.Instance {
 		if err := c.SetInstance(a.Instance); err != nil {
+			c.Wipe()
 			return nil, fmt.Errorf("--instance %q: %w", a.Instance, err)
 		}
 	}
@@ -215,11 +223,12 @@ func run(args []string, in io.Reader, out, errOut io.Writer) int {
 }
 
 // isCobraUsageError recognises the argument errors cobra returns as plain
-// errors (unknown command, wrong number of arguments).
+// errors (unknown command, wrong number of arguments) by how they begin: the
+// same words inside another error (a verifier log) do not make it a usage error.
 func isCobraUsageError(err error) bool {
 	msg := err.Error()
-	for _, s := range []string{"unknown command", "accepts ", "requires at least", "requires at most", "received ", "required flag"} {
-		if strings.Contains(msg, s) {
+	for _, s := range []string{"unknown command", "accepts ", "requires at least", "requires at most", "required flag"} {
+		if strings.HasPrefix(msg, s) {
 			return true
 		}
 	}

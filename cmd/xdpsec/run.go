@@ -3,16 +3,17 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/xdpsec/xdpsec/control/config"
 	"github.com/xdpsec/xdpsec/control/daemon"
+	"github.com/xdpsec/xdpsec/crypto/keymem"
 )
 
 func init() { register(newRunCmd) }
@@ -21,6 +22,7 @@ func newRunCmd(a *App) *cobra.Command {
 	var nsName string
 	var noAPI bool
 	var metrics string
+	var metricsPublic bool
 	cmd := &cobra.Command{
 		Use:   "run --config FILE",
 		Short: "Run the gateway: load the card, attach it to both interfaces, start the crypto workers",
@@ -39,19 +41,33 @@ the API socket stay in this process's mount namespace, so bpftool on the host se
 listens in this process's network namespace.
 
 --metrics ADDR serves Prometheus metrics at http://ADDR/metrics, overriding the configuration's
-daemon.metrics (port 0 picks a free port; the start log names the address).`,
+daemon.metrics (port 0 picks a free port; the start log names the address). ADDR must be a loopback
+address (127.0.0.1:9585, [::1]:9585; :9585 means 127.0.0.1) unless --metrics-public: the metrics
+name every SA and policy and show their traffic to whoever connects.
+
+Hardening (docs/security.md): the configuration file must be private (no keys readable by group or
+others, nothing writable by them, owned by root or this user); the process is made non-dumpable
+(no core dumps, no ptrace or /proc/PID/mem for other users); raw keys live in locked memory kept out
+of core dumps and wiped at exit; once the gateway runs, it drops every capability but
+CAP_NET_ADMIN from all its threads and sets no_new_privs.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if metrics != "" {
-				if _, port, err := net.SplitHostPort(metrics); err != nil || port == "" {
-					return usageErrorf("--metrics %q: want host:port, like 127.0.0.1:9585", metrics)
+				if err := config.CheckMetricsAddr(metrics, metricsPublic); err != nil {
+					return usageErrorf("--metrics %w", err)
 				}
 			}
-			cfg, err := a.LoadConfig()
+			// Before any key is read: no core dump, no ptrace and no /proc/PID/mem for anyone
+			// but root with CAP_SYS_PTRACE (the mm-wide flag covers every thread).
+			if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+				return fmt.Errorf("make the process non-dumpable: %w", err)
+			}
+			defer keymem.WipeAll()
+			cfg, err := a.LoadPrivateConfig()
 			if err != nil {
 				return err
 			}
-			opts := daemon.Options{Socket: a.Socket, NoAPI: noAPI, Metrics: metrics, Log: a.Log}
+			opts := daemon.Options{Socket: a.Socket, NoAPI: noAPI, Metrics: metrics, Log: a.Log, LeastPrivilege: true}
 			if nsName != "" {
 				h, err := netns.GetFromName(nsName)
 				if err != nil {
@@ -67,6 +83,7 @@ daemon.metrics (port 0 picks a free port; the start log names the address).`,
 	_ = cmd.RegisterFlagCompletionFunc("netns", completeNetns)
 	cmd.Flags().BoolVar(&noAPI, "no-api", false, "do not serve the unix-socket API")
 	cmd.Flags().StringVar(&metrics, "metrics", "", "serve Prometheus metrics on `host:port` (overrides the config's daemon.metrics)")
+	cmd.Flags().BoolVar(&metricsPublic, "metrics-public", false, "allow --metrics to name an address other hosts can reach")
 	return cmd
 }
 
@@ -75,7 +92,11 @@ daemon.metrics (port 0 picks a free port; the start log names the address).`,
 func runGateway(ctx context.Context, a *App, cfg *config.Config, opts daemon.Options) error {
 	d, err := daemon.Start(ctx, cfg, opts)
 	if err != nil {
-		return err
+		return daemon.ExplainStartError(err, opts.NetNS > 0)
+	}
+	if st := keymem.Stats(); st.LockErr != nil {
+		a.Log.Warn("key memory not locked: keys may be swapped out (raise LimitMEMLOCK)", "unlocked_bytes",
+			st.Mapped-st.Locked, "err", st.LockErr)
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/internal/testbed"
+	"github.com/xdpsec/xdpsec/internal/testutil"
 )
 
 func TestRunNeedsConfig(t *testing.T) {
@@ -69,12 +70,10 @@ func TestRunRefusesConfigWithoutInterfaces(t *testing.T) {
 // file, stops it with SIGTERM, and checks that it exits 0 leaving no pin and no XDP program on
 // the interfaces.
 func TestRunBinary(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: xdpsec run needs root (XDP, AF_XDP)")
-	}
+	testutil.RequireRoot(t, "xdpsec run loads XDP and opens AF_XDP sockets")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	bin := buildXdpsec(ctx, t)
+	bin := testutil.BuildXdpsec(ctx, t)
 	tb, err := testbed.New(ctx, testbed.Options{Tag: "run"})
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +105,9 @@ func TestRunBinary(t *testing.T) {
 		t.Fatalf("no %q in the log:\n%s", what, logs.String())
 	}
 	waitLog("gateway running")
-	for _, want := range []string{"protected_xdp=native", "wire_xdp=native", "af_xdp=copy"} {
+	// --netns entered the namespace during the start; running needs only CAP_NET_ADMIN (the reload
+	// and the stop below run with it alone).
+	for _, want := range []string{"protected_xdp=native", "wire_xdp=native", "af_xdp=copy", `msg="capabilities dropped"`} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("the start log does not say %q:\n%s", want, logs.String())
 		}
@@ -157,16 +158,6 @@ func TestRunBinary(t *testing.T) {
 	}
 }
 
-// buildXdpsec builds the binary into the test's temporary directory.
-func buildXdpsec(ctx context.Context, t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "xdpsec")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 func httpGet(ctx context.Context, url string) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -182,12 +173,29 @@ func httpGet(ctx context.Context, url string) (string, error) {
 }
 
 func TestRunRejectsBadMetricsAddress(t *testing.T) {
-	var out, errOut bytes.Buffer
-	if code := run([]string{"run", "--config", "/nonexistent.yaml", "--metrics", "9585"}, nil, &out, &errOut); code != exitUsage {
-		t.Fatalf("exit %d, want %d (usage): %s", code, exitUsage, errOut.String())
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--metrics", "9585"}, "want host:port"},
+		// Beyond loopback only with --metrics-public: the metrics name every SA and policy.
+		{[]string{"--metrics", "0.0.0.0:9585"}, "not a loopback address"},
+		{[]string{"--metrics", "198.18.0.1:9585"}, "--metrics-public"},
+	} {
+		var out, errOut bytes.Buffer
+		args := append([]string{"run", "--config", "/nonexistent.yaml"}, c.args...)
+		if code := run(args, nil, &out, &errOut); code != exitUsage {
+			t.Fatalf("%v: exit %d, want %d (usage): %s", c.args, code, exitUsage, errOut.String())
+		}
+		if !strings.Contains(errOut.String(), "--metrics") || !strings.Contains(errOut.String(), c.want) {
+			t.Errorf("%v: the error does not say %q: %s", c.args, c.want, errOut.String())
+		}
 	}
-	if !strings.Contains(errOut.String(), "--metrics") {
-		t.Errorf("the error does not name the flag: %s", errOut.String())
+	// With --metrics-public the address passes the check (and the run fails later, on the file).
+	var out, errOut bytes.Buffer
+	code := run([]string{"run", "--config", "/nonexistent.yaml", "--metrics", "0.0.0.0:9585", "--metrics-public"}, nil, &out, &errOut)
+	if code != exitFailure || !strings.Contains(errOut.String(), "nonexistent.yaml") {
+		t.Errorf("--metrics-public: exit %d: %s", code, errOut.String())
 	}
 }
 

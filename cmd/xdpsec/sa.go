@@ -26,10 +26,11 @@ socket. The arguments follow ip xfrm state; see docs/control.md.`,
 	}
 	var showKeys, stats bool
 	var owner string
+	var keyFile string
 	add := &cobra.Command{
 		Use:   "add src ADDR dst ADDR proto esp spi SPI [reqid N] [mode tunnel|transport] ALGO... [options]",
 		Short: "Add an SA (ip xfrm state add grammar)",
-		Long: `Add an SA. The arguments are ip xfrm state add's:
+		Long: `Add an SA to the running daemon. The arguments are ip xfrm state add's (docs/control.md):
 
   src ADDR dst ADDR proto esp spi SPI [reqid N] [mode tunnel|transport]
   { aead NAME KEY ICV-BITS | enc NAME KEY auth-trunc NAME KEY TRUNC-BITS | enc NAME KEY auth NAME KEY }
@@ -38,28 +39,44 @@ socket. The arguments follow ip xfrm state; see docs/control.md.`,
   [limit {byte-soft|byte-hard|packet-soft|packet-hard|time-soft|time-hard|time-use-soft|time-use-hard} N]...
   [sel src 0.0.0.0/0 dst 0.0.0.0/0] [name NAME] [offload dev IFACE]... [ttl N] [df copy|set|clear] [tfc-pad N]
 
-KEY is 0x followed by hex digits, or a string whose bytes are the key (ip xfrm's quoted ASCII keys).
 NAME is an algorithm: rfc4106(gcm(aes)) (AES-GCM, ICV 128 or 96 bits), rfc7539esp(chacha20,poly1305),
 rfc4543(gcm(aes)) (AES-GMAC), cbc(aes) or ecb(cipher_null) with hmac(sha256) (truncated to 128 bits).
 flag af-unspec is accepted and changes nothing: a tunnel-mode SA carries IPv4 and IPv6 inside.
 Marks (mark, output-mark, set-mark), interface IDs (if_id) and security contexts (ctx) are refused:
 the card selects by addresses, protocol and ports only. Without dir, the direction follows from the
-policies the SA serves.`,
+policies the SA serves.
+
+Keys: KEY is 0x followed by hex digits, or a string in double quotes whose bytes are the key (ip
+xfrm's quoted ASCII keys: '"mykey"' in a shell). A KEY written on the command line is visible to every user of this machine while the command
+runs (ps, /proc/PID/cmdline) and stays in the shell's history. Write each KEY as - instead and give
+the keys in a file, --key-file FILE (mode 0600: a file group or others can read is refused), or on
+standard input, --key-file - : one key per line (0x followed by hex digits), in the order the
+arguments name the algorithms (aead; or enc, then auth/auth-trunc). Empty lines and lines starting
+with # are skipped.`,
 		Example: `  xdpsec sa add src 198.18.0.1 dst 198.19.0.1 proto esp spi 0x1001 reqid 1 mode tunnel \
-      aead 'rfc4106(gcm(aes))' 0x0102030405060708090a0b0c0d0e0f1011121314 128 \
-      replay-window 128 limit byte-soft 1000000000 limit time-hard 3600 name gw1-to-gw2`,
+      aead 'rfc4106(gcm(aes))' - 128 replay-window 128 limit time-hard 3600 name gw1-to-gw2 \
+      --key-file /etc/xdpsec/keys/gw1-to-gw2
+  pass show ipsec/gw1-to-gw2 | xdpsec sa add src 198.18.0.1 dst 198.19.0.1 proto esp spi 0x1001 \
+      mode tunnel enc 'cbc(aes)' - auth-trunc 'hmac(sha256)' - 128 --key-file -
+  xdpsec sa add src 198.18.0.1 dst 198.19.0.1 proto esp spi 0x1001 reqid 1 mode tunnel \
+      aead 'rfc4106(gcm(aes))' 0x0102030405060708090a0b0c0d0e0f1011121314 128   # key visible in ps`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.saChange(cmd.Context(), "sa add", args, false)
+			return a.saChange(cmd.Context(), "sa add", args, keyFile, false)
 		},
 	}
 	update := &cobra.Command{
 		Use:   "update src ADDR dst ADDR proto esp spi SPI ... (same arguments as add)",
 		Short: "Update an SA's lifetime, offload list or encapsulation ports (ip xfrm state update)",
-		Args:  cobra.ArbitraryArgs,
+		Long: `Update an SA of the running daemon (ip xfrm state update): the arguments name the SA as add
+does, keys included, which must be the SA's own; --key-file works as for add.`,
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.saChange(cmd.Context(), "sa update", args, true)
+			return a.saChange(cmd.Context(), "sa update", args, keyFile, true)
 		},
+	}
+	for _, c := range []*cobra.Command{add, update} {
+		c.Flags().StringVar(&keyFile, "key-file", "", "read the KEYs written - from `FILE` (- for standard input), one per line")
 	}
 	del := &cobra.Command{
 		Use:               "del NAME | name NAME | [src ADDR] dst ADDR proto esp spi SPI",
@@ -128,8 +145,17 @@ policies the SA serves.`,
 	return cmd
 }
 
-func (a *App) saChange(ctx context.Context, what string, args []string, update bool) error {
-	sa, err := xfrmargs.ParseSA(what, args)
+func (a *App) saChange(ctx context.Context, what string, args []string, keyFile string, update bool) error {
+	var keys [][]byte
+	if keyFile != "" {
+		text, err := a.readKeyFile(keyFile)
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		defer clear(text)
+		keys = keyLines(text)
+	}
+	sa, err := xfrmargs.ParseSAKeys(what, args, keys)
 	if err != nil {
 		return &usageError{err: err}
 	}
@@ -209,8 +235,8 @@ func printSA(w io.Writer, v *api.SAView, stats, showKeys bool) {
 	}
 	fmt.Fprintf(w, "\t  add %s use %s last-use %s\n", v.AddTime.Format(time.DateTime), use, last)
 	fmt.Fprintf(w, "\tstats:\n")
-	fmt.Fprintf(w, "\t  seq 0x%x replay %d integrity %d other %d\n", v.Cur.Seq, v.Cur.ReplayErrors,
-		v.Cur.IntegrityErrors, v.Cur.OtherErrors)
+	fmt.Fprintf(w, "\t  seq 0x%x replay %d integrity %d other %d (seq_unreserved %d)\n", v.Cur.Seq, v.Cur.ReplayErrors,
+		v.Cur.IntegrityErrors, v.Cur.OtherErrors, v.Cur.SeqUnreserved)
 }
 
 func limitText(n uint64) string {

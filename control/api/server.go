@@ -200,9 +200,7 @@ func newHandler(b Backend, log *slog.Logger, stop <-chan struct{}) *handler {
 		defer sa.Wipe() // the backend has its own copy
 		return b.UpdateSA(sa)
 	}))
-	mux.HandleFunc("POST /v1/sa/get", withBody(h, http.StatusOK, func(b Backend, q SAGet) (SAView, error) {
-		return b.GetSA(q.Ref, q.ShowKeys)
-	}))
+	mux.HandleFunc("POST /v1/sa/get", h.saGet)
 	mux.HandleFunc("POST /v1/sa/delete", withBody(h, http.StatusOK, func(b Backend, ref sadb.Ref) (any, error) {
 		v, err := b.DeleteSA(ref)
 		if errors.Is(err, sadb.ErrNotFound) && ref.ID != nil && b.DeleteLarval(*ref.ID) {
@@ -303,10 +301,39 @@ func decode(r *http.Request, v any) error {
 	return nil
 }
 
+// saGet and saList release the key copies of a show_keys reply once it is written (the store made
+// them in key memory for this reply alone).
+func (h *handler) saGet(w http.ResponseWriter, r *http.Request) {
+	var q SAGet
+	if err := decode(r, &q); err != nil {
+		h.fail(w, err)
+		return
+	}
+	v, err := h.b.GetSA(q.Ref, q.ShowKeys)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+	if q.ShowKeys {
+		v.SA.Wipe()
+	}
+}
+
 func (h *handler) saList(w http.ResponseWriter, r *http.Request) {
-	h.owned(func(r *http.Request, f sadb.OwnerFilter) (any, error) {
-		return h.b.ListSAsOf(f, r.URL.Query().Get("show_keys") == "1"), nil
-	})(w, r)
+	f, err := ownerParam(r)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	show := r.URL.Query().Get("show_keys") == "1"
+	l := h.b.ListSAsOf(f, show)
+	writeJSON(w, http.StatusOK, l)
+	if show {
+		for i := range l {
+			l[i].SA.Wipe()
+		}
+	}
 }
 
 func (h *handler) saFlush(w http.ResponseWriter, r *http.Request) {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/xdpsec/xdpsec/internal/testutil"
 )
 
 func TestListenSocketMode(t *testing.T) {
@@ -108,14 +110,10 @@ func TestPeerUID(t *testing.T) {
 
 // Even with the socket's permissions loosened behind the daemon's back, another user gets no answer.
 func TestOtherUserRefused(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: needs root to connect as another user")
-	}
+	testutil.RequireRoot(t, "connects as another user")
 	// The system's python, which another user can run (not a shim under root's home).
 	py := "/usr/bin/python3"
-	if _, err := os.Stat(py); err != nil {
-		t.Skip("skipping: /usr/bin/python3 (the other user's client) not found")
-	}
+	testutil.RequireFiles(t, py)
 	// Not t.TempDir: its parent admits only root, and the other user must reach the socket.
 	dir, err := os.MkdirTemp("", "xdpsec-api-test-")
 	if err != nil {
@@ -162,13 +160,9 @@ except (ConnectionResetError, BrokenPipeError):
 // TestSocketGroup: with daemon.socket_group, the socket is 0660 and its directory 0750 with that
 // group, and a peer of the group gets answers while another user still does not.
 func TestSocketGroup(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: needs root to connect as other users")
-	}
+	testutil.RequireRoot(t, "connecting as other users")
 	py := "/usr/bin/python3"
-	if _, err := os.Stat(py); err != nil {
-		t.Skip("skipping: /usr/bin/python3 (the other users' client) not found")
-	}
+	testutil.RequireFiles(t, py)
 	parent, err := os.MkdirTemp("", "xdpsec-api-test-")
 	if err != nil {
 		t.Fatal(err)

@@ -61,8 +61,8 @@ type SAGet struct {
 // ReloadResult says what a reload did, by name.
 type ReloadResult struct {
 	SAsAdded        []string `json:"sas_added,omitempty"`
-	SAsUpdated      []string `json:"sas_updated,omitempty"`  // in place: lifetime, offload list
-	SAsReplaced     []string `json:"sas_replaced,omitempty"` // deleted and added again (keys, SPI, …)
+	SAsUpdated      []string `json:"sas_updated,omitempty"`  // in place: the same SA, sequence numbers kept
+	SAsReplaced     []string `json:"sas_replaced,omitempty"` // deleted and added again (a new SPI, dst or key)
 	SAsDeleted      []string `json:"sas_deleted,omitempty"`
 	SAsUnchanged    int      `json:"sas_unchanged"`
 	PoliciesAdded   []string `json:"policies_added,omitempty"`

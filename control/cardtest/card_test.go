@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -27,6 +26,7 @@ import (
 	"github.com/xdpsec/xdpsec/control/sadb"
 	"github.com/xdpsec/xdpsec/internal/testbed"
 	"github.com/xdpsec/xdpsec/internal/testbed/pair"
+	"github.com/xdpsec/xdpsec/internal/testutil"
 	"github.com/xdpsec/xdpsec/ipsec"
 	"github.com/xdpsec/xdpsec/loader"
 )
@@ -36,9 +36,7 @@ const sasCapacity = 6
 
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: the real card needs root (XDP, AF_XDP, network namespaces)")
-	}
+	testutil.RequireRoot(t, "the real card loads XDP and AF_XDP in network namespaces")
 }
 
 type testWriter struct{ t *testing.T }
@@ -52,11 +50,13 @@ func (w testWriter) Write(p []byte) (int, error) {
 type wireCapture struct {
 	fd                   int
 	plain, esp, received atomic.Int64
+	marker               atomic.Int64 // ICMP from markerSrc: proof that the capture has read up to a point
 	done                 chan struct{}
 }
 
-// capture opens an AF_PACKET socket on ifname inside ns and counts until Close.
-func capture(t *testing.T, ns netns.NsHandle, ifname string, plainSrc netip.Addr) *wireCapture {
+// capture opens an AF_PACKET socket on ifname inside ns and counts until Close: ESP, plaintext from
+// plainSrc, ICMP from markerSrc.
+func capture(t *testing.T, ns netns.NsHandle, ifname string, plainSrc, markerSrc netip.Addr) *wireCapture {
 	t.Helper()
 	c := &wireCapture{done: make(chan struct{})}
 	errc := make(chan error, 1)
@@ -87,7 +87,7 @@ func capture(t *testing.T, ns netns.NsHandle, ifname string, plainSrc netip.Addr
 		c.fd = fd
 		errc <- nil
 		buf := make([]byte, 65536)
-		src := plainSrc.As4()
+		src, msrc := plainSrc.As4(), markerSrc.As4()
 		for {
 			select {
 			case <-c.done:
@@ -108,6 +108,8 @@ func capture(t *testing.T, ns netns.NsHandle, ifname string, plainSrc netip.Addr
 				c.esp.Add(1)
 			case [4]byte(buf[26:30]) == src:
 				c.plain.Add(1)
+			case proto == unix.IPPROTO_ICMP && [4]byte(buf[26:30]) == msrc:
+				c.marker.Add(1)
 			}
 		}
 	}()
@@ -180,7 +182,7 @@ func TestRealCard(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer swNS.Close()
-	wire := capture(t, swNS, testbed.SWGW1, testbed.H1Addr4)
+	wire := capture(t, swNS, testbed.SWGW1, testbed.H1Addr4, testbed.GW1WANAddr4)
 
 	sync := func() {
 		t.Helper()
@@ -207,12 +209,19 @@ func TestRealCard(t *testing.T) {
 		return v
 	}
 
-	// The tunnel works, and the wire shows ESP only.
+	// The tunnel works, and the wire shows ESP only: each echo request and reply once.
+	if lost, err := tb.WarmUp(ctx, testbed.H1, testbed.H2Addr4); err != nil {
+		t.Fatal(err)
+	} else if lost > 0 {
+		t.Logf("warm-up: %d first echo(es) lost while the gateways resolved their next hops", lost)
+	}
+	esp0 := wire.esp.Load()
 	if err := tb.Ping(ctx, testbed.H1, testbed.H2Addr4, 5); err != nil {
 		t.Fatalf("baseline ping through the tunnel: %v", err)
 	}
-	if wire.esp.Load() < 5 || wire.plain.Load() != 0 {
-		t.Fatalf("baseline wire: %d ESP, %d plaintext packets from h1", wire.esp.Load(), wire.plain.Load())
+	testutil.Eventually(5*time.Second, func() bool { return wire.esp.Load()-esp0 >= 10 })
+	if n := wire.esp.Load() - esp0; n != 10 || wire.plain.Load() != 0 {
+		t.Fatalf("baseline wire: %d ESP packets for 5 echo requests and replies, %d plaintext packets from h1", n, wire.plain.Load())
 	}
 	// What `xdpsec sa list -s` reads over the socket: the real card's counters and offload states.
 	if err := m.Poller().Poll(ctx); err != nil {
@@ -372,7 +381,10 @@ func TestRealCard(t *testing.T) {
 	if v := getSA(outName); v.State != sadb.StateDying {
 		t.Fatalf("state %s, want dying", v.State)
 	}
-	_ = tb.Ping(ctx, testbed.H1, testbed.H2Addr4, 8) // crosses the hard limit: later echoes are lost
+	// Crosses the hard limit; the poller removes the SA afterwards, so the echoes may all be answered.
+	if r, err := tb.PingCount(ctx, testbed.H1, testbed.H2Addr4, 8, testbed.PingOptions{}); err != nil || r.Sent != 8 {
+		t.Fatalf("ping across the hard limit: %+v %v", r, err)
+	}
 	poll()
 	sync()
 	if soft, hard := expiries(); soft != 0 || hard != 1 {
@@ -392,12 +404,16 @@ func TestRealCard(t *testing.T) {
 		t.Fatal(err)
 	}
 	plain0 := wire.plain.Load()
-	if err := tb.Ping(ctx, testbed.H1, testbed.H2Addr4, 5); err == nil {
-		t.Fatal("ping succeeded without an outbound SA")
+	r, err := tb.PingCount(ctx, testbed.H1, testbed.H2Addr4, 5, testbed.PingOptions{Wait: time.Second})
+	if err != nil || r.Sent != 5 {
+		t.Fatalf("ping without an outbound SA: %+v %v", r, err)
+	}
+	if r.Received != 0 {
+		t.Fatalf("%d of 5 echoes answered without an outbound SA", r.Received)
 	}
 	after, _ := gw1.Card().ReasonCounts()
-	if d := after["OutNoStates"] - before["OutNoStates"]; d < 5 {
-		t.Fatalf("OutNoStates grew by %d, want ≥ 5 (counters %v)", d, after)
+	if d := after["OutNoStates"] - before["OutNoStates"]; d != 5 {
+		t.Fatalf("OutNoStates grew by %d, want the 5 echo requests (counters %v)", d, after)
 	}
 	// The ACQUIRE reaches the event stream (`xdpsec monitor`) through the daemon's driver.
 	pol, err := m.Store().GetPolicy(sadb.PolicyRef{Name: "v4-out"})
@@ -419,7 +435,13 @@ func TestRealCard(t *testing.T) {
 		}
 		break
 	}
-	time.Sleep(200 * time.Millisecond)
+	// The marker: gw1's own echo requests to gw2 leave by the wire after h1's packets were handled;
+	// once the capture has read them, it has read whatever h1's packets could have become.
+	marker0 := wire.marker.Load()
+	if err := tb.Ping(ctx, testbed.GW1, testbed.GW2WANAddr4, 2); err != nil {
+		t.Fatalf("marker ping gw1 → gw2: %v", err)
+	}
+	testutil.WaitFor(t, 5*time.Second, "the capture to read gw1's marker echoes", func() bool { return wire.marker.Load()-marker0 >= 2 })
 	if n := wire.plain.Load() - plain0; n != 0 {
 		t.Fatalf("%d plaintext packets from h1 on the wire without an SA", n)
 	}
@@ -435,29 +457,15 @@ func TestRealCard(t *testing.T) {
 func reloadUnderTraffic(ctx context.Context, t *testing.T, tb *testbed.Testbed, ds [2]*daemon.Daemon, yamls [2]string) {
 	t.Helper()
 	const name = "v4-gw1-to-gw2" // outbound on gw1, inbound on gw2
-	packets := func(d *daemon.Daemon) uint64 {
-		t.Helper()
-		m := d.Manager()
-		sa, err := m.Store().GetSA(sadb.Ref{Name: name}, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := m.Engine().Counters(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c[sa.Index].Serial != sa.Serial {
-			t.Fatalf("sa %s: no counters for it in the card", name)
-		}
-		return c[sa.Index].Packets
-	}
+	packets := func(d *daemon.Daemon) uint64 { return saPackets(ctx, t, d, name) }
 	before := [2]uint64{packets(ds[0]), packets(ds[1])}
 	pingDone := make(chan string, 1)
 	go func() {
 		out, _ := tb.Run(ctx, testbed.H1, "ping", "-n", "-q", "-c", "50", "-i", "0.02", "-W", "2", testbed.H2Addr4.String())
 		pingDone <- out
 	}()
-	time.Sleep(300 * time.Millisecond)
+	// Reload under traffic: once gw2 has opened the first echoes.
+	testutil.WaitFor(t, 10*time.Second, "the first echoes through the tunnel", func() bool { return packets(ds[1]) >= before[1]+3 })
 	for i, d := range ds {
 		cfg, err := config.Parse(fmt.Sprintf("gw%d.yaml", i+1), []byte(yamls[i]))
 		if err != nil {
@@ -478,14 +486,34 @@ func reloadUnderTraffic(ctx context.Context, t *testing.T, tb *testbed.Testbed, 
 	if !strings.Contains(out, "50 packets transmitted, 50 received") {
 		t.Fatalf("echoes lost during the reload:\n%s", out)
 	}
-	// The workers may trail the last echoes by a batch: most of the 50 must show on top of before.
+	// The workers add to the counters after each batch: wait for the 50 echo requests, then require
+	// exactly them on top of before (a reinstall would have reset the counters).
 	for i, d := range ds {
-		if after := packets(d); after < before[i]+40 {
+		testutil.Eventually(5*time.Second, func() bool { return packets(d) >= before[i]+50 })
+		if after := packets(d); after != before[i]+50 {
 			t.Fatalf("gw%d: sa %s counted %d packets before the reload and %d after 50 echoes: reinstalled?",
 				i+1, name, before[i], after)
 		}
 	}
 	t.Logf("reload under traffic: %s", strings.TrimSpace(out[strings.Index(out, "50 packets"):]))
+}
+
+// saPackets reads the card's packet counter of the SA name on d.
+func saPackets(ctx context.Context, t *testing.T, d *daemon.Daemon, name string) uint64 {
+	t.Helper()
+	m := d.Manager()
+	sa, err := m.Store().GetSA(sadb.Ref{Name: name}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := m.Engine().Counters(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c[sa.Index].Serial != sa.Serial {
+		t.Fatalf("sa %s: no counters for it in the card", name)
+	}
+	return c[sa.Index].Packets
 }
 
 // reloadDefaultVerdict changes gw1's default_verdict by a reload and reads the card's card_config map:
@@ -543,7 +571,14 @@ func rekeyUnderTraffic(ctx context.Context, t *testing.T, tb *testbed.Testbed, g
 		out, _ := tb.Run(ctx, testbed.H1, "ping", "-n", "-q", "-c", "100", "-i", "0.02", "-W", "2", testbed.H2Addr4.String())
 		pingDone <- out
 	}()
-	time.Sleep(300 * time.Millisecond)
+	// Each step happens under traffic, and traffic passes in each intermediate state: wait until the
+	// SA that must carry it there (read at gw2, which opens h1's echoes) has counted a few more.
+	flows := func(d *daemon.Daemon, sa, state string) {
+		t.Helper()
+		n0 := saPackets(ctx, t, d, sa)
+		testutil.WaitFor(t, 10*time.Second, "echoes through "+sa+" "+state, func() bool { return saPackets(ctx, t, d, sa) >= n0+3 })
+	}
+	flows(gw2, old.Name, "before the rekey")
 	syncM := func(m interface{ Sync(context.Context) error }) {
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
@@ -567,25 +602,42 @@ func rekeyUnderTraffic(ctx context.Context, t *testing.T, tb *testbed.Testbed, g
 		}
 		t.Errorf("no policy %s", name)
 	}
+	// The old SA takes the rekey's reqid (an update in place: it keeps its numbers), so that on gw2
+	// the inbound policy, once it names the reqid, serves both the old and the new SA: the
+	// post-decryption check accepts the old SA's traffic only while a policy it serves says so.
+	for _, m := range []interface {
+		GetSA(sadb.Ref, bool) (api.SAView, error)
+		UpdateSA(sadb.SA) (api.SAView, error)
+	}{m1, m2} {
+		v, err := m.GetSA(sadb.Ref{Name: "v4-gw1-to-gw2"}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		up := v.SA
+		up.Reqid = reqid
+		if _, err := m.UpdateSA(up); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// gw2 accepts the new SA before anyone sends on it (and still accepts the old one).
 	if _, err := m2.AddSA(next); err != nil {
 		t.Fatal(err)
 	}
 	movePolicy(m2, "v4-in")
 	syncM(m2)
-	time.Sleep(300 * time.Millisecond)
+	flows(gw2, old.Name, "once gw2 also accepts the new SA")
 	// gw1: the new SA is offloaded before the policy points at it.
 	if _, err := m1.AddSA(next); err != nil {
 		t.Fatal(err)
 	}
 	movePolicy(m1, "v4-out")
 	syncM(m1)
-	time.Sleep(300 * time.Millisecond)
+	flows(gw2, next.Name, "once gw1 sends on it")
 	if _, err := m1.DeleteSA(sadb.Ref{Name: "v4-gw1-to-gw2"}); err != nil {
 		t.Fatal(err)
 	}
 	syncM(m1)
-	time.Sleep(200 * time.Millisecond)
+	flows(gw2, next.Name, "once gw1 deleted the old SA")
 	if _, err := m2.DeleteSA(sadb.Ref{Name: "v4-gw1-to-gw2"}); err != nil {
 		t.Fatal(err)
 	}

@@ -27,8 +27,12 @@ type Config struct {
 	Dataplane      Dataplane      `yaml:"dataplane" json:"dataplane"`
 	Daemon         Daemon         `yaml:"daemon" json:"daemon"`
 	DefaultVerdict DefaultVerdict `yaml:"default_verdict" json:"default_verdict"`
-	Policies       []Policy       `yaml:"policies" json:"policies"`
-	SAs            []SA           `yaml:"sas" json:"sas"`
+	// StateDir keeps the durable sequence state (control/seqstate): outbound reservations and IV
+	// masks, inbound high-water marks, tombstones of retired keys. Default
+	// /var/lib/xdpsec/<instance>; created 0700, refused when someone else can write it.
+	StateDir string   `yaml:"state_dir" json:"state_dir"`
+	Policies []Policy `yaml:"policies" json:"policies"`
+	SAs      []SA     `yaml:"sas" json:"sas"`
 
 	// File is the name the configuration was parsed under (for messages).
 	File string `yaml:"-" json:"-"`
@@ -115,8 +119,11 @@ type Daemon struct {
 	Socket string `yaml:"socket" json:"socket"`
 	// PollInterval is how often lifetimes are updated from the card's counters.
 	PollInterval Duration `yaml:"poll_interval" json:"poll_interval"`
-	// Metrics is an optional host:port for Prometheus metrics.
+	// Metrics is an optional host:port for Prometheus metrics: a loopback address (or none, which
+	// means 127.0.0.1) unless MetricsPublic says otherwise (CheckMetricsAddr).
 	Metrics string `yaml:"metrics" json:"metrics,omitempty"`
+	// MetricsPublic allows Metrics to name an address other hosts can reach.
+	MetricsPublic bool `yaml:"metrics_public" json:"metrics_public,omitempty"`
 	// SocketGroup (a group name or number), when set, may use the API besides root and the daemon's
 	// user: an IKE daemon running as another user (strongSwan's charon.user/charon.group).
 	SocketGroup string `yaml:"socket_group" json:"socket_group,omitempty"`
@@ -259,24 +266,15 @@ const (
 	MaxFileSize = 16 << 20
 )
 
-// Load reads, parses and validates a configuration file.
+// Load reads, parses and validates a configuration file. A daemon uses
+// LoadChecked, which also checks who can read and change the file.
 func Load(path string) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("load config: %w", err)
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("load config %s: %w", path, err)
-	}
-	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("load config %s: %w: larger than %d bytes", path, ErrInvalid, MaxFileSize)
-	}
-	c, err := Parse(path, data)
-	// The raw file held the keys in hex; the Config holds its own copies.
-	clear(data)
-	return c, err
+	return read(path, f)
 }
 
 // Parse decodes data strictly (unknown fields are errors), fills in defaults
@@ -351,6 +349,9 @@ func (c *Config) setDefaults() {
 	if c.Daemon.Socket == "" {
 		c.Daemon.Socket = DefaultSocket(c.Instance)
 	}
+	if c.StateDir == "" {
+		c.StateDir = DefaultStateDir(c.Instance)
+	}
 	if c.Daemon.PollInterval.Duration == 0 {
 		c.Daemon.PollInterval.Duration = DefaultPollInterval
 	}
@@ -392,11 +393,19 @@ func (s *SA) setDefaults() {
 // DefaultSocket is the API socket of an instance whose file names none.
 func DefaultSocket(instance string) string { return "/run/xdpsec/" + instance + ".sock" }
 
+// DefaultStateDir is the state directory of an instance whose file names none
+// (seqstate.DefaultDir).
+func DefaultStateDir(instance string) string { return "/var/lib/xdpsec/" + instance }
+
 // SetInstance renames the instance (the --instance flag) and moves a
-// defaulted API socket along with it, then validates the result.
+// defaulted API socket and state directory along with it, then validates the
+// result.
 func (c *Config) SetInstance(name string) error {
 	if c.Daemon.Socket == DefaultSocket(c.Instance) {
 		c.Daemon.Socket = DefaultSocket(name)
+	}
+	if c.StateDir == DefaultStateDir(c.Instance) {
+		c.StateDir = DefaultStateDir(name)
 	}
 	c.Instance = name
 	return c.Validate()

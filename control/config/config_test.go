@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -409,12 +410,40 @@ func TestWipe(t *testing.T) {
 		t.Fatal(err)
 	}
 	copyOfSA := c.SAs[3] // shares the key bytes
+	var mem [][]byte     // the key memory itself, to look at after the wipe
+	for _, sa := range c.SAs {
+		for _, k := range sa.Keys() {
+			mem = append(mem, k.Bytes())
+		}
+	}
 	c.Wipe()
 	for _, sa := range append(c.SAs, copyOfSA) {
 		for _, k := range sa.Keys() {
-			if k.Len() > 0 && !bytes.Equal(k.Bytes(), make([]byte, k.Len())) {
-				t.Fatalf("sa %s: key not wiped", sa.Name)
+			if k.Len() != 0 || k.Bytes() != nil {
+				t.Fatalf("sa %s: key still readable after Wipe", sa.Name)
 			}
+		}
+	}
+	for i, m := range mem {
+		if !bytes.Equal(m, make([]byte, len(m))) {
+			t.Fatalf("key %d: its memory was not zeroed", i)
+		}
+	}
+	c.Wipe() // twice is harmless
+}
+
+// A key with a bad digit: the error says where, and shows none of the key's characters.
+func TestKeyErrorHidesDigits(t *testing.T) {
+	const key = "0x8f3e9d2c7b1a6f5e4d3cg2b1a09f8e7d" // the 23rd character is a 'g'
+	y := "sas:\n  - {name: x, spi: 0x1001, src: 198.18.0.1, dst: 198.18.0.2, mode: tunnel, " +
+		"aead: {alg: aes-gcm-128, key: " + key + "}}\n"
+	_, err := Parse("gw.yaml", []byte(y))
+	if err == nil || !strings.Contains(err.Error(), "character 23 is not a hex digit") {
+		t.Fatalf("error %v does not name the position", err)
+	}
+	for i := 2; i+2 <= len(key); i++ {
+		if w := key[i : i+2]; strings.Contains(err.Error(), w) {
+			t.Errorf("the error %q shows key characters %q", err, w)
 		}
 	}
 }
@@ -554,5 +583,100 @@ func TestPortsAgreeWithSPD(t *testing.T) {
 	}
 	if e, err := sadb.New(sadb.Options{}).AddPolicy(c.Policies[0].SADB()); err != nil || e.Sel.DstPorts != ipsec.Ports(5000, 5001) {
 		t.Fatalf("dccp dport 5000-5001: %+v, %v", e.Sel, err)
+	}
+}
+
+// TestDiffAgreesWithReload: for every field of an SA, Diff's promise (Replaces) is what a reload
+// does: sadb.Compare, which the manager acts on, calls the change a replacement exactly when Diff
+// says so, and an in-place change otherwise.
+func TestDiffAgreesWithReload(t *testing.T) {
+	base := "sas:\n  - name: a\n    spi: 0x1001\n    src: 198.18.0.1\n    dst: 198.18.0.2\n    mode: tunnel\n" +
+		"    aead: {alg: \"rfc4106(gcm(aes))\", key: \"0x000102030405060708090a0b0c0d0e0f10111213\"}\n"
+	for _, tc := range []struct {
+		field, edit string
+		replace     bool
+	}{
+		{"spi", "    spi: 0x1002\n", true},
+		{"dst", "    dst: 198.18.0.3\n", true},
+		{"aead", "    aead: {alg: \"rfc4106(gcm(aes))\", key: \"0x000102030405060708090a0b0c0d0e0f10111214\"}\n", true},
+		{"src", "    src: 198.18.0.9\n", false},
+		{"mode", "    mode: transport\n", false},
+		{"reqid", "    reqid: 7\n", false},
+		{"esn", "    esn: true\n", false},
+		{"replay_window", "    replay_window: 64\n", false},
+		{"encap", "    encap: {type: espinudp}\n", false},
+		{"lifetime", "    lifetime: {hard_packets: 10}\n", false},
+		{"offload", "    offload: [wan0]\n", false},
+		{"ttl", "    ttl: 9\n", false},
+		{"df", "    df: set\n", false},
+		{"tfc_pad", "    tfc_pad: 128\n", false},
+	} {
+		t.Run(tc.field, func(t *testing.T) {
+			y := base
+			key := tc.field + ":"
+			if i := strings.Index(y, "    "+key); i >= 0 {
+				j := i + strings.Index(y[i:], "\n") + 1
+				y = y[:i] + tc.edit + y[j:]
+			} else {
+				y += tc.edit
+			}
+			old, err := Parse("old.yaml", []byte(base))
+			if err != nil {
+				t.Fatal(err)
+			}
+			nw, err := Parse("new.yaml", []byte(y))
+			if err != nil {
+				t.Fatalf("%v\n%s", err, y)
+			}
+			d := Diff(old, nw)
+			if len(d.SAs) != 1 || !slices.Equal(d.SAs[0].Fields, []string{tc.field}) {
+				t.Fatalf("diff %+v, want one SA with field %s", d.SAs, tc.field)
+			}
+			a, b := old.SAs[0].SADB(), nw.SAs[0].SADB()
+			change, what := sadb.Compare(&a, &b)
+			if got := d.SAs[0].Replaces(); got != tc.replace || (change == sadb.Replace) != tc.replace || change == sadb.Unchanged {
+				t.Fatalf("Replaces %v, sadb.Compare %v (%s); want replace=%v", got, change, what, tc.replace)
+			}
+		})
+	}
+}
+
+func TestMetricsAddr(t *testing.T) {
+	for _, c := range []struct {
+		addr   string
+		public bool
+		want   string // "" = allowed
+	}{
+		{"127.0.0.1:9585", false, ""},
+		{"127.0.0.53:9585", false, ""},
+		{"[::1]:9585", false, ""},
+		{"[::ffff:127.0.0.1]:9585", false, ""},
+		{"localhost:9585", false, ""},
+		{":9585", false, ""}, // metrics.Serve listens on 127.0.0.1
+		{"0.0.0.0:9585", false, "not a loopback address"},
+		{"[::]:9585", false, "not a loopback address"},
+		{"198.18.0.1:9585", false, "use 127.0.0.1:9585 (or [::1]:9585), or allow other hosts explicitly"},
+		{"gw1.example:9585", false, "not a loopback address"},
+		{"0.0.0.0:9585", true, ""},
+		{"198.18.0.1:9585", true, ""},
+		{"9585", false, "want host:port"},
+		{"9585", true, "want host:port"},
+	} {
+		err := CheckMetricsAddr(c.addr, c.public)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s (public %v): %v", c.addr, c.public, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s (public %v): %v, want …%s…", c.addr, c.public, err, c.want)
+		}
+	}
+	// In the file: daemon.metrics_public is the opt-in, and the error names the field.
+	base := "instance: t\ndaemon:\n  metrics: 198.18.0.1:9585\n"
+	if _, err := Parse("gw.yaml", []byte(base)); err == nil || !strings.Contains(err.Error(), "daemon.metrics") ||
+		!errors.Is(err, ErrMetricsNotLoopback) || !errors.Is(err, ErrInvalid) {
+		t.Errorf("public address without metrics_public: %v", err)
+	}
+	if c, err := Parse("gw.yaml", []byte(base+"  metrics_public: true\n")); err != nil || !c.Daemon.MetricsPublic {
+		t.Errorf("with metrics_public: %v", err)
 	}
 }

@@ -10,8 +10,9 @@ type Changes struct {
 	SAs      []Change[SA]
 	Policies []Change[Policy]
 	// Restart names the top-level settings that changed and that a running
-	// daemon cannot apply in place (instance, interfaces, capacities,
-	// dataplane, daemon); a reload reports them and leaves them alone.
+	// daemon cannot apply in place (instance, state_dir, interfaces,
+	// capacities, dataplane, daemon); a reload reports them and leaves them
+	// alone.
 	Restart []string
 	// DefaultVerdict is true when default_verdict changed (applied in place).
 	DefaultVerdict bool
@@ -29,8 +30,8 @@ const (
 
 // Change is one SA or policy that a reload adds, removes or changes. Old is
 // nil for Added, New nil for Removed. Fields lists the changed fields (file
-// spelling) so the control plane can tell an update in place (lifetime,
-// offload) from a replacement (spi, keys, addresses).
+// spelling) so the control plane can tell an update in place from a
+// replacement (Replaces).
 type Change[T any] struct {
 	Kind     ChangeKind
 	Name     string
@@ -48,6 +49,9 @@ func Diff(old, new *Config) *Changes {
 	d := &Changes{}
 	if old.Instance != new.Instance {
 		d.Restart = append(d.Restart, "instance")
+	}
+	if old.StateDir != new.StateDir {
+		d.Restart = append(d.Restart, "state_dir")
 	}
 	for _, f := range []struct {
 		name string
@@ -151,12 +155,19 @@ func ptrEq[T comparable](a, b *T) bool {
 	return (a == nil) == (b == nil) && (a == nil || *a == *b)
 }
 
-// Replaces reports whether a changed SA must be replaced (deleted and added
-// anew) rather than updated in place: anything but its lifetime and offload
-// list changes what the engine computes or where the SA lives in the SAD.
+// Replaces reports whether a changed SA is another SA (deleted and added
+// anew) rather than the same one updated in place, as a reload decides it
+// (sadb.Compare): a new spi, dst or algorithm or key makes another SA; every
+// other field — src, mode, reqid, esn, replay_window, encap, lifetime,
+// offload, ttl, df, tfc_pad — changes the running SA in place, which keeps
+// its sequence numbers, IV mask and replay window (if the running SA can
+// take the change: a reload refuses one it cannot, naming the field). A
+// replacement that keeps a key of the old SA is refused too: it would start
+// that key's sequence numbers over.
 func (c *Change[T]) Replaces() bool {
 	for _, f := range c.Fields {
-		if f != "lifetime" && f != "offload" {
+		switch f {
+		case "spi", "dst", "aead", "enc", "auth":
 			return true
 		}
 	}

@@ -22,7 +22,14 @@
 // Key material is held in Key values: every fmt verb, JSON and YAML print a
 // placeholder with the length, never the bytes; Reveal is the one explicit way
 // out (for `--show-keys`), and Wipe overwrites the bytes (copies of a Key share
-// them, so wiping one wipes all).
+// them, so wiping one wipes all). The bytes live in locked key memory
+// (crypto/keymem), and a bad key names the position of its bad character,
+// never the key's characters.
+//
+// LoadChecked is Load for the daemon: it refuses a file with keys that group
+// or others can read, a file or directory above it that they can write, and
+// one another user owns (as ssh treats a private key). CheckMetricsAddr keeps
+// daemon.metrics on loopback unless daemon.metrics_public says otherwise.
 //
 // Diff compares two configurations: the SAs and policies added, removed and
 // changed, by name, whether default_verdict changed, and which changed settings

@@ -12,6 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/xdpsec/xdpsec/crypto/keymem"
 	"github.com/xdpsec/xdpsec/ipsec"
 )
 
@@ -63,44 +64,39 @@ func parseUint(s string, bits int) (uint64, error) {
 // bad verb on an enclosing value (%d on a struct) and then prints fields raw;
 // a pointer below the top level prints as an address only. Copies of a Key
 // share the bytes, so Wipe on any copy clears them for all.
+//
+// The bytes live in key memory (crypto/keymem: locked, kept out of core
+// dumps); Wipe zeroes and returns it, after which the Key is empty.
 type Key struct{ s *secret }
 
-type secret struct{ b []byte }
+type secret struct{ mem *keymem.Buf }
 
-// NewKey wraps b without copying it; the Key owns b from now on.
-func NewKey(b []byte) Key { return Key{s: &secret{b: b}} }
+// NewKey copies b into key memory; the caller wipes b if it must.
+func NewKey(b []byte) Key { return Key{s: &secret{mem: keymem.Copy(b)}} }
 
 // ParseKey reads a key written as 0x followed by an even number of hex digits
-// ("" or "0x" is the empty key of NULL encryption).
+// ("" or "0x" is the empty key of NULL encryption), decoding straight into key
+// memory. An error names the position of a bad character, never the key's
+// characters.
 func ParseKey(s string) (Key, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return Key{}, nil
 	}
-	h, ok := strings.CutPrefix(s, "0x")
-	if !ok {
-		h, ok = strings.CutPrefix(s, "0X")
-	}
-	if !ok {
-		return Key{}, fmt.Errorf("parse key: want 0x followed by hex digits")
-	}
-	if len(h)%2 != 0 {
-		return Key{}, fmt.Errorf("parse key: odd number of hex digits (%d)", len(h))
-	}
-	b, err := hex.DecodeString(h)
+	b, err := keymem.ParseHex(s)
 	if err != nil {
-		// hex's own error quotes the offending byte, which would put a key digit in a log.
-		return Key{}, fmt.Errorf("parse key: not a hex digit in the key")
+		return Key{}, fmt.Errorf("parse key: %w", err)
 	}
-	return NewKey(b), nil
+	return Key{s: &secret{mem: b}}, nil
 }
 
 // Bytes returns the key bytes themselves (not a copy): for the ESP engine only.
+// The slice must not be used after Wipe.
 func (k Key) Bytes() []byte {
 	if k.s == nil {
 		return nil
 	}
-	return k.s.b
+	return k.s.mem.Bytes()
 }
 
 // Len is the key length in bytes.
@@ -112,8 +108,13 @@ func (k Key) Equal(o Key) bool {
 	return len(a) == len(b) && subtle.ConstantTimeCompare(a, b) == 1
 }
 
-// Wipe overwrites the key bytes with zeros (in every copy of this Key).
-func (k Key) Wipe() { clear(k.Bytes()) }
+// Wipe overwrites the key bytes with zeros and releases their memory (for every
+// copy of this Key); the Key is empty afterwards.
+func (k Key) Wipe() {
+	if k.s != nil {
+		k.s.mem.Free()
+	}
+}
 
 // Reveal returns the key as 0x-hex, for the explicit --show-keys paths only.
 func (k Key) Reveal() string {

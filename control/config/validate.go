@@ -121,6 +121,11 @@ func (v *validator) topLevel() {
 	if !filepath.IsAbs(c.Daemon.Socket) {
 		v.top("daemon.socket", invalid("%q: want an absolute path", c.Daemon.Socket))
 	}
+	// The directory's owner and modes are checked when the daemon opens it (control/seqstate).
+	if !filepath.IsAbs(c.StateDir) || filepath.Clean(c.StateDir) != c.StateDir || c.StateDir == "/" {
+		v.top("state_dir", invalid("%q: want a clean absolute path of a directory of its own, like /var/lib/xdpsec/%s",
+			c.StateDir, c.Instance))
+	}
 	for _, d := range []struct {
 		field string
 		a     ipsec.Action
@@ -130,8 +135,8 @@ func (v *validator) topLevel() {
 		}
 	}
 	if m := c.Daemon.Metrics; m != "" {
-		if _, port, err := net.SplitHostPort(m); err != nil || port == "" {
-			v.top("daemon.metrics", invalid("%q: want host:port, like 127.0.0.1:9585", m))
+		if err := CheckMetricsAddr(m, c.Daemon.MetricsPublic); err != nil {
+			v.top("daemon.metrics", fmt.Errorf("%w: %w", ErrInvalid, err))
 		}
 	}
 	if n := c.Daemon.EventBacklog; n < 1 || n > MaxEventBacklog {
@@ -445,4 +450,27 @@ func (v *validator) uniquePolicies() {
 			}
 		}
 	}
+}
+
+// ErrMetricsNotLoopback is wrapped by CheckMetricsAddr for an address other hosts may reach.
+var ErrMetricsNotLoopback = errors.New("not a loopback address")
+
+// CheckMetricsAddr checks a metrics address (daemon.metrics, --metrics): host:port, where the host
+// is a loopback address, "localhost" or empty (the metrics server then listens on 127.0.0.1) unless
+// public allows any. The metrics name every SA and policy and show their traffic and state to
+// whoever connects, so serving them beyond this machine is an explicit choice.
+func CheckMetricsAddr(addr string, public bool) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" {
+		return fmt.Errorf("%q: want host:port, like 127.0.0.1:9585", addr)
+	}
+	if public || host == "" || host == "localhost" {
+		return nil
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.Unmap().IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("%q: %w, and the metrics show every SA's name, traffic and state to whoever connects: "+
+		"use 127.0.0.1:%s (or [::1]:%s), or allow other hosts explicitly (daemon.metrics_public: true, or --metrics-public)",
+		addr, ErrMetricsNotLoopback, port, port)
 }

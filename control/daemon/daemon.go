@@ -17,6 +17,7 @@ import (
 
 	"github.com/xdpsec/xdpsec/control/config"
 	"github.com/xdpsec/xdpsec/control/manager"
+	"github.com/xdpsec/xdpsec/control/seqstate"
 	"github.com/xdpsec/xdpsec/crypto/pmtu"
 	"github.com/xdpsec/xdpsec/crypto/worker"
 	"github.com/xdpsec/xdpsec/internal/nsenter"
@@ -47,6 +48,10 @@ type Options struct {
 	ICMPRate int
 	// SyncTimeout bounds the wait for the card to hold the configuration (default 10 s).
 	SyncTimeout time.Duration
+	// LeastPrivilege drops, once the gateway runs, every capability but RunningCapabilities from
+	// every thread of the process and sets no_new_privs (privileges.go): for a process that is
+	// this gateway alone (xdpsec run).
+	LeastPrivilege bool
 }
 
 // Daemon is a running gateway: the card attached to both interfaces, one worker per receive
@@ -66,6 +71,9 @@ type Daemon struct {
 	pmtu    *pmtu.Responder
 	drv     *driver
 	mgr     *manager.Manager
+	// state is the durable sequence state (cfg.StateDir); its Run goroutine ends with stopState.
+	state     *seqstate.Store
+	stopState func()
 
 	// What Start found and obtained, for logs and callers.
 	Info Info
@@ -83,6 +91,7 @@ type Info struct {
 	SocketMode      string // AF_XDP copy or zero-copy
 	MultiBuffer     bool   // card loaded frags-aware, sockets bound with XDP_USE_SG
 	PinDir          string
+	StateDir        string // the durable sequence state
 	WireMTU         int
 	ProtectedMTU    int
 }
@@ -130,6 +139,11 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, er
 	}
 	d.Info.Instance = cfg.Instance
 	if err := d.inspect(); err != nil {
+		return nil, fmt.Errorf("start gateway: %w", err)
+	}
+	// The sequence state before the card: a state directory that is unsafe, damaged or in use by
+	// another daemon stops the start before anything is loaded or attached.
+	if err := d.openState(); err != nil {
 		return nil, fmt.Errorf("start gateway: %w", err)
 	}
 	// Channels in use, where the driver says (veth, most NICs); else what netlink reported.
@@ -225,9 +239,9 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, er
 	local := func(a netip.Addr) bool {
 		return slices.Contains(d.Info.Wire.Addrs, a) || slices.Contains(d.Info.Protected.Addrs, a)
 	}
-	d.drv = newDriver(d.card, sas, []string{cfg.Interfaces.Protected, cfg.Interfaces.Wire}, local)
+	d.drv = newDriver(d.card, sas, d.state, []string{cfg.Interfaces.Protected, cfg.Interfaces.Wire}, local, d.log)
 	mopts := manager.Options{Logger: opts.Log, NoAPI: opts.NoAPI, Socket: opts.Socket,
-		Metrics: opts.Metrics, ExtraCounters: d.workerCounters}
+		Metrics: opts.Metrics, ExtraCounters: d.workerCounters, Keys: d.drv}
 	d.mgr, err = manager.New(cfg, d.drv, mopts)
 	if err != nil {
 		return nil, fmt.Errorf("start gateway: %w", err)
@@ -252,6 +266,11 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, er
 			d.cache.NextHop(sa.Dst)
 		}
 	}
+	if opts.LeastPrivilege {
+		if err := d.leastPrivilege(); err != nil {
+			return nil, fmt.Errorf("start gateway: %w", err)
+		}
+	}
 	attrs := []any{"protected", d.Info.Protected.Name, "protected_xdp", string(d.Info.Protected.Mode),
 		"wire", d.Info.Wire.Name, "wire_xdp", string(d.Info.Wire.Mode),
 		"queues", queues, "af_xdp", d.Info.SocketMode, "multi_buffer", d.Info.MultiBuffer, "wire_mtu", d.Info.WireMTU,
@@ -262,6 +281,27 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, er
 	d.log.Info("gateway running", attrs...)
 	return d, nil
 }
+
+// openState opens the durable sequence state in cfg.StateDir and starts its background step
+// (reservation renewals, inbound high-water marks), which runs until Close.
+func (d *Daemon) openState() error {
+	st, err := seqstate.Open(seqstate.Options{Dir: d.cfg.StateDir, Logger: d.log})
+	if err != nil {
+		return fmt.Errorf("open sequence state: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		st.Run(ctx)
+	}()
+	d.state, d.stopState = st, func() { cancel(); <-done }
+	d.Info.StateDir = d.cfg.StateDir
+	return nil
+}
+
+// StateStats are the durable sequence state's counters (reservations blocked, writes, errors).
+func (d *Daemon) StateStats() seqstate.Stats { return d.state.Stats() }
 
 // attachMode maps the configuration's XDP mode to the loader's.
 func attachMode(m config.XDPMode) loader.XDPMode {
@@ -392,8 +432,9 @@ func (d *Daemon) WorkerStats() map[string]uint64 {
 			"rx_packets": s.RXPackets.Load(), "tx_packets": s.TXPackets.Load(),
 			"sealed": s.Sealed.Load(), "opened": s.Opened.Load(),
 			"bad_meta": s.BadMeta.Load(), "wrong_dir": s.WrongDir.Load(), "no_sa": s.NoSA.Load(),
-			"crypto_errors": s.CryptoErrors.Load(), "policy_mismatch": s.PolicyMismatch.Load(),
-			"ttl_expired": s.TTLExpired.Load(), "no_neigh_out": s.NoNeighOut.Load(),
+			"crypto_errors": s.CryptoErrors.Load(), "seq_unreserved": s.SeqUnreserved.Load(),
+			"policy_mismatch": s.PolicyMismatch.Load(),
+			"ttl_expired":     s.TTLExpired.Load(), "no_neigh_out": s.NoNeighOut.Load(),
 			"no_next_hop_in": s.NoNextHopIn.Load(), "wrong_egress": s.WrongEgress.Load(),
 			"too_big": s.TooBig.Load(), "ptb_sent": s.PTBSent.Load(), "fragments": s.Fragments.Load(),
 			"no_frame": s.NoFrame.Load(), "tx_ring_full": s.TXRingFull.Load(),
@@ -488,6 +529,14 @@ func (d *Daemon) Close() error {
 		d.wg.Wait()
 		for _, w := range d.workers {
 			_ = w.Close()
+		}
+		// Nothing sends or receives any more: persist the last inbound high-water marks and
+		// release the state directory, then wipe the keys.
+		if d.state != nil {
+			d.stopState()
+			if err := d.state.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close sequence state: %w", err))
+			}
 		}
 		if d.drv != nil {
 			d.drv.wipeAll()

@@ -4,10 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +17,7 @@ import (
 	"github.com/xdpsec/xdpsec/control/sadb"
 	"github.com/xdpsec/xdpsec/crypto/worker"
 	"github.com/xdpsec/xdpsec/internal/testbed"
+	"github.com/xdpsec/xdpsec/internal/testutil"
 	"github.com/xdpsec/xdpsec/loader"
 )
 
@@ -28,9 +29,7 @@ var (
 
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: starting a gateway needs root (XDP, AF_XDP, namespaces)")
-	}
+	testutil.RequireRoot(t, "starting a gateway builds namespaces and loads XDP and AF_XDP")
 }
 
 // startPair builds a testbed and starts both gateways in it, in-process.
@@ -40,9 +39,9 @@ func startPair(t *testing.T, tunnels []testbed.Tunnel) (*testbed.Testbed, *Daemo
 }
 
 // startPairWith is startPair on a testbed built with o; edit, if not nil, rewrites the two
-// configuration files first.
+// configuration files first, and each of more adjusts each gateway's Options.
 func startPairWith(t *testing.T, tunnels []testbed.Tunnel, o testbed.Options,
-	edit func(y1, y2 string) (string, string)) (*testbed.Testbed, *Daemon, *Daemon) {
+	edit func(y1, y2 string) (string, string), more ...func(testbed.Node, *Options)) (*testbed.Testbed, *Daemon, *Daemon) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -69,8 +68,11 @@ func startPairWith(t *testing.T, tunnels []testbed.Tunnel, o testbed.Options,
 		if err != nil {
 			t.Fatal(err)
 		}
-		d, err := Start(ctx, cfg, Options{NetNS: ns, NoAPI: true,
-			Log: slog.New(slog.NewTextHandler(testWriter{t}, nil)).With("gw", string(gw))})
+		opts := Options{NetNS: ns, NoAPI: true, Log: slog.New(slog.NewTextHandler(testWriter{t}, nil)).With("gw", string(gw))}
+		for _, f := range more {
+			f(gw, &opts)
+		}
+		d, err := Start(ctx, cfg, opts)
 		ns.Close()
 		if err != nil {
 			t.Fatalf("start %s: %v", gw, err)
@@ -94,17 +96,43 @@ func TestGatewayPairPing(t *testing.T) {
 	tb, d1, d2 := startPair(t, testbed.DefaultTunnels)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	// The first packets may find the next hop unresolved (counted, dropped): warm up, then
-	// require every echo to come back.
-	_ = tb.Ping(ctx, testbed.H1, testbed.H2Addr4, 3)
-	_ = tb.Ping(ctx, testbed.H1, testbed.H2Addr6, 3)
+	// The first packets may find the next hop unresolved (counted, dropped): warm up, counting
+	// what is lost within testbed.MaxWarmUpLoss, then require every echo to come back.
+	warmUp(ctx, t, tb, testbed.H1, testbed.H2Addr4, testbed.H2Addr6)
+	warmUp(ctx, t, tb, testbed.H2, testbed.H1Addr4, testbed.H1Addr6)
+	before := map[*Daemon]map[saKey]uint64{d1: espPackets(d1), d2: espPackets(d2)}
+	const echoes = 3
 	for _, dst := range []struct {
 		from testbed.Node
-		a    string
-	}{{testbed.H1, testbed.H2Addr4.String()}, {testbed.H1, testbed.H2Addr6.String()},
-		{testbed.H2, testbed.H1Addr4.String()}, {testbed.H2, testbed.H1Addr6.String()}} {
-		if _, err := tb.Run(ctx, dst.from, "ping", "-n", "-q", "-c", "3", "-i", "0.2", "-W", "2", dst.a); err != nil {
+		a    netip.Addr
+	}{{testbed.H1, testbed.H2Addr4}, {testbed.H1, testbed.H2Addr6},
+		{testbed.H2, testbed.H1Addr4}, {testbed.H2, testbed.H1Addr6}} {
+		if err := tb.Ping(ctx, dst.from, dst.a, echoes); err != nil {
 			t.Errorf("ping %s from %s: %v", dst.a, dst.from, err)
+		}
+	}
+	// Through the tunnel, not around it: each SA, at both ends, carried every echo request and
+	// reply of its direction — h1's requests and h2's replies, and the reverse — and nothing else.
+	// The workers add to the counters after each batch: wait for them, then require the exact count.
+	want := map[saKey]uint64{}
+	for _, tun := range testbed.DefaultTunnels {
+		for _, spi := range []uint32{tun.SPI, tun.SPI + 1} {
+			want[saKey{spi, "out"}], want[saKey{spi, "in"}] = 2*echoes, 2*echoes
+		}
+	}
+	for _, d := range []*Daemon{d1, d2} {
+		delta := func() map[saKey]uint64 {
+			now, out := espPackets(d), map[saKey]uint64{}
+			for k, n := range now {
+				if n != before[d][k] {
+					out[k] = n - before[d][k]
+				}
+			}
+			return out
+		}
+		testutil.Eventually(5*time.Second, func() bool { return maps.Equal(delta(), wantOn(d, want)) })
+		if got := delta(); !maps.Equal(got, wantOn(d, want)) {
+			t.Errorf("%s: ESP packets per SA during the pings %v, want %v", d.Info.Instance, got, wantOn(d, want))
 		}
 	}
 	for _, d := range []*Daemon{d1, d2} {
@@ -112,6 +140,47 @@ func TestGatewayPairPing(t *testing.T) {
 		t.Logf("%s: workers %v", d.Info.Instance, d.WorkerStats())
 		if g, err := d.drv.GlobalCounters(); err == nil {
 			t.Logf("%s: card %v", d.Info.Instance, nonzero(g))
+		}
+	}
+}
+
+// saKey names one end of an SA: its SPI and its direction at this gateway.
+type saKey struct {
+	spi uint32
+	dir string
+}
+
+// espPackets reads the packets each SA of d sealed (out) or opened (in).
+func espPackets(d *Daemon) map[saKey]uint64 {
+	out := map[saKey]uint64{}
+	for _, sa := range d.SAs() {
+		out[saKey{sa.SPI, sa.Dir}] = sa.Packets
+	}
+	return out
+}
+
+// wantOn keeps of want the SA ends d holds: gw1 seals SPI n and opens n+1, gw2 the reverse.
+func wantOn(d *Daemon, want map[saKey]uint64) map[saKey]uint64 {
+	out := map[saKey]uint64{}
+	for k := range espPackets(d) {
+		if n, ok := want[k]; ok {
+			out[k] = n
+		}
+	}
+	return out
+}
+
+// warmUp sends first echoes from one host to each of dsts until one is answered (testbed.WarmUp):
+// losses within testbed.MaxWarmUpLoss are inherent, more fail the test.
+func warmUp(ctx context.Context, t *testing.T, tb *testbed.Testbed, from testbed.Node, dsts ...netip.Addr) {
+	t.Helper()
+	for _, dst := range dsts {
+		lost, err := tb.WarmUp(ctx, from, dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lost > 0 {
+			t.Logf("warm-up %s → %s: %d first echo(es) lost while the gateways resolved their next hops", from, dst, lost)
 		}
 	}
 }
@@ -143,8 +212,12 @@ func TestAcquireWhenSAIsMissing(t *testing.T) {
 		t.Fatal(err)
 	}
 	before, _ := d1.Card().ReasonCounts()
-	if err := tb.Ping(ctx, testbed.H1, testbed.H2Addr4, 2); err == nil {
-		t.Fatal("ping got through a PROTECT policy without an SA")
+	r, err := tb.PingCount(ctx, testbed.H1, testbed.H2Addr4, 2, testbed.PingOptions{Wait: time.Second})
+	if err != nil || r.Sent != 2 {
+		t.Fatalf("ping: %+v %v", r, err)
+	}
+	if r.Received != 0 {
+		t.Fatalf("%d of %d echoes got through a PROTECT policy without an SA", r.Received, r.Sent)
 	}
 	for {
 		select {
@@ -157,8 +230,8 @@ func TestAcquireWhenSAIsMissing(t *testing.T) {
 			}
 			after, _ := d1.Card().ReasonCounts()
 			t.Logf("ACQUIRE %+v; card OutNoStates %d→%d", ev, before["OutNoStates"], after["OutNoStates"])
-			if after["OutNoStates"] <= before["OutNoStates"] {
-				t.Error("the card did not count the dropped packets under OutNoStates")
+			if d := after["OutNoStates"] - before["OutNoStates"]; d != uint64(r.Sent) {
+				t.Errorf("the card counted %d packets under OutNoStates, want the %d echo requests", d, r.Sent)
 			}
 			stats, err := d1.Manager().GlobalCounters(ctx)
 			if err != nil {
@@ -186,19 +259,18 @@ func TestTransportModeKeepsTTL(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	_ = tb.Ping(ctx, testbed.H1, testbed.H2Addr4, 3)
-	_ = tb.Ping(ctx, testbed.H1, testbed.H2Addr6, 3)
+	warmUp(ctx, t, tb, testbed.H1, testbed.H2Addr4, testbed.H2Addr6)
 	for _, c := range []struct {
-		dst string
+		dst netip.Addr
 		ttl string
-	}{{testbed.H2Addr4.String(), "ttl=64"}, {testbed.H2Addr6.String(), "ttl=62"}} {
-		out, err := tb.Run(ctx, testbed.H1, "ping", "-n", "-c", "3", "-i", "0.2", "-W", "2", c.dst)
-		if err != nil {
-			t.Errorf("ping %s: %v\n%s", c.dst, err, out)
+	}{{testbed.H2Addr4, "ttl=64"}, {testbed.H2Addr6, "ttl=62"}} {
+		r, err := tb.PingCount(ctx, testbed.H1, c.dst, 3, testbed.PingOptions{Replies: true})
+		if err != nil || r.Received != 3 {
+			t.Errorf("ping %s: %d of 3 echoes answered (%v)\n%s", c.dst, r.Received, err, r.Output)
 			continue
 		}
-		if !strings.Contains(out, c.ttl) {
-			t.Errorf("ping %s: replies do not arrive with %s:\n%s", c.dst, c.ttl, out)
+		if n := strings.Count(r.Output, " "+c.ttl+" "); n != 3 {
+			t.Errorf("ping %s: %d of 3 replies arrive with %s:\n%s", c.dst, n, c.ttl, r.Output)
 		}
 	}
 	for _, d := range []*Daemon{d1, d2} {
@@ -270,7 +342,7 @@ func TestHostOwnTrafficThroughVeth(t *testing.T) {
 	if out, err := tb.Run(ctx, testbed.H1, "ethtool", "-k", testbed.H1Eth); err != nil || !strings.Contains(out, "tx-checksumming: on") {
 		t.Fatalf("h1-eth0 must keep transmit checksum offload on for this test: %v\n%s", err, out)
 	}
-	_ = tb.Ping(ctx, testbed.H1, testbed.H2Addr4, 2) // resolve the next hops
+	warmUp(ctx, t, tb, testbed.H1, testbed.H2Addr4) // resolve the next hops
 	transferTCP(t, tb, testbed.H2Addr4, 8<<20)
 	if n := d1.WorkerStats()["checksums_completed"]; n == 0 {
 		t.Error("gw1 completed no checksum: the host's packets did not carry CHECKSUM_PARTIAL, the test proves nothing")
@@ -291,7 +363,7 @@ func TestWorkerPerQueue(t *testing.T) {
 				len(d.workers), len(d.socks))
 		}
 	}
-	_ = tb.Ping(ctx, testbed.H1, testbed.H2Addr4, 2)
+	warmUp(ctx, t, tb, testbed.H1, testbed.H2Addr4)
 	res, err := tb.Iperf3(ctx, testbed.IperfOptions{Dst: testbed.H2Addr4, Streams: 16, Duration: time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -333,10 +405,14 @@ func TestLifetimeFromWorkerCounters(t *testing.T) {
 	defer cancel()
 	sub := d1.Manager().Subscribe(256)
 	defer sub.Close()
-	ping := make(chan struct{})
+	ping := make(chan testbed.PingResult, 1)
 	go func() {
-		defer close(ping)
-		_, _ = tb.Run(ctx, testbed.H1, "ping", "-n", "-q", "-c", "60", "-i", "0.05", "-W", "1", testbed.H2Addr4.String())
+		// Echoes past the hard limit are lost on purpose; what the ping counted is checked below.
+		r, err := tb.PingCount(ctx, testbed.H1, testbed.H2Addr4, 60, testbed.PingOptions{Interval: 50 * time.Millisecond, Wait: time.Second})
+		if err != nil {
+			t.Error(err)
+		}
+		ping <- r
 	}()
 	var soft, hard bool
 	for !hard {
@@ -364,7 +440,7 @@ func TestLifetimeFromWorkerCounters(t *testing.T) {
 			t.Fatalf("no hard expiry (soft %v); gw1's SAs: %+v", soft, d1.SAs())
 		}
 	}
-	<-ping
+	pr := <-ping
 	for _, sa := range d1.SAs() {
 		if sa.Name == "v4-gw1-to-gw2" {
 			t.Errorf("the hard-expired SA is still held by the card: %+v", sa)
@@ -381,6 +457,10 @@ func TestLifetimeFromWorkerCounters(t *testing.T) {
 	// the first echo may have been dropped at gw2 while it resolved h2).
 	if opened < 10 || opened > 30 {
 		t.Errorf("gw2 opened %d packets of the SA with a hard limit of 20", opened)
+	}
+	// Every reply h1 got answers a request gw2 opened; all 60 requests went out.
+	if pr.Sent != 60 || uint64(pr.Received) > opened {
+		t.Errorf("ping: %d sent, %d answered; want 60 sent and at most the %d gw2 opened", pr.Sent, pr.Received, opened)
 	}
 }
 
@@ -426,7 +506,7 @@ func TestInboundSABeforeItsPolicy(t *testing.T) {
 	if d := dirOf(); d != "in" {
 		t.Errorf("after the inbound policy arrived, gw2 holds SA 0x3000 as %q, want in", d)
 	}
-	_ = tb.Ping(ctx, testbed.H1, testbed.H2Addr4, 2)
+	warmUp(ctx, t, tb, testbed.H1, testbed.H2Addr4)
 	if err := tb.Ping(ctx, testbed.H1, testbed.H2Addr4, 3); err != nil {
 		t.Errorf("ping through the transport SAs: %v", err)
 	}
@@ -480,8 +560,7 @@ func TestMultiBufferKeepsTSO(t *testing.T) {
 			t.Fatalf("%s-eth0 lost TSO/GSO with the card attached in generic mode: %v\n%s", h, err, out)
 		}
 	}
-	_ = tb.Ping(ctx, testbed.H1, testbed.H2Addr4, 2) // resolve the next hops
-	_ = tb.Ping(ctx, testbed.H1, testbed.H2Addr6, 2)
+	warmUp(ctx, t, tb, testbed.H1, testbed.H2Addr4, testbed.H2Addr6) // resolve the next hops
 	defer func() {
 		t.Logf("gw1 workers %v sockets %+v", nonzero(d1.WorkerStats()), d1.SocketStats())
 		t.Logf("gw2 workers %v sockets %+v", nonzero(d2.WorkerStats()), d2.SocketStats())

@@ -4,7 +4,10 @@
 // # Start, in order
 //
 //  1. Inspect both interfaces (index, addresses, wire MTU) and count the receive queues in use
-//     (ETHTOOL_GCHANNELS; a veth allocates a queue per CPU but uses one).
+//     (ETHTOOL_GCHANNELS; a veth allocates a queue per CPU but uses one). Open the durable sequence
+//     state in the configuration's state_dir (control/seqstate: checked, locked, loaded) and start
+//     its background step (reservation renewals, inbound high-water marks): a state directory that
+//     is unsafe, damaged or held by another daemon stops the start here, before anything is loaded.
 //  2. Load the card (loader.Load) with the configuration's capacities, pinned under
 //     /sys/fs/bpf/xdpsec/<instance>/. The workers' per-SA counters are the card's mmap-able
 //     worker_stats map, through loader.WorkerStats (mapped by the loader), so bpftool and the
@@ -21,10 +24,19 @@
 //     configuration says auto) — after the sockets, so the first packet already finds a worker —
 //     and start the workers.
 //  6. Start the control plane (control/manager) on an offload driver that joins the card's
-//     tables and the workers' SA table: every SA is put in the workers' table (keys) before the
-//     card may name it, and taken out of the card before its keys are wiped. Wait until the card
+//     tables, the workers' SA table and the sequence state: every SA is put in the workers' table
+//     (keys) before the card may name it, and taken out of the card before its keys are wiped; an
+//     outbound SA only once its first sequence reservation is on disk (with the IV mask and the
+//     numbers of its earlier lives), an inbound SA with its persisted replay high-water mark. The
+//     driver also answers the manager's questions about keys (retired ones are refused) and about
+//     updates in place (esp.Continue). Wait until the card
 //     holds the configuration, then ask the neighbour cache for every tunnel peer, so that the
 //     card's FIB lookups find their neighbours from the first packet on.
+//  7. With Options.LeastPrivilege (xdpsec run), drop every capability but RunningCapabilities
+//     (CAP_NET_ADMIN, for next-hop resolution) from every thread's permitted, effective,
+//     inheritable, ambient and bounding sets, set no_new_privs, and check each thread in
+//     /proc/self/task (privileges.go; docs/security.md says how the kept set was found). Nothing a
+//     running gateway does creates a map, loads a program or opens a socket: those are all above.
 //
 // With dataplane.multi_buffer the card is loaded frags-aware (loader.Config.Frags) and the sockets
 // bound with XDP_USE_SG, so packets larger than a frame reach the workers as descriptor chains,
@@ -37,7 +49,8 @@
 // cannot be delivered to a socket without SG (Start warns).
 //
 // It logs what it attached and in which XDP and AF_XDP mode. Close undoes all of it in reverse:
-// control plane, detach (the card stops handing out packets), stop the workers, wipe keys, close
+// control plane, detach (the card stops handing out packets), stop the workers, close the sequence
+// state (the last inbound high-water marks persisted, the directory unlocked), wipe keys, close
 // sockets and UMEM, unpin — nothing stays attached or pinned. Start undoes what it did on any
 // failure.
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"slices"
@@ -12,7 +13,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/xdpsec/xdpsec/control/manager"
 	"github.com/xdpsec/xdpsec/control/offload"
+	"github.com/xdpsec/xdpsec/control/sadb"
+	"github.com/xdpsec/xdpsec/control/seqstate"
 	"github.com/xdpsec/xdpsec/crypto/esp"
 	"github.com/xdpsec/xdpsec/crypto/worker"
 	"github.com/xdpsec/xdpsec/ipsec"
@@ -23,9 +27,16 @@ import (
 // tables (loader.Card, selectors and SPIs, never keys) and the workers' SA table (the keys). One card
 // serves both interfaces of the instance, so an SA or policy offloaded to both is held once and
 // counted per interface; it leaves the card when it leaves its last interface.
+//
+// With a durable sequence state (control/seqstate) every SA it installs holds a handle there: an
+// outbound SA is installed only once its first reservation is on disk, and starts above what any
+// earlier life of it may have sent, with that life's IV mask; an inbound SA starts with the replay
+// window of its last persisted high-water mark.
 type driver struct {
 	card   *loader.Card
 	sas    *worker.SATable
+	state  *seqstate.Store // nil: no durable sequence state (tests of the driver alone)
+	log    *slog.Logger
 	ifaces []string
 	local  func(netip.Addr) bool // is the address one of this gateway's (decides an SA's direction)
 
@@ -33,10 +44,17 @@ type driver struct {
 	held map[uint32]*heldSA
 	pols map[uint32]*heldPolicy
 	uses map[*heldSA]useMark // last use readings (usage.go)
+	// replaced are SAs an update in place took out of the workers' table; they are wiped a
+	// moment later (wipeGrace), once no worker can be inside a call with them.
+	replaced map[*esp.SA]*time.Timer
 
 	acqMu sync.Mutex
 	acq   *loader.AcquireReader
 }
+
+// wipeGrace is how long an SA replaced by an update in place stays usable for a worker that loaded
+// it just before the replacement: a worker's call takes microseconds.
+const wipeGrace = time.Second
 
 type heldSA struct {
 	index     uint32
@@ -46,8 +64,39 @@ type heldSA struct {
 	dir       ipsec.Dir
 	transport bool
 	sa        *esp.SA
-	sels      []ipsec.Selector
+	shape     espShape // what the SA was made with, but the keys
+	card      loader.SA
+	check     ipsec.CheckList
+	handle    stateHandle // nil without a durable state
 	ifaces    map[string]bool
+}
+
+// espShape is what of an SA's parameters an update in place may change (esp.Continue): if it
+// differs, the driver continues the SA with the new ones.
+type espShape struct {
+	src          netip.Addr
+	mode         ipsec.Mode
+	esn          bool
+	replayWindow uint32
+	encap        esp.UDPEncap
+	udp          bool
+	ttl          uint8
+	df           esp.DFPolicy
+	tfcPadTo     uint16
+}
+
+func shapeOf(p *esp.Params) espShape {
+	s := espShape{src: p.Src, mode: p.Mode, esn: p.ESN, replayWindow: p.ReplayWindow, ttl: p.TTL, df: p.DF,
+		tfcPadTo: p.TFCPadTo}
+	if p.UDPEncap != nil {
+		s.udp, s.encap = true, *p.UDPEncap
+	}
+	return s
+}
+
+// stateHandle is an SA's claim on its durable sequence state (*seqstate.Outbound or *seqstate.Inbound).
+type stateHandle interface {
+	Release()
 }
 
 type heldPolicy struct {
@@ -57,9 +106,13 @@ type heldPolicy struct {
 
 var _ offload.Driver = (*driver)(nil)
 
-func newDriver(card *loader.Card, sas *worker.SATable, ifaces []string, local func(netip.Addr) bool) *driver {
-	return &driver{card: card, sas: sas, ifaces: ifaces, local: local,
-		held: map[uint32]*heldSA{}, pols: map[uint32]*heldPolicy{}}
+func newDriver(card *loader.Card, sas *worker.SATable, state *seqstate.Store, ifaces []string, local func(netip.Addr) bool,
+	log *slog.Logger) *driver {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &driver{card: card, sas: sas, state: state, ifaces: ifaces, local: local, log: log,
+		held: map[uint32]*heldSA{}, pols: map[uint32]*heldPolicy{}, replaced: map[*esp.SA]*time.Timer{}}
 }
 
 func (d *driver) Interfaces() []string { return slices.Clone(d.ifaces) }
@@ -72,8 +125,7 @@ func (d *driver) known(iface string) error {
 }
 
 // InstallSA puts the SA's keys into the workers' table before the card may name it, and the card's
-// entry after. An SA already held (same SPI and destination) is updated in place: the same esp.SA
-// keeps its sequence numbers and replay window.
+// entry after. An SA already held (same SPI and destination) is updated in place (update).
 func (d *driver) InstallSA(o *offload.SAOffload) error {
 	if err := d.known(o.Iface); err != nil {
 		return err
@@ -82,77 +134,75 @@ func (d *driver) InstallSA(o *offload.SAOffload) error {
 	defer d.mu.Unlock()
 	e := o.SA
 	var wasOn map[string]bool
-	if h, ok := d.held[o.Index]; ok && h.dir == ipsec.DirOut && e.Dir == nil && len(o.InSelectors) > 0 {
+	if h, ok := d.held[o.Index]; ok && h.dir == ipsec.DirOut && e.Dir == nil && o.InCheck.ServesAny() {
 		// Offered before any inbound policy named it, with no direction in the SAD and a
 		// destination that is not ours, it was taken for outbound; an inbound policy now expects
-		// traffic through it, so it is inbound. Nothing can have been opened with it: install it
-		// afresh as inbound (new engine state) on every interface it was held on.
+		// traffic through it, so it is inbound. Install it afresh as inbound (new engine state,
+		// and its outbound reservation released) on every interface it was held on.
 		if err := d.card.DeleteSA(o.Index); err != nil {
 			return fmt.Errorf("move sa %d to inbound: %w", o.Index, err)
 		}
 		d.sas.Remove(o.Index)
-		h.sa.Wipe()
-		delete(d.held, o.Index)
+		d.drop(o.Index, h)
 		wasOn = h.ifaces
 	}
 	if h, ok := d.held[o.Index]; ok {
-		if d.moving(h, o) {
-			return d.moveSA(h, o)
-		}
-		if h.spi != e.SPI || h.dst != e.Dst {
+		// A moved SA (sadb.Store.MigrateSA) comes under its new destination: the engine names the
+		// identity the card holds it under.
+		if h.spi != e.SPI || (h.dst != e.Dst && o.MovedFrom != (sadb.SAID{SPI: h.spi, Dst: h.dst, Proto: ipsec.ProtoESP})) {
 			return fmt.Errorf("install sa %d: index holds spi 0x%x dst %s", o.Index, h.spi, h.dst)
 		}
-		h.ifaces[o.Iface] = true
-		if h.dir == ipsec.DirIn && !slices.Equal(h.sels, o.InSelectors) && len(o.InSelectors) > 0 {
-			// Entries are immutable: republish with the new selectors, same engine state.
-			old := d.sas.Remove(o.Index)
-			ent := &worker.Entry{SA: h.sa, Dir: ipsec.DirIn, Selectors: o.InSelectors, Transport: h.transport}
-			if err := d.sas.Install(o.Index, ent); err != nil {
-				if old != nil {
-					_ = d.sas.Install(o.Index, old)
-				}
-				return fmt.Errorf("update sa %d selectors: %w", o.Index, err)
-			}
-			h.sels = slices.Clone(o.InSelectors)
+		if err := d.update(o, h); err != nil {
+			return err
 		}
+		h.ifaces[o.Iface] = true
 		return nil
 	}
+	return d.install(o, wasOn)
+}
+
+// install puts a new SA into the workers' table and the card.
+func (d *driver) install(o *offload.SAOffload, wasOn map[string]bool) error {
+	e := o.SA
 	params, err := e.ESPParams()
 	if err != nil {
 		return offload.Nack(offload.ReasonUnsupported, "%v", err)
 	}
-	esa, err := esp.New(params)
-	if err != nil {
-		return offload.Nack(offload.ReasonUnsupported, "%v", err)
-	}
 	dir := d.direction(o)
-	if dir == ipsec.DirIn && len(o.InSelectors) == 0 {
+	if dir == ipsec.DirIn && !o.InCheck.ServesAny() {
 		// No inbound PROTECT policy serves it yet: the post-decryption check would have nothing
-		// to accept. The engine re-offers it with selectors once a policy points at it.
-		esa.Wipe()
+		// to accept. The engine re-offers it once a policy points at it.
 		return offload.Nack(offload.ReasonNoPolicy, "inbound sa %s has no policy to check against", e.ID())
+	}
+	esa, handle, err := d.newSA(params, dir)
+	if err != nil {
+		return err
+	}
+	undo := func() {
+		if handle != nil {
+			handle.Release()
+		}
+		esa.Wipe()
 	}
 	// A transport-mode packet is the endpoint's own: the worker must not decrement its TTL as a
 	// router hop would.
-	ent := &worker.Entry{SA: esa, Dir: dir, Selectors: o.InSelectors, Transport: params.Mode == ipsec.ModeTransport}
+	ent := &worker.Entry{SA: esa, Dir: dir, Transport: params.Mode == ipsec.ModeTransport}
 	if dir == ipsec.DirOut {
 		ent.OuterDst = e.Dst
+	} else {
+		ent.Check = o.InCheck
 	}
 	if err := d.sas.Install(o.Index, ent); err != nil {
-		esa.Wipe()
+		undo()
 		if errors.Is(err, worker.ErrIndex) {
 			return offload.Nack(offload.ReasonTableFull, "%v", err)
 		}
 		return fmt.Errorf("install sa %d in the workers: %w", o.Index, err)
 	}
-	csa := loader.SA{Dir: dir, SPI: e.SPI, Src: e.Src, Dst: e.Dst, Mode: params.Mode,
-		PolicyID: loader.NoPolicy, ReqID: e.Reqid}
-	if e.Encap != nil {
-		csa.EncapSrcPort, csa.EncapDstPort = e.Encap.Sport, e.Encap.Dport
-	}
+	csa := cardSA(e, dir, params.Mode)
 	if err := d.card.PutSA(o.Index, csa); err != nil {
 		d.sas.Remove(o.Index)
-		esa.Wipe()
+		undo()
 		if errors.Is(err, loader.ErrCapacity) {
 			return offload.Nack(offload.ReasonTableFull, "%v", err)
 		}
@@ -163,17 +213,206 @@ func (d *driver) InstallSA(o *offload.SAOffload) error {
 		ifaces[ifc] = true
 	}
 	d.held[o.Index] = &heldSA{index: o.Index, name: e.Name, spi: e.SPI, dst: e.Dst, dir: dir, transport: ent.Transport, sa: esa,
-		sels: slices.Clone(o.InSelectors), ifaces: ifaces}
+		shape: shapeOf(&params), card: csa, check: slices.Clone(ent.Check), handle: handle, ifaces: ifaces}
 	return nil
 }
 
-// direction: the SA's own dir when the SAD has one; else inbound when an inbound policy's
-// selectors came with it or its destination is one of ours.
+// newSA makes the engine's SA for params in direction dir, with its durable sequence state: an
+// outbound SA gets its first reservation (on disk when this returns), the IV mask of its earlier
+// lives and a counter above what they may have sent; an inbound SA the replay window of its last
+// persisted high-water mark. Without a reservation the SA is refused, never installed.
+func (d *driver) newSA(params esp.Params, dir ipsec.Dir) (*esp.SA, stateHandle, error) {
+	var opts []esp.Option
+	var handle stateHandle
+	var attach func(*esp.SA) error
+	if d.state != nil {
+		switch dir {
+		case ipsec.DirOut:
+			h, err := d.state.Outbound(params)
+			if err != nil {
+				return nil, nil, stateNack(err)
+			}
+			params.Seq, opts, handle, attach = h.Seq(), h.Options(), h, func(sa *esp.SA) error { return h.Attach(sa) }
+		default:
+			h, err := d.state.Inbound(params)
+			if err != nil {
+				return nil, nil, stateNack(err)
+			}
+			params.Seq, handle, attach = h.Top(), h, func(sa *esp.SA) error { return h.Attach(sa) }
+		}
+	}
+	esa, err := esp.New(params, opts...)
+	if err != nil {
+		if handle != nil {
+			handle.Release()
+		}
+		return nil, nil, offload.Nack(offload.ReasonUnsupported, "%v", err)
+	}
+	if attach != nil {
+		if err := attach(esa); err != nil {
+			handle.Release()
+			esa.Wipe()
+			return nil, nil, fmt.Errorf("attach sequence state: %w", err)
+		}
+	}
+	return esa, handle, nil
+}
+
+// stateNack turns a refusal of the durable sequence state into the engine's words: a retired or
+// exhausted key for good, anything else (a write that failed) for now.
+func stateNack(err error) error {
+	switch {
+	case errors.Is(err, seqstate.ErrRetired), errors.Is(err, seqstate.ErrExhausted):
+		return offload.Nack(offload.ReasonRetired, "%v", err)
+	case errors.Is(err, seqstate.ErrClaimed):
+		return fmt.Errorf("sequence state: %w", err) // another index still holds it: retried
+	}
+	return offload.Nack(offload.ReasonSeqState, "%v", err)
+}
+
+// cardSA is what the card holds of e in direction dir.
+func cardSA(e *sadb.SAEntry, dir ipsec.Dir, mode ipsec.Mode) loader.SA {
+	csa := loader.SA{Dir: dir, SPI: e.SPI, Src: e.Src, Dst: e.Dst, Mode: mode, PolicyID: loader.NoPolicy, ReqID: e.Reqid}
+	if e.Encap != nil {
+		csa.EncapSrcPort, csa.EncapDstPort = e.Encap.Sport, e.Encap.Dport
+	}
+	return csa
+}
+
+// update brings a held SA to o in place: new settings continue the same engine state
+// (esp.Continue: sequence counter, ceiling, IV mask and replay window shared; esp.Migrate when the
+// SA moved to another destination), a new check list replaces the old one, and the card's entry
+// (addresses, mode, reqid, encapsulation ports) is rewritten in place, keeping its counters; a moved
+// inbound SA's lookup key moves make-before-break (loader.Card.PutSA). The workers' entry changes
+// in one atomic store, so no packet finds the SA missing.
+func (d *driver) update(o *offload.SAOffload, h *heldSA) error {
+	e := o.SA
+	params, err := e.ESPParams()
+	if err != nil {
+		return offload.Nack(offload.ReasonUnsupported, "%v", err)
+	}
+	if e.Dir != nil && *e.Dir != h.dir {
+		return offload.Nack(offload.ReasonUnsupported, "sa %s: dir %s cannot change in place (held as %s)", e.ID(), *e.Dir, h.dir)
+	}
+	shape := shapeOf(&params)
+	check := h.check
+	if h.dir == ipsec.DirIn {
+		check = o.InCheck
+	}
+	csa := cardSA(e, h.dir, params.Mode)
+	moved := e.Dst != h.dst
+	if shape == h.shape && slices.Equal(check, h.check) && csa == h.card && !moved {
+		return nil
+	}
+	sa := h.sa
+	switch {
+	case moved:
+		if sa, err = esp.Migrate(h.sa, params); err != nil {
+			return offload.Nack(offload.ReasonUnsupported, "sa %s cannot move in place: %v", e.ID(), err)
+		}
+	case shape != h.shape:
+		if sa, err = esp.Continue(h.sa, params); err != nil {
+			return offload.Nack(offload.ReasonUnsupported, "sa %s cannot change in place: %v", e.ID(), err)
+		}
+	}
+	ent := &worker.Entry{SA: sa, Dir: h.dir, Check: check, Transport: params.Mode == ipsec.ModeTransport}
+	if h.dir == ipsec.DirOut {
+		ent.OuterDst = e.Dst
+	}
+	old, err := d.sas.Replace(o.Index, ent)
+	if err != nil {
+		if sa != h.sa {
+			sa.Wipe()
+		}
+		return fmt.Errorf("update sa %d in the workers: %w", o.Index, err)
+	}
+	if csa != h.card {
+		if err := d.card.PutSA(o.Index, csa); err != nil {
+			if old != nil {
+				_, _ = d.sas.Replace(o.Index, old)
+			}
+			if sa != h.sa {
+				sa.Wipe()
+			}
+			return fmt.Errorf("update sa %d in the card: %w", o.Index, err)
+		}
+	}
+	if sa != h.sa {
+		switch sh := h.handle.(type) {
+		case *seqstate.Outbound:
+			err = sh.Attach(sa)
+		case *seqstate.Inbound:
+			err = sh.Attach(sa)
+		}
+		if err != nil {
+			// The state let go of the SA (its key retired): it keeps the ceiling it has and the
+			// shared counter stops there, as the old one would have.
+			d.log.Warn("attach updated sa to its sequence state", "sa", h.name, "err", err)
+		}
+		d.wipeLater(h.sa)
+		h.sa, h.shape = sa, shape
+	}
+	h.check, h.card, h.transport, h.dst = slices.Clone(check), csa, ent.Transport, e.Dst
+	return nil
+}
+
+// CheckUpdate tells whether the SA at index can take e's settings in place (offload.UpdateChecker):
+// it tries esp.Continue and throws the result away.
+func (d *driver) CheckUpdate(index uint32, e *sadb.SAEntry) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	h, ok := d.held[index]
+	if !ok {
+		return nil
+	}
+	if h.spi != e.SPI || h.dst != e.Dst {
+		return fmt.Errorf("sa index %d holds spi 0x%x dst %s", index, h.spi, h.dst)
+	}
+	if e.Dir != nil && *e.Dir != h.dir {
+		return fmt.Errorf("dir %s: the running sa is %s", *e.Dir, h.dir)
+	}
+	params, err := e.ESPParams()
+	if err != nil {
+		return err
+	}
+	if shapeOf(&params) == h.shape {
+		return nil
+	}
+	sa, err := esp.Continue(h.sa, params)
+	if err != nil {
+		return err
+	}
+	sa.Wipe()
+	return nil
+}
+
+// wipeLater wipes an SA an update replaced after wipeGrace (wipeAll at once).
+func (d *driver) wipeLater(sa *esp.SA) {
+	d.replaced[sa] = time.AfterFunc(wipeGrace, func() {
+		sa.Wipe()
+		d.mu.Lock()
+		delete(d.replaced, sa)
+		d.mu.Unlock()
+	})
+}
+
+// drop forgets a held SA that left the card and the workers' table: its sequence state is
+// released (kept on disk for a re-add) and its key wiped.
+func (d *driver) drop(index uint32, h *heldSA) {
+	if h.handle != nil {
+		h.handle.Release()
+	}
+	h.sa.Wipe()
+	delete(d.held, index)
+}
+
+// direction: the SA's own dir when the SAD has one; else inbound when it serves an inbound
+// policy or its destination is one of ours.
 func (d *driver) direction(o *offload.SAOffload) ipsec.Dir {
 	if o.SA.Dir != nil {
 		return *o.SA.Dir
 	}
-	if len(o.InSelectors) > 0 || (d.local != nil && d.local(o.SA.Dst)) {
+	if o.InCheck.ServesAny() || (d.local != nil && d.local(o.SA.Dst)) {
 		return ipsec.DirIn
 	}
 	return ipsec.DirOut
@@ -198,8 +437,7 @@ func (d *driver) RemoveSA(index uint32, iface string) error {
 		return fmt.Errorf("remove sa %d from the card: %w", index, err)
 	}
 	d.sas.Remove(index)
-	h.sa.Wipe()
-	delete(d.held, index)
+	d.drop(index, h)
 	return nil
 }
 
@@ -272,6 +510,9 @@ func saCounters(s loader.WorkerSAStats) offload.SACounters {
 			c.IntegrityErrors += n
 		case esp.ReasonSeqExhausted:
 			c.SeqExhausted = c.SeqExhausted || n > 0
+			c.OtherErrors += n
+		case esp.ReasonSeqUnreserved:
+			c.SeqUnreserved += n
 			c.OtherErrors += n
 		default:
 			c.OtherErrors += n
@@ -364,7 +605,8 @@ func (d *driver) list() []SAInfo {
 	return out
 }
 
-// wipeAll wipes every key the workers hold, at shutdown, after the workers stopped.
+// wipeAll wipes every key the workers hold, at shutdown, after the workers stopped. The SAs'
+// sequence states stay claimed: the state's Close persists them as they are.
 func (d *driver) wipeAll() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -372,6 +614,11 @@ func (d *driver) wipeAll() {
 		d.sas.Remove(idx)
 		h.sa.Wipe()
 		delete(d.held, idx)
+	}
+	for sa, t := range d.replaced {
+		t.Stop()
+		sa.Wipe()
+		delete(d.replaced, sa)
 	}
 }
 
@@ -438,4 +685,50 @@ func (d *driver) closeAcquire() {
 		_ = d.acq.Close()
 		d.acq = nil
 	}
+}
+
+// The durable sequence state of the SAs' keys, as the manager consults it (manager.KeyState).
+var _ manager.KeyState = (*driver)(nil)
+
+// Admit refuses an SA whose key the state retired (manager.KeyState).
+func (d *driver) Admit(sa *sadb.SA) error {
+	if d.state == nil {
+		return nil
+	}
+	p, err := sa.ESPParams()
+	if err != nil {
+		return nil // invalid: the SAD says why
+	}
+	return d.state.Admit(p)
+}
+
+// Prepare reserves, in one write, for the SAs among sas that will be outbound: their own dir, or
+// none and a destination that is not this gateway's (manager.KeyState).
+func (d *driver) Prepare(sas []sadb.SA) error {
+	if d.state == nil {
+		return nil
+	}
+	ps := make([]esp.Params, 0, len(sas))
+	for i := range sas {
+		sa := &sas[i]
+		if sa.Dir != nil && *sa.Dir != ipsec.DirOut || sa.Dir == nil && d.local != nil && d.local(sa.Dst.Unmap()) {
+			continue
+		}
+		if p, err := sa.ESPParams(); err == nil {
+			ps = append(ps, p)
+		}
+	}
+	return d.state.Prepare(ps)
+}
+
+// Retire records a tombstone for sa's key (manager.KeyState).
+func (d *driver) Retire(sa *sadb.SA, reason string) error {
+	if d.state == nil {
+		return nil
+	}
+	p, err := sa.ESPParams()
+	if err != nil {
+		return err
+	}
+	return d.state.Retire(p, reason)
 }

@@ -18,7 +18,7 @@ func TestInboundSAWithoutPolicyIsNoPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := newDriver(nil, sas, []string{"lan", "wan"}, nil)
+	d := newDriver(nil, sas, nil, []string{"lan", "wan"}, nil, nil)
 	key := make(sadb.Key, 20)
 	for i := range key {
 		key[i] = byte(i + 1)

@@ -58,6 +58,7 @@ func (d *driver) counters(idx uint32, h *heldSA, monoNow time.Duration, wallNow 
 	}
 	if h.dir == ipsec.DirOut {
 		c.Seq = h.sa.NextSeq() - 1
+		c.SeqExhausted = c.SeqExhausted || h.sa.SeqExhausted()
 	} else {
 		c.Seq = h.sa.ReplayTop()
 	}

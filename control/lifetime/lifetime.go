@@ -38,6 +38,9 @@ type Options struct {
 	Now      func() time.Time
 	Events   *events.Bus
 	Logger   *slog.Logger
+	// Retire, when set, is called with an SA (keys included) that expired hard, before it leaves
+	// the SAD: the durable sequence state records that its key must never come back.
+	Retire func(sa *sadb.SA, why Expiry) error
 }
 
 // Poller is the lifetime enforcer.
@@ -126,6 +129,15 @@ func (p *Poller) Poll(ctx context.Context) error {
 }
 
 func (p *Poller) expire(e sadb.SAEntry, why Expiry) {
+	if p.opts.Retire != nil {
+		// Before the SA leaves: its keys go with it.
+		if full, err := p.store.GetSA(sadb.Ref{Index: e.Index}, true); err == nil {
+			if err := p.opts.Retire(&full.SA, why); err != nil {
+				p.log.Error("retire the key of a hard-expired sa", "sa", full.Name, "spi", full.SPI, "err", err)
+			}
+			full.Wipe()
+		}
+	}
 	d, ok := p.store.Expire(e.Index)
 	if !ok {
 		return

@@ -46,6 +46,23 @@ type Options struct {
 	EncapPort uint16
 	// EventKeepalive overrides the event stream's idle interval (api.DefaultKeepalive).
 	EventKeepalive time.Duration
+	// Keys is the durable sequence state of the SAs' keys (the daemon's driver over
+	// control/seqstate); nil without one.
+	Keys KeyState
+}
+
+// KeyState is the durable sequence state as the control plane consults it: which keys must never
+// be used again, and the first reservations of a configuration's outbound SAs.
+type KeyState interface {
+	// Admit refuses an SA whose key is retired (it expired hard or used up its sequence numbers,
+	// in this life or an earlier one), naming the reason and the time.
+	Admit(sa *sadb.SA) error
+	// Prepare reserves, in one write, the first sequence numbers of the outbound SAs among sas,
+	// before the offload engine installs them one by one.
+	Prepare(sas []sadb.SA) error
+	// Retire records that sa's key expired hard (reason: a short [a-z0-9-] word) and must never
+	// be used again, under any SPI; it returns once that is on disk.
+	Retire(sa *sadb.SA, reason string) error
 }
 
 // Manager is the running control plane.
@@ -121,10 +138,22 @@ func New(cfg *config.Config, drv offload.Driver, opts Options) (*Manager, error)
 	// interface where each entry is used (offload.SharedTables), never by bookkeeping alone.
 	m.engine = offload.New(m.store, drv, offload.Options{Events: m.bus, Logger: opts.Logger,
 		Protected: cfg.Interfaces.Protected, Wire: cfg.Interfaces.Wire})
-	m.poller = lifetime.New(m.store, m.engine, lifetime.Options{
-		Interval: opts.PollInterval, Now: opts.Now, Events: m.bus, Logger: opts.Logger})
+	lopts := lifetime.Options{Interval: opts.PollInterval, Now: opts.Now, Events: m.bus, Logger: opts.Logger}
+	if opts.Keys != nil {
+		lopts.Retire = func(sa *sadb.SA, why lifetime.Expiry) error { return opts.Keys.Retire(sa, retireReason(why)) }
+	}
+	m.poller = lifetime.New(m.store, m.engine, lopts)
 	m.cfg = cfg
 	return m, nil
+}
+
+// retireReason is the tombstone's word for a hard expiry: "seq-exhausted", or "hard-expired-" and
+// the limit reached.
+func retireReason(why lifetime.Expiry) string {
+	if why == lifetime.BySeq {
+		return string(why)
+	}
+	return "hard-expired-" + string(why)
 }
 
 // Store is the SPD/SAD.
@@ -197,7 +226,8 @@ func (m *Manager) socketForLog() string {
 func (m *Manager) Sync(ctx context.Context) error { return m.engine.Sync(ctx) }
 
 // Close stops the API, the poller and the engine. The card keeps what it holds (the daemon detaches it);
-// the SAD's key bytes are overwritten.
+// the SAD's key bytes are overwritten, and so are those of the configuration in force (the one given
+// to New, or the last one a reload applied).
 func (m *Manager) Close() error {
 	m.runMu.Lock()
 	defer m.runMu.Unlock()
@@ -216,6 +246,9 @@ func (m *Manager) Close() error {
 	m.wg.Wait()
 	m.engine.Stop()
 	m.store.WipeKeys()
+	m.mu.Lock()
+	m.cfg.Wipe()
+	m.mu.Unlock()
 	return errors.Join(errs...)
 }
 

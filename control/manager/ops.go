@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/xdpsec/xdpsec/control/api"
 	"github.com/xdpsec/xdpsec/control/events"
@@ -37,14 +38,50 @@ func (m *Manager) checkOffload(what string, list []string) error {
 	return nil
 }
 
-// AddSA adds an SA (ip xfrm state add).
+// AddSA adds an SA (ip xfrm state add). A key the durable state retired is refused.
 func (m *Manager) AddSA(sa sadb.SA) (api.SAView, error) {
+	if err := m.admit("add sa", &sa); err != nil {
+		return api.SAView{}, err
+	}
 	return m.changeSA("add sa", sa, m.store.AddSA, events.SAAdded)
 }
 
-// UpdateSA updates an SA (ip xfrm state update).
+// admit refuses an SA whose key must not be used again (KeyState.Admit).
+func (m *Manager) admit(what string, sa *sadb.SA) error {
+	if m.opts.Keys == nil {
+		return nil
+	}
+	if err := m.opts.Keys.Admit(sa); err != nil {
+		return fmt.Errorf("%s %s: %w: %w", what, sa.ID(), sadb.ErrInvalid, err)
+	}
+	return nil
+}
+
+// UpdateSA updates an SA in place (ip xfrm state update): it keeps its sequence numbers, IV mask
+// and replay window. A change the running SA cannot take (the card's driver says which) is refused
+// before the SAD changes, naming the field.
 func (m *Manager) UpdateSA(sa sadb.SA) (api.SAView, error) {
+	if err := m.checkInPlace(&sa); err != nil {
+		return api.SAView{}, err
+	}
 	return m.changeSA("update sa", sa, m.store.UpdateSA, events.SAUpdated)
+}
+
+// checkInPlace asks the offload engine whether the SA that sa updates can take it in place.
+func (m *Manager) checkInPlace(sa *sadb.SA) error {
+	cur, err := m.store.GetSA(sadb.Ref{Name: sa.Name}, false)
+	if sa.Name == "" || err != nil {
+		id := sa.ID()
+		if cur, err = m.store.GetSA(sadb.Ref{ID: &id}, false); err != nil {
+			return nil // the store reports it
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := m.engine.CheckUpdate(ctx, cur.Index, cur.Serial, sa); err != nil {
+		return fmt.Errorf("update sa %s: %w: the running sa cannot take it: %w (a new key is a new sa)", sa.ID(), sadb.ErrImmutable, err)
+	}
+	return nil
 }
 
 // changeSA checks sa's offload list, makes the store's change and publishes it as t.
@@ -74,6 +111,9 @@ func (m *Manager) DeleteSA(ref sadb.Ref) (api.SAView, error) {
 // replaceSA deletes the SA ref names and adds sa in one change of the store (a reload's new key).
 func (m *Manager) replaceSA(ref sadb.Ref, sa sadb.SA) error {
 	if err := m.checkOffload("replace sa", sa.Offload); err != nil {
+		return err
+	}
+	if err := m.admit("replace sa", &sa); err != nil {
 		return err
 	}
 	old, added, err := m.store.ReplaceSA(ref, sa)

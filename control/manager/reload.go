@@ -11,14 +11,16 @@ import (
 	"github.com/xdpsec/xdpsec/control/config"
 	"github.com/xdpsec/xdpsec/control/offload"
 	"github.com/xdpsec/xdpsec/control/sadb"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // ReloadResult says what a reload did, by name: the API's schema.
 type ReloadResult = api.ReloadResult
 
 // ReloadFile re-reads the configuration file and applies the differences (SIGHUP, `xdpsec reload`).
+// The file must pass the same checks as at start (config.LoadChecked).
 func (m *Manager) ReloadFile() (ReloadResult, error) {
-	cfg, err := config.Load(m.opts.ConfigPath)
+	cfg, err := config.LoadChecked(m.opts.ConfigPath)
 	if err != nil {
 		return ReloadResult{}, fmt.Errorf("reload: %w", err)
 	}
@@ -26,13 +28,20 @@ func (m *Manager) ReloadFile() (ReloadResult, error) {
 }
 
 // ReloadConfig applies the differences between the configuration in force and cfg, which the manager
-// keeps.
+// keeps. The configuration it replaces is wiped (the SAD holds its own copies of the keys), and so is
+// cfg when the reload fails.
 func (m *Manager) ReloadConfig(cfg *config.Config) (ReloadResult, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	res, err := m.apply(m.cfg, cfg)
 	if err != nil {
+		if cfg != m.cfg {
+			cfg.Wipe()
+		}
 		return res, fmt.Errorf("reload: %w", err)
+	}
+	if m.cfg != cfg {
+		m.cfg.Wipe()
 	}
 	m.cfg = cfg
 	m.log.Info("configuration reloaded", "sas_added", len(res.SAsAdded), "sas_updated", len(res.SAsUpdated),
@@ -46,6 +55,28 @@ func (m *Manager) ReloadConfig(cfg *config.Config) (ReloadResult, error) {
 func notOurs(what, name string, o sadb.Owner) error {
 	return fmt.Errorf("%s %q: the name belongs to a %s of owner %s, added at run time; a reload touches only the file's own (owner config): left alone",
 		what, name, what, o)
+}
+
+// outboundSAs are the configuration's SAs that will be installed outbound: those with dir out, and
+// those without a dir that no inbound PROTECT policy of the file names (the driver further leaves
+// out SAs towards one of the gateway's own addresses).
+func outboundSAs(cfg *config.Config) []sadb.SA {
+	inName, inReqid := map[string]bool{}, map[uint32]bool{}
+	for i := range cfg.Policies {
+		p := &cfg.Policies[i]
+		if p.Dir.Dir == ipsec.DirIn && p.Action.Action == ipsec.ActionProtect {
+			inName[p.SA], inReqid[p.Reqid] = true, true
+		}
+	}
+	var out []sadb.SA
+	for i := range cfg.SAs {
+		c := &cfg.SAs[i]
+		if inName[c.Name] || (c.Reqid != 0 && inReqid[c.Reqid]) {
+			continue
+		}
+		out = append(out, c.SADB())
+	}
+	return out
 }
 
 func policySame(cur *sadb.PolicyEntry, want *sadb.Policy) bool {
@@ -82,6 +113,13 @@ func (m *Manager) apply(old, cfg *config.Config) (ReloadResult, error) {
 			}
 		}
 	}
+	if m.opts.Keys != nil {
+		// One write reserves the first numbers of every outbound SA the engine is about to
+		// install (each would otherwise write on its own). Failing, each reserves for itself.
+		if err := m.opts.Keys.Prepare(outboundSAs(cfg)); err != nil {
+			m.log.Warn("prepare sequence reservations", "err", err)
+		}
+	}
 	wantSA := map[string]bool{}
 	for i := range cfg.SAs {
 		c := &cfg.SAs[i]
@@ -113,7 +151,14 @@ func (m *Manager) apply(old, cfg *config.Config) (ReloadResult, error) {
 			default:
 				// A new SA under the same name, in one change of the store: the engine installs the new
 				// one and moves the policies naming it before the old one leaves the card. (With the
-				// same SPI and destination the card cannot hold both: the old one leaves first.)
+				// same SPI and destination the card cannot hold both: the old one leaves first.) It
+				// must come with a new key: under the old one it would start the key's sequence
+				// numbers, and its AEAD nonces, over.
+				if _, what := sadb.Compare(&cur.SA, &sa); sadb.SameKey(&cur.SA, &sa) {
+					errs = append(errs, fmt.Errorf("sa %q: %s changed but the key did not: %w: a new SA needs a new key "+
+						"(under the running SA's key its sequence numbers would start over)", c.Name, what, sadb.ErrImmutable))
+					break
+				}
 				if err := m.replaceSA(sadb.Ref{Name: c.Name}, sa); err != nil {
 					errs = append(errs, fmt.Errorf("sa %q: %w", c.Name, err))
 					break

@@ -1,8 +1,11 @@
 package manager
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,9 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xdpsec/xdpsec/control/config"
 	"github.com/xdpsec/xdpsec/control/offload"
 	"github.com/xdpsec/xdpsec/control/offload/fakecard"
 	"github.com/xdpsec/xdpsec/control/sadb"
+	"github.com/xdpsec/xdpsec/internal/testutil"
 	"github.com/xdpsec/xdpsec/ipsec"
 )
 
@@ -74,10 +79,11 @@ func TestReloadAppliesOnlyDifferences(t *testing.T) {
 	if in1.Serial != in0.Serial || in1.Index != in0.Index || in1.Limits.HardPackets != 100 {
 		t.Fatalf("inbound SA not updated in place: %+v → %+v", in0, in1)
 	}
-	// A lifetime is the SAD's business: the card's entry (and its counters, sequence numbers, replay
-	// window) is not touched.
-	if sa, ok := card.SA("wan0", in0.Index); !ok || sa.Installs != 1 {
-		t.Fatalf("the card's entry of an SA whose lifetime changed was rewritten: %+v", sa)
+	// A lifetime is the SAD's business: it does not reach the card. The entry was offered again
+	// once, in place (its counters, sequence numbers and replay window kept), because the ike
+	// bypass, which came before the SA's inbound policy and overlaps it, left its check list.
+	if sa, ok := card.SA("wan0", in0.Index); !ok || sa.Installs != 2 || len(sa.Check) != 1 || !sa.Check[0].Accept {
+		t.Fatalf("the card's entry of the inbound SA: %+v", sa)
 	}
 	if c, _ := card.Counters(); c[in0.Index].Packets != 10 {
 		t.Fatalf("counters of the updated SA lost: %+v", c[in0.Index])
@@ -100,10 +106,12 @@ func TestReloadAppliesOnlyDifferences(t *testing.T) {
 }
 
 func TestCloseWipesKeys(t *testing.T) {
-	m := startManager(t, loadConfig(t, "testdata/gw.yaml"), fakecard.New("lan0", "wan0"),
+	cfg := loadConfig(t, "testdata/gw.yaml")
+	m := startManager(t, cfg, fakecard.New("lan0", "wan0"),
 		Options{NoPoller: true, NoAPI: true, Logger: slog.New(slog.DiscardHandler)})
 	snap := m.Store().Snapshot()
-	keys := [][]byte{snap.SAs[0].AEAD.Key, snap.SAs[1].AEAD.Key}
+	// The SAD's keys and the configuration's.
+	keys := [][]byte{snap.SAs[0].AEAD.Key, snap.SAs[1].AEAD.Key, cfg.SAs[0].AEAD.Key.Bytes(), cfg.SAs[1].AEAD.Key.Bytes()}
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -113,6 +121,62 @@ func TestCloseWipesKeys(t *testing.T) {
 				t.Fatalf("key not wiped at close: %x", k)
 			}
 		}
+	}
+}
+
+// A reload wipes the configuration it replaces (the SAD keeps its own copies), and a reload that
+// fails wipes the configuration it was given; a file others can read is refused as at start.
+func TestReloadWipesReplacedConfig(t *testing.T) {
+	_, path := gwConfig(t)
+	first := loadConfig(t, path)
+	m := startManager(t, first, fakecard.New("lan0", "wan0"),
+		Options{NoPoller: true, NoAPI: true, Logger: slog.New(slog.DiscardHandler)})
+	mem := first.SAs[0].AEAD.Key.Bytes()
+	if _, err := m.ReloadFile(); err != nil {
+		t.Fatal(err)
+	}
+	if first.SAs[0].AEAD.Key.Len() != 0 || !bytes.Equal(mem, make([]byte, len(mem))) {
+		t.Errorf("the replaced configuration's key survives the reload: %d bytes left", first.SAs[0].AEAD.Key.Len())
+	}
+	if sa, err := m.Store().GetSA(sadb.Ref{Name: "gw1-to-gw2"}, true); err != nil || len(sa.AEAD.Key) != 20 || sa.AEAD.Key[0] == 0 {
+		t.Errorf("the SAD lost its key with the old configuration: %v", err)
+	} else {
+		sa.Wipe()
+	}
+	// A configuration the reload refuses is wiped too: its new SA collides with one added through
+	// the API (same SPI and destination, another name).
+	viaAPI := sadb.SA{Name: "from-api", SPI: 0x3003, Src: netip.MustParseAddr("198.18.0.1"), Dst: netip.MustParseAddr("198.19.0.1"),
+		Mode: ipsec.ModeTunnel, AEAD: &sadb.Algorithm{Name: "rfc4106(gcm(aes))", Key: make(sadb.Key, 20), Bits: 128}}
+	if _, err := m.AddSA(viaAPI); err != nil {
+		t.Fatal(err)
+	}
+	text, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := config.Parse("bad.yaml", append(text, `  - name: collides
+    spi: 0x00003003
+    src: 198.18.0.1
+    dst: 198.19.0.1
+    mode: tunnel
+    aead: {alg: "rfc4106(gcm(aes))", key: "0x2102030405060708090a0b0c0d0e0f1011121314", icv_bits: 128}
+`...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.ReloadConfig(bad); err == nil {
+		t.Fatal("a configuration whose SA collides with the SAD reloaded")
+	}
+	for _, sa := range bad.SAs {
+		if sa.AEAD.Key.Len() != 0 {
+			t.Errorf("sa %s: a refused configuration keeps its key", sa.Name)
+		}
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.ReloadFile(); !errors.Is(err, config.ErrUnsafeFile) {
+		t.Errorf("reload of a world-readable file with keys: %v", err)
 	}
 }
 
@@ -158,6 +222,14 @@ func TestReloadUnderTrafficKeepsUnchangedSAs(t *testing.T) {
 			time.Sleep(100 * time.Microsecond)
 		}
 	})
+	// Each step happens while the observer below looks at the card: rounds counts its looks, and
+	// observe waits for a few more, in the state the test is in.
+	var rounds atomic.Int64
+	observe := func(what string) {
+		t.Helper()
+		n := rounds.Load()
+		testutil.WaitFor(t, 5*time.Second, "the observer to look at the card "+what, func() bool { return rounds.Load() >= n+10 })
+	}
 	wg.Go(func() { // what a packet would see: the policies' SAs and the SAs' sequence numbers
 		last := map[uint32]uint64{}
 		for {
@@ -179,10 +251,11 @@ func TestReloadUnderTrafficKeepsUnchangedSAs(t *testing.T) {
 				}
 				last[idx] = c[idx].Seq
 			}
+			rounds.Add(1)
 			time.Sleep(200 * time.Microsecond)
 		}
 	})
-	time.Sleep(20 * time.Millisecond)
+	observe("before the reload")
 	res, err := m.ReloadFile()
 	if err != nil || res.SAsUnchanged != 2 {
 		t.Fatalf("reload of the same file: %+v %v", res, err)
@@ -190,7 +263,7 @@ func TestReloadUnderTrafficKeepsUnchangedSAs(t *testing.T) {
 	text = strings.Replace(text, "    aead: {alg: \"rfc4106(gcm(aes))\", key: \"0x1102", "    lifetime: {hard_packets: 100000000}\n    aead: {alg: \"rfc4106(gcm(aes))\", key: \"0x1102", 1)
 	text = strings.Replace(text, "priority: 10, action: bypass", "priority: 20, action: bypass", 1)
 	writeConfig(t, path, text)
-	time.Sleep(20 * time.Millisecond)
+	observe("after the first reload")
 	res, err = m.ReloadFile()
 	if err != nil || !slices.Equal(res.SAsUpdated, []string{"gw2-to-gw1"}) || res.SAsUnchanged != 1 ||
 		!slices.Equal(res.PoliciesUpdated, []string{"ike"}) {
@@ -198,7 +271,7 @@ func TestReloadUnderTrafficKeepsUnchangedSAs(t *testing.T) {
 	}
 	m.sync(t)
 	before, _ := card.Counters()
-	time.Sleep(20 * time.Millisecond)
+	observe("after the second reload")
 	close(stop)
 	wg.Wait()
 

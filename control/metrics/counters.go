@@ -72,6 +72,7 @@ var counterKinds = map[string]kind{
 	"WorkerWrongDir":       kindDrop,
 	"WorkerNoSa":           kindDrop, // no SA at the metadata's index
 	"WorkerCryptoErrors":   kindDrop, // ESP refused the packet (per SA and reason: xdpsec_sa_*_errors_total)
+	"WorkerSeqUnreserved":  kindDrop, // among them: over the SA's durable sequence reservation (xdpsec_sa_reservation_errors_total)
 	"WorkerPolicyMismatch": kindDrop, // the decrypted packet fails the inbound policy check
 	"WorkerTtlExpired":     kindDrop,
 	"WorkerNoNeighOut":     kindDrop, // the wire next hop is unresolved

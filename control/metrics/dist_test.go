@@ -14,6 +14,7 @@ import (
 
 	"github.com/xdpsec/xdpsec/control/offload"
 	"github.com/xdpsec/xdpsec/control/sadb"
+	"github.com/xdpsec/xdpsec/internal/testutil"
 )
 
 // The shipped Grafana dashboard and Prometheus alert rules (dist/) must use what the collector exports:
@@ -265,10 +266,7 @@ func TestAlertRules(t *testing.T) {
 		}
 	}
 
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Skip("skipping promtool check rules and test rules: promtool is not installed (hack/deps.sh installs it)")
-	}
+	promtool := testutil.RequireTools(t, "promtool")[0]
 	for _, args := range [][]string{{"check", "rules", "xdpsec-alerts.yml"}, {"test", "rules", "xdpsec-alerts_test.yml"}} {
 		cmd := exec.Command(promtool, args...)
 		cmd.Dir = "../../dist/prometheus"

@@ -7,7 +7,8 @@
 // Names follow Prometheus conventions (xdpsec_ prefix, _total for counters, base units), checked by
 // promlint in a test. Label values are bounded: per-SA series are keyed by the SA's name, card index
 // and direction (at most the card's SA capacity of them), never by SPI, and no series carries a
-// sequence number — the endpoint is readable by whoever can connect to it. The global counters' label
+// sequence number — the endpoint is readable by whoever can connect to it, which is why it listens on
+// loopback unless told otherwise (Serve, config.CheckMetricsAddr). The global counters' label
 // values are the fixed names `xdpsec stats` prints (counters.go).
 package metrics
 
@@ -45,15 +46,18 @@ type Source interface {
 var saLabels = []string{"sa", "index", "dir"}
 
 var (
-	descSAPackets   = prometheus.NewDesc("xdpsec_sa_packets_total", "Packets protected or accepted on the SA.", saLabels, nil)
-	descSABytes     = prometheus.NewDesc("xdpsec_sa_bytes_total", "Bytes (inner packets) protected or accepted on the SA.", saLabels, nil)
-	descSAReplay    = prometheus.NewDesc("xdpsec_sa_replay_errors_total", "Packets dropped on the SA by the anti-replay check.", saLabels, nil)
-	descSAIntegrity = prometheus.NewDesc("xdpsec_sa_integrity_errors_total", "Packets dropped on the SA because the ICV did not verify.", saLabels, nil)
-	descSAOther     = prometheus.NewDesc("xdpsec_sa_other_errors_total", "Packets dropped on the SA for other reasons.", saLabels, nil)
-	descSAState     = prometheus.NewDesc("xdpsec_sa_state", "1 for the SA's lifetime state (mature, dying: soft limit reached).", append(saLabels, "state"), nil)
-	descSAAdded     = prometheus.NewDesc("xdpsec_sa_add_time_seconds", "Unix time the SA was added.", saLabels, nil)
-	descSAUsed      = prometheus.NewDesc("xdpsec_sa_use_time_seconds", "Unix time of the SA's first packet (absent until then).", saLabels, nil)
-	descSAOffload   = prometheus.NewDesc("xdpsec_sa_offload", "1 for the SA's offload state on each interface.",
+	descSAPackets    = prometheus.NewDesc("xdpsec_sa_packets_total", "Packets protected or accepted on the SA.", saLabels, nil)
+	descSABytes      = prometheus.NewDesc("xdpsec_sa_bytes_total", "Bytes (inner packets) protected or accepted on the SA.", saLabels, nil)
+	descSAReplay     = prometheus.NewDesc("xdpsec_sa_replay_errors_total", "Packets dropped on the SA by the anti-replay check.", saLabels, nil)
+	descSAIntegrity  = prometheus.NewDesc("xdpsec_sa_integrity_errors_total", "Packets dropped on the SA because the ICV did not verify.", saLabels, nil)
+	descSAOther      = prometheus.NewDesc("xdpsec_sa_other_errors_total", "Packets dropped on the SA for other reasons.", saLabels, nil)
+	descSAUnreserved = prometheus.NewDesc("xdpsec_sa_reservation_errors_total",
+		"Outbound packets dropped on the SA because it had used its whole durable sequence reservation (part of other errors): the state directory lags or cannot be written.",
+		saLabels, nil)
+	descSAState   = prometheus.NewDesc("xdpsec_sa_state", "1 for the SA's lifetime state (mature, dying: soft limit reached).", append(saLabels, "state"), nil)
+	descSAAdded   = prometheus.NewDesc("xdpsec_sa_add_time_seconds", "Unix time the SA was added.", saLabels, nil)
+	descSAUsed    = prometheus.NewDesc("xdpsec_sa_use_time_seconds", "Unix time of the SA's first packet (absent until then).", saLabels, nil)
+	descSAOffload = prometheus.NewDesc("xdpsec_sa_offload", "1 for the SA's offload state on each interface.",
 		append(saLabels, "iface", "status", "reason"), nil)
 	descPolicyOffload = prometheus.NewDesc("xdpsec_policy_offload", "1 for the policy's offload state on each interface.",
 		[]string{"policy", "id", "iface", "status", "reason"}, nil)
@@ -157,7 +161,7 @@ func (c *Collector) Close() {
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSAPackets, descSABytes, descSAReplay, descSAIntegrity, descSAOther,
-		descSAState, descSAAdded, descSAUsed, descSAOffload, descPolicyOffload, descExpiries, descDrops, descVerdicts,
+		descSAUnreserved, descSAState, descSAAdded, descSAUsed, descSAOffload, descPolicyOffload, descExpiries, descDrops, descVerdicts,
 		descCardEvents, descWorkerPackets, descWorkerOps, descUnclassified, descSAs, descPolicies, descEngine,
 		descEvents, descUp} {
 		ch <- d
@@ -185,6 +189,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descSAReplay, v.Cur.ReplayErrors)
 		counter(descSAIntegrity, v.Cur.IntegrityErrors)
 		counter(descSAOther, v.Cur.OtherErrors)
+		counter(descSAUnreserved, v.Cur.SeqUnreserved)
 		ch <- prometheus.MustNewConstMetric(descSAState, prometheus.GaugeValue, 1, append(l, v.State.String())...)
 		ch <- prometheus.MustNewConstMetric(descSAAdded, prometheus.GaugeValue, float64(v.AddTime.Unix()), l...)
 		if !v.UseTime.IsZero() {
@@ -245,7 +250,13 @@ type Server struct {
 }
 
 // Serve listens on addr (host:port) and serves src's metrics at /metrics, with the Go runtime's.
+// An address without a host (":9585") listens on 127.0.0.1 only, not on every address: the metrics
+// name every SA and policy, so reaching them from other hosts takes an address that says so
+// (config.CheckMetricsAddr is what the configuration and --metrics allow).
 func Serve(addr string, src Source, log *slog.Logger) (*Server, error) {
+	if host, port, err := net.SplitHostPort(addr); err == nil && host == "" {
+		addr = net.JoinHostPort("127.0.0.1", port)
+	}
 	if log == nil {
 		log = slog.Default()
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -39,7 +40,7 @@ var workerCounters = []string{"WorkerRxPackets", "WorkerTxPackets", "WorkerSeale
 	"WorkerWrongDir", "WorkerNoSa", "WorkerCryptoErrors", "WorkerPolicyMismatch", "WorkerTtlExpired", "WorkerNoNeighOut",
 	"WorkerNoNextHopIn", "WorkerWrongEgress", "WorkerTooBig", "WorkerPtbSent", "WorkerFragments", "WorkerNoFrame",
 	"WorkerTxRingFull", "WorkerFrameErrors", "WorkerChecksumsCompleted", "WorkerChains", "WorkerSegments",
-	"WorkerChainDrops", "WorkerGsoFrames", "WorkerMssClamped"}
+	"WorkerChainDrops", "WorkerGsoFrames", "WorkerMssClamped", "WorkerSeqUnreserved"}
 
 const testSPI = 0x1001
 
@@ -301,5 +302,17 @@ func TestPromlint(t *testing.T) {
 	}
 	for _, p := range problems {
 		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+}
+
+// An address without a host listens on loopback only.
+func TestServeDefaultsToLoopback(t *testing.T) {
+	srv, err := Serve(":0", newFake(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if host, _, _ := net.SplitHostPort(srv.Addr()); host != "127.0.0.1" {
+		t.Errorf("Serve(\":0\") listens on %s, want 127.0.0.1", srv.Addr())
 	}
 }

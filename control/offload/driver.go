@@ -20,8 +20,14 @@ const (
 	ReasonUnsupported Reason = "unsupported"         // an algorithm or mode the card cannot do
 	ReasonNotInList   Reason = "not_in_offload_list" // the interface is not in the SA's/policy's offload list
 	ReasonNoPolicy    Reason = "no_inbound_policy"   // an inbound SA no policy covers yet (re-offered when one does)
+	ReasonSeqState    Reason = "seq_state"           // the durable sequence state could not reserve numbers for it (disk); retried
+	ReasonRetired     Reason = "key_retired"         // its key expired hard or used up its numbers before: never again
 	ReasonError       Reason = "error"               // the card failed for another reason (see the detail); retried
 )
+
+// retried tells whether a refusal for r may go away by itself, so the engine offers again after
+// RetryDelay.
+func retried(r Reason) bool { return r == ReasonError || r == ReasonSeqState }
 
 // NackError is how a Driver refuses an SA or policy. Any other error is treated as ReasonError.
 type NackError struct {
@@ -58,9 +64,14 @@ type SAOffload struct {
 	// SA is the SAD's entry, keys included. The key bytes belong to the SAD: the driver copies what it keeps
 	// (esp.New does) and must not retain SA's slices after the call.
 	SA *sadb.SAEntry
-	// InSelectors are the selectors of the inbound PROTECT policies this SA serves: the worker's
-	// post-decryption check (RFC 4301 §5.2) accepts an inner packet only if it matches one of them.
-	InSelectors []ipsec.Selector
+	// InCheck is the SA's post-decryption check (RFC 4301 §5.2) when it serves inbound PROTECT
+	// policies: the policies it serves and, before them, the inbound policies whose selectors may
+	// overlap theirs, in SPD order (ipsec.CheckIndex); a decrypted packet is accepted iff the
+	// first entry it matches accepts, which is the first match over the whole inbound SPD. It is
+	// offered again whenever it changes (a policy added, removed, reprioritised or re-pointed, a
+	// rekey). An SA that served inbound policies and serves none any more is offered with an
+	// empty list: it keeps its place (and its replay window) but rejects everything it decrypts.
+	InCheck ipsec.CheckList
 	// MovedFrom, when not zero, is the identity under which the card holds this SA at Index: the SA
 	// moved (sadb.Store.MigrateSA: new destination, source, encapsulation or reqid). The driver
 	// changes the entry in place, keeping the SA's cryptographic state, and moves its inbound lookup
@@ -88,6 +99,9 @@ type SACounters struct {
 	// SeqExhausted: the engine refused to send because the next sequence number would cycle (RFC 4303
 	// §3.3.3): a hard expiry.
 	SeqExhausted bool
+	// SeqUnreserved counts packets dropped because the SA had used its whole durable reservation
+	// (part of OtherErrors): the state directory could not keep up or be written.
+	SeqUnreserved uint64
 }
 
 // CardSA is an SA as read back from the card, for the consistency check.
@@ -167,6 +181,14 @@ type SharedTables interface {
 // traffic no policy matches), so that a reload changes them in place.
 type DefaultsSetter interface {
 	SetDefaults(ipsec.Defaults) error
+}
+
+// UpdateChecker is implemented by drivers that can tell whether an SA they hold can take new
+// settings in place, keeping its sequence numbers, IV mask and replay window (the daemon's driver
+// asks esp.Continue). The manager asks before it changes the SAD (Engine.CheckUpdate), so that a
+// change the running SA cannot take is refused at once, with the field and the reason.
+type UpdateChecker interface {
+	CheckUpdate(index uint32, sa *sadb.SAEntry) error
 }
 
 // CapacityReporter is implemented by drivers that know their tables' sizes. The engine then refuses

@@ -110,6 +110,7 @@ type Engine struct {
 	retry   bool           // a driver call failed in this pass: run another one after RetryDelay
 	full    bool           // an SA was refused for lack of room: renumbering may help
 	pending []events.Event // this pass's acks and nacks, published at its end
+	checks  checkCache     // the inbound SAs' post-decryption check lists of the last pass
 }
 
 type saKey struct {
@@ -126,8 +127,11 @@ type saOff struct {
 	detail    string
 	installed bool
 	id        sadb.SAID
-	sels      []ipsec.Selector // inbound selectors installed with it
-	epoch     uint64           // removal epoch when it was refused for lack of room
+	check     ipsec.CheckList // the post-decryption check installed (or last offered) with it
+	// inbound: installed as an inbound SA (offered with a list that accepted something). It stays
+	// so while installed, also once its list empties (the driver keeps it inbound).
+	inbound bool
+	epoch   uint64 // removal epoch when it was refused for lack of room
 }
 
 type polKey struct {
@@ -343,7 +347,7 @@ func (e *Engine) Sync(ctx context.Context) error {
 func (e *Engine) show(gen uint64) {
 	sh := &shown{stats: e.stats, sa: make(map[saKey]shownSA, len(e.sa)), pol: make(map[polKey]IfaceState, len(e.pol))}
 	for k, st := range e.sa {
-		sh.sa[k] = shownSA{serial: st.serial, inbound: len(st.sels) > 0,
+		sh.sa[k] = shownSA{serial: st.serial, inbound: st.inbound || st.check.ServesAny(),
 			state: IfaceState{Iface: k.iface, Status: st.status, Reason: st.reason, Detail: st.detail}}
 	}
 	for k, st := range e.pol {
@@ -442,6 +446,28 @@ func (e *Engine) Counters(ctx context.Context) (map[uint32]Counted, error) {
 		return nil, fmt.Errorf("read sa counters: %w", err)
 	}
 	return out, nil
+}
+
+// CheckUpdate asks the driver, in the engine's goroutine, whether the SA at index (with that
+// serial) can take next's settings in place (UpdateChecker). An SA the card does not hold, or a
+// driver that cannot tell, says yes: the change then reaches the card like any other.
+func (e *Engine) CheckUpdate(ctx context.Context, index uint32, serial uint64, next *sadb.SA) error {
+	uc, ok := e.drv.(UpdateChecker)
+	if running, _ := e.runState(); !ok || !running {
+		return nil // not running: the card holds nothing the engine installed
+	}
+	var err error
+	if derr := e.do(ctx, func() {
+		for _, ifc := range e.ifaces {
+			if st := e.sa[saKey{index, ifc}]; st != nil && st.installed && st.serial == serial {
+				err = uc.CheckUpdate(index, &sadb.SAEntry{SA: *next, Index: index, Serial: serial})
+				return
+			}
+		}
+	}); derr != nil {
+		return derr
+	}
+	return err
 }
 
 // ErrNoDefaults is SetDefaults' answer for a driver that does not implement DefaultsSetter.

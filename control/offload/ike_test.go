@@ -145,10 +145,10 @@ func TestFwdNotOffloaded(t *testing.T) {
 			t.Fatalf("fwd policy in the card on %s", ifc)
 		}
 	}
-	// The SA is checked against the in policy's selector only (once, not again for fwd).
+	// The SA is checked against the in policy only (once, not again for fwd).
 	got, ok := card.SA("wan0", a.Index)
-	if !ok || len(got.Sels) != 1 || got.Sels[0] != pin.Sel {
-		t.Fatalf("inbound sa selectors %+v", got.Sels)
+	if !ok || len(got.Check) != 1 || got.Check[0].Selector != pin.Sel || !got.Check[0].Accept {
+		t.Fatalf("inbound sa check list %+v", got.Check)
 	}
 }
 

@@ -18,15 +18,15 @@ type view struct {
 	live    map[uint32]*sadb.SAEntry
 	byName  map[string]*sadb.SAEntry
 	byReqid map[uint32][]*sadb.SAEntry
-	inSel   map[uint32][]ipsec.Selector
+	inCheck map[uint32]ipsec.CheckList // by SA index: the check list of each SA that serves inbound policies
 	pols    map[uint32]*sadb.PolicyEntry
 	// winner is, for each (dir, selector) on the card, the policy that holds it there (sadb's spd.go).
 	winner map[sadb.PolicyKey]*sadb.PolicyEntry
 }
 
-func newView(snap sadb.Snapshot) *view {
+func newView(snap sadb.Snapshot, checks *checkCache) *view {
 	v := &view{snap: snap, live: make(map[uint32]*sadb.SAEntry, len(snap.SAs)),
-		byName: map[string]*sadb.SAEntry{}, byReqid: map[uint32][]*sadb.SAEntry{}, inSel: map[uint32][]ipsec.Selector{},
+		byName: map[string]*sadb.SAEntry{}, byReqid: map[uint32][]*sadb.SAEntry{}, inCheck: make(map[uint32]ipsec.CheckList, len(snap.SAs)),
 		pols: make(map[uint32]*sadb.PolicyEntry, len(snap.Policies)), winner: map[sadb.PolicyKey]*sadb.PolicyEntry{}}
 	for i := range snap.SAs {
 		sa := &snap.SAs[i]
@@ -38,23 +38,65 @@ func newView(snap sadb.Snapshot) *view {
 			v.byReqid[sa.Reqid] = append(v.byReqid[sa.Reqid], sa)
 		}
 	}
+	served := make(map[uint32][]uint32, len(snap.SAs)) // SA index → ids of the inbound PROTECT policies it serves
+	var inbound []ipsec.Policy
 	for i := range snap.Policies {
 		p := &snap.Policies[i]
 		v.pols[p.ID] = p
 		if !p.OnCard() {
-			// fwd and shadowed policies are not on the card: the post-decryption check is the
-			// first match over the inbound policies the card holds.
+			// fwd and shadowed policies are not in the card: the post-decryption check is the first
+			// match over the inbound policies the card holds.
 			continue
 		}
 		v.winner[sadb.PolicyKey{Dir: p.Dir, Sel: p.Sel}] = p
-		if p.Dir != ipsec.DirIn || p.Action != ipsec.ActionProtect {
+		if p.Dir != ipsec.DirIn {
+			continue
+		}
+		inbound = append(inbound, cardPolicy(p, ipsec.NoSA))
+		if p.Action != ipsec.ActionProtect {
 			continue
 		}
 		for _, sa := range v.candidates(p) {
-			v.inSel[sa.Index] = append(v.inSel[sa.Index], p.Sel)
+			served[sa.Index] = append(served[sa.Index], p.ID)
 		}
 	}
+	checks.lists(v, inbound, served)
 	return v
+}
+
+// checkCache keeps the check lists of the last pass: a list depends only on the inbound SPD and
+// the policies its SA serves, so a pass over the same inbound SPD reuses the lists of SAs that
+// serve the same policies (most passes: a change to one SA), and builds the index only when some
+// list must be made anew. Owned by the engine goroutine.
+type checkCache struct {
+	inbound []ipsec.Policy
+	x       *ipsec.CheckIndex
+	byIndex map[uint32]cachedList
+}
+
+type cachedList struct {
+	served []uint32
+	list   ipsec.CheckList
+}
+
+// lists fills v.inCheck for the SAs in served (SA index → ids of the policies it serves).
+func (c *checkCache) lists(v *view, inbound []ipsec.Policy, served map[uint32][]uint32) {
+	if !slices.Equal(c.inbound, inbound) {
+		c.inbound, c.x, c.byIndex = inbound, nil, nil
+	}
+	next := make(map[uint32]cachedList, len(served))
+	for idx, ids := range served {
+		if old, ok := c.byIndex[idx]; ok && slices.Equal(old.served, ids) {
+			v.inCheck[idx], next[idx] = old.list, old
+			continue
+		}
+		if c.x == nil {
+			c.x = ipsec.NewCheckIndex(inbound)
+		}
+		l := cachedList{served: ids, list: c.x.List(ids)}
+		v.inCheck[idx], next[idx] = l.list, l
+	}
+	c.byIndex = next
 }
 
 func (v *view) policy(id uint32) (*sadb.PolicyEntry, bool) {
@@ -105,7 +147,7 @@ func cardPolicy(p *sadb.PolicyEntry, sa uint32) ipsec.Policy {
 
 // pass reconciles the card with the store's current snapshot, then publishes the result (show).
 func (e *Engine) pass() *view {
-	v := newView(e.store.Snapshot())
+	v := newView(e.store.Snapshot(), &e.checks)
 	for range 4 {
 		if !e.reconcile(v) {
 			break

@@ -60,11 +60,11 @@ func (e *Engine) installSAs(v *view, retryDeferred bool) []saKey {
 				}
 				continue // an installed one leaves in removeSAs, after the policies moved away
 			}
-			sels := v.inSel[sa.Index]
+			check := v.inCheck[sa.Index]
 			var need bool
 			switch {
 			case st.installed:
-				need = st.gen != sa.Gen || !slices.Equal(st.sels, sels)
+				need = st.gen != sa.Gen || !slices.Equal(st.check, check)
 			case st.status == StatusPending:
 				need = true
 			case st.status == StatusRefused:
@@ -72,7 +72,7 @@ func (e *Engine) installSAs(v *view, retryDeferred bool) []saKey {
 				// list, the failure may have been transient, or the policies it serves changed (a card
 				// may refuse an inbound SA that no policy covers yet: ReasonNoPolicy).
 				need = st.gen != sa.Gen || (st.reason == ReasonTableFull && st.epoch < e.epoch) ||
-					st.reason == ReasonNotInList || st.reason == ReasonError || !slices.Equal(st.sels, sels)
+					st.reason == ReasonNotInList || retried(st.reason) || !slices.Equal(st.check, check)
 			}
 			if !need {
 				continue
@@ -84,7 +84,7 @@ func (e *Engine) installSAs(v *view, retryDeferred bool) []saKey {
 				continue
 			}
 			var err error
-			o := &SAOffload{Iface: ifc, Index: sa.Index, SA: sa, InSelectors: sels}
+			o := &SAOffload{Iface: ifc, Index: sa.Index, SA: sa, InCheck: check}
 			if st.installed && st.id != sa.ID() {
 				o.MovedFrom = st.id // the same SA (same serial), migrated
 			}
@@ -98,19 +98,25 @@ func (e *Engine) installSAs(v *view, retryDeferred bool) []saKey {
 				r, d := ReasonOf(err)
 				if r == ReasonError {
 					e.driverFailed()
+				} else if retried(r) {
+					e.retry = true
 				}
 				if st.installed {
-					// An update was refused: the old entry stays; keep it and try again.
+					// An update was refused: the old entry stays. A transient failure is tried
+					// again; a refusal is shown until the SA changes again.
 					e.log.Warn("update offloaded sa", "sa", sa.Name, "iface", ifc, "err", err)
-					e.retry = true
+					if r != ReasonError && !retried(r) {
+						st.detail = "update not applied: " + string(r) + ": " + d
+					}
 					continue
 				}
-				st.sels = slices.Clone(sels) // what was offered, so a change of policies re-offers it
+				st.check = slices.Clone(check) // what was offered, so a change of policies re-offers it
 				e.setSA(k, sa, st, StatusRefused, r, d)
 				continue
 			}
 			st.installed = true
-			st.sels = slices.Clone(sels)
+			st.inbound = st.inbound || check.ServesAny()
+			st.check = slices.Clone(check)
 			if e.byID[ifc] == nil {
 				e.byID[ifc] = map[sadb.SAID]uint32{}
 			}
@@ -162,7 +168,7 @@ func (e *Engine) removeSAs(v *view) {
 		}
 		st := e.sa[k]
 		st.installed = false
-		st.sels = nil
+		st.check, st.inbound = nil, false
 		if m := e.byID[k.iface]; m != nil && m[st.id] == k.index {
 			delete(m, st.id)
 		}

@@ -99,5 +99,5 @@ func (e *Engine) PolicyLastUse(ctx context.Context, id uint32) (time.Time, error
 // Current is the counters as the SAD records them (an SA's current lifetime).
 func (c SACounters) Current() sadb.Current {
 	return sadb.Current{Bytes: c.Bytes, Packets: c.Packets, ReplayErrors: c.ReplayErrors,
-		IntegrityErrors: c.IntegrityErrors, OtherErrors: c.OtherErrors, Seq: c.Seq}
+		IntegrityErrors: c.IntegrityErrors, OtherErrors: c.OtherErrors, SeqUnreserved: c.SeqUnreserved, Seq: c.Seq}
 }

@@ -5,9 +5,11 @@
 //   - an SA is identified by (SPI, destination, protocol); adding a second SA with the same triple fails
 //     with ErrExists, as `ip xfrm state add` fails with EEXIST. An SA may also carry a unique name (the
 //     config's handle) and a reqid that policy templates use to find it.
-//   - `update` changes only what Linux lets `ip xfrm state update` change on a valid SA (lifetimes,
-//     encapsulation ports, offload list, name); the algorithms, keys, mode and reqid of an SA are fixed for
-//     its life: a new key is a new SA (rekey), never an edit — ErrImmutable says so.
+//   - `update` changes an SA in place: its lifetimes, offload list and name, and what the ESP engine can
+//     change on a running SA while it keeps its sequence numbers, IV mask and replay window (source
+//     address, mode, reqid, TTL, DF, TFC padding, ESN, replay window size, UDP encapsulation; Compare's
+//     InPlace). The SPI, destination, direction, algorithms and keys of an SA are fixed for its life: a
+//     new key is a new SA (rekey), never an edit — ErrImmutable says so.
 //   - a policy is identified by (direction, selector); a second one fails with ErrExists (priority is not
 //     part of the identity, as in xfrm_policy_insert).
 //

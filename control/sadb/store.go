@@ -353,9 +353,11 @@ func (s *Store) lookupLocked(ref Ref) (*saRec, error) {
 	return r, err
 }
 
-// UpdateSA changes an existing SA (ip xfrm state update). The SA is found by name when the update names
-// one that exists, else by (SPI, dst, proto). Only the lifetime limits, the encapsulation ports, the
-// offload list and the name may change; anything else fails with ErrImmutable.
+// UpdateSA changes an existing SA in place (ip xfrm state update). The SA is found by name when
+// the update names one that exists, else by (SPI, dst, proto). What may change is what Compare
+// calls InPlace — the SA keeps its SPI, destination, direction, algorithms and keys, and so its
+// sequence numbers, IV mask and replay window; anything else fails with ErrImmutable. The caller
+// checks first that the running SA can take the change (the manager asks the offload engine).
 func (s *Store) UpdateSA(in SA) (SAEntry, error) {
 	sa, err := prepare(&in)
 	if err != nil {
@@ -385,7 +387,7 @@ func (s *Store) updateSALocked(sa SA) (SAEntry, bool, error) {
 	old := &r.e.SA
 	change, what := Compare(old, &sa)
 	if change == Replace {
-		return SAEntry{}, false, fmt.Errorf("%s %w (add a new SA to rekey)", what, ErrImmutable)
+		return SAEntry{}, false, fmt.Errorf("%s %w (add a new SA, with a new key, to rekey)", what, ErrImmutable)
 	}
 	nameChanged := sa.Name != "" && sa.Name != old.Name
 	if nameChanged {
@@ -401,18 +403,26 @@ func (s *Store) updateSALocked(sa SA) (SAEntry, bool, error) {
 		old.Name = sa.Name
 		s.sas.insert(r.e.Index, old.ID(), old.Name, r)
 	}
-	cardChanged := !slices.Equal(old.Offload, sa.Offload) || (sa.Encap != nil && *sa.Encap != *old.Encap)
-	old.Limits = sa.Limits
-	old.Offload = append([]string(nil), sa.Offload...)
-	if sa.Encap != nil {
-		e := *sa.Encap
-		old.Encap = &e
-	}
+	// Only the lifetime limits are the SAD's alone; everything else is held by the card or the
+	// workers, which get the SA again.
+	cardChanged := !sameButLimits(old, &sa)
+	keep := *old
+	*old = sa.clone(false)
+	old.Name, old.Seq = keep.Name, keep.Seq
+	old.AEAD, old.Enc, old.Auth = keep.AEAD, keep.Enc, keep.Auth // the same keys: keep the SAD's own bytes
 	s.gen++
 	if cardChanged || nameChanged {
 		r.e.Gen = s.gen
 	}
 	return r.e.view(false), true, nil
+}
+
+// sameButLimits reports whether a and b differ at most in their lifetime limits.
+func sameButLimits(a, b *SA) bool {
+	c := *b
+	c.Limits = a.Limits
+	ch, _ := Compare(a, &c)
+	return ch == Unchanged
 }
 
 // DeleteSA removes an SA from the SAD (ip xfrm state delete). It leaves every lookup at once; its index

@@ -117,9 +117,49 @@ func TestUpdateSemantics(t *testing.T) {
 		t.Fatalf("key change: got %v, want ErrImmutable", err)
 	}
 	bad = testSA("a", 0x1001)
-	bad.Reqid = 9
+	bad.Dir = new(ipsec.DirIn)
 	if _, err := s.UpdateSA(bad); !errors.Is(err, ErrImmutable) {
-		t.Fatalf("reqid change: got %v, want ErrImmutable", err)
+		t.Fatalf("dir change: got %v, want ErrImmutable", err)
+	}
+	bad = testSA("a", 0x1001)
+	bad.AEAD.Name = "rfc4543(gcm(aes))"
+	if _, err := s.UpdateSA(bad); !errors.Is(err, ErrImmutable) {
+		t.Fatalf("algorithm change: got %v, want ErrImmutable", err)
+	}
+	// What the running SA keeps its numbers through: applied, the keys untouched, the card told.
+	inPlace := testSA("a", 0x1001)
+	inPlace.Limits.HardBytes = 1000
+	inPlace.Offload = []string{"eth1"}
+	inPlace.Reqid, inPlace.TTL, inPlace.DF, inPlace.TFCPad, inPlace.ESN = 9, 7, "set", 64, true
+	inPlace.Src = netip.MustParseAddr("198.18.0.99")
+	inPlace.Encap = &Encap{Sport: 4501, Dport: 4500}
+	u3, err := s.UpdateSA(inPlace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u3.Reqid != 9 || u3.TTL != 7 || u3.DF != "set" || u3.TFCPad != 64 || !u3.ESN || u3.Src != inPlace.Src ||
+		u3.Encap == nil || u3.Encap.Sport != 4501 || u3.Gen == u.Gen || u3.Index != e.Index {
+		t.Fatalf("in-place update not applied: %+v", u3)
+	}
+	if k, _ := s.GetSA(Ref{Name: "a"}, true); !k.AEAD.Equal(testSA("a", 0x1001).AEAD) {
+		t.Fatal("the update changed the stored key")
+	}
+	// Only the limits: the SAD's alone, the card is not asked again.
+	inPlace.Limits.HardBytes = 2000
+	if u4, err := s.UpdateSA(inPlace); err != nil || u4.Gen != u3.Gen || u4.Limits.HardBytes != 2000 {
+		t.Fatalf("limits-only update: gen %d → %d, %+v (%v)", u3.Gen, u4.Gen, u4.Limits, err)
+	}
+	inPlace.Encap = nil
+	if u5, err := s.UpdateSA(inPlace); err != nil || u5.Encap != nil {
+		t.Fatalf("encap off: %+v (%v)", u5.Encap, err)
+	}
+	u, _ = s.GetSA(Ref{Name: "a"}, false)
+	// Back to the first settings, for the no-op check below.
+	same0 := testSA("a", 0x1001)
+	same0.Limits.HardBytes = 1000
+	same0.Offload = []string{"eth1"}
+	if u, err = s.UpdateSA(same0); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := s.UpdateSA(testSA("zz", 0x9999)); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("update of a missing SA: got %v", err)
@@ -410,4 +450,38 @@ func TestReplaceSAIsOneChange(t *testing.T) {
 	if got, err := s.GetSA(Ref{Name: "other"}, false); err != nil || got.Index != other.Index {
 		t.Fatalf("the other SA moved: %+v %v", got, err)
 	}
+}
+
+func TestSameKey(t *testing.T) {
+	a := testSA("a", 0x1001)
+	b := testSA("b", 0x2002)
+	if !SameKey(&a, &b) {
+		t.Fatal("two SAs with one AEAD key: SameKey false")
+	}
+	b.AEAD.Key = append(Key(nil), b.AEAD.Key...)
+	b.AEAD.Key[0] ^= 1
+	if SameKey(&a, &b) {
+		t.Fatal("different keys: SameKey true")
+	}
+	cbc := func(enc, auth byte) SA {
+		return SA{Enc: &Algorithm{Name: "cbc(aes)", Key: bytesOf(enc, 16)}, Auth: &Algorithm{Name: "hmac(sha256)", Key: bytesOf(auth, 32)}}
+	}
+	for _, c := range []struct {
+		x, y SA
+		want bool
+	}{{cbc(1, 2), cbc(1, 3), true}, {cbc(1, 2), cbc(3, 2), true}, {cbc(1, 2), cbc(3, 4), false},
+		{SA{Enc: &Algorithm{Name: "ecb(cipher_null)"}, Auth: &Algorithm{Name: "hmac(sha256)", Key: bytesOf(5, 32)}},
+			SA{Enc: &Algorithm{Name: "ecb(cipher_null)"}, Auth: &Algorithm{Name: "hmac(sha256)", Key: bytesOf(6, 32)}}, false}} {
+		if got := SameKey(&c.x, &c.y); got != c.want {
+			t.Errorf("SameKey(%v/%v, %v/%v) = %v", c.x.Enc.Key, c.x.Auth.Key, c.y.Enc.Key, c.y.Auth.Key, got)
+		}
+	}
+}
+
+func bytesOf(b byte, n int) Key {
+	k := make(Key, n)
+	for i := range k {
+		k[i] = b
+	}
+	return k
 }

@@ -5,9 +5,9 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/xdpsec/xdpsec/crypto/keymem"
 	"github.com/xdpsec/xdpsec/ipsec"
 )
 
@@ -65,24 +65,21 @@ func (k *Key) UnmarshalText(b []byte) error {
 	return err
 }
 
-// ParseKey reads a key as ip xfrm accepts it: 0x-prefixed hex.
-func ParseKey(s string) (Key, error) {
-	h, ok := strings.CutPrefix(strings.ToLower(s), "0x")
-	if !ok {
-		return nil, fmt.Errorf("parse key: want 0x-prefixed hex")
+// ParseKey reads a key as ip xfrm accepts it: 0x-prefixed hex. An error names the position of a bad
+// character, never the key's characters. The key it returns is on the heap: a request's copy, which
+// the store copies into key memory when it keeps the SA.
+func ParseKey(s string) (Key, error) { return parseKey(s) }
+
+// ParseKeyText is ParseKey for text in a buffer the caller wipes after (a key file's line).
+func ParseKeyText(b []byte) (Key, error) { return parseKey(b) }
+
+func parseKey[T string | []byte](text T) (Key, error) {
+	b, err := keymem.ParseHex(text)
+	if err != nil {
+		return nil, fmt.Errorf("parse key: %w", err)
 	}
-	if len(h)%2 != 0 {
-		return nil, fmt.Errorf("parse key: odd number of hex digits")
-	}
-	out := make(Key, len(h)/2)
-	for i := range out {
-		v, err := strconv.ParseUint(h[2*i:2*i+2], 16, 8)
-		if err != nil {
-			return nil, fmt.Errorf("parse key: bad hex digit near %q", h[2*i:2*i+2])
-		}
-		out[i] = byte(v)
-	}
-	return out, nil
+	defer b.Free()
+	return append(Key{}, b.Bytes()...), nil
 }
 
 // Algorithm names a transform and its key. Bits is the ICV length for an AEAD and the truncation length
@@ -91,6 +88,9 @@ type Algorithm struct {
 	Name string `json:"alg"`
 	Key  Key    `json:"key,omitempty"`
 	Bits int    `json:"bits,omitempty"`
+	// mem, when set, is the key memory behind Key (copies the store makes: package keymem); Wipe
+	// frees it. A Key from elsewhere (a request, a configuration) is only zeroed.
+	mem *keymem.Buf
 }
 
 func (a *Algorithm) clone(withKey bool) *Algorithm {
@@ -98,11 +98,23 @@ func (a *Algorithm) clone(withKey bool) *Algorithm {
 		return nil
 	}
 	c := *a
-	c.Key = nil
-	if withKey {
-		c.Key = append(Key(nil), a.Key...)
+	c.Key, c.mem = nil, nil
+	if withKey && len(a.Key) > 0 {
+		c.mem = keymem.Copy(a.Key)
+		c.Key = c.mem.Bytes()
 	}
 	return &c
+}
+
+// wipe zeroes the key; a copy in key memory is released and the Key set to nil, so a use after the
+// wipe fails (a nil key has the wrong length) instead of finding the slot's next key.
+func (a *Algorithm) wipe() {
+	if a.mem != nil {
+		a.mem.Free()
+		a.Key = nil
+		return
+	}
+	clear(a.Key)
 }
 
 // Equal reports whether a and b are the same algorithm with the same key and length (or both nil).
@@ -179,11 +191,12 @@ type SA struct {
 // ID returns the SA's identity triple.
 func (s *SA) ID() SAID { return SAID{SPI: s.SPI, Dst: s.Dst, Proto: s.Proto} }
 
-// Wipe overwrites the SA's key bytes, and so those of every copy that shares them.
+// Wipe overwrites the SA's key bytes, and so those of every copy that shares them; the store's own
+// copies (in key memory) are released too.
 func (s *SA) Wipe() {
 	for _, a := range []*Algorithm{s.AEAD, s.Enc, s.Auth} {
 		if a != nil {
-			clear(a.Key)
+			a.wipe()
 		}
 	}
 }
@@ -210,43 +223,59 @@ type Change uint8
 
 const (
 	Unchanged Change = iota
-	InPlace          // only in what ip xfrm state update may change: limits, encap ports, offload list
-	Replace          // in an immutable field: it is a new SA (a rekey), never an edit
+	// InPlace: the same SA — the same SPI, destination, direction, algorithms and keys — with
+	// other settings: the lifetime limits and offload list, and what the ESP engine can change
+	// on a running SA while it keeps its sequence numbers, IV mask and replay window
+	// (esp.Continue): source address, mode, reqid, TTL, DF, TFC padding, ESN, the replay window
+	// size and UDP encapsulation. Whether the running SA can take a particular change (ESN off
+	// after 2^32 packets, a larger replay window than its ring holds, another address family)
+	// only the card can tell: the control plane asks it first (offload.Engine.CheckUpdate).
+	InPlace
+	// Replace: a new SA (a rekey), never an edit. With the same key it would start the key's
+	// sequence numbers over, which the control plane refuses (SameKey).
+	Replace
 )
 
-// Compare tells how next differs from cur and, for Replace, names the first immutable field that
-// changed. Names and run-time state (seq) are not compared.
+// Compare tells how next differs from cur and, for Replace, names the first field that makes it
+// another SA. Names and run-time state (seq) are not compared.
 func Compare(cur, next *SA) (Change, string) {
 	what := ""
 	switch {
 	case cur.ID() != next.ID():
 		what = "spi/dst/proto"
-	case cur.Src != next.Src:
-		what = "src"
-	case cur.Mode != next.Mode:
-		what = "mode"
-	case cur.Reqid != next.Reqid:
-		what = "reqid"
 	case (cur.Dir == nil) != (next.Dir == nil) || cur.Dir != nil && *cur.Dir != *next.Dir:
 		what = "dir"
-	case cur.ESN != next.ESN:
-		what = "esn"
-	case cur.ReplayWindow != next.ReplayWindow:
-		what = "replay-window"
-	case cur.TTL != next.TTL || cur.DF != next.DF || cur.TFCPad != next.TFCPad:
-		what = "ttl/df/tfc-pad"
 	case !cur.AEAD.Equal(next.AEAD) || !cur.Enc.Equal(next.Enc) || !cur.Auth.Equal(next.Auth):
 		what = "algorithms and keys"
-	case (cur.Encap == nil) != (next.Encap == nil):
-		what = "encap (on/off)"
 	}
 	if what != "" {
 		return Replace, what
 	}
-	if (cur.Encap != nil && *cur.Encap != *next.Encap) || cur.Limits != next.Limits || !slices.Equal(cur.Offload, next.Offload) {
+	if cur.Src != next.Src || cur.Mode != next.Mode || cur.Reqid != next.Reqid || cur.ESN != next.ESN ||
+		cur.ReplayWindow != next.ReplayWindow || cur.TTL != next.TTL || cur.DF != next.DF || cur.TFCPad != next.TFCPad ||
+		!encapEqual(cur.Encap, next.Encap) || cur.Limits != next.Limits || !slices.Equal(cur.Offload, next.Offload) {
 		return InPlace, ""
 	}
 	return Unchanged, ""
+}
+
+func encapEqual(a, b *Encap) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
+
+// SameKey reports whether a and b share key material: the same AEAD or cipher key, or the same
+// authentication key. Two SAs that do share the sequence number space of that key (and, for the
+// AEAD suites, its nonces), so one must continue the other's numbers, never start them again.
+func SameKey(a, b *SA) bool {
+	same := func(x, y *Algorithm) bool {
+		return x != nil && y != nil && len(x.Key) > 0 && string(x.Key) == string(y.Key)
+	}
+	for _, x := range []*Algorithm{a.AEAD, a.Enc} {
+		for _, y := range []*Algorithm{b.AEAD, b.Enc} {
+			if same(x, y) {
+				return true
+			}
+		}
+	}
+	return same(a.Auth, b.Auth)
 }
 
 // Current is the lifetime an SA has used so far, summed from the card's and the workers' counters.
@@ -257,6 +286,9 @@ type Current struct {
 	ReplayErrors    uint64 `json:"replay_errors"`
 	IntegrityErrors uint64 `json:"integrity_errors"`
 	OtherErrors     uint64 `json:"other_errors"`
+	// SeqUnreserved counts, within OtherErrors, outbound packets dropped because the SA had used
+	// its whole durable sequence reservation (the state directory lagged or failed).
+	SeqUnreserved uint64 `json:"seq_unreserved"`
 	// Seq is the highest sequence number used (outbound) or seen (inbound) so far.
 	Seq uint64 `json:"seq"`
 }

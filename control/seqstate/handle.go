@@ -153,14 +153,47 @@ func (s *Store) Inbound(p esp.Params) (*Inbound, error) {
 	return &Inbound{handle{s, e, gen}, e.top}, nil
 }
 
+// Admit reports whether an SA with p's key may be added at all: ErrRetired (naming the reason
+// and the time) when the key has a tombstone, under any SPI and in either direction, and
+// ErrExhausted when the SA used its last sequence number in an earlier life. It neither claims
+// nor writes: the control plane asks before an SA enters the SAD, so that `xdpsec sa add` and a
+// reload refuse a retired key at once, with the reason, rather than have the card nack it later.
+func (s *Store) Admit(p esp.Params) error {
+	id, err := s.ID(p)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	sh := &s.shards[id.shard()]
+	if t := sh.tombs[id.Key]; t != nil {
+		return retiredErr(id, t)
+	}
+	limit := uint64(math.MaxUint32)
+	if p.ESN {
+		limit = math.MaxUint64
+	}
+	if e := sh.entries[entryKey{id, Out}]; e != nil && max(e.floor, p.Seq) >= limit {
+		return fmt.Errorf("%s: %w in a previous life (last reserved %d): configure a new key", id, ErrExhausted, e.floor)
+	}
+	return nil
+}
+
+func retiredErr(id ID, t *tomb) error {
+	return fmt.Errorf("%s: %w: %s at %s (%s): configure a new key", id, ErrRetired, t.reason,
+		time.Unix(t.at, 0).UTC().Format(time.RFC3339), t.id)
+}
+
 // admitLocked refuses a retired key, a claimed entry and a closed store.
 func (s *Store) admitLocked(sh *shard, k entryKey) error {
 	if s.closed {
 		return ErrClosed
 	}
 	if t := sh.tombs[k.id.Key]; t != nil {
-		return fmt.Errorf("%s: %w: %s at %s (%s): configure a new key", k.id, ErrRetired, t.reason,
-			time.Unix(t.at, 0).UTC().Format(time.RFC3339), t.id)
+		return retiredErr(k.id, t)
 	}
 	if e := sh.entries[k]; e != nil && e.claim != 0 {
 		return fmt.Errorf("%s (%s): %w", k.id, k.dir, ErrClaimed)

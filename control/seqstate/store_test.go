@@ -496,6 +496,15 @@ func TestTombstoneRefusesReAdd(t *testing.T) {
 				}
 			}
 		}
+		// Admit says the same without claiming anything.
+		for _, q := range []esp.Params{p, other} {
+			if err := st.Admit(q); !errors.Is(err, ErrRetired) || !strings.Contains(err.Error(), "hard-expired") {
+				t.Fatalf("life %d spi %#x: Admit: %v", life, q.SPI, err)
+			}
+		}
+		if err := st.Admit(saParams(0x8008, 9, false)); err != nil {
+			t.Fatalf("life %d: Admit refuses a new key: %v", life, err)
+		}
 		// Another key under the same SPI is fine.
 		if _, err := st.Outbound(saParams(0x8008, 9, false)); err != nil {
 			t.Fatalf("life %d: a new key refused: %v", life, err)
@@ -528,6 +537,9 @@ func TestExhaustedRefused(t *testing.T) {
 	p.Seq = 0
 	if _, err := s2.Outbound(p); !errors.Is(err, ErrExhausted) {
 		t.Fatalf("re-add of an exhausted sa: %v", err)
+	}
+	if err := s2.Admit(p); !errors.Is(err, ErrExhausted) {
+		t.Fatalf("Admit of an exhausted sa: %v", err)
 	}
 }
 

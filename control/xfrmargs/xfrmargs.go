@@ -16,6 +16,7 @@
 package xfrmargs
 
 import (
+	"errors"
 	"fmt"
 	"math/bits"
 	"net/netip"
@@ -30,6 +31,9 @@ type scanner struct {
 	args []string
 	i    int
 	what string // "sa add", … for messages
+	// keys are what KEY arguments written "-" stand for, in order (ParseSAKeys); used counts them.
+	keys [][]byte
+	used int
 }
 
 func (s *scanner) more() bool { return s.i < len(s.args) }
@@ -53,8 +57,24 @@ func (s *scanner) next(kw string) (string, error) {
 	return v, nil
 }
 
+// errf builds an error about keyword kw; string arguments that could be key material are hidden.
 func (s *scanner) errf(kw, format string, args ...any) error {
+	for i, a := range args {
+		if v, ok := a.(string); ok {
+			args[i] = hide(v)
+		}
+	}
 	return fmt.Errorf("%s: %s: %s", s.what, kw, fmt.Sprintf(format, args...))
+}
+
+// hide returns v, or a placeholder when v could be key material — 0x followed by more than 16 hex
+// digits, longer than any SPI, sequence number or port — so that a key that lands where another
+// value belongs (a forgotten algorithm name, a shifted argument) never reaches a message or a log.
+func hide(v string) string {
+	if len(v) > 18 && (strings.HasPrefix(v, "0x") || strings.HasPrefix(v, "0X")) {
+		return fmt.Sprintf("[a %d-character 0x value, not shown: it may be a key]", len(v))
+	}
+	return v
 }
 
 func (s *scanner) addr(kw string) (netip.Addr, error) {
@@ -203,7 +223,29 @@ func (s *scanner) offload(list *[]string) error {
 
 // ParseSA parses the arguments of `ip xfrm state add|update`.
 func ParseSA(what string, args []string) (sadb.SA, error) {
-	s := &scanner{args: args, what: what}
+	return ParseSAKeys(what, args, nil)
+}
+
+// ParseSAKeys is ParseSA where a KEY argument written "-" stands for the next of keys (the lines of
+// `xdpsec sa add --key-file`, in the order the arguments name the algorithms), so that keys need not
+// appear on a command line. keys are 0x-hex like a KEY argument; every one must be used, and a key
+// given as an argument is refused when keys are given (one source, no mix-ups).
+func ParseSAKeys(what string, args []string, keys [][]byte) (sadb.SA, error) {
+	s := &scanner{args: args, what: what, keys: keys}
+	sa, err := parseSA(s)
+	if err == nil && s.used != len(keys) {
+		err = fmt.Errorf("%s: the key file has %d keys, and the arguments take %d (one per KEY written -)", what, len(keys), s.used)
+	}
+	if err != nil {
+		sa.Wipe() // the keys parsed before the error
+		return sadb.SA{}, err
+	}
+	return sa, nil
+}
+
+// parseSA returns what it parsed so far with an error, for the caller to wipe.
+func parseSA(s *scanner) (sadb.SA, error) {
+	what := s.what
 	// ip xfrm's defaults: transport mode; the window is xdpsec's default (ip xfrm's 0 disables anti-replay).
 	sa := sadb.SA{Proto: ipsec.ProtoESP, ReplayWindow: 128, Mode: ipsec.ModeTransport}
 	for s.more() {
@@ -289,21 +331,21 @@ func ParseSA(what string, args []string) (sadb.SA, error) {
 		case "ctx":
 			err = s.errf(kw, "security contexts are not supported by xdpsec")
 		default:
-			err = fmt.Errorf("%s: unknown keyword %q", what, kw)
+			err = fmt.Errorf("%s: unknown keyword %q", what, hide(kw))
 		}
 		if err != nil {
-			return sadb.SA{}, err
+			return sa, err
 		}
 	}
 	switch {
 	case !sa.Src.IsValid():
-		return sadb.SA{}, fmt.Errorf("%s: src ADDR is required", what)
+		return sa, fmt.Errorf("%s: src ADDR is required", what)
 	case !sa.Dst.IsValid():
-		return sadb.SA{}, fmt.Errorf("%s: dst ADDR is required", what)
+		return sa, fmt.Errorf("%s: dst ADDR is required", what)
 	case sa.SPI == 0:
-		return sadb.SA{}, fmt.Errorf("%s: spi SPI is required", what)
+		return sa, fmt.Errorf("%s: spi SPI is required", what)
 	case sa.AEAD == nil && sa.Enc == nil:
-		return sadb.SA{}, fmt.Errorf("%s: an algorithm is required: aead NAME KEY ICV-BITS, or enc NAME KEY with auth-trunc NAME KEY BITS", what)
+		return sa, fmt.Errorf("%s: an algorithm is required: aead NAME KEY ICV-BITS, or enc NAME KEY with auth-trunc NAME KEY BITS", what)
 	}
 	return sa, nil
 }
@@ -320,17 +362,30 @@ func (s *scanner) alg(kw string, withBits bool) (*sadb.Algorithm, error) {
 	if err != nil {
 		return nil, err
 	}
-	kv, err := s.next(kw + " " + name)
+	kv, err := s.next(kw + " " + hide(name))
 	if err != nil {
 		return nil, err
 	}
-	key, err := parseKey(kv)
-	if err != nil {
-		return nil, s.errf(kw, "key: %v", err)
+	var key sadb.Key
+	switch {
+	case kv == "-" && s.used < len(s.keys):
+		key, err = sadb.ParseKeyText(s.keys[s.used])
+		s.used++
+		if err != nil {
+			return nil, s.errf(kw, "key %d of the key file: %v", s.used, err)
+		}
+	case kv == "-":
+		return nil, s.errf(kw, "KEY - takes the next key from --key-file, and there is none (left)")
+	case len(s.keys) > 0:
+		return nil, s.errf(kw, "KEY must be - with --key-file: the keys come from the file only")
+	default:
+		if key, err = parseKey(kv); err != nil {
+			return nil, s.errf(kw, "%v", err)
+		}
 	}
 	a := &sadb.Algorithm{Name: name, Key: key}
 	if withBits {
-		n, err := s.uint(kw+" "+name+" KEY", 16)
+		n, err := s.uint(kw+" "+hide(name)+" KEY", 16)
 		if err != nil {
 			return nil, err
 		}
@@ -410,7 +465,7 @@ func parseRef(what string, args []string, ident func(s *scanner, kw string) (boo
 		if kw == "name" {
 			name, err = s.next(kw)
 		} else if ok, ierr := ident(s, kw); !ok {
-			err = fmt.Errorf("%s: unknown keyword %q", what, kw)
+			err = fmt.Errorf("%s: unknown keyword %q", what, hide(kw))
 		} else {
 			err = ierr
 		}
@@ -497,7 +552,7 @@ func ParsePolicy(what string, args []string) (sadb.Policy, error) {
 		case "index", "ctx", "flag", "limit":
 			err = s.errf(kw, "not supported by xdpsec")
 		default:
-			err = fmt.Errorf("%s: unknown keyword %q", what, kw)
+			err = fmt.Errorf("%s: unknown keyword %q", what, hide(kw))
 		}
 		if err != nil {
 			return sadb.Policy{}, err
@@ -517,7 +572,7 @@ func ParsePolicy(what string, args []string) (sadb.Policy, error) {
 	default:
 		a, err := ipsec.ParseAction(action)
 		if err != nil {
-			return sadb.Policy{}, fmt.Errorf("%s: action %q: want allow, block, protect, bypass or discard", what, action)
+			return sadb.Policy{}, fmt.Errorf("%s: action %q: want allow, block, protect, bypass or discard", what, hide(action))
 		}
 		p.Action = a
 	}
@@ -651,21 +706,16 @@ func ParsePolicyRef(what string, args []string) (sadb.PolicyRef, error) {
 	return sadb.PolicyRef{Key: &key}, nil
 }
 
-// parseKey reads a KEY as ip xfrm does: 0x followed by hex digits, or else a string whose bytes are
-// the key (ip xfrm's quoted ASCII keys; one pair of double quotes around it is taken off).
+// parseKey reads a KEY as ip xfrm does: 0x followed by hex digits, or a string in double quotes whose
+// bytes are the key (ip xfrm's quoted ASCII keys; the quotes are part of the argument, '"mykey"' in a
+// shell). A bare word is not taken for a key: it is more likely an algorithm name or a number typed
+// in the wrong place.
 func parseKey(v string) (sadb.Key, error) {
-	if strings.HasPrefix(strings.ToLower(v), "0x") {
-		k, err := sadb.ParseKey(v)
-		if err != nil {
-			return nil, fmt.Errorf("want 0x followed by hex digits")
-		}
-		return k, nil
-	}
 	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
-		v = v[1 : len(v)-1]
+		if len(v) == 2 {
+			return nil, errors.New("an empty quoted key")
+		}
+		return sadb.Key(v[1 : len(v)-1]), nil
 	}
-	if v == "" {
-		return nil, fmt.Errorf("empty: want 0x followed by hex digits, or a string")
-	}
-	return sadb.Key(v), nil
+	return sadb.ParseKey(v)
 }

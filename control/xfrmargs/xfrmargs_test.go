@@ -53,7 +53,7 @@ func TestParseSAAnySelector(t *testing.T) {
 // keys.
 func TestParseSAFromIKE(t *testing.T) {
 	sa, err := ParseSA("sa add", strings.Fields("src 198.18.0.1 dst 198.19.0.1 proto esp spi 0xc1234567 reqid 2 mode tunnel "+
-		"flag af-unspec flag esn,af-unspec aead rfc4106(gcm(aes)) ABCDEFGHIJKLMNOPQRST 128"))
+		"flag af-unspec flag esn,af-unspec aead rfc4106(gcm(aes)) \"ABCDEFGHIJKLMNOPQRST\" 128"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestParseSAFromIKE(t *testing.T) {
 		t.Fatalf("esn %v key %q", sa.ESN, sa.AEAD.Key)
 	}
 	sa, err = ParseSA("sa add", []string{"src", "198.18.0.1", "dst", "198.19.0.1", "proto", "esp", "spi", "300",
-		"enc", "cbc(aes)", `"0123456789abcdef"`, "auth", "hmac(sha256)", "0123456789abcdef0123456789abcdef"})
+		"enc", "cbc(aes)", `"0123456789abcdef"`, "auth", "hmac(sha256)", `"0123456789abcdef0123456789abcdef"`})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,8 +90,9 @@ func TestParseSAErrors(t *testing.T) {
 		"src 198.18.0.1 dst nowhere":                                         `dst: "nowhere" is not an IPv4 or IPv6 address`,
 		"src 198.18.0.1 spi zz":                                              `spi: "zz" is not a number`,
 		"src 198.18.0.1 proto ah":                                            "only esp",
-		"src 198.18.0.1 aead rfc4106(gcm(aes)) 0x12345 128":                  "key: want 0x",
-		"src 198.18.0.1 aead rfc4106(gcm(aes)) \"\" 128":                     "key: empty",
+		"src 198.18.0.1 aead rfc4106(gcm(aes)) 0x12345 128":                  "aead: parse key",
+		"src 198.18.0.1 aead rfc4106(gcm(aes)) \"\" 128":                     "an empty quoted key",
+		"src 198.18.0.1 aead rfc4106(gcm(aes)) abcdefghijklmnopqrst 128":     "aead: parse key: want 0x",
 		"src 198.18.0.1 mark 7":                                              "marks are not supported",
 		"src 198.18.0.1 output-mark 7":                                       "marks are not supported",
 		"src 198.18.0.1 if_id 7":                                             "interface IDs",
@@ -187,5 +188,64 @@ func TestParsePolicyRef(t *testing.T) {
 	}
 	if _, err := ParsePolicyRef("sp del", strings.Fields("src 198.18.1.0/24 dst 198.18.2.0/24")); err == nil {
 		t.Fatal("a selector without dir must not name a policy")
+	}
+}
+
+// No error shows a key's characters: not for a bad digit (the position is named), not when a key
+// lands where another value belongs.
+func TestKeyNeverInErrors(t *testing.T) {
+	const key = "0x8f3e9d2c7b1a6f5e4d3cg2b1a09f8e7d6c5b4a57" // the 23rd character is a 'g'
+	const good = "0x8f3e9d2c7b1a6f5e4d3c12b1a09f8e7d6c5b4a57"
+	for args, want := range map[string]string{
+		"src 198.18.0.1 aead rfc4106(gcm(aes)) " + key + " 128": "aead: parse key: character 23 is not a hex digit",
+		"src 198.18.0.1 aead " + good + " 128":                  "aead: parse key: want 0x", // the name forgotten
+		"src 198.18.0.1 spi " + good:                            "spi: \"[a 42-character 0x value, not shown",
+		"src 198.18.0.1 " + good:                                "unknown keyword \"[a 42-character 0x value",
+		"src 198.18.0.1 aead " + good:                           "aead [a 42-character 0x value, not shown: it may be a key] needs a value",
+	} {
+		_, err := ParseSA("sa add", strings.Fields(args))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: got %v, want …%s…", args, err, want)
+			continue
+		}
+		for _, k := range []string{key, good} {
+			for i := 2; i+2 <= len(k); i++ {
+				if w := k[i : i+2]; strings.Contains(err.Error(), w) {
+					t.Errorf("%q: the error %q shows key characters %q", args, err, w)
+					break
+				}
+			}
+		}
+	}
+}
+
+func TestParseSAKeys(t *testing.T) {
+	args := strings.Fields("src 198.18.0.1 dst 198.19.0.1 proto esp spi 0x1001 mode tunnel " +
+		"enc cbc(aes) - auth-trunc hmac(sha256) - 128")
+	enc := []byte("0x00112233445566778899aabbccddeeff")
+	auth := []byte("0x00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff")
+	sa, err := ParseSAKeys("sa add", args, [][]byte{enc, auth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sa.Enc.Key) != 16 || len(sa.Auth.Key) != 32 || sa.Enc.Key[1] != 0x11 || sa.Auth.Key[31] != 0xff {
+		t.Fatalf("keys in the wrong places: enc %d bytes, auth %d bytes", len(sa.Enc.Key), len(sa.Auth.Key))
+	}
+	for _, c := range []struct {
+		name string
+		args []string
+		keys [][]byte
+		want string
+	}{
+		{"more keys than -", args, [][]byte{enc, auth, enc}, "the key file has 3 keys, and the arguments take 2"},
+		{"fewer keys than -", args, [][]byte{enc}, "auth-trunc: KEY - takes the next key from --key-file, and there is none"},
+		{"- without a file", args, nil, "enc: KEY - takes the next key from --key-file"},
+		{"a key argument with a file", strings.Fields("src 198.18.0.1 dst 198.19.0.1 spi 0x1001 enc cbc(aes) " +
+			string(enc) + " auth-trunc hmac(sha256) - 128"), [][]byte{auth}, "enc: KEY must be - with --key-file"},
+		{"bad digit in the file", args, [][]byte{enc, []byte("0x0011223344556677889g")}, "auth-trunc: key 2 of the key file: parse key: character 22 is not a hex digit"},
+	} {
+		if _, err := ParseSAKeys("sa add", c.args, c.keys); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want …%s…", c.name, err, c.want)
+		}
 	}
 }

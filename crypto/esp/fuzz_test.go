@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/xdpsec/xdpsec/internal/testutil"
 	"github.com/xdpsec/xdpsec/ipsec"
 )
 
@@ -152,7 +153,7 @@ func FuzzEncapDecap(f *testing.F) {
 // XDPSEC_WRITE_CORPUS=1.
 func TestWriteFuzzCorpus(t *testing.T) {
 	if os.Getenv("XDPSEC_WRITE_CORPUS") != "1" {
-		t.Skip("set XDPSEC_WRITE_CORPUS=1 to regenerate testdata/fuzz")
+		testutil.Skip(t, "set XDPSEC_WRITE_CORPUS=1 to regenerate testdata/fuzz")
 	}
 	write := func(target string, i int, sel uint8, pkt []byte) {
 		dir := filepath.Join("testdata", "fuzz", target)

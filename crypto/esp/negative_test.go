@@ -5,10 +5,12 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net/netip"
+	"os"
 	"testing"
+	"unsafe"
 
 	"github.com/xdpsec/xdpsec/crypto/internal/inetsum"
-
+	"github.com/xdpsec/xdpsec/crypto/keymem"
 	"github.com/xdpsec/xdpsec/ipsec"
 )
 
@@ -475,6 +477,13 @@ func TestWipe(t *testing.T) {
 		out, in := c.pair(t)
 		wire, _, _ := sealed(t, c, 10, nil)
 		st := out.st.Load()
+		// The raw keys live in key memory (package keymem), locked when root runs the test.
+		if os.Geteuid() == 0 && !st.mem.Locked() {
+			t.Errorf("%s: the SA's key copy is not in locked memory: %v", s.name, keymem.Stats().LockErr)
+		}
+		if unsafe.SliceData(st.keys) != unsafe.SliceData(st.mem.Bytes()) {
+			t.Errorf("%s: the SA keeps its keys outside its key memory", s.name)
+		}
 		out.Wipe()
 		out.Wipe()
 		for _, b := range st.keys {

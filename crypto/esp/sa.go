@@ -13,8 +13,8 @@ import (
 
 	"golang.org/x/crypto/chacha20poly1305"
 
+	"github.com/xdpsec/xdpsec/crypto/keymem"
 	"github.com/xdpsec/xdpsec/crypto/replay"
-
 	"github.com/xdpsec/xdpsec/ipsec"
 )
 
@@ -92,6 +92,7 @@ type SA struct {
 // reference after zeroing keys, so in-flight calls finish with it and later
 // calls fail with ErrWiped.
 type state struct {
+	mem  *keymem.Buf // locked memory behind keys
 	keys []byte      // one buffer holding every key copy the SA keeps
 	salt []byte      // aliases keys
 	aead cipher.AEAD // GCM, ChaCha20-Poly1305, GMAC
@@ -204,18 +205,27 @@ func newSA(p Params, spec suiteSpec) *SA {
 	return sa
 }
 
-// build copies the keys into one buffer owned by the SA and creates the
-// cipher objects.
-func (sa *SA) build(spec suiteSpec) error {
-	st := &state{keys: make([]byte, 0, len(spec.cipher)+len(spec.salt)+len(spec.authKey))}
+// build copies the keys into one buffer owned by the SA, in locked key
+// memory (package keymem), and creates the cipher objects.
+func (sa *SA) build(spec suiteSpec) (err error) {
+	st := &state{mem: keymem.Alloc(len(spec.cipher) + len(spec.salt) + len(spec.authKey))}
+	st.keys = st.mem.Bytes()[:0]
 	st.keys = append(st.keys, spec.cipher...)
 	st.keys = append(st.keys, spec.salt...)
 	st.keys = append(st.keys, spec.authKey...)
+	defer func() {
+		if err != nil {
+			st.mem.Free()
+		}
+	}()
+	// An SA dropped without Wipe still returns its key memory: nothing but
+	// st reaches keys, salt and the pool's closure (which captures only
+	// slices of keys), so once st is unreachable no call can be using them.
+	runtime.AddCleanup(st, (*keymem.Buf).Free, st.mem)
 	ck := st.keys[:len(spec.cipher)]
 	st.salt = st.keys[len(spec.cipher) : len(spec.cipher)+len(spec.salt)]
 	ak := st.keys[len(spec.cipher)+len(spec.salt):]
 
-	var err error
 	switch spec.kind {
 	case kindGCM, kindGMAC:
 		b, err := aes.NewCipher(ck)
@@ -286,7 +296,7 @@ func (sa *SA) Wipe() {
 	if st == nil {
 		return
 	}
-	clear(st.keys)
+	st.mem.Free() // zeroes keys and salt
 	for i := range st.pool.slots {
 		st.pool.slots[i].Store(nil) // drop the pooled HMAC/CBC states
 	}

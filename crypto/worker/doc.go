@@ -52,11 +52,14 @@
 // # Inbound (wire → protected side)
 //
 // esp.Decap does anti-replay, ICV and decryption in place. The inner packet
-// must then pass the post-decryption policy check (RFC 4301 §5.2): it must
-// match one of the selectors of the policy the SA serves (Entry.Selectors;
-// a non-first fragment matches only selectors that do not constrain ports,
-// as ipsec.Selector.Matches says), else it is dropped and counted (error slot
-// ReasonPolicyMismatch). The NextHopResolver — which must never block, and
+// must then pass the post-decryption policy check (RFC 4301 §5.2): the first
+// inbound policy it matches, in SPD order, must be a PROTECT policy the SA
+// serves. The control plane gives each inbound SA that answer as a short
+// list (Entry.Check, ipsec.CheckList: the policies the SA serves and the
+// earlier ones that may overlap them), and the first entry the packet matches
+// decides (a non-first fragment meeting an entry that constrains ports is
+// rejected, as the SPD does); a rejected packet is dropped and counted (error
+// slot ReasonPolicyMismatch). An empty list rejects everything. The NextHopResolver — which must never block, and
 // starts resolution itself for unknown neighbours — gives the Ethernet
 // addresses for the inner destination; without an answer the packet is
 // dropped and counted. The frame is queued on the protected socket.

@@ -93,5 +93,8 @@ func (w *Worker) cryptoErr(sa uint32, err error) {
 	// the reason without errors.As's allocation-free but slower walk.
 	if e, ok := err.(*esp.Error); ok {
 		w.saStats.AddError(sa, uint8(e.Reason), 1)
+		if e.Reason == esp.ReasonSeqUnreserved {
+			w.stats.SeqUnreserved.Add(1)
+		}
 	}
 }

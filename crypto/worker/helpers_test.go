@@ -118,13 +118,13 @@ const (
 	rigFrame = 2048
 )
 
-func newRig(t testing.TB, window uint32, sels []ipsec.Selector) *rig {
+func newRig(t testing.TB, window uint32, check ipsec.CheckList) *rig {
 	t.Helper()
-	return newRigSized(t, window, sels, 256, 32)
+	return newRigSized(t, window, check, 256, 32)
 }
 
 // newRigSized is newRig with frames UMEM frames and rings of ring entries.
-func newRigSized(t testing.TB, window uint32, sels []ipsec.Selector, frames, ring uint32) *rig {
+func newRigSized(t testing.TB, window uint32, check ipsec.CheckList, frames, ring uint32) *rig {
 	t.Helper()
 	u, err := xsk.NewUMEM(xsk.UMEMConfig{FrameCount: frames, FrameSize: rigFrame})
 	if err != nil {
@@ -148,15 +148,15 @@ func newRigSized(t testing.TB, window uint32, sels []ipsec.Selector, frames, rin
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sels == nil {
-		sels = lanSelectors()
+	if check == nil {
+		check = lanCheck()
 	}
 	// The worker's outbound SA and, with the same key, its inbound one: a
 	// packet it seals can be fed back in as if it came from the peer.
 	if err := sas.Install(outIdx, &Entry{SA: newSA(t, spiOut, outerSrc, outerDst, 0), Dir: ipsec.DirOut, OuterDst: outerDst}); err != nil {
 		t.Fatal(err)
 	}
-	if err := sas.Install(inIdx, &Entry{SA: newSA(t, spiOut, outerSrc, outerDst, window), Dir: ipsec.DirIn, Selectors: sels}); err != nil {
+	if err := sas.Install(inIdx, &Entry{SA: newSA(t, spiOut, outerSrc, outerDst, window), Dir: ipsec.DirIn, Check: check}); err != nil {
 		t.Fatal(err)
 	}
 	r := &rig{sas: sas, stats: NewStatsTable(16), prot: pk, wire: wk,
@@ -177,12 +177,13 @@ func newRigSized(t testing.TB, window uint32, sels []ipsec.Selector, frames, rin
 	return r
 }
 
-// lanSelectors is the inbound policy's selector: 198.18.1.0/24 → 198.18.2.0/24, any protocol.
-func lanSelectors() []ipsec.Selector {
-	return []ipsec.Selector{{
+// lanCheck is the inbound SA's check list: it serves one policy, 198.18.1.0/24 → 198.18.2.0/24,
+// any protocol.
+func lanCheck() ipsec.CheckList {
+	return ipsec.CheckList{{Selector: ipsec.Selector{
 		Src: netip.MustParsePrefix("198.18.1.0/24"), Dst: netip.MustParsePrefix("198.18.2.0/24"),
 		SrcPorts: ipsec.AnyPorts, DstPorts: ipsec.AnyPorts,
-	}}
+	}, Accept: true}}
 }
 
 type metaOpt struct {

@@ -13,7 +13,7 @@ import (
 
 // handleIn opens one frame received on the wire side: it decrypts the ESP
 // packet in place with the SA the card found, checks the inner packet
-// against the selectors of the policy the SA serves, and queues it for the
+// against the SA's post-decryption check list (first match over the inbound SPD), and queues it for the
 // protected side with the Ethernet header of the inner destination's next
 // hop.
 func (w *Worker) handleIn(d xsk.Desc) {
@@ -44,7 +44,7 @@ func (w *Worker) handleIn(d xsk.Desc) {
 		w.free(d.Addr)
 		return
 	}
-	if !selectorsMatch(e.Selectors, &t) {
+	if !e.Check.Accepts(&t) {
 		w.saStats.AddError(sa, uint8(ReasonPolicyMismatch), 1)
 		w.stats.PolicyMismatch.Add(1)
 		w.free(d.Addr)
@@ -74,17 +74,4 @@ func (w *Worker) handleIn(d xsk.Desc) {
 	w.queue(sideProtected, sa, w.putEth(d, frame, start, end, &dst, &src, inner[0]>>4 == 6))
 	w.stats.Opened.Add(1)
 	w.saStats.Add(sa, 1, uint64(end-start))
-}
-
-// selectorsMatch is the post-decryption check (RFC 4301 §5.2): the inner
-// packet must be one the policy the SA serves would have protected. A
-// non-first fragment carries no ports, so it matches only selectors that do
-// not constrain them (ipsec.Selector.Matches, the SPD's rule for fragments).
-func selectorsMatch(sels []ipsec.Selector, t *ipsec.Tuple) bool {
-	for i := range sels {
-		if sels[i].Matches(t) {
-			return true
-		}
-	}
-	return false
 }

@@ -97,10 +97,14 @@ type Stats struct {
 	Sealed    atomic.Uint64 // outbound packets encrypted
 	Opened    atomic.Uint64 // inbound packets decrypted and accepted
 
-	BadMeta        atomic.Uint64 // metadata missing, wrong magic/version or offsets
-	WrongDir       atomic.Uint64 // metadata direction differs from the socket's side or the SA's
-	NoSA           atomic.Uint64 // no SA installed at the metadata's index
-	CryptoErrors   atomic.Uint64 // Encap or Decap refused (per reason in the SA's counters)
+	BadMeta      atomic.Uint64 // metadata missing, wrong magic/version or offsets
+	WrongDir     atomic.Uint64 // metadata direction differs from the socket's side or the SA's
+	NoSA         atomic.Uint64 // no SA installed at the metadata's index
+	CryptoErrors atomic.Uint64 // Encap or Decap refused (per reason in the SA's counters)
+	// SeqUnreserved counts, among CryptoErrors, outbound packets dropped because their SA had
+	// used its whole durable reservation (esp.ErrSeqUnreserved): the state directory is not
+	// keeping up, or cannot be written.
+	SeqUnreserved  atomic.Uint64
 	PolicyMismatch atomic.Uint64 // inner packet failed the post-decryption policy check
 	TTLExpired     atomic.Uint64 // inner TTL / hop limit would reach 0 when forwarded
 	NoNeighOut     atomic.Uint64 // outbound: the wire next hop is unresolved

@@ -12,15 +12,17 @@ import (
 )
 
 // Entry is what the workers know of one offloaded SA: the engine's SA (the
-// keys), its direction, and for an inbound SA the selectors of the policy it
-// serves. Entries are immutable once installed.
+// keys), its direction, and for an inbound SA its post-decryption check list.
+// Entries are immutable once installed: the control plane replaces them
+// (Replace) to change anything.
 type Entry struct {
 	SA  *esp.SA
 	Dir ipsec.Dir // DirOut: Encap; DirIn: Decap and the post-decryption policy check
-	// Selectors, inbound only: after decryption the inner packet must match
-	// one of them, or it is dropped and counted (RFC 4301 §5.2). Required for
-	// inbound entries.
-	Selectors []ipsec.Selector
+	// Check, inbound only: after decryption the first entry the inner packet
+	// matches must accept it, or it is dropped and counted (RFC 4301 §5.2;
+	// ipsec.CheckList). An empty list rejects everything: the SA serves no
+	// inbound policy (any more).
+	Check ipsec.CheckList
 	// OuterDst, outbound only and optional: the SA's outer destination. When
 	// the card says the next hop is unresolved, the worker asks the resolver
 	// for it (which also starts resolution) instead of dropping at once.
@@ -72,13 +74,12 @@ func NewSATable(capacity int, wireMTU int) (*SATable, error) {
 // Capacity is the number of SA indexes.
 func (t *SATable) Capacity() int { return len(t.entries) }
 
-// Install publishes e at index. It fails if the index is taken: replace an
-// SA by removing the old one first (and wiping it once the card is updated),
-// or with Replace when the new entry continues the old one's state.
+// Install publishes e at index. It fails if the index is taken: Replace
+// changes an installed entry.
 func (t *SATable) Install(index uint32, e *Entry) error {
-	c, err := t.entry("install", index, e)
+	c, err := t.entry(index, e)
 	if err != nil {
-		return err
+		return fmt.Errorf("install sa %d: %w", index, err)
 	}
 	if !t.entries[index].CompareAndSwap(nil, c) {
 		return fmt.Errorf("install sa %d: %w", index, ErrPresent)
@@ -87,43 +88,36 @@ func (t *SATable) Install(index uint32, e *Entry) error {
 }
 
 // Replace publishes e at index in place of the entry there, in one atomic
-// step (a worker sees one or the other, never none), and returns the old
-// one. For an entry whose SA continues the old one's state (esp.Continue,
-// esp.Migrate); the caller wipes the old SA when it is no longer used.
+// store, and returns the old entry (nil if there was none). A worker sees
+// either entry, never none: an SA updated in place (esp.Continue, a new check
+// list) loses no packet. It does not wipe the old entry's SA: the caller does,
+// once no worker can still be inside a call with it (see SATable).
 func (t *SATable) Replace(index uint32, e *Entry) (*Entry, error) {
-	c, err := t.entry("replace", index, e)
+	c, err := t.entry(index, e)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("replace sa %d: %w", index, err)
 	}
-	for {
-		old := t.entries[index].Load()
-		if old == nil {
-			return nil, fmt.Errorf("replace sa %d: %w: no entry", index, ErrEntry)
-		}
-		if t.entries[index].CompareAndSwap(old, c) {
-			return old, nil
-		}
-	}
+	return t.entries[index].Swap(c), nil
 }
 
-// entry checks e and returns the table's own copy of it.
-func (t *SATable) entry(op string, index uint32, e *Entry) (*Entry, error) {
+// entry validates e and returns the copy the table publishes.
+func (t *SATable) entry(index uint32, e *Entry) (*Entry, error) {
 	if int64(index) >= int64(len(t.entries)) {
-		return nil, fmt.Errorf("%s sa %d: %w", op, index, ErrIndex)
+		return nil, ErrIndex
 	}
 	if e == nil || e.SA == nil || !e.Dir.OnCard() {
-		return nil, fmt.Errorf("%s sa %d: %w: an SA and a direction are required", op, index, ErrEntry)
+		return nil, fmt.Errorf("%w: an SA and a direction are required", ErrEntry)
 	}
-	if e.Dir == ipsec.DirIn && len(e.Selectors) == 0 {
-		return nil, fmt.Errorf("%s sa %d: %w: an inbound SA needs the selectors of the policy it serves", op, index, ErrEntry)
+	if e.Dir != ipsec.DirIn && len(e.Check) > 0 {
+		return nil, fmt.Errorf("%w: only an inbound SA has a post-decryption check", ErrEntry)
 	}
-	for i, s := range e.Selectors {
-		if err := s.Validate(); err != nil {
-			return nil, fmt.Errorf("%s sa %d: selector %d: %w", op, index, i, err)
+	for i := range e.Check {
+		if err := e.Check[i].Selector.Validate(); err != nil {
+			return nil, fmt.Errorf("check entry %d: %w", i, err)
 		}
 	}
 	c := *e
-	c.Selectors = append([]ipsec.Selector(nil), e.Selectors...)
+	c.Check = append(ipsec.CheckList(nil), e.Check...)
 	c.innerMTU = innerMTU(c.SA, t.wireMTU)
 	return &c, nil
 }

@@ -91,7 +91,7 @@ func newVethGateway(t testing.TB, frames uint32, ring uint32, opts ...func(*Conf
 	if err := sas.Install(outIdx, &Entry{SA: newSA(t, spiOut, outerSrc, outerDst, 0), Dir: ipsec.DirOut}); err != nil {
 		t.Fatal(err)
 	}
-	if err := sas.Install(inIdx, &Entry{SA: newSA(t, spiOut, outerSrc, outerDst, 64), Dir: ipsec.DirIn, Selectors: lanSelectors()}); err != nil {
+	if err := sas.Install(inIdx, &Entry{SA: newSA(t, spiOut, outerSrc, outerDst, 64), Dir: ipsec.DirIn, Check: lanCheck()}); err != nil {
 		t.Fatal(err)
 	}
 	g.stats = NewStatsTable(16)

@@ -119,10 +119,10 @@ func TestInboundOpen(t *testing.T) {
 // TestPostDecryptionPolicy checks RFC 4301 §5.2: a packet that decrypts
 // fine but is not traffic the SA's policy covers is dropped and counted.
 func TestPostDecryptionPolicy(t *testing.T) {
-	sels := []ipsec.Selector{{
+	check := ipsec.CheckList{{Selector: ipsec.Selector{
 		Src: netip.MustParsePrefix("198.18.1.0/24"), Dst: netip.MustParsePrefix("198.18.2.0/24"),
 		Proto: ipsec.ProtoTCP, SrcPorts: ipsec.AnyPorts, DstPorts: ipsec.Ports(80, 80),
-	}}
+	}, Accept: true}}
 	cases := []struct {
 		name string
 		ip   []byte
@@ -134,7 +134,7 @@ func TestPostDecryptionPolicy(t *testing.T) {
 		{"source outside", tcp4(netip.MustParseAddr("198.18.9.1"), innerDst, 80, 0), false},
 		{"non-first fragment vs port selector", tcp4(innerSrc, innerDst, 80, 100), false},
 	}
-	r := newRig(t, 0, sels)
+	r := newRig(t, 0, check)
 	for _, c := range cases {
 		f := r.seal(t, c.ip)
 		before := r.stats.SA(inIdx).Errors[ReasonPolicyMismatch].Load()
@@ -146,6 +146,56 @@ func TestPostDecryptionPolicy(t *testing.T) {
 		if after := r.stats.SA(inIdx).Errors[ReasonPolicyMismatch].Load(); (after > before) == c.ok {
 			t.Errorf("%s: policy mismatch counter went %d → %d", c.name, before, after)
 		}
+	}
+	r.checkFrames(t)
+}
+
+// TestPostDecryptionFirstMatch: a rejecting entry before the SA's own policy (a higher-priority
+// inbound DISCARD) wins for the packets it matches; replacing the entry's list in place
+// (SATable.Replace, as the control plane does when a policy is withdrawn) takes effect on the
+// next packet, and an empty list rejects everything — each rejection counted as a policy failure.
+func TestPostDecryptionFirstMatch(t *testing.T) {
+	lan := lanCheck()[0].Selector
+	discard := ipsec.Selector{Src: lan.Src, Dst: netip.MustParsePrefix("198.18.2.0/25"), Proto: ipsec.ProtoTCP,
+		SrcPorts: ipsec.AnyPorts, DstPorts: ipsec.AnyPorts}
+	r := newRig(t, 0, ipsec.CheckList{{Selector: discard}, {Selector: lan, Accept: true}})
+	deliver := func(ip []byte) bool {
+		t.Helper()
+		r.wire.Receive(inMeta(), r.seal(t, ip))
+		_, prot := r.step(t)
+		return len(prot) == 1
+	}
+	mismatches := func() uint64 { return r.stats.SA(inIdx).Errors[ReasonPolicyMismatch].Load() }
+	high := netip.MustParseAddr("198.18.2.200") // outside the DISCARD's /25
+	for _, c := range []struct {
+		name string
+		ip   []byte
+		ok   bool
+	}{
+		{"tcp to the discarded /25", tcp4(innerSrc, innerDst, 80, 0), false},
+		{"udp to the discarded /25", ipv4UDP(100, innerSrc, innerDst, 1, 2, true, 64), true},
+		{"tcp above the /25", tcp4(innerSrc, high, 80, 0), true},
+	} {
+		before := mismatches()
+		if got := deliver(c.ip); got != c.ok {
+			t.Errorf("%s: delivered %v, want %v", c.name, got, c.ok)
+		}
+		if d := mismatches() - before; d != map[bool]uint64{true: 0, false: 1}[c.ok] {
+			t.Errorf("%s: %d policy failures counted", c.name, d)
+		}
+	}
+	// The policy is withdrawn: the SA stays, with an empty list.
+	e := r.sas.Lookup(inIdx)
+	old, err := r.sas.Replace(inIdx, &Entry{SA: e.SA, Dir: ipsec.DirIn})
+	if err != nil || old != e {
+		t.Fatalf("replace: %v (old %p, want %p)", err, old, e)
+	}
+	before := mismatches()
+	if deliver(tcp4(innerSrc, high, 80, 0)) || deliver(ipv4UDP(100, innerSrc, innerDst, 1, 2, true, 64)) {
+		t.Error("an SA with an empty check list delivered a packet")
+	}
+	if d := mismatches() - before; d != 2 {
+		t.Errorf("%d policy failures counted for 2 rejected packets", d)
 	}
 	r.checkFrames(t)
 }
@@ -292,8 +342,13 @@ func TestInstallRemove(t *testing.T) {
 	if err := tab.Install(4, &Entry{SA: sa, Dir: ipsec.DirOut}); err == nil {
 		t.Fatal("index out of range accepted")
 	}
-	if err := tab.Install(0, &Entry{SA: sa, Dir: ipsec.DirIn}); err == nil {
-		t.Fatal("inbound SA without selectors accepted")
+	if err := tab.Install(0, &Entry{SA: sa, Dir: ipsec.DirOut, Check: lanCheck()}); err == nil {
+		t.Fatal("outbound SA with a post-decryption check accepted")
+	}
+	bad := lanCheck()
+	bad[0].Selector.Src = netip.MustParsePrefix("198.18.1.1/24")
+	if err := tab.Install(0, &Entry{SA: sa, Dir: ipsec.DirIn, Check: bad}); err == nil {
+		t.Fatal("check entry with an invalid selector accepted")
 	}
 	if err := tab.Install(0, &Entry{SA: sa, Dir: ipsec.DirOut}); err != nil {
 		t.Fatal(err)
@@ -301,8 +356,13 @@ func TestInstallRemove(t *testing.T) {
 	if err := tab.Install(0, &Entry{SA: sa, Dir: ipsec.DirOut}); err == nil {
 		t.Fatal("second install at a used index accepted")
 	}
-	if e := tab.Remove(0); e == nil || e.SA != sa {
-		t.Fatal("remove did not return the entry")
+	// Replace swaps in one store and hands back what it replaced.
+	old := tab.Lookup(0)
+	if prev, err := tab.Replace(0, &Entry{SA: sa, Dir: ipsec.DirOut, OuterDst: outerDst}); err != nil || prev != old {
+		t.Fatalf("replace: %v, returned %p, want %p", err, prev, old)
+	}
+	if e := tab.Remove(0); e == nil || e.SA != sa || e.OuterDst != outerDst {
+		t.Fatal("remove did not return the replacing entry")
 	}
 	if tab.Lookup(0) != nil {
 		t.Fatal("entry still there")
@@ -431,6 +491,36 @@ func TestStopCloseOrder(t *testing.T) {
 	r.w.Stop() // after Close: no write to a closed descriptor
 	if err := r.w.Close(); err != nil {
 		t.Fatal(err)
+	}
+	r.checkFrames(t)
+}
+
+// TestSeqUnreservedCounted: an outbound SA at the end of its durable reservation (esp.WithCeiling)
+// drops instead of sending, counted per SA under esp.ReasonSeqUnreserved and in the worker's
+// SeqUnreserved; once the ceiling is raised it sends the next number.
+func TestSeqUnreservedCounted(t *testing.T) {
+	r := newRig(t, 0, nil)
+	sa, err := esp.New(esp.Params{SPI: spiOut, Src: outerSrc, Dst: outerDst, Mode: ipsec.ModeTunnel,
+		AEAD: esp.AEADAlg{Name: "rfc4106(gcm(aes))", Key: gcmKey}}, esp.WithCeiling(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.sas.Replace(outIdx, &Entry{SA: sa, Dir: ipsec.DirOut, OuterDst: outerDst}); err != nil {
+		t.Fatal(err)
+	}
+	sent := 0
+	for range 5 {
+		r.prot.Receive(outMeta(), outFrame(ipv4UDP(100, innerSrc, innerDst, 1, 2, true, 64)))
+		wire, _ := r.step(t)
+		sent += len(wire)
+	}
+	if got := r.stats.SA(outIdx).Errors[esp.ReasonSeqUnreserved].Load(); sent != 2 || got != 3 || r.w.stats.SeqUnreserved.Load() != 3 {
+		t.Fatalf("sent %d, seq_unreserved per SA %d, worker %d: want 2, 3, 3", sent, got, r.w.stats.SeqUnreserved.Load())
+	}
+	sa.RaiseCeiling(3)
+	r.prot.Receive(outMeta(), outFrame(ipv4UDP(100, innerSrc, innerDst, 1, 2, true, 64)))
+	if wire, _ := r.step(t); len(wire) != 1 || sa.NextSeq() != 4 {
+		t.Fatalf("after raising the ceiling: %d frames sent, next seq %d", len(wire), sa.NextSeq())
 	}
 	r.checkFrames(t)
 }

@@ -27,13 +27,12 @@ import (
 	"github.com/xdpsec/xdpsec/control/sadb"
 	"github.com/xdpsec/xdpsec/hack/ike/ikebed"
 	"github.com/xdpsec/xdpsec/internal/testbed"
+	"github.com/xdpsec/xdpsec/internal/testutil"
 )
 
 func needRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: the IKE tests need root (namespaces, XDP, AF_XDP, charon)")
-	}
+	testutil.RequireRoot(t, "namespaces, XDP, AF_XDP and charon")
 }
 
 func TestMain(m *testing.M) {

@@ -111,7 +111,8 @@ func run(ctx context.Context, dur time.Duration, runs, pkts int, only string, dp
 	}
 	defer gws.Close()
 	for _, dst := range []netip.Addr{testbed.H2Addr4, testbed.H2Addr6} {
-		for i := 0; i < 3 && tb.Ping(ctx, testbed.H1, dst, 1) != nil; i++ {
+		if _, err := tb.WarmUp(ctx, testbed.H1, dst); err != nil {
+			return err
 		}
 	}
 	if want(only, "tunnel") {

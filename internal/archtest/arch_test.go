@@ -26,6 +26,7 @@ type rule struct {
 
 var rules = []rule{
 	{from: "ipsec", forbid: []string{""}, tests: false, why: "the vocabulary is the leaf: the standard library only"},
+	{from: "internal/testutil", forbid: []string{""}, why: "every package's tests use it: the standard library only"},
 	{from: "bpf", forbid: []string{"control", "cmd", "hack", "internal/testbed"}, why: "the card is below the control plane"},
 	{from: "loader", forbid: []string{"control", "cmd", "hack", "internal/testbed"}, why: "the loader is below the control plane"},
 	{from: "crypto", forbid: []string{"control", "cmd", "hack", "internal/testbed"}, why: "the workers are below the control plane"},

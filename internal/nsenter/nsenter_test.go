@@ -3,18 +3,17 @@ package nsenter
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"testing"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/xdpsec/xdpsec/internal/testutil"
 )
 
 // TestRunEntersAndReturns: fn sees the namespace, the caller never does, and the caller's thread is
 // where it was afterwards.
 func TestRunEntersAndReturns(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates a network namespace")
-	}
+	testutil.RequireRoot(t, "creates a network namespace")
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
 	name := "xs-nsenter-" + hex.EncodeToString(rnd[:])

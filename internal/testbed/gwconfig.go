@@ -75,6 +75,11 @@ func (tb *Testbed) GatewayConfigsWith(tunnels []Tunnel, dp Dataplane) (gw1, gw2 
 		}
 		fmt.Fprintf(b, "}\n")
 		fmt.Fprintf(b, "daemon: {socket: /run/xdpsec/%s.sock}\n", tb.Instance(Node(gw)))
+		st, err := tb.StateDir(Node(gw))
+		if err != nil {
+			return "", "", err
+		}
+		fmt.Fprintf(b, "state_dir: %s\n", st)
 	}
 	var pol1, pol2, sa1, sa2 strings.Builder
 	// IKE reaches the gateways' own stacks whatever the SPD says (the data path issue's example).

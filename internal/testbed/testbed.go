@@ -115,6 +115,7 @@ type Testbed struct {
 
 	mu     sync.Mutex
 	made   []string // namespaces created, for teardown
+	state  string   // the gateways' state directories live under it (StateDir); removed by Close
 	closed bool
 	// nsIno maps the nsfs inode of every namespace ever created to its name, for Leftovers.
 	nsIno map[uint64]string
@@ -339,14 +340,6 @@ func (tb *Testbed) Run(ctx context.Context, n Node, name string, args ...string)
 	return string(out), nil
 }
 
-// Ping sends count echo requests from node to dst, 0.2 s apart, and fails unless every one is
-// answered.
-func (tb *Testbed) Ping(ctx context.Context, from Node, dst netip.Addr, count int) error {
-	_, err := tb.Run(ctx, from, "ping", "-n", "-q", "-c", fmt.Sprint(count), "-i", "0.2", "-W", "2",
-		dst.String())
-	return err
-}
-
 // Close removes the namespaces, and with them every link in them. It is idempotent and safe to
 // call on a partly built testbed.
 func (tb *Testbed) Close() error {
@@ -363,7 +356,32 @@ func (tb *Testbed) Close() error {
 		}
 	}
 	tb.made = nil
+	if tb.state != "" {
+		if err := os.RemoveAll(tb.state); err != nil {
+			errs = append(errs, fmt.Errorf("remove state directories: %w", err))
+		}
+		tb.state = ""
+	}
 	return errors.Join(errs...)
+}
+
+// StateDir is the durable sequence state directory (the config's state_dir) of a gateway of this
+// testbed: inside a private temporary directory that Close removes, so that tests never write
+// under /var/lib and a gateway restarted in one testbed finds its state again.
+func (tb *Testbed) StateDir(gw Node) (string, error) {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	if tb.closed {
+		return "", errors.New("testbed closed")
+	}
+	if tb.state == "" {
+		d, err := os.MkdirTemp("", tb.Prefix+"-state-")
+		if err != nil {
+			return "", fmt.Errorf("create state directory: %w", err)
+		}
+		tb.state = d
+	}
+	return filepath.Join(tb.state, string(gw)), nil
 }
 
 // Leftovers lists what of the testbed still exists after Close, for tests that must show nothing

@@ -2,19 +2,22 @@ package testbed
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/netip"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xdpsec/xdpsec/internal/testutil"
 )
 
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: building network namespaces needs root")
-	}
+	testutil.RequireRoot(t, "builds network namespaces")
 }
 
 // TestPlainForwarding builds the topology, checks that the kernel forwards IPv4 and IPv6 between
@@ -38,9 +41,22 @@ func TestPlainForwarding(t *testing.T) {
 		{H1, H2Addr4.String()}, {H1, H2Addr6.String()},
 		{H2, H1Addr4.String()}, {H2, H1Addr6.String()},
 	} {
-		if _, err := tb.Run(ctx, c.from, "ping", "-n", "-q", "-c", "2", "-i", "0.2", "-W", "2", c.dst); err != nil {
+		if err := tb.Ping(ctx, c.from, netip.MustParseAddr(c.dst), 2); err != nil {
 			t.Errorf("ping %s from %s: %v", c.dst, c.from, err)
 		}
+	}
+	// Ping fails when echoes go unanswered (h2 ignores them now), and PingCount counts them.
+	if _, err := tb.Run(ctx, H2, "sysctl", "-qw", "net.ipv4.icmp_echo_ignore_all=1"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := tb.PingCount(ctx, H1, H2Addr4, 2, PingOptions{Wait: 500 * time.Millisecond}); err != nil || r.Sent != 2 || r.Received != 0 {
+		t.Errorf("PingCount to a host that ignores echoes: %+v, %v; want 2 sent, 0 answered", r, err)
+	}
+	if err := tb.Ping(ctx, H1, H2Addr4, 1); err == nil {
+		t.Error("Ping to a host that ignores echoes succeeded")
+	}
+	if _, err := tb.Run(ctx, H2, "sysctl", "-qw", "net.ipv4.icmp_echo_ignore_all=0"); err != nil {
+		t.Fatal(err)
 	}
 	// The path is routed, not bridged: h2 sees h1's packets with the TTL lowered by both gateways.
 	out, err := tb.Run(ctx, H1, "ping", "-n", "-c", "1", "-W", "2", H2Addr4.String())
@@ -200,7 +216,7 @@ func TestSweep(t *testing.T) {
 		t.Cleanup(func() { _ = removeNetNS(n) })
 	}
 	if err := os.MkdirAll("/sys/fs/bpf/xdpsec/"+prefix+"-gw1", 0o700); err != nil {
-		t.Skipf("skipping: no bpffs to make a pin directory in: %v", err)
+		t.Fatalf("no bpffs to make a pin directory in (hack/test.sh mounts it): %v", err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll("/sys/fs/bpf/xdpsec/" + prefix + "-gw1") })
 	removed, err := SweepReport(prefix + "-")
@@ -217,5 +233,30 @@ func TestSweep(t *testing.T) {
 	}
 	if _, err := os.Stat("/run/netns/" + prefix + "x-h1"); err != nil {
 		t.Errorf("the sweep removed a namespace outside its prefix: %v", err)
+	}
+}
+
+// parsePing takes ping's count from its summary, and one reply in three is not three: the exit code
+// (0 when any reply came back) says nothing about how many.
+func TestParsePing(t *testing.T) {
+	exit1 := exec.Command("sh", "-c", "exit 1").Run()
+	exit2 := exec.Command("sh", "-c", "exit 2").Run()
+	for _, c := range []struct {
+		out        string
+		err        error
+		sent, recv int
+		ok         bool
+	}{
+		{"--- 198.18.2.10 ping statistics ---\n3 packets transmitted, 3 received, 0% packet loss, time 402ms\n", nil, 3, 3, true},
+		{"3 packets transmitted, 1 received, 66.6667% packet loss, time 2034ms\n", nil, 3, 1, true},
+		{"2 packets transmitted, 0 received, +2 errors, 100% packet loss, time 1001ms\n", exit1, 2, 0, true},
+		{"ping: connect: Network is unreachable\n", exit2, 0, 0, false},
+		{"", errors.New("exec: not found"), 0, 0, false},
+		{"1 packets transmitted, 1 received\n", exit2, 0, 0, false},
+	} {
+		r, err := parsePing(c.out, c.err)
+		if (err == nil) != c.ok || (c.ok && (r.Sent != c.sent || r.Received != c.recv)) {
+			t.Errorf("parsePing(%q, %v) = %+v, %v; want %d sent, %d received, ok %v", c.out, c.err, r, err, c.sent, c.recv, c.ok)
+		}
 	}
 }

@@ -3,7 +3,6 @@ package version
 import (
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"runtime"
 	"runtime/debug"
@@ -14,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpsec/xdpsec/bpf"
+	"github.com/xdpsec/xdpsec/internal/testutil"
 )
 
 func TestFromBuildInfo(t *testing.T) {
@@ -59,9 +59,7 @@ func TestFeatureStatus(t *testing.T) {
 // there (this project's kernel is 6.18), and the probe that attaches XDP leaves nothing on this
 // process's loopback (it attaches in a namespace of its own).
 func TestProbeKernel(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: the kernel probes need root (BPF, AF_XDP, a network namespace)")
-	}
+	testutil.RequireRoot(t, "the kernel probes load BPF, open AF_XDP sockets and build a network namespace")
 	k := ProbeKernel()
 	var u unix.Utsname
 	if err := unix.Uname(&u); err != nil || k.Release != unix.ByteSliceToString(u.Release[:]) {

@@ -18,10 +18,10 @@ import (
 // SA is an SA as the fake card holds it.
 type SA struct {
 	offload.CardSA
-	Key      []byte // the card's own copy, wiped when the SA leaves its last interface
-	Sels     []ipsec.Selector
-	Installs int // how many times it was (re)installed in place
-	Moves    int // how many times it moved to another destination in place
+	Key      []byte          // the card's own copy, wiped when the SA leaves its last interface
+	Check    ipsec.CheckList // the inbound post-decryption check it was last offered
+	Installs int             // how many times it was (re)installed in place
+	Moves    int             // how many times it moved to another destination in place
 	Counters offload.SACounters
 }
 
@@ -43,9 +43,9 @@ type Card struct {
 	// AfterRemovePolicy, if set, runs inside RemovePolicy after the policy left (with the card's lock
 	// held: use HasSelectorLocked).
 	AfterRemovePolicy func(id uint32, iface string)
-	// RequireSelectors makes the card nack a new inbound SA (Dir in) that comes without selectors, as
-	// the real card does: the workers' post-decryption check would have nothing to accept.
-	RequireSelectors bool
+	// RequireCheck makes the card nack a new inbound SA (Dir in) that serves no inbound policy (its
+	// check list accepts nothing), as the real card does: its traffic could only be dropped.
+	RequireCheck bool
 	// Protected and Wire, when both set, make the card report offload.SharedTables as the real card
 	// does (one SA table and one SPD for both interfaces). The fake still keeps a table per interface,
 	// so tests can see whether the engine treated both alike.
@@ -143,14 +143,14 @@ func (c *Card) InstallSA(o *offload.SAOffload) error {
 			old.Dst = o.SA.Dst
 			old.Moves++
 		}
-		old.Sels = slices.Clone(o.InSelectors)
+		old.Check = slices.Clone(o.InCheck)
 		old.Installs++
 		return nil
 	}
 	if c.IndexLimit > 0 && o.Index >= c.IndexLimit {
 		return offload.Nack(offload.ReasonTableFull, "sa index %d out of range", o.Index)
 	}
-	if c.RequireSelectors && o.SA.Dir != nil && *o.SA.Dir == ipsec.DirIn && len(o.InSelectors) == 0 {
+	if c.RequireCheck && o.SA.Dir != nil && *o.SA.Dir == ipsec.DirIn && !o.InCheck.ServesAny() {
 		return offload.Nack(offload.ReasonNoPolicy, "inbound sa %s", o.SA.ID())
 	}
 	if c.SACapacity > 0 && c.heldSAs(t, o.Index) >= c.SACapacity {
@@ -171,7 +171,7 @@ func (c *Card) InstallSA(o *offload.SAOffload) error {
 		c.counters[o.Index] = &offload.SACounters{}
 	}
 	t[o.Index] = &SA{CardSA: offload.CardSA{Index: o.Index, SPI: o.SA.SPI, Dst: o.SA.Dst}, Key: keyOf(o.SA),
-		Sels: slices.Clone(o.InSelectors), Installs: 1}
+		Check: slices.Clone(o.InCheck), Installs: 1}
 	return nil
 }
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/xdpsec/xdpsec/internal/testbed"
 	"github.com/xdpsec/xdpsec/internal/testbed/pair"
+	"github.com/xdpsec/xdpsec/internal/testutil"
 )
 
 // The whole-gateway benchmarks run the two gateways of internal/testbed in this
@@ -49,9 +50,7 @@ var (
 
 func startTestbed(b *testing.B) (*testbed.Testbed, *pair.Pair) {
 	b.Helper()
-	if os.Geteuid() != 0 {
-		b.Skip("testbed benchmarks need root (network namespaces, XDP, AF_XDP)")
-	}
+	testutil.RequireRoot(b, "the testbed benchmarks build namespaces and load XDP and AF_XDP")
 	ctx := context.Background()
 	tb, err := testbed.New(ctx, testbed.Options{Tag: "wkb", Queues: *tbQueues})
 	if err != nil {
@@ -86,7 +85,8 @@ func startTestbed(b *testing.B) (*testbed.Testbed, *pair.Pair) {
 		}
 	}
 	for _, dst := range []netip.Addr{testbed.H2Addr4, testbed.H2Addr6} {
-		for i := 0; i < 3 && tb.Ping(ctx, testbed.H1, dst, 1) != nil; i++ {
+		if _, err := tb.WarmUp(ctx, testbed.H1, dst); err != nil {
+			b.Fatal(err)
 		}
 	}
 	return tb, gws

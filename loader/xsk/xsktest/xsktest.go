@@ -12,7 +12,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,14 +25,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpsec/xdpsec/internal/nsenter"
+	"github.com/xdpsec/xdpsec/internal/testutil"
 )
 
-// RequireRoot skips the test unless it runs as root.
+// RequireRoot skips the test unless it runs as root (fails it under CI: testutil.RequireRoot).
 func RequireRoot(tb testing.TB) {
 	tb.Helper()
-	if os.Geteuid() != 0 {
-		tb.Skip("needs root: creates network namespaces, veth pairs, XDP programs and AF_XDP sockets")
-	}
+	testutil.RequireRoot(tb, "creates network namespaces, veth pairs, XDP programs and AF_XDP sockets")
 }
 
 // NS is a network namespace made for one test.
