@@ -196,11 +196,7 @@ func Run(ctx context.Context, o Options) (_ *Report, err error) {
 // says what it did: GRO on every interface, as real NICs have it (the receiving host coalesces
 // what the gateways send, whatever they are); the hosts keep their default offloads (TSO, checksum).
 func hostSettings(ctx context.Context, tb *testbed.Testbed) ([]string, error) {
-	for _, d := range []struct {
-		n   testbed.Node
-		dev string
-	}{{testbed.H1, testbed.H1Eth}, {testbed.GW1, testbed.GW1LAN}, {testbed.GW1, testbed.GW1WAN},
-		{testbed.GW2, testbed.GW2WAN}, {testbed.GW2, testbed.GW2LAN}, {testbed.H2, testbed.H2Eth}} {
+	for _, d := range pathDevs {
 		if _, err := tb.Run(ctx, d.n, "ethtool", "-K", d.dev, "gro", "on"); err != nil {
 			return nil, err
 		}
@@ -209,6 +205,13 @@ func hostSettings(ctx context.Context, tb *testbed.Testbed) ([]string, error) {
 		"hosts keep their default offloads (TSO, GSO, transmit checksum)",
 		"MTU 1500 on every link"}, nil
 }
+
+// pathDevs are the veths of the path h1 → gw1 → gw2 → h2.
+var pathDevs = []struct {
+	n   testbed.Node
+	dev string
+}{{testbed.H1, testbed.H1Eth}, {testbed.GW1, testbed.GW1LAN}, {testbed.GW1, testbed.GW1WAN},
+	{testbed.GW2, testbed.GW2WAN}, {testbed.GW2, testbed.GW2LAN}, {testbed.H2, testbed.H2Eth}}
 
 // runner carries a run's state.
 type runner struct {
@@ -380,7 +383,7 @@ func (r *runner) system(ctx context.Context, s System, round int) {
 			r.o.Log.Warn("bench: stop system", "system", s.Name(), "err", err)
 		}
 	}()
-	if r.want(PhaseTCP) {
+	if _, packetsOnly := s.(interface{ packetsOnly() }); r.want(PhaseTCP) && !packetsOnly {
 		for _, st := range r.p.streams {
 			res := measureTCP(ctx, r.env, s, st, r.p.tcpDur)
 			r.add(res, round, fmt.Sprintf("%d stream(s): %.2f Gbit/s", st, res.Gbps))

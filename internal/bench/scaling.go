@@ -15,8 +15,17 @@ import (
 func (r *runner) scaling(ctx context.Context, base GatewayConfig) {
 	if r.want(PhaseWorkers) {
 		for _, w := range r.p.workers {
-			x := &xdpsec{cfg: GatewayConfig{Suite: base.Suite, Workers: w}}
+			// The daemon runs min(workers, queues) workers, and a queue without one loses its
+			// packets: a point with fewer workers has as few queues.
+			if err := r.setQueues(ctx, w); err != nil {
+				r.add(failed(Result{Phase: PhaseWorkers, System: "xdpsec", Workers: w}, err), 1, "")
+				continue
+			}
+			x := &xdpsec{cfg: GatewayConfig{Suite: base.Suite}}
 			r.point(ctx, x, PhaseWorkers, Workload{Size: 64, Flows: 64}, true, func(res *Result) { res.Workers = w })
+		}
+		if err := r.setQueues(ctx, r.rep.Host.Queues); err != nil {
+			r.o.Log.Warn("bench: restore queues", "err", err)
 		}
 	}
 	if r.want(PhaseSAs) {
@@ -32,6 +41,18 @@ func (r *runner) scaling(ctx context.Context, base GatewayConfig) {
 			r.point(ctx, x, PhaseFlows, Workload{Size: 64, Flows: n}, false, func(res *Result) { res.Flows = n })
 		}
 	}
+}
+
+// setQueues sets the receive and transmit queues of every veth of the path to n (ethtool -L).
+func (r *runner) setQueues(ctx context.Context, n int) error {
+	tb := r.env.TB
+	for _, d := range pathDevs {
+		if _, err := tb.Run(ctx, d.n, "ethtool", "-L", d.dev, "rx", fmt.Sprint(n), "tx", fmt.Sprint(n)); err != nil {
+			return fmt.Errorf("set %d queues on %s: %w", n, d.dev, err)
+		}
+	}
+	r.env.Queues = n
+	return nil
 }
 
 // point starts x, runs the workload flat out (and iperf3 with 4 streams when tcp is set), records

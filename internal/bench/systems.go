@@ -90,8 +90,13 @@ type bareXSK struct {
 
 func (b *bareXSK) Name() string { return "xsfwd" }
 func (b *bareXSK) Describe() string {
-	return "bare AF_XDP forwarder on both gateways (xdpsec's pipe: XDP redirect, copy-mode AF_XDP, no classification, no crypto)"
+	return "bare AF_XDP forwarder on both gateways (xdpsec's pipe: XDP redirect, copy-mode AF_XDP, no classification, no crypto; UDP only: it leaves hosts' partial TCP checksums alone)"
 }
+
+// packetsOnly: the bare forwarder does not complete the checksums hosts leave to the hardware
+// (CHECKSUM_PARTIAL, their default transmit offload: xdpsec's workers do), so hosts' TCP does not
+// cross it. It is the packet-rate ceiling, measured with the generator's complete packets.
+func (b *bareXSK) packetsOnly() {}
 
 func (b *bareXSK) Start(ctx context.Context, env *Env) error {
 	b.env = env
