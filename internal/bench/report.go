@@ -52,6 +52,7 @@ type Host struct {
 	LoadStart [3]float64 `json:"load_start"`
 	LoadEnd   [3]float64 `json:"load_end"`
 	Queues    int        `json:"queues"`   // receive/transmit queues of every veth
+	Testbed   string     `json:"testbed"`  // the prefix of the testbed's namespaces
 	Settings  []string   `json:"settings"` // what the bench set on the hosts, equally for every system
 }
 

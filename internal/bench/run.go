@@ -163,6 +163,7 @@ func Run(ctx context.Context, o Options) (_ *Report, err error) {
 			err = errors.Join(err, cerr)
 		}
 	}()
+	rep.Host.Testbed = tb.Prefix
 	settings, err := hostSettings(ctx, tb)
 	if err != nil {
 		return nil, err

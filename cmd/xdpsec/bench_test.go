@@ -1,0 +1,80 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/xdpsec/xdpsec/internal/bench"
+	"github.com/xdpsec/xdpsec/internal/testutil"
+)
+
+func TestBenchRejectsBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"bench", "--phases", "nonsense"},
+		{"bench", "--queues", "-1"},
+		{"bench", "extra"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := run(args, nil, &out, &errOut); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d: %s", args, code, exitUsage, errOut.String())
+		}
+	}
+}
+
+// TestBenchQuick runs `xdpsec bench --quick` (its figures are not asserted: the machine is
+// shared) and checks its report: the JSON schema, every measurement of every phase present and
+// successful, and every system's own counters accounting for what reached h2 (Report.Check),
+// the Markdown summary and the plots written, and the testbed gone afterwards.
+func TestBenchQuick(t *testing.T) {
+	testutil.RequireRoot(t, "the bench builds namespaces and loads XDP and AF_XDP")
+	testutil.SkipShort(t, "the bench")
+	testutil.RequireTools(t, "ip", "iperf3", "ethtool")
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	code := run([]string{"bench", "--quick", "--out", dir, "--log-level", "warn"}, nil, &out, &errOut)
+	if code != exitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
+	}
+	rep, err := bench.ReadReport(filepath.Join(dir, "bench.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.Check(); err != nil {
+		t.Errorf("report: %v", err)
+	}
+	var names []string
+	for _, s := range rep.Systems {
+		names = append(names, s.Name)
+	}
+	for _, want := range []string{"kernel", "xsfwd", "xdpsec/aes-gcm-128", "xdpsec/chacha20-poly1305"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("system %s missing (have %v)", want, names)
+		}
+	}
+	for _, ph := range bench.AllPhases {
+		if !slices.ContainsFunc(rep.Results, func(r bench.Result) bool { return r.Phase == ph }) {
+			t.Errorf("phase %s has no result", ph)
+		}
+	}
+	if len(rep.Goals) == 0 {
+		t.Error("no goals evaluated")
+	}
+	for _, f := range []string{"bench.md", "bench-frames.svg", "bench-latency-cdf.svg", "bench-sas.svg", "bench-flows.svg", "bench-workers.svg"} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s not written: %v", f, err)
+		}
+	}
+	if rep.Host.Testbed == "" {
+		t.Fatal("the report does not name its testbed")
+	}
+	ents, _ := os.ReadDir("/run/netns")
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), rep.Host.Testbed) {
+			t.Errorf("namespace %s left behind", e.Name())
+		}
+	}
+}
