@@ -124,6 +124,11 @@ type Encap struct {
 	EncapNS float64 `json:"encap_ns"`
 	SealNS  float64 `json:"seal_ns"`
 	Ratio   float64 `json:"ratio"` // median of per-round ratios
+	// ESPBytes is what Encap encrypts (packet, padding, pad length, next header); SealESPNS the
+	// raw Seal of that many bytes, RatioESP Encap over it: the engine's framing alone.
+	ESPBytes  int     `json:"esp_bytes"`
+	SealESPNS float64 `json:"seal_esp_ns"`
+	RatioESP  float64 `json:"ratio_esp"`
 }
 
 // CPUSplit is the machine's CPU time over a measurement, as fractions of all CPUs.

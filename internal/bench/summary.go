@@ -173,10 +173,11 @@ func (r *Report) Markdown() string {
 	scale("Scaling by SAs and policies (xdpsec)", PhaseSAs, "SAs", func(x Result) int { return x.SAs })
 	scale("Scaling by flows (xdpsec)", PhaseFlows, "flows", func(x Result) int { return x.Flows })
 	if rows := r.pick(func(x Result) bool { return x.Phase == PhaseEncap }, func(Result) float64 { return 0 }); len(rows) > 0 {
-		p("\n## Encap against the raw Seal (crypto/esp, in the bench's process)\n\n| suite | inner bytes | Encap ns | Seal ns | Encap/Seal |\n|---|---|---|---|---|\n")
+		p("\n## Encap against the raw Seal (crypto/esp, in the bench's process)\n\n| suite | inner bytes | Encap ns | Seal ns | Encap/Seal | Seal of the ESP bytes ns | Encap/that |\n|---|---|---|---|---|---|---|\n")
 		for _, x := range r.Results {
 			if x.Phase == PhaseEncap && x.Encap != nil {
-				p("| %s | %d | %.0f | %.0f | %.2f |\n", x.Encap.Suite, x.Encap.Bytes, x.Encap.EncapNS, x.Encap.SealNS, x.Encap.Ratio)
+				p("| %s | %d | %.0f | %.0f | %.2f | %.0f (%d B) | %.2f |\n", x.Encap.Suite, x.Encap.Bytes, x.Encap.EncapNS, x.Encap.SealNS, x.Encap.Ratio,
+					x.Encap.SealESPNS, x.Encap.ESPBytes, x.Encap.RatioESP)
 			}
 		}
 	}
