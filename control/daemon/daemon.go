@@ -448,14 +448,14 @@ func (d *Daemon) WorkerStats() map[string]uint64 {
 	return out
 }
 
-// WorkerSealed returns how many packets each worker sealed so far, in queue order: how a tunnel's
-// traffic spreads over the workers.
-func (d *Daemon) WorkerSealed() []uint64 {
-	out := make([]uint64, len(d.workers))
+// WorkerPackets returns how many packets each worker sealed and opened so far, in queue order: how
+// a tunnel's traffic spreads over the workers.
+func (d *Daemon) WorkerPackets() (sealed, opened []uint64) {
+	sealed, opened = make([]uint64, len(d.workers)), make([]uint64, len(d.workers))
 	for i, w := range d.workers {
-		out[i] = w.Stats().Sealed.Load()
+		sealed[i], opened[i] = w.Stats().Sealed.Load(), w.Stats().Opened.Load()
 	}
-	return out
+	return sealed, opened
 }
 
 // SocketStats sums the kernel's drop counters of the gateway's AF_XDP sockets, per side

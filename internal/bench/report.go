@@ -89,6 +89,8 @@ type Result struct {
 	Encap       *Encap   `json:"encap,omitempty"`
 	// WorkerSpread, xdpsec with several workers: each worker's share of the packets gw1 sealed.
 	WorkerSpread []float64 `json:"worker_spread,omitempty"`
+	// WorkerSpreadIn: each of gw2's workers' share of the packets gw2 opened.
+	WorkerSpreadIn []float64 `json:"worker_spread_in,omitempty"`
 	// ReplayErrors counts packets gw2's inbound SAs rejected as replays during the measurement
 	// (reordering beyond the window would show here).
 	ReplayErrors uint64 `json:"replay_errors"`

@@ -147,7 +147,7 @@ func (r *Report) Markdown() string {
 		if len(rows) == 0 {
 			return
 		}
-		p("\n## %s\n\n| %s | TCP 4 streams Gbit/s | 64 B Mpps | loss | worker shares | drops by cause |\n|---|---|---|---|---|---|\n", title, col)
+		p("\n## %s\n\n| %s | TCP 4 streams Gbit/s | 64 B Mpps | loss | worker shares gw1 (sealed) / gw2 (opened) | replay drops, other drops by cause |\n|---|---|---|---|---|---|\n", title, col)
 		for _, x := range r.Results {
 			if x.Phase != phase {
 				continue
@@ -160,13 +160,19 @@ func (r *Report) Markdown() string {
 			for _, s := range x.WorkerSpread {
 				shares = append(shares, fmt.Sprintf("%.2f", s))
 			}
+			if len(x.WorkerSpreadIn) > 0 {
+				shares = append(shares, "/ gw2")
+				for _, s := range x.WorkerSpreadIn {
+					shares = append(shares, fmt.Sprintf("%.2f", s))
+				}
+			}
 			var drops []string
 			for k, v := range x.Counters {
 				drops = append(drops, fmt.Sprintf("%s %d", k, v))
 			}
 			slices.Sort(drops)
-			p("| %d | %s | %s | %.2f %% | %s | %s |\n", key(x), num(x.Gbps, 2), num(x.Mpps, 3), 100*x.Loss,
-				strings.Join(shares, " "), strings.Join(drops, ", "))
+			p("| %d | %s | %s | %.2f %% | %s | %d; %s |\n", key(x), num(x.Gbps, 2), num(x.Mpps, 3), 100*x.Loss,
+				strings.Join(shares, " "), x.ReplayErrors, strings.Join(drops, ", "))
 		}
 	}
 	scale("Scaling by workers (xdpsec)", PhaseWorkers, "workers", func(x Result) int { return x.Workers })

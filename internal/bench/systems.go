@@ -281,11 +281,14 @@ func (x *xdpsec) counters() map[string]uint64 {
 	return out
 }
 
-func (x *xdpsec) workerSealed() []uint64 {
+// workerPackets is what each of gw1's workers sealed and each of gw2's opened.
+func (x *xdpsec) workerPackets() (sealed, opened []uint64) {
 	if x.gws == nil {
-		return nil
+		return nil, nil
 	}
-	return x.gws.GW1.WorkerSealed()
+	sealed, _ = x.gws.GW1.WorkerPackets()
+	_, opened = x.gws.GW2.WorkerPackets()
+	return sealed, opened
 }
 
 func (x *xdpsec) replayErrors() uint64 {

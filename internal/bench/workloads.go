@@ -21,8 +21,8 @@ type observer interface {
 	// counters are cumulative counters worth keeping with a result (drops by cause, sequence
 	// reservations that fell behind).
 	counters() map[string]uint64
-	// workerSealed is how many packets each of gw1's workers sealed so far.
-	workerSealed() []uint64
+	// workerPackets is how many packets each of gw1's workers sealed and each of gw2's opened so far.
+	workerPackets() (sealed, opened []uint64)
 	// replayErrors is the replay drops of gw2's inbound SAs so far.
 	replayErrors() uint64
 }
@@ -33,9 +33,11 @@ func observe(sys System) func(*Result) {
 	if !ok {
 		return func(*Result) {}
 	}
-	c0, w0, r0 := o.counters(), o.workerSealed(), o.replayErrors()
+	c0, r0 := o.counters(), o.replayErrors()
+	s0, o0 := o.workerPackets()
 	return func(r *Result) {
-		c1, w1 := o.counters(), o.workerSealed()
+		c1 := o.counters()
+		s1, o1 := o.workerPackets()
 		r.ReplayErrors = o.replayErrors() - r0
 		r.Counters = map[string]uint64{}
 		for k, v := range c1 {
@@ -43,16 +45,24 @@ func observe(sys System) func(*Result) {
 				r.Counters[k] = d
 			}
 		}
-		var tot uint64
-		for i := range w1 {
-			tot += w1[i] - w0[i]
-		}
-		if len(w1) > 1 && tot > 0 {
-			for i := range w1 {
-				r.WorkerSpread = append(r.WorkerSpread, float64(w1[i]-w0[i])/float64(tot))
-			}
-		}
+		r.WorkerSpread, r.WorkerSpreadIn = shares(s0, s1), shares(o0, o1)
 	}
+}
+
+// shares is each worker's fraction of what the workers counted from a to b (nil for one worker).
+func shares(a, b []uint64) []float64 {
+	var tot uint64
+	for i := range b {
+		tot += b[i] - a[i]
+	}
+	if len(b) < 2 || len(a) != len(b) || tot == 0 {
+		return nil
+	}
+	out := make([]float64, len(b))
+	for i := range b {
+		out[i] = float64(b[i]-a[i]) / float64(tot)
+	}
+	return out
 }
 
 // measureTCP runs iperf3 from h1 to h2 through the system.
