@@ -75,7 +75,7 @@ func (c GatewayConfig) YAML(tb *testbed.Testbed) (gw1, gw2 string, keys *Keys, e
 			tb.Instance(gw), lan, wan, st)
 		if c.PortSAs > 0 {
 			n := c.PortSAs + 16
-			fmt.Fprintf(&b[i], "capacities: {policies: %d, sas: %d}\n", max(n, 16384), max(2*n, 65536))
+			fmt.Fprintf(&b[i], "capacities: {policies: %d, sas: %d}\n", min(max(n, 16384), maxPolicies), max(2*n, 65536))
 		}
 		if c.Workers > 0 {
 			fmt.Fprintf(&b[i], "dataplane: {workers: %d}\n", c.Workers)

@@ -93,9 +93,12 @@ func planFor(o Options, queues int) plan {
 	return p
 }
 
-// maxPortSAs is the largest SA scaling point: the card's 65,535 policies per direction, less the
-// two tunnels' catch-all policies and one to spare.
-const maxPortSAs = 65532
+// maxPolicies is the most policies a gateway's configuration may hold (capacities.policies).
+const maxPolicies = 65535
+
+// maxPortSAs is the largest SA scaling point: every policy the card holds but the five others of a
+// gateway (the IKE bypass and the two tunnels' catch-alls each way) and two to spare.
+const maxPortSAs = maxPolicies - 5 - 2
 
 // Run builds (or adopts) the testbed, measures every system and phase, and writes the report,
 // the Markdown summary and the plots to o.OutDir. It returns the report also when some

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/vishvananda/netlink"
 
@@ -222,7 +223,8 @@ func (x *xdpsec) Start(ctx context.Context, env *Env) error {
 	}
 	x.keys = keys
 	x.gws, err = pair.Start(ctx, env.TB, pair.Options{Log: env.Log, HostOffloads: true,
-		Edit: func(string, string) (string, string) { return y1, y2 }})
+		Edit:        func(string, string) (string, string) { return y1, y2 },
+		SyncTimeout: 10*time.Second + time.Duration(x.cfg.PortSAs)*2*time.Millisecond})
 	if err != nil {
 		return err
 	}

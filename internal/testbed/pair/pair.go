@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	"github.com/xdpsec/xdpsec/control/config"
 	"github.com/xdpsec/xdpsec/control/daemon"
@@ -40,6 +41,9 @@ type Options struct {
 	// complete. Without it Start turns the offload off (testbed.HostChecksumOffloadOff), so that
 	// benchmarks compare the tunnel with kernel forwarding under the same host settings.
 	HostOffloads bool
+	// SyncTimeout bounds each gateway's wait for its card to hold the configuration (daemon
+	// default 10 s): tens of thousands of SAs on a loaded machine take longer.
+	SyncTimeout time.Duration
 }
 
 // Start parses the testbed's gateway configurations and starts gw1 and gw2. On failure nothing
@@ -77,7 +81,7 @@ func Start(ctx context.Context, tb *testbed.Testbed, opts Options) (*Pair, error
 			p.Close()
 			return nil, err
 		}
-		dopts := daemon.Options{NetNS: ns, NoAPI: !opts.API, Log: log.With("gw", string(gw))}
+		dopts := daemon.Options{NetNS: ns, NoAPI: !opts.API, Log: log.With("gw", string(gw)), SyncTimeout: opts.SyncTimeout}
 		if opts.SocketDir != "" {
 			dopts.Socket = filepath.Join(opts.SocketDir, string(gw)+".sock")
 		}
