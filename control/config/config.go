@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -271,41 +272,83 @@ func Load(path string) (*Config, error) {
 // Parse decodes data strictly (unknown fields are errors), fills in defaults
 // and validates the whole configuration. name is used in messages. On error
 // it returns every problem found, joined (errors.Join), and no Config.
+//
+// A value that does not parse (a bad prefix, a key that is not hex) does not
+// stop the checks: the rest of the file is validated as well, and what the
+// broken value would make the checks say about its own field (a "missing"
+// address, a key of length 0) is left out, so every problem is reported once.
+// Only text that is not YAML at all stops at the first error.
 func Parse(name string, data []byte) (*Config, error) {
-	var pos positions
+	c, _, errs := parse(name, data)
+	if len(errs) > 0 {
+		if c != nil {
+			c.Wipe()
+		}
+		return nil, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+// parse decodes and validates data, collecting every problem. It returns the
+// configuration as far as it decoded, with defaults filled in (nil when the
+// text is not YAML or empty), where each field is written, and the problems.
+func parse(name string, data []byte) (*Config, *positions, []error) {
+	pos := &positions{}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, syntaxErr(name, err)
+		return nil, pos, []error{syntaxErr(name, err)}
 	}
 	pos.index(&root)
 
 	c := &Config{File: name}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
+	var errs []error
 	err := dec.Decode(c)
 	switch {
 	case errors.Is(err, io.EOF):
-		return nil, &Error{File: name, Err: fmt.Errorf("%w: the file is empty", ErrInvalid)}
+		return nil, pos, []error{&Error{File: name, Err: fmt.Errorf("%w: the file is empty", ErrInvalid)}}
 	case err != nil:
 		var te *yaml.TypeError
 		if !errors.As(err, &te) {
-			return nil, syntaxErr(name, err)
+			return nil, pos, []error{syntaxErr(name, err)}
 		}
-		errs := make([]error, 0, len(te.Errors))
+		// yaml.v3 decodes what it can around a value it cannot: go on with that.
 		for _, msg := range te.Errors {
 			errs = append(errs, pos.typeError(name, msg))
 		}
-		return nil, errors.Join(errs...)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, &Error{File: name, Err: fmt.Errorf("%w: more than one YAML document", ErrInvalid)}
+		errs = append(errs, &Error{File: name, Err: fmt.Errorf("%w: more than one YAML document", ErrInvalid)})
 	}
 	c.setDefaults()
-	if err := c.validate(&pos); err != nil {
-		return nil, err
+	if err := c.validate(pos); err != nil {
+		errs = append(errs, unjoin(err)...)
 	}
-	return c, nil
+	sortByLine(errs)
+	return c, pos, errs
+}
+
+// sortByLine puts located errors in file order (those without a line first), keeping the order
+// of errors on one line.
+func sortByLine(errs []error) {
+	line := func(err error) int {
+		var e *Error
+		if errors.As(err, &e) {
+			return e.Line
+		}
+		return 0
+	}
+	slices.SortStableFunc(errs, func(a, b error) int { return line(a) - line(b) })
+}
+
+// unjoin splits an errors.Join result into its errors.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // syntaxErr locates one of yaml.v3's syntax errors ("yaml: line 3: …").
