@@ -485,6 +485,28 @@ func (s *SA) Keys() []Key {
 	return ks
 }
 
+// Clone is a copy of the SA with key bytes of its own: wiping one does not wipe the other.
+func (s *SA) Clone() SA {
+	c := *s
+	if s.AEAD != nil {
+		a := *s.AEAD
+		a.Key = NewKey(a.Key.Bytes())
+		c.AEAD = &a
+	}
+	if s.Enc != nil {
+		e := *s.Enc
+		e.Key = NewKey(e.Key.Bytes())
+		c.Enc = &e
+	}
+	if s.Auth != nil {
+		a := *s.Auth
+		a.Key = NewKey(a.Key.Bytes())
+		c.Auth = &a
+	}
+	c.Offload = slices.Clone(s.Offload)
+	return c
+}
+
 // Wipe overwrites the key bytes of the SA (and of every copy sharing them).
 func (s *SA) Wipe() {
 	for _, k := range s.Keys() {
