@@ -45,9 +45,16 @@ type cliDaemon struct {
 
 func startDaemon(t *testing.T) *cliDaemon {
 	t.Helper()
+	return startDaemonWith(t, filepath.Join(t.TempDir(), "run", "api.sock"), daemonConfig)
+}
+
+// startDaemonWith starts a control plane on a fake card for the configuration text, serving the
+// API at socket.
+func startDaemonWith(t *testing.T, socket, text string) *cliDaemon {
+	t.Helper()
 	dir := t.TempDir()
-	d := &cliDaemon{socket: filepath.Join(dir, "run", "api.sock"), configPath: filepath.Join(dir, "gw.yaml")}
-	if err := os.WriteFile(d.configPath, []byte(daemonConfig), 0o600); err != nil {
+	d := &cliDaemon{socket: socket, configPath: filepath.Join(dir, "gw.yaml")}
+	if err := os.WriteFile(d.configPath, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load(d.configPath)

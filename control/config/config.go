@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -421,8 +422,25 @@ func (s *SA) setDefaults() {
 	}
 }
 
-// DefaultSocket is the API socket of an instance whose file names none.
-func DefaultSocket(instance string) string { return "/run/xdpsec/" + instance + ".sock" }
+// RunDirEnv names the environment variable that moves the socket directory (RunDir): for tests,
+// and for a second set of gateways on one host that must not meet the first.
+const RunDirEnv = "XDPSEC_RUN_DIR"
+
+// DefaultRunDir is where the daemons' API sockets are unless RunDirEnv says otherwise.
+const DefaultRunDir = "/run/xdpsec"
+
+// RunDir is the directory of the daemons' default API sockets, <RunDir>/<instance>.sock, where
+// the clients look for running daemons: $XDPSEC_RUN_DIR when it is an absolute path, else
+// /run/xdpsec.
+func RunDir() string {
+	if d := os.Getenv(RunDirEnv); filepath.IsAbs(d) {
+		return filepath.Clean(d)
+	}
+	return DefaultRunDir
+}
+
+// DefaultSocket is the API socket of an instance whose file names none: <RunDir>/<instance>.sock.
+func DefaultSocket(instance string) string { return filepath.Join(RunDir(), instance+".sock") }
 
 // DefaultStateDir is the state directory of an instance whose file names none
 // (seqstate.DefaultDir).
