@@ -141,9 +141,10 @@ const (
 )
 
 type CardXdpsecPolicyStats struct {
-	_       structs.HostLayout
-	Packets uint64
-	Bytes   uint64
+	_         structs.HostLayout
+	Packets   uint64
+	Bytes     uint64
+	LastUseNs uint64
 }
 
 type CardXdpsecReason uint32
@@ -251,6 +252,7 @@ type CardXdpsecSaStats struct {
 	Packets    uint64
 	Bytes      uint64
 	FirstUseNs uint64
+	LastUseNs  uint64
 }
 
 type CardXdpsecSpd struct {

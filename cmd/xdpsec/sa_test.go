@@ -48,6 +48,13 @@ func startDaemon(t *testing.T) *cliDaemon {
 	return startDaemonWith(t, filepath.Join(t.TempDir(), "run", "api.sock"), daemonConfig)
 }
 
+// startDaemonAt starts a daemon on the test configuration at socket (another daemon's socket path
+// once that one stopped: a restart).
+func startDaemonAt(t *testing.T, socket string) *cliDaemon {
+	t.Helper()
+	return startDaemonWith(t, socket, daemonConfig)
+}
+
 // startDaemonWith starts a control plane on a fake card for the configuration text, serving the
 // API at socket.
 func startDaemonWith(t *testing.T, socket, text string) *cliDaemon {
@@ -121,7 +128,7 @@ func TestSACommands(t *testing.T) {
 	d.sync(t)
 
 	out := d.ok(t, "sa", "list")
-	for _, want := range []string{"spi 0x00001001", "spi 0x00002002", "name rekeyed index 2 state mature direction out",
+	for _, want := range []string{"spi 0x00001001", "spi 0x00002002", "name rekeyed owner cli index 2 state mature direction out",
 		"[key hidden]", "wan0 offloaded", "lan0 offloaded (held in the card's table shared with wan0)", "[list wan0]"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("sa list lacks %q:\n%s", want, out)
