@@ -102,7 +102,7 @@ func (c *Card) Attach(s Side, ifname string, mode XDPMode) (AttachMode, error) {
 	if mode != XDPGeneric {
 		l, err = link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifc.Index, Flags: link.XDPDriverMode})
 		if err != nil && mode == XDPAuto && !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.EBUSY) {
-			c.log.Info("native XDP refused, trying generic", "side", s.String(), "interface", ifname, "error", err)
+			c.log.Info("native XDP refused, trying generic", "side", s.String(), "iface", ifname, "err", err)
 			l, err = nil, nil
 		}
 	}
@@ -127,7 +127,7 @@ func (c *Card) Attach(s Side, ifname string, mode XDPMode) (AttachMode, error) {
 	}
 	c.links[s] = l
 	c.modes[s] = got
-	c.log.Info("card attached", "side", s.String(), "interface", ifname, "mode", string(got))
+	c.log.Info("card attached", "side", s.String(), "iface", ifname, "mode", string(got))
 	return got, nil
 }
 

@@ -48,18 +48,23 @@ type cliDaemon struct {
 
 func startDaemon(t *testing.T) *cliDaemon {
 	t.Helper()
-	return startDaemonAt(t, "")
+	return startDaemonWith(t, filepath.Join(t.TempDir(), "run", "api.sock"), daemonConfig)
 }
 
-// startDaemonAt starts a daemon on the socket at path (a new one when empty).
+// startDaemonAt starts a daemon on the test configuration at socket (another daemon's socket path
+// once that one stopped: a restart).
 func startDaemonAt(t *testing.T, socket string) *cliDaemon {
 	t.Helper()
+	return startDaemonWith(t, socket, daemonConfig)
+}
+
+// startDaemonWith starts a control plane on a fake card for the configuration text, serving the
+// API at socket.
+func startDaemonWith(t *testing.T, socket, text string) *cliDaemon {
+	t.Helper()
 	dir := t.TempDir()
-	if socket == "" {
-		socket = filepath.Join(dir, "run", "api.sock")
-	}
 	d := &cliDaemon{socket: socket, configPath: filepath.Join(dir, "gw.yaml")}
-	if err := os.WriteFile(d.configPath, []byte(daemonConfig), 0o600); err != nil {
+	if err := os.WriteFile(d.configPath, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load(d.configPath)

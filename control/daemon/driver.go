@@ -161,18 +161,30 @@ func (d *driver) InstallSA(o *offload.SAOffload) error {
 	return d.install(o, wasOn)
 }
 
-// install puts a new SA into the workers' table and the card.
-func (d *driver) install(o *offload.SAOffload, wasOn map[string]bool) error {
+// Admit is what the driver decides about a new SA offered to it before it touches the workers,
+// the card or the sequence state: the direction it installs the SA in (local tells the gateway's
+// own addresses), the engine's parameters, or the nack. `xdpsec config check` asks it too.
+func Admit(o *offload.SAOffload, local func(netip.Addr) bool) (ipsec.Dir, esp.Params, error) {
 	e := o.SA
 	params, err := e.ESPParams()
 	if err != nil {
-		return offload.Nack(offload.ReasonUnsupported, "%v", err)
+		return 0, params, offload.Nack(offload.ReasonUnsupported, "%v", err)
 	}
-	dir := d.direction(o)
+	dir := direction(o, local)
 	if dir == ipsec.DirIn && !o.InCheck.ServesAny() {
 		// No inbound PROTECT policy serves it yet: the post-decryption check would have nothing
 		// to accept. The engine re-offers it once a policy points at it.
-		return offload.Nack(offload.ReasonNoPolicy, "inbound sa %s has no policy to check against", e.ID())
+		return dir, params, offload.Nack(offload.ReasonNoPolicy, "inbound sa %s has no policy to check against", e.ID())
+	}
+	return dir, params, nil
+}
+
+// install puts a new SA into the workers' table and the card.
+func (d *driver) install(o *offload.SAOffload, wasOn map[string]bool) error {
+	e := o.SA
+	dir, params, err := Admit(o, d.local)
+	if err != nil {
+		return err
 	}
 	esa, handle, err := d.newSA(params, dir)
 	if err != nil {
@@ -408,11 +420,11 @@ func (d *driver) drop(index uint32, h *heldSA) {
 
 // direction: the SA's own dir when the SAD has one; else inbound when it serves an inbound
 // policy or its destination is one of ours.
-func (d *driver) direction(o *offload.SAOffload) ipsec.Dir {
+func direction(o *offload.SAOffload, local func(netip.Addr) bool) ipsec.Dir {
 	if o.SA.Dir != nil {
 		return *o.SA.Dir
 	}
-	if o.InCheck.ServesAny() || (d.local != nil && d.local(o.SA.Dst)) {
+	if o.InCheck.ServesAny() || (local != nil && local(o.SA.Dst)) {
 		return ipsec.DirIn
 	}
 	return ipsec.DirOut
