@@ -73,6 +73,9 @@ func TestReadmeRunningAGateway(t *testing.T) {
 	t.Cleanup(func() { _ = tb.Close() })
 	instance := tb.Instance(testbed.GW1)
 	t.Cleanup(func() { _ = os.RemoveAll("/sys/fs/bpf/xdpsec/" + instance) }) // after a kill -9 only
+	// The README's file keeps the default state_dir (/var/lib/xdpsec/<instance>): the sequence state
+	// of this test's SAs, ours to remove.
+	t.Cleanup(func() { _ = os.RemoveAll(config.DefaultStateDir(instance)) })
 
 	dir := t.TempDir()
 	runDir := filepath.Join(dir, "run")
