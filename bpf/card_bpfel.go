@@ -148,9 +148,10 @@ const (
 )
 
 type CardXdpsecPolicyStats struct {
-	_       structs.HostLayout
-	Packets uint64
-	Bytes   uint64
+	_         structs.HostLayout
+	Packets   uint64
+	Bytes     uint64
+	LastUseNs uint64
 }
 
 type CardXdpsecReason uint32
@@ -261,6 +262,7 @@ type CardXdpsecSaStats struct {
 	Packets    uint64
 	Bytes      uint64
 	FirstUseNs uint64
+	LastUseNs  uint64
 }
 
 type CardXdpsecSpd struct {

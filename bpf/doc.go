@@ -109,8 +109,8 @@
 //	spd_filter    array of 64-bit words: per list, a one-hash Bloom filter of its bucket keys
 //	card_config   defaults per direction, no-socket verdict, ACQUIRE interval
 //	flow_cache    LRU hash of classified flows
-//	sa_stats      per-CPU array per SA: packets, bytes, first use (CLOCK_MONOTONIC ns)
-//	policy_stats  per-CPU array per policy: packets, bytes
+//	sa_stats      per-CPU array per SA: packets, bytes, first and last use (CLOCK_MONOTONIC ns)
+//	policy_stats  per-CPU array per policy: packets, bytes, last match (CLOCK_MONOTONIC ns)
 //	reasons       per-CPU array per enum xdpsec_reason
 //	worker_stats  mmap-able array per SA, written by the workers: packets, bytes, errors by crypto/esp.Reason
 //	acquire_ring  ring buffer of struct xdpsec_acquire; acquire_last: rate limit per policy

@@ -478,6 +478,7 @@ static __always_inline void count_policy(__u32 id, __u32 len)
 	if (s) {
 		s->packets++;
 		s->bytes += len;
+		s->last_use_ns = bpf_ktime_get_ns();
 	}
 }
 
@@ -485,10 +486,12 @@ static __always_inline void count_sa(__u32 idx, __u32 len)
 {
 	struct xdpsec_sa_stats *s = bpf_map_lookup_elem(&sa_stats, &idx);
 	if (s) {
+		__u64 now = bpf_ktime_get_ns();
 		s->packets++;
 		s->bytes += len;
 		if (!s->first_use_ns)
-			s->first_use_ns = bpf_ktime_get_ns();
+			s->first_use_ns = now;
+		s->last_use_ns = now;
 	}
 }
 

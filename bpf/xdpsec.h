@@ -249,11 +249,13 @@ struct xdpsec_sa_stats {
 	__u64 packets;
 	__u64 bytes;        /* IP length (outbound: plaintext packet; inbound: the ESP packet) */
 	__u64 first_use_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) of the first packet on this CPU, 0 = none */
+	__u64 last_use_ns;  /* CLOCK_MONOTONIC of the last packet on this CPU, 0 = none */
 };
 
 struct xdpsec_policy_stats {
 	__u64 packets;
 	__u64 bytes;
+	__u64 last_use_ns; /* CLOCK_MONOTONIC of the last match on this CPU, 0 = none */
 };
 
 /* The workers' per-SA errors: 0..15 are crypto/esp.Reason's values (same order and names), 16.. the

@@ -42,6 +42,23 @@ echo "== go test -race (engine, workers, control plane, loader)"
 go test -count=1 -race -json -timeout 30m ./crypto/... ./control/... ./loader/... |
   "$out/testsum" stream -o "$out/race.json" || status=1
 
+echo "== strongSwan's kernel-xdpsec plugin: unit tests (C, against the fake daemon)"
+./hack/strongswan-plugin.sh test || status=1
+
+reports=("$out/main.json" "$out/race.json")
+if [ "$(id -u)" -eq 0 ]; then
+  # charon with the plugin against xdpsec in the testbed (hack/ike: two gateways, a libipsec peer,
+  # MOBIKE, a 2-minute soak). One package at a time (-p 1): the tests count lost echoes.
+  echo "== charon through kernel-xdpsec (hack/ike)"
+  go vet -tags ike ./hack/ike/... || status=1
+  XDPSEC_SOAK=2m go test -tags ike -count=1 -p 1 -json -timeout 20m \
+    -run 'TestTwoGateways|TestLibipsecPeer|TestMOBIKE|TestSoak' ./hack/ike |
+    "$out/testsum" stream -o "$out/ike.json" || status=1
+  reports+=("$out/ike.json")
+else
+  echo "== skipped: the charon tests (hack/ike) need root"
+fi
+
 # Only root can leave namespaces or pins behind; as another user the check would only see what other
 # users of a shared machine did meanwhile.
 if [ "$(id -u)" -eq 0 ]; then
@@ -56,5 +73,5 @@ if [ "$(id -u)" -eq 0 ]; then
   fi
 fi
 
-"$out/testsum" report "$out/main.json" "$out/race.json" || status=1
+"$out/testsum" report "${reports[@]}" || status=1
 exit $status

@@ -276,6 +276,10 @@ func (e *equivCard) check(what string, dir ipsec.Dir, tup ipsec.Tuple, data []by
 			fail("policy %d hit counter moved by %d", want.PolicyID, pa.Packets-polBefore.Packets)
 			return
 		}
+		if pa.LastUse == 0 || pa.LastUse < polBefore.LastUse {
+			fail("policy %d last use %s after %s", want.PolicyID, pa.LastUse, polBefore.LastUse)
+			return
+		}
 	}
 	if wantR == "OutNoSocket" {
 		m := decodeMeta(t, out)

@@ -176,7 +176,7 @@ func TestVethRedirect(t *testing.T) {
 	}
 
 	for idx, want := range map[uint32]uint64{40: 1, 41: 1} {
-		if s, err := c.SAStats(idx); err != nil || s.Packets != want || s.Bytes == 0 || s.FirstUse == 0 {
+		if s, err := c.SAStats(idx); err != nil || s.Packets != want || s.Bytes == 0 || s.FirstUse == 0 || s.LastUse < s.FirstUse {
 			t.Errorf("SA %d stats %+v, %v", idx, s, err)
 		}
 	}

@@ -117,19 +117,30 @@ func (c *Card) PutSA(idx uint32, sa SA) error {
 			return err
 		}
 	}
-	if installed(&old) && old.Dir == uint8(ipsec.DirIn) && inKey(&old) != inKey(e) {
-		k := inKey(&old)
-		if err := c.objs.SaInLookup.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("delete old inbound key of SA %d: %w", idx, err)
+	// An inbound SA that moves to another destination (the daemon's /v1/sa/migrate) is found under
+	// its new key before its entry changes and under its old key until after: there is no moment in
+	// which ESP for it finds neither. (The card checks no address after the lookup; the workers'
+	// shared replay window keeps a packet from being accepted twice.)
+	moving := installed(&old) && old.Dir == uint8(ipsec.DirIn) && inKey(&old) != inKey(e)
+	if moving && sa.Dir == ipsec.DirIn {
+		k := inKey(e)
+		if err := c.objs.SaInLookup.Put(&k, idx); err != nil {
+			return fmt.Errorf("write new inbound key of SA %d: %w", idx, err)
 		}
 	}
 	if err := c.objs.SaTable.Put(idx, e); err != nil {
 		return fmt.Errorf("write SA %d: %w", idx, err)
 	}
-	if sa.Dir == ipsec.DirIn {
+	if sa.Dir == ipsec.DirIn && !moving {
 		k := inKey(e)
 		if err := c.objs.SaInLookup.Put(&k, idx); err != nil {
 			return fmt.Errorf("write inbound key of SA %d: %w", idx, err)
+		}
+	}
+	if moving {
+		k := inKey(&old)
+		if err := c.objs.SaInLookup.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("delete old inbound key of SA %d: %w", idx, err)
 		}
 	}
 	return nil

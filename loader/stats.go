@@ -122,6 +122,8 @@ type SAStats struct {
 	// FirstUse is the CLOCK_MONOTONIC time of the first packet (zero if none): compare with
 	// unix.ClockGettime(unix.CLOCK_MONOTONIC) for "seconds since first use" (RFC 4301 §4.4.2.1).
 	FirstUse time.Duration
+	// LastUse is the CLOCK_MONOTONIC time of the last packet (zero if none), the latest CPU's.
+	LastUse time.Duration
 }
 
 // SAStats reads one SA's card counters.
@@ -142,6 +144,7 @@ func sumSAStats(per []bpf.CardXdpsecSaStats) SAStats {
 		if v.FirstUseNs != 0 && (s.FirstUse == 0 || time.Duration(v.FirstUseNs) < s.FirstUse) {
 			s.FirstUse = time.Duration(v.FirstUseNs)
 		}
+		s.LastUse = max(s.LastUse, time.Duration(v.LastUseNs))
 	}
 	return s
 }
@@ -178,6 +181,8 @@ func (c *Card) EachSAStats(fn func(idx uint32, s SAStats) bool) error {
 // PolicyStats is one policy's hits, summed over CPUs.
 type PolicyStats struct {
 	Packets, Bytes uint64
+	// LastUse is the CLOCK_MONOTONIC time of the last match (zero if none), the latest CPU's.
+	LastUse time.Duration
 }
 
 // PolicyStats reads one policy's counters.
@@ -190,6 +195,7 @@ func (c *Card) PolicyStats(id uint32) (PolicyStats, error) {
 	for _, v := range per {
 		s.Packets += v.Packets
 		s.Bytes += v.Bytes
+		s.LastUse = max(s.LastUse, time.Duration(v.LastUseNs))
 	}
 	return s, nil
 }

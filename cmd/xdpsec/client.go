@@ -10,6 +10,7 @@ import (
 
 	"github.com/xdpsec/xdpsec/control/api"
 	"github.com/xdpsec/xdpsec/control/config"
+	"github.com/xdpsec/xdpsec/control/sadb"
 )
 
 // apiClient connects to the daemon: --socket, else the socket of --config's file, else the instance's
@@ -77,14 +78,21 @@ func replyList[T any](a *App, l []T, print func(*T)) error {
 
 // newFlushCmd is the flush subcommand of sa and sp: delete every entry (one, many: "SA", "SAs"), then
 // say how many.
-func newFlushCmd[T any](a *App, one, many string, flush func(*api.Client, context.Context) ([]T, error)) *cobra.Command {
-	return &cobra.Command{
-		Use:        "flush",
-		Short:      "Delete every " + one,
+func newFlushCmd[T any](a *App, one, many string, flush func(*api.Client, context.Context, sadb.OwnerFilter) ([]T, error)) *cobra.Command {
+	var owner string
+	cmd := &cobra.Command{
+		Use:        "flush [--owner config|cli|ike]",
+		Short:      "Delete every " + one + " (of one owner)",
 		SuggestFor: []string{"deleteall", "delete-all"}, // ip xfrm state/policy deleteall
 		Args:       noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := callDaemon(cmd.Context(), a, flush)
+			f, err := ownerFlag(owner)
+			if err != nil {
+				return err
+			}
+			l, err := callDaemon(cmd.Context(), a, func(c *api.Client, ctx context.Context) ([]T, error) {
+				return flush(c, ctx, f)
+			})
 			if err != nil {
 				return err
 			}
@@ -93,4 +101,21 @@ func newFlushCmd[T any](a *App, one, many string, flush func(*api.Client, contex
 			})
 		},
 	}
+	addOwnerFlag(cmd, &owner)
+	return cmd
+}
+
+// addOwnerFlag adds --owner: only the entries of config (the file), cli (added by hand) or ike (an
+// IKE daemon such as strongSwan's charon).
+func addOwnerFlag(cmd *cobra.Command, owner *string) {
+	cmd.Flags().StringVar(owner, "owner", "", "only the entries of this owner: config, cli or ike")
+	_ = cmd.RegisterFlagCompletionFunc("owner", cobra.FixedCompletions([]string{"config", "cli", "ike"}, cobra.ShellCompDirectiveNoFileComp))
+}
+
+func ownerFlag(s string) (sadb.OwnerFilter, error) {
+	f, err := sadb.ParseOwnerFilter(s)
+	if err != nil {
+		return f, &usageError{err: fmt.Errorf("--owner %q: want config, cli or ike", s)}
+	}
+	return f, nil
 }

@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -87,4 +90,55 @@ func TestPrintEvent(t *testing.T) {
 			t.Errorf("got  %s\nwant %s", got, tc.want)
 		}
 	}
+}
+
+// TestMonitorKindAndReconnect: --kind keeps one kind of event, and --reconnect follows the daemon
+// through a restart, saying so.
+func TestMonitorKindAndReconnect(t *testing.T) {
+	d := startDaemon(t)
+	var out, errOut syncBuffer
+	a := &App{In: strings.NewReader(""), Out: &out, Err: &errOut, Log: slog.New(slog.DiscardHandler)}
+	root := newRoot(a)
+	root.SetArgs([]string{"--socket", d.socket, "-o", "json", "monitor", "--kind", "sa", "--reconnect"})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("monitor: %v", err)
+		}
+	}()
+	// Events from before the monitor started are not shown: wait until it follows the stream.
+	waitOut := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s: stdout %q stderr %q", what, out.String(), errOut.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	spi := 0x3100
+	// addUntil adds SAs until one added now shows in the output after its first from bytes.
+	addUntil := func(d *cliDaemon, from int) {
+		waitOut("an sa-added line", func() bool {
+			spi++
+			d.ok(t, strings.Fields(fmt.Sprintf("sa add src 198.18.0.1 dst 198.19.0.2 proto esp spi %#x mode tunnel aead rfc4106(gcm(aes)) %s 128", spi, testKey))...)
+			d.sync(t)
+			return strings.Contains(out.String()[from:], fmt.Sprintf(`"spi":%d`, spi))
+		})
+	}
+	addUntil(d, 0)
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var ev events.Event
+		if err := json.Unmarshal([]byte(l), &ev); err != nil || ev.Type != events.SAAdded || ev.Seq == 0 {
+			t.Fatalf("with --kind sa: line %q (%v)", l, err)
+		}
+	}
+	d.m.Close()
+	d2 := startDaemonAt(t, d.socket)
+	waitOut("the restart note", func() bool { return strings.Contains(errOut.String(), "the daemon restarted") })
+	addUntil(d2, len(out.String()))
 }

@@ -25,13 +25,29 @@ func newSACmd(a *App) *cobra.Command {
 socket. The arguments follow ip xfrm state; see docs/control.md.`,
 	}
 	var showKeys, stats bool
+	var owner string
 	var keyFile string
 	add := &cobra.Command{
 		Use:   "add src ADDR dst ADDR proto esp spi SPI [reqid N] [mode tunnel|transport] ALGO... [options]",
 		Short: "Add an SA (ip xfrm state add grammar)",
-		Long: `Add an SA to the running daemon. The arguments follow ip xfrm state add (docs/control.md).
+		Long: `Add an SA to the running daemon. The arguments are ip xfrm state add's (docs/control.md):
 
-Keys: a KEY written on the command line is visible to every user of this machine while the command
+  src ADDR dst ADDR proto esp spi SPI [reqid N] [mode tunnel|transport]
+  { aead NAME KEY ICV-BITS | enc NAME KEY auth-trunc NAME KEY TRUNC-BITS | enc NAME KEY auth NAME KEY }
+  [replay-window N] [replay-seq N] [replay-oseq N] [flag esn] [flag af-unspec]
+  [encap espinudp SPORT DPORT 0.0.0.0] [dir in|out]
+  [limit {byte-soft|byte-hard|packet-soft|packet-hard|time-soft|time-hard|time-use-soft|time-use-hard} N]...
+  [sel src 0.0.0.0/0 dst 0.0.0.0/0] [name NAME] [offload dev IFACE]... [ttl N] [df copy|set|clear] [tfc-pad N]
+
+NAME is an algorithm: rfc4106(gcm(aes)) (AES-GCM, ICV 128 or 96 bits), rfc7539esp(chacha20,poly1305),
+rfc4543(gcm(aes)) (AES-GMAC), cbc(aes) or ecb(cipher_null) with hmac(sha256) (truncated to 128 bits).
+flag af-unspec is accepted and changes nothing: a tunnel-mode SA carries IPv4 and IPv6 inside.
+Marks (mark, output-mark, set-mark), interface IDs (if_id) and security contexts (ctx) are refused:
+the card selects by addresses, protocol and ports only. Without dir, the direction follows from the
+policies the SA serves.
+
+Keys: KEY is 0x followed by hex digits, or a string in double quotes whose bytes are the key (ip
+xfrm's quoted ASCII keys: '"mykey"' in a shell). A KEY written on the command line is visible to every user of this machine while the command
 runs (ps, /proc/PID/cmdline) and stays in the shell's history. Write each KEY as - instead and give
 the keys in a file, --key-file FILE (mode 0600: a file group or others can read is refused), or on
 standard input, --key-file - : one key per line (0x followed by hex digits), in the order the
@@ -108,8 +124,12 @@ does, keys included, which must be the SA's own; --key-file works as for add.`,
 		Short:   "List the SAs (-s: with statistics, like ip -s xfrm state)",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := ownerFlag(owner)
+			if err != nil {
+				return err
+			}
 			l, err := callDaemon(cmd.Context(), a, func(c *api.Client, ctx context.Context) ([]api.SAView, error) {
-				return c.ListSAs(ctx, showKeys)
+				return c.ListSAsOf(ctx, f, showKeys)
 			})
 			if err != nil {
 				return err
@@ -119,7 +139,8 @@ does, keys included, which must be the SA's own; --key-file works as for add.`,
 	}
 	list.Flags().BoolVarP(&stats, "stats", "s", false, "show lifetimes, counters and offload state")
 	list.Flags().BoolVar(&showKeys, "show-keys", false, "print key material")
-	flush := newFlushCmd(a, "SA", "SAs", (*api.Client).FlushSAs)
+	addOwnerFlag(list, &owner)
+	flush := newFlushCmd(a, "SA", "SAs", (*api.Client).FlushSAsOf)
 	cmd.AddCommand(add, update, del, get, list, flush)
 	return cmd
 }
@@ -187,7 +208,7 @@ func printSA(w io.Writer, v *api.SAView, stats, showKeys bool) {
 	if name == "" {
 		name = "-"
 	}
-	fmt.Fprintf(w, "\tname %s index %d state %s", name, v.Index, v.State)
+	fmt.Fprintf(w, "\tname %s owner %s index %d state %s", name, v.Owner, v.Index, v.State)
 	if v.Dir == nil && v.Direction != nil {
 		fmt.Fprintf(w, " direction %s", *v.Direction) // what the card uses it for; no dir of its own
 	}
@@ -208,7 +229,11 @@ func printSA(w io.Writer, v *api.SAView, stats, showKeys bool) {
 	if !v.UseTime.IsZero() {
 		use = v.UseTime.Format(time.DateTime)
 	}
-	fmt.Fprintf(w, "\t  add %s use %s\n", v.AddTime.Format(time.DateTime), use)
+	last := "-"
+	if !v.LastUse.IsZero() {
+		last = v.LastUse.Format(time.DateTime)
+	}
+	fmt.Fprintf(w, "\t  add %s use %s last-use %s\n", v.AddTime.Format(time.DateTime), use, last)
 	fmt.Fprintf(w, "\tstats:\n")
 	fmt.Fprintf(w, "\t  seq 0x%x replay %d integrity %d other %d (seq_unreserved %d)\n", v.Cur.Seq, v.Cur.ReplayErrors,
 		v.Cur.IntegrityErrors, v.Cur.OtherErrors, v.Cur.SeqUnreserved)

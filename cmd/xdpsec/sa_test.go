@@ -45,8 +45,17 @@ type cliDaemon struct {
 
 func startDaemon(t *testing.T) *cliDaemon {
 	t.Helper()
+	return startDaemonAt(t, "")
+}
+
+// startDaemonAt starts a daemon on the socket at path (a new one when empty).
+func startDaemonAt(t *testing.T, socket string) *cliDaemon {
+	t.Helper()
 	dir := t.TempDir()
-	d := &cliDaemon{socket: filepath.Join(dir, "run", "api.sock"), configPath: filepath.Join(dir, "gw.yaml")}
+	if socket == "" {
+		socket = filepath.Join(dir, "run", "api.sock")
+	}
+	d := &cliDaemon{socket: socket, configPath: filepath.Join(dir, "gw.yaml")}
 	if err := os.WriteFile(d.configPath, []byte(daemonConfig), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +123,7 @@ func TestSACommands(t *testing.T) {
 	d.sync(t)
 
 	out := d.ok(t, "sa", "list")
-	for _, want := range []string{"spi 0x00001001", "spi 0x00002002", "name rekeyed index 2 state mature direction out",
+	for _, want := range []string{"spi 0x00001001", "spi 0x00002002", "name rekeyed owner cli index 2 state mature direction out",
 		"[key hidden]", "wan0 offloaded", "lan0 offloaded (held in the card's table shared with wan0)", "[list wan0]"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("sa list lacks %q:\n%s", want, out)

@@ -20,8 +20,9 @@ func newSPCmd(a *App) *cobra.Command {
 		Long: `Add, delete, list and flush the policies (SPD) of a running daemon, through its API socket.
 The arguments follow ip xfrm policy; see docs/control.md.`,
 	}
+	var owner string
 	add := &cobra.Command{
-		Use:   "add SELECTOR dir in|out [priority N] [action allow|block|protect|bypass|discard] [tmpl … reqid N | sa NAME] [name NAME]",
+		Use:   "add SELECTOR dir in|out|fwd [priority N] [action allow|block|protect|bypass|discard] [tmpl … reqid N | sa NAME] [name NAME]",
 		Short: "Add a policy (ip xfrm policy add grammar)",
 		Example: `  xdpsec sp add src 198.18.1.0/24 dst 198.18.2.0/24 dir out priority 100 \
       tmpl src 198.18.0.1 dst 198.19.0.1 proto esp reqid 1 mode tunnel
@@ -65,14 +66,21 @@ The arguments follow ip xfrm policy; see docs/control.md.`,
 		Short:   "List the policies in SPD order, with their offload state",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := callDaemon(cmd.Context(), a, (*api.Client).ListPolicies)
+			f, err := ownerFlag(owner)
+			if err != nil {
+				return err
+			}
+			l, err := callDaemon(cmd.Context(), a, func(c *api.Client, ctx context.Context) ([]api.PolicyView, error) {
+				return c.ListPoliciesOf(ctx, f)
+			})
 			if err != nil {
 				return err
 			}
 			return replyList(a, l, func(v *api.PolicyView) { printPolicy(a.Out, v) })
 		},
 	}
-	flush := newFlushCmd(a, "policy", "policies", (*api.Client).FlushPolicies)
+	addOwnerFlag(list, &owner)
+	flush := newFlushCmd(a, "policy", "policies", (*api.Client).FlushPoliciesOf)
 	cmd.AddCommand(add, update, del, list, flush)
 	return cmd
 }
@@ -101,7 +109,7 @@ func printPolicy(w io.Writer, v *api.PolicyView) {
 	if name == "" {
 		name = "-"
 	}
-	fmt.Fprintf(w, "\tdir %s priority %d action %s name %s id %d\n", v.Dir, v.Priority, v.Action, name, v.ID)
+	fmt.Fprintf(w, "\tdir %s priority %d action %s name %s owner %s id %d\n", v.Dir, v.Priority, v.Action, name, v.Owner, v.ID)
 	if t := v.Tmpl; t != nil {
 		fmt.Fprintf(w, "\ttmpl")
 		if t.Src.IsValid() {

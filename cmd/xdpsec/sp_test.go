@@ -49,7 +49,7 @@ func TestSPCommands(t *testing.T) {
 func TestSPErrors(t *testing.T) {
 	d := startDaemon(t)
 	d.fails(t, exitFailure, "already exists", strings.Fields("sp add src 198.18.1.0/24 dst 198.18.2.0/24 dir out priority 5 tmpl reqid 9")...)
-	d.fails(t, exitUsage, "dir in|out is required", strings.Fields("sp add src 198.18.1.0/24")...)
+	d.fails(t, exitUsage, "dir in|out|fwd is required", strings.Fields("sp add src 198.18.1.0/24")...)
 	d.fails(t, exitUsage, "needs tmpl", strings.Fields("sp add src 198.18.1.0/24 dir out action protect")...)
 	d.fails(t, exitFailure, "different address families", strings.Fields("sp add src 198.18.1.0/24 dst 2001:2::/48 dir out")...)
 	d.fails(t, exitFailure, "ports need proto", strings.Fields("sp add src 198.18.1.0/24 dport 80 dir out")...)

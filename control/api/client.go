@@ -189,7 +189,19 @@ func (c *Client) Reload(ctx context.Context) (ReloadResult, error) {
 
 // Monitor streams events to f until ctx ends, the daemon closes the stream, or f returns an error.
 func (c *Client) Monitor(ctx context.Context, f func(events.Event) error) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://xdpsec/v1/monitor", nil)
+	return c.lines(ctx, "/v1/monitor", func(line []byte) error {
+		var ev events.Event
+		if err := json.Unmarshal(line, &ev); err != nil {
+			return fmt.Errorf("monitor: decode event: %w", err)
+		}
+		return f(ev)
+	})
+}
+
+// lines follows a stream of JSON lines at path, calling f for each, until ctx ends, the daemon
+// closes it (nil), or f returns an error.
+func (c *Client) lines(ctx context.Context, path string, f func([]byte) error) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://xdpsec"+path, nil)
 	if err != nil {
 		return err
 	}
@@ -202,16 +214,12 @@ func (c *Client) Monitor(ctx context.Context, f func(events.Event) error) error 
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("monitor: %s", resp.Status)
+		return &APIError{Status: resp.StatusCode, Msg: path + ": " + resp.Status}
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		var ev events.Event
-		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-			return fmt.Errorf("monitor: decode event: %w", err)
-		}
-		if err := f(ev); err != nil {
+		if err := f(sc.Bytes()); err != nil {
 			return err
 		}
 	}
@@ -219,7 +227,7 @@ func (c *Client) Monitor(ctx context.Context, f func(events.Event) error) error 
 		return ctx.Err()
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("monitor: %w", err)
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
 }

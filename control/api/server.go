@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -41,10 +42,19 @@ type Server struct {
 // writable by group or others (or a local user could replace the socket); a stale socket is removed, a
 // live one is ErrInUse; the socket itself is mode 0600. Because the directory admits only its owner, no
 // one else can reach the socket even between bind and chmod.
-func Listen(path string) (net.Listener, error) {
+func Listen(path string) (net.Listener, error) { return listen(path, -1) }
+
+// listen is Listen, admitting group gid too when it is not -1: the directory is then 0750 and the
+// socket 0660, both with that group (the directory is still refused when others may write to it).
+func listen(path string, gid int) (net.Listener, error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("listen %s: %w", path, err)
+	}
+	if gid >= 0 {
+		if err := shareDir(dir, gid); err != nil {
+			return nil, fmt.Errorf("listen %s: %w", path, err)
+		}
 	}
 	if err := checkDir(dir); err != nil {
 		return nil, fmt.Errorf("listen %s: %w", path, err)
@@ -65,7 +75,15 @@ func Listen(path string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", path, err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	mode := os.FileMode(0o600)
+	if gid >= 0 {
+		mode = 0o660
+		if err := os.Chown(path, -1, gid); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("listen %s: %w", path, err)
+		}
+	}
+	if err := os.Chmod(path, mode); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("listen %s: %w", path, err)
 	}
@@ -92,17 +110,44 @@ func checkDir(dir string) error {
 
 // Serve starts serving b on the socket at path (see Listen) and returns at once.
 func Serve(path string, b Backend, log *slog.Logger) (*Server, error) {
+	return ServeWith(path, b, ServeOptions{Log: log})
+}
+
+// ServeOptions tune ServeWith.
+type ServeOptions struct {
+	Log *slog.Logger
+	// Group (a name or a number), when set, is admitted besides root and the daemon's user: the
+	// socket is 0660 and its directory 0750 with that group, and peers with that group or in it get
+	// answers (daemon.socket_group; an IKE daemon running as another user).
+	Group string
+	// Keepalive is the event stream's idle interval (default DefaultKeepalive).
+	Keepalive time.Duration
+}
+
+// ServeWith is Serve with options.
+func ServeWith(path string, b Backend, opts ServeOptions) (*Server, error) {
+	log := opts.Log
 	if log == nil {
 		log = slog.Default()
 	}
-	ln, err := Listen(path)
+	gid := -1
+	if opts.Group != "" {
+		g, err := LookupGroup(opts.Group)
+		if err != nil {
+			return nil, fmt.Errorf("listen %s: %w", path, err)
+		}
+		gid = g
+	}
+	ln, err := listen(path, gid)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{path: path, log: log.With("component", "api"), done: make(chan struct{})}
-	s.ln = peerListener{Listener: ln, log: s.log}
+	s.ln = peerListener{Listener: ln, log: s.log, gid: gid}
 	stop := make(chan struct{})
-	s.srv = &http.Server{Handler: newHandler(b, s.log, stop), ReadHeaderTimeout: 10 * time.Second}
+	h := newHandler(b, s.log, stop)
+	h.keepalive = opts.Keepalive
+	s.srv = &http.Server{Handler: h.withEpoch(h.mux), ReadHeaderTimeout: 10 * time.Second}
 	// Monitor streams never end on their own: end them when the server shuts down.
 	s.srv.RegisterOnShutdown(func() { close(stop) })
 	go func() {
@@ -131,17 +176,24 @@ func (s *Server) Close() error {
 }
 
 // Handler returns the API's HTTP handler over b.
-func Handler(b Backend, log *slog.Logger) http.Handler { return newHandler(b, log, nil) }
+func Handler(b Backend, log *slog.Logger) http.Handler {
+	h := newHandler(b, log, nil)
+	return h.withEpoch(h.mux)
+}
 
-func newHandler(b Backend, log *slog.Logger, stop <-chan struct{}) http.Handler {
+func newHandler(b Backend, log *slog.Logger, stop <-chan struct{}) *handler {
 	if log == nil {
 		log = slog.Default()
 	}
 	h := &handler{b: b, log: log, stop: stop}
 	mux := http.NewServeMux()
+	h.mux = mux
 	mux.HandleFunc("GET /v1/sa", h.saList)
 	mux.HandleFunc("POST /v1/sa", withBody(h, http.StatusCreated, func(b Backend, sa sadb.SA) (SAView, error) {
 		defer sa.Wipe() // the backend has its own copy
+		if err := notConfig(sa.Owner); err != nil {
+			return SAView{}, err
+		}
 		return b.AddSA(sa)
 	}))
 	mux.HandleFunc("PUT /v1/sa", withBody(h, http.StatusOK, func(b Backend, sa sadb.SA) (SAView, error) {
@@ -149,16 +201,18 @@ func newHandler(b Backend, log *slog.Logger, stop <-chan struct{}) http.Handler 
 		return b.UpdateSA(sa)
 	}))
 	mux.HandleFunc("POST /v1/sa/get", h.saGet)
-	mux.HandleFunc("POST /v1/sa/delete", withBody(h, http.StatusOK, Backend.DeleteSA))
+	mux.HandleFunc("POST /v1/sa/delete", withBody(h, http.StatusOK, func(b Backend, ref sadb.Ref) (any, error) {
+		v, err := b.DeleteSA(ref)
+		if errors.Is(err, sadb.ErrNotFound) && ref.ID != nil && b.DeleteLarval(*ref.ID) {
+			// An SPI reserved for a negotiation that failed.
+			id := *ref.ID
+			return LarvalView{SPI: id.SPI, Dst: id.Dst.Unmap(), Proto: cmp.Or(id.Proto, ipsec.ProtoESP), State: "larval"}, nil
+		}
+		return v, err
+	}))
 	mux.HandleFunc("POST /v1/sa/flush", h.saFlush)
 	mux.HandleFunc("GET /v1/sp", h.spList)
-	mux.HandleFunc("POST /v1/sp", withBody(h, http.StatusCreated, func(b Backend, in policyIn) (PolicyView, error) {
-		p, err := in.policy()
-		if err != nil {
-			return PolicyView{}, err
-		}
-		return b.AddPolicy(p)
-	}))
+	mux.HandleFunc("POST /v1/sp", h.spAdd)
 	mux.HandleFunc("PUT /v1/sp", withBody(h, http.StatusOK, func(b Backend, in policyIn) (PolicyView, error) {
 		p, err := in.policy()
 		if err != nil {
@@ -166,25 +220,41 @@ func newHandler(b Backend, log *slog.Logger, stop <-chan struct{}) http.Handler 
 		}
 		return b.UpdatePolicy(p)
 	}))
-	mux.HandleFunc("POST /v1/sp/delete", withBody(h, http.StatusOK, func(b Backend, in policyRefIn) (PolicyView, error) {
+	mux.HandleFunc("POST /v1/sp/delete", h.owned(func(r *http.Request, f sadb.OwnerFilter) (any, error) {
+		var in policyRefIn
+		if err := decode(r, &in); err != nil {
+			return nil, err
+		}
 		ref, err := in.ref()
 		if err != nil {
-			return PolicyView{}, err
+			return nil, err
 		}
-		return b.DeletePolicy(ref)
+		return h.b.DeletePolicyOf(ref, f)
 	}))
 	mux.HandleFunc("POST /v1/sp/flush", h.spFlush)
 	mux.HandleFunc("GET /v1/stats", withContext(h, Backend.Stats))
 	mux.HandleFunc("GET /v1/monitor", h.monitor)
 	mux.HandleFunc("POST /v1/check", withContext(h, Backend.Check))
 	mux.HandleFunc("POST /v1/reload", withContext(h, Backend.Reload))
-	return mux
+	h.registerIKE(mux)
+	return h
 }
 
 type handler struct {
-	b    Backend
-	log  *slog.Logger
-	stop <-chan struct{}
+	b         Backend
+	log       *slog.Logger
+	stop      <-chan struct{}
+	mux       *http.ServeMux
+	keepalive time.Duration // the event stream's
+}
+
+// notConfig refuses owner config in a request: only the configuration file's loader sets it (a
+// reload would otherwise delete an SA or policy that someone added by hand).
+func notConfig(o sadb.Owner) error {
+	if o == sadb.OwnerConfig {
+		return fmt.Errorf("%w: owner config belongs to the configuration file's entries; use cli or ike", errBadRequest)
+	}
+	return nil
 }
 
 func errKind(err error) (int, string) {
@@ -199,6 +269,10 @@ func errKind(err error) (int, string) {
 		return http.StatusBadRequest, "invalid"
 	case errors.Is(err, sadb.ErrFull):
 		return http.StatusInsufficientStorage, "full"
+	case errors.Is(err, ErrEpoch):
+		return http.StatusPreconditionFailed, "epoch"
+	case errors.Is(err, sadb.ErrUnsupported):
+		return http.StatusNotImplemented, "unsupported"
 	}
 	return http.StatusInternalServerError, "internal"
 }
@@ -247,8 +321,13 @@ func (h *handler) saGet(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) saList(w http.ResponseWriter, r *http.Request) {
+	f, err := ownerParam(r)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
 	show := r.URL.Query().Get("show_keys") == "1"
-	l := h.b.ListSAs(show)
+	l := h.b.ListSAsOf(f, show)
 	writeJSON(w, http.StatusOK, l)
 	if show {
 		for i := range l {
@@ -257,16 +336,43 @@ func (h *handler) saList(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (h *handler) saFlush(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, h.b.FlushSAs())
+func (h *handler) saFlush(w http.ResponseWriter, r *http.Request) {
+	h.owned(func(_ *http.Request, f sadb.OwnerFilter) (any, error) { return h.b.FlushSAsOf(f), nil })(w, r)
 }
 
-func (h *handler) spList(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, h.b.ListPolicies())
+func (h *handler) spList(w http.ResponseWriter, r *http.Request) {
+	h.owned(func(_ *http.Request, f sadb.OwnerFilter) (any, error) { return h.b.ListPoliciesOf(f), nil })(w, r)
 }
 
-func (h *handler) spFlush(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, h.b.FlushPolicies())
+func (h *handler) spFlush(w http.ResponseWriter, r *http.Request) {
+	h.owned(func(_ *http.Request, f sadb.OwnerFilter) (any, error) { return h.b.FlushPoliciesOf(f), nil })(w, r)
+}
+
+// spAdd adds a policy: 201 when it is new, 200 when an identical ike policy existed (docs/ike-api.md).
+func (h *handler) spAdd(w http.ResponseWriter, r *http.Request) {
+	var in policyIn
+	err := decode(r, &in)
+	var p sadb.Policy
+	if err == nil {
+		p, err = in.policy()
+	}
+	if err == nil {
+		err = notConfig(p.Owner)
+	}
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	v, created, err := h.b.PutPolicy(p)
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	code := http.StatusOK
+	if created {
+		code = http.StatusCreated
+	}
+	writeJSON(w, code, v)
 }
 
 // policyIn is a policy as a request carries it: its dir must be written, because the zero direction
@@ -278,7 +384,7 @@ type policyIn struct {
 
 func (in *policyIn) policy() (sadb.Policy, error) {
 	if in.Dir == nil {
-		return sadb.Policy{}, fmt.Errorf("%w: a policy needs its dir (in or out)", errBadRequest)
+		return sadb.Policy{}, fmt.Errorf("%w: a policy needs its dir (in, out or fwd)", errBadRequest)
 	}
 	p := in.Policy
 	p.Dir = *in.Dir

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -101,9 +102,9 @@ func TestPeerUID(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	uid, err := peerUID(c)
-	if err != nil || uid != os.Geteuid() {
-		t.Fatalf("peer uid %d (%v), want %d", uid, err, os.Geteuid())
+	cred, err := peerCred(c)
+	if err != nil || int(cred.Uid) != os.Geteuid() {
+		t.Fatalf("peer cred %+v (%v), want uid %d", cred, err, os.Geteuid())
 	}
 }
 
@@ -153,5 +154,76 @@ except (ConnectionResetError, BrokenPipeError):
 	}
 	if got := ask(65534); got != "closed" {
 		t.Fatalf("another user got %q, want the connection closed", got)
+	}
+}
+
+// TestSocketGroup: with daemon.socket_group, the socket is 0660 and its directory 0750 with that
+// group, and a peer of the group gets answers while another user still does not.
+func TestSocketGroup(t *testing.T) {
+	testutil.RequireRoot(t, "connecting as other users")
+	py := "/usr/bin/python3"
+	testutil.RequireFiles(t, py)
+	parent, err := os.MkdirTemp("", "xdpsec-api-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(parent) })
+	if err := os.Chmod(parent, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(parent, "run")
+	path := filepath.Join(dir, "x.sock")
+	const group = 65534 // nogroup
+	srv, err := ServeWith(path, nil, ServeOptions{Log: slog.New(slog.DiscardHandler), Group: strconv.Itoa(group)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	for p, want := range map[string]os.FileMode{dir: 0o750, path: 0o660} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != want || fi.Sys().(*syscall.Stat_t).Gid != group {
+			t.Fatalf("%s: mode %o gid %d, want %o and %d", p, fi.Mode().Perm(), fi.Sys().(*syscall.Stat_t).Gid, want, group)
+		}
+	}
+	client := `import socket,sys
+s=socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sys.argv[1])
+    s.sendall(b"GET /nope HTTP/1.0\r\n\r\n")
+    print(s.recv(12).decode() or "closed")
+except (ConnectionResetError, BrokenPipeError):
+    print("closed")
+except PermissionError:
+    print("denied")`
+	ask := func(uid, gid uint32, groups ...uint32) string {
+		cmd := exec.Command(py, "-c", client, path)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid, Groups: groups}}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("client as %d:%d: %v: %s", uid, gid, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	if got := ask(65533, group); got != "HTTP/1.0 404" {
+		t.Fatalf("a peer of the group got %q, want an answer", got)
+	}
+	if got := ask(65533, 65533); got != "denied" {
+		t.Fatalf("another user got %q, want the directory to keep it out", got)
+	}
+	// Past the permissions (loosened behind the daemon's back), the credential check still refuses.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if got := ask(65533, 65533); got != "closed" {
+		t.Fatalf("another user past the permissions got %q, want the connection closed", got)
+	}
+	if _, err := ServeWith(filepath.Join(parent, "y", "x.sock"), nil, ServeOptions{Group: "no-such-group-xdpsec"}); err == nil {
+		t.Fatal("an unknown group was accepted")
 	}
 }

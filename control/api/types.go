@@ -6,6 +6,7 @@ package api
 
 import (
 	"context"
+	"time"
 
 	"github.com/xdpsec/xdpsec/control/events"
 	"github.com/xdpsec/xdpsec/control/offload"
@@ -27,6 +28,8 @@ type SAView struct {
 type PolicyView struct {
 	sadb.PolicyEntry
 	OffloadState []offload.IfaceState `json:"offload_state,omitempty"`
+	// LastUse is when the policy last applied to a packet (POST /v1/sp/get only; absent: never).
+	LastUse time.Time `json:"last_use_time,omitzero"`
 }
 
 // Stats are the global counters (`xdpsec stats`).
@@ -74,7 +77,7 @@ type ReloadResult struct {
 // Error is the body of every non-2xx answer.
 type Error struct {
 	Error string `json:"error"`
-	// Kind is exists, not_found, invalid, immutable or internal, for scripts.
+	// Kind is exists, not_found, invalid, immutable, full, epoch, unsupported or internal, for scripts.
 	Kind string `json:"kind"`
 }
 
@@ -95,4 +98,5 @@ type Backend interface {
 	Check(ctx context.Context) (offload.Report, error)
 	Reload(ctx context.Context) (ReloadResult, error)
 	Subscribe(buf int) *events.Sub
+	IKEBackend
 }

@@ -17,7 +17,8 @@ import (
 )
 
 // TestWireFormat pins the API's JSON, which key managers speak (docs/control.md): the lines are what
-// the daemon sent before package ipsec replaced sadb's own Dir, Mode, Action and PortRange.
+// the daemon sent before package ipsec replaced sadb's own Dir, Mode, Action and PortRange, plus what
+// API version 2 added (owner, serial: docs/ike-api.md).
 func TestWireFormat(t *testing.T) {
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	sa := sadb.SA{Name: "a", SPI: 0x1001, Src: netip.MustParseAddr("198.18.0.1"), Dst: netip.MustParseAddr("198.18.0.2"),
@@ -36,15 +37,15 @@ func TestWireFormat(t *testing.T) {
 	}{
 		{SAView{SAEntry: sadb.SAEntry{SA: sa, Index: 1, AddTime: t0, Gen: 3, Serial: 1},
 			OffloadState: []offload.IfaceState{{Iface: "wan", Status: offload.StatusOffloaded}}, Direction: new(ipsec.DirOut)},
-			`{"name":"a","spi":4097,"src":"198.18.0.1","dst":"198.18.0.2","proto":50,"mode":"tunnel","reqid":1,"dir":"out","aead":{"alg":"rfc4106(gcm(aes))","key":"0x0102","bits":128},"replay_window":128,"encap":{"type":"espinudp","sport":4500,"dport":4500},"lifetime":{},"ttl":64,"df":"copy","index":1,"state":"mature","add_time":"2026-01-02T03:04:05Z","current":{"bytes":0,"packets":0,"replay_errors":0,"integrity_errors":0,"other_errors":0,"seq_unreserved":0,"seq":0},"gen":3,"serial":1,"offload_state":[{"iface":"wan","status":"offloaded"}],"direction":"out"}`},
+			`{"owner":"cli","name":"a","spi":4097,"src":"198.18.0.1","dst":"198.18.0.2","proto":50,"mode":"tunnel","reqid":1,"dir":"out","aead":{"alg":"rfc4106(gcm(aes))","key":"0x0102","bits":128},"replay_window":128,"encap":{"type":"espinudp","sport":4500,"dport":4500},"lifetime":{},"ttl":64,"df":"copy","index":1,"state":"mature","add_time":"2026-01-02T03:04:05Z","current":{"bytes":0,"packets":0,"replay_errors":0,"integrity_errors":0,"other_errors":0,"seq_unreserved":0,"seq":0},"gen":3,"serial":1,"offload_state":[{"iface":"wan","status":"offloaded"}],"direction":"out"}`},
 		{SAView{SAEntry: sadb.SAEntry{SA: sa2, Index: 2, AddTime: t0}, Direction: new(ipsec.DirIn)},
-			`{"name":"a","spi":4097,"src":"198.18.0.1","dst":"198.18.0.2","proto":50,"mode":"transport","reqid":1,"aead":{"alg":"rfc4106(gcm(aes))","key":"0x0102","bits":128},"replay_window":128,"encap":{"type":"espinudp","sport":4500,"dport":4500},"lifetime":{},"ttl":64,"df":"copy","index":2,"state":"mature","add_time":"2026-01-02T03:04:05Z","current":{"bytes":0,"packets":0,"replay_errors":0,"integrity_errors":0,"other_errors":0,"seq_unreserved":0,"seq":0},"gen":0,"serial":0,"offload_state":null,"direction":"in"}`},
+			`{"owner":"cli","name":"a","spi":4097,"src":"198.18.0.1","dst":"198.18.0.2","proto":50,"mode":"transport","reqid":1,"aead":{"alg":"rfc4106(gcm(aes))","key":"0x0102","bits":128},"replay_window":128,"encap":{"type":"espinudp","sport":4500,"dport":4500},"lifetime":{},"ttl":64,"df":"copy","index":2,"state":"mature","add_time":"2026-01-02T03:04:05Z","current":{"bytes":0,"packets":0,"replay_errors":0,"integrity_errors":0,"other_errors":0,"seq_unreserved":0,"seq":0},"gen":0,"serial":0,"offload_state":null,"direction":"in"}`},
 		{PolicyView{PolicyEntry: sadb.PolicyEntry{Policy: sadb.Policy{Name: "p", Dir: ipsec.DirIn, Priority: 100, Action: ipsec.ActionProtect,
 			Sel: sel, Tmpl: &sadb.Tmpl{SA: "a", Reqid: 1, Mode: ipsec.ModeTunnel, Proto: ipsec.ProtoESP}}, ID: 3, AddTime: t0, Gen: 2},
 			OffloadState: []offload.IfaceState{{Iface: "wan", Status: offload.StatusRefused, Reason: offload.ReasonTableFull, Detail: "x"}}},
-			`{"name":"p","dir":"in","sel":{"src":"198.18.1.0/24","dst":"198.18.2.0/24","proto":6,"dport":{"lo":80,"hi":80}},"priority":100,"action":"protect","tmpl":{"sa":"a","reqid":1,"proto":50,"mode":"tunnel"},"id":3,"add_time":"2026-01-02T03:04:05Z","gen":2,"offload_state":[{"iface":"wan","status":"refused","reason":"table_full","detail":"x"}]}`},
+			`{"owner":"cli","name":"p","dir":"in","sel":{"src":"198.18.1.0/24","dst":"198.18.2.0/24","proto":6,"dport":{"lo":80,"hi":80}},"priority":100,"action":"protect","tmpl":{"sa":"a","reqid":1,"proto":50,"mode":"tunnel"},"id":3,"add_time":"2026-01-02T03:04:05Z","gen":2,"serial":0,"offload_state":[{"iface":"wan","status":"refused","reason":"table_full","detail":"x"}]}`},
 		{PolicyView{PolicyEntry: sadb.PolicyEntry{Policy: sadb.Policy{Dir: ipsec.DirOut, Action: ipsec.ActionDiscard, Sel: icmp}, ID: 4, AddTime: t0}},
-			`{"dir":"out","sel":{"src":"0.0.0.0/0","dst":"198.18.2.0/24","proto":1,"sport":{"lo":8,"hi":8},"dport":{"lo":0,"hi":3}},"priority":0,"action":"discard","id":4,"add_time":"2026-01-02T03:04:05Z","gen":0}`},
+			`{"owner":"cli","dir":"out","sel":{"src":"0.0.0.0/0","dst":"198.18.2.0/24","proto":1,"sport":{"lo":8,"hi":8},"dport":{"lo":0,"hi":3}},"priority":0,"action":"discard","id":4,"add_time":"2026-01-02T03:04:05Z","gen":0,"serial":0}`},
 		{events.Event{Time: t0, Type: events.Acquire, Proto: ipsec.ProtoTCP, Src: "198.18.1.1", PolicyID: 3},
 			`{"time":"2026-01-02T03:04:05Z","type":"acquire","policy_id":3,"src":"198.18.1.1","proto":6}`},
 		{sadb.PolicyRef{Key: &sadb.PolicyKey{Dir: ipsec.DirOut, Sel: ipsec.Selector{Src: netip.MustParsePrefix("0.0.0.0/0"), Dst: netip.MustParsePrefix("198.18.2.0/24")}}},
@@ -94,15 +95,17 @@ type recorder struct {
 	deleted []sadb.PolicyRef
 }
 
-func (r *recorder) AddPolicy(p sadb.Policy) (PolicyView, error) {
+func (r *recorder) PutPolicy(p sadb.Policy) (PolicyView, bool, error) {
 	r.added = append(r.added, p)
-	return PolicyView{PolicyEntry: sadb.PolicyEntry{Policy: p}}, nil
+	return PolicyView{PolicyEntry: sadb.PolicyEntry{Policy: p}}, true, nil
 }
 
-func (r *recorder) DeletePolicy(ref sadb.PolicyRef) (PolicyView, error) {
+func (r *recorder) DeletePolicyOf(ref sadb.PolicyRef, _ sadb.OwnerFilter) (PolicyView, error) {
 	r.deleted = append(r.deleted, ref)
 	return PolicyView{}, nil
 }
+
+func (r *recorder) Epoch() string { return "e" }
 
 // TestPolicyNeedsDir: a policy (or a policy key) without its dir is refused, not taken for out, the
 // zero direction.
@@ -124,7 +127,7 @@ func TestPolicyNeedsDir(t *testing.T) {
 	if len(b.added)+len(b.deleted) != 0 {
 		t.Fatalf("the backend was called: %+v %+v", b.added, b.deleted)
 	}
-	if code, body := do("/v1/sp", `{"name":"p","dir":"in",`+sel+`,"action":"bypass"}`); code != http.StatusCreated {
+	if code, body := do("/v1/sp", `{"owner":"cli","name":"p","dir":"in",`+sel+`,"action":"bypass"}`); code != http.StatusCreated {
 		t.Fatalf("policy with dir in: %d %s", code, body)
 	}
 	if code, body := do("/v1/sp/delete", `{"key":{"dir":"out",`+sel+`}}`); code != http.StatusOK {
@@ -140,7 +143,7 @@ func TestPolicyNeedsDir(t *testing.T) {
 		t.Fatalf("deleted %+v", b.deleted)
 	}
 	// Unknown fields are still errors.
-	if code, _ := do("/v1/sp", `{"name":"p","dir":"in",`+sel+`,"action":"bypass","prio":1}`); code != http.StatusBadRequest {
+	if code, _ := do("/v1/sp", `{"owner":"cli","name":"p","dir":"in",`+sel+`,"action":"bypass","prio":1}`); code != http.StatusBadRequest {
 		t.Fatalf("unknown field: %d", code)
 	}
 }

@@ -129,6 +129,11 @@ type Daemon struct {
 	Metrics string `yaml:"metrics" json:"metrics,omitempty"`
 	// MetricsPublic allows Metrics to name an address other hosts can reach.
 	MetricsPublic bool `yaml:"metrics_public" json:"metrics_public,omitempty"`
+	// SocketGroup (a group name or number), when set, may use the API besides root and the daemon's
+	// user: an IKE daemon running as another user (strongSwan's charon.user/charon.group).
+	SocketGroup string `yaml:"socket_group" json:"socket_group,omitempty"`
+	// EventBacklog is how many events the daemon keeps for event streams that resume (default 4096).
+	EventBacklog int `yaml:"event_backlog" json:"event_backlog,omitempty"`
 }
 
 // DefaultVerdict is what happens to traffic no policy matches, per direction: bypass (the default)
@@ -258,6 +263,10 @@ const (
 	DefaultTruncBits    = 128
 	DefaultNATTPort     = 4500 // RFC 3948 §2.1
 	DefaultPollInterval = time.Second
+	// DefaultEventBacklog is daemon.event_backlog's default.
+	DefaultEventBacklog = 4096
+	// MaxEventBacklog bounds it (an event is a few hundred bytes).
+	MaxEventBacklog = 1 << 20
 	// MaxFileSize bounds what Load reads: a configuration is small.
 	MaxFileSize = 16 << 20
 )
@@ -353,6 +362,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Daemon.PollInterval.Duration == 0 {
 		c.Daemon.PollInterval.Duration = DefaultPollInterval
+	}
+	if c.Daemon.EventBacklog == 0 {
+		c.Daemon.EventBacklog = DefaultEventBacklog
 	}
 	for i := range c.SAs {
 		c.SAs[i].setDefaults()

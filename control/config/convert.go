@@ -11,7 +11,8 @@ import (
 // not use the result after the config's keys are wiped.
 func (s *SA) SADB() sadb.SA {
 	sa := sadb.SA{
-		Name: s.Name, SPI: uint32(s.SPI), Src: s.Src.Addr, Dst: s.Dst.Addr, Proto: ipsec.ProtoESP, Mode: s.Mode.Mode,
+		Owner: sadb.OwnerConfig,
+		Name:  s.Name, SPI: uint32(s.SPI), Src: s.Src.Addr, Dst: s.Dst.Addr, Proto: ipsec.ProtoESP, Mode: s.Mode.Mode,
 		Reqid: s.Reqid, ESN: s.ESN, ReplayWindow: s.Window(), Seq: s.Seq,
 		Limits: sadb.Lifetime{
 			SoftBytes: s.Lifetime.SoftBytes, HardBytes: s.Lifetime.HardBytes,
@@ -63,7 +64,7 @@ func (p *Policy) Selector() ipsec.Selector {
 
 // SADB is the policy as the SPD takes it.
 func (p *Policy) SADB() sadb.Policy {
-	sp := sadb.Policy{Name: p.Name, Dir: p.Dir.Dir, Sel: p.Selector(), Priority: p.Priority, Action: p.Action.Action,
+	sp := sadb.Policy{Owner: sadb.OwnerConfig, Name: p.Name, Dir: p.Dir.Dir, Sel: p.Selector(), Priority: p.Priority, Action: p.Action.Action,
 		Offload: append([]string(nil), p.Offload...)}
 	if p.Action.Action == ipsec.ActionProtect {
 		sp.Tmpl = &sadb.Tmpl{SA: p.SA, Reqid: p.Reqid}

@@ -142,6 +142,9 @@ func (v *validator) topLevel() {
 			v.top("daemon.metrics", fmt.Errorf("%w: %w", ErrInvalid, err))
 		}
 	}
+	if n := c.Daemon.EventBacklog; n < 1 || n > MaxEventBacklog {
+		v.top("daemon.event_backlog", invalid("%d: want 1 to %d events", n, MaxEventBacklog))
+	}
 }
 
 func (v *validator) checkOffload(list []string, report func(string, error)) {

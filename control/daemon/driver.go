@@ -46,6 +46,7 @@ type driver struct {
 	// stale are the SAs a card adopted from an earlier run held when this driver started (adopt):
 	// no keys, no worker; the interfaces that still hold each. The engine takes them out.
 	stale map[uint32]map[string]bool
+	uses  map[*heldSA]useMark // last use readings (usage.go)
 	// replaced are SAs an update in place took out of the workers' table; they are wiped a
 	// moment later (wipeGrace), once no worker can be inside a call with them.
 	replaced map[*esp.SA]*time.Timer
@@ -59,6 +60,7 @@ type driver struct {
 const wipeGrace = time.Second
 
 type heldSA struct {
+	index     uint32
 	name      string
 	spi       uint32
 	dst       netip.Addr
@@ -174,7 +176,9 @@ func (d *driver) InstallSA(o *offload.SAOffload) error {
 		wasOn = h.ifaces
 	}
 	if h, ok := d.held[o.Index]; ok {
-		if h.spi != e.SPI || h.dst != e.Dst {
+		// A moved SA (sadb.Store.MigrateSA) comes under its new destination: the engine names the
+		// identity the card holds it under.
+		if h.spi != e.SPI || (h.dst != e.Dst && o.MovedFrom != (sadb.SAID{SPI: h.spi, Dst: h.dst, Proto: ipsec.ProtoESP})) {
 			return fmt.Errorf("install sa %d: index holds spi 0x%x dst %s", o.Index, h.spi, h.dst)
 		}
 		if err := d.update(o, h); err != nil {
@@ -237,7 +241,7 @@ func (d *driver) install(o *offload.SAOffload, wasOn map[string]bool) error {
 	for ifc := range wasOn {
 		ifaces[ifc] = true
 	}
-	d.held[o.Index] = &heldSA{name: e.Name, spi: e.SPI, dst: e.Dst, dir: dir, transport: ent.Transport, sa: esa,
+	d.held[o.Index] = &heldSA{index: o.Index, name: e.Name, spi: e.SPI, dst: e.Dst, dir: dir, transport: ent.Transport, sa: esa,
 		shape: shapeOf(&params), card: csa, check: slices.Clone(ent.Check), handle: handle, ifaces: ifaces}
 	return nil
 }
@@ -305,10 +309,11 @@ func cardSA(e *sadb.SAEntry, dir ipsec.Dir, mode ipsec.Mode) loader.SA {
 }
 
 // update brings a held SA to o in place: new settings continue the same engine state
-// (esp.Continue: sequence counter, ceiling, IV mask and replay window shared), a new check list
-// replaces the old one, and the card's entry (addresses, mode, reqid, encapsulation ports) is
-// rewritten in place, keeping its counters. The workers' entry changes in one atomic store, so
-// no packet finds the SA missing.
+// (esp.Continue: sequence counter, ceiling, IV mask and replay window shared; esp.Migrate when the
+// SA moved to another destination), a new check list replaces the old one, and the card's entry
+// (addresses, mode, reqid, encapsulation ports) is rewritten in place, keeping its counters; a moved
+// inbound SA's lookup key moves make-before-break (loader.Card.PutSA). The workers' entry changes
+// in one atomic store, so no packet finds the SA missing.
 func (d *driver) update(o *offload.SAOffload, h *heldSA) error {
 	e := o.SA
 	params, err := e.ESPParams()
@@ -324,11 +329,17 @@ func (d *driver) update(o *offload.SAOffload, h *heldSA) error {
 		check = o.InCheck
 	}
 	csa := cardSA(e, h.dir, params.Mode)
-	if shape == h.shape && slices.Equal(check, h.check) && csa == h.card {
+	moved := e.Dst != h.dst
+	if shape == h.shape && slices.Equal(check, h.check) && csa == h.card && !moved {
 		return nil
 	}
 	sa := h.sa
-	if shape != h.shape {
+	switch {
+	case moved:
+		if sa, err = esp.Migrate(h.sa, params); err != nil {
+			return offload.Nack(offload.ReasonUnsupported, "sa %s cannot move in place: %v", e.ID(), err)
+		}
+	case shape != h.shape:
 		if sa, err = esp.Continue(h.sa, params); err != nil {
 			return offload.Nack(offload.ReasonUnsupported, "sa %s cannot change in place: %v", e.ID(), err)
 		}
@@ -370,7 +381,7 @@ func (d *driver) update(o *offload.SAOffload, h *heldSA) error {
 		d.wipeLater(h.sa)
 		h.sa, h.shape = sa, shape
 	}
-	h.check, h.card, h.transport = slices.Clone(check), csa, ent.Transport
+	h.check, h.card, h.transport, h.dst = slices.Clone(check), csa, ent.Transport, e.Dst
 	return nil
 }
 
@@ -526,25 +537,16 @@ func (d *driver) RemovePolicy(id uint32, iface string) error {
 }
 
 // Counters: packets and bytes are what the workers completed (sealed, or opened and
-// policy-checked); the first use is the card's.
+// policy-checked); the first and last use are the card's (usage.go).
 func (d *driver) Counters() (map[uint32]offload.SACounters, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := make(map[uint32]offload.SACounters, len(d.held))
 	monoNow, wallNow := monotonicNow(), time.Now()
 	for idx, h := range d.held {
-		c := saCounters(d.card.WorkerStats().Read(idx))
-		if cs, err := d.card.SAStats(idx); err == nil && cs.FirstUse != 0 {
-			c.FirstUse = wallNow.Add(cs.FirstUse - monoNow)
-		}
-		if h.dir == ipsec.DirOut {
-			c.Seq = h.sa.NextSeq() - 1
-			c.SeqExhausted = c.SeqExhausted || h.sa.SeqExhausted()
-		} else {
-			c.Seq = h.sa.ReplayTop()
-		}
-		out[idx] = c
+		out[idx] = d.counters(idx, h, monoNow, wallNow)
 	}
+	d.pruneUses()
 	return out, nil
 }
 
@@ -724,7 +726,7 @@ func (d *driver) ReadAcquire(ctx context.Context) (offload.Acquire, error) {
 			iface = d.ifaces[1]
 		}
 		return offload.Acquire{PolicyID: a.PolicyID, Iface: iface, Src: a.Tuple.Src, Dst: a.Tuple.Dst,
-			Proto: a.Tuple.Proto}, nil
+			Proto: a.Tuple.Proto, Sport: a.Tuple.SrcPort, Dport: a.Tuple.DstPort}, nil
 	}
 }
 

@@ -34,13 +34,17 @@ const (
 
 // Event is one thing that happened. Fields that do not apply are empty.
 type Event struct {
-	Time  time.Time `json:"time"`
-	Type  Type      `json:"type"`
-	SA    string    `json:"sa,omitempty"`    // the SA's name, if it has one
-	SPI   uint32    `json:"spi,omitempty"`   // the SA's SPI
-	Dst   string    `json:"dst,omitempty"`   // the SA's destination
-	Index uint32    `json:"index,omitempty"` // the card's SA index
-	Reqid uint32    `json:"reqid,omitempty"`
+	// Seq numbers the bus's events 1, 2, 3, … in publishing order (stream.go).
+	Seq  uint64    `json:"seq,omitempty"`
+	Time time.Time `json:"time"`
+	Type Type      `json:"type"`
+	// Owner is the owner of the SA or policy the event is about (an ACQUIRE's: its policy's).
+	Owner string `json:"owner,omitempty"`
+	SA    string `json:"sa,omitempty"`    // the SA's name, if it has one
+	SPI   uint32 `json:"spi,omitempty"`   // the SA's SPI
+	Dst   string `json:"dst,omitempty"`   // the SA's destination
+	Index uint32 `json:"index,omitempty"` // the card's SA index
+	Reqid uint32 `json:"reqid,omitempty"`
 	// Policy is the policy's name or, without one, its direction and selector.
 	Policy   string `json:"policy,omitempty"`
 	PolicyID uint32 `json:"policy_id,omitempty"`
@@ -50,35 +54,44 @@ type Event struct {
 	// Src is the SA's source; for ACQUIRE, Src, Dst and Proto are the packet's.
 	Src   string      `json:"src,omitempty"`
 	Proto ipsec.Proto `json:"proto,omitempty"`
+	// Sport and Dport are an ACQUIRE's packet's ports (TCP, UDP, SCTP; absent otherwise).
+	Sport uint16 `json:"sport,omitempty"`
+	Dport uint16 `json:"dport,omitempty"`
 	// Detail is the driver's explanation of a nack (which limit, which algorithm).
 	Detail string `json:"detail,omitempty"`
 }
 
 // ForSA is an event of type t about SA sa: its identity as ip xfrm monitor prints it, its name and index.
 func ForSA(t Type, sa *sadb.SAEntry) Event {
-	return Event{Type: t, SA: sa.Name, SPI: sa.SPI, Src: sa.Src.String(), Dst: sa.Dst.String(), Index: sa.Index, Reqid: sa.Reqid}
+	return Event{Type: t, Owner: sa.Owner.String(), SA: sa.Name, SPI: sa.SPI, Src: sa.Src.String(), Dst: sa.Dst.String(),
+		Index: sa.Index, Reqid: sa.Reqid}
 }
 
 // ForPolicy is an event of type t about policy p: its label (name, or direction and selector) and id.
 func ForPolicy(t Type, p *sadb.PolicyEntry) Event {
-	return Event{Type: t, Policy: p.Label(), PolicyID: p.ID}
+	return Event{Type: t, Owner: p.Owner.String(), Policy: p.Label(), PolicyID: p.ID}
 }
 
-// Bus fans events out to subscribers.
+// Bus fans events out to subscribers, and keeps the last ones in a backlog that streams read at their
+// own pace (stream.go).
 type Bus struct {
 	mu      sync.Mutex
 	subs    map[*Sub]struct{}
 	now     func() time.Time
 	dropped atomic.Uint64
 	sent    atomic.Uint64
+	log     backlog // guarded by mu
 }
 
-// NewBus returns a bus; now stamps events that carry no time (nil: time.Now).
-func NewBus(now func() time.Time) *Bus {
+// NewBus returns a bus with the default backlog; now stamps events that carry no time (nil: time.Now).
+func NewBus(now func() time.Time) *Bus { return NewBusBacklog(now, DefaultBacklog) }
+
+// NewBusBacklog returns a bus that keeps the last n events (at least 1) for streams.
+func NewBusBacklog(now func() time.Time, n int) *Bus {
 	if now == nil {
 		now = time.Now
 	}
-	return &Bus{subs: map[*Sub]struct{}{}, now: now}
+	return &Bus{subs: map[*Sub]struct{}{}, now: now, log: newBacklog(n)}
 }
 
 // Sub is one subscriber's queue.
@@ -125,6 +138,7 @@ func (b *Bus) Publish(ev Event) {
 	b.sent.Add(1)
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	ev.Seq = b.log.add(ev)
 	for s := range b.subs {
 		select {
 		case s.c <- ev:

@@ -105,12 +105,8 @@ func (p *Poller) Poll(ctx context.Context) error {
 	now := p.opts.Now()
 	for _, e := range p.store.ListSAs(false) {
 		if c, ok := ctrs[e.Index]; ok && c.Serial == e.Serial {
-			cur := sadb.Current{
-				Bytes: c.Bytes, Packets: c.Packets, ReplayErrors: c.ReplayErrors,
-				IntegrityErrors: c.IntegrityErrors, OtherErrors: c.OtherErrors, SeqUnreserved: c.SeqUnreserved, Seq: c.Seq,
-			}
 			var ok bool
-			if e, ok = p.store.Usage(e.Index, cur, c.FirstUse); !ok {
+			if e, ok = p.store.Usage(e.Index, c.Current(), c.FirstUse, c.LastUse); !ok {
 				continue
 			}
 			if c.SeqExhausted || (!e.ESN && c.Seq >= maxSeq32) {

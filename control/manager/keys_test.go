@@ -96,7 +96,7 @@ func TestRetiredKeyRefused(t *testing.T) {
 	c := api.NewClient(m.opts.Socket)
 	defer c.Close()
 	again := e.SA
-	again.Name, again.SPI = "again", 0x7777
+	again.Name, again.SPI, again.Owner = "again", 0x7777, sadb.OwnerCLI // the API's own (config is the file's)
 	_, err = c.AddSA(t.Context(), again)
 	refused("sa add", err)
 	if !errors.Is(err, sadb.ErrInvalid) {

@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/xdpsec/xdpsec/control/lifetime"
 	"github.com/xdpsec/xdpsec/control/offload"
 	"github.com/xdpsec/xdpsec/control/sadb"
+	"github.com/xdpsec/xdpsec/ipsec"
 )
 
 // Options configure a Manager. Zero values take the configuration's settings.
@@ -40,6 +42,10 @@ type Options struct {
 	// ExtraCounters adds global counters the driver does not report (the workers'), for `xdpsec stats`
 	// and the metrics. Called from API requests and metric scrapes; must be safe for concurrent use.
 	ExtraCounters func() map[string]uint64
+	// EncapPort is the UDP port the card decapsulates ESP-in-UDP on, for GET /v1/info (default 4500).
+	EncapPort uint16
+	// EventKeepalive overrides the event stream's idle interval (api.DefaultKeepalive).
+	EventKeepalive time.Duration
 	// Keys is the durable sequence state of the SAs' keys (the daemon's driver over
 	// control/seqstate); nil without one.
 	Keys KeyState
@@ -68,6 +74,7 @@ type Manager struct {
 	poller *lifetime.Poller
 	bus    *events.Bus
 	drv    offload.Driver
+	epoch  string // names this process's state (the API's Xdpsec-Epoch)
 
 	mu  sync.Mutex // serializes reloads and guards cfg
 	cfg *config.Config
@@ -110,8 +117,11 @@ func New(cfg *config.Config, drv offload.Driver, opts Options) (*Manager, error)
 	if opts.AcquireInterval <= 0 {
 		opts.AcquireInterval = time.Second
 	}
-	m := &Manager{opts: opts, log: opts.Logger.With("component", "control"), drv: drv}
-	m.bus = events.NewBus(opts.Now)
+	if opts.EncapPort == 0 {
+		opts.EncapPort = 4500
+	}
+	m := &Manager{opts: opts, log: opts.Logger.With("component", "control"), drv: drv, epoch: newEpoch()}
+	m.bus = events.NewBusBacklog(opts.Now, cmp.Or(cfg.Daemon.EventBacklog, events.DefaultBacklog))
 	// Policy ids must stay below the card's policy capacity, and the SPD must never hold a policy the
 	// card cannot (its traffic would fall through to lower-priority policies): the SPD refuses more.
 	var maxPolicies uint32
@@ -257,6 +267,9 @@ func (m *Manager) readAcquires(ctx context.Context, ar offload.AcquireReader) {
 			continue
 		}
 		ev := events.Event{Type: events.Acquire, PolicyID: a.PolicyID, Iface: a.Iface, Proto: a.Proto}
+		if a.Proto == ipsec.ProtoTCP || a.Proto == ipsec.ProtoUDP || a.Proto == ipsec.ProtoSCTP {
+			ev.Sport, ev.Dport = a.Sport, a.Dport
+		}
 		if a.Src.IsValid() {
 			ev.Src = a.Src.String()
 		}
@@ -264,7 +277,7 @@ func (m *Manager) readAcquires(ctx context.Context, ar offload.AcquireReader) {
 			ev.Dst = a.Dst.String()
 		}
 		if p, err := m.store.GetPolicy(sadb.PolicyRef{ID: a.PolicyID}); err == nil {
-			ev.Policy = p.Label()
+			ev.Policy, ev.Owner = p.Label(), p.Owner.String()
 			if p.Tmpl != nil {
 				ev.Reqid, ev.SA = p.Tmpl.Reqid, p.Tmpl.SA
 			}

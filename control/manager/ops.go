@@ -125,10 +125,15 @@ func (m *Manager) replaceSA(ref sadb.Ref, sa sadb.SA) error {
 	return nil
 }
 
-// GetSA returns one SA.
+// GetSA returns one SA, with its counters and last use read from the card and the workers now (not
+// a poll interval ago: an IKE daemon compares them with its limits and its DPD timer when it asks).
 func (m *Manager) GetSA(ref sadb.Ref, showKeys bool) (api.SAView, error) {
-	e, err := m.store.GetSA(ref, showKeys)
+	e, err := m.store.GetSA(ref, false)
 	if err != nil {
+		return api.SAView{}, err
+	}
+	m.refreshUsage([]uint32{e.Index}, []uint64{e.Serial})
+	if e, err = m.store.GetSA(sadb.Ref{Index: e.Index}, showKeys); err != nil {
 		return api.SAView{}, err
 	}
 	return m.saView(e), nil
@@ -136,28 +141,16 @@ func (m *Manager) GetSA(ref sadb.Ref, showKeys bool) (api.SAView, error) {
 
 // ListSAs returns every SA.
 func (m *Manager) ListSAs(showKeys bool) []api.SAView {
-	l := m.store.ListSAs(showKeys)
-	out := make([]api.SAView, len(l))
-	for i, e := range l {
-		out[i] = m.saView(e)
-	}
-	return out
+	return m.ListSAsOf(sadb.OwnerFilter{}, showKeys)
 }
 
 // FlushSAs deletes every SA.
-func (m *Manager) FlushSAs() []api.SAView {
-	l := m.store.FlushSAs()
-	out := make([]api.SAView, len(l))
-	for i := range l {
-		m.bus.Publish(events.ForSA(events.SADeleted, &l[i]))
-		out[i] = api.SAView{SAEntry: l[i]}
-	}
-	return out
-}
+func (m *Manager) FlushSAs() []api.SAView { return m.FlushSAsOf(sadb.OwnerFilter{}) }
 
 // AddPolicy adds a policy.
 func (m *Manager) AddPolicy(p sadb.Policy) (api.PolicyView, error) {
-	return m.changePolicy("add policy", p, m.store.AddPolicy, events.PolicyAdded)
+	v, _, err := m.PutPolicy(p)
+	return v, err
 }
 
 // UpdatePolicy updates a policy.
@@ -180,34 +173,14 @@ func (m *Manager) changePolicy(what string, p sadb.Policy, change func(sadb.Poli
 
 // DeletePolicy deletes a policy.
 func (m *Manager) DeletePolicy(ref sadb.PolicyRef) (api.PolicyView, error) {
-	e, err := m.store.DeletePolicy(ref)
-	if err != nil {
-		return api.PolicyView{}, err
-	}
-	m.bus.Publish(events.ForPolicy(events.PolicyDel, &e))
-	return api.PolicyView{PolicyEntry: e}, nil
+	return m.DeletePolicyOf(ref, sadb.OwnerFilter{})
 }
 
 // ListPolicies returns every policy in SPD order.
-func (m *Manager) ListPolicies() []api.PolicyView {
-	l := m.store.ListPolicies()
-	out := make([]api.PolicyView, len(l))
-	for i, e := range l {
-		out[i] = m.policyView(e)
-	}
-	return out
-}
+func (m *Manager) ListPolicies() []api.PolicyView { return m.ListPoliciesOf(sadb.OwnerFilter{}) }
 
 // FlushPolicies deletes every policy.
-func (m *Manager) FlushPolicies() []api.PolicyView {
-	l := m.store.FlushPolicies()
-	out := make([]api.PolicyView, len(l))
-	for i := range l {
-		m.bus.Publish(events.ForPolicy(events.PolicyDel, &l[i]))
-		out[i] = api.PolicyView{PolicyEntry: l[i]}
-	}
-	return out
-}
+func (m *Manager) FlushPolicies() []api.PolicyView { return m.FlushPoliciesOf(sadb.OwnerFilter{}) }
 
 // Stats returns the global counters.
 func (m *Manager) Stats(ctx context.Context) (api.Stats, error) {

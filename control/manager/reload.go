@@ -51,6 +51,12 @@ func (m *Manager) ReloadConfig(cfg *config.Config) (ReloadResult, error) {
 	return res, nil
 }
 
+// notOurs says why a reload leaves an entry alone: the file names it, but it was added at run time.
+func notOurs(what, name string, o sadb.Owner) error {
+	return fmt.Errorf("%s %q: the name belongs to a %s of owner %s, added at run time; a reload touches only the file's own (owner config): left alone",
+		what, name, what, o)
+}
+
 // outboundSAs are the configuration's SAs that will be installed outbound: those with dir out, and
 // those without a dir that no inbound PROTECT policy of the file names (the driver further leaves
 // out SAs towards one of the gateway's own addresses).
@@ -129,6 +135,9 @@ func (m *Manager) apply(old, cfg *config.Config) (ReloadResult, error) {
 			res.SAsAdded = append(res.SAsAdded, c.Name)
 		case err != nil:
 			errs = append(errs, fmt.Errorf("sa %q: %w", c.Name, err))
+		case cur.Owner != sadb.OwnerConfig:
+			errs = append(errs, notOurs("sa", c.Name, cur.Owner))
+			cur.Wipe()
 		default:
 			switch change, _ := sadb.Compare(&cur.SA, &sa); change {
 			case sadb.Unchanged:
@@ -174,6 +183,8 @@ func (m *Manager) apply(old, cfg *config.Config) (ReloadResult, error) {
 			res.PoliciesAdded = append(res.PoliciesAdded, c.Name)
 		case err != nil:
 			errs = append(errs, fmt.Errorf("policy %q: %w", c.Name, err))
+		case cur.Owner != sadb.OwnerConfig:
+			errs = append(errs, notOurs("policy", c.Name, cur.Owner))
 		case !policySame(&cur, &p):
 			if _, err := m.UpdatePolicy(p); err != nil {
 				errs = append(errs, fmt.Errorf("policy %q: %w", c.Name, err))
@@ -185,7 +196,7 @@ func (m *Manager) apply(old, cfg *config.Config) (ReloadResult, error) {
 	if old != nil {
 		for i := range old.Policies {
 			if n := old.Policies[i].Name; !wantPol[n] {
-				if _, err := m.DeletePolicy(sadb.PolicyRef{Name: n}); err != nil && !errors.Is(err, sadb.ErrNotFound) {
+				if _, err := m.DeletePolicyOf(sadb.PolicyRef{Name: n}, sadb.Only(sadb.OwnerConfig)); err != nil && !errors.Is(err, sadb.ErrNotFound) {
 					errs = append(errs, fmt.Errorf("policy %q: %w", n, err))
 					continue
 				}
@@ -194,6 +205,9 @@ func (m *Manager) apply(old, cfg *config.Config) (ReloadResult, error) {
 		}
 		for i := range old.SAs {
 			if n := old.SAs[i].Name; !wantSA[n] {
+				if cur, err := m.store.GetSA(sadb.Ref{Name: n}, false); err == nil && cur.Owner != sadb.OwnerConfig {
+					continue // the name went to an SA added at run time: not the file's to delete
+				}
 				if _, err := m.DeleteSA(sadb.Ref{Name: n}); err != nil && !errors.Is(err, sadb.ErrNotFound) {
 					errs = append(errs, fmt.Errorf("sa %q: %w", n, err))
 					continue

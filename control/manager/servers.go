@@ -11,7 +11,8 @@ import (
 // startServers starts the API server (and the metrics server, when asked for).
 func (m *Manager) startServers(ctx context.Context) error {
 	if !m.opts.NoAPI {
-		srv, err := api.Serve(m.opts.Socket, m, m.opts.Logger)
+		srv, err := api.ServeWith(m.opts.Socket, m, api.ServeOptions{Log: m.opts.Logger,
+			Group: m.Config().Daemon.SocketGroup, Keepalive: m.opts.EventKeepalive})
 		if err != nil {
 			return err
 		}

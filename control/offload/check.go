@@ -98,8 +98,8 @@ func (e *Engine) check(v *view) (Report, error) {
 		want := map[uint32]ipsec.Policy{}
 		for i := range v.snap.Policies {
 			p := &v.snap.Policies[i]
-			if !mayOffloadPolicy(p, ifc, e.protected, e.wire) {
-				continue
+			if !p.OnCard() || !mayOffloadPolicy(p, ifc, e.protected, e.wire) {
+				continue // fwd and shadowed policies are never in the card
 			}
 			st := e.pol[polKey{p.ID, ifc}]
 			refused := st != nil && !st.installed && st.status == StatusRefused

@@ -72,6 +72,11 @@ type SAOffload struct {
 	// rekey). An SA that served inbound policies and serves none any more is offered with an
 	// empty list: it keeps its place (and its replay window) but rejects everything it decrypts.
 	InCheck ipsec.CheckList
+	// MovedFrom, when not zero, is the identity under which the card holds this SA at Index: the SA
+	// moved (sadb.Store.MigrateSA: new destination, source, encapsulation or reqid). The driver
+	// changes the entry in place, keeping the SA's cryptographic state, and moves its inbound lookup
+	// to the new identity without a moment in which neither finds it.
+	MovedFrom sadb.SAID
 }
 
 // PolicyOffload is one policy as the card holds it on one interface.
@@ -82,8 +87,10 @@ type PolicyOffload struct {
 
 // SACounters are an SA's totals since the driver installed it, summed over CPUs, interfaces and workers.
 type SACounters struct {
-	Packets, Bytes  uint64
-	FirstUse        time.Time // zero until the first packet
+	Packets, Bytes uint64
+	FirstUse       time.Time // zero until the first packet
+	// LastUse is when the SA last carried a packet the workers completed (zero if unknown or none).
+	LastUse         time.Time
 	ReplayErrors    uint64
 	IntegrityErrors uint64
 	OtherErrors     uint64
@@ -116,8 +123,9 @@ type Driver interface {
 	// Interfaces names the interfaces of this instance that SAs and policies can be offloaded to.
 	Interfaces() []string
 	// InstallSA puts the SA into the card on sa.Iface, or updates it in place when that index already holds
-	// the same SA (same SPI and destination): then its crypto state (sequence numbers, replay window) must
-	// survive. A new SA at an index starts with zeroed counters. Refusals are *NackError.
+	// the same SA (same SPI and destination, or the identity in MovedFrom): then its crypto state
+	// (sequence numbers, replay window) must survive. A new SA at an index starts with zeroed counters.
+	// Refusals are *NackError.
 	InstallSA(sa *SAOffload) error
 	// RemoveSA takes the SA at index out of the card on iface. When it leaves the last interface, the
 	// driver stops the workers using it and wipes its key (esp.SA.Wipe) before returning.
@@ -140,6 +148,8 @@ type Acquire struct {
 	Iface    string
 	Src, Dst netip.Addr
 	Proto    ipsec.Proto
+	// Sport and Dport are the packet's ports (ICMP: type and code), as the card's selector tuple has them.
+	Sport, Dport uint16
 }
 
 // AcquireReader is implemented by drivers whose card reports ACQUIREs (the card's ring buffer).

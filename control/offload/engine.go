@@ -25,6 +25,9 @@ const (
 	StatusPending   Status = "pending"
 	StatusOffloaded Status = "offloaded"
 	StatusRefused   Status = "refused"
+	// StatusShadowed: a policy with the same (dir, selector) applies first, so this one is not in the
+	// card; it takes over when that one goes.
+	StatusShadowed Status = "shadowed"
 )
 
 // IfaceState is the offload state on one interface.
@@ -245,6 +248,9 @@ func (e *Engine) Kick() {
 	}
 }
 
+// maxGather bounds how long the engine lets changes gather between two passes of a burst.
+const maxGather = 50 * time.Millisecond
+
 // loop is the engine goroutine.
 func (e *Engine) loop(ctx context.Context, done chan struct{}) {
 	defer close(done)
@@ -254,7 +260,30 @@ func (e *Engine) loop(ctx context.Context, done chan struct{}) {
 		case <-ctx.Done():
 			return
 		case <-e.kick:
+			start := time.Now()
 			e.pass()
+			if len(e.kick) > 0 {
+				// A burst (an IKE daemon bringing up thousands of CHILD_SAs): every pass costs
+				// the whole SAD and SPD, so let the changes gather for as long as the pass took
+				// instead of running passes back to back and leaving the API no CPU.
+				e.gather(ctx, min(time.Since(start), maxGather))
+			}
+		case f := <-e.reqs:
+			f()
+		}
+	}
+}
+
+// gather waits d, serving requests meanwhile.
+func (e *Engine) gather(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			return
 		case f := <-e.reqs:
 			f()
 		}
@@ -451,11 +480,8 @@ func (e *Engine) Counters(ctx context.Context) (map[uint32]Counted, error) {
 		}
 		out = make(map[uint32]Counted, len(raw))
 		for idx, c := range raw {
-			for _, ifc := range e.ifaces {
-				if st := e.sa[saKey{idx, ifc}]; st != nil && st.installed {
-					out[idx] = Counted{Serial: st.serial, SACounters: c}
-					break
-				}
+			if serial, held := e.heldSerial(idx); held {
+				out[idx] = Counted{Serial: serial, SACounters: c}
 			}
 		}
 	}); derr != nil {

@@ -20,12 +20,14 @@ type view struct {
 	byReqid map[uint32][]*sadb.SAEntry
 	inCheck map[uint32]ipsec.CheckList // by SA index: the check list of each SA that serves inbound policies
 	pols    map[uint32]*sadb.PolicyEntry
+	// winner is, for each (dir, selector) on the card, the policy that holds it there (sadb's spd.go).
+	winner map[sadb.PolicyKey]*sadb.PolicyEntry
 }
 
 func newView(snap sadb.Snapshot, checks *checkCache) *view {
 	v := &view{snap: snap, live: make(map[uint32]*sadb.SAEntry, len(snap.SAs)),
 		byName: map[string]*sadb.SAEntry{}, byReqid: map[uint32][]*sadb.SAEntry{}, inCheck: make(map[uint32]ipsec.CheckList, len(snap.SAs)),
-		pols: make(map[uint32]*sadb.PolicyEntry, len(snap.Policies))}
+		pols: make(map[uint32]*sadb.PolicyEntry, len(snap.Policies)), winner: map[sadb.PolicyKey]*sadb.PolicyEntry{}}
 	for i := range snap.SAs {
 		sa := &snap.SAs[i]
 		v.live[sa.Index] = sa
@@ -41,6 +43,12 @@ func newView(snap sadb.Snapshot, checks *checkCache) *view {
 	for i := range snap.Policies {
 		p := &snap.Policies[i]
 		v.pols[p.ID] = p
+		if !p.OnCard() {
+			// fwd and shadowed policies are not in the card: the post-decryption check is the first
+			// match over the inbound policies the card holds.
+			continue
+		}
+		v.winner[sadb.PolicyKey{Dir: p.Dir, Sel: p.Sel}] = p
 		if p.Dir != ipsec.DirIn {
 			continue
 		}
@@ -94,6 +102,16 @@ func (c *checkCache) lists(v *view, inbound []ipsec.Policy, served map[uint32][]
 func (v *view) policy(id uint32) (*sadb.PolicyEntry, bool) {
 	p, ok := v.pols[id]
 	return p, ok
+}
+
+// replacement is the policy that takes the card's entry cur (of the policy with id) over: the winner
+// of cur's (dir, selector), if that is another policy. nil when the selector leaves the card.
+func (v *view) replacement(cur ipsec.Policy, id uint32) *sadb.PolicyEntry {
+	w := v.winner[sadb.PolicyKey{Dir: cur.Dir, Sel: cur.Selector}]
+	if w == nil || w.ID == id {
+		return nil
+	}
+	return w
 }
 
 // candidates returns the live SAs that can serve PROTECT policy p (its template and direction).
@@ -202,8 +220,11 @@ func (e *Engine) saAllowed(sa *sadb.SAEntry, iface string) bool {
 }
 
 // polAllowed tells whether p may be offloaded to iface. On shared tables the interface whose packets the
-// policy classifies decides for every interface.
+// policy classifies decides for every interface. fwd policies never go to the card.
 func (e *Engine) polAllowed(p *sadb.PolicyEntry, iface string) bool {
+	if !p.Dir.OnCard() {
+		return false
+	}
 	if e.wire != "" {
 		if p.Dir == ipsec.DirIn {
 			return allowed(p.Offload, e.wire)

@@ -2,6 +2,7 @@ package offload
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -36,19 +37,34 @@ func (e *Engine) resolve(v *view, p *sadb.PolicyEntry, iface string) uint32 {
 }
 
 // syncPolicies is step 2.
+//
+// Of the policies with the same (dir, selector) only the group's winner is on the card (the others
+// are shadowed, sadb's spd.go), so when the winner changes, or the winner is deleted and another
+// takes over, the card changes entry make-before-break: the new winner is installed before the old
+// entry leaves, and the old one stays while the new one cannot be installed. No packet matching the
+// selector ever falls through to a policy below it.
 func (e *Engine) syncPolicies(v *view) {
 	// Removals first: they free room, and a removed id may come back with another policy below.
-	var gone []polKey
+	// Those a winner replaces wait until it is installed.
+	var gone, after []polKey
 	for k, st := range e.pol {
-		if p, ok := v.policy(k.id); !ok || !e.polAllowed(p, k.iface) {
-			if st.installed {
-				gone = append(gone, k)
-			} else {
+		p, ok := v.policy(k.id)
+		if ok && e.polAllowed(p, k.iface) && p.OnCard() {
+			continue
+		}
+		switch {
+		case !st.installed:
+			if !ok || !e.polAllowed(p, k.iface) {
 				delete(e.pol, k)
 			}
+		case v.replacement(st.cur, k.id) != nil:
+			after = append(after, k)
+		default:
+			gone = append(gone, k)
 		}
 	}
-	slices.SortFunc(gone, func(a, b polKey) int { return cmp.Or(cmp.Compare(a.id, b.id), strings.Compare(a.iface, b.iface)) })
+	byKey := func(a, b polKey) int { return cmp.Or(cmp.Compare(a.id, b.id), strings.Compare(a.iface, b.iface)) }
+	slices.SortFunc(gone, byKey)
 	for _, k := range gone {
 		e.removePolicy(k)
 	}
@@ -56,11 +72,47 @@ func (e *Engine) syncPolicies(v *view) {
 	for i := range v.snap.Policies {
 		p := &v.snap.Policies[i]
 		for _, ifc := range e.ifaces {
-			if e.polAllowed(p, ifc) {
-				e.syncPolicy(v, p, polKey{p.ID, ifc})
+			if !e.polAllowed(p, ifc) {
+				continue
 			}
+			if p.ShadowedBy != 0 {
+				e.shadowed(p, polKey{p.ID, ifc})
+				continue
+			}
+			e.syncPolicy(v, p, polKey{p.ID, ifc})
 		}
 	}
+	slices.SortFunc(after, byKey)
+	for _, k := range after {
+		w := v.replacement(e.pol[k].cur, k.id)
+		if ws := e.pol[polKey{w.ID, k.iface}]; ws == nil || !ws.installed {
+			e.log.Warn("policy kept in the card until the one replacing it is installed", "policy_id", k.id,
+				"replacement", w.ID, "iface", k.iface)
+			e.retry = true
+			continue
+		}
+		e.removePolicy(k)
+		if p, ok := v.policy(k.id); ok && p.ShadowedBy != 0 {
+			e.shadowed(p, k)
+		}
+	}
+}
+
+// shadowed records that p is not on the card on k.iface because another policy with its (dir,
+// selector) applies first. An entry still installed stays until syncPolicies removes it after its
+// replacement is in.
+func (e *Engine) shadowed(p *sadb.PolicyEntry, k polKey) {
+	st := e.pol[k]
+	if st == nil {
+		st = &polOff{}
+		e.pol[k] = st
+	}
+	if st.installed {
+		return
+	}
+	st.status, st.reason = StatusShadowed, ""
+	st.detail = fmt.Sprintf("policy %d has the same dir and selector and applies first", p.ShadowedBy)
+	st.tried = ipsec.Policy{}
 }
 
 // syncPolicy installs or updates one policy on one interface when the card's entry differs.
@@ -71,8 +123,10 @@ func (e *Engine) syncPolicy(v *view, p *sadb.PolicyEntry, k polKey) {
 		st = &polOff{status: StatusPending}
 		e.pol[k] = st
 	}
-	if (st.installed && st.cur == w) ||
-		(st.tried == w && st.status == StatusRefused && !(st.reason == ReasonTableFull && st.epoch < e.epoch)) {
+	// A refusal is final for what was offered, except for room freed since and driver failures
+	// (retried after RetryDelay, as for SAs).
+	if (st.installed && st.cur == w) || (st.tried == w && st.status == StatusRefused &&
+		!(st.reason == ReasonTableFull && st.epoch < e.epoch) && st.reason != ReasonError) {
 		return
 	}
 	err := e.drv.InstallPolicy(&PolicyOffload{Iface: k.iface, Policy: w})

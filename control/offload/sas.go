@@ -89,10 +89,14 @@ func (e *Engine) installSAs(v *view, retryDeferred bool) []saKey {
 				continue
 			}
 			var err error
+			o := &SAOffload{Iface: ifc, Index: sa.Index, SA: sa, InCheck: check}
+			if st.installed && st.id != sa.ID() {
+				o.MovedFrom = st.id // the same SA (same serial), migrated
+			}
 			if e.capacity.SAs > 0 && sa.Index >= e.capacity.SAs {
 				err = Nack(ReasonTableFull, "sa index %d is beyond the card's %d slots", sa.Index, e.capacity.SAs)
 			} else {
-				err = e.drv.InstallSA(&SAOffload{Iface: ifc, Index: sa.Index, SA: sa, InCheck: check})
+				err = e.drv.InstallSA(o)
 			}
 			if err != nil {
 				e.stats.SANacks++
@@ -120,6 +124,9 @@ func (e *Engine) installSAs(v *view, retryDeferred bool) []saKey {
 			st.check = slices.Clone(check)
 			if e.byID[ifc] == nil {
 				e.byID[ifc] = map[sadb.SAID]uint32{}
+			}
+			if o.MovedFrom != (sadb.SAID{}) && e.byID[ifc][o.MovedFrom] == sa.Index {
+				delete(e.byID[ifc], o.MovedFrom)
 			}
 			e.byID[ifc][sa.ID()] = sa.Index
 			e.stats.SAInstalls++

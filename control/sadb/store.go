@@ -31,6 +31,8 @@ type Options struct {
 	// policies than the card: a PROTECT policy the card lacks would let its traffic fall through to the
 	// policies below it, so the manager sets MaxPolicies to the card's capacity and the SPD refuses more.
 	MaxSAs, MaxPolicies uint32
+	// MaxLarval bounds the SPIs reserved for SAs being negotiated (AllocSPI); default DefaultMaxLarval.
+	MaxLarval int
 	// OnChange is called, without locks held, after every change that the card may have to follow.
 	OnChange func()
 }
@@ -118,8 +120,13 @@ type Store struct {
 	gen    uint64
 	serial uint64
 	sas    table[SAID, saRec]
-	grave  map[uint32]*saRec // deleted SAs whose index and key wait for Reap
+	grave  map[uint32]*saRec  // deleted SAs whose index and key wait for Reap
+	larval map[SAID]time.Time // reserved SPIs and when they expire (larval.go)
 	pols   table[PolicyKey, polRec]
+	// ike policies by identity (spd.go): byKey of pols holds config and cli policies only.
+	ikePols   map[string]uint32
+	fwdFree   indexAlloc // fwd policy ids, above MaxPolicies
+	polSerial uint64
 }
 
 // New returns an empty store.
@@ -133,11 +140,17 @@ func New(opts Options) *Store {
 	if opts.MaxPolicies == 0 {
 		opts.MaxPolicies = 1 << 20
 	}
+	if opts.MaxLarval <= 0 {
+		opts.MaxLarval = DefaultMaxLarval
+	}
 	return &Store{
-		opts:  opts,
-		sas:   newTable[SAID, saRec]("sa", opts.MaxSAs),
-		grave: map[uint32]*saRec{},
-		pols:  newTable[PolicyKey, polRec]("policy", opts.MaxPolicies),
+		opts:    opts,
+		sas:     newTable[SAID, saRec]("sa", opts.MaxSAs),
+		grave:   map[uint32]*saRec{},
+		larval:  map[SAID]time.Time{},
+		pols:    newPolicyTable(opts.MaxPolicies),
+		ikePols: map[string]uint32{},
+		fwdFree: indexAlloc{max: 1<<32 - 1 - opts.MaxPolicies, delay: policyIDDelay},
 	}
 }
 
@@ -274,6 +287,8 @@ func (s *Store) addSALocked(sa SA) (SAEntry, error) {
 	if !ok {
 		return SAEntry{}, fmt.Errorf("%w (%d SAs)", ErrFull, s.opts.MaxSAs)
 	}
+	// The SPI reserved for it (AllocSPI), if any, is now used.
+	delete(s.larval, sa.ID())
 	return s.insertLocked(sa, idx), nil
 }
 
@@ -435,20 +450,7 @@ func (s *Store) buryLocked(r *saRec) {
 }
 
 // FlushSAs deletes every SA (ip xfrm state flush) and returns what it deleted.
-func (s *Store) FlushSAs() []SAEntry {
-	s.mu.Lock()
-	var out []SAEntry
-	for _, r := range s.sas.all {
-		s.buryLocked(r)
-		out = append(out, r.e.view(false))
-	}
-	s.mu.Unlock()
-	sortSAs(out)
-	if len(out) > 0 {
-		s.changed()
-	}
-	return out
-}
+func (s *Store) FlushSAs() []SAEntry { return s.FlushSAsOf(OwnerFilter{}) }
 
 // GetSA returns one SA; keys are copied only if withKeys.
 func (s *Store) GetSA(ref Ref, withKeys bool) (SAEntry, error) {
@@ -462,16 +464,7 @@ func (s *Store) GetSA(ref Ref, withKeys bool) (SAEntry, error) {
 }
 
 // ListSAs returns every SA, ordered by index (ip xfrm state list).
-func (s *Store) ListSAs(withKeys bool) []SAEntry {
-	s.mu.Lock()
-	out := make([]SAEntry, 0, len(s.sas.all))
-	for _, r := range s.sas.all {
-		out = append(out, r.e.view(withKeys))
-	}
-	s.mu.Unlock()
-	sortSAs(out)
-	return out
-}
+func (s *Store) ListSAs(withKeys bool) []SAEntry { return s.ListSAsOf(OwnerFilter{}, withKeys) }
 
 func sortSAs(v []SAEntry) {
 	slices.SortFunc(v, func(a, b SAEntry) int { return cmp.Compare(a.Index, b.Index) })
@@ -485,9 +478,9 @@ func (e *SAEntry) view(withKeys bool) SAEntry {
 
 // --- lifetime bookkeeping (called by the lifetime poller) ---
 
-// Usage records what an SA has used so far. firstUse is kept only the first time it is non-zero.
-// It returns the updated entry and false if the SA no longer exists.
-func (s *Store) Usage(index uint32, cur Current, firstUse time.Time) (SAEntry, bool) {
+// Usage records what an SA has used so far. firstUse is kept only the first time it is non-zero;
+// lastUse only moves forward. It returns the updated entry and false if the SA no longer exists.
+func (s *Store) Usage(index uint32, cur Current, firstUse, lastUse time.Time) (SAEntry, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.sas.all[index]
@@ -497,6 +490,9 @@ func (s *Store) Usage(index uint32, cur Current, firstUse time.Time) (SAEntry, b
 	r.e.Cur = cur
 	if r.e.UseTime.IsZero() && !firstUse.IsZero() {
 		r.e.UseTime = firstUse
+	}
+	if lastUse.After(r.e.LastUse) {
+		r.e.LastUse = lastUse
 	}
 	return r.e.view(false), true
 }
@@ -565,11 +561,9 @@ func anyPrefix(a netip.Addr) netip.Prefix {
 
 func normalizePolicy(p *Policy) error {
 	switch {
-	case p.Dir == ipsec.DirFwd:
-		// Forwarded traffic is what the card's in and out tables classify; it has no fwd tables.
-		return fmt.Errorf("%w: dir fwd: the card classifies forwarded traffic with its in and out policies", ErrInvalid)
-	case !p.Dir.OnCard():
-		return fmt.Errorf("%w: dir %s: want in or out", ErrInvalid, p.Dir)
+	case !p.Dir.OnCard() && p.Dir != ipsec.DirFwd:
+		// fwd is stored but never offered to the card (spd.go).
+		return fmt.Errorf("%w: dir %s: want in, out or fwd", ErrInvalid, p.Dir)
 	case p.Action > ipsec.ActionDiscard:
 		return fmt.Errorf("%w: %s", ErrInvalid, p.Action)
 	}
@@ -597,30 +591,65 @@ func normalizePolicy(p *Policy) error {
 	return nil
 }
 
-// AddPolicy adds a policy (ip xfrm policy add).
+// AddPolicy adds a policy (ip xfrm policy add). A config or cli policy with the (dir, selector) of
+// another config or cli policy is ErrExists. For owner ike (spd.go) an identical ike policy is
+// returned as it is (see AddPolicyOnce).
 func (s *Store) AddPolicy(in Policy) (PolicyEntry, error) {
+	e, _, err := s.AddPolicyOnce(in)
+	return e, err
+}
+
+// AddPolicyOnce is AddPolicy that also says whether it added a policy: false when an identical ike
+// policy existed and is returned instead.
+func (s *Store) AddPolicyOnce(in Policy) (PolicyEntry, bool, error) {
 	p := in.clone()
 	if err := normalizePolicy(&p); err != nil {
-		return PolicyEntry{}, fmt.Errorf("add policy: %w", err)
+		return PolicyEntry{}, false, fmt.Errorf("add policy: %w", err)
 	}
 	key := PolicyKey{Dir: p.Dir, Sel: p.Sel}
+	ike := p.Owner == OwnerIKE
+	var ident string
 	s.mu.Lock()
-	if err := s.pols.taken(key, p.Name, 0); err != nil {
-		s.mu.Unlock()
-		return PolicyEntry{}, fmt.Errorf("add policy %s: %w", p.Label(), err)
+	var err error
+	if ike {
+		ident = identity(&p)
+		if id, ok := s.ikePols[ident]; ok {
+			e := s.pols.all[id].e.view()
+			s.mu.Unlock()
+			return e, false, nil
+		}
+		if _, ok := s.pols.byName[p.Name]; p.Name != "" && ok {
+			err = fmt.Errorf("name %q: %w", p.Name, ErrExists)
+		}
+	} else {
+		err = s.pols.taken(key, p.Name, 0)
 	}
-	id, ok := s.pols.free.get()
+	if err != nil {
+		s.mu.Unlock()
+		return PolicyEntry{}, false, fmt.Errorf("add policy %s: %w", p.Label(), err)
+	}
+	id, ok := s.allocPolicyID(&p)
 	if !ok {
 		s.mu.Unlock()
-		return PolicyEntry{}, fmt.Errorf("add policy: %w: the SPD holds its maximum of %d policies", ErrFull, s.opts.MaxPolicies)
+		return PolicyEntry{}, false, fmt.Errorf("add policy: %w: the SPD holds its maximum of %d policies", ErrFull, s.opts.MaxPolicies)
 	}
 	s.gen++
-	r := &polRec{e: PolicyEntry{Policy: p, ID: id, AddTime: s.opts.Now(), Gen: s.gen}}
-	s.pols.insert(id, key, p.Name, r)
+	s.polSerial++
+	r := &polRec{e: PolicyEntry{Policy: p, ID: id, AddTime: s.opts.Now(), Gen: s.gen, Serial: s.polSerial}}
+	if ike {
+		// Not by (dir, selector): ike policies may share it with each other and with config/cli ones.
+		s.pols.all[id] = r
+		if p.Name != "" {
+			s.pols.byName[p.Name] = id
+		}
+		s.ikePols[ident] = id
+	} else {
+		s.pols.insert(id, key, p.Name, r)
+	}
 	e := r.e.view()
 	s.mu.Unlock()
 	s.changed()
-	return e, nil
+	return e, true, nil
 }
 
 // UpdatePolicy replaces a policy found by name, else by (dir, selector) (ip xfrm policy update). Its
@@ -630,13 +659,21 @@ func (s *Store) UpdatePolicy(in Policy) (PolicyEntry, error) {
 	if err := normalizePolicy(&p); err != nil {
 		return PolicyEntry{}, fmt.Errorf("update policy: %w", err)
 	}
+	if p.Owner == OwnerIKE {
+		return PolicyEntry{}, fmt.Errorf("update policy: %w: owner ike: an ike policy is its whole content; add the new one and delete the old", ErrInvalid)
+	}
 	key := PolicyKey{Dir: p.Dir, Sel: p.Sel}
 	s.mu.Lock()
 	r, err := s.pols.find(p.Name, nil, 0)
 	if p.Name == "" || err != nil {
 		r, err = s.pols.find("", &key, 0)
 	}
-	if err == nil {
+	switch {
+	case err == nil && r.e.Owner == OwnerIKE:
+		err = fmt.Errorf("%w: it belongs to owner ike, whose policies are not updated in place", ErrInvalid)
+	case err == nil && (p.Dir == ipsec.DirFwd) != (r.e.Dir == ipsec.DirFwd):
+		err = fmt.Errorf("%w: a policy does not move into or out of dir fwd (delete and add it)", ErrInvalid)
+	case err == nil:
 		err = s.pols.taken(key, p.Name, r.e.ID)
 	}
 	if err != nil {
@@ -647,6 +684,7 @@ func (s *Store) UpdatePolicy(in Policy) (PolicyEntry, error) {
 	if p.Name == "" {
 		p.Name = r.e.Name
 	}
+	p.Owner = r.e.Owner
 	s.gen++
 	r.e.Policy = p
 	r.e.Gen = s.gen
@@ -667,74 +705,62 @@ func (s *Store) lookupPolicyLocked(ref PolicyRef) (*polRec, error) {
 		key = &PolicyKey{Dir: p.Dir, Sel: p.Sel}
 	}
 	r, err := s.pols.find(ref.Name, key, ref.ID)
+	if errors.Is(err, ErrNotFound) && ref.Name == "" && key != nil {
+		// Not a config or cli policy: an ike one, if exactly one has this (dir, selector).
+		r, err = s.onlyIKEPolicyLocked(*key)
+	}
 	if errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("%s: %w", ref, err)
 	}
 	return r, err
 }
 
+func (s *Store) onlyIKEPolicyLocked(key PolicyKey) (*polRec, error) {
+	var found *polRec
+	for _, id := range s.ikePols {
+		r := s.pols.all[id]
+		if r.e.Dir != key.Dir || r.e.Sel != key.Sel {
+			continue
+		}
+		if found != nil {
+			return nil, fmt.Errorf("%w: several ike policies have dir %s %s: name one by id", ErrInvalid, key.Dir, key.Sel)
+		}
+		found = r
+	}
+	if found == nil {
+		return nil, ErrNotFound
+	}
+	return found, nil
+}
+
 // DeletePolicy removes a policy (ip xfrm policy delete). Its id is freed at once: the engine removes the
 // card's entry by id before it installs anything new under that id (it applies removals of policies
 // before additions of policies in every pass).
 func (s *Store) DeletePolicy(ref PolicyRef) (PolicyEntry, error) {
-	s.mu.Lock()
-	r, err := s.lookupPolicyLocked(ref)
-	if err != nil {
-		s.mu.Unlock()
-		return PolicyEntry{}, fmt.Errorf("delete policy: %w", err)
-	}
-	s.dropPolicyLocked(r)
-	e := r.e.view()
-	s.mu.Unlock()
-	s.changed()
-	return e, nil
+	return s.DeletePolicyOf(ref, OwnerFilter{})
 }
 
 func (s *Store) dropPolicyLocked(r *polRec) {
 	s.pols.remove(r.e.ID, PolicyKey{Dir: r.e.Dir, Sel: r.e.Sel}, r.e.Name)
-	s.pols.free.put(r.e.ID)
+	if r.e.Owner == OwnerIKE {
+		delete(s.ikePols, identity(&r.e.Policy))
+	}
+	s.freePolicyID(r.e.ID)
 	s.gen++
 }
 
 // FlushPolicies deletes every policy (ip xfrm policy flush).
-func (s *Store) FlushPolicies() []PolicyEntry {
-	s.mu.Lock()
-	var out []PolicyEntry
-	for _, r := range s.pols.all {
-		s.dropPolicyLocked(r)
-		out = append(out, r.e.view())
-	}
-	s.mu.Unlock()
-	sortPolicies(out)
-	if len(out) > 0 {
-		s.changed()
-	}
-	return out
-}
+func (s *Store) FlushPolicies() []PolicyEntry { return s.FlushPoliciesOf(OwnerFilter{}) }
 
 // GetPolicy returns one policy.
 func (s *Store) GetPolicy(ref PolicyRef) (PolicyEntry, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, err := s.lookupPolicyLocked(ref)
-	if err != nil {
-		return PolicyEntry{}, fmt.Errorf("get policy: %w", err)
-	}
-	return r.e.view(), nil
+	return s.GetPolicyOf(ref, OwnerFilter{})
 }
 
 // ListPolicies returns every policy in the order the SPD is searched: by direction (out first, as the
-// card numbers them), then priority (lower wins, as in ip xfrm), then id (older first).
-func (s *Store) ListPolicies() []PolicyEntry {
-	s.mu.Lock()
-	out := make([]PolicyEntry, 0, len(s.pols.all))
-	for _, r := range s.pols.all {
-		out = append(out, r.e.view())
-	}
-	s.mu.Unlock()
-	sortPolicies(out)
-	return out
-}
+// card numbers them; fwd last), then priority (lower wins, as in ip xfrm), then id (older first), with
+// ShadowedBy set (spd.go).
+func (s *Store) ListPolicies() []PolicyEntry { return s.ListPoliciesOf(OwnerFilter{}) }
 
 func sortPolicies(v []PolicyEntry) {
 	slices.SortFunc(v, func(a, b PolicyEntry) int { return spdOrder(&a, &b) })
@@ -764,6 +790,14 @@ type Snapshot struct {
 
 // Snapshot returns the current SPD and SAD.
 func (s *Store) Snapshot() Snapshot {
+	snap := s.snapshot()
+	// Outside the lock: the API waits for it while a snapshot is taken.
+	sortPolicies(snap.Policies)
+	markShadowed(snap.Policies)
+	return snap
+}
+
+func (s *Store) snapshot() Snapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	snap := Snapshot{Gen: s.gen, SAs: make([]SAEntry, 0, len(s.sas.all)), Policies: make([]PolicyEntry, 0, len(s.pols.all))}
@@ -784,13 +818,8 @@ func (s *Store) Snapshot() Snapshot {
 	for _, i := range idx {
 		snap.Grave = append(snap.Grave, s.grave[i].e)
 	}
-	order := make([]*PolicyEntry, 0, len(s.pols.all))
 	for _, r := range s.pols.all {
-		order = append(order, &r.e)
-	}
-	slices.SortFunc(order, spdOrder)
-	for _, e := range order {
-		snap.Policies = append(snap.Policies, e.view())
+		snap.Policies = append(snap.Policies, r.e.view())
 	}
 	return snap
 }
@@ -840,25 +869,44 @@ func Matches(t *Tmpl, e *SAEntry) bool {
 	return true
 }
 
-// indexAlloc hands out the lowest free index in 1..max.
+// indexAlloc hands out the lowest free index in 1..max. With delay, a freed index is handed out
+// again only after delay other indexes were freed (or none is left otherwise): policy ids, which
+// clients name policies by, are not reused at once.
 type indexAlloc struct {
-	max  uint32
-	next uint32 // highest index ever handed out
-	free u32heap
+	max   uint32
+	next  uint32 // highest index ever handed out
+	free  u32heap
+	delay int
+	cool  []uint32 // freed, not yet free again (FIFO)
 }
 
 func (a *indexAlloc) get() (uint32, bool) {
 	if a.free.Len() > 0 {
 		return heap.Pop(&a.free).(uint32), true
 	}
-	if a.next >= a.max {
-		return 0, false
+	if a.next < a.max {
+		a.next++
+		return a.next, true
 	}
-	a.next++
-	return a.next, true
+	if len(a.cool) > 0 {
+		i := a.cool[0]
+		a.cool = a.cool[1:]
+		return i, true
+	}
+	return 0, false
 }
 
-func (a *indexAlloc) put(i uint32) { heap.Push(&a.free, i) }
+func (a *indexAlloc) put(i uint32) {
+	if a.delay == 0 {
+		heap.Push(&a.free, i)
+		return
+	}
+	a.cool = append(a.cool, i)
+	if len(a.cool) > a.delay {
+		heap.Push(&a.free, a.cool[0])
+		a.cool = a.cool[1:]
+	}
+}
 
 type u32heap []uint32
 

@@ -270,11 +270,11 @@ func TestPolicySemantics(t *testing.T) {
 		t.Fatalf("other direction: %v", err)
 	}
 	for name, bad := range map[string]Policy{
-		"fwd":            {Dir: ipsec.DirFwd, Sel: sel},
 		"protect no sa":  {Dir: ipsec.DirOut, Sel: sel, Action: ipsec.ActionProtect},
 		"bypass tmpl":    {Dir: ipsec.DirOut, Sel: sel, Tmpl: &Tmpl{Reqid: 1}},
 		"ports no proto": {Dir: ipsec.DirOut, Sel: ipsec.Selector{Src: sel.Src, Dst: sel.Dst, DstPorts: ipsec.Port(80)}},
 		"reversed":       {Dir: ipsec.DirOut, Sel: ipsec.Selector{Src: sel.Src, Dst: sel.Dst, Proto: ipsec.ProtoTCP, DstPorts: ipsec.Ports(90, 80)}},
+		"dir 7":          {Dir: ipsec.Dir(7), Sel: sel},
 		"mixed family":   {Dir: ipsec.DirOut, Sel: ipsec.Selector{Src: sel.Src, Dst: netip.MustParsePrefix("2001:2::/48")}},
 	} {
 		if _, err := s.AddPolicy(bad); !errors.Is(err, ErrInvalid) {

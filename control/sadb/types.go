@@ -159,6 +159,8 @@ func (id SAID) String() string {
 
 // SA is the configuration of one Security Association: one direction of one ESP flow.
 type SA struct {
+	// Owner is who added the SA (config, cli or ike); the API's default is cli.
+	Owner Owner       `json:"owner"`
 	Name  string      `json:"name,omitempty"`
 	SPI   uint32      `json:"spi"`
 	Src   netip.Addr  `json:"src"`
@@ -298,6 +300,9 @@ type SAEntry struct {
 	State   State     `json:"state"`
 	AddTime time.Time `json:"add_time"`
 	UseTime time.Time `json:"use_time,omitzero"` // first use; zero until the card saw a packet
+	// LastUse is when the SA last carried a packet the workers completed (sealed, or opened and
+	// checked): what an IKE daemon's dead peer detection and inactivity timeout read. Zero until then.
+	LastUse time.Time `json:"last_use_time,omitzero"`
 	Cur     Current   `json:"current"`
 	// Gen changes whenever something the card or the workers hold about the SA changes.
 	Gen uint64 `json:"gen"`
@@ -321,6 +326,8 @@ type Tmpl struct {
 
 // Policy is one entry of the SPD.
 type Policy struct {
+	// Owner is who added the policy (config, cli or ike); the API's default is cli.
+	Owner    Owner          `json:"owner"`
 	Name     string         `json:"name,omitempty"`
 	Dir      ipsec.Dir      `json:"dir"`
 	Sel      ipsec.Selector `json:"sel"`
@@ -351,9 +358,14 @@ func (p *Policy) clone() Policy {
 // PolicyEntry is a policy as the SPD holds it.
 type PolicyEntry struct {
 	Policy
-	ID      uint32    `json:"id"` // the card's policy id
+	ID      uint32    `json:"id"` // the card's policy id (fwd policies: an id above the card's range)
 	AddTime time.Time `json:"add_time"`
 	Gen     uint64    `json:"gen"`
+	// Serial orders policies by the time they were added (the newest ike policy wins its group).
+	Serial uint64 `json:"serial"`
+	// ShadowedBy is the id of the policy with the same (dir, selector) that comes first in SPD order:
+	// this one cannot match while that one exists (spd.go). Set in listings and snapshots.
+	ShadowedBy uint32 `json:"shadowed_by,omitempty"`
 }
 
 // PolicyKey identifies a policy as ip xfrm does: direction and selector.

@@ -16,6 +16,7 @@
 package xfrmargs
 
 import (
+	"errors"
 	"fmt"
 	"math/bits"
 	"net/netip"
@@ -147,18 +148,25 @@ func (s *scanner) mode(kw string) (ipsec.Mode, error) {
 	return m, nil
 }
 
-// dir reads a direction: in or out (the card has no tables for ip xfrm's fwd).
+// dir reads an SA's direction: in or out.
 func (s *scanner) dir(kw string) (ipsec.Dir, error) {
+	d, err := s.policyDir(kw)
+	if err == nil && !d.OnCard() {
+		return 0, s.errf(kw, "%s: an SA is in or out", d)
+	}
+	return d, err
+}
+
+// policyDir reads a policy's direction: in, out or fwd (stored, never on the card: its inbound side
+// applies the in policies to forwarded traffic).
+func (s *scanner) policyDir(kw string) (ipsec.Dir, error) {
 	v, err := s.next(kw)
 	if err != nil {
 		return 0, err
 	}
 	d, err := ipsec.ParseDir(v)
-	switch {
-	case err != nil:
-		return 0, s.errf(kw, "%q: want in or out", v)
-	case !d.OnCard():
-		return 0, s.errf(kw, "%s: the card's inbound side covers forwarded traffic; use in", d)
+	if err != nil {
+		return 0, s.errf(kw, "%q: want in, out or fwd", v)
 	}
 	return d, nil
 }
@@ -287,7 +295,10 @@ func parseSA(s *scanner) (sadb.SA, error) {
 					switch f {
 					case "esn":
 						sa.ESN = true
-					case "noecn", "decap-dscp", "nopmtudisc", "wildrecv", "icmp", "af-unspec", "align4":
+					case "af-unspec":
+						// What IKE daemons set on tunnel-mode SAs: inner packets of either family. A
+						// tunnel-mode SA of xdpsec carries both anyway.
+					case "noecn", "decap-dscp", "nopmtudisc", "wildrecv", "icmp", "align4":
 						err = s.errf(kw, "%q is not supported by xdpsec", f)
 					default:
 						err = s.errf(kw, "unknown flag %q", f)
@@ -313,6 +324,12 @@ func parseSA(s *scanner) (sadb.SA, error) {
 			if err = s.selector(&sel); err == nil && !selectsAll(sel) {
 				err = s.errf(kw, "SA selectors narrower than any are not supported: the policy's selector applies (xdpsec checks inbound traffic against the policies the SA serves)")
 			}
+		case "mark", "output-mark", "set-mark":
+			err = s.errf(kw, "marks are not supported by xdpsec: the card selects traffic by addresses, protocol and ports only")
+		case "if_id":
+			err = s.errf(kw, "interface IDs (XFRM interfaces) are not supported by xdpsec: there are no xfrm interfaces, the card's policies select the traffic")
+		case "ctx":
+			err = s.errf(kw, "security contexts are not supported by xdpsec")
 		default:
 			err = fmt.Errorf("%s: unknown keyword %q", what, hide(kw))
 		}
@@ -362,7 +379,7 @@ func (s *scanner) alg(kw string, withBits bool) (*sadb.Algorithm, error) {
 	case len(s.keys) > 0:
 		return nil, s.errf(kw, "KEY must be - with --key-file: the keys come from the file only")
 	default:
-		if key, err = sadb.ParseKey(kv); err != nil {
+		if key, err = parseKey(kv); err != nil {
 			return nil, s.errf(kw, "%v", err)
 		}
 	}
@@ -505,7 +522,7 @@ func ParsePolicy(what string, args []string) (sadb.Policy, error) {
 			s.unread()
 			err = s.selector(&p.Sel)
 		case "dir":
-			p.Dir, err = s.dir(kw)
+			p.Dir, err = s.policyDir(kw)
 			dirSet = true
 		case "priority":
 			p.Priority, err = number[uint32](s, kw)
@@ -528,7 +545,11 @@ func ParsePolicy(what string, args []string) (sadb.Policy, error) {
 			if v, err = s.next(kw); err == nil && v != "main" {
 				err = s.errf(kw, "%q: only main", v)
 			}
-		case "index", "mark", "if_id", "ctx", "flag", "limit":
+		case "mark":
+			err = s.errf(kw, "marks are not supported by xdpsec: the card selects traffic by addresses, protocol and ports only")
+		case "if_id":
+			err = s.errf(kw, "interface IDs (XFRM interfaces) are not supported by xdpsec")
+		case "index", "ctx", "flag", "limit":
 			err = s.errf(kw, "not supported by xdpsec")
 		default:
 			err = fmt.Errorf("%s: unknown keyword %q", what, hide(kw))
@@ -538,7 +559,7 @@ func ParsePolicy(what string, args []string) (sadb.Policy, error) {
 		}
 	}
 	if !dirSet {
-		return sadb.Policy{}, fmt.Errorf("%s: dir in|out is required", what)
+		return sadb.Policy{}, fmt.Errorf("%s: dir in|out|fwd is required", what)
 	}
 	switch action {
 	case "", "allow":
@@ -667,7 +688,7 @@ func ParsePolicyRef(what string, args []string) (sadb.PolicyRef, error) {
 			s.unread()
 			err = s.selector(&key.Sel)
 		case "dir":
-			key.Dir, err = s.dir(kw)
+			key.Dir, err = s.policyDir(kw)
 			dirSet = true
 		default:
 			return false, nil
@@ -683,4 +704,18 @@ func ParsePolicyRef(what string, args []string) (sadb.PolicyRef, error) {
 		return sadb.PolicyRef{}, fmt.Errorf("%s: name the policy: NAME, name NAME, or dir DIR src … dst …", what)
 	}
 	return sadb.PolicyRef{Key: &key}, nil
+}
+
+// parseKey reads a KEY as ip xfrm does: 0x followed by hex digits, or a string in double quotes whose
+// bytes are the key (ip xfrm's quoted ASCII keys; the quotes are part of the argument, '"mykey"' in a
+// shell). A bare word is not taken for a key: it is more likely an algorithm name or a number typed
+// in the wrong place.
+func parseKey(v string) (sadb.Key, error) {
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		if len(v) == 2 {
+			return nil, errors.New("an empty quoted key")
+		}
+		return sadb.Key(v[1 : len(v)-1]), nil
+	}
+	return sadb.ParseKey(v)
 }

@@ -49,6 +49,27 @@ func TestParseSAAnySelector(t *testing.T) {
 	}
 }
 
+// TestParseSAFromIKE: what IKE daemons and ip xfrm users type: flag af-unspec on tunnel SAs, ASCII
+// keys.
+func TestParseSAFromIKE(t *testing.T) {
+	sa, err := ParseSA("sa add", strings.Fields("src 198.18.0.1 dst 198.19.0.1 proto esp spi 0xc1234567 reqid 2 mode tunnel "+
+		"flag af-unspec flag esn,af-unspec aead rfc4106(gcm(aes)) \"ABCDEFGHIJKLMNOPQRST\" 128"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sa.ESN || string(sa.AEAD.Key) != "ABCDEFGHIJKLMNOPQRST" {
+		t.Fatalf("esn %v key %q", sa.ESN, sa.AEAD.Key)
+	}
+	sa, err = ParseSA("sa add", []string{"src", "198.18.0.1", "dst", "198.19.0.1", "proto", "esp", "spi", "300",
+		"enc", "cbc(aes)", `"0123456789abcdef"`, "auth", "hmac(sha256)", `"0123456789abcdef0123456789abcdef"`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(sa.Enc.Key) != "0123456789abcdef" || len(sa.Auth.Key) != 32 {
+		t.Fatalf("quoted keys: enc %q auth %q", sa.Enc.Key, sa.Auth.Key)
+	}
+}
+
 func TestParseSAEncThenAuth(t *testing.T) {
 	sa, err := ParseSA("sa add", strings.Fields("src 2001:2::1 dst 2001:2::2 proto esp spi 300 "+
 		"enc cbc(aes) 0x00112233445566778899aabbccddeeff auth-trunc hmac(sha256) "+
@@ -69,7 +90,14 @@ func TestParseSAErrors(t *testing.T) {
 		"src 198.18.0.1 dst nowhere":                                         `dst: "nowhere" is not an IPv4 or IPv6 address`,
 		"src 198.18.0.1 spi zz":                                              `spi: "zz" is not a number`,
 		"src 198.18.0.1 proto ah":                                            "only esp",
-		"src 198.18.0.1 aead rfc4106(gcm(aes)) 1234 128":                     "key: want 0x",
+		"src 198.18.0.1 aead rfc4106(gcm(aes)) 0x12345 128":                  "aead: parse key",
+		"src 198.18.0.1 aead rfc4106(gcm(aes)) \"\" 128":                     "an empty quoted key",
+		"src 198.18.0.1 aead rfc4106(gcm(aes)) abcdefghijklmnopqrst 128":     "aead: parse key: want 0x",
+		"src 198.18.0.1 mark 7":                                              "marks are not supported",
+		"src 198.18.0.1 output-mark 7":                                       "marks are not supported",
+		"src 198.18.0.1 if_id 7":                                             "interface IDs",
+		"src 198.18.0.1 ctx foo":                                             "security contexts",
+		"src 198.18.0.1 dir fwd":                                             "an SA is in or out",
 		"src 198.18.0.1 aead rfc4106(gcm(aes))":                              "needs a value",
 		"src 198.18.0.1 limit byte-medium 5":                                 `unknown limit "byte-medium"`,
 		"src 198.18.0.1 encap espintcp 4500 4500 0.0.0.0":                    "only espinudp",
@@ -131,8 +159,8 @@ func TestParsePolicy(t *testing.T) {
 
 func TestParsePolicyErrors(t *testing.T) {
 	for args, want := range map[string]string{
-		"src 198.18.1.0/24 dst 198.18.2.0/24":                 "dir in|out is required",
-		"src 198.18.1.0/24 dir fwd":                           "fwd",
+		"src 198.18.1.0/24 dst 198.18.2.0/24":                 "dir in|out|fwd is required",
+		"src 198.18.1.0/24 dir sideways":                      `"sideways": want in, out or fwd`,
 		"src 198.18.1.0/24 dir out action protect":            "needs tmpl",
 		"src 198.18.1.0/24 dir out action block tmpl reqid 1": "template only goes",
 		"src 198.18.1.0/24 dir out tmpl mode tunnel":          "name the SA",
@@ -140,7 +168,8 @@ func TestParsePolicyErrors(t *testing.T) {
 		"src 198.18.1.0/24 dir out action maybe":              `action "maybe"`,
 		"dir out":                                             "needs src or dst",
 		"src 198.18.1.0/24 dev eth0 dir out":                  "selecting by device",
-		"src 198.18.1.0/24 dir out mark 5":                    "not supported",
+		"src 198.18.1.0/24 dir out mark 5":                    "marks are not supported",
+		"src 198.18.1.0/24 dir out if_id 5":                   "interface IDs",
 		"src 198.18.1.0/24 dir out ptype sub":                 `"sub": only main`,
 		"src 198.18.1.0/24 dport 90-80 dir out":               "is not a port",
 		"src 198.18.1.0/33 dir out":                           "is not an address",

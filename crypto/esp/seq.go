@@ -183,3 +183,22 @@ func sameKeys(keys []byte, spec suiteSpec) bool {
 	// Two empty slices compare equal (1): NULL has no cipher key.
 	return eq == 1
 }
+
+// Migrate is Continue that may also change the destination, within its address family: an SA that
+// moves (MOBIKE, or a NAT mapping change of the peer: the daemon's POST /v1/sa/migrate) keeps its
+// sequence numbers, IV mask and replay window, so nothing is sent or accepted twice across the move.
+// The SA's identity (SPI, destination) changes with it: the caller moves whatever finds the SA by it.
+func Migrate(prev *SA, p Params) (*SA, error) {
+	_, d := prev.addrs()
+	if p.Dst.Unmap().Is4() != d.Is4() {
+		return nil, fieldErr("dst", ErrNotContinuable, "%s is of another address family than the running sa's %s", p.Dst, d)
+	}
+	q := p
+	q.Dst = d
+	sa, err := Continue(prev, q)
+	if err != nil {
+		return nil, err
+	}
+	sa.dst = p.Dst.Unmap().As16() // not shared yet: no reader can see the change
+	return sa, nil
+}

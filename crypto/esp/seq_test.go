@@ -610,3 +610,58 @@ func TestFingerprint(t *testing.T) {
 		t.Error("invalid parameters fingerprinted")
 	}
 }
+
+// TestMigrate: an SA that moves to a new destination (and source, and encapsulation) keeps its
+// counter and IV mask outbound and its replay window inbound; another address family is refused.
+func TestMigrate(t *testing.T) {
+	p := saCase{suite: suites[0], mode: ipsec.ModeTunnel, window: 64}.params()
+	out := mustNew(t, p)
+	in := mustNew(t, p)
+	src := mustNew(t, p)
+	var ws [][]byte
+	for range 3 {
+		ws = append(ws, mustEncap(t, src).wire)
+	}
+	if decapWire(in, ws[0]) != nil || decapWire(in, ws[2]) != nil {
+		t.Fatal("inbound before the move")
+	}
+	for range 4 {
+		mustEncap(t, out)
+	}
+	q := p
+	q.Src, q.Dst = netip.MustParseAddr("198.18.7.7"), netip.MustParseAddr("198.19.9.9")
+	q.UDPEncap = &UDPEncap{SrcPort: 62000, DstPort: 4500}
+	moved, err := Migrate(out, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk := mustEncap(t, moved)
+	if pk.seq != 5 || moved.IVMask() != out.IVMask() {
+		t.Fatalf("moved sa sent seq %d (want 5), mask %x/%x", pk.seq, moved.IVMask(), out.IVMask())
+	}
+	// The outer header carries the new addresses, in UDP.
+	if got := netip.AddrFrom4([4]byte(pk.wire[16:20])); got != q.Dst || pk.wire[9] != protoUDP {
+		t.Fatalf("outer dst %s proto %d", got, pk.wire[9])
+	}
+	if s, d := moved.addrs(); s != q.Src || d != q.Dst {
+		t.Fatalf("moved sa's addresses %s %s", s, d)
+	}
+	qin := q
+	qin.UDPEncap = nil // the test's packets are plain ESP
+	movedIn, err := Migrate(in, qin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if decapWire(movedIn, ws[2]) != ErrReplay || decapWire(movedIn, ws[1]) != nil || decapWire(in, ws[1]) != ErrReplay {
+		t.Fatal("the moved inbound sa does not share the replay window")
+	}
+	q.Src, q.Dst = netip.MustParseAddr("2001:2::1"), netip.MustParseAddr("2001:2::2")
+	if _, err := Migrate(out, q); !errors.Is(err, ErrNotContinuable) {
+		t.Fatalf("to another family: %v", err)
+	}
+	q.Src, q.Dst = p.Src, p.Dst
+	q.SPI++
+	if _, err := Migrate(out, q); !errors.Is(err, ErrNotContinuable) {
+		t.Fatalf("another spi: %v", err)
+	}
+}

@@ -1569,13 +1569,22 @@ CALLBACK(on_event, void,
 	}
 	else if (streq(type, "offload-nacked"))
 	{
+		const char *reason = xj_str(ev, "reason") ?: "";
 		uint64_t spi = 0;
 
-		if (xj_uint(ev, "spi", &spi) && spi)
+		/* charon adds an inbound SA before the policies that check its
+		 * traffic: the card takes it when they come, that is no news */
+		if (xj_uint(ev, "spi", &spi) && spi &&
+			!streq(reason, "no_inbound_policy"))
 		{
 			DBG1(DBG_KNL, "kernel-xdpsec: xdpsec's card refused SA with SPI "
 				 "%.8x on %s: %s %s", (uint32_t)spi, xj_str(ev, "iface") ?: "?",
-				 xj_str(ev, "reason") ?: "", xj_str(ev, "detail") ?: "");
+				 reason, xj_str(ev, "detail") ?: "");
+		}
+		else if (spi)
+		{
+			DBG2(DBG_KNL, "kernel-xdpsec: SA with SPI %.8x waits for its "
+				 "inbound policy", (uint32_t)spi);
 		}
 	}
 }

@@ -21,6 +21,7 @@ type SA struct {
 	Key      []byte          // the card's own copy, wiped when the SA leaves its last interface
 	Check    ipsec.CheckList // the inbound post-decryption check it was last offered
 	Installs int             // how many times it was (re)installed in place
+	Moves    int             // how many times it moved to another destination in place
 	Counters offload.SACounters
 }
 
@@ -39,6 +40,9 @@ type Card struct {
 	Fail func(op string, iface string, id uint32) error
 	// OnRemoveSA, if set, runs inside RemoveSA before the SA leaves (tests check the order of events).
 	OnRemoveSA func(index uint32, iface string)
+	// AfterRemovePolicy, if set, runs inside RemovePolicy after the policy left (with the card's lock
+	// held: use HasSelectorLocked).
+	AfterRemovePolicy func(id uint32, iface string)
 	// RequireCheck makes the card nack a new inbound SA (Dir in) that serves no inbound policy (its
 	// check list accepts nothing), as the real card does: its traffic could only be dropped.
 	RequireCheck bool
@@ -124,8 +128,20 @@ func (c *Card) InstallSA(o *offload.SAOffload) error {
 		}
 	}
 	if old, ok := t[o.Index]; ok {
-		if old.SPI != o.SA.SPI || old.Dst != o.SA.Dst {
+		moved := o.MovedFrom != (sadb.SAID{}) && o.MovedFrom.SPI == old.SPI && o.MovedFrom.Dst == old.Dst &&
+			o.SA.SPI == old.SPI
+		if (old.SPI != o.SA.SPI || old.Dst != o.SA.Dst) && !moved {
 			c.violate("install sa index %d on %s: overwrites spi 0x%x with 0x%x", o.Index, o.Iface, old.SPI, o.SA.SPI)
+		}
+		if moved && old.Dst != o.SA.Dst {
+			nid := offload.CardSA{SPI: o.SA.SPI, Dst: o.SA.Dst}
+			if idx, ok := c.byID[o.Iface][nid]; ok {
+				c.violate("move sa index %d on %s: spi 0x%x dst %s already held by index %d", o.Index, o.Iface, o.SA.SPI, o.SA.Dst, idx)
+			}
+			c.byID[o.Iface][nid] = o.Index
+			delete(c.byID[o.Iface], offload.CardSA{SPI: old.SPI, Dst: old.Dst})
+			old.Dst = o.SA.Dst
+			old.Moves++
 		}
 		old.Check = slices.Clone(o.InCheck)
 		old.Installs++
@@ -251,7 +267,20 @@ func (c *Card) RemovePolicy(id uint32, iface string) error {
 		return fmt.Errorf("remove policy %d on %s: not in the card", id, iface)
 	}
 	delete(c.pols[iface], id)
+	if c.AfterRemovePolicy != nil {
+		c.AfterRemovePolicy(id, iface)
+	}
 	return nil
+}
+
+// HasSelectorLocked reports whether a policy with dir and sel is on iface; for AfterRemovePolicy.
+func (c *Card) HasSelectorLocked(iface string, dir ipsec.Dir, sel ipsec.Selector) bool {
+	for _, p := range c.pols[iface] {
+		if p.Dir == dir && p.Selector == sel {
+			return true
+		}
+	}
+	return false
 }
 
 // Traffic adds packets and bytes to the SA at index, as the card and workers would count them.
