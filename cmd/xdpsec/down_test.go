@@ -25,6 +25,13 @@ func TestDownNeedsInstance(t *testing.T) {
 	if !strings.Contains(errOut.String(), "--instance") {
 		t.Errorf("the error does not say how to name the instance: %s", errOut.String())
 	}
+	// A name that is not an instance's never reaches the file system.
+	out.Reset()
+	errOut.Reset()
+	if code := run([]string{"down", "--instance", "../x"}, nil, &out, &errOut); code != exitFailure ||
+		!strings.Contains(errOut.String(), `instance name "../x"`) {
+		t.Errorf("down --instance ../x: exit %d: %s", code, errOut.String())
+	}
 }
 
 // TestDownReadsOnlyTheInstance: --config gives down the instance and nothing else; a file whose
