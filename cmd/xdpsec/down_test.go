@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 
+	"github.com/xdpsec/xdpsec/bpf"
 	"github.com/xdpsec/xdpsec/internal/testbed"
 	"github.com/xdpsec/xdpsec/internal/testutil"
 )
@@ -129,6 +131,19 @@ func TestRunGuardAdoptDown(t *testing.T) {
 		}
 		return ids
 	}
+	guarded := func() bool {
+		t.Helper()
+		m, err := ebpf.LoadPinnedMap(filepath.Join(pins, bpf.CardMapCardConfig), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		var c bpf.CardXdpsecConfig
+		if err := m.Lookup(uint32(0), &c); err != nil {
+			t.Fatal(err)
+		}
+		return c.Guard != 0
+	}
 	attached := func() int {
 		t.Helper()
 		n := 0
@@ -159,8 +174,14 @@ func TestRunGuardAdoptDown(t *testing.T) {
 	if got := linkIDs(); got != ids {
 		t.Errorf("links %v after the stop, %v before", got, ids)
 	}
+	if !guarded() {
+		t.Error("the card is not in guard state after the stop")
+	}
 
 	cmd, logs = start()
+	if guarded() {
+		t.Error("the adopting run left the guard on")
+	}
 	if !strings.Contains(logs.String(), "adopted=true") {
 		t.Errorf("the second run did not adopt the card:\n%s", logs.String())
 	}
