@@ -33,7 +33,8 @@
 // started again with the same configuration (echoes back within 10 s, gw2 never rekeyed and
 // counting no replay).
 //
-// failclosed_test.go proves issue 8's fail-closed promises: gw1 stopped with on_exit: guard, then
+// failclosed_test.go proves issue 8's fail-closed promises: gw1 stopped with on_exit: guard (under a
+// 10 ms ping: no plaintext ICMP on the wire across the stop), then
 // killed with SIGKILL, drops the UDP the SPD protects in both directions (counted exactly under
 // OutGuard/InGuard, OutNoSocket/InNoSocket; nothing at the other host, no plaintext and no ESP of
 // gw1 on the wire) while udp/500, which it bypasses, arrives whole; the next start adopts the card

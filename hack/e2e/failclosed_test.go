@@ -188,6 +188,30 @@ func (f *flows) checkClosed(ctx context.Context, t *testing.T, tb *testbed.Testb
 	}
 }
 
+// countFrames counts the frames of a capture.
+func countFrames(t *testing.T, file string) int {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := pcapgo.NewReader(bufio.NewReader(f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for {
+		if _, _, err := r.ReadPacketData(); err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatalf("read capture: %v", err)
+			}
+			return n
+		}
+		n++
+	}
+}
+
 // wireCount is what a capture on the gw1 side of the wire holds.
 type wireCount struct {
 	espFrom map[netip.Addr]int // ESP by outer source
@@ -249,7 +273,8 @@ func countWire(t *testing.T, file string) wireCount {
 	}
 }
 
-// TestGuardedStopAndAdopt: gw1 (on_exit: guard) stops while gw2 runs. Until it starts again, UDP
+// TestGuardedStopAndAdopt: gw1 (on_exit: guard) stops under a 10 ms ping from h1 while gw2 runs:
+// no plaintext ICMP of h1 appears on the wire across the stop. Until gw1 starts again, UDP
 // between the hosts that the SPD protects is dropped in both directions and counted (OutGuard at
 // gw1 for h1's, InGuard for gw2's ESP), nothing of it reaches the other host and no plaintext and
 // no ESP of gw1 is on the wire, while udp/500, which gw1's SPD bypasses, arrives whole. The next
@@ -292,12 +317,39 @@ func TestGuardedStopAndAdopt(t *testing.T) {
 	ids := links(gw1.Card())
 	flows := listenFlows(t, tb)
 
+	// The stop happens under a 10 ms ping from h1; a capture of h1's ICMP on the wire spans it.
+	icmpFile := filepath.Join(t.TempDir(), "icmp.pcap")
+	icmpCapture := startCapture(ctx, t, tb, icmpFile, "--immediate-mode", "icmp and host "+testbed.H1Addr4.String())
+	ping := tb.Command(ctx, testbed.H1, "ping", "-n", "-q", "-i", "0.01", testbed.H2Addr4.String())
+	if err := ping.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ping.Process.Kill() })
+	protected := func() uint64 {
+		r, err := gw1.Card().ReasonCounts()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r["OutProtect"]
+	}
+	p0 := protected()
+	testutil.WaitFor(t, 5*time.Second, "the ping through gw1", func() bool { return protected() >= p0+10 })
 	t0 := time.Now()
 	if err := gw1.Close(); err != nil {
 		t.Fatalf("stop gw1: %v", err)
 	}
 	t.Logf("gw1 stopped in %v", time.Since(t0).Round(time.Millisecond))
+	g0 := pinnedReasons(t, instance)["OutGuard"]
+	testutil.WaitFor(t, 5*time.Second, "the ping to meet the guard", func() bool { return pinnedReasons(t, instance)["OutGuard"] >= g0+10 })
+	_ = ping.Process.Signal(syscall.SIGINT)
+	_ = ping.Wait()
 	flows.checkClosed(ctx, t, tb, instance, "OutGuard", "InGuard")
+	if drops := icmpCapture.stop(t); drops > 0 {
+		t.Errorf("tcpdump missed %d packets", drops)
+	}
+	if n := countFrames(t, icmpFile); n != 0 {
+		t.Errorf("%d plaintext ICMP packets of h1 on the wire across the stop", n)
+	}
 
 	gw1 = startFromFile(ctx, t, tb, testbed.GW1, f1)
 	if !gw1.Info.Adopted {
