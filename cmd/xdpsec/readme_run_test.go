@@ -167,7 +167,7 @@ func TestReadmeRunningAGateway(t *testing.T) {
 		{"xdpsec pcap decrypt", []string{"ok            10", "failed        0"}},
 	}
 	var daemonLines []string
-	var monitorLine string
+	var monitorLine, downLine string
 	var monitor *bg
 	var daemon *bg
 	done := map[string]bool{}
@@ -187,6 +187,10 @@ func TestReadmeRunningAGateway(t *testing.T) {
 			monitorLine = c
 			monitor = startBG(c, false)
 			waitMonitoring(t, ctx, bin, env, dir, monitor.out)
+			continue
+		case strings.HasPrefix(c, "xdpsec down "):
+			// It removes what a stopped gateway left: run after the last stop, below.
+			downLine = c
 			continue
 		}
 		var step *readmeStep
@@ -265,6 +269,31 @@ func TestReadmeRunningAGateway(t *testing.T) {
 		}
 	}
 	stop(daemon, syscall.SIGTERM, line)
+
+	// The gateway stopped in guard state: its card stays attached and pinned until xdpsec down (the
+	// README's line, for the testbed's instance) removes it; a second down finds nothing.
+	pinDir := "/sys/fs/bpf/xdpsec/" + instance
+	if _, err := os.Stat(pinDir); err != nil {
+		t.Fatalf("after SIGTERM the card is not pinned (guard state): %v", err)
+	}
+	if !strings.Contains(downLine, " --instance gw1") {
+		t.Fatalf("the README's down line changed: %q", downLine)
+	}
+	down := strings.Replace(downLine, " --instance gw1", " --instance "+instance, 1)
+	for i, want := range []string{"removed", "nothing to remove"} {
+		var stdout, stderr bytes.Buffer
+		cmd := sh(down, false)
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%s (%d): %v\nstdout: %s\nstderr: %s", down, i+1, err, stdout.String(), stderr.String())
+		}
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("%s (%d): the output lacks %q:\n%s", down, i+1, want, stdout.String())
+		}
+	}
+	if _, err := os.Stat(pinDir); !os.IsNotExist(err) {
+		t.Errorf("after xdpsec down, %s: %v", pinDir, err)
+	}
 }
 
 // shChild returns the pid of the one process sh (pid) started, or pid when sh replaced itself with

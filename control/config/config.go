@@ -32,7 +32,12 @@ type Config struct {
 	// StateDir keeps the durable sequence state (control/seqstate): outbound reservations and IV
 	// masks, inbound high-water marks, tombstones of retired keys. Default
 	// /var/lib/xdpsec/<instance>; created 0700, refused when someone else can write it.
-	StateDir string   `yaml:"state_dir" json:"state_dir"`
+	StateDir string `yaml:"state_dir" json:"state_dir"`
+	// OnExit is what `xdpsec run` leaves when it stops (SIGTERM, SIGINT, a worker's failure): the
+	// card attached and pinned in guard state (OnExitGuard, the default: nothing protected leaks
+	// and the next start adopts it), or nothing (OnExitDetach: both programs detached and every pin
+	// removed, for throwaway testbeds). Read at exit, so a reload changes it.
+	OnExit   OnExit   `yaml:"on_exit" json:"on_exit"`
 	Policies []Policy `yaml:"policies" json:"policies"`
 	SAs      []SA     `yaml:"sas" json:"sas"`
 
@@ -395,6 +400,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.StateDir == "" {
 		c.StateDir = DefaultStateDir(c.Instance)
+	}
+	if c.OnExit == "" {
+		c.OnExit = OnExitGuard
 	}
 	if c.Daemon.PollInterval.Duration == 0 {
 		c.Daemon.PollInterval.Duration = DefaultPollInterval

@@ -100,7 +100,7 @@ sas:
 	sa := c.SAs[0]
 	if c.Instance != DefaultInstance || c.Capacities.SAs != DefaultSAs || c.Capacities.FlowCache != DefaultFlowCache ||
 		c.Dataplane.UMEMFrames != DefaultUMEMFrames || c.Dataplane.XDPMode != XDPAuto ||
-		c.Daemon.Socket != "/run/xdpsec/xdpsec.sock" || c.DefaultVerdict.In.Action != ipsec.ActionBypass || c.DefaultVerdict.Out.Action != ipsec.ActionBypass ||
+		c.Daemon.Socket != "/run/xdpsec/xdpsec.sock" || c.OnExit != OnExitGuard || c.DefaultVerdict.In.Action != ipsec.ActionBypass || c.DefaultVerdict.Out.Action != ipsec.ActionBypass ||
 		sa.Window() != DefaultReplayWindow || sa.TTL != DefaultTTL || sa.DF != DFCopy || sa.Auth.TruncBits != 128 {
 		t.Fatalf("defaults not applied: %+v", c)
 	}
@@ -156,6 +156,7 @@ func TestErrors(t *testing.T) {
 		{"key without 0x", "sas:\n  - name: x\n    aead: {alg: aes-gcm, key: \"0102\"}\n", ErrInvalid, []string{"want 0x"}},
 		{"bad address", "sas:\n  - name: x\n    src: 198.18.0.300\n", ErrInvalid, []string{"bad.yaml:3:", "198.18.0.300"}},
 		{"bad mode", "sas:\n  - name: x\n    mode: tunel\n", ErrInvalid, []string{"bad.yaml:3:", `"tunel"`, "tunnel or transport"}},
+		{"bad on_exit", "on_exit: leave\n", ErrInvalid, []string{"bad.yaml:1:", "on_exit", `"leave"`, "want guard, detach"}},
 		{"wrong type", "sas:\n  - name: x\n    esn: maybe\n", ErrInvalid, []string{"bad.yaml:3:", `sa "x"`, "esn", "true or false"}},
 		{"number out of range", "sas:\n  - name: x\n    ttl: 300\n", ErrInvalid, []string{"bad.yaml:3:", "ttl", "0-255"}},
 		{"missing name", "sas:\n  - {spi: 0x1001, src: 198.18.0.1, dst: 198.18.0.2, mode: tunnel, aead: {alg: aes-gcm, key: \"" + gcmKey + "\"}}\n",

@@ -383,6 +383,22 @@ func (x *XDPMode) UnmarshalYAML(n *yaml.Node) error {
 	return err
 }
 
+// OnExit is what a stopping daemon leaves of the card (Config.OnExit).
+type OnExit string
+
+// What a stopping daemon leaves.
+const (
+	OnExitGuard  OnExit = "guard"  // the card attached and pinned, in guard state
+	OnExitDetach OnExit = "detach" // nothing: programs detached, pins removed
+)
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (o *OnExit) UnmarshalYAML(n *yaml.Node) error {
+	v, err := enum(n, "on_exit", string(OnExitGuard), string(OnExitDetach))
+	*o = OnExit(v)
+	return err
+}
+
 // Duration is a time.Duration written as "1s", "250ms".
 type Duration struct{ time.Duration }
 

@@ -133,6 +133,9 @@ func (v *validator) topLevel() {
 		v.top("state_dir", invalid("%q: want a clean absolute path of a directory of its own, like /var/lib/xdpsec/%s",
 			c.StateDir, c.Instance))
 	}
+	if c.OnExit != OnExitGuard && c.OnExit != OnExitDetach {
+		v.top("on_exit", invalid("%q: want guard or detach", c.OnExit))
+	}
 	for _, d := range []struct {
 		field string
 		a     ipsec.Action

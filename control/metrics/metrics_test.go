@@ -132,7 +132,7 @@ func TestCollector(t *testing.T) {
 		"xdpsec_drops_total{reason=InNoPols}":                                                float64(f.counters["InNoPols"]),
 		"xdpsec_drops_total{reason=WorkerNoNextHopIn}":                                       float64(f.counters["WorkerNoNextHopIn"]),
 		"xdpsec_card_verdicts_total{verdict=OutProtect}":                                     float64(f.counters["OutProtect"]),
-		"xdpsec_card_verdicts_total{verdict=InNoStates}":                                     float64(f.counters["InNoStates"]),
+		"xdpsec_card_events_total{event=InNoStates}":                                         float64(f.counters["InNoStates"]),
 		"xdpsec_card_events_total{event=AcquireLost}":                                        float64(f.counters["AcquireLost"]),
 		"xdpsec_worker_packets_total{counter=WorkerSealed}":                                  float64(f.counters["WorkerSealed"]),
 		"xdpsec_worker_operations_total{counter=WorkerTooBig}":                               float64(f.counters["WorkerTooBig"]),
