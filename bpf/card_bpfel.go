@@ -36,6 +36,13 @@ const (
 	CardXdpsecActionXDPSEC_ACT_DISCARD CardXdpsecAction = 2
 )
 
+type CardXdpsecAddrKey struct {
+	_      structs.HostLayout
+	Addr   [4]uint32
+	Family uint8
+	Pad    [3]uint8
+}
+
 type CardXdpsecBucket struct {
 	_     structs.HostLayout
 	N     uint32
@@ -59,7 +66,7 @@ type CardXdpsecConfig struct {
 	_                 structs.HostLayout
 	DefaultAction     [2]uint8
 	NoSocketVerdictIn uint8
-	Pad               uint8
+	Guard             uint8
 	AcquireIntervalMs uint32
 }
 
@@ -185,7 +192,10 @@ const (
 	CardXdpsecReasonXDPSEC_R_OUT_BYPASS        CardXdpsecReason = 32
 	CardXdpsecReasonXDPSEC_R_IN_OFFLOAD        CardXdpsecReason = 33
 	CardXdpsecReasonXDPSEC_R_IN_BYPASS         CardXdpsecReason = 34
-	CardXdpsecReasonXDPSEC_R_MAX               CardXdpsecReason = 35
+	CardXdpsecReasonXDPSEC_R_OUT_GUARD         CardXdpsecReason = 35
+	CardXdpsecReasonXDPSEC_R_IN_GUARD          CardXdpsecReason = 36
+	CardXdpsecReasonXDPSEC_R_IN_IKE            CardXdpsecReason = 37
+	CardXdpsecReasonXDPSEC_R_MAX               CardXdpsecReason = 38
 )
 
 type CardXdpsecRule struct {
@@ -322,6 +332,7 @@ const (
 	CardMapAcquireRing    = "acquire_ring"
 	CardMapCardConfig     = "card_config"
 	CardMapFlowCache      = "flow_cache"
+	CardMapLocalAddrs     = "local_addrs"
 	CardMapPolicyStats    = "policy_stats"
 	CardMapPolicyTable    = "policy_table"
 	CardMapReasons        = "reasons"
@@ -340,6 +351,7 @@ const (
 	CardProgXdpsecOut     = "xdpsec_out"
 	CardVarAcquire        = "_acquire"
 	CardVarAction         = "_action"
+	CardVarAddrKey        = "_addr_key"
 	CardVarDir            = "_dir"
 	CardVarFlowKey        = "_flow_key"
 	CardVarFlowOutcome    = "_flow_outcome"
@@ -409,6 +421,7 @@ type CardMapSpecs struct {
 	AcquireRing *ebpf.MapSpec `ebpf:"acquire_ring"`
 	CardConfig  *ebpf.MapSpec `ebpf:"card_config"`
 	FlowCache   *ebpf.MapSpec `ebpf:"flow_cache"`
+	LocalAddrs  *ebpf.MapSpec `ebpf:"local_addrs"`
 	PolicyStats *ebpf.MapSpec `ebpf:"policy_stats"`
 	PolicyTable *ebpf.MapSpec `ebpf:"policy_table"`
 	Reasons     *ebpf.MapSpec `ebpf:"reasons"`
@@ -431,6 +444,7 @@ type CardMapSpecs struct {
 type CardVariableSpecs struct {
 	Acquire        *ebpf.VariableSpec `ebpf:"_acquire"`
 	Action         *ebpf.VariableSpec `ebpf:"_action"`
+	AddrKey        *ebpf.VariableSpec `ebpf:"_addr_key"`
 	Dir            *ebpf.VariableSpec `ebpf:"_dir"`
 	FlowKey        *ebpf.VariableSpec `ebpf:"_flow_key"`
 	FlowOutcome    *ebpf.VariableSpec `ebpf:"_flow_outcome"`
@@ -470,6 +484,7 @@ type CardMaps struct {
 	AcquireRing *ebpf.Map `ebpf:"acquire_ring"`
 	CardConfig  *ebpf.Map `ebpf:"card_config"`
 	FlowCache   *ebpf.Map `ebpf:"flow_cache"`
+	LocalAddrs  *ebpf.Map `ebpf:"local_addrs"`
 	PolicyStats *ebpf.Map `ebpf:"policy_stats"`
 	PolicyTable *ebpf.Map `ebpf:"policy_table"`
 	Reasons     *ebpf.Map `ebpf:"reasons"`
@@ -492,6 +507,7 @@ func (m *CardMaps) Close() error {
 		m.AcquireRing,
 		m.CardConfig,
 		m.FlowCache,
+		m.LocalAddrs,
 		m.PolicyStats,
 		m.PolicyTable,
 		m.Reasons,
@@ -515,6 +531,7 @@ func (m *CardMaps) Close() error {
 type CardVariables struct {
 	Acquire        *ebpf.Variable `ebpf:"_acquire"`
 	Action         *ebpf.Variable `ebpf:"_action"`
+	AddrKey        *ebpf.Variable `ebpf:"_addr_key"`
 	Dir            *ebpf.Variable `ebpf:"_dir"`
 	FlowKey        *ebpf.Variable `ebpf:"_flow_key"`
 	FlowOutcome    *ebpf.Variable `ebpf:"_flow_outcome"`

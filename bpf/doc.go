@@ -16,15 +16,24 @@
 //     MetaNoNeigh set; any other FIB failure or a missing worker socket drops. bpf_fib_lookup checks that
 //     forwarding is enabled on the ingress (protected) interface, as for any router; if it is not, the
 //     packets are dropped and counted as FibFwdDisabled.
-//   - xdpsec_in, attached to the WIRE-side interface: ESP (IP protocol 50) and ESP-in-UDP (destination
-//     port 4500, RFC 3948: a zero non-ESP marker means IKE and a one-byte 0xff payload a NAT-keepalive,
-//     both treated as plain UDP) are looked up by (SPI, destination, 50) in sa_in_lookup. Not found →
-//     XDP_PASS (InNoStates: the SA was not offloaded, the kernel may handle it in software, as FreeBSD's
-//     ipsec_accel falls back); found but not valid → drop (InStateInvalid); encapsulation not the SA's →
-//     drop (InStateMismatch); otherwise metadata and bpf_redirect_map into xsks_in[rx queue]. Fragmented
-//     ESP is passed to the kernel (InESPFragment) — workers see whole packets only. Plaintext is checked
-//     against the inbound SPD: PROTECT → drop (InTmplMismatch, RFC 4301 §5.2), DISCARD → drop
+//   - xdpsec_in, attached to the WIRE-side interface: ESP (IP protocol 50) and ESP-in-UDP (UDP to port
+//     4500 of one of the gateway's own addresses, local_addrs, RFC 3948) are looked up by (SPI,
+//     destination, 50) in sa_in_lookup. UDP/4500 to a gateway address whose first word is zero (IKE's
+//     non-ESP marker) or a one-byte 0xff payload (a NAT-keepalive) goes to the gateway's stack (InIKE);
+//     UDP/4500 to any other address is plain UDP. Not found → counted (InNoStates) and classified by
+//     the inbound SPD like any packet (a forged SPI must not carry anything past an inbound PROTECT
+//     policy; a BYPASS policy for ESP lets SAs the card does not hold reach the kernel, as FreeBSD's
+//     ipsec_accel falls back); found in guard state → drop (InGuard); found but not valid → drop
+//     (InStateInvalid); encapsulation not the SA's → drop (InStateMismatch); otherwise metadata and
+//     bpf_redirect_map into xsks_in[rx queue]. Fragmented ESP to a gateway address is passed to its stack
+//     (InESPFragment) — workers see whole packets only; to another host it is classified. Plaintext is
+//     checked against the inbound SPD: PROTECT → drop (InTmplMismatch, RFC 4301 §5.2), DISCARD → drop
 //     (InPolBlock), BYPASS → pass, no match → the configured default (InNoPols when discard).
+//
+// Guard state (card_config.guard; docs/security.md, "Failing closed"): set while no worker serves the
+// card — a daemon starting or reconciling, or stopped with on_exit: guard — it drops PROTECT traffic
+// (OutGuard, no ACQUIRE) and ESP of the SAs the card holds (InGuard); BYPASS, DISCARD and the default
+// verdicts work as always.
 //
 // When no AF_XDP socket is bound on the packet's queue (the XSKMAP lookup fails) the card counts
 // OutNoSocket/InNoSocket; outbound it always drops, inbound it applies the configured verdict (drop by

@@ -126,13 +126,27 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } policy_stats SEC(".maps");
 
+_Static_assert(XDPSEC_R_MAX <= XDPSEC_REASON_SLOTS, "more reasons than the reasons map holds");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__type(key, __u32); /* enum xdpsec_reason */
 	__type(value, __u64);
-	__uint(max_entries, XDPSEC_R_MAX);
+	__uint(max_entries, XDPSEC_REASON_SLOTS);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } reasons SEC(".maps");
+
+/* The gateway's own addresses (struct xdpsec_addr_key → 1), kept current by the daemon from netlink. */
+#define XDPSEC_LOCAL_ADDRS 1024
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct xdpsec_addr_key);
+	__type(value, __u8);
+	__uint(max_entries, XDPSEC_LOCAL_ADDRS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} local_addrs SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -4,8 +4,10 @@
  *
  * xdpsec_out runs on the protected-side interface: it classifies each IP packet against the outbound SPD
  * and hands PROTECT traffic to a worker over AF_XDP with metadata naming the SA and the next hop; BYPASS
- * passes, DISCARD drops. xdpsec_in runs on the wire-side interface: ESP and ESP-in-UDP go to a worker when
- * their SA is offloaded and to the kernel otherwise; plaintext is checked against the inbound SPD.
+ * passes, DISCARD drops. xdpsec_in runs on the wire-side interface: ESP and ESP-in-UDP (to the gateway's
+ * own addresses) go to a worker when their SA is offloaded; everything else, ESP with an SA the card
+ * does not hold included, is checked against the inbound SPD. In guard state (struct xdpsec_config)
+ * PROTECT traffic and ESP of offloaded SAs are dropped.
  *
  * Every exit path has a reason counter (enum xdpsec_reason). See doc.go for the design. */
 #include <linux/bpf.h>
@@ -499,6 +501,23 @@ static __always_inline struct xdpsec_config *config(void)
 	return bpf_map_lookup_elem(&card_config, &zero);
 }
 
+/* guarded reports whether the card is in guard state (struct xdpsec_config.guard); without its
+ * settings the card knows nothing and fails closed. */
+static __always_inline int guarded(void)
+{
+	struct xdpsec_config *cfg = config();
+	return !cfg || cfg->guard;
+}
+
+/* is_local reports whether the packet is addressed to the gateway itself (local_addrs). */
+static __always_inline int is_local(const struct pkt *p)
+{
+	struct xdpsec_addr_key k = {};
+	__builtin_memcpy(k.addr, p->dst, 16);
+	k.family = p->family;
+	return bpf_map_lookup_elem(&local_addrs, &k) != 0;
+}
+
 /* acquire emits an ACQUIRE record, at most one per policy per configured interval. */
 static __always_inline void acquire(__u32 policy_id, __u32 sa_index, __u32 dir, struct pkt *p)
 {
@@ -685,8 +704,14 @@ int xdpsec_out(struct xdp_md *ctx)
 	struct xdpsec_policy *pol = policy_for(XDPSEC_DIR_OUT, &p, &pid, &verdict);
 	if (!pol)
 		return verdict;
-	if (pol->action == XDPSEC_ACT_PROTECT)
+	if (pol->action == XDPSEC_ACT_PROTECT) {
+		if (guarded()) {
+			/* No worker serves the card: protected traffic waits (is dropped), never leaks. */
+			count(XDPSEC_R_OUT_GUARD);
+			return XDP_DROP;
+		}
 		return out_protect(ctx, &p, pid, pol->sa_index);
+	}
 	if (pol->action == XDPSEC_ACT_BYPASS) {
 		count(XDPSEC_R_OUT_BYPASS);
 		return XDP_PASS;
@@ -697,6 +722,8 @@ int xdpsec_out(struct xdp_md *ctx)
 
 /* ---- wire side ---- */
 
+/* in_esp hands ESP (or ESP-in-UDP, encap) of an offloaded SA to a worker and returns the verdict; for
+ * an SA the card does not hold it returns -1, and the packet is then classified like any other. */
 static __always_inline int in_esp(struct xdp_md *ctx, struct pkt *p, __u32 esp_off, __u8 encap)
 {
 	void *data = (void *)(long)ctx->data;
@@ -717,9 +744,15 @@ static __always_inline int in_esp(struct xdp_md *ctx, struct pkt *p, __u32 esp_o
 	k.proto = IPPROTO_ESP;
 	__u32 *idx = bpf_map_lookup_elem(&sa_in_lookup, &k);
 	if (!idx) {
-		/* Not offloaded: software fallback, as FreeBSD's ipsec_accel does. */
+		/* Not offloaded: the inbound SPD decides, as for any packet (RFC 4301 §5.2). Passing it
+		 * blindly would let a forged SPI carry anything past an inbound PROTECT policy. */
 		count(XDPSEC_R_IN_NO_STATES);
-		return XDP_PASS;
+		return -1;
+	}
+	if (guarded()) {
+		/* The SA's worker is gone: nothing can open it now. */
+		count(XDPSEC_R_IN_GUARD);
+		return XDP_DROP;
 	}
 	__u32 sa_index = *idx;
 	struct xdpsec_sa *sa = bpf_map_lookup_elem(&sa_table, &sa_index);
@@ -756,15 +789,23 @@ int xdpsec_in(struct xdp_md *ctx)
 
 	if (p.proto == IPPROTO_ESP) {
 		if (p.fragment) {
-			/* Reassembly is the kernel's job; the worker sees whole ESP packets only. */
-			count(XDPSEC_R_ESP_FRAGMENT);
-			return XDP_PASS;
+			if (is_local(&p)) {
+				/* Reassembly is the kernel's job; the worker sees whole ESP packets only. */
+				count(XDPSEC_R_ESP_FRAGMENT);
+				return XDP_PASS;
+			}
+			/* Passing through to another host: the inbound SPD decides, as for any packet. */
+		} else {
+			verdict = in_esp(ctx, &p, p.l4_off, 0);
+			if (verdict >= 0)
+				return verdict;
 		}
-		return in_esp(ctx, &p, p.l4_off, 0);
-	}
-	if (p.proto == IPPROTO_UDP && !p.fragment && p.dport == encap_port) {
-		/* RFC 3948 §2.2: four zero bytes (the non-ESP marker) mean IKE; a single 0xff byte is a
-		 * NAT-keepalive; anything else long enough to hold SPI and sequence number is ESP. */
+	} else if (p.proto == IPPROTO_UDP && !p.fragment && p.dport == encap_port && is_local(&p)) {
+		/* ESP-in-UDP ends at the gateway (RFC 3948); UDP to the port of any other host is plain UDP.
+		 * RFC 3948 §2.2: four zero bytes (the non-ESP marker) mean IKE; a single 0xff byte is a
+		 * NAT-keepalive; anything else long enough to hold SPI and sequence number is ESP. IKE and
+		 * keepalives are the gateway's own and go to its stack, whatever the SPD says (as IKE's
+		 * sockets bypass policy on a Linux gateway). */
 		void *data = (void *)(long)ctx->data;
 		void *data_end = (void *)(long)ctx->data_end;
 		__u32 off = p.l4_off;
@@ -773,8 +814,13 @@ int xdpsec_in(struct xdp_md *ctx)
 			return XDP_DROP;
 		}
 		__u32 *pl = data + off + 8;
-		if ((void *)(pl + 2) <= data_end && p.l4_off + 16 <= p.l3_off + p.l3_len && *pl != 0)
-			return in_esp(ctx, &p, off + 8, 1);
+		if (!((void *)(pl + 2) <= data_end && p.l4_off + 16 <= p.l3_off + p.l3_len && *pl != 0)) {
+			count(XDPSEC_R_IN_IKE);
+			return XDP_PASS;
+		}
+		verdict = in_esp(ctx, &p, off + 8, 1);
+		if (verdict >= 0)
+			return verdict;
 	}
 
 	__u16 pid = XDPSEC_NONE_U16;
@@ -794,6 +840,7 @@ int xdpsec_in(struct xdp_md *ctx)
 const struct xdpsec_meta *_meta __attribute__((unused));
 const struct xdpsec_acquire *_acquire __attribute__((unused));
 const struct xdpsec_flow_key *_flow_key __attribute__((unused));
+const struct xdpsec_addr_key *_addr_key __attribute__((unused));
 const enum xdpsec_reason *_reason __attribute__((unused));
 const enum xdpsec_dir *_dir __attribute__((unused));
 const enum xdpsec_action *_action __attribute__((unused));

@@ -206,8 +206,19 @@ struct xdpsec_spd {
 struct xdpsec_config {
 	__u8 default_action[2];  /* per direction: XDPSEC_ACT_BYPASS or XDPSEC_ACT_DISCARD */
 	__u8 no_socket_verdict_in; /* XDP_DROP or XDP_PASS for offloaded ESP when no worker socket is bound */
-	__u8 _pad;
+	/* Non-zero while no worker serves the card (the daemon stopped, or is starting and reconciling):
+	 * traffic of PROTECT policies and ESP of offloaded SAs are dropped (OutGuard, InGuard); BYPASS and
+	 * DISCARD policies, the default verdicts and unknown ESP are handled as always. */
+	__u8 guard;
 	__u32 acquire_interval_ms; /* at most one ACQUIRE per policy per interval */
+};
+
+/* Key of local_addrs: one of the gateway's own addresses (on any interface of its namespace). UDP to
+ * the encapsulation port is ESP-in-UDP only towards these (RFC 3948 ends at the gateway). */
+struct xdpsec_addr_key {
+	__u32 addr[4]; /* network order; IPv4 in addr[0], rest zero */
+	__u8 family;   /* 4 or 6 */
+	__u8 _pad[3];
 };
 
 enum xdpsec_flow_outcome {
@@ -298,7 +309,7 @@ struct xdpsec_acquire {
 /* Global reasons, one per-CPU counter each. Names after /proc/net/xfrm_stat where one fits (the comment
  * gives the name the loader reports), the card's own otherwise. Values are stable: append only. */
 enum xdpsec_reason {
-	XDPSEC_R_IN_NO_STATES = 0,   /* InNoStates: ESP for an SA not offloaded: passed to the kernel */
+	XDPSEC_R_IN_NO_STATES = 0,   /* InNoStates: ESP for an SA not offloaded: then the inbound SPD decides */
 	XDPSEC_R_IN_STATE_INVALID,   /* InStateInvalid: ESP for an offloaded SA that is not valid: dropped */
 	XDPSEC_R_IN_STATE_MISMATCH,  /* InStateMismatch: UDP encapsulation differs from the SA's: dropped */
 	XDPSEC_R_IN_NO_POLS,         /* InNoPols: plaintext matched no inbound policy, default discard */
@@ -308,7 +319,7 @@ enum xdpsec_reason {
 	XDPSEC_R_OUT_POL_BLOCK,      /* OutPolBlock: outbound DISCARD policy */
 	XDPSEC_R_OUT_NO_POLS,        /* OutNoPols: no outbound policy, default discard */
 	XDPSEC_R_FRAG_AMBIGUOUS,     /* FragAmbiguous: non-first fragment a port selector may claim */
-	XDPSEC_R_ESP_FRAGMENT,       /* InESPFragment: fragmented ESP: passed to the kernel */
+	XDPSEC_R_ESP_FRAGMENT,       /* InESPFragment: fragmented ESP to the gateway: passed to the kernel */
 	XDPSEC_R_NO_SOCKET_OUT,      /* OutNoSocket: no worker socket on the queue: dropped */
 	XDPSEC_R_NO_SOCKET_IN,       /* InNoSocket: no worker socket on the queue: configured verdict */
 	XDPSEC_R_FIB_NO_NEIGH,       /* FibNoNeigh: next hop unresolved: handed over with the flag */
@@ -333,7 +344,15 @@ enum xdpsec_reason {
 	XDPSEC_R_OUT_BYPASS,         /* OutBypass: passed by an outbound BYPASS policy or default */
 	XDPSEC_R_IN_OFFLOAD,         /* InOffload: ESP handed to a worker */
 	XDPSEC_R_IN_BYPASS,          /* InBypass: plaintext passed by an inbound BYPASS policy or default */
+	XDPSEC_R_OUT_GUARD,          /* OutGuard: PROTECT traffic while no worker serves the card (guard): dropped */
+	XDPSEC_R_IN_GUARD,           /* InGuard: ESP of an offloaded SA while no worker serves the card (guard): dropped */
+	XDPSEC_R_IN_IKE,             /* InIKE: UDP to the encapsulation port of a gateway address that is not ESP
+	                              * (IKE's non-ESP marker, NAT-keepalive): passed to the gateway's stack */
 	XDPSEC_R_MAX,
 };
+
+/* Room in the reasons map: reasons are appended without changing its size, so that a card pinned by
+ * an older build stays compatible with a newer one (XDPSEC_R_MAX must not exceed it). */
+#define XDPSEC_REASON_SLOTS 64
 
 #endif

@@ -16,6 +16,9 @@ fi
 # appeared while the suite ran.
 pins_before=$(ls -A /sys/fs/bpf/xdpsec 2>/dev/null | sort || true)
 ns_before=$(ip netns list 2>/dev/null | awk '{print $1}' | grep '^xs-' | sort || true)
+# The daemon's default state_dir (/var/lib/xdpsec/INSTANCE) and socket directory: a test that runs
+# a gateway with the default paths must remove what it made there.
+state_before=$(find /var/lib/xdpsec /run/xdpsec -mindepth 1 -maxdepth 1 2>/dev/null | sort || true)
 
 out=build/test
 rm -rf "$out"
@@ -70,6 +73,10 @@ if [ "$(id -u)" -eq 0 ]; then
   ns_new=$(comm -13 <(echo "$ns_before") <(ip netns list 2>/dev/null | awk '{print $1}' | grep '^xs-' | sort || true) | grep . || true)
   if [ -n "$ns_new" ]; then
     echo "test namespaces left behind: $ns_new" >&2; status=1
+  fi
+  state_new=$(comm -13 <(echo "$state_before") <(find /var/lib/xdpsec /run/xdpsec -mindepth 1 -maxdepth 1 2>/dev/null | sort || true) | grep . || true)
+  if [ -n "$state_new" ]; then
+    echo "state directories or sockets left under /var/lib/xdpsec, /run/xdpsec: $state_new" >&2; status=1
   fi
 fi
 

@@ -88,8 +88,8 @@ func (c *Card) Attach(s Side, ifname string, mode XDPMode) (AttachMode, error) {
 			return AttachNone, err
 		}
 		if idx != ifc.Index {
-			return AttachNone, fmt.Errorf("attach %s side to %s: %w: the card's %s side is attached to ifindex %d",
-				s, ifname, ErrXDPBusy, s, idx)
+			return AttachNone, fmt.Errorf("attach %s side to %s: %w: the card adopted from an earlier run has its %s side on ifindex %d (%s)",
+				s, ifname, ErrXDPBusy, s, idx, downHint(c.cfg.Instance))
 		}
 		return c.modes[s], nil
 	}
@@ -102,7 +102,7 @@ func (c *Card) Attach(s Side, ifname string, mode XDPMode) (AttachMode, error) {
 	if mode != XDPGeneric {
 		l, err = link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifc.Index, Flags: link.XDPDriverMode})
 		if err != nil && mode == XDPAuto && !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.EBUSY) {
-			c.log.Info("native XDP refused, trying generic", "side", s.String(), "interface", ifname, "error", err)
+			c.log.Info("native XDP refused, trying generic", "side", s.String(), "iface", ifname, "err", err)
 			l, err = nil, nil
 		}
 	}
@@ -127,7 +127,7 @@ func (c *Card) Attach(s Side, ifname string, mode XDPMode) (AttachMode, error) {
 	}
 	c.links[s] = l
 	c.modes[s] = got
-	c.log.Info("card attached", "side", s.String(), "interface", ifname, "mode", string(got))
+	c.log.Info("card attached", "side", s.String(), "iface", ifname, "mode", string(got))
 	return got, nil
 }
 
@@ -189,21 +189,51 @@ func linkIfindex(l link.Link) (int, error) {
 	return int(x.Ifindex), nil
 }
 
+// LinkID returns the kernel's id of the side's link (for logs and tests: an adopted link keeps its
+// id across restarts), or 0 when the side is not attached.
+func (c *Card) LinkID(s Side) (link.ID, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l := c.links[s&1]
+	if l == nil {
+		return 0, nil
+	}
+	info, err := l.Info()
+	if err != nil {
+		return 0, fmt.Errorf("read %s link info: %w", s, err)
+	}
+	return info.ID, nil
+}
+
 // adoptLinks takes over links pinned by an earlier run: the new programs replace the old ones
-// atomically (BPF_LINK_UPDATE), so packets keep flowing.
+// atomically (BPF_LINK_UPDATE), so the interfaces never run without the card. A link whose
+// interface is gone (deleted, or its namespace with it) is defunct: its pin is removed and Attach
+// makes a new link.
 func (c *Card) adoptLinks() error {
 	for _, s := range []Side{SideProtected, SideWire} {
 		path := filepath.Join(c.dir, linkPinName(s))
-		if _, err := os.Stat(path); err != nil {
+		if _, err := os.Lstat(path); err != nil {
 			continue
 		}
 		l, err := link.LoadPinnedLink(path, nil)
 		if err != nil {
-			return fmt.Errorf("open pinned %s link: %w", s, err)
+			return fmt.Errorf("%w: open pinned %s link: %v (%s)", ErrIncompatiblePin, s, err, downHint(c.cfg.Instance))
+		}
+		idx, err := linkIfindex(l)
+		if err != nil {
+			l.Close()
+			return fmt.Errorf("%w: pinned %s link: %v (%s)", ErrIncompatiblePin, s, err, downHint(c.cfg.Instance))
+		}
+		if idx == 0 {
+			c.log.Info("pinned link's interface is gone: removing the link", "side", s.String())
+			if err := errors.Join(l.Unpin(), l.Close()); err != nil {
+				return fmt.Errorf("remove defunct %s link: %w", s, err)
+			}
+			continue
 		}
 		if err := l.Update(c.program(s)); err != nil {
 			l.Close()
-			return fmt.Errorf("%w: update pinned %s link: %v", ErrIncompatiblePin, s, err)
+			return fmt.Errorf("%w: update pinned %s link: %v (%s)", ErrIncompatiblePin, s, err, downHint(c.cfg.Instance))
 		}
 		c.links[s] = l
 		c.modes[s] = AttachNative

@@ -57,6 +57,11 @@ type Config struct {
 	// carry frames larger than a page (jumbo MTU, GRO/LRO aggregates on veth), and the workers' AF_XDP
 	// sockets must be bound with XDP_USE_SG to receive them. Off, such frames never reach the card.
 	Frags bool
+	// Guard loads the card in guard state (SetGuard): PROTECT traffic and ESP of offloaded SAs are
+	// dropped until SetGuard(false). A daemon loads guarded and lifts the guard once its workers run
+	// and the card holds its configuration, so that a card it adopts never forwards what no worker
+	// can serve.
+	Guard bool
 
 	Logger *slog.Logger // default slog.Default()
 }
@@ -130,12 +135,14 @@ type Card struct {
 	chainCompactions int    // buffers rewritten whole because their chain region was too fragmented
 	spd              spdMem // the mmap'ed SPD arrays
 	ws               *WorkerStats
+	adopted          bool // Load found the instance's pins of an earlier run and reused them
 }
 
 // Load loads the card with cfg's capacities. With an Instance it pins every map under
-// PinRoot/Instance and, when pins from an earlier run exist, reuses them (after checking they match
-// this build and configuration) and takes over the pinned links by swapping in the new programs, so
-// traffic never stops across a restart.
+// PinRoot/Instance and, when pins from an earlier run exist, adopts them: it reuses the maps (after
+// checking they match this build and configuration: ErrIncompatiblePin otherwise) with what they
+// hold, and takes over the pinned links by swapping the new programs in (BPF_LINK_UPDATE), so the
+// interfaces are never left without the card across a restart. Adopted reports whether it did.
 func Load(cfg Config) (*Card, error) {
 	cfg.setDefaults()
 	if err := cfg.validate(); err != nil {
@@ -163,6 +170,7 @@ func Load(cfg Config) (*Card, error) {
 			return nil, err
 		}
 		opts.Maps.PinPath = c.dir
+		c.adopted = hasPins(c.dir)
 	} else {
 		for _, m := range spec.Maps {
 			m.Pinning = ebpf.PinNone
@@ -173,7 +181,7 @@ func Load(cfg Config) (*Card, error) {
 		if c.dir != "" {
 			os.Remove(c.dir) // only if this attempt created it and left it empty
 		}
-		return nil, loadError(err)
+		return nil, loadError(err, cfg.Instance)
 	}
 	if err := c.mapSPD(); err != nil {
 		c.Close()
@@ -282,14 +290,27 @@ func sizeSpec(spec *ebpf.CollectionSpec, cfg *Config) error {
 	return nil
 }
 
+// hasPins reports whether the instance directory holds anything an earlier run pinned.
+func hasPins(dir string) bool {
+	ents, err := os.ReadDir(dir)
+	return err == nil && len(ents) > 0
+}
+
+// downHint is what to do about pins that do not fit this build or configuration.
+func downHint(instance string) string {
+	return fmt.Sprintf("the card pinned by an earlier run of instance %s cannot be adopted: remove it with "+
+		"`xdpsec down --instance %s` (its interfaces are then without the card until this start attaches it), "+
+		"or start with the build and capacities it was created with", instance, instance)
+}
+
 // loadError turns a load failure into the error a user can act on.
-func loadError(err error) error {
+func loadError(err error, instance string) error {
 	var ve *ebpf.VerifierError
 	switch {
 	case errors.As(err, &ve):
 		return fmt.Errorf("%w: %+v", ErrVerifier, ve)
 	case errors.Is(err, ebpf.ErrMapIncompatible):
-		return fmt.Errorf("%w: %v (destroy the instance's pins, or load with the capacities it was created with)", ErrIncompatiblePin, err)
+		return fmt.Errorf("%w: %v (%s)", ErrIncompatiblePin, err, downHint(instance))
 	case errors.Is(err, unix.EPERM):
 		return fmt.Errorf("load card: %w: %v", ErrNotRoot, err)
 	}
@@ -303,6 +324,10 @@ func (c *Card) Objects() *bpf.CardObjects { return &c.objs }
 // PinDir is the directory holding the pins, or "" for an unpinned card.
 func (c *Card) PinDir() string { return c.dir }
 
+// Adopted reports whether Load reused the pins of an earlier run (maps with what they held, and the
+// links still attached) instead of creating the card afresh.
+func (c *Card) Adopted() bool { return c.adopted }
+
 // Capacities returns the policy and SA capacities the card was loaded with.
 func (c *Card) Capacities() (policies, sas uint32) { return c.cfg.Policies, c.cfg.SAs }
 
@@ -315,6 +340,9 @@ func (c *Card) writeConfig() error {
 	}
 	if c.cfg.InNoSocketPass {
 		v.NoSocketVerdictIn = uint8(unixXDPPass)
+	}
+	if c.cfg.Guard {
+		v.Guard = 1
 	}
 	if err := c.objs.CardConfig.Put(uint32(0), &v); err != nil {
 		return fmt.Errorf("write card config: %w", err)
@@ -339,6 +367,36 @@ func (c *Card) SetDefaults(d ipsec.Defaults) error {
 		return err
 	}
 	return c.writeConfig()
+}
+
+// SetGuard puts the card in guard state or takes it out (Config.Guard): while guarded, traffic of
+// PROTECT policies is dropped and counted (OutGuard) and so is ESP of the SAs the card holds
+// (InGuard); BYPASS and DISCARD policies and the default verdicts work as always, so IKE and other
+// bypassed traffic keeps flowing. It takes effect with the next packet (no flow-cache entry holds
+// the verdict) and needs no capability: the card's settings are written through a map the process
+// already holds.
+func (c *Card) SetGuard(on bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	old := c.cfg.Guard
+	c.cfg.Guard = on
+	if err := c.writeConfig(); err != nil {
+		c.cfg.Guard = old
+		return err
+	}
+	return nil
+}
+
+// Guarded reads whether the card is in guard state, from the card itself.
+func (c *Card) Guarded() (bool, error) {
+	var v bpf.CardXdpsecConfig
+	if err := c.objs.CardConfig.Lookup(uint32(0), &v); err != nil {
+		return false, fmt.Errorf("read card config: %w", err)
+	}
+	return v.Guard != 0, nil
 }
 
 // Close releases the process's hold on the card. A pinned card keeps running: its links and maps stay
@@ -405,5 +463,6 @@ func (c *Card) mapsByName() map[string]*ebpf.Map {
 		bpf.CardMapSpdBuckets: o.SpdBuckets, bpf.CardMapSpdChain: o.SpdChain, bpf.CardMapSpdFilter: o.SpdFilter,
 		bpf.CardMapSpdState: o.SpdState, bpf.CardMapSpdTuples: o.SpdTuples,
 		bpf.CardMapWorkerStats: o.WorkerStats, bpf.CardMapXsksIn: o.XsksIn, bpf.CardMapXsksOut: o.XsksOut,
+		bpf.CardMapLocalAddrs: o.LocalAddrs,
 	}
 }

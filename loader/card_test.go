@@ -3,6 +3,7 @@ package loader
 import (
 	"bytes"
 	"errors"
+	"net/netip"
 	"os"
 	"testing"
 	"time"
@@ -85,8 +86,8 @@ func fillVerdictTables(t testing.TB, c *Card) {
 	icmpEcho.Proto, icmpEcho.SrcPorts, icmpEcho.DstPorts = ipsec.ProtoICMP, ipsec.Ports(8, 8), ipsec.Ports(0, 0)
 	ikeIn := anySel("0.0.0.0/0", "0.0.0.0/0")
 	ikeIn.Proto, ikeIn.DstPorts = ipsec.ProtoUDP, ipsec.Ports(500, 500)
-	natt := ikeIn
-	natt.DstPorts = ipsec.Ports(4500, 4500)
+	natt := ikeIn // NAT-T to the gateway's wire network only (to the protected hosts it is plain UDP)
+	natt.Dst, natt.DstPorts = pfx("198.18.0.0/24"), ipsec.Ports(4500, 4500)
 	pols := []ipsec.Policy{
 		{ID: 1, Dir: ipsec.DirOut, Priority: 100, Selector: anySel("198.18.1.0/24", "198.18.2.0/24"), Action: ipsec.ActionProtect, SA: saOut},
 		{ID: 2, Dir: ipsec.DirOut, Priority: 100, Selector: anySel("2001:2:1::/64", "2001:2:2::/64"), Action: ipsec.ActionProtect, SA: saOut6},
@@ -100,11 +101,21 @@ func fillVerdictTables(t testing.TB, c *Card) {
 		{ID: 21, Dir: ipsec.DirIn, Priority: 10, Selector: ikeIn, Action: ipsec.ActionBypass},
 		{ID: 22, Dir: ipsec.DirIn, Priority: 10, Selector: natt, Action: ipsec.ActionBypass},
 		{ID: 23, Dir: ipsec.DirIn, Priority: 100, Selector: anySel("198.18.9.0/24", "198.18.1.0/24"), Action: ipsec.ActionDiscard},
+		{ID: 24, Dir: ipsec.DirIn, Priority: 100, Selector: espFrom7, Action: ipsec.ActionBypass},
 	}
 	if err := c.PutPolicies(pols...); err != nil {
 		t.Fatal(err)
 	}
+	// The gateway's own addresses in the test namespace (xs-d0): ESP-in-UDP ends there.
+	if err := c.SetLocalAddrs([]netip.Addr{ip("198.18.0.1"), ip("2001:2::1")}); err != nil {
+		t.Fatal(err)
+	}
 }
+
+// espFrom7 selects ESP from 198.18.0.7 to the gateway: an inbound BYPASS for ESP the card does not
+// offload (a peer whose SAs another implementation handles).
+var espFrom7 = ipsec.Selector{Src: pfx("198.18.0.7/32"), Dst: pfx("198.18.0.1/32"), Proto: ipsec.ProtoESP,
+	SrcPorts: ipsec.AnyPorts, DstPorts: ipsec.AnyPorts}
 
 func v4(src, dst string, proto ipsec.Proto, l4 []byte) pkt {
 	return pkt{src: ip(src), dst: ip(dst), proto: proto, l4: l4}
@@ -217,17 +228,34 @@ func TestInboundVerdicts(t *testing.T) {
 	wan := func(l4 []byte, proto ipsec.Proto) []byte { return v4("198.18.0.2", "198.18.0.1", proto, l4).build() }
 	runCases(t, c, []verdictCase{
 		{"ESP of an offloaded SA, no socket", SideWire, wan(espPayload(0x2001, 1, 32), ipsec.ProtoESP), xdpDrop, one("InNoSocket")},
-		{"ESP with an unknown SPI goes to the kernel", SideWire, wan(espPayload(0x9999, 1, 32), ipsec.ProtoESP), xdpPass, one("InNoStates")},
-		{"ESP for another destination", SideWire, v4("198.18.0.2", "198.18.0.9", ipsec.ProtoESP, espPayload(0x2001, 1, 32)).build(), xdpPass, one("InNoStates")},
+		{"ESP with an unknown SPI: the inbound SPD decides (default discard)", SideWire, wan(espPayload(0x9999, 1, 32), ipsec.ProtoESP), xdpDrop,
+			map[string]uint64{"InNoStates": 1, "InNoPols": 1}},
+		{"ESP with an unknown SPI an inbound BYPASS covers", SideWire, v4("198.18.0.7", "198.18.0.1", ipsec.ProtoESP, espPayload(0x9999, 1, 32)).build(), xdpPass,
+			map[string]uint64{"InNoStates": 1, "InBypass": 1}},
+		{"ESP of an offloaded SPI for another destination", SideWire, v4("198.18.0.2", "198.18.0.9", ipsec.ProtoESP, espPayload(0x2001, 1, 32)).build(), xdpDrop,
+			map[string]uint64{"InNoStates": 1, "InNoPols": 1}},
+		{"forged ESP to a protected host", SideWire, v4("198.18.2.5", "198.18.1.5", ipsec.ProtoESP, espPayload(0x2001, 1, 32)).build(), xdpDrop,
+			map[string]uint64{"InNoStates": 1, "InTmplMismatch": 1}},
+		{"forged ESP-in-UDP to a protected host is plain UDP", SideWire, v4("198.18.2.5", "198.18.1.5", ipsec.ProtoUDP, udpESP(4500, 4500, 0x2002, 1, 32)).build(), xdpDrop,
+			one("InTmplMismatch")},
+		{"non-ESP marker to a protected host is plain UDP", SideWire, v4("198.18.2.5", "198.18.1.5", ipsec.ProtoUDP, udpESP(4500, 4500, 0, 0, 32)).build(), xdpDrop,
+			one("InTmplMismatch")},
+		{"ESP-in-UDP to another host is plain UDP (a NAT-T bypass covers it)", SideWire, v4("198.18.0.2", "198.18.0.9", ipsec.ProtoUDP, udpESP(4500, 4500, 0x2002, 1, 32)).build(), xdpPass,
+			one("InBypass")},
+		{"ESP-in-UDP with an unknown SPI to the gateway: the inbound SPD decides", SideWire, wan(udpESP(4500, 4500, 0x9999, 1, 32), ipsec.ProtoUDP), xdpPass,
+			map[string]uint64{"InNoStates": 1, "InBypass": 1}},
+		{"fragmented ESP to a protected host: the inbound SPD decides", SideWire, pkt{src: ip("198.18.2.5"), dst: ip("198.18.1.5"), proto: ipsec.ProtoESP, moreFrag: true, l4: espPayload(0x2001, 1, 32)}.build(), xdpDrop,
+			one("InTmplMismatch")},
 		{"ESP of a larval SA", SideWire, wan(espPayload(0x2003, 1, 32), ipsec.ProtoESP), xdpDrop, one("InStateInvalid")},
 		{"ESP of a UDP-encapsulated SA without UDP", SideWire, wan(espPayload(0x2002, 1, 32), ipsec.ProtoESP), xdpDrop, one("InStateMismatch")},
 		{"ESP-in-UDP of an offloaded SA", SideWire, wan(udpESP(4500, 4500, 0x2002, 1, 32), ipsec.ProtoUDP), xdpDrop, one("InNoSocket")},
 		{"ESP-in-UDP of a plain-ESP SA", SideWire, wan(udpESP(4500, 4500, 0x2001, 1, 32), ipsec.ProtoUDP), xdpDrop, one("InStateMismatch")},
-		{"IKE on 4500 (non-ESP marker) is plaintext: bypass", SideWire, wan(udpESP(4500, 4500, 0, 0, 32), ipsec.ProtoUDP), xdpPass, one("InBypass")},
-		{"NAT-keepalive on 4500: bypass", SideWire, wan(append(ports(4500, 4500, 0), 0xff), ipsec.ProtoUDP), xdpPass, one("InBypass")},
+		{"IKE on 4500 (non-ESP marker) to the gateway: its stack", SideWire, wan(udpESP(4500, 4500, 0, 0, 32), ipsec.ProtoUDP), xdpPass, one("InIKE")},
+		{"NAT-keepalive on 4500 to the gateway: its stack", SideWire, wan(append(ports(4500, 4500, 0), 0xff), ipsec.ProtoUDP), xdpPass, one("InIKE")},
+		{"IKE on 4500 over IPv6 to the gateway", SideWire, pkt{src: ip("2001:2::2"), dst: ip("2001:2::1"), proto: ipsec.ProtoUDP, l4: udpESP(4500, 4500, 0, 0, 32)}.build(), xdpPass, one("InIKE")},
 		{"IKE on 500: bypass", SideWire, wan(ports(500, 500, 100), ipsec.ProtoUDP), xdpPass, one("InBypass")},
 		{"truncated ESP header", SideWire, wan([]byte{0, 0, 0x20, 1, 0, 0}, ipsec.ProtoESP), xdpDrop, one("ParseESP")},
-		{"fragmented ESP goes to the kernel", SideWire, pkt{src: ip("198.18.0.2"), dst: ip("198.18.0.1"), proto: ipsec.ProtoESP, moreFrag: true, l4: espPayload(0x2001, 1, 32)}.build(), xdpPass, one("InESPFragment")},
+		{"fragmented ESP to the gateway goes to its stack", SideWire, pkt{src: ip("198.18.0.2"), dst: ip("198.18.0.1"), proto: ipsec.ProtoESP, moreFrag: true, l4: espPayload(0x2001, 1, 32)}.build(), xdpPass, one("InESPFragment")},
 		{"plaintext a PROTECT policy covers", SideWire, v4("198.18.2.5", "198.18.1.5", ipsec.ProtoTCP, ports(1, 2, 0)).build(), xdpDrop, one("InTmplMismatch")},
 		{"plaintext a DISCARD policy covers", SideWire, v4("198.18.9.5", "198.18.1.5", ipsec.ProtoTCP, ports(1, 2, 0)).build(), xdpDrop, one("InPolBlock")},
 		{"plaintext without policy: default discard", SideWire, v4("198.18.8.5", "198.18.1.5", ipsec.ProtoTCP, ports(1, 2, 0)).build(), xdpDrop, one("InNoPols")},
@@ -261,4 +289,56 @@ func TestInboundNoSocketPass(t *testing.T) {
 			t.Errorf("%s: metadata %+v", tc.name, m)
 		}
 	}
+}
+
+// TestGuardVerdicts: in guard state (a daemon stopped, or starting) the card drops what only a
+// worker may handle — traffic of PROTECT policies, with or without a usable SA, and ESP of the SAs it
+// holds — and counts it under OutGuard and InGuard, while BYPASS (IKE), DISCARD, the default verdicts
+// and the inbound SPD work as always. Lifting the guard brings the normal verdicts back.
+func TestGuardVerdicts(t *testing.T) {
+	c := verdictCard(t, Config{Guard: true, Defaults: ipsec.Defaults{Out: ipsec.ActionBypass, In: ipsec.ActionDiscard}})
+	if g, err := c.Guarded(); err != nil || !g {
+		t.Fatalf("loaded with Guard: Guarded() = %v, %v", g, err)
+	}
+	one := func(k string) map[string]uint64 { return map[string]uint64{k: 1} }
+	wan := func(l4 []byte, proto ipsec.Proto) []byte { return v4("198.18.0.2", "198.18.0.1", proto, l4).build() }
+	protect := v4("198.18.1.1", "198.18.2.1", ipsec.ProtoUDP, ports(1, 2, 10)).build()
+	esp := wan(espPayload(0x2001, 1, 32), ipsec.ProtoESP)
+	runCases(t, c, []verdictCase{
+		{"protect, usable SA", SideProtected, protect, xdpDrop, one("OutGuard")},
+		{"protect over IPv6", SideProtected, pkt{src: ip("2001:2:1::1"), dst: ip("2001:2:2::1"), proto: ipsec.ProtoTCP, l4: ports(1, 2, 12)}.build(), xdpDrop, one("OutGuard")},
+		{"protect, no SA: no ACQUIRE while guarded", SideProtected, v4("198.18.6.1", "198.18.2.1", ipsec.ProtoUDP, ports(1, 2, 0)).build(), xdpDrop, one("OutGuard")},
+		{"outbound bypass", SideProtected, v4("198.18.1.1", "198.18.2.1", ipsec.ProtoTCP, ports(1000, 80, 20)).build(), xdpPass, one("OutBypass")},
+		{"outbound discard", SideProtected, v4("198.18.1.1", "198.18.2.1", ipsec.ProtoICMP, icmp(8, 0)).build(), xdpDrop, one("OutPolBlock")},
+		{"no outbound policy: default bypass", SideProtected, v4("198.18.7.1", "198.18.2.1", ipsec.ProtoUDP, ports(1, 2, 0)).build(), xdpPass, one("OutBypass")},
+		{"ESP of an offloaded SA", SideWire, esp, xdpDrop, one("InGuard")},
+		{"ESP-in-UDP of an offloaded SA", SideWire, wan(udpESP(4500, 4500, 0x2002, 1, 32), ipsec.ProtoUDP), xdpDrop, one("InGuard")},
+		{"ESP of a larval SA", SideWire, wan(espPayload(0x2003, 1, 32), ipsec.ProtoESP), xdpDrop, one("InGuard")},
+		{"IKE on 500: bypass", SideWire, wan(ports(500, 500, 100), ipsec.ProtoUDP), xdpPass, one("InBypass")},
+		{"IKE on 4500 to the gateway", SideWire, wan(udpESP(4500, 4500, 0, 0, 32), ipsec.ProtoUDP), xdpPass, one("InIKE")},
+		{"ESP with an unknown SPI: the inbound SPD", SideWire, wan(espPayload(0x9999, 1, 32), ipsec.ProtoESP), xdpDrop, map[string]uint64{"InNoStates": 1, "InNoPols": 1}},
+		{"plaintext a PROTECT policy covers", SideWire, v4("198.18.2.5", "198.18.1.5", ipsec.ProtoTCP, ports(1, 2, 0)).build(), xdpDrop, one("InTmplMismatch")},
+		{"plaintext a DISCARD policy covers", SideWire, v4("198.18.9.5", "198.18.1.5", ipsec.ProtoTCP, ports(1, 2, 0)).build(), xdpDrop, one("InPolBlock")},
+	})
+	if err := c.SetGuard(false); err != nil {
+		t.Fatal(err)
+	}
+	if g, err := c.Guarded(); err != nil || g {
+		t.Fatalf("after SetGuard(false): Guarded() = %v, %v", g, err)
+	}
+	runCases(t, c, []verdictCase{
+		{"protect after the guard: to the worker (none bound)", SideProtected, protect, xdpDrop, one("OutNoSocket")},
+		{"ESP after the guard: to the worker (none bound)", SideWire, esp, xdpDrop, one("InNoSocket")},
+	})
+	// Default verdicts change in place without touching the guard, and the other way round.
+	if err := c.SetGuard(true); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetDefaults(ipsec.Defaults{Out: ipsec.ActionDiscard, In: ipsec.ActionDiscard}); err != nil {
+		t.Fatal(err)
+	}
+	runCases(t, c, []verdictCase{
+		{"guard kept across a change of defaults", SideProtected, protect, xdpDrop, one("OutGuard")},
+		{"new default under the guard", SideProtected, v4("198.18.7.1", "198.18.2.1", ipsec.ProtoUDP, ports(1, 2, 0)).build(), xdpDrop, one("OutNoPols")},
+	})
 }

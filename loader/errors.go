@@ -16,4 +16,6 @@ var (
 	ErrSAExists        = errors.New("an SA with this SPI, destination and protocol is already offloaded")
 	ErrNotFound        = errors.New("not found")
 	ErrClosed          = errors.New("card closed")
+	ErrInstanceBusy    = errors.New("instance in use by another process")
+	ErrUnsafePinDir    = errors.New("unsafe pin directory")
 )

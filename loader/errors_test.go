@@ -17,7 +17,7 @@ import (
 
 func TestLoadErrorVerifierLog(t *testing.T) {
 	log := []string{"0: R1=ctx() R10=fp0", "1: (61) r2 = *(u32 *)(r1 +0)", "invalid access to packet, off=0 size=4", "processed 2 insns"}
-	err := loadError(fmt.Errorf("load program xdpsec_out: %w", &ebpf.VerifierError{Cause: unix.EACCES, Log: log}))
+	err := loadError(fmt.Errorf("load program xdpsec_out: %w", &ebpf.VerifierError{Cause: unix.EACCES, Log: log}), "gw1")
 	if !errors.Is(err, ErrVerifier) {
 		t.Fatalf("%v is not ErrVerifier", err)
 	}
@@ -26,10 +26,11 @@ func TestLoadErrorVerifierLog(t *testing.T) {
 			t.Errorf("the error lacks the verifier's line %q:\n%v", l, err)
 		}
 	}
-	if err := loadError(fmt.Errorf("use pinned map sa_table: %w", ebpf.ErrMapIncompatible)); !errors.Is(err, ErrIncompatiblePin) {
-		t.Errorf("incompatible pin: %v", err)
+	if err := loadError(fmt.Errorf("use pinned map sa_table: %w", ebpf.ErrMapIncompatible), "gw1"); !errors.Is(err, ErrIncompatiblePin) ||
+		!strings.Contains(err.Error(), "xdpsec down --instance gw1") {
+		t.Errorf("incompatible pin: %v; want ErrIncompatiblePin saying to run xdpsec down", err)
 	}
-	if err := loadError(fmt.Errorf("create map: %w", unix.EPERM)); !errors.Is(err, ErrNotRoot) {
+	if err := loadError(fmt.Errorf("create map: %w", unix.EPERM), "gw1"); !errors.Is(err, ErrNotRoot) {
 		t.Errorf("EPERM: %v", err)
 	}
 }

@@ -8,8 +8,9 @@ import (
 	"github.com/xdpsec/xdpsec/ipsec"
 )
 
-// additionalReasons move beside a packet's final reason, never instead of it.
-var additionalReasons = map[string]bool{"FibNoNeigh": true, "AcquireSent": true, "AcquireLost": true}
+// additionalReasons move beside a packet's final reason, never instead of it (InNoStates: ESP whose
+// SA the card does not hold, which the inbound SPD then decides).
+var additionalReasons = map[string]bool{"FibNoNeigh": true, "AcquireSent": true, "AcquireLost": true, "InNoStates": true}
 
 var (
 	fuzzCardOnce sync.Once

@@ -2,6 +2,7 @@ package loader
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,6 +39,9 @@ func TestPinsReopenAndDestroy(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.WorkerStats().Add(3, 10, 1500)
+	if err := c.SetLocalAddrs([]netip.Addr{ip("198.18.0.1")}); err != nil {
+		t.Fatal(err)
+	}
 	c.WorkerStats().AddError(3, uint8(bpf.CardXdpsecWorkerErrorXDPSEC_WERR_ICV), 2)
 
 	// A second process (here: a second Load) cannot drive the same instance.
@@ -65,7 +69,8 @@ func TestPinsReopenAndDestroy(t *testing.T) {
 		{[]string{"dump", "policy_stats"}, []string{`"packets": 0`, `"bytes": 0`}},
 		{[]string{"dump", "spd_chain"}, []string{`"src_mask": [`, `"dport_hi": `}}, // unused: zeros
 		{[]string{"dump", "spd_filter"}, []string{`"value": `}},
-		{[]string{"dump", "card_config"}, []string{`"default_action": [`, `"acquire_interval_ms": `}},
+		{[]string{"dump", "card_config"}, []string{`"default_action": [`, `"acquire_interval_ms": `, `"guard": 0`}},
+		{[]string{"dump", "local_addrs"}, []string{`"addr": [`, `"family": 4`}},
 	} {
 		args := append([]string{"map", b.args[0], "pinned", filepath.Join(dir, b.args[1])}, b.args[2:]...)
 		out, err := exec.Command("bpftool", args...).CombinedOutput()

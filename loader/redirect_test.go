@@ -192,3 +192,46 @@ func TestVethRedirect(t *testing.T) {
 		t.Errorf("InOffload %d, OutProtect %d; want 1 each", counts["InOffload"], counts["OutProtect"])
 	}
 }
+
+// TestSocketCloseFailsClosed is what a daemon killed with SIGKILL leaves: the card attached and
+// pinned, no guard set, and its AF_XDP sockets closed by the kernel. Closing a socket removes it from
+// the XSKMAPs, so the card then drops PROTECT traffic (OutNoSocket) and the ESP of its SAs
+// (InNoSocket, the default no-socket verdict): neither goes to the kernel, in clear or at all.
+func TestSocketCloseFailsClosed(t *testing.T) {
+	a, b := vethPair(t)
+	c := newTestCard(t, Config{})
+	fillVerdictTables(t, c)
+	rxA := openReceiver(t, a, "xs-va")
+	rxB := openReceiver(t, b, "xs-vb")
+	if err := c.RegisterSocket(SideWire, 0, rxA.s.FD()); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RegisterSocket(SideProtected, 0, rxB.s.FD()); err != nil {
+		t.Fatal(err)
+	}
+	r := runner(t)
+	protect := v4("198.18.1.1", "198.18.2.1", ipsec.ProtoUDP, ports(1, 2, 10)).build()
+	esp := v4("198.18.0.2", "198.18.0.1", ipsec.ProtoESP, espPayload(0x2001, 1, 32)).build()
+	for _, p := range [][]byte{protect, esp} {
+		side := SideProtected
+		if bytes.Equal(p, esp) {
+			side = SideWire
+		}
+		if v, _ := r.run(t, c.program(side), p); v != xdpRedirect {
+			t.Fatalf("%s side with a socket bound: %s, want REDIRECT", side, verdictName(v))
+		}
+	}
+	// What the kernel does to the sockets of a process that dies: every descriptor closed.
+	for _, rx := range []*xskReceiver{rxA, rxB} {
+		rx.s.Close()
+		rx.u.Close()
+	}
+	// (An XSKMAP cannot be read from user space: the verdicts below show its entries are gone.)
+	one := func(k string) map[string]uint64 { return map[string]uint64{k: 1} }
+	runCases(t, c, []verdictCase{
+		{"PROTECT traffic, socket closed", SideProtected, protect, xdpDrop, one("OutNoSocket")},
+		{"ESP of an offloaded SA, socket closed", SideWire, esp, xdpDrop, one("InNoSocket")},
+		{"IKE still bypasses", SideWire, v4("198.18.0.2", "198.18.0.1", ipsec.ProtoUDP, ports(500, 500, 100)).build(), xdpPass, one("InBypass")},
+		{"plaintext a PROTECT policy covers", SideWire, v4("198.18.2.5", "198.18.1.5", ipsec.ProtoTCP, ports(1, 2, 0)).build(), xdpDrop, one("InTmplMismatch")},
+	})
+}

@@ -54,6 +54,9 @@ var reasonNames = [NumReasons]string{
 	bpf.CardXdpsecReasonXDPSEC_R_OUT_BYPASS:        "OutBypass",
 	bpf.CardXdpsecReasonXDPSEC_R_IN_OFFLOAD:        "InOffload",
 	bpf.CardXdpsecReasonXDPSEC_R_IN_BYPASS:         "InBypass",
+	bpf.CardXdpsecReasonXDPSEC_R_OUT_GUARD:         "OutGuard",
+	bpf.CardXdpsecReasonXDPSEC_R_IN_GUARD:          "InGuard",
+	bpf.CardXdpsecReasonXDPSEC_R_IN_IKE:            "InIKE",
 }
 
 // ReasonName returns the reason's stable name.

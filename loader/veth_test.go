@@ -129,21 +129,7 @@ func sendESP(t *testing.T, r *nsRunner, dst string, spi uint32) {
 
 func xdpAttached(t *testing.T, r *nsRunner, name string) bool {
 	t.Helper()
-	var (
-		on  bool
-		err error
-	)
-	r.do(func() {
-		var l netlink.Link
-		l, err = netlink.LinkByName(name)
-		if err == nil && l.Attrs().Xdp != nil {
-			on = l.Attrs().Xdp.Attached
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return on
+	return attachedProgram(t, r, name) != 0
 }
 
 // TestVeth attaches both programs to a real veth pair, passes traffic, reads the counters, restarts the

@@ -3,7 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,22 +20,75 @@ import (
 	"github.com/xdpsec/xdpsec/control/sadb"
 )
 
-// apiClient connects to the daemon: --socket, else the socket of --config's file, else the instance's
-// default socket.
+// apiClient connects to the daemon that daemonSocket names.
 func (a *App) apiClient() (*api.Client, error) {
-	path := a.Socket
-	if path == "" && a.ConfigPath != "" {
-		c, err := config.Load(a.ConfigPath)
-		if err != nil {
-			return nil, err
-		}
-		path = c.Daemon.Socket
-		c.Wipe()
-	}
-	if path == "" {
-		path = a.SocketPath()
+	path, err := a.daemonSocket()
+	if err != nil {
+		return nil, err
 	}
 	return api.NewClient(path), nil
+}
+
+// daemonSocket is the API socket of the daemon to talk to: --socket; else that of -c FILE (its
+// instance and daemon.socket, and nothing else of it: config.ReadEndpoint), --instance moving a
+// defaulted one; else --instance's default socket; else that of the one daemon running (a live
+// socket in config.RunDir). With none running it is the default instance's socket, whose
+// connection error says that no daemon runs; with several, it is an error that lists them.
+func (a *App) daemonSocket() (string, error) {
+	switch {
+	case a.Socket != "":
+		return a.Socket, nil
+	case a.ConfigPath != "":
+		ep, err := config.ReadEndpoint(a.ConfigPath)
+		if err != nil {
+			return "", err
+		}
+		if a.Instance != "" && !ep.SocketSet {
+			return config.DefaultSocket(a.Instance), nil
+		}
+		return ep.Socket, nil
+	case a.Instance != "":
+		return config.DefaultSocket(a.Instance), nil
+	}
+	live := runningDaemons(config.RunDir())
+	switch len(live) {
+	case 0:
+		return config.DefaultSocket(config.DefaultInstance), nil
+	case 1:
+		return live[0].socket, nil
+	}
+	names := make([]string, len(live))
+	for i, d := range live {
+		names[i] = fmt.Sprintf("%s (%s)", d.instance, d.socket)
+	}
+	return "", usageErrorf("%d daemons are running: %s; say which with --instance NAME (or -c FILE, or --socket PATH)",
+		len(live), strings.Join(names, ", "))
+}
+
+// runningDaemon is a daemon found by its socket.
+type runningDaemon struct{ instance, socket string }
+
+// runningDaemons lists the daemons whose default sockets are in dir (<instance>.sock), by
+// instance: a socket file counts when something accepts connections on it (or when this user may
+// not connect: the daemon's socket is root's), not when it is a stale file left by a daemon that
+// was killed. A daemon whose daemon.socket lies elsewhere is not found here.
+func runningDaemons(dir string) []runningDaemon {
+	paths, _ := filepath.Glob(filepath.Join(dir, "*.sock"))
+	var live []runningDaemon
+	for _, p := range paths {
+		if st, err := os.Lstat(p); err != nil || st.Mode().Type() != fs.ModeSocket {
+			continue
+		}
+		conn, err := net.DialTimeout("unix", p, time.Second)
+		switch {
+		case err == nil:
+			conn.Close()
+		case !errors.Is(err, syscall.EACCES) && !errors.Is(err, syscall.EPERM):
+			continue // ECONNREFUSED: no one listens
+		}
+		live = append(live, runningDaemon{instance: strings.TrimSuffix(filepath.Base(p), ".sock"), socket: p})
+	}
+	return live
 }
 
 // callTimeout bounds one API call of the CLI.

@@ -45,7 +45,7 @@ func TestCompleteCommandsAndFlags(t *testing.T) {
 		want      []string
 		directive string
 	}{
-		{[]string{""}, []string{"bench", "check", "completion", "demo", "help", "monitor", "pcap", "reload", "run", "sa", "sp", "stats", "version"}, noFileComp},
+		{[]string{""}, []string{"bench", "check", "completion", "config", "demo", "down", "help", "monitor", "pcap", "reload", "run", "sa", "sp", "stats", "version"}, noFileComp},
 		{[]string{"sa", ""}, []string{"add", "del", "flush", "get", "list", "update"}, noFileComp},
 		{[]string{"sa", "l"}, []string{"list"}, noFileComp},
 		{[]string{"pcap", ""}, []string{"decrypt", "encrypt"}, noFileComp},

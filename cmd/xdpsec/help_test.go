@@ -71,8 +71,9 @@ func TestLoadConfigInstance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Instance != "t1" || c.Daemon.Socket != "/run/xdpsec/t1.sock" || a.SocketPath() != "/run/xdpsec/t1.sock" {
-		t.Fatalf("instance %q socket %q / %q", c.Instance, c.Daemon.Socket, a.SocketPath())
+	sock, err := a.daemonSocket()
+	if c.Instance != "t1" || c.Daemon.Socket != "/run/xdpsec/t1.sock" || sock != "/run/xdpsec/t1.sock" || err != nil {
+		t.Fatalf("instance %q socket %q / %q %v", c.Instance, c.Daemon.Socket, sock, err)
 	}
 	a.Instance = "bad/name"
 	if _, err := a.LoadConfig(); err == nil || !strings.Contains(err.Error(), `--instance "bad/name"`) {

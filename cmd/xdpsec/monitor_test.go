@@ -125,7 +125,9 @@ func TestMonitorKindAndReconnect(t *testing.T) {
 	addUntil := func(d *cliDaemon, from int) {
 		waitOut("an sa-added line", func() bool {
 			spi++
-			d.ok(t, strings.Fields(fmt.Sprintf("sa add src 198.18.0.1 dst 198.19.0.2 proto esp spi %#x mode tunnel aead rfc4106(gcm(aes)) %s 128", spi, testKey))...)
+			// each SA its own key (the SAD refuses two SAs under one AEAD key): the SPI in its first bytes
+			key := fmt.Sprintf("0x%08x%s", spi, testKey[10:])
+			d.ok(t, strings.Fields(fmt.Sprintf("sa add src 198.18.0.1 dst 198.19.0.2 proto esp spi %#x mode tunnel aead rfc4106(gcm(aes)) %s 128", spi, key))...)
 			d.sync(t)
 			return strings.Contains(out.String()[from:], fmt.Sprintf(`"spi":%d`, spi))
 		})

@@ -90,22 +90,6 @@ func (a *App) loadConfig(load func(string) (*config.Config, error)) (*config.Con
 	return c, nil
 }
 
-// InstanceName is the instance to act on: --instance, else the default.
-func (a *App) InstanceName() string {
-	if a.Instance != "" {
-		return a.Instance
-	}
-	return config.DefaultInstance
-}
-
-// SocketPath is the daemon's API socket: --socket, else the instance's default.
-func (a *App) SocketPath() string {
-	if a.Socket != "" {
-		return a.Socket
-	}
-	return config.DefaultSocket(a.InstanceName())
-}
-
 // usageError marks errors in how the binary was called (exit code 2). cmd, when set, is the command
 // whose --help the message points to (else the one the arguments name).
 type usageError struct {
@@ -156,8 +140,9 @@ keeps the authoritative SPD and SAD and offloads entries to the card, per interf
 
 	f := root.PersistentFlags()
 	f.StringVarP(&a.ConfigPath, "config", "c", "", "configuration `file` (YAML; see docs/config.md)")
-	f.StringVar(&a.Instance, "instance", "", "instance `name` (scopes pins and the API socket; default: the config's, else \""+config.DefaultInstance+"\")")
-	f.StringVar(&a.Socket, "socket", "", "daemon API socket `path` (default /run/xdpsec/<instance>.sock)")
+	f.StringVar(&a.Instance, "instance", "", "instance `name` (scopes pins and the API socket; default: the config's; "+
+		"for a client command, the one daemon running, else \""+config.DefaultInstance+"\")")
+	f.StringVar(&a.Socket, "socket", "", "daemon API socket `path` (default "+config.DefaultRunDir+"/<instance>.sock, $"+config.RunDirEnv+" moves the directory)")
 	f.StringVarP(&a.Output, "output", "o", outputText, "output `format`: text or json")
 	f.StringVar(&a.LogLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	root.Flags().BoolVar(&a.Version, "version", false, "print the version, build and kernel features (as the version command)")

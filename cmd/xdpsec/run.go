@@ -32,8 +32,18 @@ each interface over one shared UMEM, start one crypto worker per queue, install 
 policies through the control plane, and serve the API on the instance's unix socket.
 
 It logs what it attached and in which XDP mode. SIGHUP re-reads the configuration and applies only
-the differences (as 'xdpsec reload'). SIGINT or SIGTERM stops it cleanly: both programs detached,
-pins removed, sockets closed.
+the differences (as 'xdpsec reload').
+
+It fails closed. SIGINT or SIGTERM (exit status 0) or a failing worker (status 1) stops it; with
+on_exit: guard, the default, the card stays attached and pinned in guard state: PROTECT traffic
+and ESP of its SAs are dropped and counted (out_guard, in_guard), BYPASS and DISCARD policies work
+as before, so IKE still reaches the gateway and nothing protected leaves in the clear. The next run
+of the instance adopts that card without detaching it (the same links get the new programs) and,
+still guarded, makes its tables equal to the configuration — removing policies and SAs a killed
+run left — before its workers take over and the guard is lifted. 'xdpsec down' removes a card no
+gateway should come back to; with on_exit: detach the run does that itself when it stops. A
+gateway killed with SIGKILL leaves the card running without workers: what would go to them is
+dropped (no socket), nothing passes unprotected.
 
 --netns runs the gateway on interfaces inside a named network namespace (ip netns) while pins and
 the API socket stay in this process's mount namespace, so bpftool on the host sees the tables

@@ -36,6 +36,9 @@ sas:
 
 const testKey = "0xa102030405060708090a0b0c0d0e0f1011121314"
 
+// testKey2 is a second SA's key: the SAD refuses two SAs under one AEAD key.
+const testKey2 = "0xb202030405060708090a0b0c0d0e0f1011121314"
+
 // cliDaemon is a control plane on a fake card serving the API on a socket in a private directory.
 type cliDaemon struct {
 	socket, configPath string
@@ -45,18 +48,23 @@ type cliDaemon struct {
 
 func startDaemon(t *testing.T) *cliDaemon {
 	t.Helper()
-	return startDaemonAt(t, "")
+	return startDaemonWith(t, filepath.Join(t.TempDir(), "run", "api.sock"), daemonConfig)
 }
 
-// startDaemonAt starts a daemon on the socket at path (a new one when empty).
+// startDaemonAt starts a daemon on the test configuration at socket (another daemon's socket path
+// once that one stopped: a restart).
 func startDaemonAt(t *testing.T, socket string) *cliDaemon {
 	t.Helper()
+	return startDaemonWith(t, socket, daemonConfig)
+}
+
+// startDaemonWith starts a control plane on a fake card for the configuration text, serving the
+// API at socket.
+func startDaemonWith(t *testing.T, socket, text string) *cliDaemon {
+	t.Helper()
 	dir := t.TempDir()
-	if socket == "" {
-		socket = filepath.Join(dir, "run", "api.sock")
-	}
 	d := &cliDaemon{socket: socket, configPath: filepath.Join(dir, "gw.yaml")}
-	if err := os.WriteFile(d.configPath, []byte(daemonConfig), 0o600); err != nil {
+	if err := os.WriteFile(d.configPath, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load(d.configPath)
@@ -131,7 +139,7 @@ func TestSACommands(t *testing.T) {
 	}
 	// The card's tables serve both interfaces: an SA whose list leaves out the wire is refused on both.
 	d.ok(t, strings.Fields("sa add src 198.18.0.1 dst 198.19.0.1 proto esp spi 0x3003 reqid 3 mode tunnel "+
-		"aead rfc4106(gcm(aes)) "+testKey+" 128 name lan-only offload dev lan0")...)
+		"aead rfc4106(gcm(aes)) "+testKey2+" 128 name lan-only offload dev lan0")...)
 	d.sync(t)
 	if out := d.ok(t, "sa", "get", "lan-only"); !strings.Contains(out, "lan0 refused (not_in_offload_list: ") ||
 		!strings.Contains(out, "wan0 refused (not_in_offload_list: ") {

@@ -1,6 +1,7 @@
 package cardtest
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -258,6 +259,7 @@ func TestRealCard(t *testing.T) {
 		ReplayWindow: 128, Offload: []string{testbed.GW1WAN}}
 	lanOnly := listed
 	lanOnly.Name, lanOnly.SPI, lanOnly.Offload = "lan-only", 0x5002, []string{testbed.GW1LAN}
+	lanOnly.AEAD = &sadb.Algorithm{Name: testbed.AlgAESGCM, Key: bytes.Repeat(sadb.Key{0x52}, 20), Bits: 128} // a key of its own
 	for _, sa := range []sadb.SA{listed, lanOnly} {
 		if _, err := m.AddSA(sa); err != nil {
 			t.Fatal(err)
@@ -293,6 +295,9 @@ func TestRealCard(t *testing.T) {
 	for i := range sasCapacity {
 		sa := listed
 		sa.Name, sa.SPI, sa.Offload = fmt.Sprintf("fill%d", i), 0x6000+uint32(i), nil
+		key := make(sadb.Key, 20) // each SA its own key
+		binary.BigEndian.PutUint32(key, sa.SPI)
+		sa.AEAD = &sadb.Algorithm{Name: testbed.AlgAESGCM, Key: key, Bits: 128}
 		if _, err := m.AddSA(sa); err != nil {
 			t.Fatal(err)
 		}

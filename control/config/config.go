@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,7 +32,12 @@ type Config struct {
 	// StateDir keeps the durable sequence state (control/seqstate): outbound reservations and IV
 	// masks, inbound high-water marks, tombstones of retired keys. Default
 	// /var/lib/xdpsec/<instance>; created 0700, refused when someone else can write it.
-	StateDir string   `yaml:"state_dir" json:"state_dir"`
+	StateDir string `yaml:"state_dir" json:"state_dir"`
+	// OnExit is what `xdpsec run` leaves when it stops (SIGTERM, SIGINT, a worker's failure): the
+	// card attached and pinned in guard state (OnExitGuard, the default: nothing protected leaks
+	// and the next start adopts it), or nothing (OnExitDetach: both programs detached and every pin
+	// removed, for throwaway testbeds). Read at exit, so a reload changes it.
+	OnExit   OnExit   `yaml:"on_exit" json:"on_exit"`
 	Policies []Policy `yaml:"policies" json:"policies"`
 	SAs      []SA     `yaml:"sas" json:"sas"`
 
@@ -280,41 +287,83 @@ func Load(path string) (*Config, error) {
 // Parse decodes data strictly (unknown fields are errors), fills in defaults
 // and validates the whole configuration. name is used in messages. On error
 // it returns every problem found, joined (errors.Join), and no Config.
+//
+// A value that does not parse (a bad prefix, a key that is not hex) does not
+// stop the checks: the rest of the file is validated as well, and what the
+// broken value would make the checks say about its own field (a "missing"
+// address, a key of length 0) is left out, so every problem is reported once.
+// Only text that is not YAML at all stops at the first error.
 func Parse(name string, data []byte) (*Config, error) {
-	var pos positions
+	c, _, errs := parse(name, data)
+	if len(errs) > 0 {
+		if c != nil {
+			c.Wipe()
+		}
+		return nil, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+// parse decodes and validates data, collecting every problem. It returns the
+// configuration as far as it decoded, with defaults filled in (nil when the
+// text is not YAML or empty), where each field is written, and the problems.
+func parse(name string, data []byte) (*Config, *positions, []error) {
+	pos := &positions{}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, syntaxErr(name, err)
+		return nil, pos, []error{syntaxErr(name, err)}
 	}
 	pos.index(&root)
 
 	c := &Config{File: name}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
+	var errs []error
 	err := dec.Decode(c)
 	switch {
 	case errors.Is(err, io.EOF):
-		return nil, &Error{File: name, Err: fmt.Errorf("%w: the file is empty", ErrInvalid)}
+		return nil, pos, []error{&Error{File: name, Err: fmt.Errorf("%w: the file is empty", ErrInvalid)}}
 	case err != nil:
 		var te *yaml.TypeError
 		if !errors.As(err, &te) {
-			return nil, syntaxErr(name, err)
+			return nil, pos, []error{syntaxErr(name, err)}
 		}
-		errs := make([]error, 0, len(te.Errors))
+		// yaml.v3 decodes what it can around a value it cannot: go on with that.
 		for _, msg := range te.Errors {
 			errs = append(errs, pos.typeError(name, msg))
 		}
-		return nil, errors.Join(errs...)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, &Error{File: name, Err: fmt.Errorf("%w: more than one YAML document", ErrInvalid)}
+		errs = append(errs, &Error{File: name, Err: fmt.Errorf("%w: more than one YAML document", ErrInvalid)})
 	}
 	c.setDefaults()
-	if err := c.validate(&pos); err != nil {
-		return nil, err
+	if err := c.validate(pos); err != nil {
+		errs = append(errs, unjoin(err)...)
 	}
-	return c, nil
+	sortByLine(errs)
+	return c, pos, errs
+}
+
+// sortByLine puts located errors in file order (those without a line first), keeping the order
+// of errors on one line.
+func sortByLine(errs []error) {
+	line := func(err error) int {
+		var e *Error
+		if errors.As(err, &e) {
+			return e.Line
+		}
+		return 0
+	}
+	slices.SortStableFunc(errs, func(a, b error) int { return line(a) - line(b) })
+}
+
+// unjoin splits an errors.Join result into its errors.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // syntaxErr locates one of yaml.v3's syntax errors ("yaml: line 3: …").
@@ -351,6 +400,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.StateDir == "" {
 		c.StateDir = DefaultStateDir(c.Instance)
+	}
+	if c.OnExit == "" {
+		c.OnExit = OnExitGuard
 	}
 	if c.Daemon.PollInterval.Duration == 0 {
 		c.Daemon.PollInterval.Duration = DefaultPollInterval
@@ -390,8 +442,25 @@ func (s *SA) setDefaults() {
 	}
 }
 
-// DefaultSocket is the API socket of an instance whose file names none.
-func DefaultSocket(instance string) string { return "/run/xdpsec/" + instance + ".sock" }
+// RunDirEnv names the environment variable that moves the socket directory (RunDir): for tests,
+// and for a second set of gateways on one host that must not meet the first.
+const RunDirEnv = "XDPSEC_RUN_DIR"
+
+// DefaultRunDir is where the daemons' API sockets are unless RunDirEnv says otherwise.
+const DefaultRunDir = "/run/xdpsec"
+
+// RunDir is the directory of the daemons' default API sockets, <RunDir>/<instance>.sock, where
+// the clients look for running daemons: $XDPSEC_RUN_DIR when it is an absolute path, else
+// /run/xdpsec.
+func RunDir() string {
+	if d := os.Getenv(RunDirEnv); filepath.IsAbs(d) {
+		return filepath.Clean(d)
+	}
+	return DefaultRunDir
+}
+
+// DefaultSocket is the API socket of an instance whose file names none: <RunDir>/<instance>.sock.
+func DefaultSocket(instance string) string { return filepath.Join(RunDir(), instance+".sock") }
 
 // DefaultStateDir is the state directory of an instance whose file names none
 // (seqstate.DefaultDir).
@@ -452,6 +521,28 @@ func (s *SA) Keys() []Key {
 		ks = append(ks, s.Auth.Key)
 	}
 	return ks
+}
+
+// Clone is a copy of the SA with key bytes of its own: wiping one does not wipe the other.
+func (s *SA) Clone() SA {
+	c := *s
+	if s.AEAD != nil {
+		a := *s.AEAD
+		a.Key = NewKey(a.Key.Bytes())
+		c.AEAD = &a
+	}
+	if s.Enc != nil {
+		e := *s.Enc
+		e.Key = NewKey(e.Key.Bytes())
+		c.Enc = &e
+	}
+	if s.Auth != nil {
+		a := *s.Auth
+		a.Key = NewKey(a.Key.Bytes())
+		c.Auth = &a
+	}
+	c.Offload = slices.Clone(s.Offload)
+	return c
 }
 
 // Wipe overwrites the key bytes of the SA (and of every copy sharing them).

@@ -100,7 +100,7 @@ sas:
 	sa := c.SAs[0]
 	if c.Instance != DefaultInstance || c.Capacities.SAs != DefaultSAs || c.Capacities.FlowCache != DefaultFlowCache ||
 		c.Dataplane.UMEMFrames != DefaultUMEMFrames || c.Dataplane.XDPMode != XDPAuto ||
-		c.Daemon.Socket != "/run/xdpsec/xdpsec.sock" || c.DefaultVerdict.In.Action != ipsec.ActionBypass || c.DefaultVerdict.Out.Action != ipsec.ActionBypass ||
+		c.Daemon.Socket != "/run/xdpsec/xdpsec.sock" || c.OnExit != OnExitGuard || c.DefaultVerdict.In.Action != ipsec.ActionBypass || c.DefaultVerdict.Out.Action != ipsec.ActionBypass ||
 		sa.Window() != DefaultReplayWindow || sa.TTL != DefaultTTL || sa.DF != DFCopy || sa.Auth.TruncBits != 128 {
 		t.Fatalf("defaults not applied: %+v", c)
 	}
@@ -156,6 +156,7 @@ func TestErrors(t *testing.T) {
 		{"key without 0x", "sas:\n  - name: x\n    aead: {alg: aes-gcm, key: \"0102\"}\n", ErrInvalid, []string{"want 0x"}},
 		{"bad address", "sas:\n  - name: x\n    src: 198.18.0.300\n", ErrInvalid, []string{"bad.yaml:3:", "198.18.0.300"}},
 		{"bad mode", "sas:\n  - name: x\n    mode: tunel\n", ErrInvalid, []string{"bad.yaml:3:", `"tunel"`, "tunnel or transport"}},
+		{"bad on_exit", "on_exit: leave\n", ErrInvalid, []string{"bad.yaml:1:", "on_exit", `"leave"`, "want guard, detach"}},
 		{"wrong type", "sas:\n  - name: x\n    esn: maybe\n", ErrInvalid, []string{"bad.yaml:3:", `sa "x"`, "esn", "true or false"}},
 		{"number out of range", "sas:\n  - name: x\n    ttl: 300\n", ErrInvalid, []string{"bad.yaml:3:", "ttl", "0-255"}},
 		{"missing name", "sas:\n  - {spi: 0x1001, src: 198.18.0.1, dst: 198.18.0.2, mode: tunnel, aead: {alg: aes-gcm, key: \"" + gcmKey + "\"}}\n",
@@ -288,17 +289,20 @@ func TestErrors(t *testing.T) {
 	}
 }
 
-// All problems come back at once, each located.
-func TestErrorsCollected(t *testing.T) {
-	_, err := Parse("gw.yaml", []byte(`instance: gw1
-sas:
-  - name: a
+// shortKeySA is SA "a" with a 2-byte AES-GCM key, in block style: six lines, the key on the last.
+const shortKeySA = `  - name: a
     spi: 0x1001
     src: 198.18.0.1
     dst: 198.18.0.2
     mode: tunnel
     aead: {alg: "rfc4106(gcm(aes))", key: "0x0102"}
-  - name: b
+`
+
+// All problems come back at once, each located.
+func TestErrorsCollected(t *testing.T) {
+	_, err := Parse("gw.yaml", []byte(`instance: gw1
+sas:
+`+shortKeySA+`  - name: b
     spi: 12
     src: 198.18.0.1
     dst: "2001:2::1"
@@ -307,14 +311,7 @@ sas:
 policies:
   - {name: p, dir: out, src: 198.18.1.0/24, dst: 198.18.2.0/24, action: protect, sa: c}
 `))
-	var errs []*Error
-	for _, e := range unjoin(err) {
-		var ce *Error
-		if !errors.As(e, &ce) {
-			t.Fatalf("%v is not a *config.Error", e)
-		}
-		errs = append(errs, ce)
-	}
+	errs := located(t, err)
 	got := fmt.Sprint(len(errs))
 	for _, e := range errs {
 		got += fmt.Sprintf(" %d/%s/%s/%s", e.Line, e.Section, e.Name, e.Field)
@@ -323,18 +320,65 @@ policies:
 	if got != want {
 		t.Fatalf("got %s\nwant %s\nerror:\n%v", got, want, err)
 	}
-	// Type errors are collected too, not only the first.
+	// Type errors are collected too, not only the first, each naming its field even on a line that
+	// holds several; the fields they broke are not reported again as missing, while the fields
+	// really missing are.
 	_, err = Parse("gw.yaml", []byte("sas:\n  - {name: a, spi: x}\n  - {name: b, mode: y, esn: z}\n"))
-	if n := len(unjoin(err)); n != 3 {
-		t.Fatalf("got %d errors, want 3:\n%v", n, err)
+	got = ""
+	for _, ce := range located(t, err) {
+		got += fmt.Sprintf("%d/%s/%v ", ce.Line, ce.Field, errors.Is(ce, ErrMissing))
+	}
+	want = "2/spi/false 2/src/true 2/dst/true 2/mode/true 2/aead/true " +
+		"3/mode/false 3/esn/false 3/spi/true 3/src/true 3/dst/true 3/aead/true "
+	if got != want {
+		t.Fatalf("got  %s\nwant %s\nerror:\n%v", got, want, err)
 	}
 }
 
-func unjoin(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
+// located splits a joined error into its *Error values, failing on any other.
+func located(t *testing.T, err error) []*Error {
+	t.Helper()
+	var errs []*Error
+	for _, e := range unjoin(err) {
+		var ce *Error
+		if !errors.As(e, &ce) {
+			t.Fatalf("%v is not a *config.Error", e)
+		}
+		errs = append(errs, ce)
 	}
-	return []error{err}
+	return errs
+}
+
+// A value that does not parse hides nothing else in the file (issue 11: a bad prefix used to hide
+// a short key and an unknown SA), not even on its own line, and is reported once.
+func TestBadValueHidesNothing(t *testing.T) {
+	_, err := Parse("gw.yaml", []byte(`sas:
+`+shortKeySA+`policies:
+  - {name: p, dir: out, src: 198.18.1.0/33, dst: 198.18.2.0/24, action: protect, sa: nope}
+  - {name: q, dir: sideways, src: 198.18.1.0/24, dst: 198.18.2.0/24, proto: tcpx, dport: 80, action: protect, sa: a}
+  - {name: r, dir: in, src: 198.18.2.0/24, dst: 198.18.1.0/24, action: passthrough, sa: gone}
+`))
+	var got []string
+	for _, ce := range located(t, err) {
+		got = append(got, fmt.Sprintf("%d %s %s: %v", ce.Line, ce.Name, ce.Field, ce.Err))
+	}
+	want := []string{
+		`7 "a" aead.key: rfc4106(gcm(aes)) needs`,
+		`9 "p" src: invalid value: prefix "198.18.1.0/33"`,
+		`9 "p" sa: unknown sa "nope"`,
+		`10 "q" dir: invalid value: dir "sideways"`,
+		`10 "q" proto: invalid value: proto "tcpx"`,
+		`11 "r" action: invalid value: action "passthrough"`,
+		`11 "r" sa: unknown sa "gone"`,
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d errors, want %d:\n%s", len(got), len(want), strings.Join(got, "\n"))
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("error %d: got %q, want it to begin %q", i, got[i], want[i])
+		}
+	}
 }
 
 func TestLoad(t *testing.T) {

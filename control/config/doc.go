@@ -9,7 +9,10 @@
 //	gw.yaml:14: sa "gw1-to-gw2": aead.key: rfc4106(gcm(aes)) needs 20, 28 or 36 bytes …
 //
 // and a configuration with any error yields no Config, so nothing starts on a
-// half-valid file. Sentinel errors (ErrKeyLength, ErrUnknownSA, …) let callers
+// half-valid file. A value that does not parse (a bad prefix, a key that is
+// not hex) stops nothing: the rest of the file is checked as well, and the
+// field it broke is not reported a second time (as missing, say). Only text
+// that is not YAML at all ends the checks at its first error. Sentinel errors (ErrKeyLength, ErrUnknownSA, …) let callers
 // and tests tell the problems apart with errors.Is.
 //
 // The algorithm names, key lengths and ranges the ESP engine accepts are

@@ -59,10 +59,22 @@ func (e *Error) Unwrap() error { return e.Err }
 // positions remembers where things are in the file, so that errors found
 // after decoding (duplicates, key lengths, references) can name a line.
 type positions struct {
-	top   map[string]int  // top-level path ("interfaces.wire") → line
-	items []item          // every entry of sas and policies, in file order
-	byKey map[itemKey]int // (section, index) → position in items
+	top       map[string]int            // top-level path ("interfaces.wire") → line
+	topValues map[spot]valueAt          // where a top-level value is written → its path and text
+	items     []item                    // every entry of sas and policies, in file order
+	byKey     map[itemKey]int           // (section, index) → position in items
+	broken    map[itemKey]*brokenFields // per entry (section "" for the top level): values that did not decode
 }
+
+// brokenFields are the fields of one entry whose values did not decode (typeError), by path, or by
+// line where the field is not known.
+type brokenFields struct {
+	fields map[string]bool
+	lines  map[int]bool
+}
+
+// spot is a place in the file: line and column, from 1.
+type spot struct{ line, col int }
 
 // itemKey names an entry: its section and its position in that list. Errors
 // are located through it and through line numbers, both without a scan, so a
@@ -78,10 +90,14 @@ type item struct {
 	name    string         // the entry's name field, if any
 	line    int            // first line of the entry
 	fields  map[string]int // path inside the entry ("aead.key") → line
+	values  map[spot]valueAt
 }
 
+// valueAt is the value written at a spot: the path of its field, and its text when it is a scalar.
+type valueAt struct{ path, text string }
+
 func (p *positions) index(root *yaml.Node) {
-	p.top = map[string]int{}
+	p.top, p.topValues = map[string]int{}, map[spot]valueAt{}
 	if root == nil || len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
 		return
 	}
@@ -91,15 +107,16 @@ func (p *positions) index(root *yaml.Node) {
 		p.top[k.Value] = k.Line
 		section := map[string]string{"sas": "sa", "policies": "policy"}[k.Value]
 		if section == "" {
-			walk(v, k.Value, p.top)
+			record(v, k.Value, p.topValues)
+			walk(v, k.Value, p.top, p.topValues)
 			continue
 		}
 		if v.Kind != yaml.SequenceNode {
 			continue
 		}
 		for j, e := range v.Content {
-			it := item{section: section, index: j, line: e.Line, fields: map[string]int{}}
-			walk(e, "", it.fields)
+			it := item{section: section, index: j, line: e.Line, fields: map[string]int{}, values: map[spot]valueAt{}}
+			walk(e, "", it.fields, it.values)
 			if e.Kind == yaml.MappingNode {
 				for x := 0; x+1 < len(e.Content); x += 2 {
 					if e.Content[x].Value == "name" && e.Content[x+1].Kind == yaml.ScalarNode {
@@ -117,8 +134,9 @@ func (p *positions) index(root *yaml.Node) {
 	}
 }
 
-// walk records the line of every mapping key under n, by dotted path.
-func walk(n *yaml.Node, prefix string, out map[string]int) {
+// walk records the line of every mapping key under n, by dotted path, and where each value is
+// written.
+func walk(n *yaml.Node, prefix string, lines map[string]int, values map[spot]valueAt) {
 	if n.Kind != yaml.MappingNode {
 		return
 	}
@@ -127,9 +145,41 @@ func walk(n *yaml.Node, prefix string, out map[string]int) {
 		if prefix != "" {
 			path = prefix + "." + path
 		}
-		out[path] = n.Content[i].Line
-		walk(n.Content[i+1], path, out)
+		lines[path] = n.Content[i].Line
+		record(n.Content[i+1], path, values)
+		walk(n.Content[i+1], path, lines, values)
 	}
+}
+
+// record notes where the value of path is written, so that an error about a value (which yaml.v3
+// locates by line, ours also by column) names its field even when a line holds several.
+func record(v *yaml.Node, path string, values map[spot]valueAt) {
+	at := valueAt{path: path}
+	if v.Kind == yaml.ScalarNode {
+		at.text = v.Value
+	}
+	values[spot{v.Line, v.Column}] = at
+}
+
+// valueField finds the field of the value at (line, col), or, without a column (yaml.v3's own
+// messages), of the one scalar on the line whose text is text.
+func valueField(values map[spot]valueAt, line, col int, text string, hasText bool) string {
+	if col > 0 {
+		return values[spot{line, col}].path
+	}
+	if !hasText {
+		return ""
+	}
+	found := ""
+	for sp, v := range values {
+		if sp.line == line && v.text == text {
+			if found != "" {
+				return ""
+			}
+			found = v.path
+		}
+	}
+	return found
 }
 
 func (p *positions) find(section string, index int) *item {
@@ -198,21 +248,30 @@ func (p *positions) lineOf(m map[string]int, path string) int {
 
 var (
 	lineRE    = regexp.MustCompile(`^line (\d+): (.*)$`)
+	columnRE  = regexp.MustCompile(`^column (\d+): (.*)$`)
 	unknownRE = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
 	castRE    = regexp.MustCompile("^cannot unmarshal !!(\\w+)(?: `(.*)`)? into (\\S+)$")
 )
 
-// typeError turns one of yaml.v3's "line N: …" messages into an Error that
-// also names the SA or policy and the field on that line.
+// typeError turns one of yaml.v3's "line N: …" messages (ours: "line N: column C: …", see
+// typeErr) into an Error that also names the SA or policy and the field there, and remembers
+// that field as broken: its value did not decode, so the checks after decoding say nothing more
+// about it.
 func (p *positions) typeError(file, msg string) *Error {
 	e := &Error{File: file}
+	var col int
 	if m := lineRE.FindStringSubmatch(msg); m != nil {
 		e.Line, _ = strconv.Atoi(m[1])
 		msg = m[2]
 	}
-	fields := p.top
+	if m := columnRE.FindStringSubmatch(msg); m != nil {
+		col, _ = strconv.Atoi(m[1])
+		msg = m[2]
+	}
+	fields, values, key := p.top, p.topValues, itemKey{}
 	if it := p.at(e.Line); it != nil && e.Line > 0 {
-		e.Section, e.Name, fields = it.section, entryName(it.name, it.index), it.fields
+		e.Section, e.Name, fields, values = it.section, entryName(it.name, it.index), it.fields, it.values
+		key = itemKey{it.section, it.index}
 	}
 	if m := unknownRE.FindStringSubmatch(msg); m != nil {
 		e.Err = fmt.Errorf("%w %q", ErrUnknownField, m[1])
@@ -220,8 +279,13 @@ func (p *positions) typeError(file, msg string) *Error {
 		e.Field = fieldOnLine(fields, e.Line, m[1])
 		return e
 	}
-	e.Field = fieldOnLine(fields, e.Line, "")
-	if m := castRE.FindStringSubmatch(msg); m != nil {
+	cast := castRE.FindStringSubmatch(msg)
+	e.Field = valueField(values, e.Line, col, castText(cast), cast != nil && cast[2] != "")
+	if e.Field == "" {
+		e.Field = fieldOnLine(fields, e.Line, "")
+	}
+	p.markBroken(key, e.Field, e.Line)
+	if m := cast; m != nil {
 		want := strings.TrimPrefix(m[3], "config.")
 		if strings.HasPrefix(want, "*") {
 			want = want[1:]
@@ -235,6 +299,62 @@ func (p *positions) typeError(file, msg string) *Error {
 	}
 	e.Err = fmt.Errorf("%w: %s", ErrInvalid, msg)
 	return e
+}
+
+func (p *positions) markBroken(key itemKey, field string, line int) {
+	if p.broken == nil {
+		p.broken = map[itemKey]*brokenFields{}
+	}
+	b := p.broken[key]
+	if b == nil {
+		b = &brokenFields{fields: map[string]bool{}, lines: map[int]bool{}}
+		p.broken[key] = b
+	}
+	if field != "" {
+		b.fields[field] = true
+	} else {
+		b.lines[line] = true
+	}
+}
+
+// isBroken reports whether field of an entry (section "" for the top level), written at line, or a
+// field above or below it, had a value that did not decode.
+func (p *positions) isBroken(section string, index int, field string, line int) bool {
+	if section == "" {
+		index = 0
+	}
+	b := p.broken[itemKey{section, index}]
+	if b == nil {
+		return false
+	}
+	if line > 0 && b.lines[line] {
+		return true
+	}
+	for f := field; f != ""; {
+		if b.fields[f] {
+			return true
+		}
+		i := strings.LastIndexByte(f, '.')
+		if i < 0 {
+			break
+		}
+		f = f[:i]
+	}
+	// A field below: "aead" is broken when "aead.key" did not decode.
+	for f := range b.fields {
+		if field != "" && strings.HasPrefix(f, field+".") {
+			return true
+		}
+	}
+	return false
+}
+
+// castText is the value text in a match of castRE ("" without one).
+func castText(m []string) string {
+	if m == nil {
+		return ""
+	}
+	return m[2]
 }
 
 // fieldOnLine returns the one field path written on line (leaving out the

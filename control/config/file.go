@@ -44,12 +44,20 @@ func LoadChecked(path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if perm := st.Mode().Perm(); perm&0o044 != 0 && c.hasKeys() {
+	if err := c.checkKeysPrivate(path, st); err != nil {
 		c.Wipe()
-		return nil, fmt.Errorf("load config %s: %w: mode %04o lets %s read its keys: run chmod 600 %s",
-			path, ErrUnsafeFile, perm, who(perm, 0o040, 0o004), path)
+		return nil, fmt.Errorf("load config %s: %w", path, err)
 	}
 	return c, nil
+}
+
+// checkKeysPrivate refuses a file with keys that group or others can read.
+func (c *Config) checkKeysPrivate(path string, st fs.FileInfo) error {
+	if perm := st.Mode().Perm(); perm&0o044 != 0 && c.hasKeys() {
+		return fmt.Errorf("%w: mode %04o lets %s read its keys: run chmod 600 %s",
+			ErrUnsafeFile, perm, who(perm, 0o040, 0o004), path)
+	}
+	return nil
 }
 
 // checkFile refuses what is not a regular file, an owner other than root or this user, and write
@@ -132,19 +140,27 @@ func (c *Config) hasKeys() bool {
 	return false
 }
 
-// read reads and parses an open configuration file, wiping the raw text after.
+// read reads and parses an open configuration file.
 func read(path string, f io.Reader) (*Config, error) {
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		clear(data)
+	var c *Config
+	var perr error
+	if err := readText(f, func(data []byte) { c, perr = Parse(path, data) }); err != nil {
 		return nil, fmt.Errorf("load config %s: %w", path, err)
 	}
-	if len(data) > MaxFileSize {
-		clear(data)
-		return nil, fmt.Errorf("load config %s: %w: larger than %d bytes", path, ErrInvalid, MaxFileSize)
+	return c, perr
+}
+
+// readText reads an open configuration file, bounded by MaxFileSize, and hands its text to use;
+// the text is wiped after (it holds the keys in hex; a Config holds its own copies).
+func readText(f io.Reader, use func([]byte)) error {
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	defer clear(data)
+	if err != nil {
+		return err
 	}
-	c, err := Parse(path, data)
-	// The raw file held the keys in hex; the Config holds its own copies.
-	clear(data)
-	return c, err
+	if len(data) > MaxFileSize {
+		return fmt.Errorf("%w: larger than %d bytes", ErrInvalid, MaxFileSize)
+	}
+	use(data)
+	return nil
 }

@@ -24,7 +24,7 @@ import (
 
 // typeErr is the form yaml.v3 collects instead of stopping at the first error.
 func typeErr(n *yaml.Node, format string, args ...any) error {
-	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: ", n.Line) + fmt.Sprintf(format, args...)}}
+	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: column %d: ", n.Line, n.Column) + fmt.Sprintf(format, args...)}}
 }
 
 func scalar(n *yaml.Node, what string) (string, error) {
@@ -263,8 +263,8 @@ func word(n *yaml.Node, what string, v encoding.TextUnmarshaler) error {
 	return nil
 }
 
-// Dir is a policy's dir. Set tells a written field from an absent one, whose zero value would read
-// as out.
+// Dir is a policy's dir. Set tells a field written with a valid value from an absent one (or one
+// that did not parse), whose zero value would read as out.
 type Dir struct {
 	ipsec.Dir
 	Set bool `yaml:"-" json:"-"`
@@ -272,12 +272,13 @@ type Dir struct {
 
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (d *Dir) UnmarshalYAML(n *yaml.Node) error {
-	d.Set = true
-	return word(n, "dir", &d.Dir)
+	err := word(n, "dir", &d.Dir)
+	d.Set = err == nil
+	return err
 }
 
-// Action is a policy's action, or a default verdict. Set tells a written field from an absent one,
-// whose zero value would read as bypass.
+// Action is a policy's action, or a default verdict. Set tells a field written with a valid value
+// from an absent one (or one that did not parse), whose zero value would read as bypass.
 type Action struct {
 	ipsec.Action
 	Set bool `yaml:"-" json:"-"`
@@ -285,8 +286,9 @@ type Action struct {
 
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (a *Action) UnmarshalYAML(n *yaml.Node) error {
-	a.Set = true
-	return word(n, "action", &a.Action)
+	err := word(n, "action", &a.Action)
+	a.Set = err == nil
+	return err
 }
 
 // Mode is an SA's mode; absent, it is ipsec's unspecified mode.
@@ -378,6 +380,22 @@ const (
 func (x *XDPMode) UnmarshalYAML(n *yaml.Node) error {
 	v, err := enum(n, "xdp_mode", "auto", "native", "generic")
 	*x = XDPMode(v)
+	return err
+}
+
+// OnExit is what a stopping daemon leaves of the card (Config.OnExit).
+type OnExit string
+
+// What a stopping daemon leaves.
+const (
+	OnExitGuard  OnExit = "guard"  // the card attached and pinned, in guard state
+	OnExitDetach OnExit = "detach" // nothing: programs detached, pins removed
+)
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (o *OnExit) UnmarshalYAML(n *yaml.Node) error {
+	v, err := enum(n, "on_exit", string(OnExitGuard), string(OnExitDetach))
+	*o = OnExit(v)
 	return err
 }
 

@@ -38,16 +38,23 @@ type validator struct {
 	errs []error
 }
 
-func (v *validator) top(field string, err error) {
-	v.errs = append(v.errs, v.pos.fieldErr(v.c.File, "", 0, "", field, err))
-}
+func (v *validator) top(field string, err error) { v.report("", 0, "", field, err) }
 
 func (v *validator) sa(i int, field string, err error) {
-	v.errs = append(v.errs, v.pos.fieldErr(v.c.File, "sa", i, v.c.SAs[i].Name, field, err))
+	v.report("sa", i, v.c.SAs[i].Name, field, err)
 }
 
 func (v *validator) policy(i int, field string, err error) {
-	v.errs = append(v.errs, v.pos.fieldErr(v.c.File, "policy", i, v.c.Policies[i].Name, field, err))
+	v.report("policy", i, v.c.Policies[i].Name, field, err)
+}
+
+// report adds a located error, unless the field's value did not decode: that was reported
+// already, and what it left behind (a zero value) says nothing new.
+func (v *validator) report(section string, i int, name, field string, err error) {
+	e := v.pos.fieldErr(v.c.File, section, i, name, field, err)
+	if !v.pos.isBroken(section, i, field, e.Line) {
+		v.errs = append(v.errs, e)
+	}
 }
 
 func invalid(format string, args ...any) error {
@@ -125,6 +132,9 @@ func (v *validator) topLevel() {
 	if !filepath.IsAbs(c.StateDir) || filepath.Clean(c.StateDir) != c.StateDir || c.StateDir == "/" {
 		v.top("state_dir", invalid("%q: want a clean absolute path of a directory of its own, like /var/lib/xdpsec/%s",
 			c.StateDir, c.Instance))
+	}
+	if c.OnExit != OnExitGuard && c.OnExit != OnExitDetach {
+		v.top("on_exit", invalid("%q: want guard or detach", c.OnExit))
 	}
 	for _, d := range []struct {
 		field string
@@ -350,12 +360,14 @@ func (v *validator) checkPolicy(i int) {
 	case familyKnown && p.Proto.Proto == ipsec.ProtoICMPv6 && is4:
 		report("proto", fmt.Errorf("%w: ipv6-icmp is IPv6's; IPv4 selectors use icmp", ErrFamilyMismatch))
 	}
+	// A proto that did not decode reads as any: the ports and ICMP fields cannot be judged.
+	protoKnown := !v.pos.isBroken("policy", i, "proto", 0)
 	for _, pr := range []struct {
 		field string
 		r     ipsec.PortRange
 	}{{"sport", p.Sport.PortRange}, {"dport", p.Dport.PortRange}} {
 		switch {
-		case pr.r.IsAny():
+		case pr.r.IsAny() || !protoKnown:
 		case !p.Proto.HasPorts():
 			// ICMP's type and code have fields of their own (icmp_type, icmp_code).
 			report(pr.field, invalid("proto %s has no ports; ports need tcp, udp, sctp, dccp or udplite", p.Proto))
@@ -367,19 +379,21 @@ func (v *validator) checkPolicy(i int) {
 		field string
 		set   bool
 	}{{"icmp_type", p.ICMPType != nil}, {"icmp_code", p.ICMPCode != nil}} {
-		if ic.set && !p.Proto.IsICMP() {
+		if ic.set && protoKnown && !p.Proto.IsICMP() {
 			report(ic.field, invalid("needs proto icmp or ipv6-icmp, not %s", p.Proto))
 		}
 	}
 	v.checkOffload(p.Offload, report)
 
 	hasSA := p.SA != "" || p.Reqid != 0
-	switch p.Action.Action {
-	case ipsec.ActionProtect:
+	switch {
+	case !p.Action.Set:
+		// Reported above; a named sa is still checked below.
+	case p.Action.Action == ipsec.ActionProtect:
 		if !hasSA {
 			report("sa", fmt.Errorf("%w: a protect policy names its sa or reqid", ErrMissing))
 		}
-	case ipsec.ActionBypass, ipsec.ActionDiscard:
+	default: // bypass, discard
 		if hasSA {
 			field := "sa"
 			if p.SA == "" {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -74,6 +73,8 @@ type Daemon struct {
 	// state is the durable sequence state (cfg.StateDir); its Run goroutine ends with stopState.
 	state     *seqstate.Store
 	stopState func()
+	local     *localAddrs // the gateway's own addresses, kept in the card
+	running   bool        // Start completed: Close applies on_exit
 
 	// What Start found and obtained, for logs and callers.
 	Info Info
@@ -94,6 +95,9 @@ type Info struct {
 	StateDir        string // the durable sequence state
 	WireMTU         int
 	ProtectedMTU    int
+	// Adopted: the card was pinned by an earlier run (left in guard state, or by a daemon that
+	// was killed) and taken over: same links, new programs, its entries reconciled.
+	Adopted bool
 }
 
 // Iface is one side of the gateway.
@@ -109,8 +113,11 @@ type Iface struct {
 var ErrNoQueues = errors.New("interface has no receive queue")
 
 // Start assembles and starts the gateway described by cfg. ctx bounds the start only: the gateway
-// runs until Close. On any failure it undoes what it did (nothing stays attached or pinned) and
-// returns the error. cfg belongs to the daemon from now on: its keys are wiped at Close.
+// runs until Close. The card is loaded in guard state and the guard lifted only once the card holds
+// the configuration and the workers run; a card an earlier run left pinned is adopted (same links,
+// new programs) and reconciled under the guard. On any failure it undoes what it did: a card it
+// created is detached and unpinned, an adopted one is left pinned in guard state, as it was found.
+// cfg belongs to the daemon from now on: its keys are wiped at Close.
 func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, err error) {
 	if err := cfg.RequireDataplane(); err != nil {
 		return nil, fmt.Errorf("start gateway: %w", err)
@@ -169,12 +176,22 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, er
 		Queues:    uint32(max(d.Info.Protected.RXQueue, d.Info.Wire.RXQueue)),
 		Defaults:  cfg.DefaultVerdict.Defaults(),
 		Frags:     cfg.Dataplane.MultiBuffer,
-		Logger:    d.log,
+		// Guarded until the workers run and the card holds this configuration: an adopted card
+		// may hold SAs no worker has a key for, and policies of an older configuration.
+		Guard:  true,
+		Logger: d.log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start gateway: load card: %w", err)
 	}
-	d.Info.PinDir = d.card.PinDir()
+	d.Info.PinDir, d.Info.Adopted = d.card.PinDir(), d.card.Adopted()
+	if d.Info.Adopted {
+		d.log.Info("adopting the card an earlier run left pinned: guard on while it is reconciled", "pins", d.Info.PinDir)
+	}
+	d.local, err = watchLocalAddrs(d.ns, d.card, d.log)
+	if err != nil {
+		return nil, fmt.Errorf("start gateway: %w", err)
+	}
 
 	// The workers count per SA into the card's mmap-able worker_stats map (loader.WorkerStats), so
 	// that the control plane, bpftool and this process read the same numbers.
@@ -203,8 +220,33 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, er
 	if err := nsenter.Run(d.ns, func() error { return d.openSockets(queues, sas, stats) }); err != nil {
 		return nil, fmt.Errorf("start gateway: %w", err)
 	}
-	// Sockets are registered before the programs attach, so the first packet already finds a
-	// worker.
+
+	d.drv = newDriver(d.card, sas, d.state, []string{cfg.Interfaces.Protected, cfg.Interfaces.Wire}, d.local.has, d.log)
+	if err := d.drv.adopt(); err != nil {
+		return nil, fmt.Errorf("start gateway: %w", err)
+	}
+	mopts := manager.Options{Logger: opts.Log, NoAPI: opts.NoAPI, Socket: opts.Socket,
+		Metrics: opts.Metrics, ExtraCounters: d.workerCounters, Keys: d.drv}
+	d.mgr, err = manager.New(cfg, d.drv, mopts)
+	if err != nil {
+		return nil, fmt.Errorf("start gateway: %w", err)
+	}
+	// The control plane lives until Close, not as long as the caller's ctx (which bounds the
+	// start only).
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	d.stop = stop
+	if err := d.mgr.Start(runCtx); err != nil {
+		return nil, fmt.Errorf("start gateway: %w", err)
+	}
+	sctx, cancel := context.WithTimeout(ctx, opts.SyncTimeout)
+	defer cancel()
+	if err := d.mgr.Sync(sctx); err != nil {
+		return nil, fmt.Errorf("start gateway: wait for the card to hold the configuration: %w", err)
+	}
+
+	// Attach once the card holds the configuration (a fresh card would otherwise give the
+	// default verdict to traffic its policies protect), with the sockets registered, so that the
+	// first packet already finds a worker. An adopted card is attached already.
 	mode := attachMode(cfg.Dataplane.XDPMode)
 	protMode := mode
 	if cfg.Dataplane.ProtectedXDPMode != "" {
@@ -235,28 +277,9 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, er
 			}
 		}()
 	}
-
-	local := func(a netip.Addr) bool {
-		return slices.Contains(d.Info.Wire.Addrs, a) || slices.Contains(d.Info.Protected.Addrs, a)
-	}
-	d.drv = newDriver(d.card, sas, d.state, []string{cfg.Interfaces.Protected, cfg.Interfaces.Wire}, local, d.log)
-	mopts := manager.Options{Logger: opts.Log, NoAPI: opts.NoAPI, Socket: opts.Socket,
-		Metrics: opts.Metrics, ExtraCounters: d.workerCounters, Keys: d.drv}
-	d.mgr, err = manager.New(cfg, d.drv, mopts)
-	if err != nil {
-		return nil, fmt.Errorf("start gateway: %w", err)
-	}
-	// The control plane lives until Close, not as long as the caller's ctx (which bounds the
-	// start only).
-	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	d.stop = stop
-	if err := d.mgr.Start(runCtx); err != nil {
-		return nil, fmt.Errorf("start gateway: %w", err)
-	}
-	sctx, cancel := context.WithTimeout(ctx, opts.SyncTimeout)
-	defer cancel()
-	if err := d.mgr.Sync(sctx); err != nil {
-		return nil, fmt.Errorf("start gateway: wait for the card to hold the configuration: %w", err)
+	// Workers run and the card holds the configuration: its PROTECT traffic and ESP may go to them.
+	if err := d.card.SetGuard(false); err != nil {
+		return nil, fmt.Errorf("start gateway: lift the card's guard: %w", err)
 	}
 	// Resolve the tunnel peers now: the card's FIB lookup needs the kernel's neighbour entry for
 	// each SA's outer destination, and without one the first packets would be dropped while the
@@ -274,11 +297,12 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, er
 	attrs := []any{"protected", d.Info.Protected.Name, "protected_xdp", string(d.Info.Protected.Mode),
 		"wire", d.Info.Wire.Name, "wire_xdp", string(d.Info.Wire.Mode),
 		"queues", queues, "af_xdp", d.Info.SocketMode, "multi_buffer", d.Info.MultiBuffer, "wire_mtu", d.Info.WireMTU,
-		"pins", d.Info.PinDir, "sas", len(d.drv.list())}
+		"pins", d.Info.PinDir, "adopted", d.Info.Adopted, "on_exit", string(cfg.OnExit), "sas", len(d.drv.list())}
 	if a := d.mgr.MetricsAddr(); a != "" {
 		attrs = append(attrs, "metrics", "http://"+a+"/metrics")
 	}
 	d.log.Info("gateway running", attrs...)
+	d.running = true
 	return d, nil
 }
 
@@ -509,11 +533,25 @@ func (d *Daemon) Wait(ctx context.Context) error {
 	}
 }
 
-// Close stops the control plane and the workers, detaches the card from both interfaces, removes
-// its pins and closes the sockets: nothing of the gateway stays behind. It is idempotent.
+// Close stops the gateway. With on_exit: guard (the default) it fails closed and restarts
+// hitless: the card is put in guard state first (PROTECT traffic and ESP of its SAs dropped and
+// counted, BYPASS and DISCARD policies in force) and stays attached and pinned with its tables,
+// so that nothing protected leaks while no gateway runs and the next start adopts it; `xdpsec
+// down` removes it. With on_exit: detach both programs are detached first and every pin removed:
+// nothing of the gateway stays behind. Either way the control plane and the workers stop, the
+// sequence state is closed and the keys are wiped. It works with CAP_NET_ADMIN alone, on the
+// descriptors the daemon holds, and is idempotent. A Start that failed leaves a card it created
+// detached and unpinned, and one it adopted pinned and guarded.
 func (d *Daemon) Close() error {
 	d.closeOnce.Do(func() {
 		var errs []error
+		guard := d.card != nil && d.exitGuard()
+		if guard {
+			// Before anything stops: from the next packet on no worker is needed.
+			if err := d.card.SetGuard(true); err != nil {
+				errs = append(errs, fmt.Errorf("set the card's guard: %w", err))
+			}
+		}
 		if d.mgr != nil {
 			if err := d.mgr.Close(); err != nil {
 				errs = append(errs, err)
@@ -525,8 +563,11 @@ func (d *Daemon) Close() error {
 		if d.drv != nil {
 			d.drv.closeAcquire()
 		}
+		if d.local != nil {
+			d.local.close()
+		}
 		// Detach first: the card stops handing packets to sockets that are about to go.
-		if d.card != nil {
+		if d.card != nil && !guard {
 			for _, s := range []loader.Side{loader.SideProtected, loader.SideWire} {
 				if err := d.card.Detach(s); err != nil {
 					errs = append(errs, err)
@@ -565,8 +606,13 @@ func (d *Daemon) Close() error {
 			_ = d.cache.Close()
 		}
 		if d.card != nil {
-			// Destroy unpins: a stopped gateway leaves no pinned map behind.
-			if err := d.card.Destroy(); err != nil {
+			var err error
+			if guard {
+				err = d.card.Close() // links and maps stay pinned
+			} else {
+				err = d.card.Destroy() // a stopped gateway leaves no pinned map behind
+			}
+			if err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -575,9 +621,26 @@ func (d *Daemon) Close() error {
 		}
 		d.cfg.Wipe()
 		d.closeErr = errors.Join(errs...)
-		if d.closeErr == nil {
+		switch {
+		case d.closeErr != nil:
+		case guard:
+			d.log.Info("gateway stopped; card left attached in guard state (PROTECT traffic and ESP of its SAs dropped) "+
+				"until the next start adopts it; `xdpsec down --instance "+d.cfg.Instance+"` removes it", "pins", d.Info.PinDir)
+		default:
 			d.log.Info("gateway stopped; card detached and unpinned")
 		}
 	})
 	return d.closeErr
+}
+
+// exitGuard tells whether Close leaves the card in guard state: on_exit as the configuration in
+// force says (a reload may have changed it), for a gateway that ran or a card it adopted.
+func (d *Daemon) exitGuard() bool {
+	onExit := d.cfg.OnExit
+	if d.mgr != nil {
+		if c := d.mgr.Config(); c != nil {
+			onExit = c.OnExit
+		}
+	}
+	return onExit == config.OnExitGuard && (d.running || d.card.Adopted())
 }

@@ -48,11 +48,19 @@
 // multi_buffer is a trap on a veth: the host's TSO stays on, and GSO packets larger than a frame
 // cannot be delivered to a socket without SG (Start warns).
 //
-// It logs what it attached and in which XDP and AF_XDP mode. Close undoes all of it in reverse:
-// control plane, detach (the card stops handing out packets), stop the workers, close the sequence
-// state (the last inbound high-water marks persisted, the directory unlocked), wipe keys, close
-// sockets and UMEM, unpin — nothing stays attached or pinned. Start undoes what it did on any
-// failure.
+// The card is loaded in guard state and the guard lifted only once the workers run and the card
+// holds the configuration. A card an earlier run left pinned (stopped with on_exit: guard, or
+// killed) is adopted: the same links get the new programs (no detach), and the driver and the
+// offload engine start from what the card holds (driver.adopt, offload's Dump at start), so its
+// stale SAs and policies are removed under the guard. localaddrs.go keeps the card's set of the
+// gateway's own addresses (where ESP-in-UDP and IKE end) from netlink address events.
+//
+// It logs what it attached and in which XDP and AF_XDP mode. Close, with on_exit: guard (the
+// default), sets the guard first and leaves the card attached and pinned; with on_exit: detach it
+// detaches first. Then, in reverse: control plane, stop the workers, close the sequence state (the
+// last inbound high-water marks persisted, the directory unlocked), wipe keys, close sockets and
+// UMEM, and (detach) unpin. Start undoes what it did on any failure: a card it created is detached
+// and unpinned, one it adopted is left pinned and guarded.
 //
 // # Namespaces
 //

@@ -43,7 +43,10 @@ type driver struct {
 	mu   sync.Mutex
 	held map[uint32]*heldSA
 	pols map[uint32]*heldPolicy
-	uses map[*heldSA]useMark // last use readings (usage.go)
+	// stale are the SAs a card adopted from an earlier run held when this driver started (adopt):
+	// no keys, no worker; the interfaces that still hold each. The engine takes them out.
+	stale map[uint32]map[string]bool
+	uses  map[*heldSA]useMark // last use readings (usage.go)
 	// replaced are SAs an update in place took out of the workers' table; they are wiped a
 	// moment later (wipeGrace), once no worker can be inside a call with them.
 	replaced map[*esp.SA]*time.Timer
@@ -112,7 +115,30 @@ func newDriver(card *loader.Card, sas *worker.SATable, state *seqstate.Store, if
 		log = slog.Default()
 	}
 	return &driver{card: card, sas: sas, state: state, ifaces: ifaces, local: local, log: log,
-		held: map[uint32]*heldSA{}, pols: map[uint32]*heldPolicy{}, replaced: map[*esp.SA]*time.Timer{}}
+		held: map[uint32]*heldSA{}, pols: map[uint32]*heldPolicy{}, stale: map[uint32]map[string]bool{},
+		replaced: map[*esp.SA]*time.Timer{}}
+}
+
+// adopt records what the card already holds — a card adopted from an earlier run, whose SAs have no
+// keys and no worker any more — as held on every interface, so that the offload engine, which starts
+// from Dump, removes or replaces it like any entry the SAD does not have.
+func (d *driver) adopt() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	all := func() map[string]bool {
+		m := map[string]bool{}
+		for _, ifc := range d.ifaces {
+			m[ifc] = true
+		}
+		return m
+	}
+	if err := d.card.SAs(func(idx uint32, _ loader.SA) bool { d.stale[idx] = all(); return true }); err != nil {
+		return fmt.Errorf("read the adopted card's sas: %w", err)
+	}
+	for _, p := range d.card.Policies() {
+		d.pols[p.ID] = &heldPolicy{p: p, ifaces: all()}
+	}
+	return nil
 }
 
 func (d *driver) Interfaces() []string { return slices.Clone(d.ifaces) }
@@ -133,6 +159,9 @@ func (d *driver) InstallSA(o *offload.SAOffload) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	e := o.SA
+	if d.stale[o.Index] != nil {
+		return fmt.Errorf("install sa %d: the index holds an sa of an earlier run", o.Index)
+	}
 	var wasOn map[string]bool
 	if h, ok := d.held[o.Index]; ok && h.dir == ipsec.DirOut && e.Dir == nil && o.InCheck.ServesAny() {
 		// Offered before any inbound policy named it, with no direction in the SAD and a
@@ -161,18 +190,30 @@ func (d *driver) InstallSA(o *offload.SAOffload) error {
 	return d.install(o, wasOn)
 }
 
-// install puts a new SA into the workers' table and the card.
-func (d *driver) install(o *offload.SAOffload, wasOn map[string]bool) error {
+// Admit is what the driver decides about a new SA offered to it before it touches the workers,
+// the card or the sequence state: the direction it installs the SA in (local tells the gateway's
+// own addresses), the engine's parameters, or the nack. `xdpsec config check` asks it too.
+func Admit(o *offload.SAOffload, local func(netip.Addr) bool) (ipsec.Dir, esp.Params, error) {
 	e := o.SA
 	params, err := e.ESPParams()
 	if err != nil {
-		return offload.Nack(offload.ReasonUnsupported, "%v", err)
+		return 0, params, offload.Nack(offload.ReasonUnsupported, "%v", err)
 	}
-	dir := d.direction(o)
+	dir := direction(o, local)
 	if dir == ipsec.DirIn && !o.InCheck.ServesAny() {
 		// No inbound PROTECT policy serves it yet: the post-decryption check would have nothing
 		// to accept. The engine re-offers it once a policy points at it.
-		return offload.Nack(offload.ReasonNoPolicy, "inbound sa %s has no policy to check against", e.ID())
+		return dir, params, offload.Nack(offload.ReasonNoPolicy, "inbound sa %s has no policy to check against", e.ID())
+	}
+	return dir, params, nil
+}
+
+// install puts a new SA into the workers' table and the card.
+func (d *driver) install(o *offload.SAOffload, wasOn map[string]bool) error {
+	e := o.SA
+	dir, params, err := Admit(o, d.local)
+	if err != nil {
+		return err
 	}
 	esa, handle, err := d.newSA(params, dir)
 	if err != nil {
@@ -408,11 +449,11 @@ func (d *driver) drop(index uint32, h *heldSA) {
 
 // direction: the SA's own dir when the SAD has one; else inbound when it serves an inbound
 // policy or its destination is one of ours.
-func (d *driver) direction(o *offload.SAOffload) ipsec.Dir {
+func direction(o *offload.SAOffload, local func(netip.Addr) bool) ipsec.Dir {
 	if o.SA.Dir != nil {
 		return *o.SA.Dir
 	}
-	if o.InCheck.ServesAny() || (d.local != nil && d.local(o.SA.Dst)) {
+	if o.InCheck.ServesAny() || (local != nil && local(o.SA.Dst)) {
 		return ipsec.DirIn
 	}
 	return ipsec.DirOut
@@ -424,6 +465,9 @@ func (d *driver) direction(o *offload.SAOffload) ipsec.Dir {
 func (d *driver) RemoveSA(index uint32, iface string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if on := d.stale[index]; on != nil {
+		return d.removeStale(index, iface, on)
+	}
 	h, ok := d.held[index]
 	if !ok || !h.ifaces[iface] {
 		return fmt.Errorf("remove sa %d on %s: not in the card", index, iface)
@@ -438,6 +482,24 @@ func (d *driver) RemoveSA(index uint32, iface string) error {
 	}
 	d.sas.Remove(index)
 	d.drop(index, h)
+	return nil
+}
+
+// removeStale takes an SA of an earlier run off iface, and out of the card when it leaves the
+// last one; it has no key to wipe and no worker entry.
+func (d *driver) removeStale(index uint32, iface string, on map[string]bool) error {
+	if !on[iface] {
+		return fmt.Errorf("remove sa %d on %s: not in the card", index, iface)
+	}
+	delete(on, iface)
+	if len(on) > 0 {
+		return nil
+	}
+	if err := d.card.DeleteSA(index); err != nil {
+		on[iface] = true
+		return fmt.Errorf("remove sa %d of an earlier run from the card: %w", index, err)
+	}
+	delete(d.stale, index)
 	return nil
 }
 
@@ -550,9 +612,12 @@ func (d *driver) Dump() (offload.CardState, error) {
 		return st, fmt.Errorf("dump card sas: %w", err)
 	}
 	for idx, sa := range inCard {
-		h := d.held[idx]
+		on := d.stale[idx]
+		if h := d.held[idx]; h != nil {
+			on = h.ifaces
+		}
 		for _, ifc := range d.ifaces {
-			if h == nil || h.ifaces[ifc] {
+			if on == nil || on[ifc] {
 				st.SAs[ifc][idx] = offload.CardSA{Index: idx, SPI: sa.SPI, Dst: sa.Dst}
 			}
 		}

@@ -2,6 +2,7 @@ package manager
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/xdpsec/xdpsec/control/api"
+	"github.com/xdpsec/xdpsec/control/config"
 	"github.com/xdpsec/xdpsec/control/events"
 	"github.com/xdpsec/xdpsec/control/offload"
 	"github.com/xdpsec/xdpsec/control/offload/fakecard"
@@ -90,10 +92,10 @@ func (r *ikeRig) do(t *testing.T, method, target, body string) answer {
 	return answer{status: resp.StatusCode, epoch: resp.Header.Get(api.EpochHeader), body: b}
 }
 
-const ikeSAIn = `{"owner":"ike","spi":%d,"src":"198.19.0.2","dst":"198.19.0.1","proto":50,"mode":"tunnel","reqid":%d,
- "dir":"in","aead":{"alg":"rfc4106(gcm(aes))","key":"0x000102030405060708090a0b0c0d0e0f10111213","bits":128},
+const ikeSAIn = `{"owner":"ike","spi":%[1]d,"src":"198.19.0.2","dst":"198.19.0.1","proto":50,"mode":"tunnel","reqid":%[2]d,
+ "dir":"in","aead":{"alg":"rfc4106(gcm(aes))","key":"0x%08[1]x0405060708090a0b0c0d0e0f10111213","bits":128},
  "esn":true,"replay_window":32,"lifetime":{"soft_bytes":0,"hard_bytes":0,"soft_packets":0,"hard_packets":0,
- "soft_add_seconds":%d,"hard_add_seconds":3600},"df":"copy"}`
+ "soft_add_seconds":%[3]d,"hard_add_seconds":3600},"df":"copy"}`
 
 const ikePolicyIn = `{"owner":"ike","dir":"%s","priority":%d,"action":"protect",
  "sel":{"src":"198.18.2.0/24","dst":"198.18.1.0/24","proto":0},
@@ -245,6 +247,9 @@ func TestReloadLeavesRunTimeNames(t *testing.T) {
 	cfg := *r.m.Config()
 	extra := cfg.SAs[0]
 	extra.Name, extra.SPI = "later", 0x7001
+	aead := *extra.AEAD
+	aead.Key = config.NewKey(bytes.Repeat([]byte{0x70}, aead.Key.Len())) // a key of its own
+	extra.AEAD = &aead
 	sa := extra.SADB()
 	sa.Owner = sadb.OwnerCLI
 	if _, err := r.m.AddSA(sa); err != nil {

@@ -48,6 +48,8 @@ func (k storeKeys) Retire(sa *sadb.SA, reason string) error {
 	return k.st.Retire(p, reason)
 }
 
+func (k storeKeys) Stats() seqstate.Stats { return k.st.Stats() }
+
 func openKeys(t *testing.T, dir string) storeKeys {
 	t.Helper()
 	st, err := seqstate.Open(seqstate.Options{Dir: dir, Logger: slog.New(slog.DiscardHandler)})

@@ -15,6 +15,7 @@ import (
 	"github.com/xdpsec/xdpsec/control/lifetime"
 	"github.com/xdpsec/xdpsec/control/offload"
 	"github.com/xdpsec/xdpsec/control/sadb"
+	"github.com/xdpsec/xdpsec/control/seqstate"
 	"github.com/xdpsec/xdpsec/ipsec"
 )
 
@@ -63,6 +64,9 @@ type KeyState interface {
 	// Retire records that sa's key expired hard (reason: a short [a-z0-9-] word) and must never
 	// be used again, under any SPI; it returns once that is on disk.
 	Retire(sa *sadb.SA, reason string) error
+	// Stats are the state directory's counters (reservations blocked, writes and write errors),
+	// for the metrics.
+	Stats() seqstate.Stats
 }
 
 // Manager is the running control plane.

@@ -346,7 +346,12 @@ func TestReloadReplacementMakeBeforeBreak(t *testing.T) {
 		spi := fmt.Sprintf("spi: 0x%08x", 0x1001+i)
 		next := fmt.Sprintf("spi: 0x%08x", 0x1001+i+1)
 		text = strings.Replace(text, spi, next, 1)
-		text = strings.Replace(text, fmt.Sprintf("key: \"0x%02x02", i+1), fmt.Sprintf("key: \"0x%02x02", i+2), 1)
+		// A new key each time, never the inbound SA's (0x1102…): the SAD refuses two SAs under one key.
+		from := 0x40 + i
+		if i == 0 {
+			from = 0x01
+		}
+		text = strings.Replace(text, fmt.Sprintf("key: \"0x%02x02", from), fmt.Sprintf("key: \"0x%02x02", 0x41+i), 1)
 		writeConfig(t, path, text)
 		res, err := m.ReloadFile()
 		if err != nil || !slices.Equal(res.SAsReplaced, []string{"gw1-to-gw2"}) {

@@ -6,6 +6,7 @@ import (
 	"github.com/xdpsec/xdpsec/control/api"
 	"github.com/xdpsec/xdpsec/control/metrics"
 	"github.com/xdpsec/xdpsec/control/offload"
+	"github.com/xdpsec/xdpsec/control/seqstate"
 )
 
 // startServers starts the API server (and the metrics server, when asked for).
@@ -43,6 +44,14 @@ func (m *Manager) MetricsAddr() string {
 
 // EngineStats returns the offload engine's counters.
 func (m *Manager) EngineStats() offload.Stats { return m.engine.Stats() }
+
+// StateStats returns the durable sequence state's counters; false without a state directory.
+func (m *Manager) StateStats() (seqstate.Stats, bool) {
+	if m.opts.Keys == nil {
+		return seqstate.Stats{}, false
+	}
+	return m.opts.Keys.Stats(), true
+}
 
 // EventStats returns the event stream's counters.
 func (m *Manager) EventStats() api.EventStats {

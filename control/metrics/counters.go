@@ -46,13 +46,15 @@ var counterKinds = map[string]kind{
 	"ParseIPv6Ext":    kindDrop,
 	"ParseL4":         kindDrop,
 	"ParseESP":        kindDrop,
+	"OutGuard":        kindDrop, // PROTECT traffic while no worker serves the card (guard: stopped or starting)
+	"InGuard":         kindDrop, // ESP of an offloaded SA while no worker serves the card (guard)
 
 	// The card lets the packet through.
 	"OutProtect":    kindVerdict, // to a worker, to be encrypted
 	"InOffload":     kindVerdict, // ESP to a worker, to be decrypted
 	"OutBypass":     kindVerdict, // to the kernel by an outbound BYPASS policy or default
 	"InBypass":      kindVerdict, // to the kernel by an inbound BYPASS policy or default
-	"InNoStates":    kindVerdict, // ESP of an SA not offloaded: to the kernel
+	"InIKE":         kindVerdict, // IKE (non-ESP marker) or a NAT-keepalive on the encapsulation port: to the gateway's stack
 	"InESPFragment": kindVerdict, // fragmented ESP: to the kernel, which reassembles
 	"NonIP":         kindVerdict, // ARP, LLDP, …: to the kernel
 
@@ -60,6 +62,7 @@ var counterKinds = map[string]kind{
 	"AcquireSent": kindCardEvent, // an ACQUIRE record for the key manager
 	"AcquireLost": kindCardEvent, // an ACQUIRE record lost: the ring was full
 	"FibNoNeigh":  kindCardEvent, // an OutProtect packet whose next hop is unresolved (the worker drops it: WorkerNoNeighOut)
+	"InNoStates":  kindCardEvent, // ESP of an SA not offloaded: the inbound SPD decided its fate (InBypass, InTmplMismatch, …)
 
 	// The workers' throughput.
 	"WorkerRxPackets": kindWorkerPackets, // descriptors taken off the RX rings

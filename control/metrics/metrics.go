@@ -29,6 +29,7 @@ import (
 	"github.com/xdpsec/xdpsec/control/events"
 	"github.com/xdpsec/xdpsec/control/lifetime"
 	"github.com/xdpsec/xdpsec/control/offload"
+	"github.com/xdpsec/xdpsec/control/seqstate"
 )
 
 // Source is what the metrics read (the manager).
@@ -38,6 +39,8 @@ type Source interface {
 	GlobalCounters(ctx context.Context) (map[string]uint64, error)
 	EngineStats() offload.Stats
 	EventStats() api.EventStats
+	// StateStats are the state directory's counters; false when the daemon runs without one.
+	StateStats() (seqstate.Stats, bool)
 	// Subscribe streams the control plane's events; the collector counts SA expiries from them.
 	Subscribe(buf int) *events.Sub
 }
@@ -86,6 +89,15 @@ var (
 	descEngine   = prometheus.NewDesc("xdpsec_offload_operations_total", "Work of the offload engine by operation.", []string{"op"}, nil)
 	descEvents   = prometheus.NewDesc("xdpsec_events_total", "Events published, and deliveries dropped for slow subscribers.", []string{"kind"}, nil)
 	descUp       = prometheus.NewDesc("xdpsec_card_up", "1 when the card's counters could be read at this scrape.", nil, nil)
+
+	descStateWrites = prometheus.NewDesc("xdpsec_state_writes_total",
+		"Commits of the durable sequence state (state_dir) that reached the disk.", nil, nil)
+	descStateWriteErrors = prometheus.NewDesc("xdpsec_state_write_errors_total",
+		"Commits of the durable sequence state that failed (disk full, I/O error): reservations stop growing until one succeeds.", nil, nil)
+	descStateBlocked = prometheus.NewDesc("xdpsec_state_blocked_sas",
+		"Outbound SAs that had used their whole durable sequence reservation at the last commit: they drop (seq_unreserved) until a renewal reaches the disk.", nil, nil)
+	descStateEntries = prometheus.NewDesc("xdpsec_state_entries",
+		"Entries in the durable sequence state: SAs' reservations and high-water marks (kind=sa), keys that must never be used again (kind=tombstone).", []string{"kind"}, nil)
 )
 
 // descByKind is the metric of each kind of global counter.
@@ -163,7 +175,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSAPackets, descSABytes, descSAReplay, descSAIntegrity, descSAOther,
 		descSAUnreserved, descSAState, descSAAdded, descSAUsed, descSAOffload, descPolicyOffload, descExpiries, descDrops, descVerdicts,
 		descCardEvents, descWorkerPackets, descWorkerOps, descUnclassified, descSAs, descPolicies, descEngine,
-		descEvents, descUp} {
+		descEvents, descUp, descStateWrites, descStateWriteErrors, descStateBlocked, descStateEntries} {
 		ch <- d
 	}
 }
@@ -232,6 +244,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ev := c.src.EventStats()
 	ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(ev.Published), "published")
 	ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(ev.Dropped), "dropped")
+	if st, ok := c.src.StateStats(); ok {
+		ch <- prometheus.MustNewConstMetric(descStateWrites, prometheus.CounterValue, float64(st.Writes))
+		ch <- prometheus.MustNewConstMetric(descStateWriteErrors, prometheus.CounterValue, float64(st.WriteErrors))
+		ch <- prometheus.MustNewConstMetric(descStateBlocked, prometheus.GaugeValue, float64(st.Blocked))
+		ch <- prometheus.MustNewConstMetric(descStateEntries, prometheus.GaugeValue, float64(st.Entries), "sa")
+		ch <- prometheus.MustNewConstMetric(descStateEntries, prometheus.GaugeValue, float64(st.Tombstones), "tombstone")
+	}
 }
 
 // engineOps are the offload engine's counters by the op label of xdpsec_offload_operations_total.

@@ -22,6 +22,7 @@ import (
 	"github.com/xdpsec/xdpsec/control/lifetime"
 	"github.com/xdpsec/xdpsec/control/offload"
 	"github.com/xdpsec/xdpsec/control/sadb"
+	"github.com/xdpsec/xdpsec/control/seqstate"
 	"github.com/xdpsec/xdpsec/ipsec"
 	"github.com/xdpsec/xdpsec/loader"
 )
@@ -48,6 +49,7 @@ type fakeSource struct {
 	cardErr  error
 	counters map[string]uint64
 	bus      *events.Bus
+	noState  bool // the daemon runs without a state directory
 }
 
 func newFake() *fakeSource {
@@ -72,8 +74,11 @@ func (f *fakeSource) GlobalCounters(context.Context) (map[string]uint64, error) 
 	}
 	return f.counters, nil
 }
-func (*fakeSource) EngineStats() offload.Stats      { return offload.Stats{SANacks: 1} }
-func (*fakeSource) EventStats() api.EventStats      { return api.EventStats{Published: 9, Dropped: 1} }
+func (*fakeSource) EngineStats() offload.Stats { return offload.Stats{SANacks: 1} }
+func (*fakeSource) EventStats() api.EventStats { return api.EventStats{Published: 9, Dropped: 1} }
+func (f *fakeSource) StateStats() (seqstate.Stats, bool) {
+	return seqstate.Stats{Entries: 4, Tombstones: 2, Blocked: 1, Writes: 12, WriteErrors: 3}, !f.noState
+}
 func (f *fakeSource) Subscribe(buf int) *events.Sub { return f.bus.Subscribe(buf) }
 
 // gatherFamilies registers c on a pedantic registry (which checks descriptions and label
@@ -127,7 +132,7 @@ func TestCollector(t *testing.T) {
 		"xdpsec_drops_total{reason=InNoPols}":                                                float64(f.counters["InNoPols"]),
 		"xdpsec_drops_total{reason=WorkerNoNextHopIn}":                                       float64(f.counters["WorkerNoNextHopIn"]),
 		"xdpsec_card_verdicts_total{verdict=OutProtect}":                                     float64(f.counters["OutProtect"]),
-		"xdpsec_card_verdicts_total{verdict=InNoStates}":                                     float64(f.counters["InNoStates"]),
+		"xdpsec_card_events_total{event=InNoStates}":                                         float64(f.counters["InNoStates"]),
 		"xdpsec_card_events_total{event=AcquireLost}":                                        float64(f.counters["AcquireLost"]),
 		"xdpsec_worker_packets_total{counter=WorkerSealed}":                                  float64(f.counters["WorkerSealed"]),
 		"xdpsec_worker_operations_total{counter=WorkerTooBig}":                               float64(f.counters["WorkerTooBig"]),
@@ -135,6 +140,11 @@ func TestCollector(t *testing.T) {
 		"xdpsec_card_up{}": 1,
 		"xdpsec_offload_operations_total{op=sa_nack}": 1,
 		"xdpsec_events_total{kind=dropped}":           1,
+		"xdpsec_state_writes_total{}":                 12,
+		"xdpsec_state_write_errors_total{}":           3,
+		"xdpsec_state_blocked_sas{}":                  1,
+		"xdpsec_state_entries{kind=sa}":               4,
+		"xdpsec_state_entries{kind=tombstone}":        2,
 		"xdpsec_sas{}":                                1,
 	} {
 		v, ok := got[name]
@@ -152,6 +162,14 @@ func TestCollector(t *testing.T) {
 	down.cardErr = errors.New("closed")
 	if gather(t, newCollector(t, down))["xdpsec_card_up{}"] != 0 {
 		t.Fatal("card_up is not 0 when the counters cannot be read")
+	}
+	// Without a state directory there are no state series (rather than zeros that look healthy).
+	stateless := newFake()
+	stateless.noState = true
+	for name := range gather(t, newCollector(t, stateless)) {
+		if strings.HasPrefix(name, "xdpsec_state_") {
+			t.Errorf("%s present without a state directory", name)
+		}
 	}
 }
 

@@ -254,6 +254,7 @@ const maxGather = 50 * time.Millisecond
 // loop is the engine goroutine.
 func (e *Engine) loop(ctx context.Context, done chan struct{}) {
 	defer close(done)
+	e.adopt()
 	for {
 		select {
 		case <-ctx.Done():
@@ -286,6 +287,50 @@ func (e *Engine) gather(ctx context.Context, d time.Duration) {
 		case f := <-e.reqs:
 			f()
 		}
+	}
+}
+
+// adopt starts the engine from what the card actually holds (Driver.Dump) rather than from an empty
+// card: a card a daemon adopted from an earlier run (after a crash, or left in guard state) may hold
+// SAs and policies the SAD does not have, or has under other indexes. Each entry the engine does not
+// know is taken as installed and belonging to no SA of the SAD (serial 0), so the first pass
+// replaces or removes it like any stale entry: its policies are rewritten or removed before its SAs
+// leave, and an SA of the SAD whose index or (SPI, destination) a stale one holds is installed once
+// that one is gone.
+func (e *Engine) adopt() {
+	st, err := e.drv.Dump()
+	if err != nil {
+		e.log.Warn("read the card's entries at start; assuming it holds none", "err", err)
+		return
+	}
+	n := 0
+	for ifc, sas := range st.SAs {
+		for idx, cs := range sas {
+			k := saKey{idx, ifc}
+			if _, ok := e.sa[k]; ok {
+				continue
+			}
+			id := sadb.SAID{SPI: cs.SPI, Dst: cs.Dst, Proto: ipsec.ProtoESP}
+			e.sa[k] = &saOff{installed: true, status: StatusOffloaded, id: id}
+			if e.byID[ifc] == nil {
+				e.byID[ifc] = map[sadb.SAID]uint32{}
+			}
+			e.byID[ifc][id] = idx
+			n++
+		}
+	}
+	for ifc, pols := range st.Policies {
+		for id, p := range pols {
+			k := polKey{id, ifc}
+			if _, ok := e.pol[k]; ok {
+				continue
+			}
+			e.pol[k] = &polOff{cur: p, tried: p, installed: true, status: StatusOffloaded}
+			n++
+		}
+	}
+	if n > 0 {
+		e.log.Info("the card holds entries of an earlier run; reconciling them with the SAD and SPD", "entries", n)
 	}
 }
 

@@ -46,7 +46,12 @@ func (e *Engine) installSAs(v *view, retryDeferred bool) []saKey {
 			st := e.sa[k]
 			if st != nil && st.serial != sa.Serial {
 				if st.installed {
-					// The index still holds a reaped SA: cannot happen (Reap waits), but never overwrite.
+					// The index still holds another SA: one of an earlier run the card was adopted
+					// with (adopt; a reaped SA cannot be, Reap waits). Never overwrite: it leaves in
+					// removeSAs, and step 4 installs this one.
+					if !retryDeferred {
+						deferred = append(deferred, k)
+					}
 					continue
 				}
 				st = nil

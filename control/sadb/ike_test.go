@@ -168,7 +168,7 @@ func TestMigrateSA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := testSA("", 0x1001)
+	other := testSA("other", 0x1001)
 	other.Dst = netip.MustParseAddr("198.19.0.9")
 	if _, err := s.AddSA(other); err != nil {
 		t.Fatal(err)

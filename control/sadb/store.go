@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/xdpsec/xdpsec/crypto/esp"
 	"github.com/xdpsec/xdpsec/ipsec"
 )
 
@@ -38,7 +39,8 @@ type Options struct {
 }
 
 type saRec struct {
-	e SAEntry
+	e   SAEntry
+	key keyPrint // its key's fingerprint (sharedkey.go)
 }
 
 type polRec struct {
@@ -127,6 +129,9 @@ type Store struct {
 	ikePols   map[string]uint32
 	fwdFree   indexAlloc // fwd policy ids, above MaxPolicies
 	polSerial uint64
+	// live SAs by their AEAD key's fingerprint, under keySecret (sharedkey.go)
+	byKeyPrint map[[esp.FingerprintLen]byte]*saRec
+	keySecret  []byte
 }
 
 // New returns an empty store.
@@ -151,6 +156,9 @@ func New(opts Options) *Store {
 		pols:    newPolicyTable(opts.MaxPolicies),
 		ikePols: map[string]uint32{},
 		fwdFree: indexAlloc{max: 1<<32 - 1 - opts.MaxPolicies, delay: policyIDDelay},
+
+		byKeyPrint: map[[esp.FingerprintLen]byte]*saRec{},
+		keySecret:  newKeySecret(),
 	}
 }
 
@@ -283,6 +291,9 @@ func (s *Store) addSALocked(sa SA) (SAEntry, error) {
 	if err := s.sas.taken(sa.ID(), sa.Name, 0); err != nil {
 		return SAEntry{}, err
 	}
+	if err := s.keySharedLocked(s.keyPrintOf(&sa), nil); err != nil {
+		return SAEntry{}, err
+	}
 	idx, ok := s.sas.free.get()
 	if !ok {
 		return SAEntry{}, fmt.Errorf("%w (%d SAs)", ErrFull, s.opts.MaxSAs)
@@ -296,8 +307,9 @@ func (s *Store) addSALocked(sa SA) (SAEntry, error) {
 func (s *Store) insertLocked(sa SA, idx uint32) SAEntry {
 	s.gen++
 	s.serial++
-	r := &saRec{e: SAEntry{SA: sa, Index: idx, AddTime: s.opts.Now(), Gen: s.gen, Serial: s.serial}}
+	r := &saRec{e: SAEntry{SA: sa, Index: idx, AddTime: s.opts.Now(), Gen: s.gen, Serial: s.serial}, key: s.keyPrintOf(&sa)}
 	s.sas.insert(idx, sa.ID(), sa.Name, r)
+	s.holdKeyLocked(r)
 	return r.e.view(false)
 }
 
@@ -315,6 +327,9 @@ func (s *Store) ReplaceSA(ref Ref, in SA) (deleted, added SAEntry, err error) {
 	r, err := s.lookupLocked(ref)
 	if err == nil {
 		err = s.sas.taken(sa.ID(), sa.Name, r.e.Index)
+	}
+	if err == nil {
+		err = s.keySharedLocked(s.keyPrintOf(&sa), r)
 	}
 	var idx uint32
 	if err == nil {
@@ -443,6 +458,7 @@ func (s *Store) DeleteSA(ref Ref) (SAEntry, error) {
 
 func (s *Store) buryLocked(r *saRec) {
 	s.sas.remove(r.e.Index, r.e.ID(), r.e.Name)
+	s.dropKeyLocked(r)
 	s.gen++
 	r.e.State = StateDead
 	r.e.Gen = s.gen

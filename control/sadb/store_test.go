@@ -1,6 +1,7 @@
 package sadb
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -10,12 +11,17 @@ import (
 	"github.com/xdpsec/xdpsec/ipsec"
 )
 
+// testSA is an SA whose key follows from its name and SPI: one key per SA (the SAD refuses two SAs
+// under one AEAD key), the same key when a test builds the same SA again.
 func testSA(name string, spi uint32) SA {
+	key := make(Key, 20)
+	binary.BigEndian.PutUint32(key, spi)
+	copy(key[4:], name)
 	return SA{
 		Name: name, SPI: spi,
 		Src: netip.MustParseAddr("198.18.0.1"), Dst: netip.MustParseAddr("198.19.0.1"),
 		Reqid: 7, Mode: ipsec.ModeTunnel,
-		AEAD: &Algorithm{Name: "rfc4106(gcm(aes))", Key: make(Key, 20), Bits: 128},
+		AEAD: &Algorithm{Name: "rfc4106(gcm(aes))", Key: key, Bits: 128},
 	}
 }
 
@@ -112,7 +118,7 @@ func TestUpdateSemantics(t *testing.T) {
 		t.Fatalf("update did not apply: %+v", u)
 	}
 	bad := testSA("a", 0x1001)
-	bad.AEAD.Key[3] = 1
+	bad.AEAD.Key[3] ^= 1
 	if _, err := s.UpdateSA(bad); !errors.Is(err, ErrImmutable) {
 		t.Fatalf("key change: got %v, want ErrImmutable", err)
 	}
@@ -455,6 +461,7 @@ func TestReplaceSAIsOneChange(t *testing.T) {
 func TestSameKey(t *testing.T) {
 	a := testSA("a", 0x1001)
 	b := testSA("b", 0x2002)
+	b.AEAD.Key = a.AEAD.Key
 	if !SameKey(&a, &b) {
 		t.Fatal("two SAs with one AEAD key: SameKey false")
 	}

@@ -32,4 +32,14 @@
 // in order), and gw1 run as `xdpsec run` stopped with SIGTERM and killed with SIGKILL, each time
 // started again with the same configuration (echoes back within 10 s, gw2 never rekeyed and
 // counting no replay).
+//
+// failclosed_test.go proves issue 8's fail-closed promises: gw1 stopped with on_exit: guard (under a
+// 10 ms ping: no plaintext ICMP on the wire across the stop), then killed with SIGKILL, drops the
+// UDP the SPD protects in both directions (counted exactly under OutGuard/InGuard,
+// OutNoSocket/InNoSocket; nothing at the other host, no plaintext and no ESP of gw1 on the wire)
+// while udp/500, which it bypasses, arrives whole; the next start adopts the card with the same
+// links and the tunnel works again; a start after the kill with the SAs in the opposite order
+// (every index and inbound (SPI, destination) held by a stale SA) and a policy fewer ends with the
+// card equal to the SAD and SPD; loader.Remove (xdpsec down) leaves nothing; forged UDP/4500,
+// unknown-SPI ESP and plaintext from the wire never reach the protected host.
 package e2e

@@ -71,7 +71,9 @@ func (c GatewayConfig) YAML(tb *testbed.Testbed) (gw1, gw2 string, keys *Keys, e
 		if err != nil {
 			return "", "", nil, err
 		}
-		fmt.Fprintf(&b[i], "instance: %s\ninterfaces: {protected: %s, wire: %s}\nstate_dir: %s\n",
+		// on_exit: detach: the next system measured on this testbed must find the interfaces bare
+		// (the default, guard, leaves the card attached and pinned for the next start to adopt).
+		fmt.Fprintf(&b[i], "instance: %s\ninterfaces: {protected: %s, wire: %s}\nstate_dir: %s\non_exit: detach\n",
 			tb.Instance(gw), lan, wan, st)
 		if c.PortSAs > 0 {
 			n := c.PortSAs + 16

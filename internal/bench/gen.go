@@ -136,21 +136,11 @@ func udpTemplate(ctx context.Context, tb *testbed.Testbed, n int) ([]byte, error
 	if err != nil {
 		return nil, err
 	}
-	f := make([]byte, n)
-	copy(f[0:6], dmac)
-	copy(f[6:12], smac)
-	binary.BigEndian.PutUint16(f[12:], 0x0800)
-	ip := f[14:]
-	ip[0], ip[8], ip[9] = 0x45, 64, 17
-	binary.BigEndian.PutUint16(ip[2:], uint16(n-14))
-	s, d := testbed.H1Addr4.As4(), testbed.H2Addr4.As4()
-	copy(ip[12:16], s[:])
-	copy(ip[16:20], d[:])
-	udp := ip[20:]
+	udp := make([]byte, n-14-20)
 	binary.BigEndian.PutUint16(udp[0:], 1024)
 	binary.BigEndian.PutUint16(udp[2:], SinkPort)
-	binary.BigEndian.PutUint16(udp[4:], uint16(n-14-20))
-	return f, nil
+	binary.BigEndian.PutUint16(udp[4:], uint16(len(udp)))
+	return testbed.IPv4Frame(dmac, smac, testbed.H1Addr4, testbed.H2Addr4, 17, udp), nil
 }
 
 // thread runs fn on a thread pinned to cpu inside h1's namespace; fn transmits with send(n).

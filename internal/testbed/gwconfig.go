@@ -48,8 +48,8 @@ type Dataplane struct {
 }
 
 // GatewayConfigs returns the configuration files (YAML, as `xdpsec run --config` reads them) of
-// gw1 and gw2 for the tunnels, with fresh random keys shared by the two. The instances are named
-// after the testbed's prefix, so their pins never meet another test's.
+// gw1 and gw2 for the tunnels, with fresh random keys shared by the two, and on_exit: detach. The
+// instances are named after the testbed's prefix, so their pins never meet another test's.
 func (tb *Testbed) GatewayConfigs(tunnels []Tunnel) (gw1, gw2 string, err error) {
 	return tb.GatewayConfigsWith(tunnels, Dataplane{})
 }
@@ -80,6 +80,9 @@ func (tb *Testbed) GatewayConfigsWith(tunnels []Tunnel, dp Dataplane) (gw1, gw2 
 			return "", "", err
 		}
 		fmt.Fprintf(b, "state_dir: %s\n", st)
+		// A throwaway testbed's gateways leave nothing behind when they stop (the default, guard,
+		// leaves the card pinned for the next start to adopt; tests of it set it themselves).
+		fmt.Fprintf(b, "on_exit: detach\n")
 	}
 	var pol1, pol2, sa1, sa2 strings.Builder
 	// IKE reaches the gateways' own stacks whatever the SPD says (the data path issue's example).

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 
 	"github.com/xdpsec/xdpsec/internal/nsenter"
@@ -46,14 +47,24 @@ func (tb *Testbed) UDPFrame(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := make([]byte, 60)
+	udp := make([]byte, 26) // 18 zero bytes of payload: a 60-byte frame
+	binary.BigEndian.PutUint16(udp[0:], 40000)
+	binary.BigEndian.PutUint16(udp[2:], 9)
+	binary.BigEndian.PutUint16(udp[4:], 26) // checksum 0: none (RFC 768)
+	return IPv4Frame(dmac, smac, H1Addr4, H2Addr4, 17, udp), nil
+}
+
+// IPv4Frame builds an Ethernet frame carrying an IPv4 packet from src to dst (no options, TTL 64,
+// the header checksum set) with l4 as its payload, as tests inject it with raw sockets.
+func IPv4Frame(dmac, smac net.HardwareAddr, src, dst netip.Addr, proto byte, l4 []byte) []byte {
+	f := make([]byte, 14+20+len(l4))
 	copy(f[0:6], dmac)
 	copy(f[6:12], smac)
 	binary.BigEndian.PutUint16(f[12:], 0x0800)
 	ip := f[14:]
-	ip[0], ip[8], ip[9] = 0x45, 64, 17
-	binary.BigEndian.PutUint16(ip[2:], 46)
-	s, d := H1Addr4.As4(), H2Addr4.As4()
+	ip[0], ip[8], ip[9] = 0x45, 64, proto
+	binary.BigEndian.PutUint16(ip[2:], uint16(20+len(l4)))
+	s, d := src.As4(), dst.As4()
 	copy(ip[12:16], s[:])
 	copy(ip[16:20], d[:])
 	var sum uint32
@@ -64,9 +75,6 @@ func (tb *Testbed) UDPFrame(ctx context.Context) ([]byte, error) {
 		sum = sum>>16 + sum&0xffff
 	}
 	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
-	udp := ip[20:]
-	binary.BigEndian.PutUint16(udp[0:], 40000)
-	binary.BigEndian.PutUint16(udp[2:], 9)
-	binary.BigEndian.PutUint16(udp[4:], 26) // checksum 0: none (RFC 768)
-	return f, nil
+	copy(ip[20:], l4)
+	return f
 }
