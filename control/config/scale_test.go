@@ -50,3 +50,46 @@ func BenchmarkParseManyErrors(b *testing.B) {
 		}
 	}
 }
+
+// manyTunnels is a valid file of n outbound SAs, each with the policy that uses it.
+func manyTunnels(n int) []byte {
+	var b strings.Builder
+	b.WriteString("interfaces: {protected: lan0, wire: wan0}\ncapacities: {sas: 65535, policies: 65535}\nsas:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "  - {name: s%d, spi: %d, src: 198.19.0.1, dst: 198.19.0.2, mode: tunnel, "+
+			"aead: {alg: aes-gcm-128, key: \"0x%040x\"}}\n", i, 0x1000+i, i+1)
+	}
+	b.WriteString("policies:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "  - {name: p%d, dir: out, src: 198.18.0.0/16, dst: 198.18.0.0/16, proto: udp, dport: %d, action: protect, sa: s%d}\n",
+			i, 1+i%65535, i)
+	}
+	return []byte(b.String())
+}
+
+// TestManyTunnels: a file of thousands of SAs and policies parses, every policy finding its SA.
+func TestManyTunnels(t *testing.T) {
+	const n = 2000
+	c, err := Parse("tunnels.yaml", manyTunnels(n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.SAs) != n || len(c.Policies) != n || c.Policies[n-1].SA != fmt.Sprintf("s%d", n-1) {
+		t.Fatalf("%d SAs, %d policies", len(c.SAs), len(c.Policies))
+	}
+}
+
+// BenchmarkParseManyTunnels: validation looks each policy's SA up by name (an index, not a scan of
+// the SAs per policy).
+func BenchmarkParseManyTunnels(b *testing.B) {
+	for _, n := range []int{1000, 16000} {
+		in := manyTunnels(n)
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			for range b.N {
+				if _, err := Parse("tunnels.yaml", in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

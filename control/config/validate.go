@@ -36,6 +36,23 @@ type validator struct {
 	c    *Config
 	pos  *positions
 	errs []error
+	// sas indexes c.SAs by name for the policies' references (Config.SA is a linear search: with
+	// tens of thousands of policies and SAs, validation was quadratic). The first SA of a name wins,
+	// as in Config.SA; duplicates are reported on their own.
+	sas map[string]*SA
+}
+
+// saNamed is Config.SA through the validator's index.
+func (v *validator) saNamed(name string) *SA {
+	if v.sas == nil {
+		v.sas = make(map[string]*SA, len(v.c.SAs))
+		for i := range v.c.SAs {
+			if _, dup := v.sas[v.c.SAs[i].Name]; !dup {
+				v.sas[v.c.SAs[i].Name] = &v.c.SAs[i]
+			}
+		}
+	}
+	return v.sas[name]
 }
 
 func (v *validator) top(field string, err error) { v.report("", 0, "", field, err) }
@@ -408,7 +425,7 @@ func (v *validator) checkPolicy(i int) {
 		// later (until then the card drops the traffic and raises ACQUIRE).
 		return
 	}
-	sa := v.c.SA(p.SA)
+	sa := v.saNamed(p.SA)
 	if sa == nil {
 		report("sa", fmt.Errorf("%w %q", ErrUnknownSA, p.SA))
 		return
