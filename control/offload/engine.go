@@ -96,6 +96,10 @@ type Engine struct {
 	running bool
 	cancel  context.CancelFunc
 	done    chan struct{} // closed when the goroutine has returned
+	// halted is set when the engine's context ends: a pass in progress stops between two driver
+	// calls instead of finishing (a first pass offering 65,536 SAs can take minutes, and a stop
+	// must not wait for it). The card keeps what it holds, as after any stop.
+	halted atomic.Bool
 
 	// Published by the engine goroutine for everyone; replaced, never changed.
 	shown    atomic.Pointer[shown]
@@ -220,6 +224,8 @@ func (e *Engine) Start(ctx context.Context) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	e.running, e.cancel, e.done = true, cancel, make(chan struct{})
+	e.halted.Store(false)
+	context.AfterFunc(ctx, func() { e.halted.Store(true) })
 	e.store.SetOnChange(e.Kick)
 	go e.loop(ctx, e.done)
 	e.Kick()

@@ -153,6 +153,9 @@ func (e *Engine) pass() *view {
 			break
 		}
 	}
+	if e.halted.Load() {
+		return v // stopping: what was done stays, the rest is for the next start
+	}
 	e.reap(v)
 	e.renumber(v)
 	if e.retry {
@@ -174,6 +177,11 @@ func (e *Engine) reconcile(v *view) bool {
 	epoch0 := e.epoch
 	deferred := e.installSAs(v, false)
 	e.syncPolicies(v)
+	if e.halted.Load() {
+		// Never remove SAs after a policy sync that stopped half way: a policy still on the card
+		// may point at them.
+		return false
+	}
 	e.removeSAs(v)
 	if len(deferred) > 0 {
 		if e.installSAs(v, true) != nil {

@@ -66,10 +66,16 @@ func (e *Engine) syncPolicies(v *view) {
 	byKey := func(a, b polKey) int { return cmp.Or(cmp.Compare(a.id, b.id), strings.Compare(a.iface, b.iface)) }
 	slices.SortFunc(gone, byKey)
 	for _, k := range gone {
+		if e.halted.Load() {
+			return
+		}
 		e.removePolicy(k)
 	}
 	// The snapshot is in SPD order: policies are installed by id within it, deterministically.
 	for i := range v.snap.Policies {
+		if e.halted.Load() {
+			return
+		}
 		p := &v.snap.Policies[i]
 		for _, ifc := range e.ifaces {
 			if !e.polAllowed(p, ifc) {

@@ -40,6 +40,9 @@ func (e *Engine) setSA(k saKey, sa *sadb.SAEntry, st *saOff, status Status, reas
 func (e *Engine) installSAs(v *view, retryDeferred bool) []saKey {
 	var deferred []saKey
 	for i := range v.snap.SAs {
+		if e.halted.Load() {
+			return deferred
+		}
 		sa := &v.snap.SAs[i]
 		for _, ifc := range e.ifaces {
 			k := saKey{sa.Index, ifc}
