@@ -262,3 +262,41 @@ func BenchmarkReplaceSPD(b *testing.B) {
 		}
 	}
 }
+
+// portSPD is n exact-port UDP policies between two subnets: one tuple, a bucket per port, and one
+// fragment bucket they all share.
+func portSPD(n int) []ipsec.Policy {
+	ps := make([]ipsec.Policy, n)
+	for i := range ps {
+		sel := anySel("198.18.1.0/24", "198.18.2.0/24")
+		sel.Proto = ipsec.ProtoUDP
+		sel.SrcPorts = ipsec.Ports(uint16(1+i/4096), uint16(1+i/4096))
+		sel.DstPorts = ipsec.Ports(uint16(10000+i%4096), uint16(10000+i%4096))
+		ps[i] = ipsec.Policy{ID: uint32(i + 1), Dir: ipsec.DirOut, Priority: 100, Selector: sel, Action: ipsec.ActionBypass, SA: ipsec.NoSA}
+	}
+	return ps
+}
+
+// BenchmarkPutPortPolicy measures one more port policy put into an SPD of n port policies (portSPD):
+// the fragment bucket they share must not be rewritten whole on every change.
+func BenchmarkPutPortPolicy(b *testing.B) {
+	for _, n := range []int{1024, 8192} {
+		b.Run(fmt.Sprintf("spd=%d", n), func(b *testing.B) {
+			c := newTestCard(b, Config{Policies: benchCapacity(n + 1)})
+			if err := c.ReplaceSPD(portSPD(n)); err != nil {
+				b.Fatal(err)
+			}
+			p := portSPD(n + 1)[n]
+			if err := c.PutPolicies(p); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				p.Priority = uint32(100 + i%2) // alternately behind and level with the others
+				if err := c.PutPolicies(p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

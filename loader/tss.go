@@ -248,6 +248,9 @@ type tssList struct {
 	// hint is the id a tuple of the shape had on the card before a restart, reused when free.
 	hint    map[tssShape]uint8
 	buckets map[bucketKey][]bpf.CardXdpsecRule // SPD order
+	// fragSame holds, for each group of a fragment bucket's rules that a non-first fragment cannot
+	// tell apart, all of the group in SPD order; the bucket holds only the first of each (tssfrag.go).
+	fragSame map[fragKey][]bpf.CardXdpsecRule
 	// The filter: the bit array, and how many buckets beyond the first set a bit.
 	filterBits uint
 	filter     bitset
@@ -280,6 +283,7 @@ func (l *tssList) init(dir ipsec.Dir, fam int, filterBits uint) {
 		tuples:     map[tssShape]*tssTuple{},
 		hint:       map[tssShape]uint8{},
 		buckets:    map[bucketKey][]bpf.CardXdpsecRule{},
+		fragSame:   map[fragKey][]bpf.CardXdpsecRule{},
 		filterBits: filterBits,
 		filter:     newBitset(1 << filterBits),
 		shared:     map[uint32]uint32{},
@@ -399,28 +403,41 @@ func (l *tssList) place(p *ipsec.Policy, insert bool) {
 	}
 	r := ruleOf(p)
 	for _, k := range l.keysOf(p, t) {
-		b := l.buckets[k]
-		i, found := slices.BinarySearchFunc(b, order, func(r bpf.CardXdpsecRule, o uint64) int { return cmp.Compare(ruleOrder(&r), o) })
-		switch {
-		case insert && !found:
-			b = slices.Insert(b, i, r)
-		case !insert && found:
-			b = slices.Delete(b, i, i+1)
-		default:
+		if k.Frag != 0 {
+			l.placeFrag(k, r, insert)
 			continue
 		}
-		switch {
-		case len(b) == 0:
-			delete(l.buckets, k)
-			l.countBit(k, -1)
-		case len(b) == 1 && insert:
-			l.buckets[k] = b
-			l.countBit(k, 1)
-		default:
-			l.buckets[k] = b
-		}
-		l.buf[0].dirty[k], l.buf[1].dirty[k] = true, true
+		l.bucketEdit(k, r, insert)
 	}
+}
+
+// byRuleOrder compares a rule's SPD order with o (for binary searches of buckets).
+func byRuleOrder(r bpf.CardXdpsecRule, o uint64) int { return cmp.Compare(ruleOrder(&r), o) }
+
+// bucketEdit inserts r into (or removes it from) bucket k, keeping the filter and the buffers' dirty
+// marks.
+func (l *tssList) bucketEdit(k bucketKey, r bpf.CardXdpsecRule, insert bool) {
+	b := l.buckets[k]
+	i, found := slices.BinarySearchFunc(b, ruleOrder(&r), byRuleOrder)
+	switch {
+	case insert && !found:
+		b = slices.Insert(b, i, r)
+	case !insert && found:
+		b = slices.Delete(b, i, i+1)
+	default:
+		return
+	}
+	switch {
+	case len(b) == 0:
+		delete(l.buckets, k)
+		l.countBit(k, -1)
+	case len(b) == 1 && insert:
+		l.buckets[k] = b
+		l.countBit(k, 1)
+	default:
+		l.buckets[k] = b
+	}
+	l.buf[0].dirty[k], l.buf[1].dirty[k] = true, true
 }
 
 // countBit counts a bucket key in or out of the filter.
