@@ -10,6 +10,7 @@ import (
 
 	"github.com/xdpsec/xdpsec/control/sadb"
 	"github.com/xdpsec/xdpsec/internal/testbed"
+	"github.com/xdpsec/xdpsec/internal/testutil"
 	"github.com/xdpsec/xdpsec/ipsec"
 	"github.com/xdpsec/xdpsec/loader"
 )
@@ -55,10 +56,7 @@ func pings(ctx context.Context, t *testing.T, tb *testbed.Testbed, from testbed.
 // are exactly want.
 func waitFailures(t *testing.T, d *Daemon, idx uint32, want uint64) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for policyFailures(d, idx) < want && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(5*time.Second, func() bool { return policyFailures(d, idx) >= want })
 	if got := policyFailures(d, idx); got != want {
 		t.Fatalf("%s: %d policy failures on sa %d, want %d", d.Info.Instance, got, idx, want)
 	}

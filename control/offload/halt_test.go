@@ -13,6 +13,7 @@ import (
 	"github.com/xdpsec/xdpsec/control/offload"
 	"github.com/xdpsec/xdpsec/control/offload/fakecard"
 	"github.com/xdpsec/xdpsec/control/sadb"
+	"github.com/xdpsec/xdpsec/internal/testutil"
 )
 
 // TestStopDuringLongPass: Stop does not wait for a pass to offer every SA. A first pass over a large
@@ -40,8 +41,8 @@ func TestStopDuringLongPass(t *testing.T) {
 	}
 	e := offload.New(store, card, offload.Options{Events: events.NewBus(nil), Logger: slog.New(slog.DiscardHandler)})
 	e.Start(context.Background())
-	for calls.Load() < 10 {
-		time.Sleep(time.Millisecond) // the pass is under way
+	if !testutil.Eventually(10*time.Second, func() bool { return calls.Load() >= 10 }) {
+		t.Fatalf("the first pass made %d driver calls in 10 s", calls.Load())
 	}
 	start := time.Now()
 	e.Stop()

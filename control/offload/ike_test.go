@@ -10,6 +10,7 @@ import (
 	"github.com/xdpsec/xdpsec/control/offload"
 	"github.com/xdpsec/xdpsec/control/offload/fakecard"
 	"github.com/xdpsec/xdpsec/control/sadb"
+	"github.com/xdpsec/xdpsec/internal/testutil"
 	"github.com/xdpsec/xdpsec/ipsec"
 )
 
@@ -103,7 +104,7 @@ func TestShadowedPolicies(t *testing.T) {
 	}
 	card.Fail = nil
 	r.engine.Kick()
-	waitFor(t, "the trap to replace the discard", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the trap to replace the discard", func() bool {
 		_, trapIn := card.Policy("lan0", trap.ID)
 		_, dropIn := card.Policy("lan0", drop.ID)
 		return trapIn && !dropIn
@@ -149,16 +150,5 @@ func TestFwdNotOffloaded(t *testing.T) {
 	got, ok := card.SA("wan0", a.Index)
 	if !ok || len(got.Check) != 1 || got.Check[0].Selector != pin.Sel || !got.Check[0].Accept {
 		t.Fatalf("inbound sa check list %+v", got.Check)
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -16,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -470,73 +469,26 @@ func pathMTU(c net.Conn, v6 bool) int {
 	return mtu
 }
 
-type capture struct {
-	cmd    interface{ Wait() error }
-	proc   *os.Process
-	stderr *bytes.Buffer
-	done   chan struct{}
-}
+// capture is the testbed's wire capture with the test's failure handling.
+type capture struct{ *testbed.Capture }
 
 // startCapture runs tcpdump on the wire tap's port towards gw1, whole packets, a large buffer, and
 // any extra arguments.
 func startCapture(ctx context.Context, t *testing.T, tb *testbed.Testbed, file string, extra ...string) *capture {
-	cmd := tb.Command(ctx, testbed.SW, "tcpdump", append([]string{"-i", testbed.SWGW1, "-n", "-s", "0", "-B", "131072",
-		"-Z", "root", "-w", file}, extra...)...)
-	stderr, err := cmd.StderrPipe()
+	c, err := tb.StartCapture(ctx, file, 0, extra...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &capture{cmd: cmd, proc: cmd.Process, stderr: new(bytes.Buffer), done: make(chan struct{})}
-	listening := make(chan struct{})
-	go func() {
-		defer close(c.done)
-		sc := bufio.NewScanner(stderr)
-		once := false
-		for sc.Scan() {
-			c.stderr.WriteString(sc.Text() + "\n")
-			if !once && strings.Contains(sc.Text(), "listening on") {
-				once = true
-				close(listening)
-			}
-		}
-		if !once {
-			close(listening)
-		}
-	}()
-	select {
-	case <-listening:
-	case <-time.After(10 * time.Second):
-		t.Fatal("tcpdump did not start")
-	}
-	t.Cleanup(func() { _ = c.proc.Kill() })
-	return c
+	t.Cleanup(c.Kill)
+	return &capture{c}
 }
 
 // stop ends the capture and returns the packets it missed: those the filter received that never
 // reached the file.
 func (c *capture) stop(t *testing.T) int {
-	_ = c.proc.Signal(syscall.SIGINT)
-	<-c.done
-	_ = c.cmd.Wait()
-	var captured, received, dropped int
-	for _, l := range strings.Split(c.stderr.String(), "\n") {
-		switch {
-		case strings.Contains(l, "packets captured"):
-			fmt.Sscan(l, &captured)
-		case strings.Contains(l, "received by filter"):
-			fmt.Sscan(l, &received)
-		case strings.Contains(l, "dropped by kernel"):
-			fmt.Sscan(l, &dropped)
-		}
-	}
-	// "Received by filter" counts every packet the kernel put in tcpdump's ring: those it
-	// dropped for a full ring, and those still in a block not handed over when tcpdump stopped.
-	missed := max(dropped, received-captured)
+	missed := c.Stop()
 	if missed > 0 {
-		t.Logf("tcpdump: %d captured, %d received by filter, %d dropped by kernel", captured, received, dropped)
+		t.Logf("tcpdump missed %d packets:\n%s", missed, c.Report())
 	}
 	return missed
 }

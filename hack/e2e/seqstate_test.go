@@ -286,12 +286,27 @@ func TestReloadKeepsSequence(t *testing.T) {
 			t.Fatalf("%s: reload %+v %v, want %v updated in place", d.Info.Instance, res, err, want)
 		}
 	}
-	time.Sleep(time.Second)
+	// Between reloads, traffic: 25 more echoes (half a second at 20 ms) through gw1's outbound SA.
+	flowed := func(what string) {
+		t.Helper()
+		packets := func() uint64 {
+			v, err := gw1.Manager().GetSA(sadb.Ref{Name: "v4-gw1-to-gw2"}, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v.Cur.Packets
+		}
+		from := packets()
+		if !testutil.Eventually(10*time.Second, func() bool { return packets() >= from+25 }) {
+			t.Fatalf("%s: fewer than 25 packets through v4-gw1-to-gw2 in 10 s (from %d, now %d)", what, from, packets())
+		}
+	}
+	flowed("before the first reloads")
 	editSA(t, f1, "v4-gw1-to-gw2", map[string]string{"ttl": "9", "df": "set", "tfc_pad": "200"})
 	editSA(t, f2, "v4-gw1-to-gw2", map[string]string{"replay_window": "192"})
 	reload(gw1, "v4-gw1-to-gw2")
 	reload(gw2, "v4-gw1-to-gw2")
-	time.Sleep(time.Second)
+	flowed("between the reloads")
 	editSA(t, f1, "v4-gw1-to-gw2", map[string]string{"ttl": "17", "reqid": "5"})
 	editSA(t, f2, "v4-gw2-to-gw1", map[string]string{"ttl": "33"})
 	reload(gw1, "v4-gw1-to-gw2")
@@ -453,12 +468,11 @@ func TestRestartContinuesSequence(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	for range 50 { // traffic in the first life
-		if n, _ := after(time.Time{}); n >= 50 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	// Traffic in the first life: 50 echo replies before the first stop.
+	testutil.WaitFor(t, 10*time.Second, "50 echo replies in the first life", func() bool {
+		n, _ := after(time.Time{})
+		return n >= 50
+	})
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
 		signalled := time.Now()
 		g.stop(t, sig)

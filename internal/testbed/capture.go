@@ -22,12 +22,13 @@ type Capture struct {
 }
 
 // StartCapture writes the wire's packets to file (pcap), the first snap bytes of each (0: whole
-// packets), with a large kernel buffer, and returns once tcpdump listens.
-func (tb *Testbed) StartCapture(ctx context.Context, file string, snap int) (*Capture, error) {
+// packets), with a large kernel buffer and tcpdump's extra arguments, and returns once tcpdump listens.
+func (tb *Testbed) StartCapture(ctx context.Context, file string, snap int, extra ...string) (*Capture, error) {
 	if !tb.wireTap {
 		return nil, errors.New("capture: the testbed has no wire tap (Options.WireTap)")
 	}
-	cmd := tb.Command(ctx, SW, "tcpdump", "-i", SWGW1, "-n", "-s", fmt.Sprint(snap), "-B", "131072", "-Z", "root", "-w", file)
+	cmd := tb.Command(ctx, SW, "tcpdump", append([]string{"-i", SWGW1, "-n", "-s", fmt.Sprint(snap), "-B", "131072",
+		"-Z", "root", "-w", file}, extra...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
