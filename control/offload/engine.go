@@ -99,7 +99,10 @@ type Engine struct {
 	// halted is set when the engine's context ends: a pass in progress stops between two driver
 	// calls instead of finishing (a first pass offering 65,536 SAs can take minutes, and a stop
 	// must not wait for it). The card keeps what it holds, as after any stop.
-	halted atomic.Bool
+	// One flag per run: a run's flag is set by its own context's end, which may come after the next
+	// Start (context.AfterFunc runs late), so it must never be the next run's flag. Written by Start
+	// before the goroutine that reads it starts.
+	halted *atomic.Bool
 
 	// Published by the engine goroutine for everyone; replaced, never changed.
 	shown    atomic.Pointer[shown]
@@ -224,8 +227,9 @@ func (e *Engine) Start(ctx context.Context) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	e.running, e.cancel, e.done = true, cancel, make(chan struct{})
-	e.halted.Store(false)
-	context.AfterFunc(ctx, func() { e.halted.Store(true) })
+	halted := new(atomic.Bool)
+	e.halted = halted
+	context.AfterFunc(ctx, func() { halted.Store(true) })
 	e.store.SetOnChange(e.Kick)
 	go e.loop(ctx, e.done)
 	e.Kick()
@@ -245,6 +249,9 @@ func (e *Engine) Stop() {
 	<-done
 	e.store.SetOnChange(nil)
 }
+
+// stopping reports whether the engine's run is ending (a pass outside a run never stops early).
+func (e *Engine) stopping() bool { return e.halted != nil && e.halted.Load() }
 
 // Kick asks for a pass; it never blocks, and kicks coalesce.
 func (e *Engine) Kick() {

@@ -153,7 +153,7 @@ func (e *Engine) pass() *view {
 			break
 		}
 	}
-	if e.halted.Load() {
+	if e.stopping() {
 		return v // stopping: what was done stays, the rest is for the next start
 	}
 	e.reap(v)
@@ -177,7 +177,7 @@ func (e *Engine) reconcile(v *view) bool {
 	epoch0 := e.epoch
 	deferred := e.installSAs(v, false)
 	e.syncPolicies(v)
-	if e.halted.Load() {
+	if e.stopping() {
 		// Never remove SAs after a policy sync that stopped half way: a policy still on the card
 		// may point at them.
 		return false

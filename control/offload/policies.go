@@ -66,14 +66,14 @@ func (e *Engine) syncPolicies(v *view) {
 	byKey := func(a, b polKey) int { return cmp.Or(cmp.Compare(a.id, b.id), strings.Compare(a.iface, b.iface)) }
 	slices.SortFunc(gone, byKey)
 	for _, k := range gone {
-		if e.halted.Load() {
+		if e.stopping() {
 			return
 		}
 		e.removePolicy(k)
 	}
 	// The snapshot is in SPD order: policies are installed by id within it, deterministically.
 	for i := range v.snap.Policies {
-		if e.halted.Load() {
+		if e.stopping() {
 			return
 		}
 		p := &v.snap.Policies[i]

@@ -40,7 +40,7 @@ func (e *Engine) setSA(k saKey, sa *sadb.SAEntry, st *saOff, status Status, reas
 func (e *Engine) installSAs(v *view, retryDeferred bool) []saKey {
 	var deferred []saKey
 	for i := range v.snap.SAs {
-		if e.halted.Load() {
+		if e.stopping() {
 			return deferred
 		}
 		sa := &v.snap.SAs[i]
