@@ -14,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/xdpsec/xdpsec/crypto/esp"
 	"github.com/xdpsec/xdpsec/ipsec"
 )
 
@@ -89,6 +90,46 @@ type Dataplane struct {
 	// "auto" for each SA's inner MTU minus the IP and TCP headers. Off (0) by default. A number
 	// also caps the segments the workers cut from GSO super-packets (multi_buffer).
 	MSSClamp MSSClamp `yaml:"mss_clamp" json:"mss_clamp,omitempty"`
+	// MinReplayWindow is the smallest anti-replay window an inbound SA gets in the data plane,
+	// whatever the SA asks for (a larger replay_window stays; 0 in the SA still turns the check
+	// off). With more than one worker, packets of one SA are opened by several workers, each
+	// behind its own rings, so they pass the window out of order: "auto" (the default) makes
+	// the window cover what the rings can hold (daemon.ReplayWindowFloor); a number sets it;
+	// 0 never widens an SA's window.
+	MinReplayWindow *ReplayFloor `yaml:"min_replay_window" json:"min_replay_window,omitempty"`
+}
+
+// ReplayFloor is dataplane.min_replay_window: ReplayFloorAuto or a number of packets.
+type ReplayFloor int32
+
+// ReplayFloorAuto sizes the floor from the workers and their rings.
+const ReplayFloorAuto ReplayFloor = -1
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (f *ReplayFloor) UnmarshalYAML(n *yaml.Node) error {
+	v, err := scalar(n, "min_replay_window")
+	if err != nil {
+		return err
+	}
+	if v == "auto" {
+		*f = ReplayFloorAuto
+		return nil
+	}
+	i, err := strconv.Atoi(v)
+	if err != nil || i < 0 || i > esp.MaxReplayWindow {
+		return typeErr(n, "min_replay_window %q: want auto, 0 (never widen) or a window of up to %d packets", v,
+			esp.MaxReplayWindow)
+	}
+	*f = ReplayFloor(i)
+	return nil
+}
+
+// ReplayWindowFloor reports dataplane.min_replay_window: auto (the default), or the floor.
+func (d Dataplane) ReplayWindowFloor() (n uint32, auto bool) {
+	if d.MinReplayWindow == nil || *d.MinReplayWindow == ReplayFloorAuto {
+		return 0, true
+	}
+	return uint32(*d.MinReplayWindow), false
 }
 
 // MSSClamp is dataplane.mss_clamp: 0 off, MSSClampAuto, or the MSS to clamp to.

@@ -45,3 +45,34 @@ func TestDataplaneMultiBuffer(t *testing.T) {
 		}
 	}
 }
+
+// TestDataplaneMinReplayWindow: min_replay_window defaults to auto, takes auto, 0 and a window up to
+// esp.MaxReplayWindow, and refuses anything else.
+func TestDataplaneMinReplayWindow(t *testing.T) {
+	sas := "\nsas:\n  - " + okSA + "\n"
+	c, err := Parse("d.yaml", []byte(sas))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, auto := c.Dataplane.ReplayWindowFloor(); !auto || n != 0 {
+		t.Errorf("default: %d, auto %v; want auto", n, auto)
+	}
+	for y, want := range map[string]struct {
+		n    uint32
+		auto bool
+	}{"auto": {0, true}, "0": {0, false}, "4096": {4096, false}, "65536": {65536, false}} {
+		c, err := Parse("d.yaml", []byte("dataplane: {min_replay_window: "+y+"}"+sas))
+		if err != nil {
+			t.Errorf("min_replay_window: %s: %v", y, err)
+			continue
+		}
+		if n, auto := c.Dataplane.ReplayWindowFloor(); n != want.n || auto != want.auto {
+			t.Errorf("min_replay_window: %s = %d, auto %v; want %d, %v", y, n, auto, want.n, want.auto)
+		}
+	}
+	for _, y := range []string{"-1", "65537", "big", "[1]"} {
+		if _, err := Parse("d.yaml", []byte("dataplane: {min_replay_window: "+y+"}"+sas)); !errors.Is(err, ErrInvalid) {
+			t.Errorf("min_replay_window: %s = %v, want ErrInvalid", y, err)
+		}
+	}
+}

@@ -95,6 +95,9 @@ type Info struct {
 	StateDir        string // the durable sequence state
 	WireMTU         int
 	ProtectedMTU    int
+	// MinReplayWindow is the smallest anti-replay window inbound SAs get (dataplane.min_replay_window;
+	// auto: ReplayWindowFloor).
+	MinReplayWindow uint32
 	// Adopted: the card was pinned by an earlier run (left in guard state, or by a daemon that
 	// was killed) and taken over: same links, new programs, its entries reconciled.
 	Adopted bool
@@ -222,6 +225,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, er
 	}
 
 	d.drv = newDriver(d.card, sas, d.state, []string{cfg.Interfaces.Protected, cfg.Interfaces.Wire}, d.local.has, d.log)
+	d.drv.minWindow = d.Info.MinReplayWindow
 	if err := d.drv.adopt(); err != nil {
 		return nil, fmt.Errorf("start gateway: %w", err)
 	}
@@ -296,7 +300,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (_ *Daemon, er
 	}
 	attrs := []any{"protected", d.Info.Protected.Name, "protected_xdp", string(d.Info.Protected.Mode),
 		"wire", d.Info.Wire.Name, "wire_xdp", string(d.Info.Wire.Mode),
-		"queues", queues, "af_xdp", d.Info.SocketMode, "multi_buffer", d.Info.MultiBuffer, "wire_mtu", d.Info.WireMTU,
+		"queues", queues, "min_replay_window", d.Info.MinReplayWindow, "af_xdp", d.Info.SocketMode, "multi_buffer", d.Info.MultiBuffer, "wire_mtu", d.Info.WireMTU,
 		"pins", d.Info.PinDir, "adopted", d.Info.Adopted, "on_exit", string(cfg.OnExit), "sas", len(d.drv.list())}
 	if a := d.mgr.MetricsAddr(); a != "" {
 		attrs = append(attrs, "metrics", "http://"+a+"/metrics")
@@ -395,10 +399,10 @@ func (d *Daemon) openSockets(queues int, sas *worker.SATable, stats worker.SACou
 	if err != nil {
 		return err
 	}
-	// Each worker's fill and TX rings on both sockets must fit its share of the frames.
-	ring := uint32(1)
-	for ring*2*4 <= uint32(pools[0].Size()) && ring < 4096 {
-		ring *= 2
+	ring := socketRing(pools[0].Size())
+	d.Info.MinReplayWindow = ReplayWindowFloor(queues, int(ring))
+	if n, auto := d.cfg.Dataplane.ReplayWindowFloor(); !auto {
+		d.Info.MinReplayWindow = n
 	}
 	for q := 0; q < queues; q++ {
 		var pair [2]*xsk.Socket

@@ -27,7 +27,7 @@ var (
 	_ worker.PMTU            = (*pmtuResponder)(nil)
 )
 
-func needRoot(t *testing.T) {
+func needRoot(t testing.TB) {
 	t.Helper()
 	testutil.RequireRoot(t, "starting a gateway builds namespaces and loads XDP and AF_XDP")
 }
@@ -40,7 +40,7 @@ func startPair(t *testing.T, tunnels []testbed.Tunnel) (*testbed.Testbed, *Daemo
 
 // startPairWith is startPair on a testbed built with o; edit, if not nil, rewrites the two
 // configuration files first, and each of more adjusts each gateway's Options.
-func startPairWith(t *testing.T, tunnels []testbed.Tunnel, o testbed.Options,
+func startPairWith(t testing.TB, tunnels []testbed.Tunnel, o testbed.Options,
 	edit func(y1, y2 string) (string, string), more ...func(testbed.Node, *Options)) (*testbed.Testbed, *Daemon, *Daemon) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -87,7 +87,7 @@ func startPairWith(t *testing.T, tunnels []testbed.Tunnel, o testbed.Options,
 	return tb, ds[0], ds[1]
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
 
@@ -351,7 +351,9 @@ func TestHostOwnTrafficThroughVeth(t *testing.T) {
 
 // TestWorkerPerQueue gives every veth two queues: each gateway must run two workers (one per
 // queue, each with its socket pair), and sixteen TCP streams — spread over the queues by the
-// senders' flow hash — must go through both, each worker sealing and opening some.
+// senders' flow hash — must go through both, each worker sealing and opening some. All of them
+// use one SA, so gw2's two workers open packets of one SA out of order; its replay window must
+// take that (no replay drop at all).
 func TestWorkerPerQueue(t *testing.T) {
 	needRoot(t)
 	tb, d1, d2 := startPairWith(t, testbed.DefaultTunnels[:1], testbed.Options{Tag: "dmq", Queues: 2}, nil)
@@ -384,6 +386,20 @@ func TestWorkerPerQueue(t *testing.T) {
 				t.Logf("%s: worker %d %s %d packets", c.d.Info.Instance, i, c.what, n)
 			}
 		}
+	}
+	var in int
+	for _, sa := range d2.SAs() {
+		if sa.Dir != "in" {
+			continue
+		}
+		in++
+		if sa.Packets == 0 || sa.ReplayErrors != 0 {
+			t.Errorf("gw2's inbound sa %s opened %d packets and dropped %d as replays; want some and none", sa.Name,
+				sa.Packets, sa.ReplayErrors)
+		}
+	}
+	if in != 1 {
+		t.Errorf("gw2 holds %d inbound sas, want the tunnel's one", in)
 	}
 }
 

@@ -39,6 +39,9 @@ type driver struct {
 	log    *slog.Logger
 	ifaces []string
 	local  func(netip.Addr) bool // is the address one of this gateway's (decides an SA's direction)
+	// minWindow is the smallest replay window an inbound SA gets (Info.MinReplayWindow); set
+	// before the engine starts.
+	minWindow uint32
 
 	mu   sync.Mutex
 	held map[uint32]*heldSA
@@ -215,6 +218,7 @@ func (d *driver) install(o *offload.SAOffload, wasOn map[string]bool) error {
 	if err != nil {
 		return err
 	}
+	params.ReplayWindow = replayWindow(dir, params.ReplayWindow, d.minWindow)
 	esa, handle, err := d.newSA(params, dir)
 	if err != nil {
 		return err
@@ -335,6 +339,7 @@ func (d *driver) update(o *offload.SAOffload, h *heldSA) error {
 	if e.Dir != nil && *e.Dir != h.dir {
 		return offload.Nack(offload.ReasonUnsupported, "sa %s: dir %s cannot change in place (held as %s)", e.ID(), *e.Dir, h.dir)
 	}
+	params.ReplayWindow = replayWindow(h.dir, params.ReplayWindow, d.minWindow)
 	shape := shapeOf(&params)
 	check := h.check
 	if h.dir == ipsec.DirIn {
@@ -416,6 +421,7 @@ func (d *driver) CheckUpdate(index uint32, e *sadb.SAEntry) error {
 	if err != nil {
 		return err
 	}
+	params.ReplayWindow = replayWindow(h.dir, params.ReplayWindow, d.minWindow)
 	if shapeOf(&params) == h.shape {
 		return nil
 	}

@@ -64,10 +64,7 @@ func New(size uint32, top uint64) *Window {
 	if size == 0 {
 		return w
 	}
-	// One spare block beyond ceil(W/64): the block the top moves into is
-	// cleared without losing any bit still inside the window (RFC 6479 §2).
-	n := (uint64(size)+blockBits-1)/blockBits + 1
-	n = 1 << bits.Len64(n-1)
+	n := ringBlocks(size)
 	r.mask = n - 1
 	r.bitmap = make([]atomic.Uint64, n)
 	if top > 0 {
@@ -91,6 +88,23 @@ func (w *Window) Capacity() uint32 {
 		return 0
 	}
 	return uint32(w.r.mask * blockBits)
+}
+
+// ringBlocks is the number of 64-bit blocks of a window of size packets: one spare block beyond
+// ceil(W/64), so that the block the top moves into is cleared without losing any bit still inside
+// the window (RFC 6479 §2), rounded up to a power of two.
+func ringBlocks(size uint32) uint64 {
+	n := (uint64(size)+blockBits-1)/blockBits + 1
+	return 1 << bits.Len64(n-1)
+}
+
+// CapacityFor returns the Capacity of a window of size packets: the largest size that costs the
+// same memory, since the ring is rounded up to a power of two blocks anyway.
+func CapacityFor(size uint32) uint32 {
+	if size == 0 {
+		return 0
+	}
+	return uint32((ringBlocks(size) - 1) * blockBits)
 }
 
 // WithSize returns a view of the same window with another size. Every block

@@ -348,3 +348,22 @@ func BenchmarkAcceptParallel(b *testing.B) {
 }
 
 func sizeName(s uint32) string { return "w" + strconv.Itoa(int(s)) }
+
+// TestCapacityFor: a window made with CapacityFor(n) packets costs what a window of n costs (the
+// same ring), and is the Capacity New(n) reports.
+func TestCapacityFor(t *testing.T) {
+	for _, c := range []struct{ size, want uint32 }{
+		{0, 0}, {32, 64}, {64, 64}, {65, 192}, {128, 192}, {192, 192}, {193, 448}, {4096, 8128}, {8128, 8128},
+		{65536, 131008},
+	} {
+		if got := CapacityFor(c.size); got != c.want {
+			t.Errorf("CapacityFor(%d) = %d, want %d", c.size, got, c.want)
+		}
+		if got := New(c.size, 0).Capacity(); got != c.want {
+			t.Errorf("New(%d).Capacity() = %d, want %d", c.size, got, c.want)
+		}
+		if c.size > 0 && ringBlocks(c.want) != ringBlocks(c.size) {
+			t.Errorf("a window of %d has %d blocks, one of %d has %d", c.want, ringBlocks(c.want), c.size, ringBlocks(c.size))
+		}
+	}
+}

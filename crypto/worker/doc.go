@@ -9,7 +9,10 @@
 // own FramePool, cut from the shared UMEM. A frame received on one socket is
 // processed in place and transmitted on the other, so frames never leave
 // the worker that owns them and no ring, pool or batch is shared between
-// goroutines. The daemon starts one worker per queue index.
+// goroutines. The daemon starts one worker per queue index. One SA's packets
+// may reach several workers (the peer sends them on several queues), which
+// open them out of order: the SA's replay window, shared by all workers, must
+// be wide enough for that (the daemon's dataplane.min_replay_window).
 //
 // Run loops: reap completions, top up both fill rings, take one batch
 // (default 64) off each RX ring and process it, put the results on the TX
