@@ -83,13 +83,16 @@ func rangesMeet(a, b PortRange) bool { return a.Lo() <= b.Hi() && b.Lo() <= a.Hi
 
 // CheckIndex builds CheckLists over one inbound SPD. Finding the policies that may overlap a
 // selector costs the number of policies whose source or destination prefix contains or lies
-// within the selector's (whichever is fewer), not the size of the SPD, so a pass over thousands
-// of inbound SAs stays cheap.
+// within the selector's, or — for a selector with a single port on a side — whose port range on
+// that side holds it (whichever is fewest), not the size of the SPD, so a pass over thousands of
+// inbound SAs stays cheap, also when they all share one pair of prefixes and differ by port.
 type CheckIndex struct {
-	pols []Policy       // the inbound policies, in SPD order
-	pos  map[uint32]int // policy id → position in pols
-	src  [2]prefixIndex // by family (0: IPv4, 1: IPv6)
-	dst  [2]prefixIndex
+	pols  []Policy       // the inbound policies, in SPD order
+	pos   map[uint32]int // policy id → position in pols
+	src   [2]prefixIndex // by family (0: IPv4, 1: IPv6)
+	dst   [2]prefixIndex
+	sport portIndex
+	dport portIndex
 }
 
 // NewCheckIndex indexes the inbound policies among spd (others are ignored; spd is not kept).
@@ -107,6 +110,8 @@ func NewCheckIndex(spd []Policy) *CheckIndex {
 		f := family(p.Selector)
 		x.src[f].add(p.Selector.Src, i)
 		x.dst[f].add(p.Selector.Dst, i)
+		x.sport.add(p.Selector.SrcPorts, i)
+		x.dport.add(p.Selector.DstPorts, i)
 	}
 	for f := range 2 {
 		x.src[f].finish()
@@ -166,16 +171,67 @@ func (x *CheckIndex) List(served []uint32) CheckList {
 // overlapping calls f with the position of every policy before position before whose selector
 // may overlap s.
 func (x *CheckIndex) overlapping(s Selector, before int, f func(int)) {
-	fam := family(s)
-	idx, p := &x.dst[fam], s.Dst
-	if n, m := x.src[fam].count(s.Src), idx.count(p); n < m {
-		idx, p = &x.src[fam], s.Src
-	}
-	idx.each(p, func(i int) {
+	visit := func(i int) {
 		if i < before && Overlap(x.pols[i].Selector, s) {
 			f(i)
 		}
-	})
+	}
+	fam := family(s)
+	idx, p := &x.dst[fam], s.Dst
+	best := idx.count(p)
+	if n := x.src[fam].count(s.Src); n < best {
+		idx, p, best = &x.src[fam], s.Src, n
+	}
+	ports, r := (*portIndex)(nil), s.DstPorts
+	if n, ok := x.dport.count(r); ok && n < best {
+		ports, best = &x.dport, n
+	}
+	if n, ok := x.sport.count(s.SrcPorts); ok && n < best {
+		ports, r = &x.sport, s.SrcPorts
+	}
+	if ports != nil {
+		ports.each(r, visit)
+		return
+	}
+	idx.each(p, visit)
+}
+
+// portIndex finds, for a single port on one side of a selector, the positions of the policies
+// whose port range on that side holds it: those with that single port, and every policy with a
+// wider range (any port, most often), which holds many ports.
+type portIndex struct {
+	single map[uint16][]int
+	wide   []int
+}
+
+func (ix *portIndex) add(r PortRange, pos int) {
+	if r.Lo() != r.Hi() {
+		ix.wide = append(ix.wide, pos)
+		return
+	}
+	if ix.single == nil {
+		ix.single = map[uint16][]int{}
+	}
+	ix.single[r.Lo()] = append(ix.single[r.Lo()], pos)
+}
+
+// count is how many positions each(r) looks at; ok is false when r is not a single port (the
+// index does not help then).
+func (ix *portIndex) count(r PortRange) (n int, ok bool) {
+	if r.Lo() != r.Hi() {
+		return 0, false
+	}
+	return len(ix.single[r.Lo()]) + len(ix.wide), true
+}
+
+// each calls f for every position whose range holds the single port r, in no particular order.
+func (ix *portIndex) each(r PortRange, f func(int)) {
+	for _, i := range ix.single[r.Lo()] {
+		f(i)
+	}
+	for _, i := range ix.wide {
+		f(i)
+	}
 }
 
 // prefixIndex finds, for a prefix p, the positions of the policies whose prefix (on one side of

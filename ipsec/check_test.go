@@ -193,6 +193,49 @@ func randTuple(rng *rand.Rand) Tuple {
 	return t
 }
 
+// TestCheckIndexFindsEveryOverlap: the index's list is exactly the served policies and every earlier
+// policy that may overlap one of them, as a scan of the whole SPD finds them — on SPDs large enough
+// that the index takes each of its ways in (source or destination prefix, source or destination
+// port), and on SPDs of port policies between one pair of prefixes.
+func TestCheckIndexFindsEveryOverlap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(6, 4301))
+	for round := range 60 {
+		n := 50 + rng.IntN(300)
+		spd := make([]Policy, n)
+		for i := range spd {
+			spd[i] = randPolicy(rng, uint32(i+1))
+			if round%2 == 1 { // port policies sharing prefixes, a few wide ones among them
+				spd[i].Selector.Src, spd[i].Selector.Dst = netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("10.1.0.0/16")
+				if spd[i].Selector.Proto != ProtoAny && rng.IntN(8) != 0 {
+					spd[i].Selector.DstPorts = Port(uint16(rng.IntN(64)))
+					spd[i].Selector.SrcPorts = Port(uint16(rng.IntN(16)))
+				}
+			}
+		}
+		x := NewCheckIndex(spd)
+		sorted := slices.Clone(spd)
+		slices.SortFunc(sorted, func(a, b Policy) int { return Compare(&a, &b) })
+		for _, served := range sorted {
+			if served.Action != ActionProtect {
+				continue
+			}
+			var want CheckList
+			for _, q := range sorted {
+				if q.ID == served.ID {
+					want = append(want, CheckEntry{Selector: q.Selector, Accept: true})
+					break
+				}
+				if Overlap(q.Selector, served.Selector) {
+					want = append(want, CheckEntry{Selector: q.Selector})
+				}
+			}
+			if got := x.List([]uint32{served.ID}); !slices.Equal(got, want) {
+				t.Fatalf("round %d, policy %d (%v): index list\n%v\nwant (whole SPD)\n%v", round, served.ID, served.Selector, got, want)
+			}
+		}
+	}
+}
+
 // BenchmarkCheckLists: one pass's work for n inbound SAs of a hub (one local prefix, a remote /32
 // each, behind an IKE bypass): index the inbound SPD and build every SA's list.
 func BenchmarkCheckLists(b *testing.B) {
@@ -209,6 +252,30 @@ func BenchmarkCheckLists(b *testing.B) {
 				x := NewCheckIndex(spd)
 				for i := range n {
 					if l := x.List([]uint32{uint32(i + 2)}); len(l) != 2 {
+						b.Fatalf("list %v", l)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/sa")
+		})
+	}
+	// The bench's SA scaling: n UDP port policies between the same two prefixes, one SA each,
+	// before a tunnel policy for all other traffic.
+	for _, n := range []int{1024, 16384, 65520} {
+		b.Run(fmt.Sprintf("ports/%d", n), func(b *testing.B) {
+			lan1, lan2 := netip.MustParsePrefix("198.18.1.0/24"), netip.MustParsePrefix("198.18.2.0/24")
+			spd := []Policy{{ID: 1, Dir: DirIn, Priority: 10, Selector: sel("0.0.0.0/0", "0.0.0.0/0", ProtoUDP, AnyPorts, Port(500)),
+				Action: ActionBypass, SA: NoSA},
+				{ID: 2, Dir: DirIn, Priority: 100, Selector: Selector{Src: lan1, Dst: lan2}, Action: ActionProtect, SA: 1}}
+			for i := range n {
+				spd = append(spd, Policy{ID: uint32(i + 3), Dir: DirIn, Priority: 50, Action: ActionProtect, SA: uint32(i + 2),
+					Selector: Selector{Src: lan1, Dst: lan2, Proto: ProtoUDP, SrcPorts: Port(uint16(1 + i/4096)),
+						DstPorts: Port(uint16(5000 + i%4096))}})
+			}
+			for b.Loop() {
+				x := NewCheckIndex(spd)
+				for i := range n {
+					if l := x.List([]uint32{uint32(i + 3)}); len(l) != 1 { // the tunnel policy comes after
 						b.Fatalf("list %v", l)
 					}
 				}

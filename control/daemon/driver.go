@@ -556,13 +556,18 @@ func (d *driver) RemovePolicy(id uint32, iface string) error {
 
 // Counters: packets and bytes are what the workers completed (sealed, or opened and
 // policy-checked); the first and last use are the card's (usage.go).
+//
+// The card's counters are read in one batched walk (loader.Card.EachSAStats) rather than a lookup
+// per SA: with 65,536 SAs the lifetime poll otherwise made as many syscalls every interval.
 func (d *driver) Counters() (map[uint32]offload.SACounters, error) {
+	card := map[uint32]loader.SAStats{}
+	cardOK := d.card.EachSAStats(func(idx uint32, s loader.SAStats) bool { card[idx] = s; return true }) == nil
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := make(map[uint32]offload.SACounters, len(d.held))
 	monoNow, wallNow := monotonicNow(), time.Now()
 	for idx, h := range d.held {
-		out[idx] = d.counters(idx, h, monoNow, wallNow)
+		out[idx] = d.countersWith(idx, h, card[idx], cardOK, monoNow, wallNow)
 	}
 	d.pruneUses()
 	return out, nil

@@ -5,6 +5,7 @@ import (
 
 	"github.com/xdpsec/xdpsec/control/offload"
 	"github.com/xdpsec/xdpsec/ipsec"
+	"github.com/xdpsec/xdpsec/loader"
 )
 
 // Last use times, for an IKE daemon's dead peer detection and inactivity timeouts (docs/ike-api.md).
@@ -49,8 +50,16 @@ func (d *driver) pruneUses() {
 // counters reads one held SA's totals: packets and bytes are what the workers completed; first and
 // last use are the card's (the last one verified, above). Call with d.mu.
 func (d *driver) counters(idx uint32, h *heldSA, monoNow time.Duration, wallNow time.Time) offload.SACounters {
+	cs, err := d.card.SAStats(idx)
+	return d.countersWith(idx, h, cs, err == nil, monoNow, wallNow)
+}
+
+// countersWith is counters with the card's counters of the SA already read (cardOK false: they
+// could not be, and the SA's first and last use stay unknown). Call with d.mu.
+func (d *driver) countersWith(idx uint32, h *heldSA, cs loader.SAStats, cardOK bool, monoNow time.Duration,
+	wallNow time.Time) offload.SACounters {
 	c := saCounters(d.card.WorkerStats().Read(idx))
-	if cs, err := d.card.SAStats(idx); err == nil {
+	if cardOK {
 		if cs.FirstUse != 0 {
 			c.FirstUse = wallNow.Add(cs.FirstUse - monoNow)
 		}

@@ -77,7 +77,10 @@ func (c GatewayConfig) YAML(tb *testbed.Testbed) (gw1, gw2 string, keys *Keys, e
 			tb.Instance(gw), lan, wan, st)
 		if c.PortSAs > 0 {
 			n := c.PortSAs + 16
-			fmt.Fprintf(&b[i], "capacities: {policies: %d, sas: %d}\n", min(max(n, 16384), maxPolicies), max(2*n, 65536))
+			// The flow cache at twice the flows, as docs/operations.md asks (an LRU hash near its
+			// capacity evicts flows still in use).
+			fmt.Fprintf(&b[i], "capacities: {policies: %d, sas: %d, flow_cache: %d}\n", min(max(n, 16384), maxPolicies),
+				max(2*n, 65536), max(2*n, 65536))
 		}
 		if c.Workers > 0 {
 			fmt.Fprintf(&b[i], "dataplane: {workers: %d}\n", c.Workers)

@@ -76,7 +76,7 @@ func planFor(o Options, queues int) plan {
 	p := plan{rounds: 3, tcpDur: 5 * time.Second, streams: []int{1, 4}, udpDur: 1500 * time.Millisecond,
 		sizes: []int{64, 512, 1400, IMIX}, rfcIters: 7, rfcDur: time.Second, latDur: 2 * time.Second,
 		latLoads: []float64{0, 0.5, 0.9}, probeRate: 5000, workers: []int{1, queues},
-		sas: []int{1, 64, 1024, 4096}, flows: []int{1, 1024, 65536, 1 << 20},
+		sas: []int{1, 64, 1024, 16384, 65520}, flows: []int{1, 1024, 65536, 1 << 20},
 		encap: 200}
 	if o.Quick {
 		p = plan{rounds: 1, tcpDur: 3 * time.Second, streams: []int{1, 4}, udpDur: time.Second,
@@ -96,10 +96,13 @@ func planFor(o Options, queues int) plan {
 // maxPolicies is the most policies a gateway's configuration may hold (capacities.policies).
 const maxPolicies = 65535
 
-// The SA points stop at 4,096: on 2026-12-03 a gateway with 16,384 port policies did not get its card
-// in sync within 42 s (1,024: 0.5 s), because every policy change rewrote the fragment bucket all those
-// policies shared. That is fixed (loader/tssfrag.go, BENCHMARKS.md section 2); raising the points waits
-// for a full run that measures them within the 15 minutes.
+// The SA points go to 65,520 (a policy each, plus the tunnel's and IKE's, within capacities.policies'
+// 65,535). Three costs that grew with the square of the port policies kept the 16,384 and 65,528
+// points from starting on 2026-12-03 and are fixed: each SPD change rewrote the fragment bucket all
+// port policies shared (loader/tssfrag.go), each pass looked for the overlapping policies of each
+// inbound SA among all policies between the same two prefixes (ipsec.CheckIndex now also indexes
+// by port), and the lifetime poll read each SA's card counters with a syscall of its own (now one
+// batched walk). BENCHMARKS.md section 9 has the figures.
 
 // Run builds (or adopts) the testbed, measures every system and phase, and writes the report,
 // the Markdown summary and the plots to o.OutDir. It returns the report also when some
