@@ -200,5 +200,6 @@ func Migrate(prev *SA, p Params) (*SA, error) {
 		return nil, err
 	}
 	sa.dst = p.Dst.Unmap().As16() // not shared yet: no reader can see the change
+	sa.buildHdr()
 	return sa, nil
 }

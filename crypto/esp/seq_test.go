@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/xdpsec/xdpsec/crypto/internal/inetsum"
+
 	"github.com/xdpsec/xdpsec/ipsec"
 )
 
@@ -639,9 +641,12 @@ func TestMigrate(t *testing.T) {
 	if pk.seq != 5 || moved.IVMask() != out.IVMask() {
 		t.Fatalf("moved sa sent seq %d (want 5), mask %x/%x", pk.seq, moved.IVMask(), out.IVMask())
 	}
-	// The outer header carries the new addresses, in UDP.
+	// The outer header carries the new addresses, in UDP, with their checksum.
 	if got := netip.AddrFrom4([4]byte(pk.wire[16:20])); got != q.Dst || pk.wire[9] != protoUDP {
 		t.Fatalf("outer dst %s proto %d", got, pk.wire[9])
+	}
+	if got := netip.AddrFrom4([4]byte(pk.wire[12:16])); got != q.Src || inetsum.Checksum(pk.wire[:20]) != 0 {
+		t.Fatalf("outer src %s, header checksum %#04x does not verify", got, be.Uint16(pk.wire[10:]))
 	}
 	if s, d := moved.addrs(); s != q.Src || d != q.Dst {
 		t.Fatalf("moved sa's addresses %s %s", s, d)
