@@ -131,7 +131,9 @@ func (sa *SA) Encap(buf []byte, off, n int) (start, end int, err error) {
 		copy(buf[start:start+hl], buf[off:off+hl])
 	}
 	t := payloadStart + pl
-	clear(buf[t : payloadStart+padded]) // TFC padding (RFC 4303 §2.7)
+	if padded > pl {
+		clear(buf[t : payloadStart+padded]) // TFC padding (RFC 4303 §2.7)
+	}
 	t = payloadStart + padded
 	for i := range padLen {
 		buf[t+i] = byte(i + 1) // RFC 4303 §2.4: 1, 2, 3, …
@@ -239,8 +241,8 @@ func (sa *SA) Encap(buf []byte, off, n int) (start, end int, err error) {
 		be.PutUint16(u[6:], udp6Checksum(h[8:24], h[24:40], u))
 	}
 
-	sa.ctr.outPackets.Add(1)
-	sa.ctr.outBytes.Add(uint64(inLen))
+	// The packet count is the sequence counter's (Counters).
+	sa.out.bytes.Add(uint64(inLen))
 	return start, end, nil
 }
 

@@ -78,13 +78,17 @@ type SA struct {
 	hdrSum uint32
 	// out and window are shared with the SAs that continue this one
 	// (Continue): its counter, ceiling and replay state are theirs too.
-	out    *outSeq
-	window *replay.Window
-	st     atomic.Pointer[state]
+	out *outSeq
+	// outBase and outBytesBase are out's packet (last) and byte counts
+	// when the SA was made: Counters reports what was added since.
+	outBase, outBytesBase uint64
+	window                *replay.Window
+	st                    atomic.Pointer[state]
 
 	// The fields above are read by every call; the counters below are
-	// written by every call. Separate cache lines keep workers on different
-	// cores from invalidating each other's read-mostly line.
+	// written by every Decap and refused call (Encap counts in out).
+	// Separate cache lines keep workers on different cores from
+	// invalidating each other's read-mostly line.
 	_   [64]byte
 	ctr counters
 
@@ -168,6 +172,7 @@ func New(p Params, opts ...Option) (*SA, error) {
 	sa := newSA(p, spec)
 	sa.out = &outSeq{}
 	sa.out.last.Store(p.Seq)
+	sa.outBase = p.Seq
 	sa.out.ceiling.Store(o.ceiling)
 	sa.window = replay.New(p.ReplayWindow, p.Seq)
 	if spec.ivLen == 8 { // the AEAD suites

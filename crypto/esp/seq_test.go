@@ -670,3 +670,38 @@ func TestMigrate(t *testing.T) {
 		t.Fatalf("another spi: %v", err)
 	}
 }
+
+// TestOutCounters checks that the outbound counts, which come from the
+// sequence counter, are exact for an SA on its own (a refused call counts
+// nothing), and that SAs sharing the counter (Continue) each count from the
+// moment they were made.
+func TestOutCounters(t *testing.T) {
+	p := saCase{suite: suites[0], mode: ipsec.ModeTunnel, initSeq: 100}.params()
+	sa := mustNew(t, p, WithCeiling(105))
+	check := func(what string, s *SA, pkts uint64) {
+		t.Helper()
+		// encapOne sends 100-byte inner packets.
+		if c := s.Counters(); c.OutPackets != pkts || c.OutBytes != 100*pkts {
+			t.Fatalf("%s: %d packets, %d bytes; want %d, %d", what, c.OutPackets, c.OutBytes, pkts, 100*pkts)
+		}
+	}
+	check("new", sa, 0)
+	for range 3 {
+		mustEncap(t, sa)
+	}
+	check("after 3", sa, 3)
+	next, err := Continue(sa, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("continued", next, 0)
+	mustEncap(t, next)
+	mustEncap(t, sa)
+	check("old after 2 more", sa, 5)
+	check("new after 2 more", next, 2)
+	if _, err := encapOne(t, next); err != ErrSeqUnreserved {
+		t.Fatalf("beyond the ceiling: %v", err)
+	}
+	check("old after a refusal", sa, 5)
+	check("new after a refusal", next, 2)
+}
