@@ -174,20 +174,7 @@ func (sa *SA) Encap(buf []byte, off, n int) (start, end int, err error) {
 			st.aead.Seal(buf[payloadStart:payloadStart], nonce, buf[payloadStart:icvPos], aad)
 		}
 	case kindCBC, kindNull:
-		es := st.pool.get()
-		if sa.kind == kindCBC {
-			iv := buf[e+8 : e+8+sa.ivLen]
-			if sa.ivFunc != nil {
-				sa.ivFunc(seq, iv)
-			} else {
-				es.nextIV(iv)
-			}
-			es.enc.(ivSetter).SetIV(iv)
-			es.enc.CryptBlocks(buf[payloadStart:icvPos], buf[payloadStart:icvPos])
-		}
-		sum := sa.hmacICV(es, buf, e, icvPos, seq, scratch)
-		copy(buf[icvPos:end], sum[:sa.icvLen])
-		st.pool.put(es)
+		sa.sealETM(st, buf, e, payloadStart, icvPos, seq, scratch)
 	}
 
 	if sa.udp {
@@ -221,18 +208,7 @@ func (sa *SA) Encap(buf []byte, off, n int) (start, end int, err error) {
 			be.PutUint16(h[10:], ^inetsum.Fold(uint64(sum)))
 		}
 	} else {
-		h := buf[start:]
-		h[nhOff] = byte(protoESP)
-		if sa.udp {
-			h[nhOff] = protoUDP
-		}
-		if sa.outer6 {
-			be.PutUint16(h[4:], uint16(end-start-40))
-		} else {
-			be.PutUint16(h[2:], uint16(end-start))
-			h[10], h[11] = 0, 0
-			be.PutUint16(h[10:], ipv4Checksum(h[:hl]))
-		}
+		sa.transportHdr(buf[start:end], hl, nhOff)
 	}
 	if sa.udp && sa.outer6 {
 		// A zero UDP checksum is not allowed over IPv6 (RFC 8200 §8.1).
@@ -244,6 +220,43 @@ func (sa *SA) Encap(buf []byte, off, n int) (start, end int, err error) {
 	// The packet count is the sequence counter's (Counters).
 	sa.out.bytes.Add(uint64(inLen))
 	return start, end, nil
+}
+
+// sealETM encrypts (CBC) and authenticates (HMAC-SHA-256) the ESP packet
+// at buf[e:icvPos], writing the ICV behind it: the encrypt-then-MAC suites,
+// out of Encap's AEAD path.
+func (sa *SA) sealETM(st *state, buf []byte, e, payloadStart, icvPos int, seq uint64, scratch []byte) {
+	es := st.pool.get()
+	if sa.kind == kindCBC {
+		iv := buf[e+8 : e+8+sa.ivLen]
+		if sa.ivFunc != nil {
+			sa.ivFunc(seq, iv)
+		} else {
+			es.nextIV(iv)
+		}
+		es.enc.(ivSetter).SetIV(iv)
+		es.enc.CryptBlocks(buf[payloadStart:icvPos], buf[payloadStart:icvPos])
+	}
+	sum := sa.hmacICV(es, buf, e, icvPos, seq, scratch)
+	copy(buf[icvPos:icvPos+sa.icvLen], sum[:sa.icvLen])
+	st.pool.put(es)
+}
+
+// transportHdr fixes up the packet's own IP header of hl bytes, moved to the
+// front of the outer packet p: next header ESP (or UDP), the new length and,
+// for IPv4, the checksum.
+func (sa *SA) transportHdr(p []byte, hl, nhOff int) {
+	p[nhOff] = protoESP
+	if sa.udp {
+		p[nhOff] = protoUDP
+	}
+	if sa.outer6 {
+		be.PutUint16(p[4:], uint16(len(p)-40))
+		return
+	}
+	be.PutUint16(p[2:], uint16(len(p)))
+	p[10], p[11] = 0, 0
+	be.PutUint16(p[10:], ipv4Checksum(p[:hl]))
 }
 
 // padLen returns the RFC 4303 §2.4 padding for a payload of n bytes: the
