@@ -41,13 +41,22 @@ func benchEach(b *testing.B, f func(b *testing.B, s suiteCase, n int)) {
 type espBench struct {
 	out, in    *SA
 	n          int
+	hdr        int    // inner IP header bytes (Encap reads only those)
 	pkt, buf   []byte // the inner packet; Encap's buffer
 	wire, dbuf []byte // the ESP packet; Decap's buffer
 }
 
 func newESPBench(b *testing.B, s suiteCase, n int, window uint32) *espBench {
-	e := &espBench{n: n, pkt: innerPacketFixed(n - 28), buf: make([]byte, Headroom+n+Tailroom)}
-	e.out, e.in = benchCase(s, window).pair(b)
+	return newESPBenchCase(b, benchCase(s, window), n)
+}
+
+// newESPBenchCase is newESPBench for any tunnel-mode case; c.inner6 picks the inner family.
+func newESPBenchCase(b *testing.B, c saCase, n int) *espBench {
+	e := &espBench{n: n, hdr: 20, pkt: innerPacketFixed(n - 28), buf: make([]byte, Headroom+n+Tailroom)}
+	if c.inner6 {
+		e.hdr, e.pkt = 40, innerPacket(newRand(), true, n-48, 0)
+	}
+	e.out, e.in = c.pair(b)
 	copy(e.buf[Headroom:], e.pkt)
 	st, end, err := e.out.Encap(e.buf, Headroom, n)
 	if err != nil {
@@ -60,7 +69,7 @@ func newESPBench(b *testing.B, s suiteCase, n int, window uint32) *espBench {
 
 func (e *espBench) encap(b *testing.B) {
 	// Encap reads only the inner header; the rest may be the previous round's ciphertext.
-	copy(e.buf[Headroom:Headroom+20], e.pkt[:20])
+	copy(e.buf[Headroom:Headroom+e.hdr], e.pkt[:e.hdr])
 	if _, _, err := e.out.Encap(e.buf, Headroom, e.n); err != nil {
 		b.Fatal(err)
 	}
@@ -231,51 +240,89 @@ func BenchmarkEncapParallel(b *testing.B) {
 
 // BenchmarkOverhead measures the engine's framing cost against the raw
 // transform on a shared, noisy machine: each round times a block of 64
-// Encaps (Decaps) and right after a block of 64 raw Seals (Opens) of the same
-// size, so both see the same load; it reports the median over rounds of the
-// per-round ratio as "encap/seal" and "decap/open", and the two per-op
-// times. One op = one packet of the given inner size.
+// Encaps, right after it a block of 64 raw Seals of the same size, a block of
+// 64 raw Seals of the bytes ESP encrypts (the packet with its padding, pad
+// length and next header: 68 for a 64-byte packet), then the same for Decap
+// and Open, so all see the same load. It reports the median over rounds of
+// the per-round ratios as "encap/seal", "encap/seal-esp" and "decap/open",
+// and the per-op times. One op = one packet of the given inner size.
 func BenchmarkOverhead(b *testing.B) {
-	const block = 64
 	benchEach(b, func(b *testing.B, s suiteCase, n int) {
-		e := newESPBench(b, s, n, 0)
-		raw := newRaw(b, s, n)
-		encR := make([]float64, 0, b.N)
-		decR := make([]float64, 0, b.N)
-		var encT, sealT, decT, openT time.Duration
-		b.ResetTimer()
-		for range b.N {
-			t0 := time.Now()
-			for range block {
-				e.encap(b)
-			}
-			t1 := time.Now()
-			for range block {
-				raw.seal()
-			}
-			t2 := time.Now()
-			for range block {
-				e.decap(b)
-			}
-			t3 := time.Now()
-			for range block {
-				raw.restore()
-				raw.open()
-			}
-			t4 := time.Now()
-			encT, sealT, decT, openT = encT+t1.Sub(t0), sealT+t2.Sub(t1), decT+t3.Sub(t2), openT+t4.Sub(t3)
-			encR = append(encR, float64(t1.Sub(t0))/float64(t2.Sub(t1)))
-			decR = append(decR, float64(t3.Sub(t2))/float64(t4.Sub(t3)))
-		}
-		ops := float64(b.N * block)
-		b.ReportMetric(median(encR), "encap/seal")
-		b.ReportMetric(median(decR), "decap/open")
-		b.ReportMetric(float64(encT)/ops, "encap-ns")
-		b.ReportMetric(float64(sealT)/ops, "seal-ns")
-		b.ReportMetric(float64(decT)/ops, "decap-ns")
-		b.ReportMetric(float64(openT)/ops, "open-ns")
-		b.ReportMetric(0, "ns/op")
+		overhead(b, benchCase(s, 0), n)
 	})
+}
+
+// BenchmarkOverheadFamilies is BenchmarkOverhead for the AEAD suites in
+// every tunnel family pair (inner/outer), at 64 and 1400 bytes.
+func BenchmarkOverheadFamilies(b *testing.B) {
+	for _, s := range suites {
+		if s.aead.Name == "" || s.aead.Name == AlgGMAC {
+			continue
+		}
+		for _, fam := range []struct {
+			name           string
+			inner6, outer6 bool
+		}{{"4in4", false, false}, {"6in4", true, false}, {"4in6", false, true}, {"6in6", true, true}} {
+			for _, n := range []int{64, 1400} {
+				b.Run(s.name+"/"+fam.name+"/"+strconv.Itoa(n), func(b *testing.B) {
+					c := benchCase(s, 0)
+					c.inner6, c.outer6 = fam.inner6, fam.outer6
+					overhead(b, c, n)
+				})
+			}
+		}
+	}
+}
+
+func overhead(b *testing.B, c saCase, n int) {
+	const block = 64
+	e := newESPBenchCase(b, c, n)
+	raw := newRaw(b, c.suite, n)
+	rawESP := newRaw(b, c.suite, n+e.out.padLen(n)+2)
+	encR := make([]float64, 0, b.N)
+	espR := make([]float64, 0, b.N)
+	decR := make([]float64, 0, b.N)
+	var encT, sealT, sealESPT, decT, openT time.Duration
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		for range block {
+			e.encap(b)
+		}
+		t1 := time.Now()
+		for range block {
+			raw.seal()
+		}
+		t2 := time.Now()
+		for range block {
+			rawESP.seal()
+		}
+		t3 := time.Now()
+		for range block {
+			e.decap(b)
+		}
+		t4 := time.Now()
+		for range block {
+			raw.restore()
+			raw.open()
+		}
+		t5 := time.Now()
+		encT, sealT, sealESPT = encT+t1.Sub(t0), sealT+t2.Sub(t1), sealESPT+t3.Sub(t2)
+		decT, openT = decT+t4.Sub(t3), openT+t5.Sub(t4)
+		encR = append(encR, float64(t1.Sub(t0))/float64(t2.Sub(t1)))
+		espR = append(espR, float64(t1.Sub(t0))/float64(t3.Sub(t2)))
+		decR = append(decR, float64(t4.Sub(t3))/float64(t5.Sub(t4)))
+	}
+	ops := float64(b.N * block)
+	b.ReportMetric(median(encR), "encap/seal")
+	b.ReportMetric(median(espR), "encap/seal-esp")
+	b.ReportMetric(median(decR), "decap/open")
+	b.ReportMetric(float64(encT)/ops, "encap-ns")
+	b.ReportMetric(float64(sealT)/ops, "seal-ns")
+	b.ReportMetric(float64(sealESPT)/ops, "seal-esp-ns")
+	b.ReportMetric(float64(decT)/ops, "decap-ns")
+	b.ReportMetric(float64(openT)/ops, "open-ns")
+	b.ReportMetric(0, "ns/op")
 }
 
 func median(v []float64) float64 {

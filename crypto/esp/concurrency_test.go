@@ -53,6 +53,9 @@ func TestTwoWorkersOneSA(t *testing.T) {
 		if len(seen) != 2*n || out.NextSeq() != uint64(2*n+1) {
 			t.Fatalf("%s: %d numbers, next %d", s.name, len(seen), out.NextSeq())
 		}
+		if c := out.Counters(); c.OutPackets != uint64(2*n) || c.OutBytes != uint64(2*n*len(innerPacketFixed(100))) {
+			t.Fatalf("%s: counted %d packets, %d bytes", s.name, c.OutPackets, c.OutBytes)
+		}
 		// Both workers deliver every packet in sequence order, the second
 		// with neighbours swapped: each packet is accepted exactly once in
 		// total. The later copy is a replay — or, when the other worker ran

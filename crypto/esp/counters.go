@@ -4,6 +4,9 @@ import "sync/atomic"
 
 // Counters is a snapshot of an SA's counters. Bytes count inner packets (the
 // plaintext handed to Encap / returned by Decap), as IPsec byte lifetimes do.
+// The outbound counts come from the sequence counter, which SAs made by
+// Continue or Migrate share: such an SA counts, from the moment it was made,
+// the packets sent through any SA sharing its counter (see Continue).
 type Counters struct {
 	OutPackets, OutBytes uint64
 	InPackets, InBytes   uint64
@@ -13,17 +16,16 @@ type Counters struct {
 }
 
 type counters struct {
-	outPackets, outBytes atomic.Uint64
-	inPackets, inBytes   atomic.Uint64
-	errors               [NumReasons]atomic.Uint64
+	inPackets, inBytes atomic.Uint64
+	errors             [NumReasons]atomic.Uint64
 }
 
 // Counters returns a snapshot. Each field is read atomically; the fields are
 // not one consistent cut (nor need they be for lifetimes or metrics).
 func (sa *SA) Counters() Counters {
 	var c Counters
-	c.OutPackets = sa.ctr.outPackets.Load()
-	c.OutBytes = sa.ctr.outBytes.Load()
+	c.OutPackets = sa.out.last.Load() - sa.outBase
+	c.OutBytes = sa.out.bytes.Load() - sa.outBytesBase
 	c.InPackets = sa.ctr.inPackets.Load()
 	c.InBytes = sa.ctr.inBytes.Load()
 	for i := range c.Errors {

@@ -131,7 +131,9 @@ func (sa *SA) Encap(buf []byte, off, n int) (start, end int, err error) {
 		copy(buf[start:start+hl], buf[off:off+hl])
 	}
 	t := payloadStart + pl
-	clear(buf[t : payloadStart+padded]) // TFC padding (RFC 4303 §2.7)
+	if padded > pl {
+		clear(buf[t : payloadStart+padded]) // TFC padding (RFC 4303 §2.7)
+	}
 	t = payloadStart + padded
 	for i := range padLen {
 		buf[t+i] = byte(i + 1) // RFC 4303 §2.4: 1, 2, 3, …
@@ -144,22 +146,27 @@ func (sa *SA) Encap(buf []byte, off, n int) (start, end int, err error) {
 
 	be.PutUint32(buf[e:], sa.spi)
 	be.PutUint32(buf[e+4:], uint32(seq))
-	iv := buf[e+8 : e+8+sa.ivLen]
 	scratch := buf[off-Headroom : off-Headroom+scratchLen : off-Headroom+scratchLen]
 
 	switch sa.kind {
 	case kindGCM, kindChaCha, kindGMAC:
+		// The explicit IV goes into the packet and, behind the salt, into
+		// the nonce, both written from a register.
+		iv := buf[e+8 : e+16]
+		var ivv uint64
 		if sa.ivFunc != nil {
 			sa.ivFunc(seq, iv)
+			ivv = be.Uint64(iv)
 		} else {
 			// RFC 4106 §3.1 / RFC 7634 §2 / RFC 4543 §3.1: the IV must
 			// never repeat under a key. seq never repeats and XOR with a
 			// fixed mask is a bijection (iv.go).
-			be.PutUint64(iv, seq^sa.ivMask)
+			ivv = seq ^ sa.ivMask
+			be.PutUint64(iv, ivv)
 		}
 		nonce := scratch[0:12]
-		copy(nonce, st.salt)
-		copy(nonce[4:], iv)
+		be.PutUint32(nonce, be.Uint32(st.salt))
+		be.PutUint64(nonce[4:], ivv)
 		if sa.kind == kindGMAC {
 			sa.gmac(st, buf, e, icvPos, seq, nonce, false)
 		} else {
@@ -167,19 +174,7 @@ func (sa *SA) Encap(buf []byte, off, n int) (start, end int, err error) {
 			st.aead.Seal(buf[payloadStart:payloadStart], nonce, buf[payloadStart:icvPos], aad)
 		}
 	case kindCBC, kindNull:
-		es := st.pool.get()
-		if sa.kind == kindCBC {
-			if sa.ivFunc != nil {
-				sa.ivFunc(seq, iv)
-			} else {
-				es.nextIV(iv)
-			}
-			es.enc.(ivSetter).SetIV(iv)
-			es.enc.CryptBlocks(buf[payloadStart:icvPos], buf[payloadStart:icvPos])
-		}
-		sum := sa.hmacICV(es, buf, e, icvPos, seq, scratch)
-		copy(buf[icvPos:end], sum[:sa.icvLen])
-		st.pool.put(es)
+		sa.sealETM(st, buf, e, payloadStart, icvPos, seq, scratch)
 	}
 
 	if sa.udp {
@@ -189,52 +184,79 @@ func (sa *SA) Encap(buf []byte, off, n int) (start, end int, err error) {
 		be.PutUint16(u[4:], uint16(end-(e-8)))
 		be.PutUint16(u[6:], 0) // RFC 3948 §2.1: zero over IPv4
 	}
-	proto := byte(protoESP)
-	if sa.udp {
-		proto = protoUDP
-	}
-	h := buf[start:]
 	if sa.mode == ipsec.ModeTunnel {
 		if sa.outer6 {
+			h := (*[40]byte)(buf[start : start+40])
+			*h = sa.hdr
 			be.PutUint32(h[0:], 6<<28|uint32(tos)<<20)
 			be.PutUint16(h[4:], uint16(end-start-40))
-			h[6], h[7] = proto, sa.ttl
-			copy(h[8:24], sa.src[:])
-			copy(h[24:40], sa.dst[:])
 		} else {
-			h[0], h[1] = 0x45, tos // DSCP copied (RFC 4301 §5.1.2.1), ECN copied (RFC 6040 §4.1 normal mode)
-			be.PutUint16(h[2:], uint16(end-start))
-			be.PutUint16(h[4:], uint16(seq)) // unique per SA for 65536 packets (RFC 6864)
+			h := (*[20]byte)(buf[start : start+20])
+			*h = [20]byte(sa.hdr[:20])
+			h[1] = tos // DSCP copied (RFC 4301 §5.1.2.1), ECN copied (RFC 6040 §4.1 normal mode)
+			tot := uint16(end - start)
+			be.PutUint16(h[2:], tot)
+			id := uint16(seq) // unique per SA for 65536 packets (RFC 6864)
+			be.PutUint16(h[4:], id)
 			var frag uint16
 			if sa.df == DFSet || (sa.df == DFCopy && df) {
 				frag = 0x4000
 			}
 			be.PutUint16(h[6:], frag)
-			h[8], h[9] = sa.ttl, proto
-			h[10], h[11] = 0, 0
-			copy(h[12:16], sa.src[12:])
-			copy(h[16:20], sa.dst[12:])
-			be.PutUint16(h[10:], ipv4Checksum(h[:20]))
+			// The template's sum plus the fields that were zero in it.
+			sum := sa.hdrSum + uint32(tos) + uint32(tot) + uint32(id) + uint32(frag)
+			be.PutUint16(h[10:], ^inetsum.Fold(uint64(sum)))
 		}
 	} else {
-		h[nhOff] = proto
-		if sa.outer6 {
-			be.PutUint16(h[4:], uint16(end-start-40))
-		} else {
-			be.PutUint16(h[2:], uint16(end-start))
-			h[10], h[11] = 0, 0
-			be.PutUint16(h[10:], ipv4Checksum(h[:hl]))
-		}
+		sa.transportHdr(buf[start:end], hl, nhOff)
 	}
 	if sa.udp && sa.outer6 {
 		// A zero UDP checksum is not allowed over IPv6 (RFC 8200 §8.1).
+		h := buf[start : start+40]
 		u := buf[e-8 : end]
 		be.PutUint16(u[6:], udp6Checksum(h[8:24], h[24:40], u))
 	}
 
-	sa.ctr.outPackets.Add(1)
-	sa.ctr.outBytes.Add(uint64(inLen))
+	// The packet count is the sequence counter's (Counters).
+	sa.out.bytes.Add(uint64(inLen))
 	return start, end, nil
+}
+
+// sealETM encrypts (CBC) and authenticates (HMAC-SHA-256) the ESP packet
+// at buf[e:icvPos], writing the ICV behind it: the encrypt-then-MAC suites,
+// out of Encap's AEAD path.
+func (sa *SA) sealETM(st *state, buf []byte, e, payloadStart, icvPos int, seq uint64, scratch []byte) {
+	es := st.pool.get()
+	if sa.kind == kindCBC {
+		iv := buf[e+8 : e+8+sa.ivLen]
+		if sa.ivFunc != nil {
+			sa.ivFunc(seq, iv)
+		} else {
+			es.nextIV(iv)
+		}
+		es.enc.(ivSetter).SetIV(iv)
+		es.enc.CryptBlocks(buf[payloadStart:icvPos], buf[payloadStart:icvPos])
+	}
+	sum := sa.hmacICV(es, buf, e, icvPos, seq, scratch)
+	copy(buf[icvPos:icvPos+sa.icvLen], sum[:sa.icvLen])
+	st.pool.put(es)
+}
+
+// transportHdr fixes up the packet's own IP header of hl bytes, moved to the
+// front of the outer packet p: next header ESP (or UDP), the new length and,
+// for IPv4, the checksum.
+func (sa *SA) transportHdr(p []byte, hl, nhOff int) {
+	p[nhOff] = protoESP
+	if sa.udp {
+		p[nhOff] = protoUDP
+	}
+	if sa.outer6 {
+		be.PutUint16(p[4:], uint16(len(p)-40))
+		return
+	}
+	be.PutUint16(p[2:], uint16(len(p)))
+	p[10], p[11] = 0, 0
+	be.PutUint16(p[10:], ipv4Checksum(p[:hl]))
 }
 
 // padLen returns the RFC 4303 §2.4 padding for a payload of n bytes: the

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/crypto/chacha20poly1305"
 
+	"github.com/xdpsec/xdpsec/crypto/internal/inetsum"
 	"github.com/xdpsec/xdpsec/crypto/keymem"
 	"github.com/xdpsec/xdpsec/crypto/replay"
 	"github.com/xdpsec/xdpsec/ipsec"
@@ -68,15 +69,26 @@ type SA struct {
 	name     string
 	seqLimit uint64 // highest sequence number Encap may use
 	ivMask   uint64 // AEAD suites: the explicit IV is seq XOR ivMask (see iv.go)
+	// hdr is tunnel mode's outer header with its per-packet fields zero
+	// (IPv4: DSCP/ECN, total length, ID, flags and checksum; IPv6: traffic
+	// class and payload length), built once by buildHdr. hdrSum is the
+	// one's-complement sum of the IPv4 one: Encap adds the per-packet
+	// fields to it (RFC 1624) instead of summing the header again.
+	hdr    [40]byte
+	hdrSum uint32
 	// out and window are shared with the SAs that continue this one
 	// (Continue): its counter, ceiling and replay state are theirs too.
-	out    *outSeq
-	window *replay.Window
-	st     atomic.Pointer[state]
+	out *outSeq
+	// outBase and outBytesBase are out's packet (last) and byte counts
+	// when the SA was made: Counters reports what was added since.
+	outBase, outBytesBase uint64
+	window                *replay.Window
+	st                    atomic.Pointer[state]
 
 	// The fields above are read by every call; the counters below are
-	// written by every call. Separate cache lines keep workers on different
-	// cores from invalidating each other's read-mostly line.
+	// written by every Decap and refused call (Encap counts in out).
+	// Separate cache lines keep workers on different cores from
+	// invalidating each other's read-mostly line.
 	_   [64]byte
 	ctr counters
 
@@ -160,6 +172,7 @@ func New(p Params, opts ...Option) (*SA, error) {
 	sa := newSA(p, spec)
 	sa.out = &outSeq{}
 	sa.out.last.Store(p.Seq)
+	sa.outBase = p.Seq
 	sa.out.ceiling.Store(o.ceiling)
 	sa.window = replay.New(p.ReplayWindow, p.Seq)
 	if spec.ivLen == 8 { // the AEAD suites
@@ -202,7 +215,31 @@ func newSA(p Params, spec suiteSpec) *SA {
 	if p.UDPEncap != nil {
 		sa.udp, sa.sport, sa.dport = true, p.UDPEncap.SrcPort, p.UDPEncap.DstPort
 	}
+	sa.buildHdr()
 	return sa
+}
+
+// buildHdr fills in hdr and hdrSum from the SA's addresses, TTL and
+// encapsulation. Whatever changes those must call it again before the SA is
+// published.
+func (sa *SA) buildHdr() {
+	proto := byte(protoESP)
+	if sa.udp {
+		proto = protoUDP
+	}
+	h := &sa.hdr
+	*h = [40]byte{}
+	if sa.outer6 {
+		h[0] = 6 << 4
+		h[6], h[7] = proto, sa.ttl
+		copy(h[8:24], sa.src[:])
+		copy(h[24:40], sa.dst[:])
+		return
+	}
+	h[0], h[8], h[9] = 0x45, sa.ttl, proto
+	copy(h[12:16], sa.src[12:])
+	copy(h[16:20], sa.dst[12:])
+	sa.hdrSum = uint32(inetsum.Fold(inetsum.Sum(h[:20], 0)))
 }
 
 // build copies the keys into one buffer owned by the SA, in locked key

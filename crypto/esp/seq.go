@@ -21,8 +21,13 @@ type outSeq struct {
 	// Encap, raised rarely; on its own cache line, away from last.
 	ceiling atomic.Uint64
 	_       [56]byte
-	last    atomic.Uint64 // last number used; written by every Encap
-	_       [56]byte
+	// last is the last number used, written by every Encap. It moves only
+	// for packets that are then sent, so it also counts the outbound
+	// packets (Counters): no separate packet counter to update per packet.
+	last atomic.Uint64
+	// bytes counts the inner bytes of those packets, on last's cache line.
+	bytes atomic.Uint64
+	_     [48]byte
 }
 
 // Option adjusts an SA at New.
@@ -135,6 +140,10 @@ var ErrNotContinuable = errors.New("cannot change in place: needs a new sa (new 
 // check on or off is refused). Anything else — SPI, destination, algorithm,
 // ICV length, key or salt — is refused with a *FieldError wrapping
 // ErrNotContinuable; a wiped prev with ErrWiped.
+//
+// The outbound packet and byte counts (Counters) are the shared counter's
+// since each SA was made: the new SA's start at zero, and from then on each
+// of the two counts the packets either sends.
 func Continue(prev *SA, p Params) (*SA, error) {
 	spec, err := p.suite()
 	if err != nil {
@@ -164,6 +173,7 @@ func Continue(prev *SA, p Params) (*SA, error) {
 	}
 	sa := newSA(p, spec)
 	sa.out, sa.window, sa.ivMask = prev.out, win, prev.ivMask
+	sa.outBase, sa.outBytesBase = prev.out.last.Load(), prev.out.bytes.Load()
 	if err := sa.build(spec); err != nil {
 		return nil, err
 	}
@@ -200,5 +210,6 @@ func Migrate(prev *SA, p Params) (*SA, error) {
 		return nil, err
 	}
 	sa.dst = p.Dst.Unmap().As16() // not shared yet: no reader can see the change
+	sa.buildHdr()
 	return sa, nil
 }

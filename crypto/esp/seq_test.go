@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/xdpsec/xdpsec/crypto/internal/inetsum"
+
 	"github.com/xdpsec/xdpsec/ipsec"
 )
 
@@ -639,9 +641,12 @@ func TestMigrate(t *testing.T) {
 	if pk.seq != 5 || moved.IVMask() != out.IVMask() {
 		t.Fatalf("moved sa sent seq %d (want 5), mask %x/%x", pk.seq, moved.IVMask(), out.IVMask())
 	}
-	// The outer header carries the new addresses, in UDP.
+	// The outer header carries the new addresses, in UDP, with their checksum.
 	if got := netip.AddrFrom4([4]byte(pk.wire[16:20])); got != q.Dst || pk.wire[9] != protoUDP {
 		t.Fatalf("outer dst %s proto %d", got, pk.wire[9])
+	}
+	if got := netip.AddrFrom4([4]byte(pk.wire[12:16])); got != q.Src || inetsum.Checksum(pk.wire[:20]) != 0 {
+		t.Fatalf("outer src %s, header checksum %#04x does not verify", got, be.Uint16(pk.wire[10:]))
 	}
 	if s, d := moved.addrs(); s != q.Src || d != q.Dst {
 		t.Fatalf("moved sa's addresses %s %s", s, d)
@@ -664,4 +669,39 @@ func TestMigrate(t *testing.T) {
 	if _, err := Migrate(out, q); !errors.Is(err, ErrNotContinuable) {
 		t.Fatalf("another spi: %v", err)
 	}
+}
+
+// TestOutCounters checks that the outbound counts, which come from the
+// sequence counter, are exact for an SA on its own (a refused call counts
+// nothing), and that SAs sharing the counter (Continue) each count from the
+// moment they were made.
+func TestOutCounters(t *testing.T) {
+	p := saCase{suite: suites[0], mode: ipsec.ModeTunnel, initSeq: 100}.params()
+	sa := mustNew(t, p, WithCeiling(105))
+	check := func(what string, s *SA, pkts uint64) {
+		t.Helper()
+		// encapOne sends 100-byte inner packets.
+		if c := s.Counters(); c.OutPackets != pkts || c.OutBytes != 100*pkts {
+			t.Fatalf("%s: %d packets, %d bytes; want %d, %d", what, c.OutPackets, c.OutBytes, pkts, 100*pkts)
+		}
+	}
+	check("new", sa, 0)
+	for range 3 {
+		mustEncap(t, sa)
+	}
+	check("after 3", sa, 3)
+	next, err := Continue(sa, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("continued", next, 0)
+	mustEncap(t, next)
+	mustEncap(t, sa)
+	check("old after 2 more", sa, 5)
+	check("new after 2 more", next, 2)
+	if _, err := encapOne(t, next); err != ErrSeqUnreserved {
+		t.Fatalf("beyond the ceiling: %v", err)
+	}
+	check("old after a refusal", sa, 5)
+	check("new after a refusal", next, 2)
 }
