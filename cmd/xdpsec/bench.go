@@ -32,8 +32,10 @@ xdpsec with its default configuration per suite, and wireguard-go when a binary 
 Workloads: TCP with 1 and 4 streams (iperf3); UDP at 64, 512 and 1400 bytes and IMIX from an XDP
 generator on h1 (BPF_PROG_TEST_RUN with live frames) that outruns the gateways, counted by an XDP
 sink on h2; an RFC 2544 search for the highest rate with loss ≤ 0.1 %; one-way latency
-percentiles of timestamped probes at fixed loads; xdpsec by workers, SAs/policies and flows; and
-the ESP engine's Encap against the raw AEAD Seal.
+percentiles of timestamped probes at fixed loads; xdpsec by workers, SAs/policies and flows; a
+storm of bad packets (truncated ESP, unknown SPIs, replays, bad ICVs, garbage) injected towards
+gw2 beside valid traffic, each counted by gw2 under its reason and none reaching h2; and the ESP
+engine's Encap against the raw AEAD Seal.
 
 Writes bench.json (the schema internal/bench.Report), bench.md (the tables and the goals, with
 ratios within this run) and SVG plots into --out. --quick takes about two minutes, the full run

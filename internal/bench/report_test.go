@@ -20,7 +20,23 @@ func goodReport() *Report {
 				Delivered: Carried{Packets: 200000, Bytes: 9200000}, Carried: Carried{Packets: 200000, Bytes: 9200000}},
 			{Phase: PhaseLatency, System: "kernel", Seconds: 1, Latency: lat},
 			{Phase: PhaseEncap, System: "crypto/esp", Seconds: 1, Encap: &Encap{Suite: "aes-gcm-128", Bytes: 64, Ratio: 1.3}},
+			{Phase: PhaseStorm, System: "xdpsec/aes-gcm-128", Frame: "64", Seconds: 1, Mpps: 0.05, Offered: 60000,
+				Delivered: Carried{Packets: 50000, Bytes: 2300000}, Carried: Carried{Packets: 50000, Bytes: 2300000},
+				Storm: goodStorm()},
 		}}
+}
+
+// goodStorm is a storm whose every bad packet gw2 counted where it belongs.
+func goodStorm() *Storm {
+	s := &Storm{FlatOutMpps: 0.1, RatePPS: 50000, CleanMpps: 0.05, StormPPS: 10000, PrimerDelivered: 1}
+	for _, k := range StormKinds {
+		sk := StormKind{Kind: k, Sent: 100, Reasons: stormReasons[k]}
+		for range sk.Reasons {
+			sk.Counted = append(sk.Counted, 100)
+		}
+		s.Kinds = append(s.Kinds, sk)
+	}
+	return s
 }
 
 func TestCheckAcceptsAConsistentReport(t *testing.T) {
@@ -55,12 +71,36 @@ func TestCheckFindsWhatIsWrong(t *testing.T) {
 		{"delivered more than offered", func(r *Report) { r.Results[1].Offered = 10 }, "delivered 200000 > offered 10"},
 		{"system without traffic", func(r *Report) {
 			r.Results[1].Delivered = Carried{}
+			r.Results[4].Delivered = Carried{}
 		}, "system xdpsec/aes-gcm-128 carried no traffic"},
 		{"failed measurement", func(r *Report) { r.Results[2].Error = "boom" }, "failed: boom"},
 		{"unknown system", func(r *Report) { r.Results[0].System = "nope" }, "system not listed"},
 		{"no latency", func(r *Report) { r.Results[2].Latency = nil }, "no latency samples"},
 		{"no encap", func(r *Report) { r.Results[3].Encap.Ratio = 0 }, "no encap figures"},
 		{"nan", func(r *Report) { r.Results[1].Loss = -1 }, "figure -1"},
+		{"storm without accounting", func(r *Report) { r.Results[4].Storm = nil }, "no storm accounting"},
+		{"storm packet counted nowhere", func(r *Report) { r.Results[4].Storm.Kinds[2].Counted[0] = 99 },
+			"storm kind replay: sent 100, gw2 counted 99 under sa:replay"},
+		{"storm packet counted twice", func(r *Report) { r.Results[4].Storm.Kinds[1].Counted[1] = 101 },
+			"storm kind unknown-spi: sent 100, gw2 counted 101 under InTmplMismatch"},
+		{"storm packet under the wrong reason", func(r *Report) {
+			r.Results[4].Storm.Kinds[0].Counted[0] = 90
+			r.Results[4].Storm.Unexpected = map[string]uint64{"gw2 storm SA sa:icv": 10}
+		}, "gw2 counted drops no storm kind explains: gw2 storm SA sa:icv 10"},
+		{"storm kind under other counters", func(r *Report) { r.Results[4].Storm.Kinds[4].Reasons = []string{"NonIP"} },
+			"storm kind garbage: counted under [NonIP]"},
+		{"storm kind missing", func(r *Report) { r.Results[4].Storm.Kinds = r.Results[4].Storm.Kinds[1:] }, "storm kind truncated missing"},
+		{"storm kind not sent", func(r *Report) {
+			k := &r.Results[4].Storm.Kinds[3]
+			k.Sent, k.Counted[0] = 0, 0
+		}, "storm kind bad-icv: none sent"},
+		{"storm packets reached h2", func(r *Report) { r.Results[4].Storm.ReachedH2 = 3 }, "3 storm packets reached h2"},
+		{"storm leak count unproven", func(r *Report) { r.Results[4].Storm.PrimerDelivered = 0 }, "primer reached h2 0 times"},
+		{"storm packets lost on full rings", func(r *Report) {
+			s := r.Results[4].Storm
+			s.Kinds[3].Counted[0] = 98
+			s.Handed, s.LostToWorkers, s.WireRingFull = 300, 2, 7
+		}, "handed 300 packets of the storm's SA to its workers, which counted 2 fewer: lost on full receive rings, 7 ring-full events"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := goodReport()
