@@ -145,3 +145,19 @@ func TestGoalsUseTheRunsRatios(t *testing.T) {
 		}
 	}
 }
+
+func TestMarkdownShowsTheStormByKind(t *testing.T) {
+	r := goodReport()
+	r.Results[4].Storm.Kinds[1].Counted[1] = 97
+	md := r.Markdown()
+	for _, want := range []string{
+		"## Malformed-traffic storm",
+		"| replay | 100 | sa:replay | 100 | yes |",
+		"| unknown-spi | 100 | InNoStates, InTmplMismatch | 100, 97 | **no** |",
+		"Storm packets that reached h2: 0",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("summary lacks %q:\n%s", want, md)
+		}
+	}
+}
