@@ -51,6 +51,9 @@ Needs root, iperf3 and ethtool (hack/deps.sh installs them).`,
 			if o.Queues < 0 || o.Queues > 64 {
 				return usageErrorf("--queues %d: want 1 to 64 (0: one per CPU)", o.Queues)
 			}
+			if o.StormPackets < 0 || o.StormPackets > bench.MaxStormPackets {
+				return usageErrorf("--storm-packets %d: want 1 to %d (0: the default)", o.StormPackets, bench.MaxStormPackets)
+			}
 			ctx := cmd.Context()
 			if timeout > 0 {
 				var cancel func()
@@ -83,6 +86,7 @@ Needs root, iperf3 and ethtool (hack/deps.sh installs them).`,
 	f.StringSliceVar(&o.Suites, "suites", nil, "xdpsec `suites` (default aes-gcm-128,chacha20-poly1305)")
 	f.StringVar(&o.WireguardGo, "wireguard-go", "", "the wireguard-go `binary` (default build/wireguard-go, then $PATH)")
 	f.IntVar(&o.Queues, "queues", 0, "queues of every veth (0: one per CPU, at most 8)")
+	f.IntVar(&o.StormPackets, "storm-packets", 0, "bad packets of each kind in the storm (0: 5000, 2000 with --quick)")
 	f.StringVar(&o.OutDir, "out", filepath.Join("build", "bench"), "`directory` for bench.json, bench.md and the plots")
 	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the run (gateways, forwarders, generator) to `file`")
 	f.DurationVar(&timeout, "timeout", 30*time.Minute, "give up after this `time`")

@@ -16,6 +16,7 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"bench", "--phases", "nonsense"},
 		{"bench", "--queues", "-1"},
+		{"bench", "--storm-packets", "-1"},
 		{"bench", "extra"},
 	} {
 		var out, errOut bytes.Buffer

@@ -26,6 +26,16 @@ func goodReport() *Report {
 		}}
 }
 
+// stormKind is the report's storm kind named k.
+func stormKind(r *Report, k string) *StormKind {
+	for i := range r.Results[4].Storm.Kinds {
+		if r.Results[4].Storm.Kinds[i].Kind == k {
+			return &r.Results[4].Storm.Kinds[i]
+		}
+	}
+	panic("no storm kind " + k)
+}
+
 // goodStorm is a storm whose every bad packet gw2 counted where it belongs.
 func goodStorm() *Storm {
 	s := &Storm{FlatOutMpps: 0.1, RatePPS: 50000, CleanMpps: 0.05, StormPPS: 10000, PrimerDelivered: 1}
@@ -79,26 +89,26 @@ func TestCheckFindsWhatIsWrong(t *testing.T) {
 		{"no encap", func(r *Report) { r.Results[3].Encap.Ratio = 0 }, "no encap figures"},
 		{"nan", func(r *Report) { r.Results[1].Loss = -1 }, "figure -1"},
 		{"storm without accounting", func(r *Report) { r.Results[4].Storm = nil }, "no storm accounting"},
-		{"storm packet counted nowhere", func(r *Report) { r.Results[4].Storm.Kinds[2].Counted[0] = 99 },
+		{"storm packet counted nowhere", func(r *Report) { stormKind(r, StormReplay).Counted[0] = 99 },
 			"storm kind replay: sent 100, gw2 counted 99 under sa:replay"},
-		{"storm packet counted twice", func(r *Report) { r.Results[4].Storm.Kinds[1].Counted[1] = 101 },
+		{"storm packet counted twice", func(r *Report) { stormKind(r, StormUnknownSPI).Counted[1] = 101 },
 			"storm kind unknown-spi: sent 100, gw2 counted 101 under InTmplMismatch"},
 		{"storm packet under the wrong reason", func(r *Report) {
-			r.Results[4].Storm.Kinds[0].Counted[0] = 90
+			stormKind(r, StormTruncated).Counted[0] = 90
 			r.Results[4].Storm.Unexpected = map[string]uint64{"gw2 storm SA sa:icv": 10}
 		}, "gw2 counted drops no storm kind explains: gw2 storm SA sa:icv 10"},
-		{"storm kind under other counters", func(r *Report) { r.Results[4].Storm.Kinds[4].Reasons = []string{"NonIP"} },
+		{"storm kind under other counters", func(r *Report) { stormKind(r, StormGarbage).Reasons = []string{"NonIP"} },
 			"storm kind garbage: counted under [NonIP]"},
-		{"storm kind missing", func(r *Report) { r.Results[4].Storm.Kinds = r.Results[4].Storm.Kinds[1:] }, "storm kind truncated missing"},
+		{"storm kind missing", func(r *Report) { r.Results[4].Storm.Kinds = r.Results[4].Storm.Kinds[2:] }, "storm kind truncated missing"},
 		{"storm kind not sent", func(r *Report) {
-			k := &r.Results[4].Storm.Kinds[3]
+			k := stormKind(r, StormBadICV)
 			k.Sent, k.Counted[0] = 0, 0
 		}, "storm kind bad-icv: none sent"},
 		{"storm packets reached h2", func(r *Report) { r.Results[4].Storm.ReachedH2 = 3 }, "3 storm packets reached h2"},
 		{"storm leak count unproven", func(r *Report) { r.Results[4].Storm.PrimerDelivered = 0 }, "primer reached h2 0 times"},
 		{"storm packets lost on full rings", func(r *Report) {
 			s := r.Results[4].Storm
-			s.Kinds[3].Counted[0] = 98
+			stormKind(r, StormBadICV).Counted[0] = 98
 			s.Handed, s.LostToWorkers, s.WireRingFull = 300, 2, 7
 		}, "handed 300 packets of the storm's SA to its workers, which counted 2 fewer: lost on full receive rings, 7 ring-full events"},
 	} {
@@ -148,7 +158,7 @@ func TestGoalsUseTheRunsRatios(t *testing.T) {
 
 func TestMarkdownShowsTheStormByKind(t *testing.T) {
 	r := goodReport()
-	r.Results[4].Storm.Kinds[1].Counted[1] = 97
+	stormKind(r, StormUnknownSPI).Counted[1] = 97
 	md := r.Markdown()
 	for _, want := range []string{
 		"## Malformed-traffic storm",

@@ -42,6 +42,8 @@ type Options struct {
 	Suites []string
 	// Queues is the number of queues of every veth the bench builds (default: the CPUs).
 	Queues int
+	// StormPackets is the storm's bad packets of each kind (default 5,000, 2,000 with Quick).
+	StormPackets int
 	// OutDir receives bench.json, bench.md and the plots (default build/bench).
 	OutDir string
 	// Progress receives the progress bars (a terminal) or lines (anything else); nil for none.
@@ -92,6 +94,9 @@ func planFor(o Options, queues int) plan {
 	if o.Rounds > 0 {
 		p.rounds = o.Rounds
 	}
+	if o.StormPackets > 0 {
+		p.stormPerKind = o.StormPackets
+	}
 	return p
 }
 
@@ -128,6 +133,9 @@ func Run(ctx context.Context, o Options) (_ *Report, err error) {
 		if _, ok := suites[s]; !ok {
 			return nil, fmt.Errorf("unknown suite %q", s)
 		}
+	}
+	if o.StormPackets < 0 || o.StormPackets > MaxStormPackets {
+		return nil, fmt.Errorf("storm packets %d: want 1 to %d per kind (0: the default)", o.StormPackets, MaxStormPackets)
 	}
 	for _, ph := range o.Phases {
 		if !slices.Contains(AllPhases, ph) {

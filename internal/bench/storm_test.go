@@ -157,6 +157,23 @@ func TestStormTruncatedIsShorterThanHeaderIVAndICV(t *testing.T) {
 	})
 }
 
+func TestStormRuntIsShorterThanTheESPHeader(t *testing.T) {
+	b := testStormBuilder(t, "aes-gcm-128")
+	sa := receiver(t, b)
+	for i, f := range b.runts(20) {
+		ip := f[14:]
+		if ip[9] != 50 || ipsum(ip[:20]) != 0xffff || int(binary.BigEndian.Uint16(ip[2:])) != len(ip) {
+			t.Fatalf("runt %d: protocol %d, IP header or length wrong", i, ip[9])
+		}
+		if n := len(ip) - 20; n < 1 || n >= 8 {
+			t.Fatalf("runt %d: %d ESP bytes, want 1 to 7", i, n)
+		}
+		if _, reason := decap(t, sa, f); reason != "truncated" {
+			t.Fatalf("runt %d: %q, want truncated", i, reason)
+		}
+	}
+}
+
 func TestStormUnknownSPIIsForgedESPTowardsTheProtectedHost(t *testing.T) {
 	b := testStormBuilder(t, "aes-gcm-128")
 	known := map[uint32]bool{spiV4: true, spiV4 + 1: true, spiV6: true, spiV6 + 1: true, spiStorm: true}
@@ -209,7 +226,7 @@ func TestStormFramesInterleaveEveryKind(t *testing.T) {
 			t.Fatalf("frame %d is not %s's frame %d", i, k, i/len(StormKinds))
 		}
 	}
-	if _, err := b.replays(stormMaxPerKind + 1); err == nil {
+	if _, err := b.replays(MaxStormPackets + 1); err == nil {
 		t.Fatal("more replays than fit left of the window: no error")
 	}
 }

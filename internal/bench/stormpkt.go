@@ -19,6 +19,7 @@ const StormPort = 7779
 
 // The storm's kinds of bad packets, by their names in the report.
 const (
+	StormRunt       = "runt"        // ESP shorter than its own 8-byte header (SPI, sequence number)
 	StormTruncated  = "truncated"   // ESP of the storm's SA, shorter than header + IV + ICV
 	StormUnknownSPI = "unknown-spi" // ESP with an SPI no SA has, from h1 to h2: forged, towards the protected host
 	StormReplay     = "replay"      // authentic ESP of the storm's SA, sequence numbers left of its window
@@ -27,15 +28,15 @@ const (
 )
 
 // StormKinds lists the kinds in the order the report gives them.
-var StormKinds = []string{StormTruncated, StormUnknownSPI, StormReplay, StormBadICV, StormGarbage}
+var StormKinds = []string{StormRunt, StormTruncated, StormUnknownSPI, StormReplay, StormBadICV, StormGarbage}
 
 // The storm's sequence numbers: the primer (one valid packet) moves the storm SA's window top to
 // stormPrimerSeq, so that the replays' numbers 1 … N are left of any window (the largest is
 // esp.MaxReplayWindow) and the bad-ICV packets' numbers, above it, are fresh.
 const stormPrimerSeq = 1 << 20
 
-// stormMaxPerKind bounds the packets per kind so that the replays stay left of the window.
-const stormMaxPerKind = stormPrimerSeq - esp.MaxReplayWindow - 1
+// MaxStormPackets bounds the storm's packets per kind: the replays must stay left of the window.
+const MaxStormPackets = stormPrimerSeq - esp.MaxReplayWindow - 1
 
 // stormUnknownSPI0 is the first SPI of the unknown-SPI kind (no bench SA uses this range).
 const stormUnknownSPI0 = 0xdead0000
@@ -101,7 +102,7 @@ func (b *stormBuilder) primer() ([]byte, error) {
 // replays are authentic packets with sequence numbers 1 … n: left of the window once the primer
 // has been accepted.
 func (b *stormBuilder) replays(n int) ([][]byte, error) {
-	if n > stormMaxPerKind {
+	if n > MaxStormPackets {
 		return nil, fmt.Errorf("storm: %d replays do not fit left of the window", n)
 	}
 	return b.esp(1, n)
@@ -130,6 +131,20 @@ func (b *stormBuilder) truncated(n int) [][]byte {
 		binary.BigEndian.PutUint32(e[0:], b.keys.SPI)
 		binary.BigEndian.PutUint32(e[4:], stormPrimerSeq+1+uint32(i))
 		rand.Read(e[8:])
+		out = append(out, testbed.IPv4Frame(b.dmac, b.smac, b.outerSrc, b.outerDst, 50, e))
+	}
+	return out
+}
+
+// runts are ESP packets of 1 to 7 bytes, the storm SA's SPI cut short: the card's parser must refuse
+// them (the IP header is sound).
+func (b *stormBuilder) runts(n int) [][]byte {
+	out := make([][]byte, 0, n)
+	var spi [4]byte
+	binary.BigEndian.PutUint32(spi[:], b.keys.SPI)
+	for i := range n {
+		e := make([]byte, 1+i%7)
+		copy(e, spi[:])
 		out = append(out, testbed.IPv4Frame(b.dmac, b.smac, b.outerSrc, b.outerDst, 50, e))
 	}
 	return out
@@ -175,7 +190,7 @@ func (b *stormBuilder) frames(n int) (map[string][][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string][][]byte{StormTruncated: b.truncated(n), StormUnknownSPI: b.unknownSPIs(n),
+	return map[string][][]byte{StormRunt: b.runts(n), StormTruncated: b.truncated(n), StormUnknownSPI: b.unknownSPIs(n),
 		StormReplay: rep, StormBadICV: bad, StormGarbage: b.garbage(n)}, nil
 }
 

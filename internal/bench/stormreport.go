@@ -62,6 +62,7 @@ type StormKind struct {
 
 // stormReasons are the counters each kind belongs to at gw2.
 var stormReasons = map[string][]string{
+	StormRunt:       {"ParseESP"},
 	StormTruncated:  {"sa:truncated"},
 	StormUnknownSPI: {"InNoStates", "InTmplMismatch"},
 	StormReplay:     {"sa:replay"},
