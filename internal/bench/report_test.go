@@ -109,8 +109,8 @@ func TestCheckFindsWhatIsWrong(t *testing.T) {
 		{"storm packets lost on full rings", func(r *Report) {
 			s := r.Results[4].Storm
 			stormKind(r, StormBadICV).Counted[0] = 98
-			s.Handed, s.LostToWorkers, s.WireRingFull = 300, 2, 7
-		}, "handed 300 packets of the storm's SA to its workers, which counted 2 fewer: lost on full receive rings, 7 ring-full events"},
+			s.Handed, s.LostToWorkers, s.WireRingFull, s.WireFillEmpty = 300, 2, 7, 5
+		}, "handed 300 packets of the storm's SA to its workers, which counted 2 fewer: dropped by the AF_XDP sockets between them, which found their receive ring full 7 times and their fill ring empty 5 times"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := goodReport()

@@ -172,8 +172,10 @@ func measureStorm(ctx context.Context, env *Env, x *xdpsec, perKind int, d time.
 	res.ReplayErrors = c1.validReplay - cp.validReplay
 	s := &Storm{FlatOutMpps: flat.Mpps, RatePPS: rate, CleanOfferedMpps: clean.OfferedMpps,
 		CleanMpps: clean.Mpps, CleanLoss: clean.Loss,
-		PrimerDelivered: cp.sink - c0.sink, ReachedH2: c1.sink - cp.sink, WireRingFull: c1.ringFull - cp.ringFull,
-		CleanWireRingFull: clean.Counters["gw2_wire_rx_ring_full"], CleanReplayErrors: clean.ReplayErrors,
+		PrimerDelivered: cp.sink - c0.sink, ReachedH2: c1.sink - cp.sink,
+		WireRingFull: c1.ringFull - cp.ringFull, WireFillEmpty: c1.fillEmpty - cp.fillEmpty,
+		CleanWireRingFull:  clean.Counters["gw2_wire_rx_ring_full"],
+		CleanWireFillEmpty: clean.Counters["gw2_wire_fill_ring_empty"], CleanReplayErrors: clean.ReplayErrors,
 		Handed: c1.handed - cp.handed}
 	var counted uint64
 	for i := range c1.sa {
@@ -244,6 +246,7 @@ type stormCounters struct {
 	handed      uint64                         // the storm SA's packets the card handed to workers
 	workers     map[string]uint64              // the workers' counters
 	ringFull    uint64                         // wire-side receive ring full
+	fillEmpty   uint64                         // wire-side fill ring empty
 	validReplay uint64                         // replay drops of the other inbound SAs
 	sink        uint64                         // the sink's storm count
 }
@@ -280,7 +283,8 @@ func (x *xdpsec) stormCounters(sink *Sink) (stormCounters, error) {
 		return c, errors.New("gw2 holds no inbound storm SA")
 	}
 	c.workers = gw2.WorkerStats()
-	c.ringFull = gw2.SocketStats()["wire"].RXRingFull
+	wire := gw2.SocketStats()["wire"]
+	c.ringFull, c.fillEmpty = wire.RXRingFull, wire.RXFillRingEmpty
 	c.sink, err = sink.stormCount()
 	return c, err
 }

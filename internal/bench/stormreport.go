@@ -34,17 +34,19 @@ type Storm struct {
 	// Unexpected holds gw2's drop counters that grew during the storm and belong to no kind (a
 	// bad packet counted under the wrong reason); empty when all is well.
 	Unexpected map[string]uint64 `json:"unexpected,omitempty"`
-	// WireRingFull is how often gw2's wire-side AF_XDP receive rings were full during the storm
-	// (the valid traffic's packets and the storm's alike are dropped there), CleanWireRingFull
-	// the same without the storm.
-	WireRingFull      uint64 `json:"wire_ring_full"`
-	CleanWireRingFull uint64 `json:"clean_wire_ring_full"`
+	// WireRingFull and WireFillEmpty are how often gw2's wire-side AF_XDP sockets found their
+	// receive ring full or their fill ring empty during the storm (the valid traffic's packets and
+	// the storm's alike are dropped there); the Clean ones the same without the storm.
+	WireRingFull       uint64 `json:"wire_ring_full"`
+	WireFillEmpty      uint64 `json:"wire_fill_empty"`
+	CleanWireRingFull  uint64 `json:"clean_wire_ring_full"`
+	CleanWireFillEmpty uint64 `json:"clean_wire_fill_empty"`
 	// CleanReplayErrors is the valid traffic's replay drops without the storm (the result's
 	// ReplayErrors: during it).
 	CleanReplayErrors uint64 `json:"clean_replay_errors"`
 	// Handed is how many packets of the storm's SA gw2's card handed to its workers during the
-	// storm (its per-SA counter); LostToWorkers those of them the workers never counted: lost on a
-	// full receive ring between the card and the workers.
+	// storm (its per-SA counter); LostToWorkers those of them the workers never counted: dropped by
+	// the AF_XDP socket between the card and the workers (ring full, fill ring empty).
 	Handed        uint64 `json:"handed"`
 	LostToWorkers uint64 `json:"lost_to_workers"`
 }
@@ -125,8 +127,9 @@ func (s *Storm) check(where string) []error {
 		mismatch = true
 	}
 	if mismatch && s.LostToWorkers > 0 {
-		bad("(gw2's card handed %d packets of the storm's SA to its workers, which counted %d fewer: lost on full receive rings, %d ring-full events during the storm)",
-			s.Handed, s.LostToWorkers, s.WireRingFull)
+		bad("(gw2's card handed %d packets of the storm's SA to its workers, which counted %d fewer: dropped by the AF_XDP sockets between them, "+
+			"which found their receive ring full %d times and their fill ring empty %d times during the storm)",
+			s.Handed, s.LostToWorkers, s.WireRingFull, s.WireFillEmpty)
 	}
 	return errs
 }
@@ -155,12 +158,12 @@ func (r *Report) stormMarkdown() string {
 			"| valid traffic | offered Mpps | delivered Mpps | loss |\n|---|---|---|---|\n"+
 			"| alone | %.3f | %.3f | %.2f %% |\n| during the storm (%.0f bad packets/s) | %.3f | %.3f | %.2f %% |\n\n"+
 			"The valid traffic's own drops (not the storm's): replay drops of its SA %d alone, %d during the storm; "+
-			"gw2's wire receive rings full %d times alone, %d during the storm. gw2's card handed %d packets of the storm's SA "+
-			"to its workers, %d of them lost before a worker counted them. The gateways' counters during the storm "+
-			"(the storm's included): %s.\n\n",
+			"gw2's wire-side AF_XDP receive ring full %d times alone, %d during the storm, fill ring empty %d and %d times. "+
+			"gw2's card handed %d packets of the storm's SA to its workers, %d of them lost before a worker counted them. "+
+			"The gateways' counters during the storm (the storm's included): %s.\n\n",
 			x.System, s.FlatOutMpps, s.RatePPS/1e6, s.CleanOfferedMpps, s.CleanMpps, 100*s.CleanLoss, s.StormPPS,
 			x.OfferedMpps, x.Mpps, 100*x.Loss, s.CleanReplayErrors, x.ReplayErrors, s.CleanWireRingFull, s.WireRingFull,
-			s.Handed, s.LostToWorkers, strings.Join(own, ", "))
+			s.CleanWireFillEmpty, s.WireFillEmpty, s.Handed, s.LostToWorkers, strings.Join(own, ", "))
 		p("| kind | sent | gw2 counted under | counted | exact |\n|---|---|---|---|---|\n")
 		for _, k := range s.Kinds {
 			var c []string
