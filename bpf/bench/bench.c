@@ -7,7 +7,8 @@
  *             flow and, for IMIX, its size) and transmits it (XDP_TX) towards the first gateway.
  * bench_sink  sits on the receiving host's veth: it counts and drops the generator's UDP packets (and
  *             their fragments: packets and IP bytes) and passes everything else (the latency probes,
- *             ARP, neighbour discovery) to the stack.
+ *             ARP, neighbour discovery) to the stack. What the malformed-traffic storm could leak
+ *             through a gateway (UDP to the storm's port, ESP) it counts apart and drops.
  * bench_fwd   is the bare AF_XDP forwarder's card: every IP packet but ICMPv6 goes to the socket of its
  *             receive queue; ARP and ICMPv6 (neighbour discovery) go to the kernel. */
 #include <linux/bpf.h>
@@ -99,8 +100,12 @@ int bench_gen(struct xdp_md *ctx)
 	return XDP_TX;
 }
 
-/* bench_sink: the port the latency probes use (passed to the stack, not counted). */
+/* bench_sink: the port the latency probes use (passed to the stack, not counted), and the port of the
+ * storm's inner packets (counted in SINK_STORM, like any ESP that reaches the host). */
 volatile const __u16 probe_port = 7777;
+volatile const __u16 storm_port = 7779;
+
+enum { SINK_GEN, SINK_STORM, SINK_SLOTS };
 
 struct sink_count {
 	__u64 packets;
@@ -111,8 +116,19 @@ struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__type(key, __u32);
 	__type(value, struct sink_count);
-	__uint(max_entries, 1);
+	__uint(max_entries, SINK_SLOTS);
 } sink_counts SEC(".maps");
+
+static __always_inline int sink_storm(__u32 iplen)
+{
+	__u32 slot = SINK_STORM;
+	struct sink_count *c = bpf_map_lookup_elem(&sink_counts, &slot);
+	if (c) {
+		c->packets++;
+		c->bytes += iplen;
+	}
+	return XDP_DROP;
+}
 
 SEC("xdp")
 int bench_sink(struct xdp_md *ctx)
@@ -130,6 +146,8 @@ int bench_sink(struct xdp_md *ctx)
 		if ((void *)(ip + 1) > end || ip->ihl != 5)
 			return XDP_PASS;
 		iplen = bpf_ntohs(ip->tot_len);
+		if (ip->protocol == IPPROTO_ESP)
+			return sink_storm(iplen);
 		if (ip->frag_off & bpf_htons(0x1fff)) {
 			/* A later fragment of a packet a tunnel split (IMIX's 1,500-byte packets): only
 			 * the generator's traffic is fragmented here. */
@@ -144,9 +162,13 @@ int bench_sink(struct xdp_md *ctx)
 		}
 	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = (void *)(eth + 1);
-		if ((void *)(ip6 + 1) > end || ip6->nexthdr != IPPROTO_UDP)
+		if ((void *)(ip6 + 1) > end)
 			return XDP_PASS;
 		iplen = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
+		if (ip6->nexthdr == IPPROTO_ESP)
+			return sink_storm(iplen);
+		if (ip6->nexthdr != IPPROTO_UDP)
+			return XDP_PASS;
 		udp = (void *)(ip6 + 1);
 	} else {
 		return XDP_PASS;
@@ -154,9 +176,11 @@ int bench_sink(struct xdp_md *ctx)
 	if (udp) {
 		if ((void *)(udp + 1) > end || udp->dest == bpf_htons(probe_port))
 			return XDP_PASS;
+		if (udp->dest == bpf_htons(storm_port))
+			return sink_storm(iplen);
 	}
-	__u32 zero = 0;
-	struct sink_count *c = bpf_map_lookup_elem(&sink_counts, &zero);
+	__u32 slot = SINK_GEN;
+	struct sink_count *c = bpf_map_lookup_elem(&sink_counts, &slot);
 	if (c) {
 		c->packets += first;
 		c->bytes += iplen;

@@ -34,6 +34,7 @@ const (
 	BenchVarImix        = "imix"
 	BenchVarPortBase    = "port_base"
 	BenchVarProbePort   = "probe_port"
+	BenchVarStormPort   = "storm_port"
 )
 
 // LoadBench returns the embedded CollectionSpec for Bench.
@@ -101,6 +102,7 @@ type BenchVariableSpecs struct {
 	Imix        *ebpf.VariableSpec `ebpf:"imix"`
 	PortBase    *ebpf.VariableSpec `ebpf:"port_base"`
 	ProbePort   *ebpf.VariableSpec `ebpf:"probe_port"`
+	StormPort   *ebpf.VariableSpec `ebpf:"storm_port"`
 }
 
 // BenchObjects contains all objects after they have been loaded into the kernel.
@@ -145,6 +147,7 @@ type BenchVariables struct {
 	Imix        *ebpf.Variable `ebpf:"imix"`
 	PortBase    *ebpf.Variable `ebpf:"port_base"`
 	ProbePort   *ebpf.Variable `ebpf:"probe_port"`
+	StormPort   *ebpf.Variable `ebpf:"storm_port"`
 }
 
 // BenchPrograms contains all programs after they have been loaded into the kernel.

@@ -32,8 +32,10 @@ xdpsec with its default configuration per suite, and wireguard-go when a binary 
 Workloads: TCP with 1 and 4 streams (iperf3); UDP at 64, 512 and 1400 bytes and IMIX from an XDP
 generator on h1 (BPF_PROG_TEST_RUN with live frames) that outruns the gateways, counted by an XDP
 sink on h2; an RFC 2544 search for the highest rate with loss ≤ 0.1 %; one-way latency
-percentiles of timestamped probes at fixed loads; xdpsec by workers, SAs/policies and flows; and
-the ESP engine's Encap against the raw AEAD Seal.
+percentiles of timestamped probes at fixed loads; xdpsec by workers, SAs/policies and flows; a
+storm of bad packets (truncated ESP, unknown SPIs, replays, bad ICVs, garbage) injected towards
+gw2 beside valid traffic, each counted by gw2 under its reason and none reaching h2; and the ESP
+engine's Encap against the raw AEAD Seal.
 
 Writes bench.json (the schema internal/bench.Report), bench.md (the tables and the goals, with
 ratios within this run) and SVG plots into --out. --quick takes about two minutes, the full run
@@ -48,6 +50,9 @@ Needs root, iperf3 and ethtool (hack/deps.sh installs them).`,
 			}
 			if o.Queues < 0 || o.Queues > 64 {
 				return usageErrorf("--queues %d: want 1 to 64 (0: one per CPU)", o.Queues)
+			}
+			if o.StormPackets < 0 || o.StormPackets > bench.MaxStormPackets {
+				return usageErrorf("--storm-packets %d: want 1 to %d (0: the default)", o.StormPackets, bench.MaxStormPackets)
 			}
 			ctx := cmd.Context()
 			if timeout > 0 {
@@ -81,6 +86,7 @@ Needs root, iperf3 and ethtool (hack/deps.sh installs them).`,
 	f.StringSliceVar(&o.Suites, "suites", nil, "xdpsec `suites` (default aes-gcm-128,chacha20-poly1305)")
 	f.StringVar(&o.WireguardGo, "wireguard-go", "", "the wireguard-go `binary` (default build/wireguard-go, then $PATH)")
 	f.IntVar(&o.Queues, "queues", 0, "queues of every veth (0: one per CPU, at most 8)")
+	f.IntVar(&o.StormPackets, "storm-packets", 0, "bad packets of each kind in the storm (0: 5000, 2000 with --quick)")
 	f.StringVar(&o.OutDir, "out", filepath.Join("build", "bench"), "`directory` for bench.json, bench.md and the plots")
 	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the run (gateways, forwarders, generator) to `file`")
 	f.DurationVar(&timeout, "timeout", 30*time.Minute, "give up after this `time`")

@@ -16,6 +16,7 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"bench", "--phases", "nonsense"},
 		{"bench", "--queues", "-1"},
+		{"bench", "--storm-packets", "-1"},
 		{"bench", "extra"},
 	} {
 		var out, errOut bytes.Buffer
@@ -28,7 +29,8 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 // TestBenchQuick runs `xdpsec bench --quick` (its figures are not asserted: the machine is
 // shared) and checks its report: the JSON schema, every measurement of every phase present and
 // successful, and every system's own counters accounting for what reached h2 (Report.Check),
-// the Markdown summary and the plots written, and the testbed gone afterwards.
+// every bad packet of the storm counted by gw2 under its reason and none at h2, the Markdown
+// summary and the plots written, and the testbed gone afterwards.
 func TestBenchQuick(t *testing.T) {
 	testutil.RequireRoot(t, "the bench builds namespaces and loads XDP and AF_XDP")
 	testutil.SkipShort(t, "the bench")
@@ -63,6 +65,7 @@ func TestBenchQuick(t *testing.T) {
 	if len(rep.Goals) == 0 {
 		t.Error("no goals evaluated")
 	}
+	checkStorm(t, rep)
 	for _, f := range []string{"bench.md", "bench-frames.svg", "bench-latency-cdf.svg", "bench-sas.svg", "bench-flows.svg", "bench-workers.svg"} {
 		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
 			t.Errorf("%s not written: %v", f, err)
@@ -76,5 +79,41 @@ func TestBenchQuick(t *testing.T) {
 		if strings.HasPrefix(e.Name(), rep.Host.Testbed) {
 			t.Errorf("namespace %s left behind", e.Name())
 		}
+	}
+}
+
+// checkStorm checks the quick run's storm: every kind sent, counted exactly under each of its
+// reasons at gw2, nothing else counted, nothing at h2 (Report.Check says the same; this names it).
+func checkStorm(t *testing.T, rep *bench.Report) {
+	t.Helper()
+	var storms []bench.Result
+	for _, r := range rep.Results {
+		if r.Phase == bench.PhaseStorm {
+			storms = append(storms, r)
+		}
+	}
+	if len(storms) != 1 || storms[0].Storm == nil {
+		t.Errorf("%d storm results, want 1 with its accounting", len(storms))
+		return
+	}
+	s := storms[0].Storm
+	var kinds []string
+	for _, k := range s.Kinds {
+		kinds = append(kinds, k.Kind)
+		if k.Sent == 0 || len(k.Reasons) == 0 || len(k.Counted) != len(k.Reasons) {
+			t.Errorf("storm kind %s: sent %d, reasons %v, counted %v", k.Kind, k.Sent, k.Reasons, k.Counted)
+			continue
+		}
+		for i, n := range k.Counted {
+			if n != k.Sent {
+				t.Errorf("storm kind %s: sent %d, gw2 counted %d under %s", k.Kind, k.Sent, n, k.Reasons[i])
+			}
+		}
+	}
+	if !slices.Equal(kinds, bench.StormKinds) {
+		t.Errorf("storm kinds %v, want %v", kinds, bench.StormKinds)
+	}
+	if s.ReachedH2 != 0 || s.PrimerDelivered != 1 || len(s.Unexpected) != 0 {
+		t.Errorf("storm: %d packets reached h2 (primer %d, want 1), unexplained drops %v", s.ReachedH2, s.PrimerDelivered, s.Unexpected)
 	}
 }

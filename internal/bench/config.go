@@ -30,9 +30,13 @@ type GatewayConfig struct {
 	// LAN1 to LAN2 with destination port 1024 + i%32768 and source port 1 + i/32768 (the
 	// generator's PerPolicy workload) with its own SA.
 	PortSAs int
+	// Storm adds the storm's SA gw1 → gw2 (storm.go): its policy protects UDP from LAN1 to
+	// LAN2's StormPort, which no other traffic uses, so its counters are the storm's alone.
+	Storm bool
 }
 
-// Keys is what the bench needs to craft ESP packets of gw1 → gw2's IPv4 SA itself (the storm).
+// Keys is what the bench needs to craft ESP packets of one of gw1 → gw2's SAs itself: the storm's SA
+// with GatewayConfig.Storm, the IPv4 tunnel's otherwise.
 type Keys struct {
 	SPI uint32
 	Alg string
@@ -44,6 +48,7 @@ const (
 	spiV4     = 0x1000 // gw1→gw2; +1 gw2→gw1
 	spiV6     = 0x2000
 	spiPort0  = 0x100000
+	spiStorm  = 0x3000
 	portBase  = 1024
 	portsPerS = 32768
 )
@@ -129,6 +134,17 @@ func (c GatewayConfig) YAML(tb *testbed.Testbed) (gw1, gw2 string, keys *Keys, e
 		policy(0, t.name+"-in", "in", t.l2, t.l1, "proto: any, ", in, 100)
 		policy(1, t.name+"-out", "out", t.l2, t.l1, "proto: any, ", in, 100)
 		policy(1, t.name+"-in", "in", t.l1, t.l2, "proto: any, ", o, 100)
+	}
+	if c.Storm {
+		k, raw, err := newKey()
+		if err != nil {
+			return "", "", nil, err
+		}
+		keys = &Keys{SPI: spiStorm, Alg: s.alg, Key: raw}
+		sa("storm", spiStorm, testbed.GW1WANAddr4, testbed.GW2WANAddr4, k)
+		ports := fmt.Sprintf("proto: udp, dport: %d, ", StormPort)
+		policy(0, "storm-out", "out", testbed.LAN1Prefix4, testbed.LAN2Prefix4, ports, "storm", 50)
+		policy(1, "storm-in", "in", testbed.LAN1Prefix4, testbed.LAN2Prefix4, ports, "storm", 50)
 	}
 	for i := range c.PortSAs {
 		k, _, err := newKey()

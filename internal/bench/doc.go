@@ -10,13 +10,14 @@
 // Workloads (workloads.go, gen.go, scaling.go, encap.go): iperf3 TCP; UDP from bench_gen (bpf/bench), an
 // XDP program run by BPF_PROG_TEST_RUN with live frames on h1's veth, one thread per CPU, counted and
 // dropped by bench_sink on h2's veth; an RFC 2544 binary search; timestamped probes for one-way latency
-// (one clock: the namespaces share the machine); xdpsec by workers, SAs and flows; crypto/esp's Encap
-// against the raw AEAD Seal.
+// (one clock: the namespaces share the machine); xdpsec by workers, SAs and flows; the storm (storm.go,
+// stormpkt.go: bad packets of known kinds and numbers sent on the wire towards gw2 beside valid
+// traffic, each to be counted by gw2 under its reason); crypto/esp's Encap against the raw AEAD Seal.
 //
 // A run (run.go) builds the testbed with one veth queue per CPU and GRO on, measures every system once
 // per round in a rotated order (so that none always follows the same one on a shared machine), then the
-// scaling phases, and writes bench.json (Report), bench.md (summary.go: the tables and the goals,
-// every ratio within the run) and SVG plots (plots.go). Progress goes to a terminal as one bar per phase
-// (mpb) or as one line per measurement. All traffic stays in the testbed's namespaces, and every load is
-// bounded in time.
+// scaling phases and the storm, and writes bench.json (Report), bench.md (summary.go: the tables and the
+// issue's goals, every ratio within the run) and SVG plots (plots.go). Progress goes to a terminal as one
+// bar per phase (mpb) or as one line per measurement. All traffic stays in the testbed's namespaces, and
+// every load is bounded in time.
 package bench

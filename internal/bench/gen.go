@@ -231,6 +231,9 @@ func AttachSink(tb *testbed.Testbed) (*Sink, error) {
 	if err := spec.Variables[bench.BenchVarProbePort].Set(uint16(ProbePort)); err != nil {
 		return nil, err
 	}
+	if err := spec.Variables[bench.BenchVarStormPort].Set(uint16(StormPort)); err != nil {
+		return nil, err
+	}
 	s := &Sink{}
 	if err := spec.LoadAndAssign(&s.objs, nil); err != nil {
 		return nil, fmt.Errorf("sink: load: %w", err)

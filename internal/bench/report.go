@@ -11,7 +11,7 @@ import (
 )
 
 // SchemaVersion is the version of the JSON report; it changes when a field changes meaning.
-const SchemaVersion = 1
+const SchemaVersion = 2 // 2: the storm phase (Result.Storm)
 
 // Phases, in the order a run takes them.
 const (
@@ -22,11 +22,12 @@ const (
 	PhaseWorkers = "workers" // xdpsec with 1 … N workers
 	PhaseSAs     = "sas"     // xdpsec with 1 … 64k SAs and policies
 	PhaseFlows   = "flows"   // xdpsec with 1 … 1M flows
+	PhaseStorm   = "storm"   // xdpsec's valid traffic with and without a storm of bad packets, each counted by reason
 	PhaseEncap   = "encap"   // crypto/esp Encap against the raw AEAD Seal, in this process
 )
 
 // AllPhases lists every phase.
-var AllPhases = []string{PhaseTCP, PhaseUDP, PhaseRFC2544, PhaseLatency, PhaseWorkers, PhaseSAs, PhaseFlows, PhaseEncap}
+var AllPhases = []string{PhaseTCP, PhaseUDP, PhaseRFC2544, PhaseLatency, PhaseWorkers, PhaseSAs, PhaseFlows, PhaseStorm, PhaseEncap}
 
 // Report is what a run produced: the JSON written to bench.json.
 type Report struct {
@@ -87,6 +88,9 @@ type Result struct {
 	Retransmits int64    `json:"retransmits,omitempty"`
 	Latency     *Latency `json:"latency,omitempty"`
 	Encap       *Encap   `json:"encap,omitempty"`
+	// Storm, the storm phase: the bad packets sent and where gw2 counted them; the result's own
+	// figures are the valid traffic's during the storm.
+	Storm *Storm `json:"storm,omitempty"`
 	// WorkerSpread, xdpsec with several workers: each worker's share of the packets gw1 sealed.
 	WorkerSpread []float64 `json:"worker_spread,omitempty"`
 	// WorkerSpreadIn: each of gw2's workers' share of the packets gw2 opened.
@@ -235,7 +239,7 @@ func (r *Report) Check() error {
 				bad("%s: system carried %d IP bytes for %d received", where, x.Carried.Bytes, x.Delivered.Bytes)
 			}
 			measured[x.System] = true
-		case PhaseUDP, PhaseRFC2544, PhaseWorkers, PhaseSAs, PhaseFlows:
+		case PhaseUDP, PhaseRFC2544, PhaseWorkers, PhaseSAs, PhaseFlows, PhaseStorm:
 			if x.Offered == 0 || x.Delivered.Packets == 0 && x.Phase != PhaseRFC2544 {
 				bad("%s: offered %d, delivered %d", where, x.Offered, x.Delivered.Packets)
 			}
@@ -246,6 +250,9 @@ func (r *Report) Check() error {
 				bad("%s: system carried %d IP bytes, the sink counted %d", where, x.Carried.Bytes, x.Delivered.Bytes)
 			}
 			measured[x.System] = measured[x.System] || x.Delivered.Packets > 0
+			if x.Phase == PhaseStorm {
+				errs = append(errs, x.Storm.check(where)...)
+			}
 		case PhaseLatency:
 			if x.Latency == nil || x.Latency.Samples == 0 || len(x.Latency.CDF) != 101 {
 				bad("%s: no latency samples", where)

@@ -42,6 +42,8 @@ type Options struct {
 	Suites []string
 	// Queues is the number of queues of every veth the bench builds (default: the CPUs).
 	Queues int
+	// StormPackets is the storm's bad packets of each kind (default 5,000, 2,000 with Quick).
+	StormPackets int
 	// OutDir receives bench.json, bench.md and the plots (default build/bench).
 	OutDir string
 	// Progress receives the progress bars (a terminal) or lines (anything else); nil for none.
@@ -70,6 +72,8 @@ type plan struct {
 	sas       []int
 	flows     []int
 	encap     int // rounds of the encap comparison
+	// stormPerKind is the storm's bad packets of each kind (its trials last udpDur).
+	stormPerKind int
 }
 
 func planFor(o Options, queues int) plan {
@@ -77,18 +81,21 @@ func planFor(o Options, queues int) plan {
 		sizes: []int{64, 512, 1400, IMIX}, rfcIters: 7, rfcDur: time.Second, latDur: 2 * time.Second,
 		latLoads: []float64{0, 0.5, 0.9}, probeRate: 5000, workers: []int{1, queues},
 		sas: []int{1, 64, 1024, 16384, 65520}, flows: []int{1, 1024, 65536, 1 << 20},
-		encap: 200}
+		encap: 200, stormPerKind: 5000}
 	if o.Quick {
 		p = plan{rounds: 1, tcpDur: 3 * time.Second, streams: []int{1, 4}, udpDur: time.Second,
 			sizes: []int{64, IMIX}, rfcIters: 4, rfcDur: 500 * time.Millisecond, latDur: time.Second,
 			latLoads: []float64{0, 0.5}, probeRate: 2000, workers: []int{1, queues}, sas: []int{1, 1024},
-			flows: []int{1, 65536}, encap: 50}
+			flows: []int{1, 65536}, encap: 50, stormPerKind: 2000}
 	}
 	if queues <= 1 {
 		p.workers = []int{1}
 	}
 	if o.Rounds > 0 {
 		p.rounds = o.Rounds
+	}
+	if o.StormPackets > 0 {
+		p.stormPerKind = o.StormPackets
 	}
 	return p
 }
@@ -129,6 +136,9 @@ func Run(ctx context.Context, o Options) (_ *Report, err error) {
 		if _, ok := suites[s]; !ok {
 			return nil, fmt.Errorf("unknown suite %q", s)
 		}
+	}
+	if o.StormPackets < 0 || o.StormPackets > MaxStormPackets {
+		return nil, fmt.Errorf("storm packets %d: want 1 to %d per kind (0: the default)", o.StormPackets, MaxStormPackets)
 	}
 	for _, ph := range o.Phases {
 		if !slices.Contains(AllPhases, ph) {
@@ -318,6 +328,9 @@ func (r *runner) totals() map[string]int {
 		if r.want(PhaseFlows) {
 			t[PhaseFlows] = len(r.p.flows)
 		}
+		if r.want(PhaseStorm) {
+			t[PhaseStorm] = 1
+		}
 	}
 	if r.want(PhaseEncap) {
 		t[PhaseEncap] = len(encapCases)
@@ -363,6 +376,9 @@ func (r *runner) run(ctx context.Context) {
 	}
 	if base != nil && ctx.Err() == nil {
 		r.scaling(ctx, base.cfg)
+	}
+	if base != nil && r.want(PhaseStorm) && ctx.Err() == nil {
+		r.storm(ctx, base.cfg)
 	}
 	if r.want(PhaseEncap) && ctx.Err() == nil {
 		for _, c := range encapCases {

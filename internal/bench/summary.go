@@ -178,6 +178,7 @@ func (r *Report) Markdown() string {
 	scale("Scaling by workers (xdpsec)", PhaseWorkers, "workers", func(x Result) int { return x.Workers })
 	scale("Scaling by SAs and policies (xdpsec)", PhaseSAs, "SAs", func(x Result) int { return x.SAs })
 	scale("Scaling by flows (xdpsec)", PhaseFlows, "flows", func(x Result) int { return x.Flows })
+	b.WriteString(r.stormMarkdown())
 	if rows := r.pick(func(x Result) bool { return x.Phase == PhaseEncap }, func(Result) float64 { return 0 }); len(rows) > 0 {
 		p("\n## Encap against the raw Seal (crypto/esp, in the bench's process)\n\n| suite | inner bytes | Encap ns | Seal ns | Encap/Seal | Seal of the ESP bytes ns | Encap/that |\n|---|---|---|---|---|---|---|\n")
 		for _, x := range r.Results {
