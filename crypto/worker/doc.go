@@ -15,7 +15,8 @@
 // be wide enough for that (the daemon's dataplane.min_replay_window).
 //
 // Run loops: reap completions, top up both fill rings, take one batch
-// (default 64) off each RX ring and process it, put the results on the TX
+// (default 64) off each RX ring and process it (first loading the headers
+// of every frame of the batch, so that their cache misses overlap), put the results on the TX
 // rings and kick the kernel when need-wakeup asks; it repeats while packets
 // come and, once both RX rings are empty, sleeps in poll(2) on both sockets
 // and a stop eventfd (xsk.Stopper). Busy polling (Config.BusyPoll) spins

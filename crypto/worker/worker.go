@@ -107,6 +107,7 @@ type Worker struct {
 	chain     [2][]xsk.Desc
 	chainOver [2]bool
 	txOut     [2]int // frames on each TX ring or in the kernel (queued minus completed)
+	touched   byte   // what touch read, kept so that its loads are not optimised away
 
 	stopper  *xsk.Stopper
 	poller   *xsk.Poller
