@@ -18,6 +18,11 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 		{"bench", "--queues", "-1"},
 		{"bench", "--storm-packets", "-1"},
 		{"bench", "extra"},
+		{"bench", "--dev", "h1=eth0"}, // interfaces without the namespaces they are in
+		{"bench", "--netns", "h1=a,gw1=b,gw2=c"},
+		{"bench", "--netns", "h1=a,gw1=b,gw2=c,h2=a"},
+		{"bench", "--netns", "h1=a,gw1=b,gw2=c,h2=d", "--dev", "gw3-lan=x"},
+		{"bench", "--netns", "h1,gw1"},
 	} {
 		var out, errOut bytes.Buffer
 		if code := run(args, nil, &out, &errOut); code != exitUsage {

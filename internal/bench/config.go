@@ -53,8 +53,9 @@ const (
 	portsPerS = 32768
 )
 
-// YAML returns the two gateways' configuration files and the IPv4 SA's keys.
-func (c GatewayConfig) YAML(tb *testbed.Testbed) (gw1, gw2 string, keys *Keys, err error) {
+// YAML returns the two gateways' configuration files for topology t of tb and the IPv4 SA's keys.
+// The IPv6 tunnel is there when the path has IPv6.
+func (c GatewayConfig) YAML(tb *testbed.Testbed, t *testbed.Topology) (gw1, gw2 string, keys *Keys, err error) {
 	s, ok := suites[c.Suite]
 	if !ok {
 		return "", "", nil, fmt.Errorf("unknown suite %q", c.Suite)
@@ -68,9 +69,9 @@ func (c GatewayConfig) YAML(tb *testbed.Testbed) (gw1, gw2 string, keys *Keys, e
 	}
 	var b [2]strings.Builder // gw1, gw2
 	for i, gw := range []testbed.Node{testbed.GW1, testbed.GW2} {
-		lan, wan := testbed.GW1LAN, testbed.GW1WAN
+		lan, wan := t.GW1LAN.Dev, t.GW1WAN.Dev
 		if gw == testbed.GW2 {
-			lan, wan = testbed.GW2LAN, testbed.GW2WAN
+			lan, wan = t.GW2LAN.Dev, t.GW2WAN.Dev
 		}
 		st, err := tb.StateDir(gw)
 		if err != nil {
@@ -106,16 +107,18 @@ func (c GatewayConfig) YAML(tb *testbed.Testbed) (gw1, gw2 string, keys *Keys, e
 		fmt.Fprintf(&pol[gw], "  - {name: %s, dir: %s, src: %s, dst: %s, %spriority: %d, action: protect, sa: %s}\n",
 			name, dir, src, dst, extra, prio, saName)
 	}
-	for _, t := range []struct {
-		name       string
-		spi        uint32
-		l1, l2     netip.Prefix
-		w1, w2     netip.Addr
-		collectKey bool
-	}{
-		{"v4", spiV4, testbed.LAN1Prefix4, testbed.LAN2Prefix4, testbed.GW1WANAddr4, testbed.GW2WANAddr4, true},
-		{"v6", spiV6, testbed.LAN1Prefix6, testbed.LAN2Prefix6, testbed.GW1WANAddr6, testbed.GW2WANAddr6, false},
-	} {
+	type tunnel struct {
+		name string
+		spi  uint32
+		v6   bool
+	}
+	tunnels := []tunnel{{"v4", spiV4, false}}
+	if t.IPv6() {
+		tunnels = append(tunnels, tunnel{"v6", spiV6, true})
+	}
+	for _, tun := range tunnels {
+		l1, l2 := t.LAN1(tun.v6), t.LAN2(tun.v6)
+		w1, w2 := t.GW1WAN.Addr(tun.v6), t.GW2WAN.Addr(tun.v6)
 		k12, raw, err := newKey()
 		if err != nil {
 			return "", "", nil, err
@@ -124,16 +127,16 @@ func (c GatewayConfig) YAML(tb *testbed.Testbed) (gw1, gw2 string, keys *Keys, e
 		if err != nil {
 			return "", "", nil, err
 		}
-		if t.collectKey {
-			keys = &Keys{SPI: t.spi, Alg: s.alg, Key: raw}
+		if !tun.v6 {
+			keys = &Keys{SPI: tun.spi, Alg: s.alg, Key: raw}
 		}
-		o, in := t.name+"-gw1-to-gw2", t.name+"-gw2-to-gw1"
-		sa(o, t.spi, t.w1, t.w2, k12)
-		sa(in, t.spi+1, t.w2, t.w1, k21)
-		policy(0, t.name+"-out", "out", t.l1, t.l2, "proto: any, ", o, 100)
-		policy(0, t.name+"-in", "in", t.l2, t.l1, "proto: any, ", in, 100)
-		policy(1, t.name+"-out", "out", t.l2, t.l1, "proto: any, ", in, 100)
-		policy(1, t.name+"-in", "in", t.l1, t.l2, "proto: any, ", o, 100)
+		o, in := tun.name+"-gw1-to-gw2", tun.name+"-gw2-to-gw1"
+		sa(o, tun.spi, w1, w2, k12)
+		sa(in, tun.spi+1, w2, w1, k21)
+		policy(0, tun.name+"-out", "out", l1, l2, "proto: any, ", o, 100)
+		policy(0, tun.name+"-in", "in", l2, l1, "proto: any, ", in, 100)
+		policy(1, tun.name+"-out", "out", l2, l1, "proto: any, ", in, 100)
+		policy(1, tun.name+"-in", "in", l1, l2, "proto: any, ", o, 100)
 	}
 	if c.Storm {
 		k, raw, err := newKey()
@@ -141,10 +144,10 @@ func (c GatewayConfig) YAML(tb *testbed.Testbed) (gw1, gw2 string, keys *Keys, e
 			return "", "", nil, err
 		}
 		keys = &Keys{SPI: spiStorm, Alg: s.alg, Key: raw}
-		sa("storm", spiStorm, testbed.GW1WANAddr4, testbed.GW2WANAddr4, k)
+		sa("storm", spiStorm, t.GW1WAN.Addr(false), t.GW2WAN.Addr(false), k)
 		ports := fmt.Sprintf("proto: udp, dport: %d, ", StormPort)
-		policy(0, "storm-out", "out", testbed.LAN1Prefix4, testbed.LAN2Prefix4, ports, "storm", 50)
-		policy(1, "storm-in", "in", testbed.LAN1Prefix4, testbed.LAN2Prefix4, ports, "storm", 50)
+		policy(0, "storm-out", "out", t.LAN1(false), t.LAN2(false), ports, "storm", 50)
+		policy(1, "storm-in", "in", t.LAN1(false), t.LAN2(false), ports, "storm", 50)
 	}
 	for i := range c.PortSAs {
 		k, _, err := newKey()
@@ -152,10 +155,10 @@ func (c GatewayConfig) YAML(tb *testbed.Testbed) (gw1, gw2 string, keys *Keys, e
 			return "", "", nil, err
 		}
 		name := fmt.Sprintf("p%d", i)
-		sa(name, spiPort0+uint32(i), testbed.GW1WANAddr4, testbed.GW2WANAddr4, k)
+		sa(name, spiPort0+uint32(i), t.GW1WAN.Addr(false), t.GW2WAN.Addr(false), k)
 		ports := fmt.Sprintf("proto: udp, sport: %d, dport: %d, ", 1+i/portsPerS, portBase+i%portsPerS)
-		policy(0, name+"-out", "out", testbed.LAN1Prefix4, testbed.LAN2Prefix4, ports, name, 50)
-		policy(1, name+"-in", "in", testbed.LAN1Prefix4, testbed.LAN2Prefix4, ports, name, 50)
+		policy(0, name+"-out", "out", t.LAN1(false), t.LAN2(false), ports, name, 50)
+		policy(1, name+"-in", "in", t.LAN1(false), t.LAN2(false), ports, name, 50)
 	}
 	return b[0].String() + pol[0].String() + sas[0].String(), b[1].String() + pol[1].String() + sas[1].String(), keys, nil
 }

@@ -14,10 +14,13 @@
 // stormpkt.go: bad packets of known kinds and numbers sent on the wire towards gw2 beside valid
 // traffic, each to be counted by gw2 under its reason); crypto/esp's Encap against the raw AEAD Seal.
 //
-// A run (run.go) builds the testbed with one veth queue per CPU and GRO on, measures every system once
+// A run (run.go) builds the testbed with one veth queue per CPU and GRO on (or adopts an existing
+// topology, Options.Topology: testbed.Adopt checks it, and host.go restores every setting the run
+// changes on it), measures every system once
 // per round in a rotated order (so that none always follows the same one on a shared machine), then the
 // scaling phases and the storm, and writes bench.json (Report), bench.md (summary.go: the tables and the
 // issue's goals, every ratio within the run) and SVG plots (plots.go). Progress goes to a terminal as one
 // bar per phase (mpb) or as one line per measurement. All traffic stays in the testbed's namespaces, and
-// every load is bounded in time.
+// every load is bounded in time. Names and addresses come only from the testbed's Topology (Env.Topo),
+// never from package testbed's constants, so that both kinds of testbed take one code path.
 package bench

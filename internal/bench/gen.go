@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/netip"
 	"runtime"
 	"sync"
 	"time"
@@ -51,6 +52,22 @@ type Workload struct {
 	PortBase  uint16
 }
 
+// genSources are the source addresses bench_gen gives a workload's flows (bpf/bench: 198.18.1.32
+// and up, one address per 32,768 flows, 1M flows at most), inside the h1 network of the testbed New
+// builds. On a path whose h1 network does not hold them (an adopted topology) the tunnel's
+// policies would not match them, so the generator varies the destination and source ports
+// instead (Workload.PerPolicy, from genPortBase): as many distinct flows, from h1's own address.
+var genSources = netip.MustParsePrefix("198.18.1.32/27")
+
+// genPortBase is the first destination port of flows varied by port: the 32,768 ports from it
+// stay clear of ProbePort.
+const genPortBase = 10000
+
+func genSourcesFit(t *testbed.Topology) bool {
+	lan := t.LAN1(false)
+	return lan.Bits() <= genSources.Bits() && lan.Contains(genSources.Addr())
+}
+
 // Generator offers a workload from h1 to h2.
 type Generator struct {
 	tb      *testbed.Testbed
@@ -60,8 +77,13 @@ type Generator struct {
 	threads int
 }
 
-// NewGenerator loads the generator for w. threads is the number of CPUs it runs on (one thread each).
+// NewGenerator loads the generator for w on tb's h1. threads is the number of CPUs it runs on
+// (one thread each).
 func NewGenerator(ctx context.Context, tb *testbed.Testbed, w Workload, threads int) (*Generator, error) {
+	topo := tb.Topology()
+	if !w.PerPolicy && !genSourcesFit(&topo) {
+		w.PerPolicy, w.PortBase = true, genPortBase
+	}
 	if w.Flows <= 0 {
 		w.Flows = 1
 	}
@@ -96,12 +118,12 @@ func NewGenerator(ctx context.Context, tb *testbed.Testbed, w Workload, threads 
 	if err := spec.LoadAndAssign(&g.objs, nil); err != nil {
 		return nil, fmt.Errorf("generator: load: %w", err)
 	}
-	if g.frame, err = udpTemplate(ctx, tb, size-fcsLen); err != nil {
+	if g.frame, err = udpTemplate(ctx, tb, &topo, size-fcsLen); err != nil {
 		g.Close()
 		return nil, err
 	}
 	err = tb.InNS(testbed.H1, func() error {
-		ifc, err := net.InterfaceByName(testbed.H1Eth)
+		ifc, err := net.InterfaceByName(topo.H1.Dev)
 		if err != nil {
 			return err
 		}
@@ -127,12 +149,12 @@ func (g *Generator) Close() { g.objs.Close() }
 
 // udpTemplate is an IPv4/UDP frame of n bytes (without FCS) from h1 to h2's sink port, addressed to
 // gw1's LAN port. The generator rewrites source, ports, lengths and checksum per packet.
-func udpTemplate(ctx context.Context, tb *testbed.Testbed, n int) ([]byte, error) {
-	dmac, err := tb.MAC(ctx, testbed.GW1, testbed.GW1LAN)
+func udpTemplate(ctx context.Context, tb *testbed.Testbed, t *testbed.Topology, n int) ([]byte, error) {
+	dmac, err := tb.MAC(ctx, testbed.GW1, t.GW1LAN.Dev)
 	if err != nil {
 		return nil, err
 	}
-	smac, err := tb.MAC(ctx, testbed.H1, testbed.H1Eth)
+	smac, err := tb.MAC(ctx, testbed.H1, t.H1.Dev)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +162,7 @@ func udpTemplate(ctx context.Context, tb *testbed.Testbed, n int) ([]byte, error
 	binary.BigEndian.PutUint16(udp[0:], 1024)
 	binary.BigEndian.PutUint16(udp[2:], SinkPort)
 	binary.BigEndian.PutUint16(udp[4:], uint16(len(udp)))
-	return testbed.IPv4Frame(dmac, smac, testbed.H1Addr4, testbed.H2Addr4, 17, udp), nil
+	return testbed.IPv4Frame(dmac, smac, t.H1.Addr(false), t.H2.Addr(false), 17, udp), nil
 }
 
 // thread runs fn on a thread pinned to cpu inside h1's namespace; fn transmits with send(n).
@@ -222,8 +244,9 @@ type Sink struct {
 	l    link.Link
 }
 
-// AttachSink loads bench_sink and attaches it to h2-eth0 in native mode.
+// AttachSink loads bench_sink and attaches it to h2's interface in native mode.
 func AttachSink(tb *testbed.Testbed) (*Sink, error) {
+	dev := tb.Topology().H2.Dev
 	spec, err := bench.LoadBench()
 	if err != nil {
 		return nil, err
@@ -239,7 +262,7 @@ func AttachSink(tb *testbed.Testbed) (*Sink, error) {
 		return nil, fmt.Errorf("sink: load: %w", err)
 	}
 	err = tb.InNS(testbed.H2, func() error {
-		ifc, err := net.InterfaceByName(testbed.H2Eth)
+		ifc, err := net.InterfaceByName(dev)
 		if err != nil {
 			return err
 		}
@@ -248,7 +271,7 @@ func AttachSink(tb *testbed.Testbed) (*Sink, error) {
 	})
 	if err != nil {
 		s.objs.Close()
-		return nil, fmt.Errorf("sink: attach to %s: %w", testbed.H2Eth, err)
+		return nil, fmt.Errorf("sink: attach to %s: %w", dev, err)
 	}
 	return s, nil
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"slices"
 	"time"
+
+	"github.com/xdpsec/xdpsec/internal/testbed"
 )
 
 // SchemaVersion is the version of the JSON report; it changes when a field changes meaning.
@@ -53,8 +55,11 @@ type Host struct {
 	LoadStart [3]float64 `json:"load_start"`
 	LoadEnd   [3]float64 `json:"load_end"`
 	Queues    int        `json:"queues"`   // receive/transmit queues of every veth
-	Testbed   string     `json:"testbed"`  // the prefix of the testbed's namespaces
+	Testbed   string     `json:"testbed"`  // the testbed's prefix: its namespaces (when built), instances and pins
 	Settings  []string   `json:"settings"` // what the bench set on the hosts, equally for every system
+	// Topology is the path measured: namespaces, interfaces, addresses, and whether the bench
+	// adopted it (an existing topology, `xdpsec bench --netns`) or built it.
+	Topology *testbed.Topology `json:"topology,omitempty"`
 }
 
 // SystemInfo names a system of the run.

@@ -40,10 +40,16 @@ type Options struct {
 	// Suites are the xdpsec suites measured in the comparison (default aes-gcm-128 and
 	// chacha20-poly1305).
 	Suites []string
-	// Queues is the number of queues of every veth the bench builds (default: the CPUs).
+	// Queues is the number of queues of every veth the bench builds (default: the CPUs). On an
+	// adopted topology it sets the queues of every interface of the path for the run (restored at
+	// the end); 0 keeps the ones it has.
 	Queues int
 	// StormPackets is the storm's bad packets of each kind (default 5,000, 2,000 with Quick).
 	StormPackets int
+	// Topology, if set, is an existing topology to run on (testbed.TopologyFromNames) instead of
+	// building the testbed: the bench adopts it (testbed.Adopt), never removes it, and restores
+	// every setting it changes.
+	Topology *testbed.Topology
 	// OutDir receives bench.json, bench.md and the plots (default build/bench).
 	OutDir string
 	// Progress receives the progress bars (a terminal) or lines (anything else); nil for none.
@@ -171,7 +177,12 @@ func Run(ctx context.Context, o Options) (_ *Report, err error) {
 		rep.Host.Kernel = unix.ByteSliceToString(uts.Release[:])
 	}
 
-	tb, err := testbed.New(ctx, testbed.Options{Tag: "bench", Queues: queues, Log: o.Log})
+	var tb *testbed.Testbed
+	if o.Topology != nil {
+		tb, err = testbed.Adopt(ctx, *o.Topology, testbed.Options{Tag: "bench", Log: o.Log})
+	} else {
+		tb, err = testbed.New(ctx, testbed.Options{Tag: "bench", Queues: queues, Log: o.Log})
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -180,56 +191,73 @@ func Run(ctx context.Context, o Options) (_ *Report, err error) {
 			err = errors.Join(err, cerr)
 		}
 	}()
+	topo := tb.Topology()
 	rep.Host.Testbed = tb.Prefix
-	settings, err := hostSettings(ctx, tb)
+	rep.Host.Topology = &topo
+	found, err := snapshot(ctx, tb, &topo)
+	if err != nil {
+		return nil, err
+	}
+	restored := false
+	restore := func() error {
+		if restored {
+			return nil
+		}
+		restored = true
+		return found.restore(tb)
+	}
+	defer func() {
+		if rerr := restore(); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("restore the interfaces' settings: %w", rerr))
+		}
+	}()
+	if topo.Adopted {
+		if o.Queues > 0 {
+			err = setQueues(ctx, tb, &topo, queues)
+		} else {
+			queues, err = found.gatewayQueues()
+		}
+		if err != nil {
+			return nil, err
+		}
+		rep.Host.Queues = queues
+	}
+	settings, err := hostSettings(ctx, tb, &topo)
 	if err != nil {
 		return nil, err
 	}
 	rep.Host.Settings = settings
-	env := &Env{TB: tb, Queues: queues, Log: o.Log}
+	env := &Env{TB: tb, Topo: topo, Queues: queues, Log: o.Log}
 
 	r := &runner{o: o, p: planFor(o, queues), env: env, rep: rep}
 	r.systems, rep.Notes = r.pickSystems()
+	if !genSourcesFit(&topo) {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("h1's network %s does not hold the generator's source addresses %s: its flows vary the ports instead",
+			topo.LAN1(false), genSources))
+	}
 	r.prog = newProgress(o.Progress, r.totals(), AllPhases)
 	r.run(ctx)
 	r.prog.finish()
+	if rerr := restore(); rerr != nil {
+		rep.Notes = append(rep.Notes, "restoring the interfaces' settings failed: "+rerr.Error())
+		err = fmt.Errorf("restore the interfaces' settings: %w", rerr)
+	}
 
 	rep.Finished = time.Now()
 	rep.Host.LoadEnd = loadAvg()
 	rep.Rounds = r.p.rounds
 	rep.Goals = goals(rep)
-	if err := rep.Write(filepath.Join(o.OutDir, "bench.json")); err != nil {
-		return rep, err
+	if werr := rep.Write(filepath.Join(o.OutDir, "bench.json")); werr != nil {
+		return rep, errors.Join(err, werr)
 	}
-	if err := os.WriteFile(filepath.Join(o.OutDir, "bench.md"), []byte(rep.Markdown()), 0o644); err != nil {
-		return rep, err
+	if werr := os.WriteFile(filepath.Join(o.OutDir, "bench.md"), []byte(rep.Markdown()), 0o644); werr != nil {
+		return rep, errors.Join(err, werr)
 	}
-	if err := rep.Plots(o.OutDir); err != nil {
-		return rep, fmt.Errorf("plots: %w", err)
+	if perr := rep.Plots(o.OutDir); perr != nil {
+		return rep, errors.Join(err, fmt.Errorf("plots: %w", perr))
 	}
-	return rep, ctx.Err()
+	return rep, errors.Join(err, ctx.Err())
 }
-
-// hostSettings puts the testbed's hosts and gateways in the state every system is measured in, and
-// says what it did: GRO on every interface, as real NICs have it (the receiving host coalesces
-// what the gateways send, whatever they are); the hosts keep their default offloads (TSO, checksum).
-func hostSettings(ctx context.Context, tb *testbed.Testbed) ([]string, error) {
-	for _, d := range pathDevs {
-		if _, err := tb.Run(ctx, d.n, "ethtool", "-K", d.dev, "gro", "on"); err != nil {
-			return nil, err
-		}
-	}
-	return []string{"GRO on every veth (ethtool -K DEV gro on), as NICs have it",
-		"hosts keep their default offloads (TSO, GSO, transmit checksum)",
-		"MTU 1500 on every link"}, nil
-}
-
-// pathDevs are the veths of the path h1 → gw1 → gw2 → h2.
-var pathDevs = []struct {
-	n   testbed.Node
-	dev string
-}{{testbed.H1, testbed.H1Eth}, {testbed.GW1, testbed.GW1LAN}, {testbed.GW1, testbed.GW1WAN},
-	{testbed.GW2, testbed.GW2WAN}, {testbed.GW2, testbed.GW2LAN}, {testbed.H2, testbed.H2Eth}}
 
 // runner carries a run's state.
 type runner struct {

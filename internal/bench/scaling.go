@@ -43,13 +43,10 @@ func (r *runner) scaling(ctx context.Context, base GatewayConfig) {
 	}
 }
 
-// setQueues sets the receive and transmit queues of every veth of the path to n (ethtool -L).
+// setQueues sets the queues of every interface of the path to n, for the systems started next.
 func (r *runner) setQueues(ctx context.Context, n int) error {
-	tb := r.env.TB
-	for _, d := range pathDevs {
-		if _, err := tb.Run(ctx, d.n, "ethtool", "-L", d.dev, "rx", fmt.Sprint(n), "tx", fmt.Sprint(n)); err != nil {
-			return fmt.Errorf("set %d queues on %s: %w", n, d.dev, err)
-		}
+	if err := setQueues(ctx, r.env.TB, &r.env.Topo, n); err != nil {
+		return err
 	}
 	r.env.Queues = n
 	return nil

@@ -85,7 +85,7 @@ func measureStorm(ctx context.Context, env *Env, x *xdpsec, perKind int, d time.
 		return failed(res, fmt.Errorf("at %.0f pps: %s", rate, clean.Error))
 	}
 
-	b, err := newStormBuilder(ctx, env.TB, x.keys)
+	b, err := newStormBuilder(ctx, env.TB, &env.Topo, x.keys)
 	if err != nil {
 		return failed(res, err)
 	}
@@ -97,7 +97,7 @@ func measureStorm(ctx context.Context, env *Env, x *xdpsec, perKind int, d time.
 	if err != nil {
 		return failed(res, err)
 	}
-	inj, err := newInjector(env.TB)
+	inj, err := newInjector(env.TB, env.Topo.GW1WAN.Dev)
 	if err != nil {
 		return failed(res, err)
 	}
@@ -325,20 +325,20 @@ func (s *Sink) stormCount() (uint64, error) {
 
 // newStormBuilder builds the storm's frames for the testbed: from gw1's wire interface to gw2's,
 // with keys, the storm SA's.
-func newStormBuilder(ctx context.Context, tb *testbed.Testbed, keys *Keys) (*stormBuilder, error) {
+func newStormBuilder(ctx context.Context, tb *testbed.Testbed, t *testbed.Topology, keys *Keys) (*stormBuilder, error) {
 	if keys == nil || keys.SPI != spiStorm {
 		return nil, errors.New("storm: the gateways have no storm SA")
 	}
-	dmac, err := tb.MAC(ctx, testbed.GW2, testbed.GW2WAN)
+	dmac, err := tb.MAC(ctx, testbed.GW2, t.GW2WAN.Dev)
 	if err != nil {
 		return nil, err
 	}
-	smac, err := tb.MAC(ctx, testbed.GW1, testbed.GW1WAN)
+	smac, err := tb.MAC(ctx, testbed.GW1, t.GW1WAN.Dev)
 	if err != nil {
 		return nil, err
 	}
-	return &stormBuilder{dmac: dmac, smac: smac, outerSrc: testbed.GW1WANAddr4, outerDst: testbed.GW2WANAddr4,
-		innerSrc: testbed.H1Addr4, innerDst: testbed.H2Addr4, keys: *keys, innerPayload: 18}, nil
+	return &stormBuilder{dmac: dmac, smac: smac, outerSrc: t.GW1WAN.Addr(false), outerDst: t.GW2WAN.Addr(false),
+		innerSrc: t.H1.Addr(false), innerDst: t.H2.Addr(false), keys: *keys, innerPayload: 18}, nil
 }
 
 // injector sends frames on gw1's wire interface with a packet socket: they bypass gw1's card and
@@ -348,10 +348,10 @@ type injector struct {
 	to unix.SockaddrLinklayer
 }
 
-func newInjector(tb *testbed.Testbed) (*injector, error) {
+func newInjector(tb *testbed.Testbed, dev string) (*injector, error) {
 	in := &injector{fd: -1}
 	err := tb.InNS(testbed.GW1, func() error {
-		ifc, err := net.InterfaceByName(testbed.GW1WAN)
+		ifc, err := net.InterfaceByName(dev)
 		if err != nil {
 			return err
 		}
@@ -365,7 +365,7 @@ func newInjector(tb *testbed.Testbed) (*injector, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("storm: packet socket on %s: %w", testbed.GW1WAN, err)
+		return nil, fmt.Errorf("storm: packet socket on %s: %w", dev, err)
 	}
 	return in, nil
 }

@@ -17,9 +17,11 @@ import (
 	"github.com/xdpsec/xdpsec/internal/xsfwd"
 )
 
-// Env is what a system runs in: the testbed and how many queues its veths have.
+// Env is what a system runs in: the testbed, its path (names and addresses: the bench uses no
+// other) and how many queues its interfaces have.
 type Env struct {
 	TB     *testbed.Testbed
+	Topo   testbed.Topology
 	Queues int
 	Log    *slog.Logger
 }
@@ -47,7 +49,7 @@ type System interface {
 	Stop() error
 }
 
-// linkCounters reads an interface's transmitted packets and bytes in a node.
+// linkCounters reads an interface's transmitted (rx: received) packets and bytes in a node.
 func linkCounters(tb *testbed.Testbed, n testbed.Node, dev string, rx bool) (Carried, error) {
 	var c Carried
 	err := tb.InNS(n, func() error {
@@ -79,7 +81,7 @@ func (k *kernel) Describe() string {
 func (k *kernel) Start(ctx context.Context, env *Env) error { k.env = env; return nil }
 func (k *kernel) Stop() error                               { return nil }
 func (k *kernel) Carried(ctx context.Context) (Carried, error) {
-	return linkCounters(k.env.TB, testbed.GW2, testbed.GW2LAN, false)
+	return linkCounters(k.env.TB, testbed.GW2, k.env.Topo.GW2LAN.Dev, false)
 }
 
 // bareXSK is the bare AF_XDP forwarder (internal/xsfwd) on both gateways: the pipe without the card's
@@ -102,27 +104,23 @@ func (b *bareXSK) packetsOnly() {}
 func (b *bareXSK) Start(ctx context.Context, env *Env) error {
 	b.env = env
 	tb := env.TB
-	mac := func(n testbed.Node, dev string) (net.HardwareAddr, error) { return tb.MAC(ctx, n, dev) }
-	type side struct {
-		n    testbed.Node
-		dev  string
-		peer testbed.Node
-		pdev string
-	}
+	t := &env.Topo
+	// A side is a gateway's interface and the one at the other end of its link.
+	type side struct{ port, peer testbed.Port }
 	cfgFor := func(lan, wan side) (xsfwd.Config, error) {
 		cfg := xsfwd.Config{Queues: env.Queues}
 		for i, s := range []side{lan, wan} {
-			src, err := mac(s.n, s.dev)
+			src, err := tb.MAC(ctx, s.port.Node, s.port.Dev)
 			if err != nil {
 				return cfg, err
 			}
-			dst, err := mac(s.peer, s.pdev)
+			dst, err := tb.MAC(ctx, s.peer.Node, s.peer.Dev)
 			if err != nil {
 				return cfg, err
 			}
 			var idx int
-			if err := tb.InNS(s.n, func() error {
-				ifc, err := net.InterfaceByName(s.dev)
+			if err := tb.InNS(s.port.Node, func() error {
+				ifc, err := net.InterfaceByName(s.port.Dev)
 				if err == nil {
 					idx = ifc.Index
 				}
@@ -144,10 +142,8 @@ func (b *bareXSK) Start(ctx context.Context, env *Env) error {
 		lan, wan side
 		out      **xsfwd.Forwarder
 	}{
-		{testbed.GW1, side{testbed.GW1, testbed.GW1LAN, testbed.H1, testbed.H1Eth},
-			side{testbed.GW1, testbed.GW1WAN, testbed.GW2, testbed.GW2WAN}, &b.gw1},
-		{testbed.GW2, side{testbed.GW2, testbed.GW2LAN, testbed.H2, testbed.H2Eth},
-			side{testbed.GW2, testbed.GW2WAN, testbed.GW1, testbed.GW1WAN}, &b.gw2},
+		{testbed.GW1, side{t.GW1LAN, t.H1}, side{t.GW1WAN, t.GW2WAN}, &b.gw1},
+		{testbed.GW2, side{t.GW2LAN, t.H2}, side{t.GW2WAN, t.GW1WAN}, &b.gw2},
 	} {
 		cfg, err := cfgFor(g.lan, g.wan)
 		if err != nil {
@@ -217,7 +213,7 @@ func (x *xdpsec) Describe() string {
 
 func (x *xdpsec) Start(ctx context.Context, env *Env) error {
 	x.env = env
-	y1, y2, keys, err := x.cfg.YAML(env.TB)
+	y1, y2, keys, err := x.cfg.YAML(env.TB, &env.Topo)
 	if err != nil {
 		return err
 	}
@@ -228,7 +224,7 @@ func (x *xdpsec) Start(ctx context.Context, env *Env) error {
 	if err != nil {
 		return err
 	}
-	if _, err := env.TB.WarmUp(ctx, testbed.H1, testbed.H2Addr4); err != nil {
+	if _, err := env.TB.WarmUp(ctx, testbed.H1, env.Topo.H2.Addr(false)); err != nil {
 		x.Stop()
 		return err
 	}

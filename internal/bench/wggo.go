@@ -11,9 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,6 +30,8 @@ type wireguardGo struct {
 	procs []*exec.Cmd
 	ifs   [2]string
 	logs  [2]*testbed.LockedBuffer
+	// saved are the gateways' routes to the LANs as Start found them, which Stop puts back.
+	saved []savedRoute
 }
 
 func (w *wireguardGo) Name() string { return "wireguard-go" }
@@ -73,15 +77,20 @@ func (w *wireguardGo) Start(ctx context.Context, env *Env) error {
 		}
 		w.procs = append(w.procs, cmd)
 	}
+	// Each gateway's peer is the other's wire address; the tunnel carries the far LAN (IPv6 too
+	// when the path has it), and the route to it moves onto the tunnel's interface.
+	t := &env.Topo
+	fams := []bool{false}
+	if t.IPv6() {
+		fams = append(fams, true)
+	}
 	peers := [2]struct {
 		endpoint string
-		allowed  []string
-		routes   []string
-	}{
-		{testbed.GW2WANAddr4.String(), []string{testbed.LAN2Prefix4.String(), testbed.LAN2Prefix6.String()},
-			[]string{testbed.LAN2Prefix4.String(), testbed.LAN2Prefix6.String()}},
-		{testbed.GW1WANAddr4.String(), []string{testbed.LAN1Prefix4.String(), testbed.LAN1Prefix6.String()},
-			[]string{testbed.LAN1Prefix4.String(), testbed.LAN1Prefix6.String()}},
+		allowed  []netip.Prefix
+	}{{endpoint: t.GW2WAN.Addr(false).String()}, {endpoint: t.GW1WAN.Addr(false).String()}}
+	for _, v6 := range fams {
+		peers[0].allowed = append(peers[0].allowed, t.LAN2(v6))
+		peers[1].allowed = append(peers[1].allowed, t.LAN1(v6))
 	}
 	for i, gw := range gws {
 		sock := filepath.Join(wgSocketDir, w.ifs[i]+".sock")
@@ -100,14 +109,20 @@ func (w *wireguardGo) Start(ctx context.Context, env *Env) error {
 			w.Stop()
 			return err
 		}
-		for _, r := range peers[i].routes {
-			if _, err := tb.Run(ctx, gw, "ip", "route", "replace", r, "dev", w.ifs[i]); err != nil {
+		for _, p := range peers[i].allowed {
+			saved, err := saveRoutes(ctx, tb, gw, p)
+			if err != nil {
+				w.Stop()
+				return err
+			}
+			w.saved = append(w.saved, saved...)
+			if _, err := tb.Run(ctx, gw, "ip", "route", "replace", p.String(), "dev", w.ifs[i]); err != nil {
 				w.Stop()
 				return err
 			}
 		}
 	}
-	if _, err := tb.WarmUp(ctx, testbed.H1, testbed.H2Addr4); err != nil {
+	if _, err := tb.WarmUp(ctx, testbed.H1, t.H2.Addr(false)); err != nil {
 		w.Stop()
 		return fmt.Errorf("wireguard-go tunnel: %w", err)
 	}
@@ -150,8 +165,8 @@ func (w *wireguardGo) Carried(ctx context.Context) (Carried, error) {
 	return linkCounters(w.env.TB, testbed.GW2, w.ifs[1], true)
 }
 
-// Stop ends both wireguard-go processes (their interfaces go with them) and gives the LAN routes
-// back to the wire link.
+// Stop ends both wireguard-go processes (their interfaces and the routes over them go with them)
+// and puts back the routes to the LANs that Start replaced, as it found them.
 func (w *wireguardGo) Stop() error {
 	var errs []error
 	for _, p := range w.procs {
@@ -166,25 +181,49 @@ func (w *wireguardGo) Stop() error {
 		}
 	}
 	w.procs = nil
-	if w.env == nil {
-		return nil
-	}
-	tb := w.env.TB
+	// The routes over the tunnels' interfaces went with them; put back the ones they replaced.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for _, r := range []struct {
-		gw     testbed.Node
-		prefix string
-		via    string
-	}{
-		{testbed.GW1, testbed.LAN2Prefix4.String(), testbed.GW2WANAddr4.String()},
-		{testbed.GW1, testbed.LAN2Prefix6.String(), testbed.GW2WANAddr6.String()},
-		{testbed.GW2, testbed.LAN1Prefix4.String(), testbed.GW1WANAddr4.String()},
-		{testbed.GW2, testbed.LAN1Prefix6.String(), testbed.GW1WANAddr6.String()},
-	} {
-		if _, err := tb.Run(ctx, r.gw, "ip", "route", "replace", r.prefix, "via", r.via); err != nil {
+	for _, r := range w.saved {
+		if err := r.restore(ctx, w.env.TB); err != nil {
 			errs = append(errs, err)
 		}
 	}
+	w.saved = nil
 	return errors.Join(errs...)
+}
+
+// savedRoute is a gateway's route as `ip route show exact` printed it.
+type savedRoute struct {
+	gw   testbed.Node
+	fam  string // -4 or -6
+	spec []string
+}
+
+// routeFlags are words `ip route show` prints that `ip route replace` does not take.
+var routeFlags = []string{"linkdown", "dead", "offload", "trap", "rt_offload", "rt_trap", "rt_offload_failed"}
+
+// saveRoutes returns gw's routes for exactly p (none when p is reached through a shorter prefix).
+func saveRoutes(ctx context.Context, tb *testbed.Testbed, gw testbed.Node, p netip.Prefix) ([]savedRoute, error) {
+	fam := "-4"
+	if p.Addr().Is6() {
+		fam = "-6"
+	}
+	out, err := tb.Run(ctx, gw, "ip", fam, "route", "show", "exact", p.String())
+	if err != nil {
+		return nil, err
+	}
+	var saved []savedRoute
+	for line := range strings.Lines(out) {
+		f := slices.DeleteFunc(strings.Fields(line), func(w string) bool { return slices.Contains(routeFlags, w) })
+		if len(f) > 0 {
+			saved = append(saved, savedRoute{gw: gw, fam: fam, spec: f})
+		}
+	}
+	return saved, nil
+}
+
+func (r savedRoute) restore(ctx context.Context, tb *testbed.Testbed) error {
+	_, err := tb.Run(ctx, r.gw, "ip", append([]string{r.fam, "route", "replace"}, r.spec...)...)
+	return err
 }

@@ -73,7 +73,7 @@ func measureTCP(ctx context.Context, env *Env, sys System, streams int, d time.D
 		return failed(res, err)
 	}
 	done, m := observe(sys), markCPU()
-	r, err := env.TB.Iperf3(ctx, testbed.IperfOptions{Dst: testbed.H2Addr4, Streams: streams, Duration: d})
+	r, err := env.TB.Iperf3(ctx, testbed.IperfOptions{Dst: env.Topo.H2.Addr(false), Streams: streams, Duration: d})
 	res.CPU = m.since()
 	if err != nil {
 		return failed(res, err)
@@ -197,11 +197,11 @@ func rfc2544(ctx context.Context, sys System, sink *Sink, gen *Generator, guess 
 // namespaces of one machine).
 func latency(ctx context.Context, env *Env, sys System, gen *Generator, load float64, probeRate int, d time.Duration) Result {
 	res := Result{Phase: PhaseLatency, System: sys.Name(), LoadPPS: load, Frame: "64"}
-	tb := env.TB
+	tb, h1, h2 := env.TB, env.Topo.H1.Addr(false), env.Topo.H2.Addr(false)
 	var rx, tx int
 	err := tb.InNS(testbed.H2, func() error {
 		var err error
-		rx, err = udpSocket(testbed.H2Addr4.As4(), ProbePort)
+		rx, err = udpSocket(h2.As4(), ProbePort)
 		if err != nil {
 			return err
 		}
@@ -216,7 +216,7 @@ func latency(ctx context.Context, env *Env, sys System, gen *Generator, load flo
 	defer unix.Close(rx)
 	err = tb.InNS(testbed.H1, func() error {
 		var err error
-		if tx, err = udpSocket(testbed.H1Addr4.As4(), 0); err != nil {
+		if tx, err = udpSocket(h1.As4(), 0); err != nil {
 			return err
 		}
 		// No UDP checksum (IPv4 allows it): a partial one, left for the "hardware", would not
@@ -224,7 +224,7 @@ func latency(ctx context.Context, env *Env, sys System, gen *Generator, load flo
 		if err := unix.SetsockoptInt(tx, unix.SOL_SOCKET, unix.SO_NO_CHECK, 1); err != nil {
 			return err
 		}
-		return unix.Connect(tx, &unix.SockaddrInet4{Addr: testbed.H2Addr4.As4(), Port: ProbePort})
+		return unix.Connect(tx, &unix.SockaddrInet4{Addr: h2.As4(), Port: ProbePort})
 	})
 	if err != nil {
 		return failed(res, fmt.Errorf("probe sender: %w", err))

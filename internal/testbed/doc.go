@@ -38,4 +38,12 @@
 //
 // New tears down whatever it created when any step fails; Close is idempotent; Sweep removes
 // leftovers of an earlier run that died before it could clean up.
+//
+// Topology (topology.go) is the path as values: each node's namespace and the six interfaces with
+// their addresses. New fills it with the fixed names and addresses above (the constants stay for
+// the tests written against them); Adopt takes a topology someone else built (TopologyFromNames:
+// `xdpsec bench --netns/--dev`), reads the addresses from its interfaces, checks that the gateways
+// forward and that h1 and h2 route to each other through them, and returns a Testbed whose Close
+// removes only what the testbed created itself. Code that should run on either takes names and
+// addresses from Testbed.Topology.
 package testbed

@@ -62,9 +62,9 @@ func (tb *Testbed) GatewayConfigsWith(tunnels []Tunnel, dp Dataplane) (gw1, gw2 
 	var b1, b2 strings.Builder
 	for _, b := range []*strings.Builder{&b1, &b2} {
 		gw := "gw1"
-		lan, wan := GW1LAN, GW1WAN
+		lan, wan := tb.topo.GW1LAN.Dev, tb.topo.GW1WAN.Dev
 		if b == &b2 {
-			gw, lan, wan = "gw2", GW2LAN, GW2WAN
+			gw, lan, wan = "gw2", tb.topo.GW2LAN.Dev, tb.topo.GW2WAN.Dev
 		}
 		fmt.Fprintf(b, "instance: %s\ninterfaces: {protected: %s, wire: %s}\n", tb.Instance(Node(gw)), lan, wan)
 		fmt.Fprintf(b, "capacities: {policies: 64, sas: 64, flow_cache: 4096}\n")
@@ -90,19 +90,13 @@ func (tb *Testbed) GatewayConfigsWith(tunnels []Tunnel, dp Dataplane) (gw1, gw2 
 		fmt.Fprintf(b, "  - {name: ike, dir: in, src: 0.0.0.0/0, dst: 0.0.0.0/0, proto: udp, dport: 500, priority: 10, action: bypass}\n")
 	}
 	for _, t := range tunnels {
-		l1, l2 := LAN1Prefix4, LAN2Prefix4
-		w1, w2 := GW1WANAddr4, GW2WANAddr4
-		if t.IPv6 {
-			l1, l2 = LAN1Prefix6, LAN2Prefix6
-			w1, w2 = GW1WANAddr6, GW2WANAddr6
-		}
+		t6, topo := t.IPv6, &tb.topo
+		l1, l2 := topo.LAN1(t6), topo.LAN2(t6)
+		w1, w2 := topo.GW1WAN.Addr(t6), topo.GW2WAN.Addr(t6)
 		mode := "tunnel"
 		if t.Transport {
 			// The SAs' ends are the hosts: outer addresses = inner addresses.
-			w1, w2 = H1Addr4, H2Addr4
-			if t.IPv6 {
-				w1, w2 = H1Addr6, H2Addr6
-			}
+			w1, w2 = topo.H1.Addr(t6), topo.H2.Addr(t6)
 			l1, l2 = netip.PrefixFrom(w1, w1.BitLen()), netip.PrefixFrom(w2, w2.BitLen())
 			mode = "transport"
 		}

@@ -13,7 +13,7 @@ import (
 
 // IperfOptions describe one iperf3 run from h1 to h2.
 type IperfOptions struct {
-	Dst      netip.Addr    // h2's address; default H2Addr4
+	Dst      netip.Addr    // h2's address; default the topology's (H2Addr4 in a testbed New built)
 	Streams  int           // parallel streams (-P); default 1
 	Duration time.Duration // test length (-t), whole seconds; default 5 s
 	UDP      bool          // UDP instead of TCP
@@ -44,7 +44,7 @@ func (r IperfResult) String() string {
 // receiver's figures. Every run is bounded by Duration plus a margin.
 func (tb *Testbed) Iperf3(ctx context.Context, o IperfOptions) (IperfResult, error) {
 	if !o.Dst.IsValid() {
-		o.Dst = H2Addr4
+		o.Dst = tb.topo.H2.Addr(false)
 	}
 	if o.Streams == 0 {
 		o.Streams = 1

@@ -39,11 +39,12 @@ func (tb *Testbed) MAC(ctx context.Context, n Node, dev string) (net.HardwareAdd
 // 18-byte zero payload and no UDP checksum (RFC 768). Benchmarks inject it
 // into gw1 as a minimum-size packet to protect.
 func (tb *Testbed) UDPFrame(ctx context.Context) ([]byte, error) {
-	dmac, err := tb.MAC(ctx, GW1, GW1LAN)
+	t := &tb.topo
+	dmac, err := tb.MAC(ctx, GW1, t.GW1LAN.Dev)
 	if err != nil {
 		return nil, err
 	}
-	smac, err := tb.MAC(ctx, H1, H1Eth)
+	smac, err := tb.MAC(ctx, H1, t.H1.Dev)
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +52,7 @@ func (tb *Testbed) UDPFrame(ctx context.Context) ([]byte, error) {
 	binary.BigEndian.PutUint16(udp[0:], 40000)
 	binary.BigEndian.PutUint16(udp[2:], 9)
 	binary.BigEndian.PutUint16(udp[4:], 26) // checksum 0: none (RFC 768)
-	return IPv4Frame(dmac, smac, H1Addr4, H2Addr4, 17, udp), nil
+	return IPv4Frame(dmac, smac, t.H1.Addr(false), t.H2.Addr(false), 17, udp), nil
 }
 
 // IPv4Frame builds an Ethernet frame carrying an IPv4 packet from src to dst (no options, TTL 64,

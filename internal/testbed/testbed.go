@@ -112,6 +112,7 @@ type Testbed struct {
 	queues  int
 	log     *slog.Logger
 	wireTap bool
+	topo    Topology // what New built or Adopt took; never changes after either returns
 
 	mu     sync.Mutex
 	made   []string // namespaces created, for teardown
@@ -128,26 +129,14 @@ func New(ctx context.Context, opts Options) (*Testbed, error) {
 	if os.Geteuid() != 0 {
 		return nil, ErrNotRoot
 	}
-	if opts.Tag == "" {
-		opts.Tag = "tb"
-	}
 	if opts.MTU == 0 {
 		opts.MTU = 1500
 	}
-	if opts.Log == nil {
-		opts.Log = slog.New(slog.DiscardHandler)
+	tb, err := newTestbed(opts)
+	if err != nil {
+		return nil, err
 	}
-	var rnd [3]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		return nil, fmt.Errorf("read random suffix: %w", err)
-	}
-	tb := &Testbed{
-		Prefix:  NamePrefix + opts.Tag + "-" + hex.EncodeToString(rnd[:]),
-		mtu:     opts.MTU,
-		queues:  opts.Queues,
-		log:     opts.Log,
-		wireTap: opts.WireTap,
-	}
+	tb.topo = defaultTopology(tb.Prefix)
 	if err := tb.build(ctx); err != nil {
 		if cerr := tb.Close(); cerr != nil {
 			err = errors.Join(err, cerr)
@@ -157,8 +146,41 @@ func New(ctx context.Context, opts Options) (*Testbed, error) {
 	return tb, nil
 }
 
+// newTestbed is a Testbed with its prefix and options, before it has a topology.
+func newTestbed(opts Options) (*Testbed, error) {
+	if opts.Tag == "" {
+		opts.Tag = "tb"
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	var rnd [3]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return nil, fmt.Errorf("read random suffix: %w", err)
+	}
+	return &Testbed{
+		Prefix:  NamePrefix + opts.Tag + "-" + hex.EncodeToString(rnd[:]),
+		mtu:     opts.MTU,
+		queues:  opts.Queues,
+		log:     opts.Log,
+		wireTap: opts.WireTap,
+	}, nil
+}
+
 // NetNS returns the name of node's namespace (as `ip netns` lists it).
-func (tb *Testbed) NetNS(n Node) string { return tb.Prefix + "-" + string(n) }
+func (tb *Testbed) NetNS(n Node) string {
+	if name, ok := tb.topo.NetNS[n]; ok {
+		return name
+	}
+	return tb.Prefix + "-" + string(n)
+}
+
+// Topology is the testbed's path: namespaces, interfaces and addresses. A copy: it never changes.
+func (tb *Testbed) Topology() Topology {
+	t := tb.topo
+	t.NetNS = maps.Clone(t.NetNS)
+	return t
+}
 
 // NsHandle opens node's namespace; the caller closes the handle.
 func (tb *Testbed) NsHandle(n Node) (netns.NsHandle, error) {
@@ -341,7 +363,8 @@ func (tb *Testbed) Run(ctx context.Context, n Node, name string, args ...string)
 }
 
 // Close removes the namespaces, and with them every link in them. It is idempotent and safe to
-// call on a partly built testbed.
+// call on a partly built testbed. An adopted testbed (Adopt) keeps its namespaces: Close removes
+// only what the testbed created itself (the gateways' state directories).
 func (tb *Testbed) Close() error {
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
@@ -499,11 +522,8 @@ func run(ctx context.Context, name string, args ...string) error {
 // gateways' workers complete such checksums, so the tunnel works either way. Benchmarks turn it
 // off to compare the tunnel with kernel forwarding under the same host settings.
 func (tb *Testbed) HostChecksumOffloadOff(ctx context.Context) error {
-	for _, h := range []struct {
-		n   Node
-		dev string
-	}{{H1, H1Eth}, {H2, H2Eth}} {
-		if _, err := tb.Run(ctx, h.n, "ethtool", "-K", h.dev, "tx", "off"); err != nil {
+	for _, h := range []Port{tb.topo.H1, tb.topo.H2} {
+		if _, err := tb.Run(ctx, h.Node, "ethtool", "-K", h.Dev, "tx", "off"); err != nil {
 			return err
 		}
 	}
