@@ -69,6 +69,33 @@ func TestAdoptedTopology(t *testing.T) {
 	run(testbed.GW2, "ip", "route", "add", "198.19.10.0/24", "via", "198.19.20.1")
 	run(testbed.H2, "ip", "route", "replace", "default", "via", "198.19.30.1")
 	run(testbed.H2, "ethtool", "-K", "lan-b", "gro", "on")
+	// The links just came up: wait until each has its carrier and its IPv6 link-local address
+	// (past duplicate address detection), or the snapshot would catch them half way.
+	for _, p := range adoptedPath {
+		testutil.WaitFor(t, 10*time.Second, p.dev+" up with a link-local address", func() bool {
+			var links []struct {
+				Operstate string `json:"operstate"`
+				AddrInfo  []struct {
+					Family string   `json:"family"`
+					Scope  string   `json:"scope"`
+					Tent   bool     `json:"tentative"`
+					Flags  []string `json:"flags"`
+				} `json:"addr_info"`
+			}
+			if err := json.Unmarshal([]byte(run(p.n, "ip", "-j", "addr", "show", "dev", p.dev)), &links); err != nil || len(links) != 1 {
+				return false
+			}
+			if links[0].Operstate != "UP" {
+				return false
+			}
+			for _, a := range links[0].AddrInfo {
+				if a.Family == "inet6" && a.Scope == "link" && !a.Tent && !slices.Contains(a.Flags, "tentative") {
+					return true
+				}
+			}
+			return false
+		})
+	}
 	before := pathState(t, tb, run)
 
 	netns, devs := map[string]string{}, map[string]string{}
