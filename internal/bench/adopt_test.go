@@ -69,6 +69,25 @@ func TestAdoptedTopology(t *testing.T) {
 	run(testbed.GW2, "ip", "route", "add", "198.19.10.0/24", "via", "198.19.20.1")
 	run(testbed.H2, "ip", "route", "replace", "default", "via", "198.19.30.1")
 	run(testbed.H2, "ethtool", "-K", "lan-b", "gro", "on")
+	// Links just set up come up (carrier, then the IPv6 link-local address) a moment later: the
+	// state to compare with is the settled one.
+	type addr struct {
+		Family string `json:"family"`
+		Scope  string `json:"scope"`
+	}
+	for _, p := range adoptedPath {
+		testutil.WaitFor(t, 10*time.Second, p.dev+" up with its link-local address", func() bool {
+			var links []struct {
+				Operstate string `json:"operstate"`
+				Addrs     []addr `json:"addr_info"`
+			}
+			out := run(p.n, "ip", "-j", "addr", "show", "dev", p.dev)
+			if json.Unmarshal([]byte(out), &links) != nil || len(links) != 1 || links[0].Operstate != "UP" {
+				return false
+			}
+			return slices.ContainsFunc(links[0].Addrs, func(a addr) bool { return a.Family == "inet6" && a.Scope == "link" })
+		})
+	}
 	before := pathState(t, tb, run)
 
 	netns, devs := map[string]string{}, map[string]string{}
